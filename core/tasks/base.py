@@ -1,0 +1,92 @@
+"""The task registry: what data a task reads, which head it needs, and how it is scored.
+
+Task *declarations* are torch-free (the GUI lists them); loading data imports ``datasets``.
+Modules in this package register their tasks on import and are discovered automatically.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import DataError
+
+SPLITS = ("train", "dev")
+
+
+def datasets_dir() -> Path:
+    """The bundled benchmark files (``resources/datasets``), in a checkout or an installed wheel."""
+    import resources
+
+    return Path(next(iter(resources.__path__))) / "datasets"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task. ``loader(split)`` returns a ``datasets.Dataset`` with the normalised columns:
+
+    classification/regression: ``text`` (and ``text_pair`` for pair tasks), ``label``
+    (int class or float score); QA: ``id``, ``question``, ``context``, ``answers`` (SQuAD form).
+    """
+
+    id: str
+    title: str
+    family: str  # "glue" | "squad" | "custom"
+    head: str  # "classification" | "regression" | "qa"
+    num_labels: int
+    metrics: tuple[str, ...]
+    primary_metric: str
+    loader: Callable[[str], Any] = field(repr=False, compare=False)
+    scorer: Callable[[Any, Any], dict[str, float]] = field(repr=False, compare=False)
+    pair: bool = False
+    splits: tuple[str, ...] = SPLITS
+    note: str = ""  # shown beside every result, e.g. "eval = article split of the dev file"
+    label_names: tuple[str, ...] = ()
+
+    def load(self, split: str) -> Any:
+        if split not in self.splits:
+            raise DataError(f"Task {self.title} has no '{split}' split; it has {', '.join(self.splits)}")
+        return self.loader(split)
+
+    def score(self, predictions: Any, references: Any) -> dict[str, float]:
+        return self.scorer(predictions, references)
+
+
+_TASKS: dict[str, Task] = {}
+_discovered = False
+
+
+def register_task(task: Task) -> Task:
+    if task.id in _TASKS:
+        raise RuntimeError(f"task id '{task.id}' registered twice")
+    _TASKS[task.id] = task
+    return task
+
+
+def discover() -> None:
+    global _discovered
+    if _discovered:
+        return
+    import core.tasks as package
+
+    for info in pkgutil.iter_modules(package.__path__):
+        if not info.name.startswith("_") and info.name != "base":
+            importlib.import_module(f"core.tasks.{info.name}")
+    _discovered = True
+
+
+def all_tasks() -> list[Task]:
+    discover()
+    return list(_TASKS.values())
+
+
+def get_task(task_id: str) -> Task:
+    discover()
+    try:
+        return _TASKS[task_id]
+    except KeyError:
+        raise DataError(f"Unknown task '{task_id}'. Known tasks: {', '.join(_TASKS)}") from None
