@@ -34,6 +34,19 @@ class DynamicInt8Config(StepConfig):
     per_channel: bool = param(True, label="Per-channel weights", help="One scale per output row instead of one per tensor (more accurate, same speed)")
     embeddings_int8: bool = param(True, label="Embeddings in int8", help="Store the embedding tables int8 with one scale per row (weight-only; dequantized per looked-up row)")
     quantize_head: bool = param(True, label="Quantize the head", help="Also quantize the pooler and task head Linear layers")
+    activation_range: str = param(
+        "reduced",
+        label="Activation range",
+        help="reduced: 7-bit activations, torch's default, exact on every x86 CPU. full: 8-bit activations, "
+        "more accurate; exact on CPUs with VNNI (AVX512-VNNI/AVX-VNNI), may saturate on older AVX2-only CPUs",
+        choices=("reduced", "full"),
+        sweepable=False,
+    )
+
+
+# torch's dynamic Linear picks reduce_range from its ``version`` attribute: 4 (current) quantizes
+# activations to 7 bits, older versions to the full 8 bits.
+_VERSION = {"reduced": 4, "full": 3}
 
 
 def _set_engine(engine: str) -> None:
@@ -105,6 +118,8 @@ class DynamicInt8(Step):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.ao deprecation notices; the kernels are current
             quantize_dynamic(model, qconfig_spec=dict.fromkeys(linears, qconfig), dtype=torch.qint8, inplace=True)
+        for name in linears:
+            model.get_submodule(name).version = _VERSION[cfg.activation_range]
         for name, first in tied.items():
             model.get_submodule(name)._packed_params = model.get_submodule(first)._packed_params
         embeddings: list[str] = []
@@ -123,6 +138,7 @@ class DynamicInt8(Step):
             "embeddings_int8": embeddings,
             "engine": cfg.engine,
             "scheme": "per_channel" if cfg.per_channel else "per_tensor",
+            "activation_range": cfg.activation_range,
         }
         ctx.progress(1.0, "Quantized")
         return ModelState(
@@ -141,6 +157,13 @@ def _narrow(t: Any, dtype: Any) -> Any:
     held in float64; qint8 zero points fit int8), else unchanged."""
     small = t.to(dtype)
     return small if small.to(t.dtype).equal(t) else t
+
+
+def _restore_version(version: int | None) -> Any:
+    def hook(module: Any, incompatible_keys: Any) -> None:
+        module.version = version
+
+    return hook
 
 
 @register_codec
@@ -162,7 +185,7 @@ class Int8DynamicCodec(Codec):
                 continue
             for key in ("_packed_params.dtype", "_packed_params._packed_params"):
                 tensors.pop(f"{name}.{key}", None)
-            meta: dict[str, Any] = {"in": m.in_features, "out": m.out_features}
+            meta: dict[str, Any] = {"in": m.in_features, "out": m.out_features, "version": m.version}
             if id(m._packed_params) in stored:
                 meta["same_as"] = stored[id(m._packed_params)]
                 linears[name] = meta
@@ -223,9 +246,12 @@ class Int8DynamicCodec(Codec):
             module = DynamicLinear(meta["in"], meta["out"], bias_=bias is not None, dtype=torch.qint8)
             module.set_weight_bias(weight, bias)
             set_submodule(model, name, module)
-            # What LinearPackedParams._load_from_state_dict reads (both its old and new layouts).
-            tensors[f"{name}._packed_params.weight"] = weight
-            tensors[f"{name}._packed_params.bias"] = bias
+            # load_state_dict overwrites ``version`` (None for a plain dict): restore it afterwards.
+            module.register_load_state_dict_post_hook(_restore_version(meta.get("version", 4)))
+            # What the quantized Linear's _load_from_state_dict reads: a plain dict has no version
+            # metadata (old layout: weight/bias); the version-3 layout is given too, for safety.
+            tensors[f"{name}.weight"] = weight
+            tensors[f"{name}.bias"] = bias
             tensors[f"{name}._packed_params.dtype"] = torch.qint8
             tensors[f"{name}._packed_params._packed_params"] = (weight, bias)
         for name, meta in entry.get("linears", {}).items():
