@@ -8,7 +8,28 @@ from typing import Any
 from core.models import ModelRef, load_model, load_tokenizer
 from core.steps.base import ModelState, StepContext
 from core.tasks import get_task
-from tests.helpers import tiny_bert_folder
+from tests.helpers import TINY_VOCAB
+
+# A complete little WordPiece vocabulary: every letter and digit also as a ## continuation, so
+# any lower-case ASCII word can be spelled (as in real BERT vocabularies).
+_CHARS = [chr(c) for c in range(ord("a"), ord("z") + 1)] + list("0123456789'-")
+RICH_VOCAB = list(dict.fromkeys(TINY_VOCAB + _CHARS + ["##" + c for c in _CHARS] + ["movie", "##ie", "and"]))
+
+
+def tiny_bert_folder(folder: Path, layers: int = 2, hidden: int = 32, heads: int = 2, seed: int = 0) -> Path:
+    """A real, randomly initialised BertModel folder with :data:`RICH_VOCAB`."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    torch.manual_seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(RICH_VOCAB) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizerFast(vocab=str(folder / "vocab.txt"), do_lower_case=True)
+    config = BertConfig(vocab_size=len(RICH_VOCAB), hidden_size=hidden, num_hidden_layers=layers,
+                        num_attention_heads=heads, intermediate_size=hidden * 2, max_position_embeddings=128)
+    BertModel(config).save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return folder
 
 TEXTS = ["the good movie", "a bad film !", "not very good , was it", "movies and films"]
 
