@@ -48,3 +48,13 @@ def finetune(state: Any, ctx: Any, cfg: TuneConfig, *, teacher: Any = None, alph
         distill_alpha=alpha,
         temperature=temperature,
     )
+
+
+def scaled_context(ctx: Any, start: float, end: float, prefix: str = "") -> Any:
+    """The same context with progress mapped into [start, end] of the step's bar."""
+    from dataclasses import replace
+
+    def progress(fraction: float, message: str = "") -> None:
+        ctx.progress(start + (end - start) * fraction, prefix + message)
+
+    return replace(ctx, progress=progress)

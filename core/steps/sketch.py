@@ -15,7 +15,7 @@ from typing import Any
 from core.artifacts import Codec, register_codec
 from core.errors import ConfigError
 from core.params import param
-from core.steps._tuning import TuneConfig, finetune
+from core.steps._tuning import TuneConfig, finetune, scaled_context
 from core.steps.base import FLOAT, TRAINABLE, ModelState, Step, StepContext, register
 
 CODEC_ID = "sketch"
@@ -138,13 +138,7 @@ class RandomSketch(Step):
         params_after = sum(p.numel() for p in state.model.parameters())
         ctx.log(f"sketched {len(layers)} Linear layers: {params_before} -> {params_after} parameters")
 
-        def tuning_progress(fraction: float, message: str = "") -> None:
-            ctx.progress(0.1 + 0.9 * fraction, message)
-
-        stats = {}
-        if cfg.epochs > 0:
-            sub = _sub_context(ctx, tuning_progress)
-            stats = finetune(state, sub, cfg)
+        stats = finetune(state, scaled_context(ctx, 0.1, 1.0, "fine-tuning: "), cfg)
         info = dict(state.info)
         info[self.id] = {"layers": len(layers), "params_before": params_before, "params_after": params_after,
                          "training": stats}
@@ -158,13 +152,6 @@ class RandomSketch(Step):
             traits=state.traits,
             info=info,
         )
-
-
-def _sub_context(ctx: StepContext, progress: Any) -> StepContext:
-    """The same context with progress mapped into a part of the step's bar."""
-    from dataclasses import replace
-
-    return replace(ctx, progress=progress)
 
 
 @register_codec
