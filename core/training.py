@@ -219,6 +219,7 @@ def run_loop(
         "epochs": epochs,
         "examples_seen": examples,
         "batches_per_epoch": per_epoch,
+        "first_loss": losses[0] if losses else float("nan"),
         "final_loss": losses[-1] if losses else float("nan"),
         "mean_loss_last_epoch": sum(tail) / len(tail) if tail else float("nan"),
         "seconds": time.perf_counter() - started,

@@ -12,10 +12,15 @@ import types
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from core.models import ModelRef, load_model, load_tokenizer
 from core.steps.base import ModelState, StepContext
 from core.tasks.base import Task
 from tests.helpers import tiny_bert_folder
+
+# Tiny models run fastest on one thread, and the test machine is shared: no thread contention.
+torch.set_num_threads(1)
 
 POS = ["the good movie", "a very good film !", "good , good", "the film was good", "a good movie ."]
 NEG = ["the bad movie", "a very bad film !", "bad , bad", "the film was bad", "not a good movie ."]
