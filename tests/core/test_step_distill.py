@@ -11,9 +11,8 @@ from core.errors import ConfigError, ModelLoadError
 from core.steps.base import INITIAL_TRAITS, get_step
 from core.steps.distill import attention_mse, masked_mse, parse_layers, uniform_mapping
 from core.training import train
-from tests.core.steps_support import ensure_features, make_ctx, outputs, sample_batch, tiny_state, tiny_task
+from tests.core.steps_support import make_ctx, outputs, sample_batch, tiny_state, tiny_task
 
-ensure_features()
 STEP = get_step("distill")
 FAST = dict(batch_size=8, max_length=32, train_size=16, intermediate_lr=3e-3, lr=3e-3)
 
