@@ -107,3 +107,17 @@ def test_the_study_chain_runs_and_reloads(tmp_path: Path) -> None:
     batch = sample_batch(state.tokenizer)
     assert torch.equal(outputs(state.model, batch), outputs(loaded, batch))
     assert loaded.config.num_hidden_layers == 2
+
+
+@pytest.mark.parametrize("step_id", STEPS)
+def test_every_step_checks_cancellation_and_reports_progress(tmp_path: Path, step_id: str) -> None:
+    from core.errors import StepCancelled
+
+    step = get_step(step_id)
+    state = tiny_state(tmp_path, layers=2)
+    with pytest.raises(StepCancelled):
+        step(step.config_cls(**FAST[step_id])).apply(state, make_ctx(tmp_path, tiny_task(), cancelled=lambda: True))
+    seen: list[float] = []
+    step(step.config_cls(**FAST[step_id])).apply(
+        state, make_ctx(tmp_path, tiny_task(), progress=lambda f, m="": seen.append(f)))
+    assert seen and seen[-1] == pytest.approx(1.0) and all(0.0 <= f <= 1.0 for f in seen)
