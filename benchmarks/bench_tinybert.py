@@ -57,7 +57,8 @@ class Bench:
                 last["t"] = now
                 _log(f"  {label}: {fraction:5.1%} {message}")
 
-        return StepContext(seed=self.args.seed, task=task, scratch=self.folder, progress=progress)
+        return StepContext(seed=self.args.seed, task=task, scratch=self.folder, progress=progress,
+                           threads=self.args.train_threads)
 
     def apply(self, step_id: str, state: Any, task: Any, **config: Any) -> Any:
         from core.steps.base import get_step
@@ -282,7 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--distill-lr", type=float, default=1e-4)
     parser.add_argument("--prune-amounts", default="0.1,0.2,0.3,0.4")
     parser.add_argument("--eval-limit", type=int, default=None, help="evaluate the first N dev rows only")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="threads for evaluation and latency")
+    parser.add_argument("--train-threads", type=int, default=1,
+                        help="threads for training (1: on a busy shared machine 2 threads ran 6x slower)")
     parser.add_argument("--latency-repeats", type=int, default=10)
     parser.add_argument("--latency-rounds", type=int, default=3)
     parser.add_argument("--full-range", action="store_true", help="also measure int8 with 8-bit activations")
@@ -332,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
             "prune_amounts": args.prune_amounts,
             "eval_limit": args.eval_limit,
             "threads": args.threads,
+            "train_threads": args.train_threads,
             "latency_repeats": args.latency_repeats,
             "latency_rounds": args.latency_rounds,
             "seed": args.seed,

@@ -189,7 +189,9 @@ def run_loop(
     step = 0
     losses: list[float] = []
     examples = 0
-    with torch.random.fork_rng(devices=[]):
+    from core.measure.evaluation import pinned_threads
+
+    with torch.random.fork_rng(devices=[]), pinned_threads(ctx.threads):
         torch.manual_seed(ctx.seed)
         for m in modules:
             m.train()
