@@ -251,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to check the script end to end")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                        help="override a Settings field, e.g. --set sst2_train=1500 bits=16,8,4")
     args = parser.parse_args(argv)
 
     import torch
@@ -259,6 +261,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         settings = Settings(threads=args.threads, sst2_train=200, squad_train=100, squad_eval=40, share_train=50,
                             sketch_train=50, bits=(16, 4), vocab=(100, 25), layers=(3,))
+    for item in args.set:
+        name, _, value = item.partition("=")
+        current = getattr(settings, name)
+        if isinstance(current, tuple):
+            setattr(settings, name, tuple(type(current[0])(v) for v in value.split(",")))
+        else:
+            setattr(settings, name, type(current)(value))
     torch.set_num_threads(settings.threads)
     settings.notes.append("SQuAD 2.0: bundled dev file split by article (train part / eval part); "
                           f"eval on a seeded sample of {settings.squad_eval} eval-part questions")
