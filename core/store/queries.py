@@ -183,35 +183,38 @@ def run_environment(store: Store, run_id: int) -> dict[str, Any]:
     return json.loads(body) if body else {}
 
 
-_VARIANT_COLS = (
-    s.Variant.id, s.Variant.run_id, s.Variant.parent_id, s.Variant.step_index, s.Variant.step_id, s.Variant.label,
-    s.Variant.config, s.Variant.cached, s.Variant.cached_from_id, s.Variant.seconds, s.Variant.flag,
+_VARIANTS_SQL = (
+    "SELECT v.id, v.run_id, v.parent_id, v.step_index, v.step_id, v.label, v.config, v.cached, v.cached_from_id,"
+    " v.seconds, v.flag, a.path, a.bytes FROM variants v LEFT JOIN artifacts a ON a.variant_id = v.id"
+    " WHERE {where} ORDER BY v.run_id, v.id"
+)
+_METRICS_SQL = (
+    "SELECT m.variant_id, m.name, m.value, m.unit FROM metrics m JOIN variants v ON v.id = m.variant_id"
+    " WHERE {where}"  # index order: per variant, metrics come in insertion order
 )
 
 
-def _variants(store: Store, where: Any, metric_where: Any) -> list[VariantInfo]:
-    with store.read() as session:
-        rows = session.execute(
-            select(*_VARIANT_COLS, s.Artifact.path, s.Artifact.bytes)
-            .outerjoin(s.Artifact, s.Artifact.variant_id == s.Variant.id)
-            .where(where)
-            .order_by(s.Variant.run_id, s.Variant.id)
-        ).all()
-        metric_rows = session.execute(
-            select(s.Metric.variant_id, s.Metric.name, s.Metric.value, s.Metric.unit)
-            .join(s.Variant, s.Variant.id == s.Metric.variant_id)
-            .where(metric_where)
-            .order_by(s.Metric.id)
-        ).all()
+def _variants(store: Store, where: str, params: tuple[Any, ...]) -> list[VariantInfo]:
+    """Variants matching an SQL condition on ``v`` with their metrics.
+
+    The two hot GUI queries go through the DB-API cursor directly: on thousands of rows the result
+    processing of SQLAlchemy costs more than SQLite itself (benchmarks/bench_queries.py).
+    """
+    with store.engine.connect() as conn:
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        rows = cursor.execute(_VARIANTS_SQL.format(where=where), params).fetchall()
+        metric_rows = cursor.execute(_METRICS_SQL.format(where=where), params).fetchall()
+        cursor.close()
     metrics: dict[int, dict[str, float | None]] = defaultdict(dict)
     units: dict[int, dict[str, str]] = defaultdict(dict)
     for vid, name, value, unit in metric_rows:
         metrics[vid][name] = value
         units[vid][name] = unit
+    loads = json.loads
     return [
         VariantInfo(
             id=r[0], run_id=r[1], parent_id=r[2], step_index=r[3], step_id=r[4], label=r[5],
-            config=json.loads(r[6]), cached=bool(r[7]), cached_from_id=r[8], seconds=r[9], flag=r[10],
+            config=loads(r[6]), cached=bool(r[7]), cached_from_id=r[8], seconds=r[9], flag=r[10],
             artifact_path=r[11], artifact_bytes=r[12], metrics=metrics.get(r[0], {}), units=units.get(r[0], {}),
         )
         for r in rows
@@ -220,19 +223,19 @@ def _variants(store: Store, where: Any, metric_where: Any) -> list[VariantInfo]:
 
 def run_variants(store: Store, run_id: int) -> list[VariantInfo]:
     """Every variant of a run (baseline first), with metrics; parents come before children."""
-    return _variants(store, s.Variant.run_id == run_id, s.Variant.run_id == run_id)
+    return _variants(store, "v.run_id = ?", (int(run_id),))
 
 
 def variants_of_model(store: Store, model: str) -> list[VariantInfo]:
     """Every variant produced from one model reference (str(ModelRef)) across all runs."""
-    run_ids = select(s.Run.id).join(s.Model, s.Model.id == s.Run.model_id).where(s.Model.ref == model)
-    return _variants(store, s.Variant.run_id.in_(run_ids), s.Variant.run_id.in_(run_ids))
+    where = "v.run_id IN (SELECT r.id FROM runs r JOIN models mo ON mo.id = r.model_id WHERE mo.ref = ?)"
+    return _variants(store, where, (model,))
 
 
 def get_variants(store: Store, variant_ids: list[int]) -> list[VariantInfo]:
     """The given variants (in id order); StoreError naming any id that does not exist."""
-    ids = sorted(set(variant_ids))
-    found = _variants(store, s.Variant.id.in_(ids), s.Variant.id.in_(ids))
+    ids = sorted({int(v) for v in variant_ids})
+    found = _variants(store, f"v.id IN ({','.join('?' * len(ids))})", tuple(ids)) if ids else []
     missing = sorted(set(ids) - {v.id for v in found})
     if missing:
         raise StoreError(f"No variant {', '.join(map(str, missing))} in {store.path}; 'workbench-cli show RUN' lists them")
