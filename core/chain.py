@@ -470,7 +470,7 @@ def validate_recipe(recipe: Recipe, *, check_files: bool = True) -> list[Problem
     Checks the model reference, the task and its data, each step id and value (sweep values one
     by one), the order of steps through their traits, task heads, and teachers for distillation.
     """
-    from core.models import ModelRef, check_local_folder
+    from core.models import ModelRef
     from core.steps.base import INITIAL_TRAITS, TRAINABLE, get_step
     from core.tasks.base import datasets_dir, get_task
 
@@ -481,7 +481,7 @@ def validate_recipe(recipe: Recipe, *, check_files: bool = True) -> list[Problem
         if check_files and ref.kind != "hub":
             folder = ref.local_folder()
             if folder is not None:
-                check_local_folder(folder)
+                _check_model_folder(folder)
     except WorkbenchError as exc:
         problems.append(Problem(str(exc), "give the packaged default, a model folder or a hub id", field="model"))
 
@@ -568,6 +568,18 @@ def validate_recipe(recipe: Recipe, *, check_files: bool = True) -> list[Problem
             removed_by[trait] = (index, step_cls.id)
         traits = (traits - set(step_cls.removes)) | set(step_cls.adds)
     return problems
+
+
+def _check_model_folder(folder: Path) -> None:
+    """Cheap, torch-free presence check (the GUI validates on every edit); loading checks the rest."""
+    from core.errors import ModelLoadError
+
+    if not folder.is_dir():
+        raise ModelLoadError(f"Model folder {folder} does not exist")
+    if not (folder / "config.json").is_file():
+        raise ModelLoadError(f"{folder} is not a model folder: it has no config.json")
+    if not any(folder.glob("*.safetensors")) and not any(folder.glob("pytorch_model*.bin")):
+        raise ModelLoadError(f"{folder} has no weights (model.safetensors or pytorch_model.bin)")
 
 
 def _config_problems(step_cls: Any, entry: ChainEntry, index: int) -> list[Problem]:

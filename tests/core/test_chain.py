@@ -239,3 +239,22 @@ def test_chain_edits_return_new_chains() -> None:
     assert chain.remove(0).entries == (b,)
     assert chain.replace(1, c).entries == (a, c)
     assert chain.entries == (a, b)
+
+
+def test_recipe_validation_and_client_modules_stay_torch_free(tiny: Path) -> None:
+    """The GUI validates on every edit and talks to the worker: none of that may load torch."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    code = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(root)!r})\n"
+        "import core.chain, core.store, core.worker_client, core.protocol, core.cli, core.paths\n"
+        "from core.chain import Recipe, validate_recipe\n"
+        f"r = Recipe.from_dict({{'model': {str(tiny)!r}, 'task': 'sst2', 'chain': [{{'step': 'nope'}}]}})\n"
+        "assert len(validate_recipe(r)) == 1\n"
+        "print(','.join(sorted(m for m in ('torch', 'transformers', 'datasets') if m in sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
