@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import shutil
 import sys
 import time
 import traceback
@@ -350,7 +351,10 @@ class _Runner:
                 log=self.log, cancelled=self.cancelled, teacher=teacher, threads=self.m.threads,
             )
             before = dict(state_in.info)
-            state = step_cls(node.step.config).apply(state_in, ctx)
+            try:
+                state = step_cls(node.step.config).apply(state_in, ctx)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)  # scratch is per step; artifacts are what stays
             step_info = {k: v for k, v in state.info.items() if before.get(k) != v}
         self.check_cancelled()
         folder = self.artifacts / f"{seq:03d}-{(node.step.step if node.step else 'baseline')}-{key[:8]}"
