@@ -109,7 +109,7 @@ class MainWindow(QMainWindow):
         self.chain.chainChanged.connect(self.validate)
         self.chain.rowsInserted.connect(lambda _p, first, _last: self._select(first))
         self.chain.rowsMoved.connect(lambda _p, _s, _e, _d, row: self._select_moved(row))
-        self.undo.cleanChanged.connect(lambda _c: self._update_title())
+        self.undo.cleanChanged.connect(self._update_title)
         self.model_picker.modelChosen.connect(self._model_chosen)
         self.task_picker.taskChosen.connect(self._task_chosen)
         self.task_picker.customRequested.connect(self._custom_task)
@@ -255,7 +255,7 @@ class MainWindow(QMainWindow):
         self.doc.steps = [e.copy() for e in self.chain.entries]
         return self.doc
 
-    def _update_title(self) -> None:
+    def _update_title(self, *_args: object) -> None:
         name = self.path.name if self.path else (self.doc.name or "untitled")
         dirty = "" if self.undo.isClean() else " *"
         self.setWindowTitle(f"{name}{dirty} — Compression Workbench")

@@ -159,8 +159,9 @@ class ResultsFilter(QSortFilterProxyModel):
         self.run_filter: int | None = None
 
     def set_run(self, run_id: int | None) -> None:
+        self.beginFilterChange()
         self.run_filter = run_id
-        self.invalidateFilter()
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
     def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex) -> bool:
         model = self.sourceModel()
