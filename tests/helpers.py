@@ -15,7 +15,7 @@ def tiny_tokenizer(folder: Path) -> Any:
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.txt").write_text("\n".join(TINY_VOCAB) + "\n", encoding="utf-8")
-    return BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
+    return BertTokenizerFast(vocab=str(folder / "vocab.txt"), do_lower_case=True)  # v5: vocab=, not vocab_file=
 
 
 def tiny_bert_folder(folder: Path, layers: int = 2, hidden: int = 32, heads: int = 2, seed: int = 0) -> Path:

@@ -60,8 +60,9 @@ _TASKS: dict[str, Task] = {}
 _discovered = False
 
 
-def register_task(task: Task) -> Task:
-    if task.id in _TASKS:
+def register_task(task: Task, *, replace: bool = False) -> Task:
+    """Add ``task`` to the registry. ``replace`` lets a user's custom task be re-defined."""
+    if task.id in _TASKS and not replace:
         raise RuntimeError(f"task id '{task.id}' registered twice")
     _TASKS[task.id] = task
     return task

@@ -1,12 +1,23 @@
-"""GLUE tasks read from the bundled TSV files (never ``load_dataset("glue")``, which needs the hub)."""
+"""GLUE tasks read from the bundled TSV files (never ``load_dataset("glue")``, which needs the hub).
+
+SST-2, CoLA, RTE, STS-B and QNLI are registered here. MRPC-style pair classification (accuracy
++ F1) has no bundled data; ``core.tasks.custom`` builds such tasks from the user's own files with
+the same scorer (``metrics.accuracy_f1``).
+"""
 
 from __future__ import annotations
 
 import csv
+import functools
+import random
 from typing import Any
 
 from core.errors import DataError
+from core.tasks import metrics
 from core.tasks.base import Task, datasets_dir, register_task
+
+# GLUE's label order for the entailment tasks (as in the GLUE baselines and HF glue processors).
+ENTAILMENT_LABELS = ("entailment", "not_entailment")
 
 
 def _read_tsv(relpath: str, header: bool = True, names: list[str] | None = None) -> list[dict[str, str]]:
@@ -29,15 +40,86 @@ def _dataset(columns: dict[str, list[Any]]) -> Any:
     return datasets.Dataset.from_dict(columns)
 
 
-def _accuracy(predictions: Any, references: Any) -> dict[str, float]:
-    from sklearn.metrics import accuracy_score
+def _label_id(value: str, names: tuple[str, ...], where: str) -> int:
+    try:
+        return names.index(value)
+    except ValueError:
+        raise DataError(f"{where}: unexpected label '{value}', expected one of {', '.join(names)}") from None
 
-    return {"accuracy": float(accuracy_score(references, predictions))}
+
+# Kept for callers of the foundation module.
+_accuracy = metrics.accuracy
 
 
+@functools.lru_cache(maxsize=8)
 def _load_sst2(split: str) -> Any:
     rows = _read_tsv(f"sst2/{split}.tsv")
     return _dataset({"text": [r["sentence"] for r in rows], "label": [int(r["label"]) for r in rows]})
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cola(split: str) -> Any:
+    rows = _read_tsv(f"cola/{split}.tsv", header=False, names=["source", "label", "original", "sentence"])
+    return _dataset({"text": [r["sentence"] for r in rows], "label": [int(r["label"]) for r in rows]})
+
+
+@functools.lru_cache(maxsize=8)
+def _load_rte(split: str) -> Any:
+    rows = _read_tsv(f"rte/{split}.tsv")
+    where = f"rte/{split}.tsv"
+    return _dataset(
+        {
+            "text": [r["sentence1"] for r in rows],
+            "text_pair": [r["sentence2"] for r in rows],
+            "label": [_label_id(r["label"], ENTAILMENT_LABELS, where) for r in rows],
+        }
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _load_stsb(split: str) -> Any:
+    rows = _read_tsv(f"stsb/{split}.tsv")
+    return _dataset(
+        {
+            "text": [r["sentence1"] for r in rows],
+            "text_pair": [r["sentence2"] for r in rows],
+            "label": [float(r["score"]) for r in rows],
+        }
+    )
+
+
+QNLI_SPLIT_SEED = 0
+QNLI_TRAIN_FRACTION = 0.8
+
+
+def qnli_split_indices() -> tuple[list[int], list[int]]:
+    """Rows of the official QNLI dev file going to our train / dev parts.
+
+    Grouped by question (a question's candidate sentences all land on one side), the unique
+    questions shuffled with a fixed seed, the first 80 % of them to train. Deterministic.
+    """
+    rows = _read_tsv("qnli/dev.tsv")
+    questions = sorted({r["question"] for r in rows})
+    random.Random(QNLI_SPLIT_SEED).shuffle(questions)
+    train_q = set(questions[: round(len(questions) * QNLI_TRAIN_FRACTION)])
+    train = [i for i, r in enumerate(rows) if r["question"] in train_q]
+    dev = [i for i, r in enumerate(rows) if r["question"] not in train_q]
+    return train, dev
+
+
+@functools.lru_cache(maxsize=8)
+def _load_qnli(split: str) -> Any:
+    rows = _read_tsv("qnli/dev.tsv")
+    if split != "dev_full":
+        train, dev = qnli_split_indices()
+        rows = [rows[i] for i in (train if split == "train" else dev)]
+    return _dataset(
+        {
+            "text": [r["question"] for r in rows],
+            "text_pair": [r["sentence"] for r in rows],
+            "label": [_label_id(r["label"], ENTAILMENT_LABELS, "qnli/dev.tsv") for r in rows],
+        }
+    )
 
 
 SST2 = register_task(
@@ -50,7 +132,75 @@ SST2 = register_task(
         metrics=("accuracy",),
         primary_metric="accuracy",
         loader=_load_sst2,
-        scorer=_accuracy,
+        scorer=metrics.accuracy,
         label_names=("negative", "positive"),
+    )
+)
+
+COLA = register_task(
+    Task(
+        id="cola",
+        title="CoLA (acceptability)",
+        family="glue",
+        head="classification",
+        num_labels=2,
+        metrics=("matthews_correlation",),
+        primary_metric="matthews_correlation",
+        loader=_load_cola,
+        scorer=metrics.matthews,
+        label_names=("unacceptable", "acceptable"),
+    )
+)
+
+RTE = register_task(
+    Task(
+        id="rte",
+        title="RTE (entailment)",
+        family="glue",
+        head="classification",
+        num_labels=2,
+        metrics=("accuracy",),
+        primary_metric="accuracy",
+        loader=_load_rte,
+        scorer=metrics.accuracy,
+        pair=True,
+        label_names=ENTAILMENT_LABELS,
+    )
+)
+
+STSB = register_task(
+    Task(
+        id="stsb",
+        title="STS-B (similarity)",
+        family="glue",
+        head="regression",
+        num_labels=1,
+        metrics=("pearson", "spearman", "pearson_spearman_mean"),
+        primary_metric="pearson",
+        loader=_load_stsb,
+        scorer=metrics.pearson_spearman,
+        pair=True,
+        note="primary metric = Pearson correlation (Spearman and their mean also reported)",
+    )
+)
+
+QNLI = register_task(
+    Task(
+        id="qnli",
+        title="QNLI (question entailment)",
+        family="glue",
+        head="classification",
+        num_labels=2,
+        metrics=("accuracy",),
+        primary_metric="accuracy",
+        loader=_load_qnli,
+        scorer=metrics.accuracy,
+        pair=True,
+        splits=("train", "dev", "dev_full"),
+        label_names=ENTAILMENT_LABELS,
+        note=(
+            "QNLI train is not bundled: train/dev here are an 80/20 split of the official dev file "
+            "by question (seed 0); 'dev_full' is the whole official dev file"
+        ),
     )
 )

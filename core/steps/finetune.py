@@ -1,0 +1,78 @@
+"""Fine-tune the encoder and its task head on the task's training split.
+
+Classification, regression and extractive QA heads all train through ``core.training.train``;
+the head decides the loss (cross-entropy, MSE, start/end cross-entropy). Values change, storage
+does not, so no codec is needed.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+from core.errors import ConfigError
+from core.params import StepConfig, param
+from core.steps.base import FLOAT, TRAINABLE, ModelState, Step, StepContext, register
+
+TRAINED_HEADS = frozenset({"classification", "regression", "qa"})
+
+
+@dataclass(frozen=True)
+class FinetuneConfig(StepConfig):
+    lr: float = param(5e-5, label="Learning rate", help="Peak AdamW learning rate", min=0.0, max=1.0, min_exclusive=True)
+    epochs: float = param(3.0, label="Epochs", help="Passes over the training subset (fractions allowed)", min=0.0, max=100.0, min_exclusive=True)
+    batch_size: int = param(32, label="Batch size", min=1, max=1024)
+    max_length: int = param(128, label="Max length", help="Tokens per example; longer inputs are truncated", min=8, max=4096, unit="tokens")
+    warmup_ratio: float = param(0.1, label="Warm-up", help="Fraction of steps with a linearly rising learning rate, then linear decay to 0", min=0.0, max=0.9)
+    train_size: int | None = param(None, label="Training subset", help="Examples drawn (seeded) from the train split; empty = all", min=1)
+    weight_decay: float = param(0.01, label="Weight decay", help="AdamW decoupled weight decay (not on biases or LayerNorm)", min=0.0, max=1.0)
+    seed_offset: int = param(0, label="Seed offset", help="Added to the run seed, e.g. to repeat training with other shuffles", min=0, max=1_000_000, sweepable=True)
+
+
+@register
+class Finetune(Step):
+    id = "finetune"
+    title = "Fine-tune"
+    category = "Training"
+    description = "Train the encoder and task head (AdamW, linear warm-up and decay)."
+    config_cls = FinetuneConfig
+    requires = frozenset({FLOAT, TRAINABLE})
+    heads = TRAINED_HEADS
+
+    def apply(self, state: ModelState, ctx: StepContext) -> ModelState:
+        from core.training import train
+
+        cfg: FinetuneConfig = self.config  # type: ignore[assignment]
+        if state.head not in TRAINED_HEADS:
+            raise ConfigError(
+                f"finetune needs a task head (classification, regression or qa); this model has '{state.head}'",
+                step=self.id,
+            )
+        ctx.check_cancelled()
+        model = copy.deepcopy(state.model)
+        new = ModelState(
+            model=model,
+            tokenizer=state.tokenizer,
+            task=state.task,
+            head=state.head,
+            transforms=list(state.transforms),
+            traits=state.traits,
+            info=dict(state.info),
+        )
+        import dataclasses
+
+        run_ctx = dataclasses.replace(ctx, seed=ctx.seed + cfg.seed_offset)
+        stats = train(
+            new,
+            run_ctx,
+            epochs=cfg.epochs,
+            lr=cfg.lr,
+            batch_size=cfg.batch_size,
+            max_length=cfg.max_length,
+            warmup_ratio=cfg.warmup_ratio,
+            train_size=cfg.train_size,
+            weight_decay=cfg.weight_decay,
+        )
+        new.info[self.id] = stats
+        ctx.log(f"finetune: {stats['steps']} steps, final loss {stats['final_loss']:.4f}, {stats['seconds']:.1f} s")
+        return new

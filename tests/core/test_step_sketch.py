@@ -1,0 +1,99 @@
+"""Random sketching: S is Rademacher/sqrt(m) with E[S^T S] = I, rebuilt from its seed, never stored."""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from pathlib import Path
+
+import pytest
+import torch
+
+from core.artifacts import load_artifact, save_artifact
+from core.errors import ConfigError
+from core.steps._sketched_linear import SketchedLinear, rademacher
+from core.steps.base import get_step
+from core.steps.sketch import SketchConfig, group_of
+from tests.core.steps2_helpers import context, logits, tiny_state
+
+
+def test_sketch_entries_are_plus_minus_one_over_root_m() -> None:
+    s = rademacher(64, 100, seed=3)
+    assert set(torch.unique(s * math.sqrt(64)).tolist()) == {-1.0, 1.0}
+    assert torch.equal(s, rademacher(64, 100, seed=3))
+    assert not torch.equal(s, rademacher(64, 100, seed=4))
+
+
+def test_s_transpose_s_approaches_identity_at_the_theoretical_rate() -> None:
+    """||S^T S - I||_F^2 has expectation n(n-1)/m: off-diagonal entries have variance 1/m."""
+    n = 48
+    errors = []
+    for m in (8, 32, 128, 512):
+        squared = [float(((rademacher(m, n, seed) .T @ rademacher(m, n, seed)) - torch.eye(n)).pow(2).sum())
+                   for seed in range(20)]
+        mean_sq = sum(squared) / len(squared)
+        assert mean_sq == pytest.approx(n * (n - 1) / m, rel=0.1), m
+        errors.append(math.sqrt(mean_sq))
+        diag = torch.diagonal(rademacher(m, n, 0).T @ rademacher(m, n, 0))
+        assert torch.allclose(diag, torch.ones(n))  # exactly 1 on the diagonal
+    assert errors == sorted(errors, reverse=True)
+
+
+def test_sketched_linear_computes_w_st_s_x() -> None:
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(40, 7)
+    sketched = SketchedLinear.from_linear(linear, 16, seed=11)
+    x = torch.randn(5, 40)
+    s = rademacher(16, 40, 11)
+    expected = x @ (linear.weight @ s.T @ s).T + linear.bias
+    assert torch.allclose(sketched(x), expected, atol=1e-5)
+    assert "sketch" not in sketched.state_dict()
+
+
+def test_groups_cover_bert_layers() -> None:
+    assert group_of("bert.encoder.layer.0.attention.self.query") == "m_attention"
+    assert group_of("bert.encoder.layer.0.attention.output.dense") == "m_attention"
+    assert group_of("bert.encoder.layer.3.intermediate.dense") == "m_ffn_in"
+    assert group_of("bert.encoder.layer.3.output.dense") == "m_ffn_out"
+    assert group_of("bert.pooler.dense") is None and group_of("classifier") is None
+
+
+def _apply(state, tmp_path: Path, **cfg):  # type: ignore[no-untyped-def]
+    step_cls = get_step("sketch.random")
+    return step_cls(step_cls.config_cls(**{"epochs": 0, **cfg})).apply(state, context(tmp_path))
+
+
+def test_m_not_below_input_width_is_refused_naming_the_field(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="m_attention") as info:
+        _apply(tiny_state(tmp_path, hidden=32), tmp_path, m_attention=32, m_ffn_out=16)
+    assert info.value.field == "m_attention"
+    with pytest.raises(ConfigError, match="m_attention"):
+        SketchConfig(m_attention=0, m_ffn_out=0)
+
+
+def test_sketched_model_reloads_to_identical_outputs_without_storing_s(tmp_path: Path) -> None:
+    state = tiny_state(tmp_path, hidden=32)
+    params_before = sum(p.numel() for p in state.model.parameters())
+    out = _apply(state, tmp_path, m_attention=16, m_ffn_in=8, m_ffn_out=24)
+    layers = out.transforms[-1]["layers"]
+    assert len(layers) == 2 * 6
+    assert sum(p.numel() for p in out.model.parameters()) < params_before
+    folder = tmp_path / "art"
+    save_artifact(out, folder)
+    loaded = load_artifact(folder)
+    assert torch.equal(logits(out, out.tokenizer), logits(loaded.model, loaded.tokenizer))
+    raw = (folder / "model.safetensors").read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    assert not [k for k in header if "sketch" in k]
+    for name, spec in layers.items():
+        assert header[name + ".weight"]["shape"] == [spec["out"], spec["m"]]
+        s_bytes = rademacher(spec["m"], spec["in"], spec["seed"]).numpy().tobytes()
+        assert s_bytes[:64] not in raw  # no float copy of S anywhere in the file
+
+
+def test_sketching_is_deterministic_given_the_seed(tmp_path: Path) -> None:
+    a = _apply(tiny_state(tmp_path), tmp_path, m_attention=16, m_ffn_out=24)
+    b = _apply(tiny_state(tmp_path), tmp_path, m_attention=16, m_ffn_out=24)
+    assert torch.equal(logits(a, a.tokenizer), logits(b, b.tokenizer))
