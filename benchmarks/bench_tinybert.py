@@ -261,6 +261,8 @@ def markdown(result: dict[str, Any]) -> str:
             f"{q['int8_metric_cost_points']:+.2f} | {'n/a' if ret is None else f'{ret:.3f}'} | "
             f"{q['student_vs_teacher_artifact_ratio']:.3f} | {q['student_vs_teacher_latency_speedup']:.2f}x |"
         )
+    lines += ["", "int8 metric cost = 100 x (fp32 student - int8 student); negative means int8 scored higher. "
+              "Pruned variants run on the same dense kernels, so they are timed as the student."]
     if any("int8_full_range_latency_speedup" in t["ratios"] for t in tasks):
         lines += ["", "8-bit activations (activation_range=full): " + "; ".join(
             f"{t['task']}: {t['ratios']['int8_full_range_latency_speedup']:.2f}x, metric cost "
