@@ -26,7 +26,6 @@ from PySide6.QtWidgets import (
 )
 
 from workbench import store_client
-from workbench.charts import Charts
 from workbench.results_model import COLUMNS, ResultsFilter, ResultsModel, normalize
 from workbench.settings import Settings
 
@@ -41,6 +40,7 @@ class ResultsView(QWidget):
         self.proxy = ResultsFilter(self)
         self.proxy.setSourceModel(self.model)
         self.rows: list[dict[str, Any]] = []
+        self._dirty = True
 
         self.run_combo = QComboBox()
         self.run_combo.setObjectName("runFilter")
@@ -60,9 +60,13 @@ class ResultsView(QWidget):
         self.export_chart_button.setText("Export chart")
         self.export_chart_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         chart_menu = QMenu(self)
-        self.charts = Charts()
-        self.charts.setObjectName("charts")
-        for name in self.charts.plots():
+        # pyqtgraph (and numpy) take about a second to import: the charts are built the first
+        # time the Results tab is shown, so the window opens fast.
+        self._charts = None
+        self.charts_host = QWidget()
+        self.charts_host.setObjectName("chartsHost")
+        QVBoxLayout(self.charts_host).setContentsMargins(0, 0, 0, 0)
+        for name in ("scatter", "latency", "waterfall", "sweep"):
             for ext in ("png", "svg"):
                 chart_menu.addAction(f"{name} as {ext.upper()}", lambda n=name, e=ext: self.export_chart_dialog(n, e))
         self.export_chart_button.setMenu(chart_menu)
@@ -99,7 +103,7 @@ class ResultsView(QWidget):
         left.setSizes([500, 200])
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(left)
-        split.addWidget(self.charts)
+        split.addWidget(self.charts_host)
         split.setSizes([560, 640])
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
@@ -148,7 +152,31 @@ class ResultsView(QWidget):
         self._update_count()
         self.redraw()
 
+    @property
+    def charts(self):  # type: ignore[no-untyped-def]
+        """The Charts widget, built on first use."""
+        if self._charts is None:
+            from workbench.charts import Charts
+
+            self._charts = Charts()
+            self._charts.setObjectName("charts")
+            layout = self.charts_host.layout()
+            assert layout is not None
+            layout.addWidget(self._charts)
+            self._dirty = True
+        return self._charts
+
+    def showEvent(self, event) -> None:  # type: ignore[no-untyped-def]
+        super().showEvent(event)
+        if self._dirty or self._charts is None:
+            self.redraw()
+
     def redraw(self) -> None:
+        """Redraw now if the tab is visible; otherwise when it is next shown."""
+        if not self.isVisible():
+            self._dirty = True
+            return
+        self._dirty = False
         self.charts.update_rows(self.rows, run_id=self.run_combo.currentData(), selected=self.selected_rows())
 
     def interrupted_run(self) -> int | None:
@@ -179,7 +207,8 @@ class ResultsView(QWidget):
 
     def _selection_changed(self) -> None:
         selected = self.selected_rows()
-        self.charts._update_scatter(self.rows, selected)
+        if self.isVisible():
+            self.charts.mark_selected(selected)
         self.show_comparison(selected)
 
     def show_comparison(self, rows: list[dict[str, Any]]) -> None:
