@@ -64,19 +64,23 @@ def bench_launch(repeats: int) -> dict:
 
 
 def synthetic_rows(n: int, seed: int = 0) -> list[dict]:
-    """n variants in runs of 10 (baseline + 9 steps), with a pruning sweep, for chart timing."""
+    """n variants (the results view's row layout) in runs of 10: baseline + a pruning sweep, for timing."""
     rng = random.Random(seed)
-    raw = []
+    rows = []
     for i in range(n):
         run, index = i // 10 + 1, i % 10
         mb = 90.0 * (1 - 0.08 * index) * rng.uniform(0.9, 1.1)
-        raw.append({"variant_id": i + 1, "run_id": run, "index": index, "label": "baseline" if index == 0 else f"step {index}",
-                    "step": "baseline" if index == 0 else "prune.global_magnitude",
-                    "metric": 0.91 - 0.004 * index * rng.random(), "metric_name": "accuracy",
-                    "params": 22_700_000, "nonzero": int(22_700_000 * (1 - 0.05 * index)), "artifact_bytes": int(mb * 1e6),
-                    "p50_ms": 40 * (1 - 0.03 * index) * rng.uniform(0.9, 1.1), "p90_ms": 46.0,
-                    "sweep": {"amount": round(0.05 * index, 2)} if index else None})
-    return raw
+        metric = 0.91 - 0.004 * index * rng.random()
+        p50 = 40 * (1 - 0.03 * index) * rng.uniform(0.9, 1.1)
+        rows.append({"variant_id": i + 1, "run_id": run, "index": index, "baseline": index == 0,
+                     "label": "baseline" if index == 0 else f"prune.global_magnitude(amount={0.05 * index:.2f})",
+                     "step": "baseline" if index == 0 else "prune.global_magnitude",
+                     "sweep": {"amount": round(0.05 * index, 2)} if index else None,
+                     "metric": metric, "metric_name": "accuracy", "pct_baseline": 100 * metric / 0.91,
+                     "params": 22_700_000, "nonzero": int(22_700_000 * (1 - 0.05 * index)), "mb": mb,
+                     "pct_smaller": 100 * (1 - mb / 90), "p50": p50, "p90": p50 * 1.15, "speedup": 40 / p50,
+                     "flag": None, "model": "all-MiniLM-L6-v2", "task": "sst2"})
+    return rows
 
 
 def bench_charts(n: int = 1000, repeats: int = 10) -> dict:
@@ -84,9 +88,7 @@ def bench_charts(n: int = 1000, repeats: int = 10) -> dict:
 
     app = QApplication.instance() or QApplication([])
     from workbench.charts import Charts
-    from workbench.results_model import normalize
-
-    rows = normalize(synthetic_rows(n))
+    rows = synthetic_rows(n)
     charts = Charts()
     charts.resize(1000, 700)
     charts.show()
@@ -145,7 +147,7 @@ def bench_run_stall(timeout_s: float = 600) -> dict:
     doc = Document(model=str(model), task="sst2", steps=[
         ChainEntry("prune.global_magnitude", {**prune, "amount": 0.3}),
         ChainEntry("quantize.dynamic_int8", default_config("quantize.dynamic_int8")),
-    ], extra={"measure": {"eval_limit": 64, "latency_repeats": 5}})
+    ], extra={"measure": {"eval_limit": 64, "latency_repeats": 5, "latency_seq_len": 32, "max_length": 32}})
     w.set_document(doc)
     gaps: list[float] = []
     clock = QElapsedTimer()

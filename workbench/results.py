@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from workbench import store_client
-from workbench.results_model import COLUMNS, ResultsFilter, ResultsModel, normalize
+from workbench.results_model import COLUMNS, ResultsFilter, ResultsModel
 from workbench.settings import Settings
 
 TABLE_FORMATS = {"csv": ("CSV", "csv"), "markdown": ("Markdown", "md"), "latex": ("LaTeX", "tex")}
@@ -40,6 +40,7 @@ class ResultsView(QWidget):
         self.proxy = ResultsFilter(self)
         self.proxy.setSourceModel(self.model)
         self.rows: list[dict[str, Any]] = []
+        self.table_data: Any = None  # core.store Table of the rows, for export
         self._dirty = True
 
         self.run_combo = QComboBox()
@@ -123,12 +124,13 @@ class ResultsView(QWidget):
         """Re-query the database (cheap: one SELECT) and redraw."""
         db = self.settings.db_path()
         try:
-            raw = store_client.results_rows(db)
-        except Exception as exc:  # a damaged or newer DB: say so, keep the window usable
+            rows, self.table_data = store_client.results(db)
+        except Exception as exc:  # a damaged or newer DB (StoreError): say so, keep the window usable
+            self.set_rows([])
             self.empty.setText(f"Cannot read results from {db}: {exc}")
             self.empty.show()
-            raw = []
-        self.set_rows(normalize(raw), select_run=select_run)
+            return
+        self.set_rows(rows, select_run=select_run)
 
     def set_rows(self, rows: list[dict[str, Any]], select_run: int | None = None) -> None:
         self.rows = rows
@@ -181,8 +183,10 @@ class ResultsView(QWidget):
 
     def interrupted_run(self) -> int | None:
         try:
-            return store_client.interrupted_run(self.settings.db_path())
-        except Exception:
+            db = self.settings.db_path()
+            store_client.mark_interrupted(db)
+            return store_client.interrupted_run(db)
+        except Exception:  # an unreadable DB is reported by refresh(); resume is just not offered
             return None
 
     def visible_rows(self) -> list[dict[str, Any]]:
@@ -235,7 +239,9 @@ class ResultsView(QWidget):
     # --- export -------------------------------------------------------------------------------
     def export_text(self, fmt: str) -> str:
         """The visible rows (filter and run applied), through the same exporter as the CLI."""
-        return store_client.export_table([r["raw"] for r in self.visible_rows()], fmt)
+        if self.table_data is None:
+            raise ValueError("there are no results to export yet")
+        return store_client.export_table(self.table_data, [r["variant_id"] for r in self.visible_rows()], fmt)
 
     def export_table_dialog(self, fmt: str) -> None:
         title, ext = TABLE_FORMATS[fmt]
@@ -246,8 +252,8 @@ class ResultsView(QWidget):
     def export_table_to(self, fmt: str, path: Path) -> bool:
         try:
             path.write_text(self.export_text(fmt), encoding="utf-8")
-        except (ImportError, AttributeError):
-            QMessageBox.warning(self, "Export", "Table export needs core.store, which is not installed.")
+        except ValueError as exc:
+            QMessageBox.warning(self, "Export", f"Nothing exported: {exc}")
             return False
         except OSError as exc:
             QMessageBox.warning(self, "Export", f"Cannot write {path}: {exc.strerror}")

@@ -68,7 +68,7 @@ def test_drag_from_palette_into_chain_then_reorder_by_drag(window, qtbot) -> Non
     assert _drop(view, mime, QPoint(rect.center().x(), rect.bottom() - 1))
     assert _ids(window) == ["test.scale", "test.freeze", "test.train"]
     # The moved step ends after the int8-like step that removed trainability: flagged on that row.
-    assert window.chain.problems(2) and "move it before" in window.chain.problems(2)[0].message
+    assert window.chain.problems(2) and "move 'test.train' before step 2" in window.chain.problems(2)[0].message
     assert "Step 3" in window.chain_status.text()
     # Each drop was one undoable command.
     assert window.undo.count() == 4

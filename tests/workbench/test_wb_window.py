@@ -45,13 +45,20 @@ def test_recipe_round_trip_keeps_steps_sweeps_and_disabled_flags(tmp_path: Path)
         ChainEntry("test.scale", {"amount": [0.1, 0.2], "rounds": 2, "mode": "l2",
                                   "parts": ["ffn"], "keep_bias": False}),
         ChainEntry("test.freeze", {"bits": 8}, enabled=False),
-    ], extra={"measure": {"limit": 64}})
+    ], extra={"measure": {"eval_limit": 64}})
     path = tmp_path / "r.yaml"
     save_recipe(doc, path)
     data = yaml.safe_load(path.read_text())
-    assert data["steps"][1]["enabled"] is False and "enabled" not in data["steps"][0]
+    assert data["chain"][1]["enabled"] is False and "enabled" not in data["chain"][0]
+    assert data["measure"]["eval_limit"] == 64 and data["chain"][0]["config"]["amount"] == [0.1, 0.2]
     back = load_recipe(path)
-    assert back.to_dict() == doc.to_dict()
+    assert back.steps == doc.steps and (back.model, back.task, back.seed) == (doc.model, doc.task, doc.seed)
+    assert back.extra["measure"]["eval_limit"] == 64
+    # A file the window saved is exactly what core.chain writes (the CLI reads it unchanged).
+    from core.chain import dumps_recipe
+    from core.chain import load_recipe as core_load
+
+    assert dumps_recipe(core_load(path)) == path.read_text()
 
 
 def test_save_open_and_recent_recipes_through_the_window(window, tmp_path: Path) -> None:
@@ -75,7 +82,7 @@ def test_unknown_step_in_a_recipe_is_reported_not_crashing(window, tmp_path: Pat
     shown = []
     monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: shown.append(a[2]))
     path = tmp_path / "bad.yaml"
-    path.write_text("model: all-MiniLM-L6-v2\ntask: sst2\nsteps:\n  - step: no.such.step\n")
+    path.write_text("model: all-MiniLM-L6-v2\ntask: sst2\nchain:\n  - step: no.such.step\n")
     assert not window.open_path(path)
     assert "Unknown step 'no.such.step'" in shown[0]
 
