@@ -204,9 +204,15 @@ class Charts(QWidget):
         """PNG or SVG by the file suffix, through pyqtgraph's exporters."""
         from pyqtgraph import exporters
 
-        item = self.plots()[name].getPlotItem()
+        widget = self.plots()[name]
+        item = widget.getPlotItem()
         if path.suffix.lower() == ".svg":
-            exporters.SVGExporter(item).export(str(path))
+            try:
+                exporters.SVGExporter(item).export(str(path))
+            except ValueError:
+                # pyqtgraph 0.14's SVG post-processing cannot parse the path syntax Qt 6.12 writes
+                # ("x y" instead of "x,y"); Qt's own SVG generator renders the same scene.
+                _render_svg(widget, path)
         else:
             exporter = exporters.ImageExporter(item)
             exporter.parameters()["width"] = max(800, int(item.width()))
@@ -216,3 +222,21 @@ class Charts(QWidget):
 def _short(label: Any, n: int = 14) -> str:
     text = str(label or "")
     return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _render_svg(widget: pg.PlotWidget, path: Path) -> None:
+    from PySide6.QtCore import QRect, QSize
+    from PySide6.QtGui import QPainter
+    from PySide6.QtSvg import QSvgGenerator
+
+    generator = QSvgGenerator()
+    generator.setFileName(str(path))
+    size = widget.size()
+    generator.setSize(QSize(size.width(), size.height()))
+    generator.setViewBox(QRect(0, 0, size.width(), size.height()))
+    generator.setTitle(widget.getPlotItem().titleLabel.text)
+    painter = QPainter(generator)
+    try:
+        widget.render(painter)
+    finally:
+        painter.end()

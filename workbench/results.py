@@ -231,7 +231,7 @@ class ResultsView(QWidget):
                 v = r.get(c.key)
                 text = "—" if v is None else (format(v, c.fmt) if c.fmt else str(v))
                 item = QTableWidgetItem(text)
-                item.setTextAlignment(int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter))
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.compare.setItem(i, j, item)
         self.compare.resizeColumnsToContents()
         self.compare.show()

@@ -42,9 +42,9 @@ def test_first_start_opens_the_default_recipe_or_an_empty_sst2_chain(qtbot) -> N
 
 def test_recipe_round_trip_keeps_steps_sweeps_and_disabled_flags(tmp_path: Path) -> None:
     doc = Document(model="all-MiniLM-L6-v2", task="sst2", seed=3, steps=[
-        ChainEntry("test.scale", {"amount": [0.1, 0.2], "rounds": 2, "mode": "l2",
+        ChainEntry("wbtest.scale", {"amount": [0.1, 0.2], "rounds": 2, "mode": "l2",
                                   "parts": ["ffn"], "keep_bias": False}),
-        ChainEntry("test.freeze", {"bits": 8}, enabled=False),
+        ChainEntry("wbtest.freeze", {"bits": 8}, enabled=False),
     ], extra={"measure": {"eval_limit": 64}})
     path = tmp_path / "r.yaml"
     save_recipe(doc, path)
@@ -62,7 +62,7 @@ def test_recipe_round_trip_keeps_steps_sweeps_and_disabled_flags(tmp_path: Path)
 
 
 def test_save_open_and_recent_recipes_through_the_window(window, tmp_path: Path) -> None:
-    window.chain.add_step("test.scale")
+    window.chain.add_step("wbtest.scale")
     assert window.windowTitle().startswith("untitled *")
     path = tmp_path / "chain.yaml"
     assert window.save_path(path)
@@ -72,7 +72,7 @@ def test_save_open_and_recent_recipes_through_the_window(window, tmp_path: Path)
     window.new()
     assert window.chain.rowCount() == 0
     assert window.open_path(path)
-    assert [e.step for e in window.chain.entries] == ["test.scale"]
+    assert [e.step for e in window.chain.entries] == ["wbtest.scale"]
     assert [a.text() for a in window.recent_menu.actions()] == [str(path)]
 
 
