@@ -29,6 +29,20 @@ def _fmt_seconds(s: float) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
+def _title(step: dict[str, Any]) -> str:
+    """'Global magnitude pruning · amount=0.1' from a step id and a runner label."""
+    from core.steps.base import get_step
+
+    step_id = str(step.get("step") or "")
+    label = str(step.get("label") or step_id)
+    try:
+        title = get_step(step_id).title
+    except Exception:  # baseline, or a step this GUI does not know
+        title = str(step.get("title") or label).capitalize() if step_id == "baseline" else label
+        return title
+    return f"{title} · {label[label.find('(') + 1:-1]}" if "(" in label else title
+
+
 class StepProgress:
     """One row: title, bar, and 'elapsed / ~left' computed from the fraction done."""
 
@@ -184,12 +198,10 @@ class RunPanel(QWidget):
             resumed = " (resumed)" if msg.get("resumed") else ""
             self.status.setText(f"Run {self.run_id}{resumed}: {msg.get('variants', '?')} variants to measure")
             for node, step in enumerate(msg.get("steps") or []):
-                self._row({"node": node}, str(step.get("label") or step.get("step")))
+                row = self._row({"node": node}, _title(step))
+                row.label.setIndent(14 * int(step.get("index") or 0))  # depth in the chain
         elif kind == protocol.STEP_STARTED:
-            label = str(msg.get("label") or msg.get("step") or "")
-            title = str(msg.get("title") or label)
-            if label and label != msg.get("step"):  # a sweep value: say which
-                title = f"{title} · {label[label.find('(') + 1:-1]}" if "(" in label else title
+            title = _title(msg)
             self._row(msg, title).start(title)
             self.status.setText(f"Run {self.run_id}: {title}")
             self.log_line(f"▶ {title}", "info")
