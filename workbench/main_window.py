@@ -43,6 +43,9 @@ def default_recipe_path() -> Path:
 class MainWindow(QMainWindow):
     def __init__(self, settings: Settings | None = None, *, load_initial: bool = True) -> None:
         super().__init__()
+        from workbench._refcount_guard import guard_none_refcount
+
+        guard_none_refcount()
         self.settings = settings or Settings()
         self.setWindowTitle("Compression Workbench")
         self.setWindowIcon(icon("workbench"))
