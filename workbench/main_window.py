@@ -393,10 +393,9 @@ class MainWindow(QMainWindow):
 
         dialog = CustomTaskDialog(self)
         if dialog.exec():
-            spec = dialog.spec()
-            self.doc.extra["custom_task"] = spec
-            self.task_picker.set_current(f"custom:{spec['name']}")
-            self.doc.task = f"custom:{spec['name']}"
+            task_id = f"custom:{dialog.spec()['name']}"
+            self.task_picker.set_current(task_id)
+            self._task_chosen(task_id)
 
     # --- running ---------------------------------------------------------------------------------
     def run_request(self, resume_run: int | None = None) -> dict[str, Any]:

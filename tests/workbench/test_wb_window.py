@@ -142,3 +142,27 @@ def test_custom_data_file_columns_are_offered_for_mapping(window, tmp_path: Path
                              "label": "label", "kind": "classification"}
     assert not dialog.load_columns(tmp_path / "missing.csv")
     assert "Cannot read columns" in dialog.error.text()
+
+
+def test_custom_data_file_is_checked_by_the_engine_and_registered(window, tmp_path: Path) -> None:
+    from workbench.custom_task import CustomTaskDialog
+
+    path = tmp_path / "mine.csv"
+    path.write_text("review,label\n" + "".join(f"text {i},{'pos' if i % 2 else 'neg'}\n" for i in range(20)))
+    dialog = CustomTaskDialog(window)
+    dialog.path_edit.setText(str(path))
+    assert dialog.load_columns(path)
+    dialog.label_combo.setCurrentText("review")
+    dialog.text_combo.setCurrentText("label")
+    dialog.label_combo.setCurrentText("review")
+    dialog.kind_combo.setCurrentText("regression")
+    dialog._accept()  # 'review' holds text, not scores: refused by the engine, with the reason
+    assert dialog.result() == 0 and "review" in dialog.error.text()
+    dialog.text_combo.setCurrentText("review")
+    dialog.label_combo.setCurrentText("label")
+    dialog.kind_combo.setCurrentText("classification")
+    dialog._accept()
+    assert dialog.result() == 1, dialog.error.text()
+    from core.tasks import get_task
+
+    assert get_task("custom:mine").num_labels == 2
