@@ -95,6 +95,7 @@ def results_shot(app, w, shot, settle) -> None:  # type: ignore[no-untyped-def]
     from PySide6.QtCore import Qt, QTimer
 
     w.results.refresh()
+    w.results.wait_loaded()
     w.resizeDocks([w.run_dock], [150], Qt.Orientation.Vertical)
     w.palette_dock.hide()
     w.tabs.setCurrentWidget(w.results)

@@ -133,7 +133,8 @@ class MainWindow(QMainWindow):
         else:
             self.set_document(Document())
         QTimer.singleShot(0, self.results.refresh)
-        QTimer.singleShot(0, self._check_interrupted)
+        # After each (threaded) results query, so core.store is already imported off the GUI thread.
+        self.results.refreshed.connect(self._check_interrupted)
 
     # --- actions ---------------------------------------------------------------------------------
     def _action(self, text: str, slot: Any, shortcut: Any = None, tip: str = "") -> QAction:
@@ -434,7 +435,6 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Run finished — see the Results tab", 10000)
         elif outcome.status not in ("cancelled",):
             QMessageBox.warning(self, "The run stopped", outcome.message())
-        self._check_interrupted()
 
     def _check_interrupted(self) -> None:
         """Offer to resume a run left 'interrupted' (e.g. by closing the app mid-run)."""

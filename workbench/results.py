@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QRegularExpression, Qt, QTimer
+from PySide6.QtCore import QObject, QRegularExpression, QRunnable, Qt, QThread, QThreadPool, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -32,10 +32,36 @@ from workbench.settings import Settings
 TABLE_FORMATS = {"csv": ("CSV", "csv"), "markdown": ("Markdown", "md"), "latex": ("LaTeX", "tex")}
 
 
+class _Loaded(QObject):
+    done = Signal(str, object, object, str)  # db, rows, table, error
+
+
+class _Load(QRunnable):
+    """One results query off the GUI thread."""
+
+    def __init__(self, db: Path, sink: _Loaded) -> None:
+        super().__init__()
+        self.db, self.sink = db, sink
+
+    def run(self) -> None:
+        try:
+            rows, table = store_client.results(self.db)
+            self.sink.done.emit(str(self.db), rows, table, "")
+        except Exception as exc:
+            self.sink.done.emit(str(self.db), [], None, str(exc))
+
+
 class ResultsView(QWidget):
+    refreshed = Signal()
+
     def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
+        self.loading = False
+        self._again = False
+        self._select_run: int | None = None
+        self._loaded = _Loaded(self)  # lives in the GUI thread: its signal is delivered there (queued)
+        self._loaded.done.connect(self._on_loaded)
         self.model = ResultsModel(self)
         self.proxy = ResultsFilter(self)
         self.proxy.setSourceModel(self.model)
@@ -121,16 +147,44 @@ class ResultsView(QWidget):
 
     # --- data ---------------------------------------------------------------------------------
     def refresh(self, select_run: int | None = None) -> None:
-        """Re-query the database (cheap: one SELECT) and redraw."""
-        db = self.settings.db_path()
-        try:
-            rows, self.table_data = store_client.results(db)
-        except Exception as exc:  # a damaged or newer DB (StoreError): say so, keep the window usable
-            self.set_rows([])
-            self.empty.setText(f"Cannot read results from {db}: {exc}")
-            self.empty.show()
+        """Re-query the database in a pool thread; the rows arrive on the GUI thread by signal.
+
+        The first query imports SQLAlchemy and opens the store (about a second on a busy machine),
+        and a worker may be writing: none of that may stall the GUI thread during a run.
+        """
+        if select_run is not None:
+            self._select_run = select_run
+        if self.loading:
+            self._again = True  # one more query when this one lands: never two at once
             return
-        self.set_rows(rows, select_run=select_run)
+        self.loading = True
+        self._again = False
+        QThreadPool.globalInstance().start(_Load(self.settings.db_path(), self._loaded))
+
+    def wait_loaded(self, timeout_ms: int = 30_000) -> bool:
+        """Block (processing events) until no query is in flight; for scripts and tests."""
+        from PySide6.QtCore import QCoreApplication, QElapsedTimer
+
+        clock = QElapsedTimer()
+        clock.start()
+        while self.loading and clock.elapsed() < timeout_ms:
+            QCoreApplication.processEvents()
+            QThread.msleep(5)
+        return not self.loading
+
+    def _on_loaded(self, db: str, rows: object, table: object, error: str) -> None:
+        self.loading = False
+        select_run, self._select_run = self._select_run, None
+        if error:  # a damaged or newer DB (StoreError): say so, keep the window usable
+            self.set_rows([])
+            self.empty.setText(f"Cannot read results from {db}: {error}")
+            self.empty.show()
+        else:
+            self.table_data = table
+            self.set_rows(rows, select_run=select_run)  # type: ignore[arg-type]
+        self.refreshed.emit()
+        if self._again:
+            self.refresh()
 
     def set_rows(self, rows: list[dict[str, Any]], select_run: int | None = None) -> None:
         self.rows = rows
@@ -198,7 +252,10 @@ class ResultsView(QWidget):
         return [self.model.rows[r] for r in rows]
 
     def _apply_filter(self) -> None:
-        self.proxy.setFilterRegularExpression(QRegularExpression(QRegularExpression.escape(self.filter_edit.text())))
+        pattern = QRegularExpression.escape(self.filter_edit.text())
+        if pattern == self.proxy.filterRegularExpression().pattern():
+            return  # unchanged: re-filtering would only drop the selection
+        self.proxy.setFilterRegularExpression(QRegularExpression(pattern))
         self._update_count()
 
     def _run_changed(self, _index: int) -> None:
