@@ -23,6 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+_KEEP: list = []
 
 _LAUNCH = r"""
 import sys, time
@@ -87,7 +88,10 @@ def bench_charts(n: int = 1000, repeats: int = 10) -> dict:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication([])
+    from workbench._refcount_guard import guard_none_refcount
     from workbench.charts import Charts
+
+    guard_none_refcount()
     rows = synthetic_rows(n)
     charts = Charts()
     charts.resize(1000, 700)
@@ -112,15 +116,19 @@ def bench_charts(n: int = 1000, repeats: int = 10) -> dict:
     from workbench.results import ResultsView
     from workbench.settings import Settings
 
-    with tempfile.TemporaryDirectory() as home:
-        view = ResultsView(Settings(Path(home) / "s.ini"))
-        view.resize(1300, 800)
-        view.show()
-        t = time.perf_counter()
-        view.set_rows(rows)
-        view.table.sortByColumn(2, view.table.horizontalHeader().sortIndicatorOrder())
-        app.processEvents()
-        table_ms = (time.perf_counter() - t) * 1000
+    home = tempfile.mkdtemp(prefix="wb-bench-")
+    view = ResultsView(Settings(Path(home) / "s.ini"))
+    view.resize(1300, 800)
+    view.show()
+    t = time.perf_counter()
+    view.set_rows(rows)
+    view.table.sortByColumn(2, view.table.horizontalHeader().sortIndicatorOrder())
+    app.processEvents()
+    table_ms = (time.perf_counter() - t) * 1000
+    # Keep the widgets alive (hidden) until exit: pyqtgraph items collected mid-paint crash.
+    charts.hide()
+    view.hide()
+    _KEEP.extend([charts, view])
     return {"variants": n, "full_redraw_median_ms": statistics.median(redraw), "full_redraw_max_ms": max(redraw),
             "pan_zoom_median_ms": statistics.median(pan), "table_fill_sort_charts_ms": table_ms, "repeats": repeats}
 
@@ -173,17 +181,21 @@ def bench_run_stall(timeout_s: float = 600) -> dict:
     w.undo.setClean()
     w.close()
     gaps = gaps[1:] or [0.0]
-    return {"run_seconds": time.monotonic() - t0, "outcome": outcome.status if outcome else "timeout",
+    heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "transformers", "datasets"))
+    return {"gui_process_heavy_modules": heavy, "run_seconds": time.monotonic() - t0, "outcome": outcome.status if outcome else "timeout",
             "outcome_message": outcome.message()[:300] if outcome else "",
             "ticks": len(gaps), "max_gap_ms": max(gaps), "p99_gap_ms": sorted(gaps)[int(0.99 * (len(gaps) - 1))],
             "median_gap_ms": statistics.median(gaps), "target_max_gap_ms": 50}
 
 
 def _tiny_model(home: Path) -> Path:
-    sys.path.insert(0, str(ROOT))
-    from tests.helpers import tiny_bert_folder  # imports torch: only in this benchmark process
-
-    return tiny_bert_folder(home / "tiny", layers=2, hidden=32)
+    """Built in a subprocess: this process plays the GUI, which never holds torch (its heap, GC
+    pauses and import hooks would not be the GUI's)."""
+    folder = home / "tiny"
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from tests.helpers import tiny_bert_folder; "
+            "tiny_bert_folder(__import__('pathlib').Path(sys.argv[2]), layers=2, hidden=32)")
+    subprocess.run([sys.executable, "-c", code, str(ROOT), str(folder)], check=True, capture_output=True, timeout=300)
+    return folder
 
 
 def markdown(result: dict) -> str:

@@ -45,6 +45,10 @@ class _Load(QRunnable):
 
     def run(self) -> None:
         try:
+            # Warm: the first query (at start-up, before any run) pays these imports off the GUI thread.
+            import core.store
+            import core.tasks  # noqa: F401
+
             rows, table = store_client.results(self.db)
             self.sink.done.emit(str(self.db), rows, table, "")
         except Exception as exc:
