@@ -67,6 +67,11 @@ def test_artifact_stores_shared_layers_once_and_reties_them(tmp_path: Path) -> N
     for a, b in zip(layers[0].parameters(), layers[1].parameters(), strict=True):
         assert a is b
     assert sum(p.numel() for p in loaded.model.parameters()) == sum(p.numel() for p in out.model.parameters())
+    from core.measure import size_report
+
+    shared_report = size_report(loaded.model, tmp_path / "after")
+    assert shared_report.params == sum(p.numel() for p in out.model.parameters())
+    assert size_report(state.model).params == shared_report.params  # same model object, now shared
     assert torch.equal(logits(out, out.tokenizer), logits(loaded.model, loaded.tokenizer))
 
 
