@@ -95,3 +95,10 @@ def test_fine_tuning_after_each_merge_keeps_the_ties(tmp_path: Path) -> None:
     assert layers[0].attention.self.query.weight is layers[3].attention.self.query.weight
     before = tiny_state(tmp_path, layers=4)
     assert not torch.equal(layers[3].attention.self.query.weight, encoder_layers(before.model)[3].attention.self.query.weight)
+
+
+def test_sharing_after_sketching_is_refused(tmp_path: Path) -> None:
+    cls = get_step("sketch.random")
+    state = cls(cls.config_cls(m_attention=16, m_ffn_out=24, epochs=0)).apply(tiny_state(tmp_path, layers=4), context(tmp_path))
+    with pytest.raises(ConfigError, match="before sketch.random"):
+        _apply(state, tmp_path, targets=[2])
