@@ -219,6 +219,7 @@ class _Runner:
         self._teacher: Any = None
         self._last_progress = 0.0
         self.current_index: int | None = None  # chain position (0 = baseline) of the step in flight
+        self._timings: dict[str, float] = {}  # phase -> seconds of the variant being computed
 
     # -- identity -----------------------------------------------------------------------
     def root_key(self, model_content: str, data_content: str) -> str:
@@ -332,9 +333,12 @@ class _Runner:
 
         progress = self.progress(seq, index)
         _seed_everything(self.recipe.seed)
+        timings = self._timings = {}
+        clock = time.perf_counter()
         if node.step is None:
             progress(0.0, "loading the model")
             state = self.load_baseline()
+            timings["load"] = time.perf_counter() - clock
             step_info: dict[str, Any] = {}
         else:
             assert parent is not None
@@ -342,6 +346,7 @@ class _Runner:
             if state_in is None:
                 progress(0.0, "loading the parent variant")
                 state_in = _state_from_artifact(parent.artifact)
+            timings["load"] = time.perf_counter() - clock
             step_cls = get_step(node.step.step)
             teacher = self.teacher_for(parent) if step_cls.needs_teacher else None
             scratch = self.artifacts / "scratch" / f"{seq:03d}"
@@ -351,16 +356,22 @@ class _Runner:
                 log=self.log, cancelled=self.cancelled, teacher=teacher, threads=self.m.threads,
             )
             before = dict(state_in.info)
+            clock = time.perf_counter()
             try:
                 state = step_cls(node.step.config).apply(state_in, ctx)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)  # scratch is per step; artifacts are what stays
             step_info = {k: v for k, v in state.info.items() if before.get(k) != v}
+            timings["apply"] = time.perf_counter() - clock
         self.check_cancelled()
         folder = self.artifacts / f"{seq:03d}-{(node.step.step if node.step else 'baseline')}-{key[:8]}"
         progress(0.9 if node.step else 0.1, "saving the artifact")
+        clock = time.perf_counter()
         nbytes = save_artifact(state, folder, base=str(self.ref), extra={"info": state.info, "cache_key": key})
+        timings["save"] = time.perf_counter() - clock
         metrics, size = self.measure(state, folder, progress)
+        step_info = {**step_info, "timings": {k: round(v, 3) for k, v in timings.items()}}
+        self.log("timings (s): " + ", ".join(f"{k} {v:.2f}" for k, v in timings.items()), "debug")
         flag = self.size_flag(parent, size) if parent is not None else None
         size_dict = _size_dict(size)
         vid = self.record(node, parent, key, metrics, folder, nbytes, time.perf_counter() - start, step_info, flag=flag)
@@ -422,19 +433,25 @@ class _Runner:
             progress(0.9 + 0.05 * fraction, message or "evaluating")
 
         progress(0.9, "evaluating")
+        clock = time.perf_counter()
         ev = measure.evaluate(
             state.model, state.tokenizer, self.task, "dev", batch_size=m.eval_batch_size, max_length=m.max_length,
             limit=m.eval_limit, sample_seed=self.recipe.seed, threads=m.threads, progress=eval_progress,
             cancelled=self.cancelled,
         )
+        self._timings["evaluate"] = time.perf_counter() - clock
         self.check_cancelled()
         progress(0.95, "measuring size")
+        clock = time.perf_counter()
         size = measure.size_report(state.model, folder)
+        self._timings["size"] = time.perf_counter() - clock
         progress(0.97, "measuring latency")
+        clock = time.perf_counter()
         lat = measure.latency(
             state.model, state.tokenizer, batch_size=m.latency_batch_size, seq_len=m.latency_seq_len,
             warmup=m.latency_warmup, repeats=m.latency_repeats, threads=m.threads,
         )
+        self._timings["latency"] = time.perf_counter() - clock
         progress(1.0, "done")
         metrics = [MetricValue(name, float(value), "", "dev") for name, value in ev.metrics.items()]
         metrics += [
@@ -456,9 +473,12 @@ class _Runner:
         flagger = getattr(measure, "size_flag", None)
         if flagger is None or not parent.size:
             return None
-        try:
-            parent_report = type(size)(**{**size.to_dict(), **parent.size})
-        except TypeError:
+        import dataclasses
+
+        try:  # rebuild the parent's report from its stored numbers (it may come from the cache)
+            names = [f.name for f in dataclasses.fields(size)]
+            parent_report = type(size)(**{n: parent.size[n] if n in parent.size else getattr(size, n) for n in names})
+        except (TypeError, KeyError):
             return None
         return flagger(parent_report, size)
 
