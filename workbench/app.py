@@ -13,7 +13,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(worker_main() or 0)
     from PySide6.QtWidgets import QApplication
 
+    from workbench._refcount_guard import guard_none_refcount
     from workbench.icons import icon
+
+    guard_none_refcount()
     from workbench.main_window import MainWindow
 
     app = QApplication.instance() or QApplication(argv)

@@ -26,8 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from workbench import store_client
-from workbench.charts import Charts
-from workbench.results_model import COLUMNS, ResultsFilter, ResultsModel, normalize
+from workbench.results_model import COLUMNS, ResultsFilter, ResultsModel
 from workbench.settings import Settings
 
 TABLE_FORMATS = {"csv": ("CSV", "csv"), "markdown": ("Markdown", "md"), "latex": ("LaTeX", "tex")}
@@ -41,6 +40,8 @@ class ResultsView(QWidget):
         self.proxy = ResultsFilter(self)
         self.proxy.setSourceModel(self.model)
         self.rows: list[dict[str, Any]] = []
+        self.table_data: Any = None  # core.store Table of the rows, for export
+        self._dirty = True
 
         self.run_combo = QComboBox()
         self.run_combo.setObjectName("runFilter")
@@ -60,9 +61,13 @@ class ResultsView(QWidget):
         self.export_chart_button.setText("Export chart")
         self.export_chart_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         chart_menu = QMenu(self)
-        self.charts = Charts()
-        self.charts.setObjectName("charts")
-        for name in self.charts.plots():
+        # pyqtgraph (and numpy) take about a second to import: the charts are built the first
+        # time the Results tab is shown, so the window opens fast.
+        self._charts = None
+        self.charts_host = QWidget()
+        self.charts_host.setObjectName("chartsHost")
+        QVBoxLayout(self.charts_host).setContentsMargins(0, 0, 0, 0)
+        for name in ("scatter", "latency", "waterfall", "sweep"):
             for ext in ("png", "svg"):
                 chart_menu.addAction(f"{name} as {ext.upper()}", lambda n=name, e=ext: self.export_chart_dialog(n, e))
         self.export_chart_button.setMenu(chart_menu)
@@ -99,7 +104,7 @@ class ResultsView(QWidget):
         left.setSizes([500, 200])
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(left)
-        split.addWidget(self.charts)
+        split.addWidget(self.charts_host)
         split.setSizes([560, 640])
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
@@ -119,12 +124,13 @@ class ResultsView(QWidget):
         """Re-query the database (cheap: one SELECT) and redraw."""
         db = self.settings.db_path()
         try:
-            raw = store_client.results_rows(db)
-        except Exception as exc:  # a damaged or newer DB: say so, keep the window usable
+            rows, self.table_data = store_client.results(db)
+        except Exception as exc:  # a damaged or newer DB (StoreError): say so, keep the window usable
+            self.set_rows([])
             self.empty.setText(f"Cannot read results from {db}: {exc}")
             self.empty.show()
-            raw = []
-        self.set_rows(normalize(raw), select_run=select_run)
+            return
+        self.set_rows(rows, select_run=select_run)
 
     def set_rows(self, rows: list[dict[str, Any]], select_run: int | None = None) -> None:
         self.rows = rows
@@ -148,13 +154,39 @@ class ResultsView(QWidget):
         self._update_count()
         self.redraw()
 
+    @property
+    def charts(self):  # type: ignore[no-untyped-def]
+        """The Charts widget, built on first use."""
+        if self._charts is None:
+            from workbench.charts import Charts
+
+            self._charts = Charts()
+            self._charts.setObjectName("charts")
+            layout = self.charts_host.layout()
+            assert layout is not None
+            layout.addWidget(self._charts)
+            self._dirty = True
+        return self._charts
+
+    def showEvent(self, event) -> None:  # type: ignore[no-untyped-def]
+        super().showEvent(event)
+        if self._dirty or self._charts is None:
+            self.redraw()
+
     def redraw(self) -> None:
+        """Redraw now if the tab is visible; otherwise when it is next shown."""
+        if not self.isVisible():
+            self._dirty = True
+            return
+        self._dirty = False
         self.charts.update_rows(self.rows, run_id=self.run_combo.currentData(), selected=self.selected_rows())
 
     def interrupted_run(self) -> int | None:
         try:
-            return store_client.interrupted_run(self.settings.db_path())
-        except Exception:
+            db = self.settings.db_path()
+            store_client.mark_interrupted(db)
+            return store_client.interrupted_run(db)
+        except Exception:  # an unreadable DB is reported by refresh(); resume is just not offered
             return None
 
     def visible_rows(self) -> list[dict[str, Any]]:
@@ -179,7 +211,8 @@ class ResultsView(QWidget):
 
     def _selection_changed(self) -> None:
         selected = self.selected_rows()
-        self.charts._update_scatter(self.rows, selected)
+        if self.isVisible():
+            self.charts.mark_selected(selected)
         self.show_comparison(selected)
 
     def show_comparison(self, rows: list[dict[str, Any]]) -> None:
@@ -198,7 +231,7 @@ class ResultsView(QWidget):
                 v = r.get(c.key)
                 text = "—" if v is None else (format(v, c.fmt) if c.fmt else str(v))
                 item = QTableWidgetItem(text)
-                item.setTextAlignment(int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter))
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.compare.setItem(i, j, item)
         self.compare.resizeColumnsToContents()
         self.compare.show()
@@ -206,7 +239,9 @@ class ResultsView(QWidget):
     # --- export -------------------------------------------------------------------------------
     def export_text(self, fmt: str) -> str:
         """The visible rows (filter and run applied), through the same exporter as the CLI."""
-        return store_client.export_table([r["raw"] for r in self.visible_rows()], fmt)
+        if self.table_data is None:
+            raise ValueError("there are no results to export yet")
+        return store_client.export_table(self.table_data, [r["variant_id"] for r in self.visible_rows()], fmt)
 
     def export_table_dialog(self, fmt: str) -> None:
         title, ext = TABLE_FORMATS[fmt]
@@ -217,8 +252,8 @@ class ResultsView(QWidget):
     def export_table_to(self, fmt: str, path: Path) -> bool:
         try:
             path.write_text(self.export_text(fmt), encoding="utf-8")
-        except (ImportError, AttributeError):
-            QMessageBox.warning(self, "Export", "Table export needs core.store, which is not installed.")
+        except ValueError as exc:
+            QMessageBox.warning(self, "Export", f"Nothing exported: {exc}")
             return False
         except OSError as exc:
             QMessageBox.warning(self, "Export", f"Cannot write {path}: {exc.strerror}")
