@@ -9,6 +9,7 @@ command line. A benchmark that did not produce its JSON in this invocation is re
 "not run" with the command to run it — never with numbers from elsewhere.
 
     python benchmarks/run_all.py --quick            # smoke run, small sizes (results/quick/)
+    python benchmarks/run_all.py --quick --budget-minutes 25   # never longer than that
     python benchmarks/run_all.py                    # full suite, reduced training sizes (results/)
     python benchmarks/run_all.py --only eval gui    # a subset
     python benchmarks/run_all.py --report-only [--results DIR]   # re-render from existing JSON
@@ -38,6 +39,7 @@ DEFAULT_RESULTS = BENCH_DIR / "results"
 QUICK_RESULTS = DEFAULT_RESULTS / "quick"
 REPORT = BENCH_DIR / "RESULTS.md"
 MANIFEST = "run_all.json"
+MIN_START_S = 30  # with less time than this left in the budget, a benchmark is not started
 
 # --------------------------------------------------------------------------------------------
 # Published figures: constants from the papers, never mixed into our measured columns.
@@ -109,12 +111,6 @@ class Bench:
 
 BENCHES: tuple[Bench, ...] = (
     Bench(
-        "eval", "bench_eval.py", "Engine evaluation vs a plain loop", ("eval_speed.json", "eval_speed.md"),
-        quick=("--limit", "200", "--rounds", "1"),
-        full=("--rounds", "3"),
-        sizes={"quick": "SST-2 dev, first 200 examples, 1 round", "full": "SST-2 dev, all 872 examples, 3 rounds"},
-    ),
-    Bench(
         "tinybert", "bench_tinybert.py", "TinyBERT study", ("tinybert.json", "tinybert.md"),
         quick=("--tasks", "sst2", "--train-size", "300", "--teacher-epochs", "1", "--stage1-epochs", "1",
                "--stage2-epochs", "1", "--eval-limit", "300", "--latency-repeats", "5", "--latency-rounds", "2",
@@ -130,16 +126,22 @@ BENCHES: tuple[Bench, ...] = (
     ),
     Bench(
         "squad", "bench_squad.py", "SQuAD system", ("bench_squad.json", "bench_squad.md"),
-        quick=("--parts", "sst2", "squad", "--set", "sst2_train=200", "squad_train=100", "squad_eval=40",
-               "share_train=50", "sketch_train=50", "bits=16,10,8,6,4", "vocab=100,25", "layers=3"),
+        quick=("--parts", "squad", "--set", "squad_train=100", "squad_eval=40", "share_train=50", "sketch_train=50",
+               "bits=16,10,8,6,4", "vocab=100,25", "layers=3"),
         full=("--parts", "sst2", "squad", "--set", "sst2_train=4000", "squad_train=3000", "squad_eval=400",
               "share_train=1500", "sketch_train=1500", "bits=16,10,8,6,4", "vocab=100,50,25,16,10",
               "layers=3,2,1"),
-        sizes={"quick": "SST-2 200 training examples; SQuAD 100 training questions, 40 evaluation questions; "
+        sizes={"quick": "SQuAD part only (no SST-2 sweeps); 100 training questions, 40 evaluation questions; "
                         "50 questions of fine-tuning after a merge / a sketch; vocabulary 100/25 %; layers 6/3",
                "full": "SST-2 4,000 training examples; SQuAD 3,000 training questions, 400 evaluation questions; "
                        "1,500 questions of fine-tuning after each merge / a sketch; 1 epoch each"},
         out_flags=lambda d: ["--out", str(d)],
+    ),
+    Bench(
+        "eval", "bench_eval.py", "Engine evaluation vs a plain loop", ("eval_speed.json", "eval_speed.md"),
+        quick=("--limit", "200", "--rounds", "1"),
+        full=("--rounds", "3"),
+        sizes={"quick": "SST-2 dev, first 200 examples, 1 round", "full": "SST-2 dev, all 872 examples, 3 rounds"},
     ),
     Bench(
         "cache", "bench_cache.py", "Prefix cache", ("bench_cache.json", "bench_cache.md"),
@@ -172,7 +174,7 @@ def command(bench: Bench, mode: str, results: Path) -> list[str]:
     flags = list(bench.quick if mode == "quick" else bench.full)
     if bench.out_flags is not None and results.resolve() != DEFAULT_RESULTS.resolve():
         flags += bench.out_flags(_rel(results))
-    return ["python", f"benchmarks/{bench.script}", *flags]
+    return ["python", str(_rel(BENCH_DIR / bench.script)), *flags]
 
 
 def _rel(path: Path) -> Path:
@@ -190,11 +192,15 @@ def _mtime(path: Path) -> float | None:
     return path.stat().st_mtime if path.exists() else None
 
 
-def run_one(bench: Bench, mode: str, results: Path, logs: Path) -> dict[str, Any]:
+def run_one(bench: Bench, mode: str, results: Path, logs: Path, timeout_s: float | None = None) -> dict[str, Any]:
     """Run one script in its own process group; move its outputs into ``results`` if it cannot be told to."""
     argv = command(bench, mode, results)
     entry: dict[str, Any] = {"command": shlex.join(argv), "started": _now(), "mode": mode}
     script = BENCH_DIR / bench.script
+    timeout_s = bench.timeout_s[mode] if timeout_s is None else min(timeout_s, bench.timeout_s[mode])
+    if timeout_s < MIN_START_S:
+        return entry | {"status": "skipped: time budget spent", "exit_code": None, "seconds": 0.0,
+                        "output_written": False}
     if not script.exists():
         return entry | {"status": "missing script", "exit_code": None, "seconds": 0.0, "output_written": False}
     # scripts without --out write to benchmarks/results: keep what was there and move the new files
@@ -213,7 +219,7 @@ def run_one(bench: Bench, mode: str, results: Path, logs: Path) -> dict[str, Any
         proc = subprocess.Popen([sys.executable, *argv[1:]], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)  # fmt: skip
         try:
-            code: int | None = proc.wait(timeout=bench.timeout_s[mode])
+            code: int | None = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             status = "timeout"
             _stop(proc)
@@ -228,7 +234,9 @@ def run_one(bench: Bench, mode: str, results: Path, logs: Path) -> dict[str, Any
                 src.replace(results / src.name)
             if src in saved:
                 src.write_bytes(saved[src])
-    if status != "timeout" and code != 0:
+    if status == "timeout":
+        status = f"timeout after {timeout_s:.0f} s"
+    elif code != 0:
         status = f"finished with exit code {code}" if written else f"failed (exit code {code})"
     return entry | {"status": status, "exit_code": code, "seconds": round(seconds, 1), "finished": _now(),
                     "output_written": written, "log": str(_rel(log_path))}
@@ -728,6 +736,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=None,
                         help="folder of the JSON (default: results/quick with --quick, else results)")
     parser.add_argument("--out", type=Path, default=REPORT, help="where to write the Markdown report")
+    parser.add_argument("--budget-minutes", type=float, default=None,
+                        help="stop starting (and time out) benchmarks once this much wall time is spent")
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
     results = (args.results or (QUICK_RESULTS if args.quick else DEFAULT_RESULTS)).resolve()
@@ -757,9 +767,12 @@ def main(argv: list[str] | None = None) -> int:
         "environment": environment(),
         "benches": dict(earlier),
     }
+    deadline = None if args.budget_minutes is None else time.monotonic() + 60 * args.budget_minutes
+    manifest["budget_minutes"] = args.budget_minutes
     for bench in chosen:
         print(f"[{_now()}] {bench.key}: {shlex.join(command(bench, mode, results))}", flush=True)
-        entry = run_one(bench, mode, results, results / "logs")
+        left = None if deadline is None else deadline - time.monotonic()
+        entry = run_one(bench, mode, results, results / "logs", left)
         manifest["benches"][bench.key] = entry
         print(f"[{_now()}] {bench.key}: {entry['status']} in {entry['seconds']:.0f} s", flush=True)
         manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

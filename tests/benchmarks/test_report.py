@@ -11,6 +11,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -311,3 +312,43 @@ def test_every_flag_of_both_modes_is_one_the_script_accepts() -> None:
                                                                "QT_QPA_PLATFORM": "offscreen"}).stdout
         missing = [f for f in flags if not re.search(rf"(?<![\w-]){re.escape(f)}(?![\w-])", help_text)]
         assert not missing, f"{bench.script} does not accept {missing}"
+
+
+def _fake_suite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> Any:
+    """A one-script suite in tmp: the script writes where the real ones do (benchmarks/results)."""
+    bench_dir, default = tmp_path / "benchmarks", tmp_path / "benchmarks" / "results"
+    default.mkdir(parents=True)
+    (bench_dir / "bench_fake.py").write_text(body, encoding="utf-8")
+    monkeypatch.setattr(run_all, "BENCH_DIR", bench_dir)
+    monkeypatch.setattr(run_all, "DEFAULT_RESULTS", default)
+    return run_all.Bench("fake", "bench_fake.py", "Fake", ("fake.json", "fake.md"), quick=("--n", "1"), full=(),
+                         sizes={}, env={"FAKE_OUT": str(default)})
+
+
+def test_outputs_move_to_the_quick_folder_and_the_full_results_stay(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    body = ("import json, os, sys, pathlib\n"
+            "out = pathlib.Path(os.environ['FAKE_OUT'])\n"
+            "(out / 'fake.json').write_text(json.dumps({'argv': sys.argv[1:]}))\n"
+            "(out / 'fake.md').write_text('quick')\n")
+    bench = _fake_suite(tmp_path, monkeypatch, body)
+    full = run_all.DEFAULT_RESULTS / "fake.json"
+    full.write_text('{"from": "the full run"}')
+    quick = tmp_path / "quick"
+    out = run_all.run_one(bench, "quick", quick, quick / "logs")
+    assert out["status"] == "finished" and out["output_written"] is True, out
+    assert json.loads((quick / "fake.json").read_text()) == {"argv": ["--n", "1"]}
+    assert json.loads(full.read_text()) == {"from": "the full run"}  # restored
+    assert not (run_all.DEFAULT_RESULTS / "fake.md").exists()  # moved, nothing left behind
+
+
+def test_a_benchmark_over_its_time_is_stopped_and_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bench = _fake_suite(tmp_path, monkeypatch, "import time\ntime.sleep(120)\n")
+    monkeypatch.setattr(run_all, "MIN_START_S", 0)
+    started = time.monotonic()
+    out = run_all.run_one(bench, "quick", tmp_path / "quick", tmp_path / "logs", timeout_s=1)
+    assert time.monotonic() - started < 30
+    assert out["status"].startswith("timeout") and out["output_written"] is False
+    monkeypatch.setattr(run_all, "MIN_START_S", 30)
+    out = run_all.run_one(bench, "quick", tmp_path / "quick", tmp_path / "logs", timeout_s=5)
+    assert out["status"] == "skipped: time budget spent"
