@@ -190,7 +190,7 @@ def _lengths_and_unk(tokenizer: Any, first: list[str], second: list[str] | None)
     """(mean tokens per example, share of [UNK] pieces) with special tokens, untruncated."""
     import numpy as np
 
-    ids = tokenizer(first, second, add_special_tokens=True)["input_ids"]
+    ids = tokenizer(first, second, add_special_tokens=True, verbose=False)["input_ids"]  # untruncated on purpose
     lengths = np.array([len(x) for x in ids])
     unk = tokenizer.unk_token_id
     unks = sum(seq.count(unk) for seq in ids) if unk is not None else 0
