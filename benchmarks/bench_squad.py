@@ -253,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                         help="override a Settings field, e.g. --set sst2_train=1500 bits=16,8,4")
+    parser.add_argument("--from-log", type=Path, nargs="*", default=None,
+                        help="rebuild the tables from the JSON rows printed in earlier runs' logs (partial runs)")
+    parser.add_argument("--name", default="bench_squad", help="output file stem")
     args = parser.parse_args(argv)
 
     import torch
@@ -275,6 +278,13 @@ def main(argv: list[str] | None = None) -> int:
                           f"SQuAD {settings.squad_train} questions x {settings.squad_epochs} epoch; "
                           f"{settings.share_train} questions after each merge")
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.from_log is not None:
+        rows = [json.loads(line) for log in args.from_log for line in log.read_text(encoding="utf-8").splitlines()
+                if line.startswith("{")]
+        payload = {"settings": asdict(settings), "rows": rows, "logs": [str(p) for p in args.from_log]}
+        (args.out / f"{args.name}.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        (args.out / f"{args.name}.md").write_text(markdown(rows, settings) + "\n", encoding="utf-8")
+        return 0
     work = Path(tempfile.mkdtemp(prefix="bench_squad_"))
     bench = Bench(settings, work)
     started = time.perf_counter()
@@ -286,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
                 bench.run_squad()
             elif part == "squad-sweeps":
                 bench.run_squad(sketch=False, share=False)
-            stem = "bench_squad" + ("_quick" if args.quick else "")
+            stem = args.name + ("_quick" if args.quick else "")
             payload = {"settings": asdict(settings), "rows": bench.rows,
                        "seconds": round(time.perf_counter() - started), "torch": torch.__version__}
             (args.out / f"{stem}.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
