@@ -138,6 +138,18 @@ def _source_hash(*objects: Any) -> str:
     return h.hexdigest()
 
 
+def _step_code(step_cls: Any) -> str:
+    """The step's module plus the shared helpers steps use (private core/steps/_*.py, core/training.py)."""
+    import core.steps
+
+    h = hashlib.sha256(_source_hash(step_cls).encode())
+    steps_dir = Path(next(iter(core.steps.__path__)))
+    for path in [*sorted(steps_dir.glob("_*.py")), steps_dir.parent / "training.py", steps_dir / "base.py"]:
+        if path.is_file():
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
 def _measure_code() -> str:
     import core.artifacts
     import core.measure
@@ -247,7 +259,7 @@ class _Runner:
                 "config": step.config.to_dict(),
                 "config_version": step_cls.config_cls.version,
                 "teacher": self.teacher_identity() if step_cls.needs_teacher else None,
-                "code": _source_hash(step_cls),
+                "code": _step_code(step_cls),
             }
         )
 
