@@ -112,13 +112,13 @@ class Bench:
 BENCHES: tuple[Bench, ...] = (
     Bench(
         "tinybert", "bench_tinybert.py", "TinyBERT study", ("tinybert.json", "tinybert.md"),
-        quick=("--tasks", "sst2", "--train-size", "300", "--teacher-epochs", "1", "--stage1-epochs", "1",
+        quick=("--tasks", "sst2", "--train-size", "500", "--teacher-epochs", "2", "--stage1-epochs", "1",
                "--stage2-epochs", "1", "--eval-limit", "300", "--latency-repeats", "5", "--latency-rounds", "2",
                "--reduced"),
         full=("--tasks", "sst2,cola,rte,stsb,qnli", "--train-size", "3000", "--teacher-epochs", "3",
               "--stage1-epochs", "2", "--stage2-epochs", "3", "--latency-repeats", "10", "--latency-rounds", "3",
               "--reduced"),
-        sizes={"quick": "SST-2 only; 300 training examples; teacher 1 epoch, distillation 1 + 1 epochs; "
+        sizes={"quick": "SST-2 only; 500 training examples; teacher 2 epochs, distillation 1 + 1 epochs; "
                         "first 300 dev examples; latency 2 rounds x 5 repeats",
                "full": "SST-2, CoLA, RTE, STS-B, QNLI; 3,000 training examples per task (seeded subset); teacher "
                        "3 epochs, distillation 2 + 3 epochs; full dev sets; latency 3 rounds x 10 repeats"},
@@ -444,6 +444,34 @@ def _pct(metric: float | None) -> str:
     return _f(None if metric is None else 100 * metric, ".1f")
 
 
+def tinybert_ratios(task: dict[str, Any]) -> dict[str, float | None]:
+    """The study's ratios recomputed from the rows shown in Tables 1-2 (the script's own
+    ``ratios`` only fill a gap), so every verdict follows from the printed numbers."""
+    rows = task.get("rows", [])
+
+    def find(pred: Callable[[str], bool]) -> dict[str, Any] | None:
+        return next((row for row in rows if pred(row["variant"])), None)
+
+    teacher = find(lambda v: v.startswith("teacher"))
+    student = find(lambda v: v.startswith("student ("))
+    int8 = find(lambda v: v == "student int8")
+
+    def ratio(a: dict[str, Any] | None, b: dict[str, Any] | None, key: str) -> float | None:
+        if a is None or b is None or a.get(key) is None or not b.get(key):
+            return None
+        return a[key] / b[key]
+
+    mine = {
+        "int8_vs_fp32_latency_speedup": ratio(student, int8, "latency_p50_ms"),
+        "int8_vs_fp32_artifact_ratio": ratio(int8, student, "artifact_mb"),
+        "int8_metric_cost_points": None if student is None or int8 is None else 100 * (student["metric"] - int8["metric"]),
+        "student_vs_teacher_metric_retention": ratio(student, teacher, "metric"),
+        "student_vs_teacher_artifact_ratio": ratio(student, teacher, "artifact_mb"),
+    }
+    given = task.get("ratios", {})
+    return {k: v if v is not None else given.get(k) for k, v in mine.items()}
+
+
 def _tinybert(r: Report, d: dict[str, Any]) -> None:
     p = PUBLISHED_TINYBERT
     s = d.get("settings", {})
@@ -503,7 +531,7 @@ def _tinybert(r: Report, d: dict[str, Any]) -> None:
           "student/teacher metric | student/teacher artifact | published |",
           "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for t in tasks:
-        q = t["ratios"]
+        q = tinybert_ratios(t)
         r.add(f"| {t['task']} | {_f(q.get('int8_vs_fp32_latency_speedup'))}x | ~{1 / (1 - lo / 100):.2f}-"
               f"{1 / (1 - hi / 100):.2f}x | {_f(q.get('int8_vs_fp32_artifact_ratio'), '.3f')} | "
               f"{p['int8_vs_fp32_artifact_ratio']:.3f} | {_f(q.get('int8_metric_cost_points'), '+.2f')} | "
@@ -512,12 +540,16 @@ def _tinybert(r: Report, d: dict[str, Any]) -> None:
         speed = q.get("int8_vs_fp32_latency_speedup")
         size = q.get("int8_vs_fp32_artifact_ratio")
         cost = q.get("int8_metric_cost_points")
+        # every variant scoring exactly the same means a constant predictor (training too short):
+        # "int8 costs nothing" and "the student keeps its teacher's accuracy" would then be vacuous
+        constant = len(t["rows"]) > 2 and len({row["metric"] for row in t["rows"]}) == 1
+        vacuous = "n/a (every variant scores the same: a constant predictor, train longer)"
         r.target(f"TinyBERT {t['task']}", f"int8 vs fp32 latency >= {TARGETS['int8_speedup']}x (batch 8, seq 128)",
                  f"{_f(speed)}x", verdict(speed, TARGETS["int8_speedup"]))
         r.target(f"TinyBERT {t['task']}", f"int8 artifact <= {TARGETS['int8_artifact_ratio']:.2f}x fp32",
                  f"{_f(size, '.3f')}x", verdict(size, TARGETS["int8_artifact_ratio"], at_most=True))
         r.target(f"TinyBERT {t['task']}", f"int8 costs <= {TARGETS['int8_metric_cost']:g} point",
-                 f"{_f(cost, '+.2f')}", verdict(cost, TARGETS["int8_metric_cost"], at_most=True))
+                 f"{_f(cost, '+.2f')}", vacuous if constant else verdict(cost, TARGETS["int8_metric_cost"], at_most=True))
         pub_speed = 1 / (1 - hi / 100)
         r.target(f"TinyBERT {t['task']}", f"int8 speed-up beats the published ~{pub_speed:.2f}x (vs published)",
                  f"{_f(speed)}x", verdict(speed, pub_speed))
@@ -526,7 +558,7 @@ def _tinybert(r: Report, d: dict[str, Any]) -> None:
         if t["task"] == "sst2":
             keep = q.get("student_vs_teacher_metric_retention")
             r.target("TinyBERT sst2", f"3-layer student keeps >= {TARGETS['student_retention_sst2']:.0%} of teacher "
-                     "accuracy", _f(keep, ".3f"), verdict(keep, TARGETS["student_retention_sst2"]))
+                     "accuracy", _f(keep, ".3f"), vacuous if constant else verdict(keep, TARGETS["student_retention_sst2"]))
     r.add("")
 
 

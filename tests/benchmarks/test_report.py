@@ -283,6 +283,28 @@ def test_nbit_shape_check(tmp_path: Path) -> None:
     assert verdict_of(rows, "sst2 / n-bit shape: lowest") == "**not met**"  # 83.0 vs 85.0: only 2 points
 
 
+def test_a_constant_predictor_gets_no_metric_verdict(tmp_path: Path) -> None:
+    data = tinybert()
+    for row in data["tasks"][0]["rows"]:
+        row["metric"] = 0.5167  # a teacher that never learned: every variant predicts the majority class
+    rows = summary(run_all.render(write(tmp_path, tinybert=data), manifest()))
+    assert verdict_of(rows, "int8 costs <=").startswith("n/a (every variant scores the same")
+    assert verdict_of(rows, "3-layer student keeps").startswith("n/a")
+    assert verdict_of(rows, "int8 artifact <=") == "met"  # size does not depend on learning
+
+
+def test_tinybert_ratios_come_from_the_rows_shown() -> None:
+    task = tinybert(speedup_int8=2.0, int8_mb=9.11)["tasks"][0]
+    task["ratios"] = {k: 123.0 for k in task["ratios"]}  # the script's own figures, deliberately wrong
+    q = run_all.tinybert_ratios(task)
+    assert q["int8_vs_fp32_latency_speedup"] == pytest.approx(2.0)
+    assert q["int8_vs_fp32_artifact_ratio"] == pytest.approx(9.11 / 45.55)
+    assert q["int8_metric_cost_points"] == pytest.approx(0.46)
+    assert q["student_vs_teacher_metric_retention"] == pytest.approx(0.874 / 0.9011)
+    del task["rows"][-1]  # no int8 row: only then the script's figure is used
+    assert run_all.tinybert_ratios(task)["int8_vs_fp32_latency_speedup"] == 123.0
+
+
 def test_published_figures_are_constants_not_measurements() -> None:
     p = run_all.PUBLISHED_TINYBERT
     assert (p["bert_base_mb"], p["tinybert_mb"], p["tinybert_int8_mb"]) == (437.98, 58.39, 43.74)
