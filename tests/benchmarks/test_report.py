@@ -187,7 +187,7 @@ def test_full_report_carries_our_values_published_column_and_header(tmp_path: Pa
     tb = section(md, "TinyBERT study")
     assert "87.4" in tb  # student accuracy x100
     assert "| sst2 | student int8 | 6.10 |" in tb  # our int8 artifact MB, in our column
-    assert "1.93x" in tb and "training subset 321" in tb
+    assert "1.93x" in tb and "training subset 321 examples" in tb
     sq = section(md, "SQuAD system")
     assert "F1 57.8 / EM 54.0" in sq and "F1 55.5" in sq  # 3 layers, vocab 25 %
     assert "12.4" in sq  # 4-bit F1
@@ -281,6 +281,24 @@ def test_nbit_shape_check(tmp_path: Path) -> None:
     assert verdict_of(rows, "squad_v2 / n-bit shape: 16/10-bit") == "met"
     assert verdict_of(rows, "squad_v2 / n-bit shape: lowest") == "met"  # 4-bit F1 12.4 vs 61.4
     assert verdict_of(rows, "sst2 / n-bit shape: lowest") == "**not met**"  # 83.0 vs 85.0: only 2 points
+
+
+def test_combined_tinybert_file_with_settings_per_task(tmp_path: Path) -> None:
+    """bench_tinybert.py --combine: no top-level settings, one per task, tasks of different variants."""
+    a, b = tinybert(), tinybert(speedup_int8=1.2)
+    b["tasks"][0]["task"], b["tasks"][0]["metric_name"] = "cola", "matthews"
+    b["settings"]["train_size"] = 777
+    del b["tasks"][0]["rows"][2]  # cola without the 10 % pruned row
+    combined = {"benchmark": "tinybert", "runs": [a["settings"], b["settings"]], "environment": ENV, "published": {},
+                "tasks": [dict(a["tasks"][0], settings=a["settings"]), dict(b["tasks"][0], settings=b["settings"])],
+                "seconds": 1.0}
+    md = run_all.render(write(tmp_path, tinybert=combined), manifest())
+    tb = section(md, "TinyBERT study")
+    assert "- sst2: training subset 321 examples" in tb and "- cola: training subset 777 examples" in tb
+    assert "| student pruned 10% | 87.6 | — |" in tb
+    rows = summary(md)
+    assert rows["TinyBERT sst2 / int8 vs fp32 latency >= 1.7x (batch 8, seq 128)"] == "met"
+    assert rows["TinyBERT cola / int8 vs fp32 latency >= 1.7x (batch 8, seq 128)"] == "**not met**"
 
 
 def test_a_constant_predictor_gets_no_metric_verdict(tmp_path: Path) -> None:
