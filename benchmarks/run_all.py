@@ -109,7 +109,29 @@ class Bench:
     timeout_s: dict[str, int] = field(default_factory=lambda: {"quick": 1200, "full": 4 * 3600})
 
 
+# cheap ones first, so a --budget-minutes run loses the long ones, not everything after them
 BENCHES: tuple[Bench, ...] = (
+    Bench(
+        "queries", "bench_queries.py", "Store queries", ("bench_queries.json", "bench_queries.md"),
+        quick=("--variants", "10000", "--repeats", "5"),
+        full=("--variants", "10000", "--repeats", "15"),
+        sizes={"quick": "10,000 variants, 5 repeats", "full": "10,000 variants, 15 repeats"},
+        out_flags=lambda d: ["--out", str(d)],
+    ),
+    Bench(
+        "gui", "bench_gui.py", "GUI", ("gui.json", "gui.md"),
+        quick=("--repeats", "3"),
+        full=("--repeats", "5"),
+        sizes={"quick": "launch 3 times; run stall on a 2-layer tiny model", "full": "launch 5 times; run stall on "
+               "a 2-layer tiny model"},
+        env={"QT_QPA_PLATFORM": "offscreen"},
+    ),
+    Bench(
+        "eval", "bench_eval.py", "Engine evaluation vs a plain loop", ("eval_speed.json", "eval_speed.md"),
+        quick=("--limit", "200", "--rounds", "1"),
+        full=("--rounds", "3"),
+        sizes={"quick": "SST-2 dev, first 200 examples, 1 round", "full": "SST-2 dev, all 872 examples, 3 rounds"},
+    ),
     Bench(
         "tinybert", "bench_tinybert.py", "TinyBERT study", ("tinybert.json", "tinybert.md"),
         quick=("--tasks", "sst2", "--train-size", "500", "--teacher-epochs", "2", "--stage1-epochs", "1",
@@ -138,32 +160,11 @@ BENCHES: tuple[Bench, ...] = (
         out_flags=lambda d: ["--out", str(d)],
     ),
     Bench(
-        "eval", "bench_eval.py", "Engine evaluation vs a plain loop", ("eval_speed.json", "eval_speed.md"),
-        quick=("--limit", "200", "--rounds", "1"),
-        full=("--rounds", "3"),
-        sizes={"quick": "SST-2 dev, first 200 examples, 1 round", "full": "SST-2 dev, all 872 examples, 3 rounds"},
-    ),
-    Bench(
         "cache", "bench_cache.py", "Prefix cache", ("bench_cache.json", "bench_cache.md"),
         quick=("--train-size", "200"),
         full=("--train-size", "2000"),
         sizes={"quick": "finetune on 200 SST-2 examples", "full": "finetune on 2,000 SST-2 examples"},
         out_flags=lambda d: ["--out", str(d)],
-    ),
-    Bench(
-        "queries", "bench_queries.py", "Store queries", ("bench_queries.json", "bench_queries.md"),
-        quick=("--variants", "10000", "--repeats", "5"),
-        full=("--variants", "10000", "--repeats", "15"),
-        sizes={"quick": "10,000 variants, 5 repeats", "full": "10,000 variants, 15 repeats"},
-        out_flags=lambda d: ["--out", str(d)],
-    ),
-    Bench(
-        "gui", "bench_gui.py", "GUI", ("gui.json", "gui.md"),
-        quick=("--repeats", "3"),
-        full=("--repeats", "5"),
-        sizes={"quick": "launch 3 times; run stall on a 2-layer tiny model", "full": "launch 5 times; run stall on "
-               "a 2-layer tiny model"},
-        env={"QT_QPA_PLATFORM": "offscreen"},
     ),
 )
 BY_KEY = {b.key: b for b in BENCHES}
