@@ -598,10 +598,16 @@ def _squad_published(row: dict[str, Any]) -> str:
 def _squad(r: Report, d: dict[str, Any]) -> None:
     s = d.get("settings", {})
     rows = d["rows"]
-    r.add(f"Settings: SST-2 {s.get('sst2_train')} training examples x {s.get('sst2_epochs')} epoch; SQuAD 2.0 "
-          f"{s.get('squad_train')} training questions x {s.get('squad_epochs')} epoch, evaluated on "
-          f"{s.get('squad_eval')} questions of the eval part; {s.get('share_train')} questions of fine-tuning after "
-          f"each merge; max length {s.get('squad_max_length')}. " + " ".join(s.get("notes", [])), "")
+    present = {row["task"] for row in rows}
+    said = []
+    if "sst2" in present:
+        said.append(f"SST-2 {s.get('sst2_train')} training examples x {s.get('sst2_epochs')} epoch")
+    if "squad_v2" in present:
+        said.append(f"SQuAD 2.0 {s.get('squad_train')} training questions x {s.get('squad_epochs')} epoch, evaluated "
+                    f"on {s.get('squad_eval')} questions of the eval part (bundled dev file split by article); "
+                    f"{s.get('share_train')} questions of fine-tuning after each merge, {s.get('sketch_train')} after "
+                    f"sketching; max length {s.get('squad_max_length')}")
+    r.add("Settings (reduced training, as run): " + "; ".join(said or ["?"]) + ".", "")
     starts = {row["task"]: row for row in rows if row["table"] == "start"}
     titles = {"layers": "Table 2 — layers after progressive sharing", "vocab": "Table 3 — vocabulary reduction",
               "bits": "Table 4 — linear n-bit quantization (per-tensor min/max)", "sketch": "Table 5 — random sketching"}
