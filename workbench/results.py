@@ -213,6 +213,13 @@ class ResultsView(QWidget):
         selected = self.selected_rows()
         if self.isVisible():
             self.charts.mark_selected(selected)
+            run_id = self.run_combo.currentData()
+            run_rows = [r for r in self.rows if run_id is None or r.get("run_id") == run_id]
+            if run_id is None and self.rows:
+                last = max(r.get("run_id") or 0 for r in self.rows)
+                run_rows = [r for r in self.rows if r.get("run_id") == last]
+            ends = [r for r in selected if r in run_rows]
+            self.charts._update_waterfall(run_rows, ends[-1] if ends else None)
         self.show_comparison(selected)
 
     def show_comparison(self, rows: list[dict[str, Any]]) -> None:

@@ -187,7 +187,7 @@ def test_full_report_carries_our_values_published_column_and_header(tmp_path: Pa
     tb = section(md, "TinyBERT study")
     assert "87.4" in tb  # student accuracy x100
     assert "| sst2 | student int8 | 6.10 |" in tb  # our int8 artifact MB, in our column
-    assert "1.93x" in tb and "training subset 321" in tb
+    assert "1.93x" in tb and "training subset 321 examples" in tb
     sq = section(md, "SQuAD system")
     assert "F1 57.8 / EM 54.0" in sq and "F1 55.5" in sq  # 3 layers, vocab 25 %
     assert "12.4" in sq  # 4-bit F1
@@ -281,6 +281,46 @@ def test_nbit_shape_check(tmp_path: Path) -> None:
     assert verdict_of(rows, "squad_v2 / n-bit shape: 16/10-bit") == "met"
     assert verdict_of(rows, "squad_v2 / n-bit shape: lowest") == "met"  # 4-bit F1 12.4 vs 61.4
     assert verdict_of(rows, "sst2 / n-bit shape: lowest") == "**not met**"  # 83.0 vs 85.0: only 2 points
+
+
+def test_combined_tinybert_file_with_settings_per_task(tmp_path: Path) -> None:
+    """bench_tinybert.py --combine: no top-level settings, one per task, tasks of different variants."""
+    a, b = tinybert(), tinybert(speedup_int8=1.2)
+    b["tasks"][0]["task"], b["tasks"][0]["metric_name"] = "cola", "matthews"
+    b["settings"]["train_size"] = 777
+    del b["tasks"][0]["rows"][2]  # cola without the 10 % pruned row
+    combined = {"benchmark": "tinybert", "runs": [a["settings"], b["settings"]], "environment": ENV, "published": {},
+                "tasks": [dict(a["tasks"][0], settings=a["settings"]), dict(b["tasks"][0], settings=b["settings"])],
+                "seconds": 1.0}
+    md = run_all.render(write(tmp_path, tinybert=combined), manifest())
+    tb = section(md, "TinyBERT study")
+    assert "- sst2: training subset 321 examples" in tb and "- cola: training subset 777 examples" in tb
+    assert "| student pruned 10% | 87.6 | — |" in tb
+    rows = summary(md)
+    assert rows["TinyBERT sst2 / int8 vs fp32 latency >= 1.7x (batch 8, seq 128)"] == "met"
+    assert rows["TinyBERT cola / int8 vs fp32 latency >= 1.7x (batch 8, seq 128)"] == "**not met**"
+
+
+def test_a_constant_predictor_gets_no_metric_verdict(tmp_path: Path) -> None:
+    data = tinybert()
+    for row in data["tasks"][0]["rows"]:
+        row["metric"] = 0.5167  # a teacher that never learned: every variant predicts the majority class
+    rows = summary(run_all.render(write(tmp_path, tinybert=data), manifest()))
+    assert verdict_of(rows, "int8 costs <=").startswith("n/a (every variant scores the same")
+    assert verdict_of(rows, "3-layer student keeps").startswith("n/a")
+    assert verdict_of(rows, "int8 artifact <=") == "met"  # size does not depend on learning
+
+
+def test_tinybert_ratios_come_from_the_rows_shown() -> None:
+    task = tinybert(speedup_int8=2.0, int8_mb=9.11)["tasks"][0]
+    task["ratios"] = {k: 123.0 for k in task["ratios"]}  # the script's own figures, deliberately wrong
+    q = run_all.tinybert_ratios(task)
+    assert q["int8_vs_fp32_latency_speedup"] == pytest.approx(2.0)
+    assert q["int8_vs_fp32_artifact_ratio"] == pytest.approx(9.11 / 45.55)
+    assert q["int8_metric_cost_points"] == pytest.approx(0.46)
+    assert q["student_vs_teacher_metric_retention"] == pytest.approx(0.874 / 0.9011)
+    del task["rows"][-1]  # no int8 row: only then the script's figure is used
+    assert run_all.tinybert_ratios(task)["int8_vs_fp32_latency_speedup"] == 123.0
 
 
 def test_published_figures_are_constants_not_measurements() -> None:
