@@ -204,17 +204,25 @@ def run_task(bench: Bench, task_id: str) -> dict[str, Any]:
     }
 
 
+def _settings_line(s: dict[str, Any]) -> str:
+    return (
+        ("**REDUCED** — " if s["reduced"] else "") + f"{', '.join(s['tasks'])}: "
+        f"training subset {s['train_size'] or 'all'} examples (seeded); teacher {s['teacher_epochs']} epochs "
+        f"(lr {s['teacher_lr']}); distillation stage 1 {s['stage1_epochs']} + stage 2 {s['stage2_epochs']} epochs "
+        f"(lr {s['distill_lr']}); training on {s.get('train_threads', '?')} thread(s); dev evaluation "
+        f"{'first ' + str(s['eval_limit']) + ' rows' if s['eval_limit'] else 'full'}; latency batch 8 x seq 128 on "
+        f"{s['threads']} thread(s), median of {s['latency_rounds']} alternating rounds of {s['latency_repeats']} repeats."
+    )
+
+
 def markdown(result: dict[str, Any]) -> str:
-    s = result["settings"]
+    runs = result.get("runs") or [result["settings"]]
     lines = [
         "# TinyBERT study on the packaged MiniLM-L6 (benchmarks/bench_tinybert.py)",
         "",
-        ("**REDUCED RUN** — " if s["reduced"] else "") + f"tasks: {', '.join(s['tasks'])}; "
-        f"training subset {s['train_size'] or 'all'} examples per task (seeded); teacher {s['teacher_epochs']} epochs "
-        f"(lr {s['teacher_lr']}); distillation stage 1 {s['stage1_epochs']} + stage 2 {s['stage2_epochs']} epochs "
-        f"(lr {s['distill_lr']}); dev evaluation {'limit ' + str(s['eval_limit']) if s['eval_limit'] else 'full'}; "
-        f"latency batch 8 x seq 128, {s['threads']} threads, median of {s['latency_rounds']} alternating rounds of "
-        f"{s['latency_repeats']} repeats. Every figure comes from the reloaded artifact.",
+        *[f"- {_settings_line(s)}" for s in runs],
+        "",
+        "Every figure comes from the saved artifact, reloaded.",
         "",
         f"Machine: {result['environment'].get('cpu_model')} ({result['environment'].get('cores')} cores), shared "
         "with other jobs during the run: latencies are noisy, ratios are measured side by side.",
@@ -223,14 +231,16 @@ def markdown(result: dict[str, Any]) -> str:
         "",
     ]
     tasks = result["tasks"]
-    variants = [r["variant"] for r in tasks[0]["rows"]] if tasks else []
+    variants: list[str] = []
+    for t in tasks:
+        variants += [r["variant"] for r in t["rows"] if r["variant"] not in variants]
     lines.append("| variant | " + " | ".join(f"{t['task']} ({t['metric_name']})" for t in tasks) + " |")
     lines.append("|---|" + "---:|" * len(tasks))
     for v in variants:
         cells = []
         for t in tasks:
-            r = next(r for r in t["rows"] if r["variant"] == v)
-            cells.append(f"{r['metric']:.4f}")
+            r = next((r for r in t["rows"] if r["variant"] == v), None)
+            cells.append("—" if r is None else f"{r['metric']:.4f}")
         lines.append(f"| {v} | " + " | ".join(cells) + " |")
     lines += ["", "## Table 2 — size and latency", "",
               "| task | variant | artifact MB | params | non-zeros | p50 ms | p90 ms |", "|---|---|---:|---:|---:|---:|---:|"]
@@ -268,12 +278,30 @@ def markdown(result: dict[str, Any]) -> str:
     notes = [t["task_note"] for t in tasks if t.get("task_note")]
     if notes:
         lines += ["Task notes: " + " | ".join(notes), ""]
-    lines.append(f"Total wall time: {result['seconds'] / 60:.1f} min.")
+    lines.append(f"Total wall time: {result['seconds'] / 60:.1f} min" + (" (runs in parallel)" if len(runs) > 1 else "") + ".")
     return "\n".join(lines) + "\n"
+
+
+def combine(paths: list[str], out: Path) -> dict[str, Any]:
+    """Merge several runs' JSON (e.g. tasks run in parallel with different sizes) into one report."""
+    parts = [json.loads(Path(p).read_text(encoding="utf-8")) for p in paths]
+    result = {
+        "benchmark": "tinybert",
+        "runs": [p["settings"] for p in parts],
+        "environment": parts[0]["environment"],
+        "published": PUBLISHED,
+        "tasks": [dict(t, settings=p["settings"]) for p in parts for t in p["tasks"]],
+        "seconds": max(p["seconds"] for p in parts),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
+    out.with_suffix(".md").write_text(markdown(result), encoding="utf-8")
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--combine", nargs="+", metavar="JSON", help="merge earlier runs' JSON files and exit")
     parser.add_argument("--tasks", default="sst2,cola,rte,stsb,qnli")
     parser.add_argument("--train-size", type=int, default=3000, help="seeded training subset per task (0 = all)")
     parser.add_argument("--teacher-epochs", type=float, default=3.0)
@@ -293,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reduced", action="store_true", help="label the output as a reduced run")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "tinybert"))
     args = parser.parse_args(argv)
+    if args.combine:
+        print(markdown(combine(args.combine, Path(args.out))))
+        return 0
     args.prune_amounts = [float(a) for a in args.prune_amounts.split(",") if a]
     args.train_size = args.train_size or None
     tasks = [t for t in args.tasks.split(",") if t]

@@ -25,6 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     app.setWindowIcon(icon("workbench"))
     window = MainWindow()
     window.show()
+    if "--smoke" in argv[1:]:  # packaging check: the window can be built, then quit with 0
+        app.processEvents()
+        print(f"smoke: constructed '{window.windowTitle()}'", flush=True)
+        window.close()
+        return 0
     for arg in argv[1:]:
         if arg.endswith((".yaml", ".yml", ".json")):
             from pathlib import Path

@@ -121,3 +121,38 @@ def test_every_step_checks_cancellation_and_reports_progress(tmp_path: Path, ste
     step(step.config_cls(**FAST[step_id])).apply(
         state, make_ctx(tmp_path, tiny_task(), progress=lambda f, m="": seen.append(f)))
     assert seen and seen[-1] == pytest.approx(1.0) and all(0.0 <= f <= 1.0 for f in seen)
+
+
+def _other_family(family: str) -> torch.nn.Module:
+    from transformers import (
+        DistilBertConfig,
+        DistilBertForSequenceClassification,
+        RobertaConfig,
+        RobertaForSequenceClassification,
+    )
+
+    from tests.helpers import TINY_VOCAB
+
+    torch.manual_seed(0)
+    if family == "distilbert":
+        return DistilBertForSequenceClassification(DistilBertConfig(
+            vocab_size=len(TINY_VOCAB), dim=32, n_layers=2, n_heads=2, hidden_dim=64, max_position_embeddings=64))
+    return RobertaForSequenceClassification(RobertaConfig(
+        vocab_size=len(TINY_VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        max_position_embeddings=70, pad_token_id=0))
+
+
+@pytest.mark.parametrize("family", ["distilbert", "roberta"])
+@pytest.mark.parametrize("step_id", STEPS)
+def test_steps_work_on_distilbert_and_roberta(tmp_path: Path, family: str, step_id: str) -> None:
+    from core.steps.base import ModelState
+    from tests.helpers import tiny_tokenizer
+
+    tok = tiny_tokenizer(tmp_path / "tok")
+    state = ModelState(_other_family(family).eval(), tok, "tiny", "classification")
+    step = get_step(step_id)
+    out = step(step.config_cls(**FAST[step_id])).apply(state, make_ctx(tmp_path, tiny_task()))
+    save_artifact(out, tmp_path / "art")
+    batch = sample_batch(tok)
+    batch.pop("token_type_ids")
+    assert torch.equal(outputs(out.model, batch), outputs(load_artifact(tmp_path / "art").model, batch))
