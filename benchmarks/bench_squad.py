@@ -252,7 +252,10 @@ def markdown(rows: list[dict[str, Any]], settings: Settings) -> str:
             metric = (f"F1 {r['f1']:.1f} / EM {r['exact']:.1f}" if "f1" in r
                       else f"acc {100 * r['accuracy']:.1f}")
             smaller = "" if r.get("smaller_pct") is None else f"{r['smaller_pct']:.1f}"
-            lines.append(f"| {r['task']} | {r['variant']} | {r['params']:,} | {r['artifact_mb']:.1f} | {smaller} | "
+            variant = r["variant"]
+            if "vocab_size" in r:
+                variant += f" ({r['vocab_size']:,} pieces, +{r['tokens_increase_pct']:.1f} % tokens/example)"
+            lines.append(f"| {r['task']} | {variant} | {r['params']:,} | {r['artifact_mb']:.1f} | {smaller} | "
                          f"{metric} | {r.get('reload_identical', '')} |")
         lines.append("")
     return "\n".join(lines)
