@@ -158,8 +158,11 @@ class Bench:
         from core.tasks import get_task
         from core.training import train
 
+        import torch
+
         task = get_task(task_id)
         ref = ModelRef.parse("all-MiniLM-L6-v2")
+        torch.manual_seed(self.s.seed)  # the new task head is initialised from the global RNG
         state = ModelState(model=load_model(ref, task.head, num_labels=task.num_labels), tokenizer=load_tokenizer(ref),
                            task=task.id, head=task.head)
         qa = task.head == "qa"
