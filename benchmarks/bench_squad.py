@@ -153,12 +153,12 @@ class Bench:
 
     # -- starting models --------------------------------------------------------------------
     def finetuned(self, task_id: str) -> Any:
+        import torch
+
         from core.models import ModelRef, load_model, load_tokenizer
         from core.steps.base import ModelState
         from core.tasks import get_task
         from core.training import train
-
-        import torch
 
         task = get_task(task_id)
         ref = ModelRef.parse("all-MiniLM-L6-v2")
