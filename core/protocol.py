@@ -35,7 +35,7 @@ class ProtocolError(ValueError):
     pass
 
 
-def encode(kind: str, **fields: Any) -> str:
+def encode(kind: str, /, **fields: Any) -> str:
     """One message as a JSON line (no embedded newlines)."""
     return json.dumps({"protocol": PROTOCOL_VERSION, "type": kind, **fields}, separators=(",", ":")) + "\n"
 

@@ -189,7 +189,9 @@ def run_loop(
     step = 0
     losses: list[float] = []
     examples = 0
-    with torch.random.fork_rng(devices=[]):
+    from core.measure.evaluation import pinned_threads
+
+    with torch.random.fork_rng(devices=[]), pinned_threads(ctx.threads):
         torch.manual_seed(ctx.seed)
         for m in modules:
             m.train()
@@ -219,6 +221,7 @@ def run_loop(
         "epochs": epochs,
         "examples_seen": examples,
         "batches_per_epoch": per_epoch,
+        "first_loss": losses[0] if losses else float("nan"),
         "final_loss": losses[-1] if losses else float("nan"),
         "mean_loss_last_epoch": sum(tail) / len(tail) if tail else float("nan"),
         "seconds": time.perf_counter() - started,

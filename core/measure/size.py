@@ -62,6 +62,15 @@ def _tensors(model: Any) -> list[tuple[Any, Any]]:
                 if isinstance(masked, torch.Tensor):
                     effective = masked
             add(param, effective)
+        # Weight-only quantized modules (e.g. the int8 step's Int8Embedding) keep the weight as a
+        # persistent buffer named weight*; masks, scales and index buffers are not weights.
+        for name, buf in module.named_buffers(recurse=False):
+            if (
+                name.startswith("weight")
+                and not name.endswith("_mask")
+                and name not in module._non_persistent_buffers_set
+            ):
+                add(buf, buf)
         # Dynamic/static quantized Linear keeps weights in packed params, not in parameters().
         weight_fn = getattr(module, "weight", None)
         if callable(weight_fn) and not isinstance(weight_fn, torch.Tensor):

@@ -22,8 +22,11 @@ class Int8Embedding(nn.Module):
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
         self.padding_idx = padding_idx
-        self.register_buffer("weight_int8", torch.zeros(num_embeddings, embedding_dim, dtype=torch.int8))
-        self.register_buffer("scale", torch.ones(num_embeddings, dtype=torch.float32))
+        # Frozen Parameters rather than buffers so parameter counts (core.measure.size_report) see them.
+        self.weight_int8 = nn.Parameter(
+            torch.zeros(num_embeddings, embedding_dim, dtype=torch.int8), requires_grad=False
+        )
+        self.scale = nn.Parameter(torch.ones(num_embeddings, dtype=torch.float32), requires_grad=False)
 
     @classmethod
     def from_float(cls, emb: nn.Embedding) -> Int8Embedding:
@@ -32,8 +35,9 @@ class Int8Embedding(nn.Module):
         scale = torch.where(scale > 0, scale, torch.ones_like(scale))
         q = torch.round(w / scale[:, None]).clamp_(-127, 127).to(torch.int8)
         out = cls(emb.num_embeddings, emb.embedding_dim, emb.padding_idx)
-        out.weight_int8.copy_(q)
-        out.scale.copy_(scale)
+        with torch.no_grad():
+            out.weight_int8.copy_(q)
+            out.scale.copy_(scale)
         return out
 
     @property

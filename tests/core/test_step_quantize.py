@@ -15,7 +15,7 @@ from core.models import ModelRef, load_model, load_tokenizer
 from core.steps._int8_modules import Int8Embedding
 from core.steps.base import FLOAT, TRAINABLE, ModelState, get_step
 from core.training import train
-from tests.core.steps_support import ensure_features, make_ctx, outputs, sample_batch, tiny_state, tiny_task
+from tests.core.steps_support import make_ctx, outputs, sample_batch, tiny_state, tiny_task
 
 STEP = get_step("quantize.dynamic_int8")
 
@@ -110,7 +110,6 @@ def test_pruned_then_quantized_model_reloads_exactly(tmp_path: Path) -> None:
 
 
 def test_quantized_model_cannot_be_trained(tmp_path: Path) -> None:
-    ensure_features()
     q = _quantize(tiny_state(tmp_path), tmp_path)
     with pytest.raises(ConfigError, match="quantized"):
         train(q, make_ctx(tmp_path, tiny_task()), epochs=1, lr=1e-3, batch_size=4, max_length=16,

@@ -1,0 +1,382 @@
+"""``workbench-cli``: run recipes headless and read the results database.
+
+    workbench-cli run RECIPE [--db FILE] [--artifacts DIR]     run in a worker process, with progress
+    workbench-cli resume RUN                                   continue a failed/cancelled/interrupted run
+    workbench-cli validate RECIPE                              list every problem, run nothing
+    workbench-cli runs | show RUN | compare VARIANT...         read results
+    workbench-cli export --format csv|markdown|latex|json [--run N] [-o FILE]
+    workbench-cli steps | tasks                                list the registries
+    workbench-cli evaluate MODEL --task T                      evaluate one model (needs core.measure)
+
+User errors print one line to stderr and exit 2 (a failed run exits 1, a cancelled one 130); never a
+traceback. The tables are the ones the GUI exports (core.store.results_table + export_table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from core.errors import WorkbenchError
+
+EXIT_OK = 0
+EXIT_RUN_FAILED = 1
+EXIT_USER_ERROR = 2
+EXIT_CANCELLED = 130
+
+
+def _err(message: str) -> None:
+    print(f"workbench-cli: error: {message}", file=sys.stderr)
+
+
+# ------------------------------------------------------------------------------------------
+# Progress
+
+
+class Progress:
+    """A one-line progress bar on stderr (a line per step when stderr is not a terminal)."""
+
+    def __init__(self, stream: Any = None, width: int = 24) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.width = width
+        self.total = 0
+        self.done = 0
+        self.label = ""
+        self._line_len = 0
+
+    def _draw(self, fraction: float, message: str) -> None:
+        if not self.tty:
+            return
+        filled = round(self.width * fraction)
+        bar = "#" * filled + "-" * (self.width - filled)
+        text = f"[{self.done + 1}/{self.total}] {self.label[:40]:<40} [{bar}] {fraction * 100:3.0f}% {message[:30]}"
+        pad = max(0, self._line_len - len(text))
+        self.stream.write("\r" + text + " " * pad)
+        self.stream.flush()
+        self._line_len = len(text)
+
+    def _line(self, text: str) -> None:
+        if self.tty and self._line_len:
+            self.stream.write("\r" + " " * self._line_len + "\r")
+            self._line_len = 0
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event["type"]
+        if kind == "run_started":
+            self.total = event.get("variants", 0)
+            resumed = " (resumed)" if event.get("resumed") else ""
+            self._line(f"run {event['run_id']}{resumed}: {self.total} variant(s) to produce")
+        elif kind == "step_started":
+            self.label = event.get("label", event.get("step", ""))
+            if not self.tty:
+                self._line(f"[{self.done + 1}/{self.total}] {self.label} ...")
+            self._draw(0.0, "")
+        elif kind == "progress":
+            self._draw(float(event.get("fraction", 0.0)), str(event.get("message", "")))
+        elif kind == "step_finished":
+            how = "cached" if event.get("cached") else f"{event.get('seconds', 0):.1f} s"
+            self._line(f"[{self.done + 1}/{self.total}] {self.label}: done ({how}, variant {event['variant_id']})")
+            self.done += 1
+        elif kind == "log" and event.get("level") in ("warning", "error"):
+            self._line(f"{event['level']}: {event.get('message', '')}")
+        elif kind == "run_finished":
+            self._line(f"run {event['run_id']} finished")
+        elif kind == "run_cancelled":
+            self._line(f"run {event.get('run_id')} cancelled")
+
+
+# ------------------------------------------------------------------------------------------
+# Commands
+
+
+def _db(args: argparse.Namespace) -> Path:
+    from core.paths import default_db
+
+    return default_db(args.db)
+
+
+def _open(args: argparse.Namespace, *, create: bool = False) -> Any:
+    from core.store import mark_interrupted_runs, open_store
+
+    store = open_store(_db(args), create=create)
+    mark_interrupted_runs(store)
+    return store
+
+
+def _run_worker(request: dict[str, Any], args: argparse.Namespace) -> int:
+    from core import worker_client
+
+    cancel = threading.Event()
+    progress = Progress()
+    current: dict[str, Any] = {}
+
+    def on_sigint(_signum: int, _frame: Any) -> None:
+        if not cancel.is_set():
+            print("\ncancelling (Ctrl+C again to stop at once)...", file=sys.stderr)
+            cancel.set()
+        elif "worker" in current:
+            current["worker"].proc.kill()
+
+    previous = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
+    verbose = getattr(args, "verbose", False)
+    try:
+        outcome = worker_client.run_worker(
+            request,
+            on_event=progress,
+            cancel=cancel,
+            command=worker_client.worker_command(),
+            on_stderr=(lambda line: print(line, file=sys.stderr)) if verbose else None,
+            on_start=lambda w: current.__setitem__("worker", w),
+        )
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    if outcome.ok:
+        print(f"run {outcome.run_id}: finished; 'workbench-cli show {outcome.run_id}' for results")
+        return EXIT_OK
+    if outcome.status == "cancelled":
+        _err(f"run {outcome.run_id} cancelled; 'workbench-cli resume {outcome.run_id}' continues it")
+        return EXIT_CANCELLED
+    message = outcome.describe()
+    if outcome.run_id is not None and outcome.crashed:
+        message += f"; 'workbench-cli resume {outcome.run_id}' continues it"
+    _err(message)
+    return EXIT_RUN_FAILED
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from core.chain import check_recipe, load_recipe
+    from core.paths import default_artifacts
+    from core.store import open_store
+
+    recipe = load_recipe(args.recipe)
+    check_recipe(recipe)
+    db = _db(args)
+    open_store(db).close()  # a corrupt or newer database fails here, before a worker starts
+    artifacts = Path(args.artifacts) if args.artifacts else default_artifacts(db)
+    request = {"recipe": recipe.to_dict(), "db": str(db), "artifacts": str(artifacts), "resume_run": None}
+    return _run_worker(request, args)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from core.store import get_run
+
+    with _open(args) as store:
+        run = get_run(store, args.run)
+    if run.status not in ("failed", "cancelled", "interrupted"):
+        raise WorkbenchError(f"run {run.id} is {run.status}; only failed, cancelled or interrupted runs resume")
+    request = {"recipe": None, "db": str(_db(args)), "artifacts": None, "resume_run": run.id}
+    return _run_worker(request, args)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from core.chain import expand, load_recipe, validate_recipe
+
+    recipe = load_recipe(args.recipe)
+    problems = validate_recipe(recipe)
+    for p in problems:
+        print(f"{args.recipe}: {p}", file=sys.stderr)
+    if problems:
+        return EXIT_USER_ERROR
+    variants = expand(recipe)
+    print(f"{args.recipe}: valid; {len(variants)} chain variant(s)")
+    return EXIT_OK
+
+
+def _print_table(columns: list[str], rows: list[list[Any]]) -> None:
+    cells = [[("" if v is None else str(v)) for v in r] for r in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for r in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from core.store import list_runs
+
+    with _open(args) as store:
+        runs = list_runs(store, model=args.model, status=args.status)
+    if not runs:
+        print("no runs yet")
+        return EXIT_OK
+    _print_table(
+        ["run", "status", "task", "model", "recipe", "variants", "started", "seconds"],
+        [[r.id, r.status, r.task, r.model, r.recipe_name, r.variants, r.started_at,
+          f"{r.seconds:.1f}" if r.seconds is not None else ""] for r in runs],
+    )
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from core.store import export_table, get_run, results_table, run_environment
+
+    with _open(args) as store:
+        run = get_run(store, args.run)
+        table = results_table(store, run_ids=[run.id])
+        env = run_environment(store, run.id)
+    print(f"run {run.id}: {run.status}  task {run.task}  model {run.model}  seed {run.seed}")
+    if run.recipe_name:
+        print(f"recipe: {run.recipe_name}")
+    print(f"started {run.started_at}  finished {run.finished_at or '-'}  attempts {run.attempts}")
+    if run.error:
+        print(f"error: {run.error}")
+    if env:
+        keys = [k for k in ("cpu", "cpu_model", "threads", "torch", "transformers", "python") if k in env]
+        print("environment: " + ", ".join(f"{k}={env[k]}" for k in keys))
+    print()
+    print(export_table(table, "markdown"), end="")
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from core.store import export_table, results_table
+
+    with _open(args) as store:
+        table = results_table(store, variant_ids=args.variants)
+    print(export_table(table, args.format), end="")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from core.store import export_table, results_table
+
+    with _open(args) as store:
+        table = results_table(store, run_ids=args.run or None, variant_ids=args.variant or None)
+    text = export_table(table, args.format)
+    if args.output:
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise WorkbenchError(f"Cannot write {args.output}: {exc.strerror or exc}") from None
+        print(f"wrote {len(table.rows)} row(s) to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def cmd_steps(args: argparse.Namespace) -> int:
+    from core.steps.base import all_steps
+
+    steps = all_steps()
+    if args.json:
+        print(json.dumps([{"id": s.id, "title": s.title, "category": s.category, "config": s.config_cls.describe()}
+                          for s in steps], indent=2))
+        return EXIT_OK
+    _print_table(["id", "category", "title", "requires", "adds", "removes"],
+                 [[s.id, s.category, s.title, ",".join(sorted(s.requires)), ",".join(sorted(s.adds)),
+                   ",".join(sorted(s.removes))] for s in steps])
+    return EXIT_OK
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from core.tasks.base import all_tasks
+
+    tasks = all_tasks()
+    _print_table(["id", "title", "head", "metric", "splits"],
+                 [[t.id, t.title, t.head, t.primary_metric, ",".join(t.splits)] for t in tasks])
+    return EXIT_OK
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    if importlib.util.find_spec("core.measure") is None:
+        raise WorkbenchError("evaluate needs the measurement engine (core.measure), which this build lacks")
+    from core import measure
+    from core.models import ModelRef, load_model, load_tokenizer
+    from core.tasks.base import get_task
+
+    ref = ModelRef.parse(args.model)
+    task = get_task(args.task)
+    model = load_model(ref, head=task.head, num_labels=task.num_labels)  # type: ignore[arg-type]
+    model.eval()
+    result = measure.evaluate(model, load_tokenizer(ref), task, "dev", limit=args.limit, batch_size=args.batch_size)
+    print(json.dumps({"model": str(ref), "task": task.id, "examples": result.examples,
+                      "seconds": round(result.seconds, 3), **result.metrics}, indent=2))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", help="results database file (default: $WORKBENCH_DB or the app-data folder)")
+    parser = argparse.ArgumentParser(prog="workbench-cli", description="Compression Workbench, headless.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", parents=[common], help="run a recipe (YAML or JSON)")
+    p.add_argument("recipe")
+    p.add_argument("--artifacts", help="folder for variant artifacts (default: beside the database)")
+    p.add_argument("-v", "--verbose", action="store_true", help="show the worker's log output")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("resume", parents=[common], help="continue a failed, cancelled or interrupted run")
+    p.add_argument("run", type=int)
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("validate", help="check a recipe and list every problem")
+    p.add_argument("recipe")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("runs", parents=[common], help="list runs")
+    p.add_argument("--model", help="only runs of this model reference")
+    p.add_argument("--status", choices=["running", "finished", "failed", "cancelled", "interrupted"])
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("show", parents=[common], help="one run and its variants")
+    p.add_argument("run", type=int)
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("compare", parents=[common], help="variants side by side")
+    p.add_argument("variants", type=int, nargs="+", metavar="VARIANT")
+    p.add_argument("--format", choices=["csv", "markdown", "latex", "json"], default="markdown")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("export", parents=[common], help="export result tables")
+    p.add_argument("--format", choices=["csv", "markdown", "latex", "json"], required=True)
+    p.add_argument("--run", type=int, action="append", help="only this run (repeatable)")
+    p.add_argument("--variant", type=int, action="append", help="only this variant (repeatable)")
+    p.add_argument("-o", "--output", help="write to this file instead of stdout")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("steps", help="list the compression steps")
+    p.add_argument("--json", action="store_true", help="with config fields, as JSON")
+    p.set_defaults(func=cmd_steps)
+
+    p = sub.add_parser("tasks", help="list the tasks")
+    p.set_defaults(func=cmd_tasks)
+
+    p = sub.add_parser("evaluate", help="evaluate one model on a task's dev split")
+    p.add_argument("model")
+    p.add_argument("--task", required=True)
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except WorkbenchError as exc:
+        _err(str(exc))
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return EXIT_CANCELLED
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""The results database: SQLite through SQLAlchemy 2. Open with :func:`open_store`; read with the
+query functions re-exported here (stable API used by the GUI and the CLI); the runner writes through
+:mod:`core.store.record`."""
+
+from core.store.db import SCHEMA_VERSION, Store, StoreError, open_store
+from core.store.queries import (
+    EXPORT_FORMATS,
+    MetricInfo,
+    RunInfo,
+    Table,
+    VariantInfo,
+    export_table,
+    get_run,
+    get_variants,
+    list_runs,
+    results_table,
+    run_environment,
+    run_recipe_text,
+    run_variants,
+    variant_metrics,
+    variants_of_model,
+)
+from core.store.record import mark_interrupted_runs
+
+__all__ = [
+    "EXPORT_FORMATS",
+    "SCHEMA_VERSION",
+    "MetricInfo",
+    "RunInfo",
+    "Store",
+    "StoreError",
+    "Table",
+    "VariantInfo",
+    "export_table",
+    "get_run",
+    "get_variants",
+    "list_runs",
+    "mark_interrupted_runs",
+    "open_store",
+    "results_table",
+    "run_environment",
+    "run_recipe_text",
+    "run_variants",
+    "variant_metrics",
+    "variants_of_model",
+]

@@ -1,0 +1,171 @@
+"""The faults issue 6 lists, each with real processes and real files: kill -9 mid-step then resume,
+two runs at once on one database, corrupt and newer-schema databases, an unwritable artifact folder,
+and broken recipes (nothing runs)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core import worker_client
+from core.chain import Recipe, save_recipe
+from core.cli import main
+from core.store import SCHEMA_VERSION, get_run, list_runs, open_store, run_variants
+from core.worker_client import WorkerProcess, run_worker
+from tests.core.fakes import WORKER_COMMAND, install, tiny_recipe
+
+install()
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.helpers import tiny_bert_folder
+
+    return tiny_bert_folder(tmp_path_factory.mktemp("tiny"))
+
+
+def _request(tmp_path: Path, recipe: dict[str, Any]) -> dict[str, Any]:
+    return {"recipe": recipe, "db": str(tmp_path / "w.sqlite"), "artifacts": str(tmp_path / "artifacts"),
+            "resume_run": None}
+
+
+def test_kill_9_mid_step_keeps_finished_steps_and_resume_completes(tiny: Path, tmp_path: Path) -> None:
+    release = tmp_path / "release"
+    recipe = tiny_recipe(tiny, [
+        {"step": "test.scale", "config": {"factor": 0.5}},
+        {"step": "test.slow", "config": {"seconds": 120, "chatter": False, "release_file": str(release)}},
+        {"step": "test.scale", "config": {"factor": 2.0}},
+    ])
+    worker = WorkerProcess(_request(tmp_path, recipe), command=WORKER_COMMAND)
+    run_id = None
+    for event in worker.events():
+        if event["type"] == "run_started":
+            run_id = event["run_id"]
+        if event["type"] == "progress" and event["index"] == 2:  # inside the slow step
+            os.kill(worker.pid, signal.SIGKILL)
+    outcome = worker.wait(None, run_id)
+    assert outcome.signal == signal.SIGKILL and outcome.crashed
+    assert "killed by signal 9" in outcome.describe()
+
+    store = open_store(tmp_path / "w.sqlite")
+    assert get_run(store, run_id).status == "running"  # nobody has looked yet
+    from core.store import mark_interrupted_runs
+
+    assert mark_interrupted_runs(store) == [run_id]
+    run = get_run(store, run_id)
+    assert run.status == "interrupted" and run.variants == 2
+    before = [v.id for v in run_variants(store, run_id)]
+
+    release.touch()  # the slow step now finishes at once
+    from core.runner import run_recipe
+
+    events: list[dict[str, Any]] = []
+    result = run_recipe(None, db_url_or_path=tmp_path / "w.sqlite", resume_run=run_id,
+                        emit=lambda kind, /, **f: events.append({"type": kind, **f}))
+    assert result.status == "finished", result.error
+    run = get_run(store, run_id)
+    assert run.status == "finished" and run.attempts == 2 and run.variants == 4
+    variants = run_variants(store, run_id)
+    assert [v.id for v in variants[:2]] == before  # finished steps kept, not redone
+    assert [v.step_id for v in variants] == ["baseline", "test.scale", "test.slow", "test.scale"]
+    assert [e["cached"] for e in events if e["type"] == "step_finished"] == [True, True, False, False]
+    assert variants[2].parent_id == variants[1].id and variants[3].parent_id == variants[2].id
+
+
+def test_two_runs_at_once_on_one_database(tiny: Path, tmp_path: Path) -> None:
+    outcomes: dict[int, Any] = {}
+    stderr: list[str] = []
+
+    def go(seed: int) -> None:
+        recipe = {**tiny_recipe(tiny, [{"step": "test.scale", "config": {"factor": 0.5}},
+                                       {"step": "test.scale", "config": {"factor": 1.5}}]), "seed": seed}
+        outcomes[seed] = run_worker(_request(tmp_path, recipe), command=WORKER_COMMAND, on_stderr=stderr.append)
+
+    threads = [threading.Thread(target=go, args=(seed,)) for seed in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    assert all(o.ok for o in outcomes.values()), [o.describe() for o in outcomes.values()]
+    assert not [line for line in stderr if "locked" in line]
+    runs = list_runs(open_store(tmp_path / "w.sqlite"))
+    assert sorted(r.seed for r in runs) == [1, 2]
+    assert all(r.status == "finished" and r.variants == 3 for r in runs)
+
+
+def _write_recipe(tiny: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "recipe.yaml"
+    save_recipe(Recipe.from_dict(tiny_recipe(tiny, [{"step": "test.scale"}])), path)
+    return path
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "newer"])
+def test_unusable_database_is_reported_and_left_byte_identical(
+    tiny: Path, tmp_path: Path, damage: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "w.sqlite"
+    if damage == "corrupt":
+        open_store(db).close()
+        with sqlite3.connect(db) as conn:
+            conn.execute("PRAGMA journal_mode=DELETE")
+        data = bytearray(db.read_bytes())
+        data[200:4096] = b"\xff" * (4096 - 200)
+        db.write_bytes(bytes(data))
+    else:
+        open_store(db).close()
+        with sqlite3.connect(db) as conn:
+            conn.execute("PRAGMA journal_mode=DELETE")
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 5}")
+    before = db.read_bytes()
+    started: list[bool] = []
+    monkeypatch.setattr(worker_client, "run_worker", lambda *a, **k: started.append(True))
+    for argv in (["run", str(_write_recipe(tiny, tmp_path))], ["runs"], ["show", "1"], ["export", "--format", "csv"]):
+        assert main([*argv, "--db", str(db)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and str(db) in err and "Traceback" not in err
+        assert ("damaged" in err) if damage == "corrupt" else ("newer workbench" in err)
+    assert db.read_bytes() == before
+    assert started == []  # no worker was started
+
+
+def test_unwritable_artifact_folder_fails_the_run_clearly(tiny: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")  # works even as root, where chmod would not stop writes
+    events: list[dict[str, Any]] = []
+    request = {**_request(tmp_path, tiny_recipe(tiny, [{"step": "test.scale"}])), "artifacts": str(blocker / "art")}
+    outcome = run_worker(request, on_event=events.append, command=WORKER_COMMAND)
+    assert outcome.exit_code == 1 and outcome.status == "failed"
+    assert "Cannot write artifacts to" in outcome.describe() and str(blocker) in outcome.describe()
+    assert "--artifacts" in outcome.describe()
+    (run,) = list_runs(open_store(tmp_path / "w.sqlite"))
+    assert run.status == "failed" and run.error_kind == "ArtifactError" and run.variants == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("model: {model}\ntask: sst2\nchain:\n  - step: no.such.step\n", "unknown step 'no.such.step'"),
+        ("model: {model}\ntask: sst2\nchain:\n  - step: test.scale\n    config: {{factor: lots}}\n",
+         "step 1 (test.scale), field 'factor': Factor (factor) must be float, got 'lots'"),
+        ("model: {model}\ntask: sst2\nchain:\n  - step: test.scale\n   config: [\n", "YAML syntax error"),
+    ],
+)
+def test_broken_recipe_is_a_clear_error_and_nothing_runs(
+    tiny: Path, tmp_path: Path, text: str, needle: str, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text(text.format(model=tiny), encoding="utf-8")
+    started: list[bool] = []
+    monkeypatch.setattr(worker_client, "run_worker", lambda *a, **k: started.append(True))
+    db = tmp_path / "w.sqlite"
+    assert main(["run", str(path), "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err and "Traceback" not in err
+    assert started == [] and not db.exists()

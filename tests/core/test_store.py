@@ -1,0 +1,280 @@
+"""The results database: setup pragmas, refusing files it cannot read (left byte-identical),
+migrations, concurrent writers in separate processes, and the query/export functions."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import core.store.db as db
+from core.store import (
+    SCHEMA_VERSION,
+    StoreError,
+    export_table,
+    get_run,
+    get_variants,
+    list_runs,
+    mark_interrupted_runs,
+    open_store,
+    results_table,
+    run_variants,
+    variant_metrics,
+    variants_of_model,
+)
+from core.store.record import MetricValue, RunIdentity, add_variant, create_run, finish_run
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _ident(model: str = "packaged:all-MiniLM-L6-v2", seed: int = 0) -> RunIdentity:
+    return RunIdentity(model_ref=model, model_kind="packaged", model_hash="m" * 64, task="sst2", data_hash="d" * 64,
+                       recipe_json=json.dumps({"seed": seed}), recipe_name="test", seed=seed,
+                       environment={"cpu": "test"})
+
+
+def _metrics(acc: float, nbytes: int, p50: float) -> list[MetricValue]:
+    return [
+        MetricValue("accuracy", acc, "", "dev"),
+        MetricValue("params", 1000.0, "count"),
+        MetricValue("nonzero_params", 700.0, "count"),
+        MetricValue("artifact_bytes", float(nbytes), "bytes"),
+        MetricValue("latency_p50", p50, "ms"),
+        MetricValue("latency_p90", p50 * 1.2, "ms"),
+    ]
+
+
+def _fill(store: db.Store, tmp: Path) -> tuple[int, list[int]]:
+    ctx = create_run(store, _ident(), tmp / "artifacts")
+    ids: list[int] = []
+    parent = None
+    for i, (acc, nbytes, p50) in enumerate([(0.90, 4000, 10.0), (0.88, 2000, 8.0), (0.85, 1000, 5.0)]):
+        vid = add_variant(store, run_id=ctx.run_id, parent_id=parent, step_index=i, step_id="baseline" if i == 0 else "s",
+                          label=f"v{i}", config={"i": i}, cache_key=f"k{i}", metrics=_metrics(acc, nbytes, p50),
+                          artifact_path=tmp / f"a{i}", artifact_bytes=nbytes, seconds=1.0)
+        ids.append(vid)
+        parent = vid
+    finish_run(store, ctx.run_id, "finished")
+    return ctx.run_id, ids
+
+
+def test_new_database_has_schema_wal_and_foreign_keys(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "w.sqlite"
+    store = open_store(path)
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == db.BUSY_TIMEOUT_MS
+        assert conn.exec_driver_sql("PRAGMA user_version").scalar() == SCHEMA_VERSION
+    store.close()
+    with sqlite3.connect(path) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"models", "datasets", "recipes", "runs", "variants", "metrics", "artifacts", "environments"} <= tables
+
+
+def test_default_location_follows_workbench_home_and_db_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.paths import default_artifacts, default_db
+
+    assert default_db() == Path(os.environ["WORKBENCH_HOME"]) / "workbench.sqlite"
+    monkeypatch.setenv("WORKBENCH_DB", str(tmp_path / "x.sqlite"))
+    assert default_db() == tmp_path / "x.sqlite"
+    assert default_artifacts() == tmp_path / "artifacts"
+    assert default_db(tmp_path / "flag.sqlite") == tmp_path / "flag.sqlite"
+
+
+def test_foreign_keys_are_enforced(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "w.sqlite")
+    with pytest.raises(Exception, match="FOREIGN KEY"):
+        add_variant(store, run_id=999, parent_id=None, step_index=0, step_id="baseline", label="x", config={},
+                    cache_key="k", metrics=[], artifact_path=tmp_path, artifact_bytes=0, seconds=0.0)
+
+
+def _refused(path: Path, needle: str) -> None:
+    before = path.read_bytes()
+    with pytest.raises(StoreError) as info:
+        open_store(path)
+    assert str(path) in str(info.value) and needle in str(info.value)
+    assert path.read_bytes() == before
+    assert not Path(str(path) + "-wal").exists()
+
+
+def test_newer_schema_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "w.sqlite"
+    open_store(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA journal_mode=DELETE")
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    _refused(path, "newer workbench")
+
+
+def test_corrupt_files_are_refused_and_left_untouched(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.sqlite"
+    garbage.write_bytes(os.urandom(8192))
+    _refused(garbage, "not a workbench results database")
+
+    damaged = tmp_path / "damaged.sqlite"
+    open_store(damaged).close()
+    with sqlite3.connect(damaged) as conn:
+        conn.execute("PRAGMA journal_mode=DELETE")
+    data = bytearray(damaged.read_bytes())
+    data[100:] = os.urandom(len(data) - 100)  # keep the header, destroy the pages
+    damaged.write_bytes(bytes(data))
+    _refused(damaged, "damaged")
+
+    other = tmp_path / "other.sqlite"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE notes (x)")
+    _refused(other, "not a workbench one")
+
+
+def test_older_schema_is_migrated_after_a_backup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "w.sqlite"
+    store = open_store(path)
+    _fill(store, tmp_path)
+    store.close()
+
+    def add_notes(conn: object) -> None:
+        conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN note TEXT")  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(db, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setitem(db.MIGRATIONS, SCHEMA_VERSION + 1, add_notes)
+    store = open_store(path)
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA user_version").scalar() == SCHEMA_VERSION + 1
+        columns = {r[1] for r in conn.exec_driver_sql("PRAGMA table_info(runs)")}
+    assert "note" in columns
+    assert len(list_runs(store)) == 1  # data kept
+    store.close()
+    backup = tmp_path / f"w.sqlite.v{SCHEMA_VERSION}.bak"
+    with sqlite3.connect(backup) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_two_processes_writing_at_once_never_see_database_is_locked(tmp_path: Path) -> None:
+    path = tmp_path / "w.sqlite"
+    open_store(path).close()
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from pathlib import Path
+        from core.store import open_store
+        from core.store.record import RunIdentity, MetricValue, create_run, add_variant, finish_run
+        store = open_store({str(path)!r})
+        for i in range(40):
+            ident = RunIdentity("m", "local", "h", "sst2", "d", json.dumps({{"i": i, "p": sys.argv[1]}}), "r", i, {{}})
+            ctx = create_run(store, ident, Path({str(tmp_path)!r}))
+            vid = add_variant(store, run_id=ctx.run_id, parent_id=None, step_index=0, step_id="baseline", label="b",
+                              config={{}}, cache_key=f"{{sys.argv[1]}}{{i}}",
+                              metrics=[MetricValue("accuracy", 0.5, "", "dev")] * 5,
+                              artifact_path=Path("x"), artifact_bytes=1, seconds=0.0)
+            finish_run(store, ctx.run_id, "finished")
+        print("ok")
+        """
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script, tag], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for tag in ("a", "b")]
+    outs = [p.communicate(timeout=120) for p in procs]
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err
+        assert "locked" not in err
+        assert out.strip() == "ok"
+    store = open_store(path)
+    runs = list_runs(store)
+    assert len(runs) == 80 and {r.status for r in runs} == {"finished"}
+    assert all(r.variants == 1 for r in runs)
+
+
+def test_queries_return_plain_rows_with_metrics(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "w.sqlite")
+    run_id, ids = _fill(store, tmp_path)
+    (run,) = list_runs(store)
+    assert (run.id, run.status, run.variants, run.task, run.recipe_name) == (run_id, "finished", 3, "sst2", "test")
+    assert get_run(store, run_id) == run
+    assert list_runs(store, model="packaged:all-MiniLM-L6-v2") == [run]
+    assert list_runs(store, model="other") == []
+    variants = run_variants(store, run_id)
+    assert [v.id for v in variants] == ids
+    assert [v.parent_id for v in variants] == [None, ids[0], ids[1]]
+    assert variants[1].metrics["accuracy"] == pytest.approx(0.88)
+    assert variants[1].units["artifact_bytes"] == "bytes"
+    assert variants[1].task_metrics == {"accuracy": pytest.approx(0.88)}
+    assert variants[2].config == {"i": 2}
+    assert [v.id for v in variants_of_model(store, "packaged:all-MiniLM-L6-v2")] == ids
+    assert get_variants(store, [ids[2], ids[0]])[0].id == ids[0]
+    metric_rows = variant_metrics(store, [ids[0]])[ids[0]]
+    assert {m.name for m in metric_rows} >= {"accuracy", "latency_p50"}
+    assert next(m for m in metric_rows if m.name == "accuracy").split == "dev"
+    with pytest.raises(StoreError, match="No run 999"):
+        get_run(store, 999)
+    with pytest.raises(StoreError, match="No variant 999"):
+        get_variants(store, [999])
+
+
+def test_results_table_ratios_and_all_export_formats(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "w.sqlite")
+    run_id, ids = _fill(store, tmp_path)
+    table = results_table(store, run_ids=[run_id])
+    assert [r["variant"] for r in table.rows] == ids
+    last = table.rows[2]
+    assert last["size_ratio"] == pytest.approx(4000 / 1000)
+    assert last["speedup"] == pytest.approx(10.0 / 5.0)
+    assert last["size_mb"] == pytest.approx(1000 / 1e6)
+    assert last["accuracy"] == pytest.approx(0.85)
+    assert table.columns.index("accuracy") < table.columns.index("params")
+    # Comparing chosen variants still measures ratios against their run's baseline.
+    picked = results_table(store, variant_ids=[ids[2]])
+    assert picked.rows[0]["size_ratio"] == pytest.approx(4.0)
+
+    rows = list(csv.DictReader(io.StringIO(export_table(table, "csv"))))
+    assert [int(r["variant"]) for r in rows] == ids
+    assert float(rows[2]["speedup"]) == pytest.approx(2.0)
+    data = json.loads(export_table(table, "json"))
+    assert data["columns"] == table.columns and data["rows"][2]["accuracy"] == pytest.approx(0.85)
+    md = export_table(table, "markdown").splitlines()
+    assert len(md) == 2 + 3 and md[0].startswith("| run | variant |") and "0.85" in md[4]
+    tex = export_table(table, "latex")
+    assert tex.startswith("\\begin{tabular}") and tex.rstrip().endswith("\\end{tabular}")
+    assert "size\\_ratio" in tex and "size_ratio" not in tex.replace("size\\_ratio", "")
+    assert tex.count("\\\\") == 1 + 3
+    with pytest.raises(StoreError, match="Unknown export format"):
+        export_table(table, "xlsx")
+
+
+def test_runs_with_a_dead_worker_become_interrupted(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "w.sqlite")
+    alive = create_run(store, _ident(seed=1), tmp_path)  # owned by this (live) process
+    dead = create_run(store, _ident(seed=2), tmp_path)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    with store.write() as session:
+        from core.store import schema
+
+        session.get(schema.Run, dead.run_id).pid = child.pid
+    assert mark_interrupted_runs(store) == [dead.run_id]
+    assert get_run(store, dead.run_id).status == "interrupted"
+    assert get_run(store, alive.run_id).status == "running"
+
+
+def test_only_failed_cancelled_or_interrupted_runs_can_be_resumed(tmp_path: Path) -> None:
+    from core.store.record import claim_run_for_resume
+
+    store = open_store(tmp_path / "w.sqlite")
+    run_id, _ = _fill(store, tmp_path)
+    with pytest.raises(StoreError, match=f"Run {run_id} is finished"):
+        claim_run_for_resume(store, run_id, {})
+    with pytest.raises(StoreError, match="No run 42"):
+        claim_run_for_resume(store, 42, {})
+    finish_run(store, run_id, "failed", "boom", "RuntimeError")
+    ctx, recipe_json = claim_run_for_resume(store, run_id, {"cpu": "other"})
+    run = get_run(store, run_id)
+    assert (run.status, run.attempts, run.error, run.pid) == ("running", 2, None, os.getpid())
+    assert json.loads(recipe_json) == {"seed": 0} and ctx.run_id == run_id

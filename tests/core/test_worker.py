@@ -1,0 +1,220 @@
+"""The worker process and its client: a clean JSON-lines event stream despite stray prints, the
+baseline + step variants committed, the cache, cancel, and the escalation to terminate/kill."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.protocol import decode
+from core.store import list_runs, open_store, run_variants
+from core.worker_client import WorkerProcess, run_worker
+from tests.core.fakes import WORKER_COMMAND, install, tiny_recipe
+
+install()
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.helpers import tiny_bert_folder
+
+    return tiny_bert_folder(tmp_path_factory.mktemp("tiny"))
+
+
+def _request(tmp_path: Path, recipe: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"recipe": recipe, "db": str(tmp_path / "w.sqlite"), "artifacts": str(tmp_path / "artifacts"),
+            "resume_run": None, **extra}
+
+
+def test_worker_runs_a_recipe_and_keeps_the_event_stream_clean(tiny: Path, tmp_path: Path) -> None:
+    recipe = tiny_recipe(tiny, [{"step": "test.scale", "config": {"factor": 0.5}},
+                                {"step": "test.slow", "config": {"seconds": 0.2, "chatter": True}}])
+    events: list[dict[str, Any]] = []
+    stderr: list[str] = []
+    outcome = run_worker(_request(tmp_path, recipe), on_event=events.append, command=WORKER_COMMAND,
+                         on_stderr=stderr.append)
+    assert outcome.ok, outcome.describe()
+    assert outcome.exit_code == 0 and outcome.signal is None and not outcome.crashed
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "run_started" and kinds[-1] == "run_finished"
+    assert "log" not in {e.get("message") for e in events}  # only decoded protocol messages arrived
+    assert [e["index"] for e in events if e["type"] == "step_finished"] == [0, 1, 2]
+    assert any(e["type"] == "progress" for e in events)
+    metrics = {e["name"] for e in events if e["type"] == "metric"}
+    assert {"accuracy", "artifact_bytes", "latency_p50", "params"} <= metrics
+    # The step's print() and raw write to fd 1 went to stderr, not into the events.
+    assert any("stray print from a step" in line for line in stderr)
+    assert any("stray bytes on fd 1" in line for line in stderr)
+
+    store = open_store(tmp_path / "w.sqlite")
+    (run,) = list_runs(store)
+    assert run.status == "finished" and run.id == outcome.run_id
+    variants = run_variants(store, run.id)
+    assert [v.step_id for v in variants] == ["baseline", "test.scale", "test.slow"]
+    assert all(Path(v.artifact_path, "manifest.json").is_file() for v in variants)
+
+
+def _run_here(tmp_path: Path, recipe: dict[str, Any], events: list[dict[str, Any]] | None = None) -> Any:
+    """The runner in this process (the worker adds only the process boundary, tested above)."""
+    from core.runner import run_recipe
+
+    sink = events if events is not None else []
+    return run_recipe(recipe, db_url_or_path=tmp_path / "w.sqlite", artifacts_dir=tmp_path / "artifacts",
+                      emit=lambda kind, /, **f: sink.append({"type": kind, **f}))
+
+
+def test_rerun_reuses_the_cache_and_a_changed_step_recomputes(tiny: Path, tmp_path: Path) -> None:
+    chain = [{"step": "test.scale", "config": {"factor": 0.5}}, {"step": "test.scale", "config": {"factor": 2.0}}]
+    first = _run_here(tmp_path, tiny_recipe(tiny, chain))
+    assert first.status == "finished", first.error
+    chain[1]["config"]["factor"] = 3.0
+    events: list[dict[str, Any]] = []
+    second = _run_here(tmp_path, tiny_recipe(tiny, chain), events)
+    assert second.status == "finished", second.error
+    cached = [e["cached"] for e in events if e["type"] == "step_finished"]
+    assert cached == [True, True, False]
+    store = open_store(tmp_path / "w.sqlite")
+    old, new = run_variants(store, first.run_id), run_variants(store, second.run_id)
+    assert [v.cached for v in new] == [True, True, False]
+    assert new[1].cached_from_id == old[1].id and new[1].artifact_path == old[1].artifact_path
+    assert new[1].metrics == old[1].metrics
+    assert new[2].artifact_path != old[2].artifact_path
+    # A different seed is a different experiment: nothing is reused.
+    events.clear()
+    third = _run_here(tmp_path, {**tiny_recipe(tiny, chain), "seed": 1}, events)
+    assert third.status == "finished"
+    assert [e["cached"] for e in events if e["type"] == "step_finished"] == [False, False, False]
+
+
+def test_cached_prefix_gives_the_same_model_as_recomputing(tiny: Path, tmp_path: Path) -> None:
+    """Reuse loads the stored artifact; the next step on it must equal a cold run of the whole chain."""
+    from core.artifacts import load_artifact
+
+    chain = [{"step": "test.scale", "config": {"factor": 0.5}}]
+    assert _run_here(tmp_path / "a", tiny_recipe(tiny, chain)).status == "finished"
+    longer = [*chain, {"step": "test.scale", "config": {"factor": 3.0}}]
+    warm = _run_here(tmp_path / "a", tiny_recipe(tiny, longer))
+    cold = _run_here(tmp_path / "b", tiny_recipe(tiny, longer))
+    warm_v = run_variants(open_store(tmp_path / "a" / "w.sqlite"), warm.run_id)[-1]
+    cold_v = run_variants(open_store(tmp_path / "b" / "w.sqlite"), cold.run_id)[-1]
+    a = load_artifact(Path(warm_v.artifact_path)).model.state_dict()
+    b = load_artifact(Path(cold_v.artifact_path)).model.state_dict()
+    assert a.keys() == b.keys()
+    assert all((a[k] == b[k]).all() for k in a)
+
+
+def test_sweep_runs_the_shared_prefix_once(tiny: Path, tmp_path: Path) -> None:
+    chain = [{"step": "test.scale", "config": {"factor": 0.5}}, {"step": "test.scale", "config": {"factor": [1.5, 2.0]}}]
+    events: list[dict[str, Any]] = []
+    outcome = _run_here(tmp_path, tiny_recipe(tiny, chain), events)
+    assert outcome.status == "finished", outcome.error
+    store = open_store(tmp_path / "w.sqlite")
+    variants = run_variants(store, outcome.run_id)
+    assert [v.label for v in variants] == ["baseline", "test.scale", "test.scale(factor=1.5)", "test.scale(factor=2.0)"]
+    assert variants[2].parent_id == variants[1].id and variants[3].parent_id == variants[1].id
+    assert events[0]["variants"] == 4
+    assert variants[2].config["factor"] == 1.5 and variants[3].config["factor"] == 2.0
+
+
+def test_distillation_gets_a_separate_teacher_and_step_failures_are_recorded(tiny: Path, tmp_path: Path) -> None:
+    ok = _run_here(tmp_path, tiny_recipe(tiny, [{"step": "test.train"}, {"step": "test.distil"}]))
+    assert ok.status == "finished", ok.error
+    (_, _, distil) = run_variants(open_store(tmp_path / "w.sqlite"), ok.run_id)
+    from core.store.db import open_store as _open
+
+    with _open(tmp_path / "w.sqlite").read() as session:
+        from core.store import schema
+
+        assert '"teacher_layers": 2' in session.get(schema.Variant, distil.id).info
+    events: list[dict[str, Any]] = []
+    bad = _run_here(tmp_path, tiny_recipe(tiny, [{"step": "test.fail", "config": {"message": "kaput"}}]), events)
+    assert bad.status == "failed" and "kaput" in (bad.error or "")
+    assert events[-1]["type"] == "run_failed" and events[-1]["index"] == 1
+    (run,) = [r for r in list_runs(open_store(tmp_path / "w.sqlite")) if r.id == bad.run_id]
+    assert run.status == "failed" and "kaput" in (run.error or "") and run.variants == 1
+
+
+def test_bad_request_fails_cleanly(tmp_path: Path) -> None:
+    import subprocess
+
+    proc = subprocess.run(WORKER_COMMAND, input="not json\n", capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    (line,) = proc.stdout.splitlines()
+    event = decode(line)
+    assert event["type"] == "run_failed" and "Bad request" in event["error"]
+
+
+def test_invalid_recipe_fails_before_a_run_is_recorded(tiny: Path, tmp_path: Path) -> None:
+    events: list[dict[str, Any]] = []
+    recipe = tiny_recipe(tiny, [{"step": "no.such.step"}])
+    outcome = run_worker(_request(tmp_path, recipe), on_event=events.append, command=WORKER_COMMAND)
+    assert outcome.exit_code == 1 and outcome.terminal is not None
+    assert "unknown step 'no.such.step'" in outcome.describe()
+    assert list_runs(open_store(tmp_path / "w.sqlite")) == []
+
+
+def test_cancel_message_stops_the_run_at_a_safe_point(tiny: Path, tmp_path: Path) -> None:
+    recipe = tiny_recipe(tiny, [{"step": "test.slow", "config": {"seconds": 60, "chatter": False}}])
+    cancel = threading.Event()
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event["type"] == "step_started" and event["step"] == "test.slow":
+            cancel.set()
+
+    outcome = run_worker(_request(tmp_path, recipe), on_event=on_event, cancel=cancel, command=WORKER_COMMAND,
+                         grace=30)
+    assert outcome.status == "cancelled" and outcome.exit_code == 3 and outcome.escalated is None
+    store = open_store(tmp_path / "w.sqlite")
+    (run,) = list_runs(store)
+    assert run.status == "cancelled" and run.variants == 1  # the baseline was kept
+
+
+def test_cancel_escalates_to_terminate_then_kill() -> None:
+    stubborn = [sys.executable, "-c",
+                "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+                " sys.stdin.readline(); print('ready', flush=True); time.sleep(60)"]
+    worker = WorkerProcess({"recipe": None}, command=stubborn, grace=0.3)
+    stream = worker.events()
+    assert next(stream)["type"] == "log"  # 'ready' is not a protocol line: reported, not crashing the client
+    worker.cancel()
+    outcome = worker.wait(None, None)
+    assert outcome.signal == 9 and outcome.escalated == "kill" and outcome.crashed
+    assert outcome.status == "cancelled"
+    assert "killed by signal 9 (SIGKILL)" in outcome.describe()
+
+
+def test_terminate_marks_the_run_interrupted(tiny: Path, tmp_path: Path) -> None:
+    recipe = tiny_recipe(tiny, [{"step": "test.slow", "config": {"seconds": 60, "chatter": False}}])
+    worker = WorkerProcess(_request(tmp_path, recipe), command=WORKER_COMMAND)
+    for event in worker.events():
+        if event["type"] == "step_started" and event["step"] == "test.slow":
+            worker.proc.terminate()
+    outcome = worker.wait(None, None)
+    assert outcome.exit_code == 4
+    (run,) = list_runs(open_store(tmp_path / "w.sqlite"))
+    assert run.status == "interrupted" and run.variants == 1
+
+
+def test_cache_keys_are_the_same_in_every_process(tiny: Path) -> None:
+    """Keys must not depend on the process (no object addresses), or a worker could never reuse."""
+    import json
+    import subprocess
+
+    from core.chain import Recipe
+    from core.runner import cache_keys
+
+    recipe = tiny_recipe(tiny, [{"step": "test.scale", "config": {"factor": [0.5, 2.0]}}, {"step": "test.train"}])
+    here = cache_keys(Recipe.from_dict(recipe))
+    code = ("import json, sys; import tests.core.fakes as f; f.install(); from core.chain import Recipe;"
+            " from core.runner import cache_keys; print(json.dumps(cache_keys(Recipe.from_dict(json.loads(sys.argv[1])))))")
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(recipe)], capture_output=True, text=True, check=True,
+                         cwd=root)
+    assert json.loads(out.stdout) == here
+    assert len(set(here)) == len(here) == 5
+    other = cache_keys(Recipe.from_dict({**recipe, "seed": 1}))
+    assert not set(other) & set(here)

@@ -1,0 +1,80 @@
+"""Workbench tests: a tiny test step in the registry, and a window on fresh settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from core.params import StepConfig, param
+from core.steps.base import _REGISTRY, FLOAT, TRAINABLE, Step, register
+
+
+@dataclass(frozen=True)
+class ScaleConfig(StepConfig):
+    amount: float = param(0.5, label="Amount", help="Fraction of weights to touch", min=0.0, max=1.0, unit="")
+    rounds: int = param(2, label="Rounds", min=1, max=10)
+    mode: str = param("l1", label="Mode", choices=("l1", "l2", "random"))
+    parts: tuple[str, ...] = param(("attention", "ffn"), label="Parts", choices=("attention", "ffn", "embeddings"))
+    keep_bias: bool = param(True, label="Keep bias")
+
+    def validate(self) -> None:
+        from core.errors import ConfigError
+
+        if self.mode == "random" and self.amount > 0.9:
+            raise ConfigError("Amount (amount) must be <= 0.9 with random mode", field="amount")
+
+
+@dataclass(frozen=True)
+class QuantConfig(StepConfig):
+    bits: int = param(8, label="Bits", min=2, max=16, unit="bit")
+
+
+class ScaleStep(Step):
+    """A declaration only: GUI tests never apply it."""
+
+    id = "wbtest.scale"
+    title = "Test scale"
+    category = "Pruning"
+    description = "Test step for the workbench tests"
+    config_cls = ScaleConfig
+
+
+class FreezeStep(Step):
+    id = "wbtest.freeze"
+    title = "Test freeze"
+    category = "Quantization"
+    description = "Removes trainability, like int8 does"
+    config_cls = QuantConfig
+    requires = frozenset({FLOAT})
+    removes = frozenset({FLOAT, TRAINABLE})
+    adds = frozenset({"int8"})
+
+
+class TrainStep(Step):
+    id = "wbtest.train"
+    title = "Test train"
+    category = "Training"
+    config_cls = QuantConfig
+    requires = frozenset({FLOAT, TRAINABLE})
+
+
+for _cls in (ScaleStep, FreezeStep, TrainStep):
+    if _cls.id not in _REGISTRY:
+        register(_cls)
+
+
+@pytest.fixture
+def window(qtbot):  # type: ignore[no-untyped-def]
+    from workbench.main_window import MainWindow
+
+    w = MainWindow(load_initial=False)
+    # pytest-qt closes widgets before fixture finalizers run: mark clean first so closeEvent
+    # never opens the modal "discard changes?" question.
+    qtbot.addWidget(w, before_close_func=lambda w: w.undo.setClean())
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    if w.run_panel.is_running() and w.run_panel.client.process is not None:
+        w.run_panel.client.process.kill()
+        w.run_panel.client.process.waitForFinished(3000)

@@ -1,0 +1,136 @@
+"""A custom data file as a task: pick the file, map its columns to text / pair / label."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QWidget,
+)
+
+from core.errors import DataError
+
+_NONE = "(none)"
+
+
+def file_columns(path: Path) -> list[str]:
+    """Column names of a CSV/TSV (header row) or JSON-lines file (keys of the first record)."""
+    try:
+        with path.open(encoding="utf-8", newline="") as fh:
+            if path.suffix.lower() in (".jsonl", ".json"):
+                first = fh.readline()
+                record = json.loads(first)
+                if not isinstance(record, dict):
+                    raise DataError(f"{path.name}: the first line is not a JSON object")
+                return list(record)
+            header = fh.readline()
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise DataError(f"Cannot read columns of {path}: {exc}") from exc
+    delimiter = "\t" if path.suffix.lower() == ".tsv" or header.count("\t") > header.count(",") else ","
+    return next(csv.reader([header], delimiter=delimiter))
+
+
+class CustomTaskDialog(QDialog):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Custom data file")
+        self.path_edit = QLineEdit()
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout()
+        row.addWidget(self.path_edit, 1)
+        row.addWidget(browse)
+        self.name_edit = QLineEdit()
+        self.text_combo = QComboBox()
+        self.pair_combo = QComboBox()
+        self.label_combo = QComboBox()
+        self.kind_combo = QComboBox()
+        self.kind_combo.addItems(["classification", "regression"])
+        self.error = QLabel()
+        self.error.setStyleSheet("color: #c0392b;")
+        form = QFormLayout(self)
+        form.addRow("File (CSV, TSV, JSON lines)", row)
+        form.addRow("Task name", self.name_edit)
+        form.addRow("Text column", self.text_combo)
+        form.addRow("Second text column", self.pair_combo)
+        form.addRow("Label column", self.label_combo)
+        form.addRow("Kind", self.kind_combo)
+        form.addRow(self.error)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self._accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+        self.path_edit.editingFinished.connect(lambda: self.load_columns(Path(self.path_edit.text())))
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Data file", "", "Data (*.csv *.tsv *.jsonl *.json)")
+        if path:
+            self.path_edit.setText(path)
+            self.load_columns(Path(path))
+
+    def load_columns(self, path: Path) -> bool:
+        try:
+            columns = file_columns(path)
+        except DataError as exc:
+            self.error.setText(str(exc))
+            return False
+        self.error.setText("")
+        if not self.name_edit.text():
+            self.name_edit.setText(path.stem)
+        for combo, optional in ((self.text_combo, False), (self.pair_combo, True), (self.label_combo, False)):
+            combo.clear()
+            if optional:
+                combo.addItem(_NONE)
+            combo.addItems(columns)
+        lower = [c.lower() for c in columns]
+        for combo, names in ((self.text_combo, ("text", "sentence", "sentence1")),
+                             (self.pair_combo, ("text_pair", "sentence2")), (self.label_combo, ("label", "score"))):
+            for n in names:
+                if n in lower:
+                    combo.setCurrentText(columns[lower.index(n)])
+                    break
+        return True
+
+    def spec(self) -> dict[str, Any]:
+        pair = self.pair_combo.currentText()
+        return {
+            "name": self.name_edit.text().strip() or Path(self.path_edit.text()).stem,
+            "path": self.path_edit.text(),
+            "text": self.text_combo.currentText(),
+            "text_pair": None if pair in ("", _NONE) else pair,
+            "label": self.label_combo.currentText(),
+            "kind": self.kind_combo.currentText(),
+        }
+
+    def _accept(self) -> None:
+        spec = self.spec()
+        if not Path(spec["path"]).is_file():
+            self.error.setText("Choose an existing data file")
+        elif not spec["text"] or not spec["label"]:
+            self.error.setText("Map the text and label columns")
+        elif spec["text"] == spec["label"]:
+            self.error.setText("The text and label columns must differ")
+        else:
+            # The engine reads the file once with this mapping and registers custom:<name>;
+            # a wrong column or an unusable label is reported here, naming the row or column.
+            from core.tasks.custom import custom_task
+
+            try:
+                custom_task(spec["path"], text=spec["text"], text_pair=spec["text_pair"], label=spec["label"],
+                            kind=spec["kind"], name=spec["name"])
+            except DataError as exc:
+                self.error.setText(str(exc))
+                return
+            self.accept()
