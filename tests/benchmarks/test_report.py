@@ -150,7 +150,8 @@ def manifest(mode: str = "quick", **benches: dict[str, Any]) -> dict[str, Any]:
 
 
 def entry(written: bool = True, status: str = "finished") -> dict[str, Any]:
-    return {"command": "python benchmarks/x.py", "mode": "quick", "status": status, "seconds": 12.0,
+    return {"command": "python benchmarks/x.py", "mode": "quick", "sizes": "as recorded 4242", "status": status,
+            "seconds": 12.0,
             "output_written": written, "exit_code": 0 if written else 1, "log": "benchmarks/results/quick/logs/x.log"}
 
 
@@ -213,6 +214,7 @@ def test_missing_output_is_not_run_with_the_command(tmp_path: Path) -> None:
     assert "**not run**" in section(md, "TinyBERT study") and "**not run**" in section(md, "SQuAD system")
     assert re.search(r"\| GUI \| — \| not run \| n/a \|", md)
     assert "3.17x" in md  # what did run is still there
+    assert "as recorded 4242" in md  # the sizes the run used, not today's suite definition
 
 
 def test_stale_output_of_a_failed_run_is_not_reported(tmp_path: Path) -> None:
