@@ -336,7 +336,7 @@ class Report:
         when = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC") \
             if path.exists() else "?"
         if entry:
-            self.add(f"_Source: `{_rel(path)}` written {when} by `{entry['command']}` ({entry['status']}, "
+            self.add(f"_Source: `{_rel(path)}` written {entry.get('finished', when)} by `{entry['command']}` ({entry['status']}, "
                      f"{entry['seconds']:.0f} s). Sizes: {_sizes(entry, bench.key)}._", "")
         else:
             self.add(f"_Source: `{_rel(path)}` (file modified {when}); not produced by this invocation of run_all, "
