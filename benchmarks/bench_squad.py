@@ -204,11 +204,25 @@ class Bench:
         start = self.finetuned("squad_v2")
         base = self.measure("start", "fine-tuned fp32", start, task, None)
         self.sweeps(start, task, base)
+        self.structure(start, task, base, sketch=sketch, share=share)
+
+    def run_sst2_structure(self) -> None:
+        """Tables 2 and 5 on SST-2 (where training data is plentiful)."""
+        from core.tasks import get_task
+
+        task = get_task("sst2")
+        start = self.finetuned("sst2")
+        base = self.measure("start", "fine-tuned fp32", start, task, None)
+        self.structure(start, task, base)
+
+    def structure(self, start: Any, task: Any, base: dict[str, Any], sketch: bool = True, share: bool = True) -> None:
+        qa = task.head == "qa"
+        train = {"batch_size": self.s.batch_size, "lr": 1e-4 if qa else self.s.lr,
+                 "max_length": self.s.squad_max_length if qa else self.s.sst2_max_length}
         if sketch:
             for epochs in (0.0, 1.0):
                 state = _run_step(_clone(start), "sketch.random", _ctx(task, self.s.seed, self.work / "scratch", "sketch"),
-                                  m_attention=256, m_ffn_out=512, epochs=epochs, train_size=self.s.sketch_train,
-                                  max_length=self.s.squad_max_length, batch_size=self.s.batch_size, lr=1e-4)
+                                  m_attention=256, m_ffn_out=512, epochs=epochs, train_size=self.s.sketch_train, **train)
                 self.measure("sketch", "sketched" + (", fine-tuned" if epochs else ", no fine-tuning"), state, task,
                              base["bytes"])
         if share:
@@ -217,8 +231,7 @@ class Bench:
             for target in self.s.layers:
                 state = _run_step(state, "share_layers", _ctx(task, self.s.seed, self.work / "scratch", f"share {target}"),
                                   targets=[target], epochs=self.s.share_epochs, train_size=self.s.share_train,
-                                  max_length=self.s.squad_max_length, batch_size=self.s.batch_size, lr=1e-4,
-                                  distill=True)
+                                  distill=True, **train)
                 state.model.eval()
                 self.measure("layers", f"{target} layers", state, task, base["bytes"])
 
@@ -247,7 +260,7 @@ def markdown(rows: list[dict[str, Any]], settings: Settings) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", nargs="+", default=["sst2", "squad"], choices=["sst2", "squad", "squad-sweeps"])
+    parser.add_argument("--parts", nargs="+", default=["sst2", "squad"], choices=["sst2", "sst2-structure", "squad", "squad-sweeps"])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to check the script end to end")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--threads", type=int, default=2)
@@ -292,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
         for part in args.parts:
             if part == "sst2":
                 bench.run_sst2()
+            elif part == "sst2-structure":
+                bench.run_sst2_structure()
             elif part == "squad":
                 bench.run_squad()
             elif part == "squad-sweeps":

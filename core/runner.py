@@ -128,13 +128,32 @@ def data_hash(task: Any) -> str:
     return h.hexdigest()
 
 
+def _source_file(obj: Any) -> Path | None:
+    """The file defining ``obj``, through decorators (lru_cache, wraps) and partials."""
+    import functools
+
+    while isinstance(obj, functools.partial):
+        obj = obj.func
+    obj = inspect.unwrap(obj) if callable(obj) else obj
+    try:
+        return Path(inspect.getsourcefile(obj) or "")
+    except TypeError:
+        module = sys.modules.get(getattr(obj, "__module__", "") or "")
+        file = getattr(module, "__file__", None)
+        return Path(file) if file else None
+
+
 def _source_hash(*objects: Any) -> str:
+    """Hash of the source files defining ``objects``: equal in every process (never an address)."""
     h = hashlib.sha256(core.__version__.encode())
     for obj in objects:
+        path = _source_file(obj)
         try:
-            h.update(Path(inspect.getsourcefile(obj) or "").read_bytes())
-        except (OSError, TypeError):
-            h.update(repr(obj).encode())
+            h.update(path.read_bytes() if path is not None else b"")
+        except OSError:
+            h.update(str(path).encode())
+        if path is None:
+            h.update(f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', type(obj).__qualname__)}".encode())
     return h.hexdigest()
 
 
@@ -527,6 +546,24 @@ def _metrics_for_event(store: Store, variant_id: int) -> list[tuple[str, tuple[f
     from core.store.queries import variant_metrics
 
     return [(m.name, (m.value, m.unit)) for m in variant_metrics(store, [variant_id])[variant_id]]
+
+
+def cache_keys(recipe: Recipe) -> list[str]:
+    """The cache key of every node of the recipe's variant tree, depth first (baseline first)."""
+    from core.store.db import Store
+
+    runner = _Runner(recipe, Store.__new__(Store), lambda kind, /, **f: None, lambda: False)
+    root = runner.root_key(model_hash(runner.ref), data_hash(runner.task))
+    keys: list[str] = []
+
+    def walk(node: VariantNode, key: str) -> None:
+        keys.append(key)
+        for child in node.children:
+            assert child.step is not None
+            walk(child, runner.child_key(key, child.step))
+
+    walk(variant_tree(recipe), root)
+    return keys
 
 
 def _environment(recipe: Recipe) -> dict[str, Any]:

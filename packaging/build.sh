@@ -8,7 +8,7 @@
 #
 #   packaging/build.sh [--skip-build] [--default-model]
 # PYTHON (default: .venv/bin/python of the checkout, else python3) must have the app's
-# dependencies and pyinstaller installed.
+# dependencies (torch included: the smoke test builds its tiny model with it) and pyinstaller.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -80,7 +80,9 @@ def test_shipped_recipe_runs_end_to_end_and_exports(name: str, tmp_path: Path) -
     assert outcome.status == "finished", outcome.error
     store = open_store(tmp_path / "w.sqlite")
     variants = run_variants(store, outcome.run_id)
-    assert len(variants) == 1 + 3 + 2  # baseline, the shared prefix, then the two sweep branches
+    from core.chain import variant_tree
+
+    assert len(variants) == variant_tree(small).count()  # every node of the sweep tree, prefix once
     assert all(v.metrics.get("artifact_bytes") for v in variants)
     table = results_table(store, run_ids=[outcome.run_id])
     for fmt in EXPORT_FORMATS:
