@@ -150,13 +150,14 @@ BENCHES: tuple[Bench, ...] = (
         "squad", "bench_squad.py", "SQuAD system", ("bench_squad.json", "bench_squad.md"),
         quick=("--parts", "squad", "--set", "squad_train=100", "squad_eval=40", "share_train=50", "sketch_train=50",
                "bits=16,10,8,6,4", "vocab=100,25", "layers=3"),
-        full=("--parts", "sst2", "squad", "--set", "sst2_train=4000", "squad_train=3000", "squad_eval=400",
+        full=("--parts", "sst2", "sst2-structure", "squad", "--set", "sst2_train=4000", "squad_train=3000", "squad_eval=400",
               "share_train=1500", "sketch_train=1500", "bits=16,10,8,6,4", "vocab=100,50,25,16,10",
               "layers=3,2,1"),
         sizes={"quick": "SQuAD part only (no SST-2 sweeps); 100 training questions, 40 evaluation questions; "
                         "50 questions of fine-tuning after a merge / a sketch; vocabulary 100/25 %; layers 6/3",
-               "full": "SST-2 4,000 training examples; SQuAD 3,000 training questions, 400 evaluation questions; "
-                       "1,500 questions of fine-tuning after each merge / a sketch; 1 epoch each"},
+               "full": "SST-2 4,000 training examples (vocabulary, bits, and sharing / sketching on SST-2 too); SQuAD "
+                       "3,000 training questions, 400 evaluation questions; 1,500 examples of fine-tuning after each "
+                       "merge / a sketch; 1 epoch each"},
         out_flags=lambda d: ["--out", str(d)],
     ),
     Bench(
