@@ -394,3 +394,25 @@ def test_a_benchmark_over_its_time_is_stopped_and_reported(tmp_path: Path, monke
     monkeypatch.setattr(run_all, "MIN_START_S", 30)
     out = run_all.run_one(bench, "quick", tmp_path / "quick", tmp_path / "logs", timeout_s=5)
     assert out["status"] == "skipped: time budget spent"
+
+
+def test_squad_parts_and_settings_fields_exist() -> None:
+    """--parts choices and --set FIELD names are checked by the script only at run time: check them here."""
+    script = ROOT / "benchmarks" / "bench_squad.py"
+    if not script.exists():
+        pytest.skip("bench_squad.py not merged")
+    spec = importlib.util.spec_from_file_location("bench_squad_for_test", script)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    fields = set(module.Settings.__dataclass_fields__)
+    help_text = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, cwd=ROOT,
+                               timeout=120, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}).stdout
+    bench = run_all.BY_KEY["squad"]
+    for flags in (bench.quick, bench.full):
+        args = list(flags)
+        parts = args[args.index("--parts") + 1 : args.index("--set")]
+        assert parts and all(re.search(rf"[{{,]{re.escape(p)}[,}}]", help_text) for p in parts), parts
+        names = [a.split("=", 1)[0] for a in args[args.index("--set") + 1 :]]
+        assert names and set(names) <= fields, set(names) - fields
