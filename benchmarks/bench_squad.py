@@ -153,6 +153,8 @@ class Bench:
 
     # -- starting models --------------------------------------------------------------------
     def finetuned(self, task_id: str) -> Any:
+        import torch
+
         from core.models import ModelRef, load_model, load_tokenizer
         from core.steps.base import ModelState
         from core.tasks import get_task
@@ -160,6 +162,7 @@ class Bench:
 
         task = get_task(task_id)
         ref = ModelRef.parse("all-MiniLM-L6-v2")
+        torch.manual_seed(self.s.seed)  # the new task head is initialised from the global RNG
         state = ModelState(model=load_model(ref, task.head, num_labels=task.num_labels), tokenizer=load_tokenizer(ref),
                            task=task.id, head=task.head)
         qa = task.head == "qa"
@@ -252,7 +255,10 @@ def markdown(rows: list[dict[str, Any]], settings: Settings) -> str:
             metric = (f"F1 {r['f1']:.1f} / EM {r['exact']:.1f}" if "f1" in r
                       else f"acc {100 * r['accuracy']:.1f}")
             smaller = "" if r.get("smaller_pct") is None else f"{r['smaller_pct']:.1f}"
-            lines.append(f"| {r['task']} | {r['variant']} | {r['params']:,} | {r['artifact_mb']:.1f} | {smaller} | "
+            variant = r["variant"]
+            if "vocab_size" in r:
+                variant += f" ({r['vocab_size']:,} pieces, +{r['tokens_increase_pct']:.1f} % tokens/example)"
+            lines.append(f"| {r['task']} | {variant} | {r['params']:,} | {r['artifact_mb']:.1f} | {smaller} | "
                          f"{metric} | {r.get('reload_identical', '')} |")
         lines.append("")
     return "\n".join(lines)

@@ -150,7 +150,8 @@ def manifest(mode: str = "quick", **benches: dict[str, Any]) -> dict[str, Any]:
 
 
 def entry(written: bool = True, status: str = "finished") -> dict[str, Any]:
-    return {"command": "python benchmarks/x.py", "mode": "quick", "status": status, "seconds": 12.0,
+    return {"command": "python benchmarks/x.py", "mode": "quick", "sizes": "as recorded 4242", "status": status,
+            "seconds": 12.0,
             "output_written": written, "exit_code": 0 if written else 1, "log": "benchmarks/results/quick/logs/x.log"}
 
 
@@ -213,6 +214,7 @@ def test_missing_output_is_not_run_with_the_command(tmp_path: Path) -> None:
     assert "**not run**" in section(md, "TinyBERT study") and "**not run**" in section(md, "SQuAD system")
     assert re.search(r"\| GUI \| — \| not run \| n/a \|", md)
     assert "3.17x" in md  # what did run is still there
+    assert "as recorded 4242" in md  # the sizes the run used, not today's suite definition
 
 
 def test_stale_output_of_a_failed_run_is_not_reported(tmp_path: Path) -> None:
@@ -392,3 +394,25 @@ def test_a_benchmark_over_its_time_is_stopped_and_reported(tmp_path: Path, monke
     monkeypatch.setattr(run_all, "MIN_START_S", 30)
     out = run_all.run_one(bench, "quick", tmp_path / "quick", tmp_path / "logs", timeout_s=5)
     assert out["status"] == "skipped: time budget spent"
+
+
+def test_squad_parts_and_settings_fields_exist() -> None:
+    """--parts choices and --set FIELD names are checked by the script only at run time: check them here."""
+    script = ROOT / "benchmarks" / "bench_squad.py"
+    if not script.exists():
+        pytest.skip("bench_squad.py not merged")
+    spec = importlib.util.spec_from_file_location("bench_squad_for_test", script)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    fields = set(module.Settings.__dataclass_fields__)
+    help_text = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, cwd=ROOT,
+                               timeout=120, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}).stdout
+    bench = run_all.BY_KEY["squad"]
+    for flags in (bench.quick, bench.full):
+        args = list(flags)
+        parts = args[args.index("--parts") + 1 : args.index("--set")]
+        assert parts and all(re.search(rf"[{{,]{re.escape(p)}[,}}]", help_text) for p in parts), parts
+        names = [a.split("=", 1)[0] for a in args[args.index("--set") + 1 :]]
+        assert names and set(names) <= fields, set(names) - fields
