@@ -153,6 +153,8 @@ class Bench:
 
     # -- starting models --------------------------------------------------------------------
     def finetuned(self, task_id: str) -> Any:
+        import torch
+
         from core.models import ModelRef, load_model, load_tokenizer
         from core.steps.base import ModelState
         from core.tasks import get_task
@@ -160,6 +162,7 @@ class Bench:
 
         task = get_task(task_id)
         ref = ModelRef.parse("all-MiniLM-L6-v2")
+        torch.manual_seed(self.s.seed)  # the new task head is initialised from the global RNG
         state = ModelState(model=load_model(ref, task.head, num_labels=task.num_labels), tokenizer=load_tokenizer(ref),
                            task=task.id, head=task.head)
         qa = task.head == "qa"
@@ -204,11 +207,25 @@ class Bench:
         start = self.finetuned("squad_v2")
         base = self.measure("start", "fine-tuned fp32", start, task, None)
         self.sweeps(start, task, base)
+        self.structure(start, task, base, sketch=sketch, share=share)
+
+    def run_sst2_structure(self) -> None:
+        """Tables 2 and 5 on SST-2 (where training data is plentiful)."""
+        from core.tasks import get_task
+
+        task = get_task("sst2")
+        start = self.finetuned("sst2")
+        base = self.measure("start", "fine-tuned fp32", start, task, None)
+        self.structure(start, task, base)
+
+    def structure(self, start: Any, task: Any, base: dict[str, Any], sketch: bool = True, share: bool = True) -> None:
+        qa = task.head == "qa"
+        train = {"batch_size": self.s.batch_size, "lr": 1e-4 if qa else self.s.lr,
+                 "max_length": self.s.squad_max_length if qa else self.s.sst2_max_length}
         if sketch:
             for epochs in (0.0, 1.0):
                 state = _run_step(_clone(start), "sketch.random", _ctx(task, self.s.seed, self.work / "scratch", "sketch"),
-                                  m_attention=256, m_ffn_out=512, epochs=epochs, train_size=self.s.sketch_train,
-                                  max_length=self.s.squad_max_length, batch_size=self.s.batch_size, lr=1e-4)
+                                  m_attention=256, m_ffn_out=512, epochs=epochs, train_size=self.s.sketch_train, **train)
                 self.measure("sketch", "sketched" + (", fine-tuned" if epochs else ", no fine-tuning"), state, task,
                              base["bytes"])
         if share:
@@ -217,8 +234,7 @@ class Bench:
             for target in self.s.layers:
                 state = _run_step(state, "share_layers", _ctx(task, self.s.seed, self.work / "scratch", f"share {target}"),
                                   targets=[target], epochs=self.s.share_epochs, train_size=self.s.share_train,
-                                  max_length=self.s.squad_max_length, batch_size=self.s.batch_size, lr=1e-4,
-                                  distill=True)
+                                  distill=True, **train)
                 state.model.eval()
                 self.measure("layers", f"{target} layers", state, task, base["bytes"])
 
@@ -239,7 +255,10 @@ def markdown(rows: list[dict[str, Any]], settings: Settings) -> str:
             metric = (f"F1 {r['f1']:.1f} / EM {r['exact']:.1f}" if "f1" in r
                       else f"acc {100 * r['accuracy']:.1f}")
             smaller = "" if r.get("smaller_pct") is None else f"{r['smaller_pct']:.1f}"
-            lines.append(f"| {r['task']} | {r['variant']} | {r['params']:,} | {r['artifact_mb']:.1f} | {smaller} | "
+            variant = r["variant"]
+            if "vocab_size" in r:
+                variant += f" ({r['vocab_size']:,} pieces, +{r['tokens_increase_pct']:.1f} % tokens/example)"
+            lines.append(f"| {r['task']} | {variant} | {r['params']:,} | {r['artifact_mb']:.1f} | {smaller} | "
                          f"{metric} | {r.get('reload_identical', '')} |")
         lines.append("")
     return "\n".join(lines)
@@ -247,12 +266,15 @@ def markdown(rows: list[dict[str, Any]], settings: Settings) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", nargs="+", default=["sst2", "squad"], choices=["sst2", "squad", "squad-sweeps"])
+    parser.add_argument("--parts", nargs="+", default=["sst2", "squad"], choices=["sst2", "sst2-structure", "squad", "squad-sweeps"])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to check the script end to end")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                         help="override a Settings field, e.g. --set sst2_train=1500 bits=16,8,4")
+    parser.add_argument("--from-log", type=Path, nargs="*", default=None,
+                        help="rebuild the tables from the JSON rows printed in earlier runs' logs (partial runs)")
+    parser.add_argument("--name", default="bench_squad", help="output file stem")
     args = parser.parse_args(argv)
 
     import torch
@@ -275,6 +297,13 @@ def main(argv: list[str] | None = None) -> int:
                           f"SQuAD {settings.squad_train} questions x {settings.squad_epochs} epoch; "
                           f"{settings.share_train} questions after each merge")
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.from_log is not None:
+        rows = [json.loads(line) for log in args.from_log for line in log.read_text(encoding="utf-8").splitlines()
+                if line.startswith("{")]
+        payload = {"settings": asdict(settings), "rows": rows, "logs": [str(p) for p in args.from_log]}
+        (args.out / f"{args.name}.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        (args.out / f"{args.name}.md").write_text(markdown(rows, settings) + "\n", encoding="utf-8")
+        return 0
     work = Path(tempfile.mkdtemp(prefix="bench_squad_"))
     bench = Bench(settings, work)
     started = time.perf_counter()
@@ -282,11 +311,13 @@ def main(argv: list[str] | None = None) -> int:
         for part in args.parts:
             if part == "sst2":
                 bench.run_sst2()
+            elif part == "sst2-structure":
+                bench.run_sst2_structure()
             elif part == "squad":
                 bench.run_squad()
             elif part == "squad-sweeps":
                 bench.run_squad(sketch=False, share=False)
-            stem = "bench_squad" + ("_quick" if args.quick else "")
+            stem = args.name + ("_quick" if args.quick else "")
             payload = {"settings": asdict(settings), "rows": bench.rows,
                        "seconds": round(time.perf_counter() - started), "torch": torch.__version__}
             (args.out / f"{stem}.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")

@@ -154,10 +154,10 @@ class ChainEntry:
         enabled = data.get("enabled", True)
         if not isinstance(enabled, bool):
             raise _structure(f"{where} ({step}): enabled must be true or false", index=index, field="enabled")
-        version = data.get("version", 1)
-        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        version = data.get("version")
+        if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
             raise _structure(f"{where} ({step}): version must be a whole number >= 1", index=index, field="version")
-        return _resolve_entry(cls(step=step, config=dict(config), enabled=enabled, version=version))
+        return _resolve_entry(cls(step=step, config=dict(config), enabled=enabled, version=version or 0))
 
 
 @dataclass(frozen=True)
@@ -295,16 +295,20 @@ def _plain(value: Any) -> Any:
 
 
 def _resolve_entry(entry: ChainEntry) -> ChainEntry:
-    """Canonical id and current config version, when the step is known (unknown ids stay for validation)."""
+    """Canonical id and current config version, when the step is known (unknown ids stay for validation).
+
+    An entry without a version (version 0 here) is taken as written for the current config version;
+    only an explicitly older version is migrated.
+    """
     from core.steps.base import get_step
 
     try:
         step_cls = get_step(entry.step)
     except ConfigError:
-        return entry
+        return dataclasses.replace(entry, version=entry.version or 1)
     config = dict(entry.config)
     current = step_cls.config_cls.version
-    if entry.version < current:
+    if 0 < entry.version < current:
         config = step_cls.migrate(config, entry.version)
     return ChainEntry(step=step_cls.id, config=config, enabled=entry.enabled, version=max(entry.version, current))
 

@@ -128,13 +128,44 @@ def data_hash(task: Any) -> str:
     return h.hexdigest()
 
 
+def _source_file(obj: Any) -> Path | None:
+    """The file defining ``obj``, through decorators (lru_cache, wraps) and partials."""
+    import functools
+
+    while isinstance(obj, functools.partial):
+        obj = obj.func
+    obj = inspect.unwrap(obj) if callable(obj) else obj
+    try:
+        return Path(inspect.getsourcefile(obj) or "")
+    except TypeError:
+        module = sys.modules.get(getattr(obj, "__module__", "") or "")
+        file = getattr(module, "__file__", None)
+        return Path(file) if file else None
+
+
 def _source_hash(*objects: Any) -> str:
+    """Hash of the source files defining ``objects``: equal in every process (never an address)."""
     h = hashlib.sha256(core.__version__.encode())
     for obj in objects:
+        path = _source_file(obj)
         try:
-            h.update(Path(inspect.getsourcefile(obj) or "").read_bytes())
-        except (OSError, TypeError):
-            h.update(repr(obj).encode())
+            h.update(path.read_bytes() if path is not None else b"")
+        except OSError:
+            h.update(str(path).encode())
+        if path is None:
+            h.update(f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', type(obj).__qualname__)}".encode())
+    return h.hexdigest()
+
+
+def _step_code(step_cls: Any) -> str:
+    """The step's module plus the shared helpers steps use (private core/steps/_*.py, core/training.py)."""
+    import core.steps
+
+    h = hashlib.sha256(_source_hash(step_cls).encode())
+    steps_dir = Path(next(iter(core.steps.__path__)))
+    for path in [*sorted(steps_dir.glob("_*.py")), steps_dir.parent / "training.py", steps_dir / "base.py"]:
+        if path.is_file():
+            h.update(path.read_bytes())
     return h.hexdigest()
 
 
@@ -219,6 +250,7 @@ class _Runner:
         self._teacher: Any = None
         self._last_progress = 0.0
         self.current_index: int | None = None  # chain position (0 = baseline) of the step in flight
+        self._timings: dict[str, float] = {}  # phase -> seconds of the variant being computed
 
     # -- identity -----------------------------------------------------------------------
     def root_key(self, model_content: str, data_content: str) -> str:
@@ -246,7 +278,7 @@ class _Runner:
                 "config": step.config.to_dict(),
                 "config_version": step_cls.config_cls.version,
                 "teacher": self.teacher_identity() if step_cls.needs_teacher else None,
-                "code": _source_hash(step_cls),
+                "code": _step_code(step_cls),
             }
         )
 
@@ -332,9 +364,12 @@ class _Runner:
 
         progress = self.progress(seq, index)
         _seed_everything(self.recipe.seed)
+        timings = self._timings = {}
+        clock = time.perf_counter()
         if node.step is None:
             progress(0.0, "loading the model")
             state = self.load_baseline()
+            timings["load"] = time.perf_counter() - clock
             step_info: dict[str, Any] = {}
         else:
             assert parent is not None
@@ -342,6 +377,7 @@ class _Runner:
             if state_in is None:
                 progress(0.0, "loading the parent variant")
                 state_in = _state_from_artifact(parent.artifact)
+            timings["load"] = time.perf_counter() - clock
             step_cls = get_step(node.step.step)
             teacher = self.teacher_for(parent) if step_cls.needs_teacher else None
             scratch = self.artifacts / "scratch" / f"{seq:03d}"
@@ -351,16 +387,22 @@ class _Runner:
                 log=self.log, cancelled=self.cancelled, teacher=teacher, threads=self.m.threads,
             )
             before = dict(state_in.info)
+            clock = time.perf_counter()
             try:
                 state = step_cls(node.step.config).apply(state_in, ctx)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)  # scratch is per step; artifacts are what stays
             step_info = {k: v for k, v in state.info.items() if before.get(k) != v}
+            timings["apply"] = time.perf_counter() - clock
         self.check_cancelled()
         folder = self.artifacts / f"{seq:03d}-{(node.step.step if node.step else 'baseline')}-{key[:8]}"
         progress(0.9 if node.step else 0.1, "saving the artifact")
+        clock = time.perf_counter()
         nbytes = save_artifact(state, folder, base=str(self.ref), extra={"info": state.info, "cache_key": key})
+        timings["save"] = time.perf_counter() - clock
         metrics, size = self.measure(state, folder, progress)
+        step_info = {**step_info, "timings": {k: round(v, 3) for k, v in timings.items()}}
+        self.log("timings (s): " + ", ".join(f"{k} {v:.2f}" for k, v in timings.items()), "debug")
         flag = self.size_flag(parent, size) if parent is not None else None
         size_dict = _size_dict(size)
         vid = self.record(node, parent, key, metrics, folder, nbytes, time.perf_counter() - start, step_info, flag=flag)
@@ -422,19 +464,25 @@ class _Runner:
             progress(0.9 + 0.05 * fraction, message or "evaluating")
 
         progress(0.9, "evaluating")
+        clock = time.perf_counter()
         ev = measure.evaluate(
             state.model, state.tokenizer, self.task, "dev", batch_size=m.eval_batch_size, max_length=m.max_length,
             limit=m.eval_limit, sample_seed=self.recipe.seed, threads=m.threads, progress=eval_progress,
             cancelled=self.cancelled,
         )
+        self._timings["evaluate"] = time.perf_counter() - clock
         self.check_cancelled()
         progress(0.95, "measuring size")
+        clock = time.perf_counter()
         size = measure.size_report(state.model, folder)
+        self._timings["size"] = time.perf_counter() - clock
         progress(0.97, "measuring latency")
+        clock = time.perf_counter()
         lat = measure.latency(
             state.model, state.tokenizer, batch_size=m.latency_batch_size, seq_len=m.latency_seq_len,
             warmup=m.latency_warmup, repeats=m.latency_repeats, threads=m.threads,
         )
+        self._timings["latency"] = time.perf_counter() - clock
         progress(1.0, "done")
         metrics = [MetricValue(name, float(value), "", "dev") for name, value in ev.metrics.items()]
         metrics += [
@@ -456,9 +504,12 @@ class _Runner:
         flagger = getattr(measure, "size_flag", None)
         if flagger is None or not parent.size:
             return None
-        try:
-            parent_report = type(size)(**{**size.to_dict(), **parent.size})
-        except TypeError:
+        import dataclasses
+
+        try:  # rebuild the parent's report from its stored numbers (it may come from the cache)
+            names = [f.name for f in dataclasses.fields(size)]
+            parent_report = type(size)(**{n: parent.size[n] if n in parent.size else getattr(size, n) for n in names})
+        except (TypeError, KeyError):
             return None
         return flagger(parent_report, size)
 
@@ -495,6 +546,24 @@ def _metrics_for_event(store: Store, variant_id: int) -> list[tuple[str, tuple[f
     from core.store.queries import variant_metrics
 
     return [(m.name, (m.value, m.unit)) for m in variant_metrics(store, [variant_id])[variant_id]]
+
+
+def cache_keys(recipe: Recipe) -> list[str]:
+    """The cache key of every node of the recipe's variant tree, depth first (baseline first)."""
+    from core.store.db import Store
+
+    runner = _Runner(recipe, Store.__new__(Store), lambda kind, /, **f: None, lambda: False)
+    root = runner.root_key(model_hash(runner.ref), data_hash(runner.task))
+    keys: list[str] = []
+
+    def walk(node: VariantNode, key: str) -> None:
+        keys.append(key)
+        for child in node.children:
+            assert child.step is not None
+            walk(child, runner.child_key(key, child.step))
+
+    walk(variant_tree(recipe), root)
+    return keys
 
 
 def _environment(recipe: Recipe) -> dict[str, Any]:

@@ -6,6 +6,11 @@ included, land on stderr and cannot corrupt the event stream. A thread reads std
 message; SIGTERM stops the run at once and leaves it ``interrupted`` (resumable); the end of stdin (the
 client went away) cancels.
 
+Request (one line on stdin): ``{"protocol": 1, "type": "run", "recipe": {...recipe dict...} | null,
+"db": path | null, "artifacts": dir | null, "resume_run": run id | null}``; null db/artifacts mean
+the defaults of core.paths. Keep stdin open while the run lasts: its end means "client gone" and
+cancels. Then ``{"type": "cancel"}`` at any time asks for a stop at the next safe point.
+
 Exit codes: 0 finished, 1 failed, 2 bad request, 3 cancelled, 4 terminated (SIGTERM).
 """
 

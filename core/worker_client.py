@@ -81,6 +81,9 @@ class Outcome:
 
 
 def worker_command() -> list[str]:
+    """How to start one worker; a frozen bundle re-runs its own executable with ``--worker``."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, "--worker"]
     return [sys.executable, "-m", "core.worker"]
 
 

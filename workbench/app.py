@@ -13,7 +13,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(worker_main() or 0)
     from PySide6.QtWidgets import QApplication
 
+    from workbench._refcount_guard import guard_none_refcount
     from workbench.icons import icon
+
+    guard_none_refcount()
     from workbench.main_window import MainWindow
 
     app = QApplication.instance() or QApplication(argv)
@@ -22,6 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     app.setWindowIcon(icon("workbench"))
     window = MainWindow()
     window.show()
+    if "--smoke" in argv[1:]:  # packaging check: the window can be built, then quit with 0
+        app.processEvents()
+        print(f"smoke: constructed '{window.windowTitle()}'", flush=True)
+        window.close()
+        return 0
     for arg in argv[1:]:
         if arg.endswith((".yaml", ".yml", ".json")):
             from pathlib import Path

@@ -11,7 +11,8 @@ from typing import Any
 import pyqtgraph as pg
 from PySide6.QtWidgets import QGridLayout, QWidget
 
-pg.setConfigOptions(antialias=True, background="w", foreground="#333")
+# Antialiasing off: with 1,000 points it costs more than it shows; lines stay 2 px wide.
+pg.setConfigOptions(antialias=False, background="w", foreground="#333")
 
 _BLUE = "#3b7dd8"
 _ORANGE = "#d9822b"
@@ -41,6 +42,8 @@ def _plot(title: str, x: str, y: str) -> pg.PlotWidget:
     item.setLabel("bottom", x)
     item.setLabel("left", y)
     item.showGrid(x=True, y=True, alpha=0.2)
+    for side in ("left", "bottom"):
+        item.getAxis(side).enableAutoSIPrefix(False)  # "accuracy (x0.001)" reads worse than 0.55
     w.setMinimumSize(200, 160)
     return w
 
@@ -92,7 +95,7 @@ class Charts(QWidget):
         wp.addLine(y=100, pen=pg.mkPen("#999", style=pg.QtCore.Qt.PenStyle.DashLine))
 
         self.sweep_legend = self.sweep_plot.getPlotItem().addLegend(offset=(-10, 10))
-        self._sweep_items: list[pg.PlotDataItem] = []
+        self._sweep_items: dict[str, pg.PlotDataItem] = {}
         self._rows: list[dict[str, Any]] = []
         self._scatter_rows: list[dict[str, Any]] = []
 
@@ -113,7 +116,8 @@ class Charts(QWidget):
             last = max(r.get("run_id") or 0 for r in rows)
             run_rows = [r for r in rows if (r.get("run_id") or 0) == last]
         self._update_latency(run_rows)
-        self._update_waterfall(run_rows)
+        ends = [r for r in (selected or []) if r in run_rows]
+        self._update_waterfall(run_rows, ends[-1] if ends else None)
         self._update_sweeps(rows)
 
     def _update_scatter(self, rows: list[dict[str, Any]], selected: list[dict[str, Any]]) -> None:
@@ -126,10 +130,13 @@ class Charts(QWidget):
         self.front.setData([xs[i] for i in front], [ys[i] for i in front])
         base = [r for r in pts if r.get("baseline")]
         self.baseline.setData(x=[float(r["mb"]) for r in base], y=[float(r["metric"]) for r in base])
-        sel = [r for r in selected if r.get("mb") is not None and r.get("metric") is not None]
-        self.selected.setData(x=[float(r["mb"]) for r in sel], y=[float(r["metric"]) for r in sel])
+        self.mark_selected(selected)
         metric = next((r.get("metric_name") for r in pts if r.get("metric_name")), None)
         self.scatter_plot.getPlotItem().setLabel("left", metric or "metric")
+
+    def mark_selected(self, selected: list[dict[str, Any]]) -> None:
+        sel = [r for r in selected if r.get("mb") is not None and r.get("metric") is not None]
+        self.selected.setData(x=[float(r["mb"]) for r in sel], y=[float(r["metric"]) for r in sel])
 
     def _update_latency(self, rows: list[dict[str, Any]]) -> None:
         rows = [r for r in rows if r.get("p50") is not None]
@@ -137,13 +144,15 @@ class Charts(QWidget):
         self.p50_bars.setOpts(x=xs, height=[float(r["p50"]) for r in rows], width=0.6)
         self.p90_bars.setOpts(x=xs, height=[float(r.get("p90") or r["p50"]) for r in rows], width=0.6)
         axis = self.latency_plot.getPlotItem().getAxis("bottom")
-        axis.setTicks([[(i, _short(r.get("label"))) for i, r in enumerate(rows)]] if len(rows) <= 12 else None)
+        # Variant ids (as in the table): step labels overlap as soon as there are a few bars.
+        axis.setTicks([[(i, str(r.get("variant_id"))) for i, r in enumerate(rows)]] if len(rows) <= 30 else None)
+        self.latency_plot.getPlotItem().setLabel("bottom", "variant id")
         self.latency_plot.getPlotItem().setTitle(
             f"Latency p50 / p90 (run {rows[0].get('run_id')})" if rows else "Latency p50 / p90", size="10pt")
         self.latency_plot.getPlotItem().enableAutoRange()
 
-    def _update_waterfall(self, rows: list[dict[str, Any]]) -> None:
-        rows = sorted(rows, key=lambda r: r.get("index") or 0)
+    def _update_waterfall(self, rows: list[dict[str, Any]], end: dict[str, Any] | None = None) -> None:
+        rows = path_to(rows, end)
         xs = list(range(len(rows)))
 
         def series(key: str, ratio_key: str | None = None) -> tuple[list[int], list[float]]:
@@ -162,7 +171,7 @@ class Charts(QWidget):
         self.wf_size.setData(*series("mb"))
         self.wf_latency.setData(*series("p50"))
         axis = self.waterfall_plot.getPlotItem().getAxis("bottom")
-        axis.setTicks([[(i, _short(r.get("label"))) for i, r in enumerate(rows)]] if len(rows) <= 12 else None)
+        axis.setTicks([[(i, _short(_step_name(r), 12)) for i, r in enumerate(rows)]] if len(rows) <= 12 else None)
         self.waterfall_plot.getPlotItem().setTitle(
             f"After each step, run {rows[0].get('run_id')} (% of baseline)" if rows else
             "After each step (% of baseline)", size="10pt")
@@ -175,18 +184,21 @@ class Charts(QWidget):
                 for name, value in sweep.items():
                     if isinstance(value, (int, float)) and not isinstance(value, bool):
                         curves[f"{r.get('step') or ''} {name}".strip()].append((float(value), float(r["metric"])))
-        for item in self._sweep_items:
-            self.sweep_plot.getPlotItem().removeItem(item)
-        self.sweep_legend.clear()
-        self._sweep_items = []
         colors = [_BLUE, _ORANGE, _GREEN, _PURPLE, _RED]
+        plot = self.sweep_plot.getPlotItem()
+        for name in [n for n in self._sweep_items if n not in curves]:  # drop curves that vanished
+            plot.removeItem(self._sweep_items.pop(name))
+            self.sweep_legend.removeItem(name)
         for k, (name, pts) in enumerate(sorted(curves.items())):
             pts.sort()
-            color = colors[k % len(colors)]
-            item = pg.PlotDataItem([p[0] for p in pts], [p[1] for p in pts], pen=pg.mkPen(color, width=2),
-                                   symbol="o", symbolBrush=color, name=name)
-            self.sweep_plot.getPlotItem().addItem(item)
-            self._sweep_items.append(item)
+            xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+            item = self._sweep_items.get(name)
+            if item is None:  # created once per curve, then fed with setData
+                color = colors[k % len(colors)]
+                item = pg.PlotDataItem(pen=pg.mkPen(color, width=2), symbol="o", symbolBrush=color, name=name)
+                plot.addItem(item)
+                self._sweep_items[name] = item
+            item.setData(xs, ys)
         if not curves:
             self.sweep_plot.getPlotItem().setTitle("Sweeps: metric vs swept value (no sweep yet)", size="10pt")
         else:
@@ -197,15 +209,66 @@ class Charts(QWidget):
         """PNG or SVG by the file suffix, through pyqtgraph's exporters."""
         from pyqtgraph import exporters
 
-        item = self.plots()[name].getPlotItem()
+        widget = self.plots()[name]
+        item = widget.getPlotItem()
         if path.suffix.lower() == ".svg":
-            exporters.SVGExporter(item).export(str(path))
+            try:
+                exporters.SVGExporter(item).export(str(path))
+            except ValueError:
+                # pyqtgraph 0.14's SVG post-processing cannot parse the path syntax Qt 6.12 writes
+                # ("x y" instead of "x,y"); Qt's own SVG generator renders the same scene.
+                _render_svg(widget, path)
         else:
             exporter = exporters.ImageExporter(item)
             exporter.parameters()["width"] = max(800, int(item.width()))
             exporter.export(str(path))
 
 
+def path_to(rows: list[dict[str, Any]], end: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The variants from the baseline to ``end`` (default: the run's last variant), following parents.
+
+    A sweep makes the run a tree; the waterfall shows one branch of it, in chain order.
+    """
+    if not rows:
+        return []
+    by_id = {r.get("variant_id"): r for r in rows}
+    node: dict[str, Any] | None = end if end is not None else rows[-1]
+    path = []
+    while node is not None and len(path) <= len(rows):
+        path.append(node)
+        parent = (node.get("raw") or {}).get("parent")
+        node = by_id.get(parent) if parent is not None else None
+    if len(path) == 1 and len(rows) > 1 and not (rows[0].get("raw") or {}).get("variant"):
+        return sorted(rows, key=lambda r: r.get("index") or 0)  # rows without parent links
+    return path[::-1]
+
+
+def _step_name(row: dict[str, Any]) -> str:
+    label = str(row.get("label") or "")
+    if "(" in label:  # prune.global_magnitude(amount=0.1) -> prune 0.1
+        head, args = label.split("(", 1)
+        return f"{head.split('.')[0]} {args.rstrip(')').split('=')[-1]}"
+    return label.split(".")[0]
+
+
 def _short(label: Any, n: int = 14) -> str:
     text = str(label or "")
     return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _render_svg(widget: pg.PlotWidget, path: Path) -> None:
+    from PySide6.QtCore import QRect, QSize
+    from PySide6.QtGui import QPainter
+    from PySide6.QtSvg import QSvgGenerator
+
+    generator = QSvgGenerator()
+    generator.setFileName(str(path))
+    size = widget.size()
+    generator.setSize(QSize(size.width(), size.height()))
+    generator.setViewBox(QRect(0, 0, size.width(), size.height()))
+    generator.setTitle(widget.getPlotItem().titleLabel.text)
+    painter = QPainter(generator)
+    try:
+        widget.render(painter)
+    finally:
+        painter.end()

@@ -123,4 +123,14 @@ class CustomTaskDialog(QDialog):
         elif spec["text"] == spec["label"]:
             self.error.setText("The text and label columns must differ")
         else:
+            # The engine reads the file once with this mapping and registers custom:<name>;
+            # a wrong column or an unusable label is reported here, naming the row or column.
+            from core.tasks.custom import custom_task
+
+            try:
+                custom_task(spec["path"], text=spec["text"], text_pair=spec["text_pair"], label=spec["label"],
+                            kind=spec["kind"], name=spec["name"])
+            except DataError as exc:
+                self.error.setText(str(exc))
+                return
             self.accept()

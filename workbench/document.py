@@ -1,8 +1,8 @@
-"""The edited document: model, task and an ordered chain of steps, as plain Python data.
+"""The edited document: model, task and an ordered chain of steps, as plain, mutable Python data.
 
-Nothing here imports Qt, so it is tested and serialised without a window. ``core.chain`` (when
-present) does recipe validation and the YAML round trip; this module adapts to it and keeps a
-plain-dict fallback so the window works before that module lands.
+Nothing here imports Qt, so it is tested without a window. Parsing, validation and the YAML
+round trip are ``core.chain``'s (the same code the runner and the CLI use); this module only
+adapts its immutable Recipe to the list the chain model edits.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.errors import ConfigError, WorkbenchError
+from core.errors import ConfigError
 from core.models import DEFAULT_MODEL
-from core.steps.base import INITIAL_TRAITS, get_step
+from core.steps.base import get_step
 
 DEFAULT_TASK = "sst2"
 
@@ -75,104 +75,89 @@ def check_config(step_id: str, config: dict[str, Any]) -> None:
             cls.from_dict(probe, step=step_id)
 
 
-def validate_chain(entries: list[ChainEntry]) -> list[Problem]:
-    """Every problem of the chain: bad configs and steps whose required traits are missing."""
-    problems: list[Problem] = []
-    traits = set(INITIAL_TRAITS)
-    for i, entry in enumerate(entries):
-        try:
-            cls = get_step(entry.step)
-        except ConfigError as exc:
-            problems.append(Problem(i, "", str(exc)))
-            continue
-        try:
-            check_config(entry.step, entry.config)
-        except ConfigError as exc:
-            problems.append(Problem(i, exc.field, str(exc)))
-        if not entry.enabled:
-            continue
-        missing = set(cls.requires) - traits
-        if missing:
-            problems.append(
-                Problem(
-                    i,
-                    "",
-                    f"{cls.title} needs a {' '.join(sorted(missing))} model, but an earlier step "
-                    f"removed that; move it before the step that did",
-                )
-            )
-        traits = (traits - set(cls.removes)) | set(cls.adds)
-    return problems
+def validate_chain(entries: list[ChainEntry], *, model: str = DEFAULT_MODEL, task: str = DEFAULT_TASK,
+                   extra: dict[str, Any] | None = None) -> list[Problem]:
+    """Every problem of the chain, through ``core.chain.validate_recipe`` (the runner's own check).
+
+    ``index`` is the 0-based chain position, or -1 for the recipe itself (model, task, teacher).
+    """
+    from core.chain import Recipe, validate_recipe
+
+    doc = Document(model=model, task=task, steps=entries, extra=dict(extra or {}))
+    try:
+        recipe = Recipe.from_dict(doc.to_dict())
+    except ConfigError as exc:
+        problems = getattr(exc, "problems", None) or []
+        return [Problem(-1 if p.index is None else p.index, p.field, _text(p)) for p in problems] or [
+            Problem(-1, exc.field, str(exc))]
+    return [Problem(-1 if p.index is None else p.index, p.field, _text(p)) for p in validate_recipe(recipe)]
+
+
+def _text(problem: Any) -> str:
+    return f"{problem.message}. Fix: {problem.fix}" if problem.fix else str(problem.message)
 
 
 @dataclass
 class Document:
-    """Everything a recipe file holds; what the window edits."""
+    """Everything a recipe file holds; what the window edits. ``extra`` keeps the recipe keys the
+    window does not edit (format, description, teacher, measure) so a round trip loses nothing."""
 
     model: str = DEFAULT_MODEL
     task: str = DEFAULT_TASK
     seed: int = 0
     name: str = ""
     steps: list[ChainEntry] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)  # recipe keys the window does not edit
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        data = dict(self.extra)
-        data.update(
-            {
-                "name": self.name,
-                "model": self.model,
-                "task": self.task,
-                "seed": self.seed,
-                "steps": [
-                    {"step": e.step, "config": copy.deepcopy(e.config), **({} if e.enabled else {"enabled": False})}
-                    for e in self.steps
-                ],
-            }
-        )
+        """The recipe in core.chain's file layout."""
+        data: dict[str, Any] = {"format": self.extra.get("format", 1)}
+        if self.name:
+            data["name"] = self.name
+        if self.extra.get("description"):
+            data["description"] = self.extra["description"]
+        data["model"] = self.model
+        data["task"] = self.task
+        if self.extra.get("teacher") is not None:
+            data["teacher"] = self.extra["teacher"]
+        data["seed"] = self.seed
+        if self.extra.get("measure") is not None:
+            data["measure"] = copy.deepcopy(self.extra["measure"])
+        data["chain"] = [
+            {"step": e.step, **({} if e.enabled else {"enabled": False}), "config": copy.deepcopy(e.config)}
+            for e in self.steps
+        ]
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Document:
-        if not isinstance(data, dict):
-            raise ConfigError("A recipe must be a mapping with model, task and steps")
-        known = {"name", "model", "task", "seed", "steps"}
+    def from_dict(cls, data: Any) -> Document:
+        """Through core.chain.Recipe: the same parsing, id resolution and migration as the runner."""
+        from core.chain import Recipe
+
+        recipe = Recipe.from_dict(data)
         steps = []
-        for i, raw in enumerate(data.get("steps") or []):
-            if not isinstance(raw, dict) or "step" not in raw:
-                raise ConfigError(f"Recipe step {i + 1} needs a 'step' id")
-            step_id = get_step(str(raw["step"])).id  # resolves renamed ids via the registry only
-            config = dict(raw.get("config") or {})
-            steps.append(ChainEntry(step_id, {**default_config(step_id), **config}, bool(raw.get("enabled", True))))
-        model = data.get("model", DEFAULT_MODEL)
-        if isinstance(model, dict):  # tolerate {"ref": ...} style model entries
-            model = model.get("ref") or model.get("name") or DEFAULT_MODEL
-        return cls(
-            model=str(model),
-            task=str(data.get("task", DEFAULT_TASK)),
-            seed=int(data.get("seed", 0) or 0),
-            name=str(data.get("name", "") or ""),
-            steps=steps,
-            extra={k: v for k, v in data.items() if k not in known},
-        )
+        for entry in recipe.chain:
+            try:
+                config = {**default_config(entry.step), **entry.config}
+            except ConfigError as exc:
+                raise ConfigError(f"Unknown step '{entry.step}': {exc}", step=entry.step) from None
+            steps.append(ChainEntry(entry.step, config, entry.enabled))
+        full = recipe.to_dict()
+        extra = {k: full[k] for k in ("format", "description", "teacher", "measure") if k in full}
+        return cls(model=recipe.model, task=recipe.task, seed=recipe.seed, name=recipe.name, steps=steps, extra=extra)
 
 
 def load_recipe(path: Path) -> Document:
     """Read a recipe file (YAML or JSON) into a document."""
-    import yaml
+    from core.chain import load_recipe as core_load
 
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise WorkbenchError(f"Cannot read recipe {path}: {exc.strerror}") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"Recipe {path} is not valid YAML: {exc}") from exc
-    return Document.from_dict(data)
+    recipe = core_load(path)
+    return Document.from_dict(recipe.to_dict())
 
 
 def save_recipe(doc: Document, path: Path) -> None:
-    import yaml
+    """Write through core.chain so the file is exactly what the CLI writes."""
+    from core.chain import Recipe
+    from core.chain import save_recipe as core_save
 
-    Path(path).write_text(yaml.safe_dump(doc.to_dict(), sort_keys=False, allow_unicode=True), encoding="utf-8")
+    core_save(Recipe.from_dict(doc.to_dict()), Path(path))

@@ -43,6 +43,9 @@ def default_recipe_path() -> Path:
 class MainWindow(QMainWindow):
     def __init__(self, settings: Settings | None = None, *, load_initial: bool = True) -> None:
         super().__init__()
+        from workbench._refcount_guard import guard_none_refcount
+
+        guard_none_refcount()
         self.settings = settings or Settings()
         self.setWindowTitle("Compression Workbench")
         self.setWindowIcon(icon("workbench"))
@@ -130,7 +133,8 @@ class MainWindow(QMainWindow):
         else:
             self.set_document(Document())
         QTimer.singleShot(0, self.results.refresh)
-        QTimer.singleShot(0, self._check_interrupted)
+        # After each (threaded) results query, so core.store is already imported off the GUI thread.
+        self.results.refreshed.connect(self._check_interrupted)
 
     # --- actions ---------------------------------------------------------------------------------
     def _action(self, text: str, slot: Any, shortcut: Any = None, tip: str = "") -> QAction:
@@ -243,6 +247,7 @@ class MainWindow(QMainWindow):
         self.model_picker.set_current(doc.model)
         self.task_picker.set_current(doc.task)
         self.chain.reset(doc.steps)
+        self.validate()
         self.undo.setClean()
         self.editor.set_row(-1)
         if doc.steps:
@@ -358,13 +363,15 @@ class MainWindow(QMainWindow):
             self._select(row + delta)
 
     def validate(self) -> list:
-        problems = validate_chain(self.chain.entries)
+        problems = validate_chain(self.chain.entries, model=self.model_picker.current(),
+                                  task=self.task_picker.current(), extra=self.doc.extra)
         self.chain.set_problems(problems)
         self.editor.refresh_problems()
         if problems:
             first = problems[0]
             more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
-            self.chain_status.setText(f"⚠ Step {first.index + 1}: {first.message}{more}")
+            where = f"Step {first.index + 1}" if first.index >= 0 else (first.field or "Recipe").capitalize()
+            self.chain_status.setText(f"⚠ {where}: {first.message}{more}")
             self.chain_status.setStyleSheet("color: #c0392b;")
         else:
             n = sum(e.enabled for e in self.chain.entries)
@@ -376,19 +383,20 @@ class MainWindow(QMainWindow):
     def _model_chosen(self, ref: str) -> None:
         self.doc.model = ref
         self.model_picker.set_current(ref, self.settings.add_recent("models", ref))
+        self.validate()
 
     def _task_chosen(self, task_id: str) -> None:
         self.doc.task = task_id
+        self.validate()
 
     def _custom_task(self) -> None:
         from workbench.custom_task import CustomTaskDialog
 
         dialog = CustomTaskDialog(self)
         if dialog.exec():
-            spec = dialog.spec()
-            self.doc.extra["custom_task"] = spec
-            self.task_picker.set_current(f"custom:{spec['name']}")
-            self.doc.task = f"custom:{spec['name']}"
+            task_id = f"custom:{dialog.spec()['name']}"
+            self.task_picker.set_current(task_id)
+            self._task_chosen(task_id)
 
     # --- running ---------------------------------------------------------------------------------
     def run_request(self, resume_run: int | None = None) -> dict[str, Any]:
@@ -409,11 +417,11 @@ class MainWindow(QMainWindow):
             self.run_dock.show()
             self.run_panel.status.setText("Fix the chain first: " + problems[0].message)
             self.run_panel.status.setStyleSheet("color: #c0392b;")
-            self._select(problems[0].index)
+            if problems[0].index >= 0:
+                self._select(problems[0].index)
             return
-        titles = ["Baseline"] + [self._title(e.step) for e in self.chain.entries if e.enabled]
         self.run_dock.show()
-        self.run_panel.start(self.run_request(), titles)
+        self.run_panel.start(self.run_request())
 
     def resume(self) -> None:
         run_id = self.run_panel.resume_button.property("run_id")
@@ -421,22 +429,12 @@ class MainWindow(QMainWindow):
             self.run_panel.resume_button.hide()
             self.run_panel.start(self.run_request(resume_run=int(run_id)))
 
-    @staticmethod
-    def _title(step_id: str) -> str:
-        from core.steps.base import get_step
-
-        try:
-            return get_step(step_id).title
-        except WorkbenchError:
-            return step_id
-
     def _run_finished(self, outcome: Any) -> None:
         self.results.refresh(select_run=outcome.run_id)
         if outcome.ok:
             self.statusBar().showMessage("Run finished — see the Results tab", 10000)
         elif outcome.status not in ("cancelled",):
             QMessageBox.warning(self, "The run stopped", outcome.message())
-        self._check_interrupted()
 
     def _check_interrupted(self) -> None:
         """Offer to resume a run left 'interrupted' (e.g. by closing the app mid-run)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QRegularExpression, Qt, QTimer
+from PySide6.QtCore import QObject, QRegularExpression, QRunnable, Qt, QThread, QThreadPool, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -26,21 +26,52 @@ from PySide6.QtWidgets import (
 )
 
 from workbench import store_client
-from workbench.charts import Charts
-from workbench.results_model import COLUMNS, ResultsFilter, ResultsModel, normalize
+from workbench.results_model import COLUMNS, ResultsFilter, ResultsModel
 from workbench.settings import Settings
 
 TABLE_FORMATS = {"csv": ("CSV", "csv"), "markdown": ("Markdown", "md"), "latex": ("LaTeX", "tex")}
 
 
+class _Loaded(QObject):
+    done = Signal(str, object, object, str)  # db, rows, table, error
+
+
+class _Load(QRunnable):
+    """One results query off the GUI thread."""
+
+    def __init__(self, db: Path, sink: _Loaded) -> None:
+        super().__init__()
+        self.db, self.sink = db, sink
+
+    def run(self) -> None:
+        try:
+            # Warm: the first query (at start-up, before any run) pays these imports off the GUI thread.
+            import core.store
+            import core.tasks  # noqa: F401
+
+            rows, table = store_client.results(self.db)
+            self.sink.done.emit(str(self.db), rows, table, "")
+        except Exception as exc:
+            self.sink.done.emit(str(self.db), [], None, str(exc))
+
+
 class ResultsView(QWidget):
+    refreshed = Signal()
+
     def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
+        self.loading = False
+        self._again = False
+        self._select_run: int | None = None
+        self._loaded = _Loaded(self)  # lives in the GUI thread: its signal is delivered there (queued)
+        self._loaded.done.connect(self._on_loaded)
         self.model = ResultsModel(self)
         self.proxy = ResultsFilter(self)
         self.proxy.setSourceModel(self.model)
         self.rows: list[dict[str, Any]] = []
+        self.table_data: Any = None  # core.store Table of the rows, for export
+        self._dirty = True
 
         self.run_combo = QComboBox()
         self.run_combo.setObjectName("runFilter")
@@ -60,9 +91,13 @@ class ResultsView(QWidget):
         self.export_chart_button.setText("Export chart")
         self.export_chart_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         chart_menu = QMenu(self)
-        self.charts = Charts()
-        self.charts.setObjectName("charts")
-        for name in self.charts.plots():
+        # pyqtgraph (and numpy) take about a second to import: the charts are built the first
+        # time the Results tab is shown, so the window opens fast.
+        self._charts = None
+        self.charts_host = QWidget()
+        self.charts_host.setObjectName("chartsHost")
+        QVBoxLayout(self.charts_host).setContentsMargins(0, 0, 0, 0)
+        for name in ("scatter", "latency", "waterfall", "sweep"):
             for ext in ("png", "svg"):
                 chart_menu.addAction(f"{name} as {ext.upper()}", lambda n=name, e=ext: self.export_chart_dialog(n, e))
         self.export_chart_button.setMenu(chart_menu)
@@ -99,7 +134,7 @@ class ResultsView(QWidget):
         left.setSizes([500, 200])
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(left)
-        split.addWidget(self.charts)
+        split.addWidget(self.charts_host)
         split.setSizes([560, 640])
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
@@ -116,15 +151,44 @@ class ResultsView(QWidget):
 
     # --- data ---------------------------------------------------------------------------------
     def refresh(self, select_run: int | None = None) -> None:
-        """Re-query the database (cheap: one SELECT) and redraw."""
-        db = self.settings.db_path()
-        try:
-            raw = store_client.results_rows(db)
-        except Exception as exc:  # a damaged or newer DB: say so, keep the window usable
-            self.empty.setText(f"Cannot read results from {db}: {exc}")
+        """Re-query the database in a pool thread; the rows arrive on the GUI thread by signal.
+
+        The first query imports SQLAlchemy and opens the store (about a second on a busy machine),
+        and a worker may be writing: none of that may stall the GUI thread during a run.
+        """
+        if select_run is not None:
+            self._select_run = select_run
+        if self.loading:
+            self._again = True  # one more query when this one lands: never two at once
+            return
+        self.loading = True
+        self._again = False
+        QThreadPool.globalInstance().start(_Load(self.settings.db_path(), self._loaded))
+
+    def wait_loaded(self, timeout_ms: int = 30_000) -> bool:
+        """Block (processing events) until no query is in flight; for scripts and tests."""
+        from PySide6.QtCore import QCoreApplication, QElapsedTimer
+
+        clock = QElapsedTimer()
+        clock.start()
+        while self.loading and clock.elapsed() < timeout_ms:
+            QCoreApplication.processEvents()
+            QThread.msleep(5)
+        return not self.loading
+
+    def _on_loaded(self, db: str, rows: object, table: object, error: str) -> None:
+        self.loading = False
+        select_run, self._select_run = self._select_run, None
+        if error:  # a damaged or newer DB (StoreError): say so, keep the window usable
+            self.set_rows([])
+            self.empty.setText(f"Cannot read results from {db}: {error}")
             self.empty.show()
-            raw = []
-        self.set_rows(normalize(raw), select_run=select_run)
+        else:
+            self.table_data = table
+            self.set_rows(rows, select_run=select_run)  # type: ignore[arg-type]
+        self.refreshed.emit()
+        if self._again:
+            self.refresh()
 
     def set_rows(self, rows: list[dict[str, Any]], select_run: int | None = None) -> None:
         self.rows = rows
@@ -148,13 +212,39 @@ class ResultsView(QWidget):
         self._update_count()
         self.redraw()
 
+    @property
+    def charts(self):  # type: ignore[no-untyped-def]
+        """The Charts widget, built on first use."""
+        if self._charts is None:
+            from workbench.charts import Charts
+
+            self._charts = Charts()
+            self._charts.setObjectName("charts")
+            layout = self.charts_host.layout()
+            assert layout is not None
+            layout.addWidget(self._charts)
+            self._dirty = True
+        return self._charts
+
+    def showEvent(self, event) -> None:  # type: ignore[no-untyped-def]
+        super().showEvent(event)
+        if self._dirty or self._charts is None:
+            self.redraw()
+
     def redraw(self) -> None:
+        """Redraw now if the tab is visible; otherwise when it is next shown."""
+        if not self.isVisible():
+            self._dirty = True
+            return
+        self._dirty = False
         self.charts.update_rows(self.rows, run_id=self.run_combo.currentData(), selected=self.selected_rows())
 
     def interrupted_run(self) -> int | None:
         try:
-            return store_client.interrupted_run(self.settings.db_path())
-        except Exception:
+            db = self.settings.db_path()
+            store_client.mark_interrupted(db)
+            return store_client.interrupted_run(db)
+        except Exception:  # an unreadable DB is reported by refresh(); resume is just not offered
             return None
 
     def visible_rows(self) -> list[dict[str, Any]]:
@@ -166,7 +256,10 @@ class ResultsView(QWidget):
         return [self.model.rows[r] for r in rows]
 
     def _apply_filter(self) -> None:
-        self.proxy.setFilterRegularExpression(QRegularExpression(QRegularExpression.escape(self.filter_edit.text())))
+        pattern = QRegularExpression.escape(self.filter_edit.text())
+        if pattern == self.proxy.filterRegularExpression().pattern():
+            return  # unchanged: re-filtering would only drop the selection
+        self.proxy.setFilterRegularExpression(QRegularExpression(pattern))
         self._update_count()
 
     def _run_changed(self, _index: int) -> None:
@@ -179,7 +272,15 @@ class ResultsView(QWidget):
 
     def _selection_changed(self) -> None:
         selected = self.selected_rows()
-        self.charts._update_scatter(self.rows, selected)
+        if self.isVisible():
+            self.charts.mark_selected(selected)
+            run_id = self.run_combo.currentData()
+            run_rows = [r for r in self.rows if run_id is None or r.get("run_id") == run_id]
+            if run_id is None and self.rows:
+                last = max(r.get("run_id") or 0 for r in self.rows)
+                run_rows = [r for r in self.rows if r.get("run_id") == last]
+            ends = [r for r in selected if r in run_rows]
+            self.charts._update_waterfall(run_rows, ends[-1] if ends else None)
         self.show_comparison(selected)
 
     def show_comparison(self, rows: list[dict[str, Any]]) -> None:
@@ -198,7 +299,7 @@ class ResultsView(QWidget):
                 v = r.get(c.key)
                 text = "—" if v is None else (format(v, c.fmt) if c.fmt else str(v))
                 item = QTableWidgetItem(text)
-                item.setTextAlignment(int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter))
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.compare.setItem(i, j, item)
         self.compare.resizeColumnsToContents()
         self.compare.show()
@@ -206,7 +307,9 @@ class ResultsView(QWidget):
     # --- export -------------------------------------------------------------------------------
     def export_text(self, fmt: str) -> str:
         """The visible rows (filter and run applied), through the same exporter as the CLI."""
-        return store_client.export_table([r["raw"] for r in self.visible_rows()], fmt)
+        if self.table_data is None:
+            raise ValueError("there are no results to export yet")
+        return store_client.export_table(self.table_data, [r["variant_id"] for r in self.visible_rows()], fmt)
 
     def export_table_dialog(self, fmt: str) -> None:
         title, ext = TABLE_FORMATS[fmt]
@@ -217,8 +320,8 @@ class ResultsView(QWidget):
     def export_table_to(self, fmt: str, path: Path) -> bool:
         try:
             path.write_text(self.export_text(fmt), encoding="utf-8")
-        except (ImportError, AttributeError):
-            QMessageBox.warning(self, "Export", "Table export needs core.store, which is not installed.")
+        except ValueError as exc:
+            QMessageBox.warning(self, "Export", f"Nothing exported: {exc}")
             return False
         except OSError as exc:
             QMessageBox.warning(self, "Export", f"Cannot write {path}: {exc.strerror}")

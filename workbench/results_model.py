@@ -1,8 +1,7 @@
 """Variant rows as a Qt table model, sortable and filterable through a QSortFilterProxyModel.
 
-Rows come from ``core.store.results_table`` (plain dicts, the same rows the CLI exports); this
-module maps them onto the columns the table shows and fills ratios against each run's baseline
-when the store did not.
+Rows are the plain dicts of :func:`workbench.store_client.results` (built from
+``core.store.results_table``, the rows the CLI exports).
 """
 
 from __future__ import annotations
@@ -34,61 +33,6 @@ COLUMNS: tuple[Column, ...] = (
     Column("p90", "p90 ms", ".2f"),
     Column("speedup", "Speed-up", ".2f", "Baseline p50 / this p50, measured in the same run"),
 )
-
-# Keys accepted from the store for each canonical key (first present wins).
-_ALIASES: dict[str, tuple[str, ...]] = {
-    "variant_id": ("variant_id", "id", "variant"),
-    "run_id": ("run_id", "run"),
-    "label": ("label", "title", "step_title", "name", "step"),
-    "step": ("step", "step_id"),
-    "index": ("index", "step_index", "position"),
-    "metric": ("metric", "primary", "primary_metric_value", "score"),
-    "metric_name": ("metric_name", "primary_metric"),
-    "pct_baseline": ("pct_baseline", "metric_pct_of_baseline", "pct_of_baseline", "metric_pct"),
-    "params": ("params", "parameters", "num_params"),
-    "nonzero": ("nonzero", "nonzero_params", "non_zeros", "nonzeros"),
-    "mb": ("mb", "mb_on_disk", "size_mb", "artifact_mb"),
-    "bytes": ("artifact_bytes", "bytes", "size_bytes"),
-    "pct_smaller": ("pct_smaller", "smaller_pct", "size_reduction_pct"),
-    "p50": ("p50", "p50_ms", "latency_p50_ms", "latency_p50"),
-    "p90": ("p90", "p90_ms", "latency_p90_ms", "latency_p90"),
-    "speedup": ("speedup", "speed_up"),
-    "baseline": ("baseline", "is_baseline"),
-    "sweep": ("sweep", "swept", "sweep_values"),
-    "flag": ("flag", "size_flag"),
-    "model": ("model",),
-    "task": ("task",),
-}
-
-
-def normalize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Map store rows to canonical keys and fill missing ratios against each run's baseline."""
-    out = []
-    for raw in rows:
-        row: dict[str, Any] = {"raw": raw}
-        for key, names in _ALIASES.items():
-            row[key] = next((raw[n] for n in names if n in raw and raw[n] is not None), None)
-        if row["mb"] is None and row["bytes"] is not None:
-            row["mb"] = row["bytes"] / 1e6
-        if row["baseline"] is None:
-            row["baseline"] = row["index"] in (0, None) and str(row.get("step") or "baseline") == "baseline"
-        out.append(row)
-    base: dict[Any, dict[str, Any]] = {}
-    for row in out:
-        if row["baseline"] and row["run_id"] not in base:
-            base[row["run_id"]] = row
-    for row in out:
-        b = base.get(row["run_id"])
-        if b is None:
-            continue
-        if row["pct_baseline"] is None and row["metric"] is not None and b["metric"]:
-            row["pct_baseline"] = 100.0 * row["metric"] / b["metric"]
-        if row["pct_smaller"] is None and row["mb"] is not None and b["mb"]:
-            row["pct_smaller"] = 100.0 * (1 - row["mb"] / b["mb"])
-        if row["speedup"] is None and row["p50"] and b["p50"]:
-            row["speedup"] = b["p50"] / row["p50"]
-    return out
-
 
 class ResultsModel(QAbstractTableModel):
     def __init__(self, parent: Any = None) -> None:

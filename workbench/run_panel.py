@@ -29,6 +29,20 @@ def _fmt_seconds(s: float) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
+def _title(step: dict[str, Any]) -> str:
+    """'Global magnitude pruning · amount=0.1' from a step id and a runner label."""
+    from core.steps.base import get_step
+
+    step_id = str(step.get("step") or "")
+    label = str(step.get("label") or step_id)
+    try:
+        title = get_step(step_id).title
+    except Exception:  # baseline, or a step this GUI does not know
+        title = str(step.get("title") or label).capitalize() if step_id == "baseline" else label
+        return title
+    return f"{title} · {label[label.find('(') + 1:-1]}" if "(" in label else title
+
+
 class StepProgress:
     """One row: title, bar, and 'elapsed / ~left' computed from the fraction done."""
 
@@ -145,12 +159,10 @@ class RunPanel(QWidget):
     def is_running(self) -> bool:
         return self.client.is_running()
 
-    def start(self, request: dict[str, Any], titles: list[str] | None = None) -> None:
+    def start(self, request: dict[str, Any]) -> None:
         if self.is_running():
             return
         self._clear_rows()
-        for i, title in enumerate(titles or []):
-            self.rows[i] = StepProgress(self._grid, i, title)
         self.run_id = None
         self.last_outcome = None
         self.log.clear()
@@ -172,24 +184,29 @@ class RunPanel(QWidget):
             self.client.cancel()
 
     # --- events -------------------------------------------------------------------------------
-    def _row(self, index: int, title: str = "") -> StepProgress:
-        if index not in self.rows:
-            self.rows[index] = StepProgress(self._grid, index, title or f"Step {index}")
-        return self.rows[index]
+    def _row(self, msg: dict[str, Any], title: str = "") -> StepProgress:
+        """The row of one variant: keyed by its node in the variant tree (sweeps branch one index)."""
+        key = int(msg.get("node", msg.get("index", 0)))
+        if key not in self.rows:
+            self.rows[key] = StepProgress(self._grid, len(self.rows), title or f"Step {msg.get('index', key)}")
+        return self.rows[key]
 
     def on_event(self, msg: dict[str, Any]) -> None:
         kind = msg["type"]
         if kind == protocol.RUN_STARTED:
             self.run_id = msg.get("run_id")
-            self.status.setText(f"Run {self.run_id}: {msg.get('variants', '?')} variants to measure")
+            resumed = " (resumed)" if msg.get("resumed") else ""
+            self.status.setText(f"Run {self.run_id}{resumed}: {msg.get('variants', '?')} variants to measure")
+            for node, step in enumerate(msg.get("steps") or []):
+                row = self._row({"node": node}, _title(step))
+                row.label.setIndent(14 * int(step.get("index") or 0))  # depth in the chain
         elif kind == protocol.STEP_STARTED:
-            index = int(msg.get("index", 0))
-            title = str(msg.get("title") or msg.get("step") or f"Step {index}")
-            self._row(index, title).start(title)
+            title = _title(msg)
+            self._row(msg, title).start(title)
             self.status.setText(f"Run {self.run_id}: {title}")
             self.log_line(f"▶ {title}", "info")
         elif kind == protocol.PROGRESS:
-            self._row(int(msg.get("index", 0))).update(float(msg.get("fraction", 0.0)), str(msg.get("message", "")))
+            self._row(msg).update(float(msg.get("fraction", 0.0)), str(msg.get("message", "")))
         elif kind == protocol.METRIC:
             unit = f" {msg['unit']}" if msg.get("unit") else ""
             value = msg.get("value")
@@ -198,7 +215,7 @@ class RunPanel(QWidget):
         elif kind == protocol.LOG:
             self.log_line(str(msg.get("message", "")), str(msg.get("level", "info")))
         elif kind == protocol.STEP_FINISHED:
-            row = self._row(int(msg.get("index", 0)))
+            row = self._row(msg)
             row.finish(msg.get("seconds"), bool(msg.get("cached")))
             if msg.get("variant_id") is not None:
                 self.variantAdded.emit(int(msg["variant_id"]))

@@ -16,24 +16,10 @@ MAX_RECENT = 8
 
 
 def default_db_path() -> Path:
-    """Same rule as the engine: WORKBENCH_DB, else WORKBENCH_HOME, else the user data dir."""
-    try:  # core.store owns the rule once it exists
-        from core.store import default_db_path as store_default  # type: ignore[attr-defined]
+    """The engine's rule (core.paths): WORKBENCH_DB, else WORKBENCH_HOME, else the user data dir."""
+    from core.paths import default_db
 
-        return Path(store_default())
-    except (ImportError, AttributeError):
-        pass
-    if os.environ.get("WORKBENCH_DB"):
-        return Path(os.environ["WORKBENCH_DB"])
-    return data_home() / "workbench.sqlite"
-
-
-def data_home() -> Path:
-    if os.environ.get("WORKBENCH_HOME"):
-        return Path(os.environ["WORKBENCH_HOME"])
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("compression-workbench", appauthor=False))
+    return default_db()
 
 
 class Settings:
@@ -77,7 +63,11 @@ class Settings:
 
     def artifacts_dir(self) -> Path:
         value = self.qs.value("paths/artifacts", "")
-        return Path(str(value)) if value else self.db_path().parent / "artifacts"
+        if value:
+            return Path(str(value))
+        from core.paths import default_artifacts
+
+        return default_artifacts(self.db_path())
 
     def window_state(self) -> tuple[QByteArray | None, QByteArray | None]:
         geometry = self.qs.value("window/geometry")

@@ -239,7 +239,7 @@ class StepEditor(QScrollArea):
         self.title.setWordWrap(True)
         self.description = QLabel()
         self.description.setWordWrap(True)
-        self.description.setStyleSheet("color: palette(mid);")
+        self.description.setStyleSheet("color: #555;")
         self.chain_problems = QLabel()
         self.chain_problems.setObjectName("chainProblems")
         self.chain_problems.setStyleSheet("color: #c0392b;")

@@ -92,8 +92,8 @@ class WorkerClient(QObject):
     stderrLine = Signal(str)
     finished = Signal(object)  # Outcome
 
-    def __init__(self, parent: QObject | None = None, *, terminate_after_ms: int = 5000,
-                 kill_after_ms: int = 3000) -> None:
+    def __init__(self, parent: QObject | None = None, *, terminate_after_ms: int = 15000,
+                 kill_after_ms: int = 5000) -> None:
         super().__init__(parent)
         self.terminate_after_ms = terminate_after_ms
         self.kill_after_ms = kill_after_ms

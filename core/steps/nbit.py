@@ -207,7 +207,11 @@ class NbitCodec(Codec):
         import torch
 
         bits = int(entry["bits"])
-        grids: dict[str, list[float]] = entry.pop("grids", {})
+        # The grid recorded when the step ran makes re-encoding exact even after rows were dropped
+        # (vocab.reduce). An entry read back from an artifact has it again (see decode).
+        grids: dict[str, list[float]] | None = entry.pop("grids", None)
+        if grids is None:
+            grids = {name: list(tensor_range(tensors[name])) for name in entry.get("shapes", {}) if name in tensors}
         shapes: dict[str, list[int]] = {}
         for name, (lo, hi) in grids.items():
             value = tensors.get(name)
@@ -227,14 +231,17 @@ class NbitCodec(Codec):
         from core.errors import ArtifactError
 
         bits = int(entry["bits"])
+        grids: dict[str, list[float]] = {}
         for name, shape in entry.get("shapes", {}).items():
             try:
                 packed = tensors.pop(name + _PACKED)
                 lo, hi = (float(v) for v in tensors.pop(name + _RANGE))
             except KeyError:
                 raise ArtifactError(f"The artifact lacks the packed {bits}-bit tensor '{name}'") from None
+            grids[name] = [lo, hi]
             count = 1
             for d in shape:
                 count *= int(d)
             q = torch.from_numpy(unpack_bits(packed.numpy(), bits, count))
             tensors[name] = dequantize(q, bits, lo, hi).reshape(shape)
+        entry["grids"] = grids  # a reloaded model can be saved again exactly

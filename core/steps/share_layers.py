@@ -137,6 +137,10 @@ class ShareLayers(Step):
         import copy
 
         cfg: ShareLayersConfig = self.config  # type: ignore[assignment]
+        if any(t.get("codec") == "sketch" for t in state.transforms):
+            # each sketched layer has its own random S: tying W S^T across layers would be wrong
+            raise ConfigError("Put share_layers before sketch.random: sketched layers cannot be merged",
+                              step=self.id)
         layers = encoder_layers(state.model)
         teacher = None
         if cfg.distill and cfg.epochs > 0:

@@ -258,3 +258,8 @@ def test_recipe_validation_and_client_modules_stay_torch_free(tiny: Path) -> Non
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_entry_without_version_is_read_as_the_current_version(tiny: Path) -> None:
+    recipe = _recipe(tiny, [{"step": "test.renamed", "config": {"amount": 0.3}}])
+    assert recipe.chain[0].version == 2 and recipe.chain[0].config == {"amount": 0.3}  # not migrated

@@ -118,3 +118,13 @@ def test_console_script_module_runs_without_traceback(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.startswith("workbench-cli: error: ") and "Traceback" not in proc.stderr
     assert str(garbage) in proc.stderr
+
+
+def test_evaluate_prints_the_task_metric(tiny: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("core.measure") is None:
+        pytest.skip("core.measure has not landed")
+    assert main(["evaluate", str(tiny), "--task", "sst2", "--limit", "8", "--batch-size", "4"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["examples"] == 8 and 0.0 <= data["accuracy"] <= 1.0 and data["task"] == "sst2"

@@ -171,3 +171,15 @@ def test_minilm_artifact_is_the_packed_size_and_much_smaller(tmp_path: Path) -> 
     tokenizer = sum(p.stat().st_size for p in (tmp_path / "art").iterdir() if p.name.startswith(("tokenizer", "vocab")))
     # 6/32 of the weights, plus the tokenizer files both folders carry
     assert six_bit - tokenizer == pytest.approx((fp32_bytes - tokenizer) * 6 / 32, rel=0.02)
+
+
+def test_a_reloaded_artifact_saves_again_to_the_same_bytes(tmp_path: Path) -> None:
+    from core.steps.base import ModelState
+
+    out = _apply(tiny_state(tmp_path), tmp_path, bits=5)
+    save_artifact(out, tmp_path / "a")
+    loaded = load_artifact(tmp_path / "a")
+    again = ModelState(model=loaded.model, tokenizer=loaded.tokenizer, task=out.task, head=out.head,
+                       transforms=loaded.manifest["transforms"], traits=out.traits)
+    save_artifact(again, tmp_path / "b")
+    assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()

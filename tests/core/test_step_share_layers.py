@@ -67,6 +67,11 @@ def test_artifact_stores_shared_layers_once_and_reties_them(tmp_path: Path) -> N
     for a, b in zip(layers[0].parameters(), layers[1].parameters(), strict=True):
         assert a is b
     assert sum(p.numel() for p in loaded.model.parameters()) == sum(p.numel() for p in out.model.parameters())
+    from core.measure import size_report
+
+    shared_report = size_report(loaded.model, tmp_path / "after")
+    assert shared_report.params == sum(p.numel() for p in out.model.parameters())
+    assert size_report(state.model).params == shared_report.params  # same model object, now shared
     assert torch.equal(logits(out, out.tokenizer), logits(loaded.model, loaded.tokenizer))
 
 
@@ -77,3 +82,23 @@ def test_already_shared_model_is_merged_further(tmp_path: Path) -> None:
     assert [t["codec"] for t in out.transforms] == ["shared_layers"]
     with pytest.raises(ConfigError, match="already has 1 distinct"):
         _apply(out, tmp_path, targets=[1])
+
+
+def test_fine_tuning_after_each_merge_keeps_the_ties(tmp_path: Path) -> None:
+    state = tiny_state(tmp_path, layers=4)
+    out = _apply(state, tmp_path, targets=[2, 1], epochs=1.0, train_size=24, batch_size=8, max_length=32, lr=1e-3)
+    layers = encoder_layers(out.model)
+    assert layer_groups(layers) == [[0, 1, 2, 3]]
+    stages = out.info["share_layers"]["stages"]
+    assert [s["training"]["steps"] for s in stages] == [3, 3]  # 24 examples / batch 8, after each merge
+    # trained through both positions, still one tensor
+    assert layers[0].attention.self.query.weight is layers[3].attention.self.query.weight
+    before = tiny_state(tmp_path, layers=4)
+    assert not torch.equal(layers[3].attention.self.query.weight, encoder_layers(before.model)[3].attention.self.query.weight)
+
+
+def test_sharing_after_sketching_is_refused(tmp_path: Path) -> None:
+    cls = get_step("sketch.random")
+    state = cls(cls.config_cls(m_attention=16, m_ffn_out=24, epochs=0)).apply(tiny_state(tmp_path, layers=4), context(tmp_path))
+    with pytest.raises(ConfigError, match="before sketch.random"):
+        _apply(state, tmp_path, targets=[2])

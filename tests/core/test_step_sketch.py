@@ -97,3 +97,17 @@ def test_sketching_is_deterministic_given_the_seed(tmp_path: Path) -> None:
     a = _apply(tiny_state(tmp_path), tmp_path, m_attention=16, m_ffn_out=24)
     b = _apply(tiny_state(tmp_path), tmp_path, m_attention=16, m_ffn_out=24)
     assert torch.equal(logits(a, a.tokenizer), logits(b, b.tokenizer))
+
+
+def test_fine_tuning_trains_w_st_and_leaves_s_alone(tmp_path: Path) -> None:
+    state = tiny_state(tmp_path)
+    out = _apply(state, tmp_path, m_attention=16, m_ffn_out=24, epochs=1.0, train_size=24, batch_size=8,
+                 max_length=32, lr=1e-3)
+    query = out.model.bert.encoder.layer[0].attention.self.query
+    assert torch.equal(query.sketch, rademacher(16, 32, query.seed))
+    untrained = _apply(tiny_state(tmp_path), tmp_path, m_attention=16, m_ffn_out=24)
+    assert not torch.equal(query.weight, untrained.model.bert.encoder.layer[0].attention.self.query.weight)
+    assert out.info["sketch.random"]["training"]["steps"] == 3
+    save_artifact(out, tmp_path / "art")
+    loaded = load_artifact(tmp_path / "art")
+    assert torch.equal(logits(out.model.eval(), out.tokenizer), logits(loaded.model, loaded.tokenizer))

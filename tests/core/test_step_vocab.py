@@ -96,3 +96,31 @@ def test_squad_eval_inputs_are_question_and_context() -> None:
     pytest.importorskip("core.tasks.squad")
     first, second = eval_inputs(get_task("squad_v2"), limit=5)
     assert second is not None and len(first) == len(second) == 5
+
+
+def test_tied_language_model_head_is_gathered_and_stays_tied(tmp_path: Path) -> None:
+    from transformers import BertConfig, BertForMaskedLM
+
+    from core.steps.vocab import gather_embeddings
+
+    torch.manual_seed(0)
+    model = BertForMaskedLM(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                       intermediate_size=32, max_position_embeddings=32))
+    old_decoder_bias = model.get_output_embeddings().bias.detach().clone()
+    kept = [0, 3, 7, 20, 49]
+    gather_embeddings(model, kept)
+    assert model.get_output_embeddings().weight is model.get_input_embeddings().weight
+    assert torch.equal(model.get_output_embeddings().bias, old_decoder_bias[kept])
+    out = model(input_ids=torch.tensor([[0, 1, 4]]))
+    assert out.logits.shape == (1, 3, 5) and model.config.vocab_size == 5
+
+
+def test_vocab_reduce_after_nbit_keeps_the_artifact_exact(tmp_path: Path) -> None:
+    state = tiny_state(tmp_path)
+    cls = get_step("quantize.linear_nbit")
+    state = cls(cls.config_cls(bits=5)).apply(state, context(tmp_path))
+    out = _apply(state, tmp_path, keep_tokens=90, corpus_limit=500)
+    save_artifact(out, tmp_path / "art")
+    loaded = load_artifact(tmp_path / "art")
+    assert torch.equal(loaded.model.get_input_embeddings().weight, out.model.get_input_embeddings().weight)
+    assert torch.equal(logits(out, out.tokenizer), logits(loaded.model, loaded.tokenizer))

@@ -262,3 +262,19 @@ def test_runs_with_a_dead_worker_become_interrupted(tmp_path: Path) -> None:
     assert mark_interrupted_runs(store) == [dead.run_id]
     assert get_run(store, dead.run_id).status == "interrupted"
     assert get_run(store, alive.run_id).status == "running"
+
+
+def test_only_failed_cancelled_or_interrupted_runs_can_be_resumed(tmp_path: Path) -> None:
+    from core.store.record import claim_run_for_resume
+
+    store = open_store(tmp_path / "w.sqlite")
+    run_id, _ = _fill(store, tmp_path)
+    with pytest.raises(StoreError, match=f"Run {run_id} is finished"):
+        claim_run_for_resume(store, run_id, {})
+    with pytest.raises(StoreError, match="No run 42"):
+        claim_run_for_resume(store, 42, {})
+    finish_run(store, run_id, "failed", "boom", "RuntimeError")
+    ctx, recipe_json = claim_run_for_resume(store, run_id, {"cpu": "other"})
+    run = get_run(store, run_id)
+    assert (run.status, run.attempts, run.error, run.pid) == ("running", 2, None, os.getpid())
+    assert json.loads(recipe_json) == {"seed": 0} and ctx.run_id == run_id

@@ -197,3 +197,24 @@ def test_terminate_marks_the_run_interrupted(tiny: Path, tmp_path: Path) -> None
     assert outcome.exit_code == 4
     (run,) = list_runs(open_store(tmp_path / "w.sqlite"))
     assert run.status == "interrupted" and run.variants == 1
+
+
+def test_cache_keys_are_the_same_in_every_process(tiny: Path) -> None:
+    """Keys must not depend on the process (no object addresses), or a worker could never reuse."""
+    import json
+    import subprocess
+
+    from core.chain import Recipe
+    from core.runner import cache_keys
+
+    recipe = tiny_recipe(tiny, [{"step": "test.scale", "config": {"factor": [0.5, 2.0]}}, {"step": "test.train"}])
+    here = cache_keys(Recipe.from_dict(recipe))
+    code = ("import json, sys; import tests.core.fakes as f; f.install(); from core.chain import Recipe;"
+            " from core.runner import cache_keys; print(json.dumps(cache_keys(Recipe.from_dict(json.loads(sys.argv[1])))))")
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(recipe)], capture_output=True, text=True, check=True,
+                         cwd=root)
+    assert json.loads(out.stdout) == here
+    assert len(set(here)) == len(here) == 5
+    other = cache_keys(Recipe.from_dict({**recipe, "seed": 1}))
+    assert not set(other) & set(here)

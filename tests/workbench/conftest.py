@@ -33,7 +33,7 @@ class QuantConfig(StepConfig):
 class ScaleStep(Step):
     """A declaration only: GUI tests never apply it."""
 
-    id = "test.scale"
+    id = "wbtest.scale"
     title = "Test scale"
     category = "Pruning"
     description = "Test step for the workbench tests"
@@ -41,7 +41,7 @@ class ScaleStep(Step):
 
 
 class FreezeStep(Step):
-    id = "test.freeze"
+    id = "wbtest.freeze"
     title = "Test freeze"
     category = "Quantization"
     description = "Removes trainability, like int8 does"
@@ -52,7 +52,7 @@ class FreezeStep(Step):
 
 
 class TrainStep(Step):
-    id = "test.train"
+    id = "wbtest.train"
     title = "Test train"
     category = "Training"
     config_cls = QuantConfig

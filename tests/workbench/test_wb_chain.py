@@ -44,7 +44,7 @@ def test_palette_lists_every_registered_step_by_category(window) -> None:
     assert listed == {s.id for s in all_steps()}
     categories = {palette.topLevelItem(i).text(0) for i in range(palette.topLevelItemCount())}
     assert {"Pruning", "Quantization", "Training"} <= categories
-    item = palette.item_for("test.scale")
+    item = palette.item_for("wbtest.scale")
     assert "Fraction of weights to touch" in item.toolTip(0)
     assert not item.icon(0).isNull()
 
@@ -52,33 +52,33 @@ def test_palette_lists_every_registered_step_by_category(window) -> None:
 def test_drag_from_palette_into_chain_then_reorder_by_drag(window, qtbot) -> None:
     view = window.chain_view
     # Drop on the empty viewport: appended.
-    assert _drop(view, _palette_mime(window, "test.scale"), QPoint(40, 20))
-    assert _ids(window) == ["test.scale"]
+    assert _drop(view, _palette_mime(window, "wbtest.scale"), QPoint(40, 20))
+    assert _ids(window) == ["wbtest.scale"]
     # Drop a second step below the first item.
     rect = view.visualRect(window.chain.index(0))
-    assert _drop(view, _palette_mime(window, "test.freeze"), QPoint(rect.center().x(), rect.bottom() - 1))
-    assert _ids(window) == ["test.scale", "test.freeze"]
+    assert _drop(view, _palette_mime(window, "wbtest.freeze"), QPoint(rect.center().x(), rect.bottom() - 1))
+    assert _ids(window) == ["wbtest.scale", "wbtest.freeze"]
     # Drop a third above the first item: inserted at the top.
     rect = view.visualRect(window.chain.index(0))
-    assert _drop(view, _palette_mime(window, "test.train"), QPoint(rect.center().x(), rect.top() + 1))
-    assert _ids(window) == ["test.train", "test.scale", "test.freeze"]
+    assert _drop(view, _palette_mime(window, "wbtest.train"), QPoint(rect.center().x(), rect.top() + 1))
+    assert _ids(window) == ["wbtest.train", "wbtest.scale", "wbtest.freeze"]
     # Reorder: drag row 0 (mime data made by the chain model, as the view does) below the last row.
     mime = window.chain.mimeData([window.chain.index(0)])
     rect = view.visualRect(window.chain.index(2))
     assert _drop(view, mime, QPoint(rect.center().x(), rect.bottom() - 1))
-    assert _ids(window) == ["test.scale", "test.freeze", "test.train"]
+    assert _ids(window) == ["wbtest.scale", "wbtest.freeze", "wbtest.train"]
     # The moved step ends after the int8-like step that removed trainability: flagged on that row.
-    assert window.chain.problems(2) and "move it before" in window.chain.problems(2)[0].message
+    assert window.chain.problems(2) and "move 'wbtest.train' before step 2" in window.chain.problems(2)[0].message
     assert "Step 3" in window.chain_status.text()
     # Each drop was one undoable command.
     assert window.undo.count() == 4
     window.undo.undo()
-    assert _ids(window) == ["test.train", "test.scale", "test.freeze"]
+    assert _ids(window) == ["wbtest.train", "wbtest.scale", "wbtest.freeze"]
     assert window.chain.problems(0) == []
 
 
 def test_invalid_values_are_refused_with_the_message_on_the_field(window, qtbot) -> None:
-    window.chain.add_step("test.scale")
+    window.chain.add_step("wbtest.scale")
     editor = window.editor
     assert editor.row == 0
     amount = editor.fields["amount"]
@@ -116,7 +116,7 @@ def test_invalid_values_are_refused_with_the_message_on_the_field(window, qtbot)
 
 
 def test_list_of_choices_is_a_checkable_list(window) -> None:
-    window.chain.add_step("test.scale")
+    window.chain.add_step("wbtest.scale")
     parts = window.editor.fields["parts"].widget
     assert isinstance(parts, QListWidget)
     checked = [parts.item(i).text() for i in range(parts.count()) if parts.item(i).checkState() == Qt.CheckState.Checked]
@@ -127,13 +127,13 @@ def test_list_of_choices_is_a_checkable_list(window) -> None:
 
 def test_undo_and_redo_every_kind_of_edit(window, qtbot) -> None:
     chain, undo = window.chain, window.undo
-    chain.add_step("test.scale")
-    chain.add_step("test.freeze")
+    chain.add_step("wbtest.scale")
+    chain.add_step("wbtest.freeze")
     assert window.editor.try_edit("bits", 4)  # the editor follows the selected (last inserted) row
     window.chain_view.setFocus()
     window._select(0)
     qtbot.keyClick(window.chain_view, Qt.Key.Key_D, Qt.KeyboardModifier.ControlModifier)  # duplicate
-    assert _ids(window) == ["test.scale", "test.scale", "test.freeze"]
+    assert _ids(window) == ["wbtest.scale", "wbtest.scale", "wbtest.freeze"]
     window.toggle_step()
     chain.move(2, 0)
     window._select(1)
@@ -165,8 +165,8 @@ def test_undo_and_redo_every_kind_of_edit(window, qtbot) -> None:
 
 def test_toggle_by_checkbox_is_undoable_and_disabled_steps_are_not_validated_for_traits(window) -> None:
     chain = window.chain
-    chain.add_step("test.freeze")
-    chain.add_step("test.train")
+    chain.add_step("wbtest.freeze")
+    chain.add_step("wbtest.train")
     assert window.chain.problems(1)
     chain.setData(chain.index(0), Qt.CheckState.Unchecked.value, Qt.ItemDataRole.CheckStateRole)
     assert chain.entry(0).enabled is False
@@ -176,8 +176,8 @@ def test_toggle_by_checkbox_is_undoable_and_disabled_steps_are_not_validated_for
 
 
 def test_run_refuses_an_invalid_chain_and_points_at_the_step(window) -> None:
-    window.chain.add_step("test.freeze")
-    window.chain.add_step("test.train")
+    window.chain.add_step("wbtest.freeze")
+    window.chain.add_step("wbtest.train")
     window.run()
     assert not window.run_panel.is_running()
     assert "Fix the chain first" in window.run_panel.status.text()

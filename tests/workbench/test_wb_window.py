@@ -42,20 +42,27 @@ def test_first_start_opens_the_default_recipe_or_an_empty_sst2_chain(qtbot) -> N
 
 def test_recipe_round_trip_keeps_steps_sweeps_and_disabled_flags(tmp_path: Path) -> None:
     doc = Document(model="all-MiniLM-L6-v2", task="sst2", seed=3, steps=[
-        ChainEntry("test.scale", {"amount": [0.1, 0.2], "rounds": 2, "mode": "l2",
+        ChainEntry("wbtest.scale", {"amount": [0.1, 0.2], "rounds": 2, "mode": "l2",
                                   "parts": ["ffn"], "keep_bias": False}),
-        ChainEntry("test.freeze", {"bits": 8}, enabled=False),
-    ], extra={"measure": {"limit": 64}})
+        ChainEntry("wbtest.freeze", {"bits": 8}, enabled=False),
+    ], extra={"measure": {"eval_limit": 64}})
     path = tmp_path / "r.yaml"
     save_recipe(doc, path)
     data = yaml.safe_load(path.read_text())
-    assert data["steps"][1]["enabled"] is False and "enabled" not in data["steps"][0]
+    assert data["chain"][1]["enabled"] is False and "enabled" not in data["chain"][0]
+    assert data["measure"]["eval_limit"] == 64 and data["chain"][0]["config"]["amount"] == [0.1, 0.2]
     back = load_recipe(path)
-    assert back.to_dict() == doc.to_dict()
+    assert back.steps == doc.steps and (back.model, back.task, back.seed) == (doc.model, doc.task, doc.seed)
+    assert back.extra["measure"]["eval_limit"] == 64
+    # A file the window saved is exactly what core.chain writes (the CLI reads it unchanged).
+    from core.chain import dumps_recipe
+    from core.chain import load_recipe as core_load
+
+    assert dumps_recipe(core_load(path)) == path.read_text()
 
 
 def test_save_open_and_recent_recipes_through_the_window(window, tmp_path: Path) -> None:
-    window.chain.add_step("test.scale")
+    window.chain.add_step("wbtest.scale")
     assert window.windowTitle().startswith("untitled *")
     path = tmp_path / "chain.yaml"
     assert window.save_path(path)
@@ -65,7 +72,7 @@ def test_save_open_and_recent_recipes_through_the_window(window, tmp_path: Path)
     window.new()
     assert window.chain.rowCount() == 0
     assert window.open_path(path)
-    assert [e.step for e in window.chain.entries] == ["test.scale"]
+    assert [e.step for e in window.chain.entries] == ["wbtest.scale"]
     assert [a.text() for a in window.recent_menu.actions()] == [str(path)]
 
 
@@ -75,7 +82,7 @@ def test_unknown_step_in_a_recipe_is_reported_not_crashing(window, tmp_path: Pat
     shown = []
     monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: shown.append(a[2]))
     path = tmp_path / "bad.yaml"
-    path.write_text("model: all-MiniLM-L6-v2\ntask: sst2\nsteps:\n  - step: no.such.step\n")
+    path.write_text("model: all-MiniLM-L6-v2\ntask: sst2\nchain:\n  - step: no.such.step\n")
     assert not window.open_path(path)
     assert "Unknown step 'no.such.step'" in shown[0]
 
@@ -135,3 +142,27 @@ def test_custom_data_file_columns_are_offered_for_mapping(window, tmp_path: Path
                              "label": "label", "kind": "classification"}
     assert not dialog.load_columns(tmp_path / "missing.csv")
     assert "Cannot read columns" in dialog.error.text()
+
+
+def test_custom_data_file_is_checked_by_the_engine_and_registered(window, tmp_path: Path) -> None:
+    from workbench.custom_task import CustomTaskDialog
+
+    path = tmp_path / "mine.csv"
+    path.write_text("review,label\n" + "".join(f"text {i},{'pos' if i % 2 else 'neg'}\n" for i in range(20)))
+    dialog = CustomTaskDialog(window)
+    dialog.path_edit.setText(str(path))
+    assert dialog.load_columns(path)
+    dialog.label_combo.setCurrentText("review")
+    dialog.text_combo.setCurrentText("label")
+    dialog.label_combo.setCurrentText("review")
+    dialog.kind_combo.setCurrentText("regression")
+    dialog._accept()  # 'review' holds text, not scores: refused by the engine, with the reason
+    assert dialog.result() == 0 and "review" in dialog.error.text()
+    dialog.text_combo.setCurrentText("review")
+    dialog.label_combo.setCurrentText("label")
+    dialog.kind_combo.setCurrentText("classification")
+    dialog._accept()
+    assert dialog.result() == 1, dialog.error.text()
+    from core.tasks import get_task
+
+    assert get_task("custom:mine").num_labels == 2

@@ -1,0 +1,160 @@
+"""Runs through the real worker process (`python -m core.worker`) on a tiny model: the table and
+charts update, cancel stops the run, a killed worker is reported and the run can be resumed."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
+
+from workbench.document import ChainEntry, Document, default_config
+
+MEASURE = {"eval_limit": 32, "eval_batch_size": 16, "max_length": 32, "latency_batch_size": 2,
+           "latency_seq_len": 16, "latency_warmup": 1, "latency_repeats": 3, "threads": 1}
+TIMEOUT_MS = 180_000
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.helpers import tiny_bert_folder  # torch here is the test process, not the GUI's
+
+    return tiny_bert_folder(tmp_path_factory.mktemp("tiny"))
+
+
+def _doc(tiny: Path, amounts: list[float] | float = 0.3) -> Document:
+    return Document(model=str(tiny), task="sst2", seed=0, steps=[
+        ChainEntry("prune.global_magnitude", {**default_config("prune.global_magnitude"), "amount": amounts}),
+        ChainEntry("quantize.dynamic_int8", default_config("quantize.dynamic_int8")),
+    ], extra={"measure": dict(MEASURE)})
+
+
+@pytest.fixture
+def warnings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: shown.append(str(a[2])))
+    return shown
+
+
+def test_two_step_chain_runs_in_the_worker_and_fills_table_and_charts(window, qtbot, tiny, warnings) -> None:
+    window.set_document(_doc(tiny))
+    assert window.validate() == []
+    with qtbot.waitSignal(window.run_panel.runFinished, timeout=TIMEOUT_MS) as finished:
+        window.run_panel.run_button.click()
+        assert window.run_panel.is_running() and not window.run_panel.run_button.isEnabled()
+    outcome = finished.args[0]
+    assert outcome.ok, outcome.message()
+    assert warnings == []
+    # Every variant row came back (queried off the GUI thread): baseline, pruned, pruned+int8.
+    results = window.results
+    qtbot.waitUntil(lambda: not results.loading and results.model.rowCount() == 3, timeout=30_000)
+    assert results.model.rowCount() == 3
+    labels = [r["label"] for r in results.rows]
+    assert labels == ["baseline", "prune.global_magnitude", "quantize.dynamic_int8"]
+    int8 = results.rows[2]
+    assert int8["mb"] < results.rows[0]["mb"] and int8["pct_smaller"] > 0
+    assert results.rows[1]["nonzero"] < results.rows[0]["nonzero"]
+    assert results.rows[0]["metric_name"] == "accuracy" and results.rows[0]["pct_baseline"] == pytest.approx(100)
+    # Progress rows all finished; the log saw metrics.
+    assert [r.bar.value() for r in window.run_panel.rows.values()] == [1000, 1000, 1000]
+    assert "accuracy" in window.run_panel.log.toPlainText()
+    # Charts: shown on the Results tab, the scatter holds the 3 variants, the baseline is starred.
+    window.tabs.setCurrentWidget(results)
+    qtbot.waitUntil(lambda: results._charts is not None, timeout=5000)
+    charts = results.charts
+    assert len(charts.points.data) == 3
+    assert len(charts.baseline.data) == 1 and charts.baseline.data[0]["x"] == pytest.approx(results.rows[0]["mb"])
+    front_x = list(charts.front.getData()[0])
+    assert min(r["mb"] for r in results.rows) in front_x
+    # Sorting by MB on disk puts the int8 variant first.
+    results.table.sortByColumn(6, Qt.SortOrder.AscendingOrder)
+    assert results.proxy.index(0, 1).data() == "quantize.dynamic_int8"
+    # Filter
+    results.filter_edit.setText("int8")
+    results._apply_filter()
+    assert results.proxy.rowCount() == 1
+    results.filter_edit.setText("")
+    results._apply_filter()
+    # Two selected variants: side-by-side comparison.
+    assert results.wait_loaded()
+    from PySide6.QtCore import QItemSelectionModel
+
+    # Through the selection model (QTableView.selectRow depends on the keyboard modifier state,
+    # which earlier key-click tests can leave behind on the offscreen platform).
+    flags = QItemSelectionModel.SelectionFlag
+    results.table.selectionModel().select(results.proxy.index(0, 0), flags.ClearAndSelect | flags.Rows)
+    results.table.selectionModel().select(results.proxy.index(2, 0), flags.Select | flags.Rows)
+    def compared() -> None:
+        assert results.compare.columnCount() == 2 and not results.compare.isHidden(), (
+            results.proxy.rowCount(), len(results.table.selectionModel().selectedRows()), results.isVisible(),
+            results.loading)
+
+    qtbot.waitUntil(compared, timeout=5000)
+    # Exports: the store's exporter, the same text the CLI writes.
+    out = Path(os.environ["WORKBENCH_HOME"])
+    for fmt, ext in (("csv", "csv"), ("markdown", "md"), ("latex", "tex")):
+        assert results.export_table_to(fmt, out / f"t.{ext}")
+    csv_text = (out / "t.csv").read_text()
+    assert csv_text.splitlines()[0].startswith("run,variant,parent,step,label")
+    assert len(csv_text.splitlines()) == 4
+    assert "\\toprule" in (out / "t.tex").read_text()
+    for ext in ("png", "svg"):
+        charts.export("scatter", out / f"scatter.{ext}")
+        assert (out / f"scatter.{ext}").stat().st_size > 1000
+    assert (out / "scatter.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_cancel_stops_the_run_and_keeps_the_window_usable(window, qtbot, tiny, warnings) -> None:
+    window.set_document(_doc(tiny, [0.1, 0.2, 0.3, 0.4]))
+    panel = window.run_panel
+    # A polite cancel waits for the step in flight; on this shared machine that can take a while,
+    # so the terminate escalation is pushed out of the way here.
+    panel.client.terminate_after_ms = 120_000
+    with qtbot.waitSignal(panel.client.event, timeout=TIMEOUT_MS,
+                          check_params_cb=lambda m: m["type"] == "step_started"):
+        window.run()
+    with qtbot.waitSignal(panel.runFinished, timeout=TIMEOUT_MS) as finished:
+        window.act_cancel.trigger()
+        assert panel.status.text() == "Cancelling…"
+    outcome = finished.args[0]
+    assert outcome.status == "cancelled", outcome.message()
+    assert panel.run_button.isEnabled() and not panel.cancel_button.isEnabled()
+    assert "cancelled" in panel.status.text()
+    assert warnings == []  # a cancel is not an error
+    from workbench import store_client
+
+    (run,) = store_client.list_runs(window.settings.db_path())
+    assert run["status"] == "cancelled"
+    window.chain.add_step("quantize.dynamic_int8")  # still editable
+    assert window.chain.rowCount() == 3
+
+
+def test_killed_worker_is_reported_and_the_run_resumes(window, qtbot, tiny, warnings) -> None:
+    window.set_document(_doc(tiny))
+    panel = window.run_panel
+    with qtbot.waitSignal(panel.client.event, timeout=TIMEOUT_MS,
+                          check_params_cb=lambda m: m["type"] == "step_finished"):
+        window.run()
+    with qtbot.waitSignal(panel.runFinished, timeout=30_000) as finished:
+        os.kill(panel.client.pid(), signal.SIGKILL)  # like the kernel's OOM killer
+    outcome = finished.args[0]
+    assert outcome.status == "crashed" and outcome.signal_name == "SIGKILL"
+    assert "SIGKILL" in panel.status.text() and "ran out of memory" in panel.status.text()
+    assert len(warnings) == 1 and "stopped by signal SIGKILL" in warnings[0]
+    assert panel.run_button.isEnabled()
+    # The run is found interrupted (its worker is gone) and offered for resume.
+    qtbot.waitUntil(lambda: not panel.resume_button.isHidden(), timeout=30_000)
+    run_id = panel.resume_button.property("run_id")
+    assert run_id == outcome.run_id
+    with qtbot.waitSignal(panel.runFinished, timeout=TIMEOUT_MS) as resumed:
+        panel.resume_button.click()
+    assert resumed.args[0].ok, resumed.args[0].message()
+    assert resumed.args[0].run_id == run_id
+    qtbot.waitUntil(lambda: not window.results.loading and len(window.results.rows) >= 3, timeout=30_000)
+    rows = [r for r in window.results.rows if r["run_id"] == run_id]
+    # Every step of the chain has its variant in the resumed run.
+    assert [r["index"] for r in rows] == [0, 1, 2], [(r["variant_id"], r["index"], r["cached"]) for r in rows]
+    assert "already finished in this run" in panel.log.toPlainText()  # the baseline is reused, not redone
