@@ -84,7 +84,7 @@ def worker_command() -> list[str]:
     """How to start one worker; a frozen bundle re-runs its own executable with ``--worker``."""
     if getattr(sys, "frozen", False):
         return [sys.executable, "--worker"]
-    return [sys.executable, "-m", "core.worker"]
+    return [sys.executable, "-u", "-m", "core.worker"]
 
 
 def _worker_env(extra: dict[str, str] | None) -> dict[str, str]:

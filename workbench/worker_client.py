@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,17 +18,14 @@ from typing import Any
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
 from core import protocol
+from core.worker_client import worker_command as core_worker_command
 
 
 def worker_command() -> tuple[str, list[str]]:
-    """Program and arguments that start one worker; the only place that knows how.
-
-    A frozen build has no ``python -m``: it re-runs its own executable with ``--worker``
-    (workbench.app.main dispatches that before any Qt is created).
-    """
-    if getattr(sys, "frozen", False):
-        return sys.executable, ["--worker"]
-    return sys.executable, ["-u", "-m", "core.worker"]
+    """Program and arguments for QProcess; ``core.worker_client`` is the one place that knows how
+    to start a worker (``python -m core.worker``, or ``--worker`` in a frozen bundle)."""
+    program, *args = core_worker_command()
+    return program, args
 
 
 def worker_environment() -> QProcessEnvironment:

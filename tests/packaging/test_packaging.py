@@ -77,7 +77,7 @@ def test_desktop_file_validates() -> None:
 def test_cli_worker_command_reruns_the_frozen_executable(monkeypatch: pytest.MonkeyPatch) -> None:
     from core import worker_client
 
-    assert worker_client.worker_command() == [sys.executable, "-m", "core.worker"]
+    assert worker_client.worker_command() == [sys.executable, "-u", "-m", "core.worker"]
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     monkeypatch.setattr(sys, "executable", "/opt/workbench/workbench")
     assert worker_client.worker_command() == ["/opt/workbench/workbench", "--worker"]
