@@ -136,7 +136,7 @@ def size_flag(parent: SizeReport, child: SizeReport) -> str | None:
         why = "weights were zeroed but are still stored densely (no sparse storage)"
     elif child.params > parent.params:
         why = "the model has more stored parameters than its parent"
-    elif child.params == parent.params and child.nonzero_params == parent.nonzero_params:
+    elif child.params == parent.params:
         why = "the step changed values only, not how many weights are stored or how they are encoded"
     else:
         why = "fewer parameters, but their storage (encoding or extra files) outweighs the saving"

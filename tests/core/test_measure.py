@@ -204,3 +204,13 @@ def test_int8_dynamic_linear_weights_are_still_counted(tiny: tuple[ModelRef, Any
     assert after.params == before.params  # packed int8 weights + float biases
     assert after.nonzero_params <= before.nonzero_params  # tiny weights may round to zero
     assert after.nonzero_params > 0.9 * before.nonzero_params
+
+
+def test_size_flag_explains_a_training_step_that_only_changed_values() -> None:
+    from core.measure.size import SizeReport
+
+    parent = SizeReport(params=100, nonzero_params=90, artifact_bytes=1000)
+    trained = SizeReport(params=100, nonzero_params=100, artifact_bytes=1004)  # fine-tuning filled zeros
+    assert "changed values only" in (size_flag(parent, trained) or "")
+    fewer = SizeReport(params=80, nonzero_params=80, artifact_bytes=1200)
+    assert "outweighs" in (size_flag(parent, fewer) or "")
