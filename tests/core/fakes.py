@@ -1,4 +1,4 @@
-"""Test-only steps (never shipped) and, until the engine's core.measure lands, a small real stand-in.
+"""Test-only steps (never shipped) and tiny recipes for the store, worker and CLI tests.
 
 Importing this module registers the steps below in the step registry. Worker subprocesses get them
 through :data:`WORKER_COMMAND`, which imports this module before running ``core.worker.main``.
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKER_COMMAND = [
     sys.executable,
     "-c",
-    f"import sys; sys.path.insert(0, {str(ROOT)!r}); import tests.core.fakes as f; f.install();"
+    f"import sys; sys.path.insert(0, {str(ROOT)!r}); import tests.core.fakes;"
     " from core.worker import main; sys.exit(main())",
 ]
 
@@ -179,131 +179,6 @@ STEPS = (ScaleWeights, Slow, Train, Freeze, Distil, QAOnly, Fail, Renamed)
 for _cls in STEPS:
     if _cls.id not in base._REGISTRY:
         base.register(_cls)
-
-
-# ------------------------------------------------------------------------------------------
-# Stand-in measurement (only when the engine's core.measure is not there yet)
-
-
-def _fake_measure() -> Any:
-    import types
-    from dataclasses import asdict
-
-    @dataclass
-    class EvalResult:
-        metrics: dict[str, float]
-        primary: float
-        predictions: list
-        examples: int
-        seconds: float
-        note: str = ""
-
-        def to_dict(self) -> dict[str, Any]:
-            return asdict(self)
-
-    @dataclass
-    class SizeReport:
-        params: int
-        nonzero_params: int
-        artifact_bytes: int | None
-        weights_bytes: int | None
-
-        def to_dict(self) -> dict[str, Any]:
-            return asdict(self)
-
-    @dataclass
-    class LatencyReport:
-        p50_ms: float
-        p90_ms: float
-        mean_ms: float
-        batch_size: int
-        seq_len: int
-        threads: int
-        repeats: int
-
-        def to_dict(self) -> dict[str, Any]:
-            return asdict(self)
-
-    def evaluate(model: Any, tokenizer: Any, task: Any, split: str = "dev", *, batch_size: int = 32,
-                 max_length: int = 128, limit: int | None = None, sample_seed: int | None = None,
-                 threads: int | None = None, progress: Any = None, cancelled: Any = None) -> EvalResult:
-        import torch
-
-        start = time.perf_counter()
-        data = task.load(split)
-        n = len(data) if limit is None else min(limit, len(data))
-        rows = data.select(range(n))
-        enc = tokenizer(list(rows["text"]), truncation=True, max_length=max_length, padding=True, return_tensors="pt")
-        with torch.no_grad():
-            preds = model(**enc).logits.argmax(-1).tolist()
-        labels = list(rows["label"])
-        acc = sum(int(p == y) for p, y in zip(preds, labels, strict=True)) / max(n, 1)
-        if progress:
-            progress(1.0, "evaluated")
-        return EvalResult({"accuracy": acc}, acc, preds, n, time.perf_counter() - start, "stand-in")
-
-    def size_report(model: Any, artifact_folder: Any = None) -> SizeReport:
-        from core.artifacts import folder_bytes, state_tensors, weights_bytes
-
-        tensors, _ = state_tensors(model)
-        params = sum(t.numel() for t in tensors.values())
-        nonzero = sum(int((t != 0).sum()) for t in tensors.values())
-        if artifact_folder is None:
-            return SizeReport(params, nonzero, None, None)
-        return SizeReport(params, nonzero, folder_bytes(Path(artifact_folder)), weights_bytes(Path(artifact_folder)))
-
-    def size_flag(parent: SizeReport, child: SizeReport) -> str | None:
-        known = parent.artifact_bytes is not None and child.artifact_bytes is not None
-        if known and child.artifact_bytes >= parent.artifact_bytes:
-            return f"not smaller on disk than its parent ({child.artifact_bytes} >= {parent.artifact_bytes} bytes)"
-        return None
-
-    def latency(model: Any, tokenizer: Any, *, batch_size: int = 8, seq_len: int = 128, warmup: int = 3,
-                repeats: int = 20, threads: int | None = None) -> LatencyReport:
-        import statistics
-
-        import torch
-
-        ids = torch.randint(5, model.config.vocab_size, (batch_size, seq_len))
-        times = []
-        with torch.no_grad():
-            for i in range(warmup + repeats):
-                t0 = time.perf_counter()
-                model(input_ids=ids)
-                if i >= warmup:
-                    times.append((time.perf_counter() - t0) * 1000)
-        times.sort()
-        return LatencyReport(statistics.median(times), times[max(0, -(-9 * len(times) // 10) - 1)], statistics.fmean(times),
-                             batch_size, seq_len, torch.get_num_threads(), repeats)
-
-    def environment() -> dict[str, Any]:
-        import platform
-
-        return {"python": platform.python_version(), "machine": platform.machine(), "stand_in": True}
-
-    module = types.ModuleType("core.measure")
-    module.__dict__.update(
-        EvalResult=EvalResult, SizeReport=SizeReport, LatencyReport=LatencyReport, evaluate=evaluate,
-        size_report=size_report, size_flag=size_flag, latency=latency, environment=environment,
-    )
-    return module
-
-
-def real_measure_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("core.measure") is not None
-
-
-def install() -> None:
-    """Make ``import core.measure`` work: the real one when present, else the stand-in."""
-    if "core.measure" in sys.modules or real_measure_available():
-        return
-    import core
-
-    module = _fake_measure()
-    sys.modules["core.measure"] = module
-    core.measure = module  # type: ignore[attr-defined]
 
 
 # ------------------------------------------------------------------------------------------

@@ -15,9 +15,8 @@ import pytest
 from core import worker_client
 from core.chain import Recipe, save_recipe
 from core.cli import main
-from tests.core.fakes import WORKER_COMMAND, install, tiny_recipe
+from tests.core.fakes import WORKER_COMMAND, tiny_recipe
 
-install()
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -18,9 +18,7 @@ from core.chain import Recipe, save_recipe
 from core.cli import main
 from core.store import SCHEMA_VERSION, get_run, list_runs, open_store, run_variants
 from core.worker_client import WorkerProcess, run_worker
-from tests.core.fakes import WORKER_COMMAND, install, tiny_recipe
-
-install()
+from tests.core.fakes import WORKER_COMMAND, tiny_recipe
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,7 @@ import pytest
 from core.protocol import decode
 from core.store import list_runs, open_store, run_variants
 from core.worker_client import WorkerProcess, run_worker
-from tests.core.fakes import WORKER_COMMAND, install, tiny_recipe
-
-install()
+from tests.core.fakes import WORKER_COMMAND, tiny_recipe
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +207,7 @@ def test_cache_keys_are_the_same_in_every_process(tiny: Path) -> None:
 
     recipe = tiny_recipe(tiny, [{"step": "test.scale", "config": {"factor": [0.5, 2.0]}}, {"step": "test.train"}])
     here = cache_keys(Recipe.from_dict(recipe))
-    code = ("import json, sys; import tests.core.fakes as f; f.install(); from core.chain import Recipe;"
+    code = ("import json, sys; import tests.core.fakes; from core.chain import Recipe;"
             " from core.runner import cache_keys; print(json.dumps(cache_keys(Recipe.from_dict(json.loads(sys.argv[1])))))")
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code, json.dumps(recipe)], capture_output=True, text=True, check=True,
