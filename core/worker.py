@@ -7,8 +7,9 @@ message; SIGTERM stops the run at once and leaves it ``interrupted`` (resumable)
 client went away) cancels.
 
 Request (one line on stdin): ``{"protocol": 1, "type": "run", "recipe": {...recipe dict...} | null,
-"db": path | null, "artifacts": dir | null, "resume_run": run id | null}``; null db/artifacts mean
-the defaults of core.paths. Keep stdin open while the run lasts: its end means "client gone" and
+"db": path | null, "artifacts": dir | null, "resume_run": run id | null, "background": bool}``; null
+db/artifacts mean the defaults of core.paths; ``background`` lowers the worker's CPU priority so an
+interactive client (the window) keeps the cores it needs to stay responsive. Keep stdin open while the run lasts: its end means "client gone" and
 cancels. Then ``{"type": "cancel"}`` at any time asks for a stop at the next safe point.
 
 Exit codes: 0 finished, 1 failed, 2 bad request, 3 cancelled, 4 terminated (SIGTERM).
@@ -73,6 +74,18 @@ def _watch_stdin(stdin: IO[str], cancel: threading.Event, emit: EventWriter) -> 
     cancel.set()
 
 
+BACKGROUND_NICENESS = 10
+
+
+def _lower_priority(emit: EventWriter) -> None:
+    """Yield the CPU to the GUI: torch's threads busy every core, and the window's event loop must
+    still get a time slice within milliseconds. Latency ratios are unaffected on an idle machine."""
+    try:
+        os.nice(BACKGROUND_NICENESS)
+    except (AttributeError, OSError) as exc:  # Windows has no nice(); a sandbox may refuse it
+        emit(LOG, level="info", message=f"running at normal priority ({exc})")
+
+
 def main(argv: list[str] | None = None) -> int:
     events = _reserve_stdout()
     emit = EventWriter(events)
@@ -86,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         emit(RUN_FAILED, run_id=None, error=f"Bad request to the worker: {exc}", kind="ProtocolError", index=None)
         return EXIT_BAD_REQUEST
 
+    if request.get("background"):
+        _lower_priority(emit)
     cancel = threading.Event()
     threading.Thread(target=_watch_stdin, args=(stdin, cancel, emit), daemon=True, name="cancel-reader").start()
 

@@ -407,6 +407,7 @@ class MainWindow(QMainWindow):
             "db": str(db),
             "artifacts": str(self.settings.artifacts_dir()),
             "resume_run": resume_run,
+            "background": True,  # the worker yields the CPU to this window (see core.worker)
         }
 
     def run(self) -> None:

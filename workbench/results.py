@@ -33,7 +33,7 @@ TABLE_FORMATS = {"csv": ("CSV", "csv"), "markdown": ("Markdown", "md"), "latex":
 
 
 class _Loaded(QObject):
-    done = Signal(str, object, object, str)  # db, rows, table, error
+    done = Signal(str, object, object, object, str)  # db, rows, table, interrupted run id, error
 
 
 class _Load(QRunnable):
@@ -50,9 +50,20 @@ class _Load(QRunnable):
             import core.tasks  # noqa: F401
 
             rows, table = store_client.results(self.db)
-            self.sink.done.emit(str(self.db), rows, table, "")
+            interrupted = _interrupted_run(self.db)
+            self.sink.done.emit(str(self.db), rows, table, interrupted, "")
         except Exception as exc:
-            self.sink.done.emit(str(self.db), [], None, str(exc))
+            self.sink.done.emit(str(self.db), [], None, None, str(exc))
+
+
+def _interrupted_run(db: Path) -> int | None:
+    """Marks runs whose worker is gone as interrupted and returns the newest; None when unreadable
+    (refresh reports that). Queried here, never on the GUI thread: a worker may hold the database."""
+    try:
+        store_client.mark_interrupted(db)
+        return store_client.interrupted_run(db)
+    except Exception:
+        return None
 
 
 class ResultsView(QWidget):
@@ -63,6 +74,7 @@ class ResultsView(QWidget):
         self.settings = settings
         self.loading = False
         self._again = False
+        self._interrupted: int | None = None
         self._select_run: int | None = None
         self._loaded = _Loaded(self)  # lives in the GUI thread: its signal is delivered there (queued)
         self._loaded.done.connect(self._on_loaded)
@@ -176,8 +188,9 @@ class ResultsView(QWidget):
             QThread.msleep(5)
         return not self.loading
 
-    def _on_loaded(self, db: str, rows: object, table: object, error: str) -> None:
+    def _on_loaded(self, db: str, rows: object, table: object, interrupted: object, error: str) -> None:
         self.loading = False
+        self._interrupted = interrupted if isinstance(interrupted, int) else None
         select_run, self._select_run = self._select_run, None
         if error:  # a damaged or newer DB (StoreError): say so, keep the window usable
             self.set_rows([])
@@ -240,12 +253,8 @@ class ResultsView(QWidget):
         self.charts.update_rows(self.rows, run_id=self.run_combo.currentData(), selected=self.selected_rows())
 
     def interrupted_run(self) -> int | None:
-        try:
-            db = self.settings.db_path()
-            store_client.mark_interrupted(db)
-            return store_client.interrupted_run(db)
-        except Exception:  # an unreadable DB is reported by refresh(); resume is just not offered
-            return None
+        """The newest resumable run, as of the last refresh."""
+        return self._interrupted
 
     def visible_rows(self) -> list[dict[str, Any]]:
         return [self.model.rows[self.proxy.mapToSource(self.proxy.index(i, 0)).row()]
