@@ -3,6 +3,7 @@ baseline + step variants committed, the cache, cancel, and the escalation to ter
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from pathlib import Path
@@ -216,3 +217,21 @@ def test_cache_keys_are_the_same_in_every_process(tiny: Path) -> None:
     assert len(set(here)) == len(here) == 5
     other = cache_keys(Recipe.from_dict({**recipe, "seed": 1}))
     assert not set(other) & set(here)
+
+
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="POSIX priorities")
+def test_a_background_request_lowers_the_worker_priority_so_the_window_keeps_the_cpu(tiny: Path, tmp_path: Path) -> None:
+    from core.worker import BACKGROUND_NICENESS
+
+    recipe = tiny_recipe(tiny, [{"step": "test.slow", "config": {"seconds": 30, "release_file": str(tmp_path / "go")}}])
+    seen: dict[str, int] = {}
+    for background in (False, True):
+        worker = WorkerProcess(_request(tmp_path, recipe, background=background), command=WORKER_COMMAND)
+        for event in worker.events():
+            if event["type"] == "step_started" and event["index"] == 1:
+                seen[str(background)] = os.getpriority(os.PRIO_PROCESS, worker.pid)
+                (tmp_path / "go").touch()
+        (tmp_path / "go").unlink()
+        assert worker.wait(None, None).exit_code == 0
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    assert seen == {"False": mine, "True": min(mine + BACKGROUND_NICENESS, 19)}
