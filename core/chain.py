@@ -28,7 +28,7 @@ from typing import Any
 from core.errors import ConfigError, WorkbenchError
 
 RECIPE_FORMAT = 1
-_TOP_KEYS = ("format", "name", "description", "model", "task", "teacher", "seed", "measure", "chain")
+_TOP_KEYS = ("format", "name", "description", "model", "task", "data", "teacher", "seed", "measure", "chain")
 _ENTRY_KEYS = ("step", "version", "enabled", "config")
 
 
@@ -113,6 +113,61 @@ class MeasureSettings:
                 field=f"measure.{unknown[0]}",
             )
         return cls(**data)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """The recipe's ``data:``: the user's own data file(s) with a column mapping, run as the task
+    ``custom:<name>`` (see core.tasks.custom). Relative paths are read from the recipe's folder."""
+
+    path: str
+    text: str
+    label: str
+    text_pair: str | None = None
+    kind: str = "classification"  # or "regression"
+    dev_path: str | None = None  # None: a seeded split of ``path``
+    dev_fraction: float = 0.2
+    name: str = ""  # default: the file's stem
+
+    @property
+    def task_id(self) -> str:
+        return f"custom:{self.name or Path(self.path).stem}"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        return {k: v for k, v in out.items() if v is not None and (k != "name" or v)}
+
+    def resolved(self, base: Path) -> DataSpec:
+        """Paths made absolute against ``base`` (the recipe file's folder)."""
+        def absolute(p: str | None) -> str | None:
+            return p if p is None or Path(p).expanduser().is_absolute() else str(base / p)
+
+        return dataclasses.replace(self, path=absolute(self.path) or self.path, dev_path=absolute(self.dev_path))
+
+    @classmethod
+    def from_dict(cls, data: Any) -> DataSpec:
+        if not isinstance(data, dict):
+            raise ConfigError("data must be a mapping: path, text, label (and optionally text_pair, kind, "
+                              "dev_path, dev_fraction, name)", field="data")
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise ConfigError(f"unknown data key(s) {', '.join(unknown)}; known: {', '.join(names)}",
+                              field=f"data.{unknown[0]}")
+        for key in ("path", "text", "label"):
+            if not isinstance(data.get(key), str) or not data[key].strip():
+                raise ConfigError(f"data.{key} is missing or not text", field=f"data.{key}")
+        for key in ("text_pair", "dev_path", "name"):
+            if data.get(key) is not None and not isinstance(data[key], str):
+                raise ConfigError(f"data.{key} must be text", field=f"data.{key}")
+        if data.get("kind", "classification") not in ("classification", "regression"):
+            raise ConfigError(f"data.kind must be 'classification' or 'regression', not {data['kind']!r}",
+                              field="data.kind")
+        fraction = data.get("dev_fraction", 0.2)
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+            raise ConfigError(f"data.dev_fraction must be a number between 0 and 1, got {fraction!r}",
+                              field="data.dev_fraction")
+        return cls(**{**data, "dev_fraction": float(fraction), "name": (data.get("name") or "").strip()})
 
 
 @dataclass(frozen=True)
@@ -210,6 +265,7 @@ class Recipe:
     name: str = ""
     description: str = ""
     format: int = RECIPE_FORMAT
+    data: DataSpec | None = None  # the task's data when it is the user's own file
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"format": self.format}
@@ -219,6 +275,8 @@ class Recipe:
             out["description"] = self.description
         out["model"] = self.model
         out["task"] = self.task
+        if self.data is not None:
+            out["data"] = self.data.to_dict()
         if self.teacher is not None:
             out["teacher"] = self.teacher
         out["seed"] = self.seed
@@ -244,6 +302,17 @@ class Recipe:
                 field="format",
                 fix="upgrade the workbench",
             )
+        spec = None
+        if data.get("data") is not None:
+            try:
+                spec = DataSpec.from_dict(data["data"])
+            except ConfigError as exc:
+                raise _structure(str(exc), field=exc.field) from None
+            task_id = data.get("task") or spec.task_id
+            if task_id != spec.task_id:
+                raise _structure(f"task '{task_id}' does not match data: its task is '{spec.task_id}'", field="task",
+                                 fix=f"set task to '{spec.task_id}' or leave it out")
+            data = {**data, "task": task_id}
         for key in ("model", "task"):
             if not isinstance(data.get(key), str) or not data[key].strip():
                 raise _structure(f"'{key}' is missing or not text", field=key)
@@ -273,6 +342,7 @@ class Recipe:
             name=data.get("name", ""),
             description=data.get("description", ""),
             format=RECIPE_FORMAT,
+            data=spec,
         )
 
     def canonical_json(self) -> str:
@@ -340,7 +410,21 @@ def load_recipe(path: str | Path) -> Recipe:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise RecipeError(f"Cannot read recipe {path}: {exc.strerror or exc}") from None
-    return loads_recipe(text, "json" if path.suffix.lower() == ".json" else "yaml", source=str(path))
+    recipe = loads_recipe(text, "json" if path.suffix.lower() == ".json" else "yaml", source=str(path))
+    if recipe.data is not None:
+        recipe = dataclasses.replace(recipe, data=recipe.data.resolved(path.resolve().parent))
+    return recipe
+
+
+def recipe_task(recipe: Recipe) -> Any:
+    """The recipe's Task; a ``data:`` file is read (once per file version) and registered first."""
+    from core.tasks.base import get_task
+
+    if recipe.data is not None:
+        from core.tasks.custom import task_from_spec
+
+        return task_from_spec(recipe.data)
+    return get_task(recipe.task)
 
 
 def dumps_recipe(recipe: Recipe, fmt: str = "yaml") -> str:
@@ -476,7 +560,7 @@ def validate_recipe(recipe: Recipe, *, check_files: bool = True) -> list[Problem
     """
     from core.models import ModelRef
     from core.steps.base import INITIAL_TRAITS, TRAINABLE, get_step
-    from core.tasks.base import datasets_dir, get_task
+    from core.tasks.base import datasets_dir
 
     problems: list[Problem] = []
 
@@ -491,9 +575,12 @@ def validate_recipe(recipe: Recipe, *, check_files: bool = True) -> list[Problem
 
     task = None
     try:
-        task = get_task(recipe.task)
+        task = recipe_task(recipe)
     except WorkbenchError as exc:
-        problems.append(Problem(str(exc), "use one of the listed task ids (workbench-cli tasks)", field="task"))
+        if recipe.data is not None:
+            problems.append(Problem(str(exc), "correct the data file or its column mapping", field="data"))
+        else:
+            problems.append(Problem(str(exc), "use one of the listed task ids (workbench-cli tasks)", field="task"))
     if task is not None and check_files and task.family in ("glue", "squad"):
         folder = datasets_dir() / task.id
         if not folder.is_dir() or not any(folder.iterdir()):

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import core
-from core.chain import Recipe, ResolvedStep, VariantNode, check_recipe, variant_tree
+from core.chain import Recipe, ResolvedStep, VariantNode, check_recipe, recipe_task, variant_tree
 from core.errors import ArtifactError, StepCancelled, WorkbenchError
 from core.protocol import (
     LOG,
@@ -233,14 +233,13 @@ def _state_from_artifact(folder: Path) -> Any:
 class _Runner:
     def __init__(self, recipe: Recipe, store: Store, emit: Emit, cancelled: Callable[[], bool]) -> None:
         from core.models import ModelRef
-        from core.tasks.base import get_task
 
         self.recipe = recipe
         self.store = store
         self.emit = emit
         self.cancelled = cancelled
         self.ref = ModelRef.parse(recipe.model)
-        self.task = get_task(recipe.task)
+        self.task = recipe_task(recipe)
         self.m = recipe.measure
         self.run_id = 0
         self.artifacts = Path()

@@ -123,14 +123,15 @@ class CustomTaskDialog(QDialog):
         elif spec["text"] == spec["label"]:
             self.error.setText("The text and label columns must differ")
         else:
-            # The engine reads the file once with this mapping and registers custom:<name>;
-            # a wrong column or an unusable label is reported here, naming the row or column.
-            from core.tasks.custom import custom_task
+            # The engine reads the file with this mapping, as the worker will from the recipe's
+            # data: a wrong column or an unusable label is reported here, naming the row or column.
+            from core.chain import DataSpec
+            from core.errors import ConfigError
+            from core.tasks.custom import task_from_spec
 
             try:
-                custom_task(spec["path"], text=spec["text"], text_pair=spec["text_pair"], label=spec["label"],
-                            kind=spec["kind"], name=spec["name"])
-            except DataError as exc:
+                task_from_spec(DataSpec.from_dict({k: v for k, v in spec.items() if v is not None}))
+            except (ConfigError, DataError) as exc:
                 self.error.setText(str(exc))
                 return
             self.accept()

@@ -100,7 +100,8 @@ def _text(problem: Any) -> str:
 @dataclass
 class Document:
     """Everything a recipe file holds; what the window edits. ``extra`` keeps the recipe keys the
-    window does not edit (format, description, teacher, measure) so a round trip loses nothing."""
+    window does not edit (format, description, teacher, measure) and the custom task's ``data``
+    mapping, so a round trip loses nothing."""
 
     model: str = DEFAULT_MODEL
     task: str = DEFAULT_TASK
@@ -118,6 +119,8 @@ class Document:
             data["description"] = self.extra["description"]
         data["model"] = self.model
         data["task"] = self.task
+        if self.extra.get("data") is not None:
+            data["data"] = copy.deepcopy(self.extra["data"])
         if self.extra.get("teacher") is not None:
             data["teacher"] = self.extra["teacher"]
         data["seed"] = self.seed
@@ -143,7 +146,7 @@ class Document:
                 raise ConfigError(f"Unknown step '{entry.step}': {exc}", step=entry.step) from None
             steps.append(ChainEntry(entry.step, config, entry.enabled))
         full = recipe.to_dict()
-        extra = {k: full[k] for k in ("format", "description", "teacher", "measure") if k in full}
+        extra = {k: full[k] for k in ("format", "description", "data", "teacher", "measure") if k in full}
         return cls(model=recipe.model, task=recipe.task, seed=recipe.seed, name=recipe.name, steps=steps, extra=extra)
 
 

@@ -387,6 +387,9 @@ class MainWindow(QMainWindow):
 
     def _task_chosen(self, task_id: str) -> None:
         self.doc.task = task_id
+        data = self.doc.extra.get("data")
+        if data is not None and f"custom:{data.get('name') or Path(data['path']).stem}" != task_id:
+            del self.doc.extra["data"]  # a bundled task (or another file) replaces the custom data
         self.validate()
 
     def _custom_task(self) -> None:
@@ -394,9 +397,15 @@ class MainWindow(QMainWindow):
 
         dialog = CustomTaskDialog(self)
         if dialog.exec():
-            task_id = f"custom:{dialog.spec()['name']}"
-            self.task_picker.set_current(task_id)
-            self._task_chosen(task_id)
+            self.set_custom_data(dialog.spec())
+
+    def set_custom_data(self, spec: dict[str, Any]) -> None:
+        """Make the user's data file the task: the recipe carries the file and its column mapping
+        (``data:``), so the worker, a saved recipe and the CLI all run the same task."""
+        self.doc.extra["data"] = {k: v for k, v in spec.items() if v is not None}
+        task_id = f"custom:{spec['name']}"
+        self.task_picker.set_current(task_id)
+        self._task_chosen(task_id)
 
     # --- running ---------------------------------------------------------------------------------
     def run_request(self, resume_run: int | None = None) -> dict[str, Any]:

@@ -242,3 +242,24 @@ def _split(cols: dict[str, list[Any]], dev_fraction: float, seed: int, path: Pat
         "train": {k: [v[i] for i in train_rows] for k, v in cols.items()},
         "dev": {k: [v[i] for i in dev_rows] for k, v in cols.items()},
     }
+
+
+_FROM_SPEC: dict[tuple[Any, ...], Task] = {}
+
+
+def task_from_spec(spec: Any) -> Task:
+    """The task of a recipe's ``data:`` (core.chain.DataSpec), registered as ``custom:<name>``.
+
+    Validation runs on every edit in the window: a file is read again only when the mapping or the
+    file itself (size, modification time) changed.
+    """
+    files = [Path(p).expanduser() for p in (spec.path, spec.dev_path) if p]
+    stamp = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) if f.is_file() else (str(f),) for f in files)
+    key = (spec, stamp)
+    task = _FROM_SPEC.get(key)
+    if task is None:
+        task = custom_task(spec.path, text=spec.text, text_pair=spec.text_pair, label=spec.label, kind=spec.kind,
+                           dev_path=spec.dev_path, dev_fraction=spec.dev_fraction,
+                           name=spec.name or Path(spec.path).stem, register=False)
+        _FROM_SPEC[key] = task
+    return register_task(task, replace=True)

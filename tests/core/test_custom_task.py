@@ -102,3 +102,101 @@ def test_label_vocabulary_orders_numbers_numerically() -> None:
     assert label_vocabulary(["10", "2", "1"]) == ["1", "2", "10"]
     assert label_vocabulary(["b", "a", "B"]) == ["B", "a", "b"]
     assert label_vocabulary([1, 1.0, "1", 0]) == ["0", "1"]
+
+
+# --- a recipe's data: the file and its column mapping travel with the recipe ------------------------
+
+def _reviews(folder: Path, n: int = 40) -> Path:
+    words = ["the movie was very good !", "the film is bad .", "a good film", "not a good movie"]
+    return _write(folder / "reviews.csv", [{"review": words[i % 4], "stars": "pos" if i % 4 in (0, 2) else "neg"}
+                                           for i in range(n)])
+
+
+def test_recipe_data_round_trips_and_reads_relative_paths_from_the_recipe_folder(tmp_path: Path) -> None:
+    from core.chain import DataSpec, dumps_recipe, load_recipe, loads_recipe, recipe_task
+
+    _reviews(tmp_path)
+    text = ("model: all-MiniLM-L6-v2\n"
+            "data: {path: reviews.csv, text: review, label: stars, dev_fraction: 0.25}\n"
+            "chain: []\n")
+    recipe = loads_recipe(text)
+    assert recipe.task == "custom:reviews"  # derived from the file name
+    assert recipe.data == DataSpec(path="reviews.csv", text="review", label="stars", dev_fraction=0.25)
+    assert loads_recipe(dumps_recipe(recipe)) == recipe
+    (tmp_path / "r.yaml").write_text(text)
+    loaded = load_recipe(tmp_path / "r.yaml")
+    assert loaded.data is not None and Path(loaded.data.path) == tmp_path / "reviews.csv"
+    task = recipe_task(loaded)
+    assert task.id == "custom:reviews" and task.label_names == ("neg", "pos")
+    assert len(task.load("dev")) == 10 and len(task.load("train")) == 30
+    assert get_task("custom:reviews") is task  # registered for the rest of the process
+
+
+@pytest.mark.parametrize(("data", "field", "words"), [
+    ({"path": "r.csv", "text": "review"}, "data.label", "missing"),
+    ({"path": "r.csv", "text": "review", "label": "stars", "colour": "red"}, "data.colour", "unknown data key"),
+    ({"path": "r.csv", "text": "review", "label": "stars", "kind": "ranking"}, "data.kind", "classification"),
+    ({"path": "r.csv", "text": "review", "label": "stars", "dev_fraction": 1.5}, "data.dev_fraction", "between 0 and 1"),
+    ("r.csv", "data", "mapping"),
+])
+def test_a_malformed_data_mapping_is_refused_naming_the_field(data: object, field: str, words: str) -> None:
+    from core.chain import Recipe, RecipeError
+
+    with pytest.raises(RecipeError, match=words) as info:
+        Recipe.from_dict({"model": "all-MiniLM-L6-v2", "data": data})
+    assert info.value.field == field
+
+
+def test_data_and_task_must_agree() -> None:
+    from core.chain import Recipe, RecipeError
+
+    with pytest.raises(RecipeError, match="custom:reviews") as info:
+        Recipe.from_dict({"model": "m", "task": "sst2", "data": {"path": "reviews.csv", "text": "t", "label": "l"}})
+    assert info.value.field == "task"
+
+
+def test_a_wrong_column_in_the_data_is_a_validation_problem_listing_the_columns(tmp_path: Path) -> None:
+    from core.chain import Recipe, validate_recipe
+
+    path = _reviews(tmp_path)
+    recipe = Recipe.from_dict({"model": "all-MiniLM-L6-v2", "data": {"path": str(path), "text": "text", "label": "stars"}})
+    (problem,) = [p for p in validate_recipe(recipe, check_files=False) if p.field == "data"]
+    assert "no column 'text'" in problem.message and "review, stars" in problem.message
+
+
+def test_an_edited_data_file_is_read_again(tmp_path: Path) -> None:
+    import os
+
+    from core.chain import DataSpec
+    from core.tasks.custom import task_from_spec
+
+    path = _reviews(tmp_path, n=40)
+    spec = DataSpec(path=str(path), text="review", label="stars", name="edited")
+    first = task_from_spec(spec)
+    assert task_from_spec(spec) is first  # unchanged file and mapping: not read again
+    _reviews(tmp_path, n=80)
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    second = task_from_spec(spec)
+    assert second is not first and len(second.load("train")) + len(second.load("dev")) == 80
+
+
+def test_a_recipe_with_a_data_file_runs_in_the_worker(tmp_path: Path) -> None:
+    from core.store import list_runs, open_store, run_variants
+    from core.worker_client import run_worker
+    from tests.helpers import tiny_bert_folder
+
+    model = tiny_bert_folder(tmp_path / "tiny")
+    path = _reviews(tmp_path)
+    recipe = {"model": str(model), "data": {"path": str(path), "text": "review", "label": "stars"},
+              "measure": {"eval_batch_size": 8, "max_length": 16, "latency_batch_size": 2, "latency_seq_len": 8,
+                          "latency_warmup": 0, "latency_repeats": 2, "threads": 1},
+              "chain": [{"step": "prune.global_magnitude", "config": {"amount": 0.5}}]}
+    request = {"recipe": recipe, "db": str(tmp_path / "w.sqlite"), "artifacts": str(tmp_path / "a"), "resume_run": None}
+    outcome = run_worker(request, on_event=lambda _e: None)
+    assert outcome.ok, outcome.describe()
+    store = open_store(tmp_path / "w.sqlite")
+    (run,) = list_runs(store)
+    assert run.task == "custom:reviews"
+    variants = run_variants(store, run.id)
+    assert [v.step_id for v in variants] == ["baseline", "prune.global_magnitude"]
+    assert all(0.0 <= v.metrics["accuracy"] <= 1.0 and "f1" in v.metrics for v in variants)

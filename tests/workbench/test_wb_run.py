@@ -158,3 +158,24 @@ def test_killed_worker_is_reported_and_the_run_resumes(window, qtbot, tiny, warn
     # Every step of the chain has its variant in the resumed run.
     assert [r["index"] for r in rows] == [0, 1, 2], [(r["variant_id"], r["index"], r["cached"]) for r in rows]
     assert "already finished in this run" in panel.log.toPlainText()  # the baseline is reused, not redone
+
+
+def test_a_custom_data_file_runs_from_the_window(window, qtbot, tiny, warnings, tmp_path) -> None:
+    path = tmp_path / "reviews.csv"
+    path.write_text("review,stars\n" + "".join(f"{'a good film' if i % 2 else 'a bad movie'},{i % 2}\n"
+                                               for i in range(30)))
+    doc = Document(model=str(tiny), steps=[ChainEntry("prune.global_magnitude", default_config("prune.global_magnitude"))],
+                   extra={"measure": dict(MEASURE)})
+    window.set_document(doc)
+    window.set_custom_data({"name": "reviews", "path": str(path), "text": "review", "text_pair": None,
+                            "label": "stars", "kind": "classification"})
+    assert window.validate() == []
+    with qtbot.waitSignal(window.run_panel.runFinished, timeout=TIMEOUT_MS) as finished:
+        window.run()
+    assert finished.args[0].ok, finished.args[0].message()
+    qtbot.waitUntil(lambda: not window.results.loading and any(r["task"] == "custom:reviews"
+                                                                for r in window.results.rows), timeout=30_000)
+    rows = [r for r in window.results.rows if r["task"] == "custom:reviews"]
+    assert [r["label"] for r in rows] == ["baseline", "prune.global_magnitude"]
+    assert all(r["metric_name"] == "accuracy" and 0 <= r["metric"] <= 1 for r in rows)
+    assert warnings == []

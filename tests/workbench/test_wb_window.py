@@ -166,3 +166,32 @@ def test_custom_data_file_is_checked_by_the_engine_and_registered(window, tmp_pa
     from core.tasks import get_task
 
     assert get_task("custom:mine").num_labels == 2
+
+
+def test_a_custom_data_file_becomes_the_recipe_task_and_survives_save_and_open(window, tmp_path: Path) -> None:
+    from workbench.custom_task import CustomTaskDialog
+
+    path = tmp_path / "mine.csv"
+    path.write_text("review,label\n" + "".join(f"text {i},{'pos' if i % 2 else 'neg'}\n" for i in range(20)))
+    dialog = CustomTaskDialog(window)
+    dialog.path_edit.setText(str(path))
+    assert dialog.load_columns(path)
+    dialog._accept()
+    assert dialog.result() == 1, dialog.error.text()
+    window.set_custom_data(dialog.spec())
+    assert window.task_picker.current() == "custom:mine"
+    assert window.validate() == []
+    recipe = window.current_document().to_dict()
+    assert recipe["task"] == "custom:mine"
+    assert recipe["data"] == {"name": "mine", "path": str(path), "text": "review", "label": "label",
+                              "kind": "classification"}
+    saved = tmp_path / "mine.yaml"
+    assert window.save_path(saved)
+    assert "review" in saved.read_text()
+    window.set_document(Document())
+    assert window.open_path(saved)
+    assert window.task_picker.current() == "custom:mine" and window.doc.extra["data"]["path"] == str(path)
+    assert window.validate() == []
+    # Picking a bundled task drops the custom data: the recipe no longer names the file.
+    window._task_chosen("sst2")
+    assert "data" not in window.current_document().to_dict()
