@@ -45,10 +45,8 @@ class _Load(QRunnable):
 
     def run(self) -> None:
         try:
-            # Warm: the first query (at start-up, before any run) pays these imports off the GUI thread.
-            import core.store
-            import core.tasks  # noqa: F401
-
+            if not self.db.exists():  # nothing to show yet: warm up for when a run's first variant lands
+                store_client.warm_up()
             rows, table = store_client.results(self.db)
             interrupted = _interrupted_run(self.db)
             self.sink.done.emit(str(self.db), rows, table, interrupted, "")

@@ -27,6 +27,30 @@ def _store(db: Path) -> Any | None:
     return store
 
 
+def warm_up() -> None:
+    """Run the view's queries once on an empty scratch database, off the GUI thread.
+
+    A process's first query imports SQLAlchemy's SQLite dialect and compiles every statement:
+    about 100 ms that hold the GIL. Without this it happens when a run's first variant lands,
+    and the GUI thread stalls for it mid-run.
+    """
+    import tempfile
+
+    from core.store import open_store
+
+    with tempfile.TemporaryDirectory(prefix="workbench-warm-") as folder:
+        db = Path(folder) / "warm.sqlite"
+        open_store(db).close()
+        try:
+            results(db)
+            mark_interrupted(db)
+            interrupted_run(db)
+        finally:
+            store = _STORES.pop(db, None)
+            if store is not None:
+                store.close()
+
+
 def close_all() -> None:
     for store in _STORES.values():
         store.close()

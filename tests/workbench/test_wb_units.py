@@ -79,3 +79,18 @@ def test_void_qt_calls_no_longer_run_none_down() -> None:
         obj.setObjectName("x")
     # With the guard (or without the bug) None stays far from zero after any realistic session.
     assert sys.getrefcount(None) > 10_000_000
+
+
+def test_warm_up_runs_the_queries_and_leaves_no_database_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pathlib import Path
+
+    from workbench import store_client
+
+    queried: list[Path] = []
+    real = store_client.results
+    monkeypatch.setattr(store_client, "results", lambda db, run_ids=None: queried.append(Path(db)) or real(db, run_ids))
+    before = dict(store_client._STORES)
+    store_client.warm_up()
+    (scratch,) = queried
+    assert before == store_client._STORES  # the scratch store was closed and forgotten
+    assert not scratch.parent.exists()  # and its folder removed
