@@ -144,14 +144,20 @@ def test_custom_data_file_columns_are_offered_for_mapping(window, tmp_path: Path
     assert "Cannot read columns" in dialog.error.text()
 
 
-def test_custom_data_file_is_checked_by_the_engine_and_registered(window, tmp_path: Path) -> None:
+def _mine_dialog(window, folder: Path):  # type: ignore[no-untyped-def]
+    """The custom-data dialog with mine.csv (columns review, label) chosen and its columns loaded."""
     from workbench.custom_task import CustomTaskDialog
 
-    path = tmp_path / "mine.csv"
+    path = folder / "mine.csv"
     path.write_text("review,label\n" + "".join(f"text {i},{'pos' if i % 2 else 'neg'}\n" for i in range(20)))
     dialog = CustomTaskDialog(window)
     dialog.path_edit.setText(str(path))
     assert dialog.load_columns(path)
+    return dialog, path
+
+
+def test_custom_data_file_is_checked_by_the_engine_and_registered(window, tmp_path: Path) -> None:
+    dialog, _ = _mine_dialog(window, tmp_path)
     dialog.label_combo.setCurrentText("review")
     dialog.text_combo.setCurrentText("label")
     dialog.label_combo.setCurrentText("review")
@@ -169,13 +175,7 @@ def test_custom_data_file_is_checked_by_the_engine_and_registered(window, tmp_pa
 
 
 def test_a_custom_data_file_becomes_the_recipe_task_and_survives_save_and_open(window, tmp_path: Path) -> None:
-    from workbench.custom_task import CustomTaskDialog
-
-    path = tmp_path / "mine.csv"
-    path.write_text("review,label\n" + "".join(f"text {i},{'pos' if i % 2 else 'neg'}\n" for i in range(20)))
-    dialog = CustomTaskDialog(window)
-    dialog.path_edit.setText(str(path))
-    assert dialog.load_columns(path)
+    dialog, path = _mine_dialog(window, tmp_path)
     dialog._accept()
     assert dialog.result() == 1, dialog.error.text()
     window.set_custom_data(dialog.spec())
