@@ -248,6 +248,7 @@ class MainWindow(QMainWindow):
         self.task_picker.set_current(doc.task)
         self.chain.reset(doc.steps)
         self.validate()
+        self.task_picker.set_current(doc.task)  # a custom data task has its title once validated
         self.undo.setClean()
         self.editor.set_row(-1)
         if doc.steps:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QFileDialog, QInputDialog, QWidget
 
@@ -106,9 +108,14 @@ class TaskPicker(QComboBox):
 
     def set_current(self, task_id: str) -> None:
         index = self.findData(task_id)
-        if index < 0:
+        if index < 0:  # a custom data file
             self.insertItem(self.count() - 2, task_id, task_id)
             index = self.findData(task_id)
+        if self.itemText(index) == task_id:  # its title once the recipe check has registered it
+            from core.tasks import get_task
+
+            with contextlib.suppress(Exception):
+                self.setItemText(index, get_task(task_id).title)
         self._current = task_id
         self.setCurrentIndex(index)
 

@@ -180,6 +180,7 @@ def test_a_custom_data_file_becomes_the_recipe_task_and_survives_save_and_open(w
     assert dialog.result() == 1, dialog.error.text()
     window.set_custom_data(dialog.spec())
     assert window.task_picker.current() == "custom:mine"
+    assert window.task_picker.currentText() == "mine (custom classification)"
     assert window.validate() == []
     recipe = window.current_document().to_dict()
     assert recipe["task"] == "custom:mine"
@@ -191,6 +192,7 @@ def test_a_custom_data_file_becomes_the_recipe_task_and_survives_save_and_open(w
     window.set_document(Document())
     assert window.open_path(saved)
     assert window.task_picker.current() == "custom:mine" and window.doc.extra["data"]["path"] == str(path)
+    assert window.task_picker.currentText() == "mine (custom classification)"
     assert window.validate() == []
     # Picking a bundled task drops the custom data: the recipe no longer names the file.
     window._task_chosen("sst2")
