@@ -139,10 +139,11 @@ class DataSpec:
 
     def resolved(self, base: Path) -> DataSpec:
         """Paths made absolute against ``base`` (the recipe file's folder)."""
-        def absolute(p: str | None) -> str | None:
-            return p if p is None or Path(p).expanduser().is_absolute() else str(base / p)
+        def absolute(p: str) -> str:
+            return p if Path(p).expanduser().is_absolute() else str(base / p)
 
-        return dataclasses.replace(self, path=absolute(self.path) or self.path, dev_path=absolute(self.dev_path))
+        return dataclasses.replace(self, path=absolute(self.path),
+                                   dev_path=None if self.dev_path is None else absolute(self.dev_path))
 
     @classmethod
     def from_dict(cls, data: Any) -> DataSpec:
