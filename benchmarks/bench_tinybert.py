@@ -158,6 +158,11 @@ def run_task(bench: Bench, task_id: str) -> dict[str, Any]:
     row, loaded = bench.measure("student int8", q, task)
     rows.append(row)
     models["student_int8"] = loaded.model
+    if args.torchao:
+        qt = bench.apply("quantize.dynamic_int8", student, task, backend="torchao")
+        row, loaded = bench.measure("student int8 (torchao)", qt, task)
+        rows.append(row)
+        models["student_int8_torchao"] = loaded.model
     if args.full_range:
         qf = bench.apply("quantize.dynamic_int8", student, task, activation_range="full")
         row, loaded = bench.measure("student int8 (8-bit activations)", qf, task)
@@ -166,7 +171,7 @@ def run_task(bench: Bench, task_id: str) -> dict[str, Any]:
     _log(f"{task_id}: latency (batch 8, seq 128)")
     lat = bench.latencies(models, student.tokenizer)
     key_of = {"teacher (MiniLM-L6)": "teacher", "student (3 layers)": "student", "student int8": "student_int8",
-              "student int8 (8-bit activations)": "student_int8_full"}
+              "student int8 (8-bit activations)": "student_int8_full", "student int8 (torchao)": "student_int8_torchao"}
     for r in rows:
         k = key_of.get(r["variant"])
         if k is None and r["variant"].startswith("student pruned"):
@@ -184,6 +189,10 @@ def run_task(bench: Bench, task_id: str) -> dict[str, Any]:
         "student_vs_teacher_artifact_ratio": s["artifact_mb"] / t["artifact_mb"],
         "student_vs_teacher_latency_speedup": lat["teacher"]["p50_ms"] / lat["student"]["p50_ms"],
     }
+    if "student_int8_torchao" in lat:
+        ratios["torchao_int8_latency_speedup"] = lat["student"]["p50_ms"] / lat["student_int8_torchao"]["p50_ms"]
+        ratios["torchao_int8_artifact_ratio"] = by["student int8 (torchao)"]["artifact_mb"] / s["artifact_mb"]
+        ratios["torchao_int8_metric_cost_points"] = 100 * (s["metric"] - by["student int8 (torchao)"]["metric"])
     if "student_int8_full" in lat:
         ratios["int8_full_range_latency_speedup"] = lat["student"]["p50_ms"] / lat["student_int8_full"]["p50_ms"]
         ratios["int8_full_range_metric_cost_points"] = 100 * (
@@ -263,6 +272,11 @@ def markdown(result: dict[str, Any]) -> str:
         )
     lines += ["", "int8 metric cost = 100 x (fp32 student - int8 student); negative means int8 scored higher. "
               "Pruned variants run on the same dense kernels, so they are timed as the student."]
+    if any("torchao_int8_latency_speedup" in t["ratios"] for t in tasks):
+        lines += ["", "torchao backend (Int8DynamicActivationInt8WeightConfig, eager): " + "; ".join(
+            f"{t['task']}: {t['ratios']['torchao_int8_latency_speedup']:.2f}x vs fp32, artifact "
+            f"{t['ratios']['torchao_int8_artifact_ratio']:.3f}x, metric cost {t['ratios']['torchao_int8_metric_cost_points']:+.2f} points"
+            for t in tasks if "torchao_int8_latency_speedup" in t["ratios"])]  # fmt: skip
     if any("int8_full_range_latency_speedup" in t["ratios"] for t in tasks):
         lines += ["", "8-bit activations (activation_range=full): " + "; ".join(
             f"{t['task']}: {t['ratios']['int8_full_range_latency_speedup']:.2f}x, metric cost "
@@ -319,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-repeats", type=int, default=10)
     parser.add_argument("--latency-rounds", type=int, default=3)
     parser.add_argument("--full-range", action="store_true", help="also measure int8 with 8-bit activations")
+    parser.add_argument("--torchao", action="store_true", help="also measure int8 on the torchao backend")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reduced", action="store_true", help="label the output as a reduced run")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "tinybert"))
@@ -371,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
             "train_threads": args.train_threads,
             "latency_repeats": args.latency_repeats,
             "latency_rounds": args.latency_rounds,
+            "torchao": args.torchao,
             "seed": args.seed,
         },
         "environment": environment(),

@@ -136,10 +136,10 @@ BENCHES: tuple[Bench, ...] = (
         "tinybert", "bench_tinybert.py", "TinyBERT study", ("tinybert.json", "tinybert.md"),
         quick=("--tasks", "sst2", "--train-size", "500", "--teacher-epochs", "2", "--stage1-epochs", "1",
                "--stage2-epochs", "1", "--eval-limit", "300", "--latency-repeats", "5", "--latency-rounds", "2",
-               "--reduced"),
+               "--torchao", "--reduced"),
         full=("--tasks", "sst2,cola,rte,stsb,qnli", "--train-size", "1000", "--teacher-epochs", "3",
               "--stage1-epochs", "1", "--stage2-epochs", "2", "--train-threads", "2", "--latency-repeats", "10",
-              "--latency-rounds", "3", "--reduced"),
+              "--latency-rounds", "3", "--torchao", "--reduced"),
         sizes={"quick": "SST-2 only; 500 training examples; teacher 2 epochs, distillation 1 + 1 epochs; "
                         "first 300 dev examples; latency 2 rounds x 5 repeats",
                "full": "SST-2, CoLA, RTE, STS-B, QNLI; 1,000 training examples per task (seeded subset); teacher "
@@ -577,7 +577,23 @@ def _tinybert(r: Report, d: dict[str, Any]) -> None:
             keep = q.get("student_vs_teacher_metric_retention")
             r.target("TinyBERT sst2", f"3-layer student keeps >= {TARGETS['student_retention_sst2']:.0%} of teacher "
                      "accuracy", _f(keep, ".3f"), vacuous if constant else verdict(keep, TARGETS["student_retention_sst2"]))
+    _torchao_line(r, tasks)
     r.add("")
+
+
+def _torchao_line(r: Report, tasks: list[dict[str, Any]]) -> None:
+    """The alternative int8 backend beside torch's, from the same rows (when the run measured it)."""
+    parts = []
+    for t in tasks:
+        by = {row["variant"]: row for row in t["rows"]}
+        student, tao = by.get("student (3 layers)"), by.get("student int8 (torchao)")
+        if student is None or tao is None or not tao.get("latency_p50_ms"):
+            continue
+        parts.append(f"{t['task']} {student['latency_p50_ms'] / tao['latency_p50_ms']:.2f}x faster than fp32, artifact "
+                     f"{tao['artifact_mb'] / student['artifact_mb']:.3f}x, metric {_f(100 * (tao['metric'] - student['metric']), '+.2f')} points")
+    if parts:
+        r.add("", "torchao backend (`backend: torchao`, Int8DynamicActivationInt8WeightConfig, eager mode), measured in "
+              "the same run: " + "; ".join(parts) + ".")
 
 
 def _score(row: dict[str, Any]) -> float | None:

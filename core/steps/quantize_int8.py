@@ -9,9 +9,11 @@ The ``int8.dynamic`` codec writes the int8 weights (``int_repr``), their scales 
 and the fp32 biases as plain tensors, and rebuilds real ``torch.ao.nn.quantized.dynamic.Linear``
 modules on load, so the reloaded artifact runs on the same int8 kernels with identical outputs.
 
-torchao is not offered as a backend: with torch 2.13 on this CPU, torchao 0.18's
-``Int8DynamicActivationInt8WeightConfig`` runs in eager mode about 2.7x *slower* than fp32 (it
-only becomes fast under ``torch.compile``), so it would not give a faster model.
+``backend: torchao`` uses torchao's ``Int8DynamicActivationInt8WeightConfig`` instead (int8
+per-row weights, per-token symmetric int8 activations, torchao's ``Int8Tensor``), stored by the
+``int8.torchao`` codec as its int8 data and scales. It is an alternative for comparison and for
+``torch.compile`` deployments: in eager mode on a CPU it is no faster than fp32 (torch's own
+kernels are; benchmarks/bench_tinybert.py measures both). torchao is an optional dependency.
 """
 
 from __future__ import annotations
@@ -30,6 +32,15 @@ INT8 = "int8"
 
 @dataclass(frozen=True)
 class DynamicInt8Config(StepConfig):
+    backend: str = param(
+        "torch",
+        label="Backend",
+        help="torch: the x86/fbgemm dynamic int8 kernels (fast on CPUs; the study's). torchao: torchao's "
+        "Int8DynamicActivationInt8WeightConfig (per-row int8 weights, per-token int8 activations); in eager "
+        "mode on a CPU no faster than fp32, fast under torch.compile. Needs the optional torchao package",
+        choices=("torch", "torchao"),
+        sweepable=False,
+    )
     engine: str = param("x86", label="Kernel engine", help="torch quantized engine: x86 (default on x86 CPUs) or fbgemm", choices=("x86", "fbgemm"), sweepable=False)
     per_channel: bool = param(True, label="Per-channel weights", help="One scale per output row instead of one per tensor (more accurate, same speed)")
     embeddings_int8: bool = param(True, label="Embeddings in int8", help="Store the embedding tables int8 with one scale per row (weight-only; dequantized per looked-up row)")
@@ -42,6 +53,22 @@ class DynamicInt8Config(StepConfig):
         choices=("reduced", "full"),
         sweepable=False,
     )
+
+
+    def validate(self) -> None:
+        import importlib.util
+
+        if self.backend == "torchao" and importlib.util.find_spec("torchao") is None:
+            raise ConfigError("the torchao backend needs the torchao package: pip install "
+                              "'compression-workbench[torchao]' (or use the torch backend)",
+                              step="quantize.dynamic_int8", field="backend")
+        if self.backend == "torchao" and not self.per_channel:
+            raise ConfigError("the torchao backend stores per-row (per-channel) weights; set per_channel to true "
+                              "or use the torch backend", step="quantize.dynamic_int8", field="per_channel")
+        if self.backend == "torchao" and self.activation_range != "reduced":
+            raise ConfigError("activation_range applies to the torch backend only (torchao always uses full-range "
+                              "per-token int8 activations); leave it 'reduced'", step="quantize.dynamic_int8",
+                              field="activation_range")
 
 
 # torch's dynamic Linear picks reduce_range from its ``version`` attribute: 4 (current) quantizes
@@ -89,7 +116,8 @@ class DynamicInt8(Step):
         cfg: DynamicInt8Config = self.config  # type: ignore[assignment]
         ctx.check_cancelled()
         ctx.progress(0.0, "Copying the model")
-        _set_engine(cfg.engine)
+        if cfg.backend == "torch":
+            _set_engine(cfg.engine)
         model = copy.deepcopy(state.model).eval()
         base = model.base_model
         base_ids = {id(m) for m in base.modules()}
@@ -112,16 +140,23 @@ class DynamicInt8(Step):
                 tied[name] = owner[key]
             else:
                 owner[key] = name
-        qconfig = per_channel_dynamic_qconfig if cfg.per_channel else default_dynamic_qconfig
         ctx.check_cancelled()
         ctx.progress(0.2, f"Quantizing {len(linears)} Linear layers")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch.ao deprecation notices; the kernels are current
-            quantize_dynamic(model, qconfig_spec=dict.fromkeys(linears, qconfig), dtype=torch.qint8, inplace=True)
-        for name in linears:
-            model.get_submodule(name).version = _VERSION[cfg.activation_range]
-        for name, first in tied.items():
-            model.get_submodule(name)._packed_params = model.get_submodule(first)._packed_params
+        if cfg.backend == "torchao":
+            _torchao_quantize(model, set(linears) - set(tied))
+            for name, first in tied.items():
+                model.get_submodule(name)._parameters["weight"] = model.get_submodule(first).weight
+            codec = Int8TorchaoCodec.id
+        else:
+            qconfig = per_channel_dynamic_qconfig if cfg.per_channel else default_dynamic_qconfig
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch.ao deprecation notices; the kernels are current
+                quantize_dynamic(model, qconfig_spec=dict.fromkeys(linears, qconfig), dtype=torch.qint8, inplace=True)
+            for name in linears:
+                model.get_submodule(name).version = _VERSION[cfg.activation_range]
+            for name, first in tied.items():
+                model.get_submodule(name)._packed_params = model.get_submodule(first)._packed_params
+            codec = Int8DynamicCodec.id
         embeddings: list[str] = []
         if cfg.embeddings_int8:
             ctx.check_cancelled()
@@ -136,9 +171,10 @@ class DynamicInt8(Step):
             "linear_layers": len(linears),
             "shared_linear_layers": len(tied),
             "embeddings_int8": embeddings,
-            "engine": cfg.engine,
+            "backend": cfg.backend,
+            "engine": cfg.engine if cfg.backend == "torch" else None,
             "scheme": "per_channel" if cfg.per_channel else "per_tensor",
-            "activation_range": cfg.activation_range,
+            "activation_range": cfg.activation_range if cfg.backend == "torch" else "full (per token)",
         }
         ctx.progress(1.0, "Quantized")
         return ModelState(
@@ -146,7 +182,7 @@ class DynamicInt8(Step):
             tokenizer=state.tokenizer,
             task=state.task,
             head=state.head,
-            transforms=[*state.transforms, {"codec": Int8DynamicCodec.id, "engine": cfg.engine}],
+            transforms=[*state.transforms, {"codec": codec, "engine": cfg.engine}],
             traits=(state.traits - self.removes) | self.adds,
             info=info,
         )
@@ -175,8 +211,6 @@ class Int8DynamicCodec(Codec):
     def encode(self, model: Any, tensors: dict[str, Any], entry: dict[str, Any]) -> None:
         import torch
         from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
-
-        from core.steps._int8_modules import Int8Embedding
 
         linears: dict[str, dict[str, Any]] = {}
         stored: dict[int, str] = {}
@@ -211,17 +245,13 @@ class Int8DynamicCodec(Codec):
                 tensors[f"{name}.bias::fp32"] = bias.detach().float()
             linears[name] = meta
         entry["linears"] = linears
-        entry["embeddings"] = {
-            name: {"num": m.num_embeddings, "dim": m.embedding_dim, "padding_idx": m.padding_idx}
-            for name, m in model.named_modules()
-            if isinstance(m, Int8Embedding)
-        }
+        entry["embeddings"] = _embeddings_entry(model)
 
     def decode(self, model: Any, tensors: dict[str, Any], entry: dict[str, Any]) -> None:
         import torch
         from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
-        from core.steps._int8_modules import Int8Embedding, set_submodule
+        from core.steps._int8_modules import set_submodule
 
         _set_engine(entry.get("engine", "x86"))
         built: dict[str, Any] = {}
@@ -257,5 +287,80 @@ class Int8DynamicCodec(Codec):
         for name, meta in entry.get("linears", {}).items():
             if "same_as" in meta:
                 model.get_submodule(name)._packed_params = model.get_submodule(meta["same_as"])._packed_params
-        for name, meta in entry.get("embeddings", {}).items():
-            set_submodule(model, name, Int8Embedding(meta["num"], meta["dim"], meta["padding_idx"]))
+        _rebuild_embeddings(model, entry)
+
+
+def _embeddings_entry(model: Any) -> dict[str, dict[str, Any]]:
+    from core.steps._int8_modules import Int8Embedding
+
+    return {name: {"num": m.num_embeddings, "dim": m.embedding_dim, "padding_idx": m.padding_idx}
+            for name, m in model.named_modules() if isinstance(m, Int8Embedding)}
+
+
+def _rebuild_embeddings(model: Any, entry: dict[str, Any]) -> None:
+    """Int8Embedding modules where the artifact stored them; their buffers load from the tensors."""
+    from core.steps._int8_modules import Int8Embedding, set_submodule
+
+    for name, meta in entry.get("embeddings", {}).items():
+        set_submodule(model, name, Int8Embedding(meta["num"], meta["dim"], meta["padding_idx"]))
+
+
+def _torchao_quantize(model: Any, names: set[str]) -> None:
+    """torchao's dynamic int8 on the Linear layers named; a clear error when torchao is missing."""
+    import logging
+
+    try:
+        logging.getLogger("torchao").setLevel(logging.ERROR)  # its CUDA-only kernels fail to load on a CPU
+        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+    except ImportError:
+        raise ConfigError("the torchao backend needs the torchao package: pip install 'compression-workbench[torchao]'",
+                          step="quantize.dynamic_int8", field="backend") from None
+    quantize_(model, Int8DynamicActivationInt8WeightConfig(), filter_fn=lambda _m, fqn: fqn in names)
+
+
+_TORCHAO_PARTS = ("qdata", "scale", "zero_point")
+
+
+@register_codec
+class Int8TorchaoCodec(Codec):
+    """torchao Int8Tensor weights as their int8 data, scales and zero points; int8 embeddings as buffers.
+    On load the layers are quantized again by torchao and given the stored data, so they run the
+    same kernels with identical outputs."""
+
+    id = "int8.torchao"
+
+    def encode(self, model: Any, tensors: dict[str, Any], entry: dict[str, Any]) -> None:
+        import torch
+
+        linears: dict[str, dict[str, Any]] = {}
+        for name, m in model.named_modules():
+            weight = tensors.pop(f"{name}.weight", None) if isinstance(m, torch.nn.Linear) else None
+            if weight is None:
+                continue  # not a Linear, or a shared weight stored under another name (an alias)
+            if type(weight).__name__ != "Int8Tensor":
+                tensors[f"{name}.weight"] = weight  # a Linear left in float (e.g. the head)
+                continue
+            for part in _TORCHAO_PARTS:
+                value = getattr(weight, part, None)
+                if value is not None:
+                    tensors[f"{name}.weight::{part}"] = value
+            linears[name] = {"in": m.in_features, "out": m.out_features}
+        entry["linears"] = linears
+        entry["embeddings"] = _embeddings_entry(model)
+
+    def decode(self, model: Any, tensors: dict[str, Any], entry: dict[str, Any]) -> None:
+        import torch
+
+        linears = entry.get("linears", {})
+        _torchao_quantize(model, set(linears))
+        with torch.no_grad():
+            for name in linears:
+                weight = model.get_submodule(name).weight
+                for part in _TORCHAO_PARTS:
+                    stored = tensors.pop(f"{name}.weight::{part}", None)
+                    if stored is None and getattr(weight, part, None) is not None:
+                        raise ArtifactError(f"The artifact lacks the torchao int8 {part} of {name}")
+                    if stored is not None:
+                        getattr(weight, part).copy_(stored)
+                tensors[f"{name}.weight"] = weight  # loads onto itself: load_state_dict finds every key
+        _rebuild_embeddings(model, entry)

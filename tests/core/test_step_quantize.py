@@ -145,3 +145,62 @@ def test_minilm_int8_artifact_ratio_and_fidelity(tmp_path: Path) -> None:
     full = _quantize(state, tmp_path, activation_range="full")
     assert snr_db(h, _hidden(full.model, batch)) >= 13.0
     assert torch.equal(outputs(q.model, batch), outputs(load_artifact(tmp_path / "int8").model, batch))
+
+
+# --- the torchao backend ---------------------------------------------------------------------------
+
+def _is_torchao_int8(weight: object) -> bool:
+    return type(weight).__name__ == "Int8Tensor" and weight.qdata.dtype == torch.int8  # type: ignore[attr-defined]
+
+
+def test_torchao_backend_quantizes_every_linear_within_the_snr_and_reloads_exactly(tmp_path: Path) -> None:
+    state = tiny_state(tmp_path, hidden=64)
+    q = _quantize(state, tmp_path, backend="torchao")
+    linears = [m for m in q.model.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 2 * 6 + 2 and all(_is_torchao_int8(m.weight) for m in linears)
+    assert q.info["quantize.dynamic_int8"]["backend"] == "torchao"
+    batch = sample_batch(state.tokenizer)
+    assert snr_db(_hidden(state.model, batch), _hidden(q.model, batch)) >= 30.0
+    size = save_artifact(q, tmp_path / "q")
+    loaded = load_artifact(tmp_path / "q").model
+    assert torch.equal(outputs(q.model, batch), outputs(loaded, batch))
+    assert _is_torchao_int8(loaded.bert.encoder.layer[1].attention.self.query.weight)
+    with safe_open(str(tmp_path / "q" / "model.safetensors"), framework="pt") as f:
+        assert f.get_tensor("bert.encoder.layer.1.attention.self.query.weight::qdata").dtype == torch.int8
+    # stored int8 like the torch backend: the two artifacts are within a few percent of each other
+    torch_size = save_artifact(_quantize(state, tmp_path), tmp_path / "t")
+    assert abs(size / torch_size - 1) < 0.05
+
+
+def test_torchao_backend_keeps_shared_weights_shared(tmp_path: Path) -> None:
+    state = tiny_state(tmp_path, layers=2, hidden=64)
+    layers = state.model.bert.encoder.layer
+    layers[1].output.dense.weight = layers[0].output.dense.weight
+    q = _quantize(state, tmp_path, backend="torchao")
+    ql = q.model.bert.encoder.layer
+    assert ql[1].output.dense.weight is ql[0].output.dense.weight and _is_torchao_int8(ql[0].output.dense.weight)
+    save_artifact(q, tmp_path / "q")
+    loaded = load_artifact(tmp_path / "q").model.bert.encoder.layer
+    assert loaded[1].output.dense.weight is loaded[0].output.dense.weight
+    batch = sample_batch(state.tokenizer)
+    assert torch.equal(outputs(q.model, batch), outputs(load_artifact(tmp_path / "q").model, batch))
+
+
+@pytest.mark.parametrize(("cfg", "field"), [({"backend": "onnx"}, "backend"),
+                                            ({"backend": "torchao", "per_channel": False}, "per_channel"),
+                                            ({"backend": "torchao", "activation_range": "full"}, "activation_range")])
+def test_impossible_backend_settings_are_refused_naming_the_field(cfg: dict, field: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        STEP.config_cls(**cfg)
+    assert info.value.field == field
+
+
+def test_the_torchao_backend_without_torchao_installed_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torchao" else real(name, *a))
+    with pytest.raises(ConfigError, match=r"compression-workbench\[torchao\]") as info:
+        STEP.config_cls(backend="torchao")
+    assert info.value.field == "backend"
+    STEP.config_cls()  # the torch backend needs nothing more
