@@ -34,6 +34,9 @@ class SizeReport:
 
 
 def _key(t: Any) -> tuple[Any, ...]:
+    if hasattr(t, "__tensor_flatten__"):  # a wrapper tensor subclass (torchao's Int8Tensor): its inner data
+        names, _ = t.__tensor_flatten__()
+        return ("subclass", type(t).__name__, tuple(_key(getattr(t, n)) for n in names))
     try:
         return ("ptr", t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), t.dtype)
     except (RuntimeError, NotImplementedError):  # quantized or opaque tensors
@@ -91,7 +94,9 @@ def _nonzero(t: Any) -> int:
     import torch
 
     with torch.no_grad():
-        if t.is_quantized:
+        if hasattr(t, "__tensor_flatten__"):  # torchao: zeros are exactly the codes that dequantize to 0
+            t = t.dequantize()
+        elif t.is_quantized:
             t = t.int_repr().to(torch.int32) - _zero_point(t)
         return int(torch.count_nonzero(t).item())
 

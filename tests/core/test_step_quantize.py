@@ -168,8 +168,16 @@ def test_torchao_backend_quantizes_every_linear_within_the_snr_and_reloads_exact
     with safe_open(str(tmp_path / "q" / "model.safetensors"), framework="pt") as f:
         assert f.get_tensor("bert.encoder.layer.1.attention.self.query.weight::qdata").dtype == torch.int8
     # stored int8 like the torch backend: the two artifacts are within a few percent of each other
-    torch_size = save_artifact(_quantize(state, tmp_path), tmp_path / "t")
+    torch_q = _quantize(state, tmp_path)
+    torch_size = save_artifact(torch_q, tmp_path / "t")
     assert abs(size / torch_size - 1) < 0.05
+    # measured like any variant: every weight counted once, and the same non-zeros as torch's int8
+    from core.measure import size_report
+
+    ours, theirs = size_report(loaded, tmp_path / "q"), size_report(load_artifact(tmp_path / "t").model, tmp_path / "t")
+    assert ours.params == theirs.params  # (both count the int8 embeddings' per-row scales)
+    assert ours.artifact_bytes == size
+    assert abs(ours.nonzero_params - theirs.nonzero_params) <= 0.01 * theirs.params
 
 
 def test_torchao_backend_keeps_shared_weights_shared(tmp_path: Path) -> None:

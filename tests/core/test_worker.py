@@ -235,3 +235,12 @@ def test_a_background_request_lowers_the_worker_priority_so_the_window_keeps_the
         assert worker.wait(None, None).exit_code == 0
     mine = os.getpriority(os.PRIO_PROCESS, 0)
     assert seen == {"False": mine, "True": min(mine + BACKGROUND_NICENESS, 19)}
+
+
+def test_a_chain_with_the_torchao_int8_backend_runs_and_is_measured(tiny: Path, tmp_path: Path) -> None:
+    outcome = _run_here(tmp_path, tiny_recipe(tiny, [{"step": "quantize.dynamic_int8", "config": {"backend": "torchao"}}]))
+    assert outcome.status == "finished", outcome.error
+    store = open_store(tmp_path / "w.sqlite")
+    base, q = run_variants(store, outcome.run_id)
+    assert q.artifact_bytes < 0.5 * base.artifact_bytes  # int8 weights and embeddings on disk
+    assert q.metrics["latency_p50"] > 0 and q.metrics["params"] > 0 and "accuracy" in q.metrics
