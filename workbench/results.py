@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +49,11 @@ class _Load(QRunnable):
             if not self.db.exists():  # nothing to show yet: warm up for when a run's first variant lands
                 store_client.warm_up()
             rows, table = store_client.results(self.db)
-            interrupted = _interrupted_run(self.db)
-            self.sink.done.emit(str(self.db), rows, table, interrupted, "")
+            result = (str(self.db), rows, table, _interrupted_run(self.db), "")
         except Exception as exc:
-            self.sink.done.emit(str(self.db), [], None, None, str(exc))
+            result = (str(self.db), [], None, None, str(exc))
+        with contextlib.suppress(RuntimeError):  # "Signal source has been deleted": the view closed meanwhile
+            self.sink.done.emit(*result)
 
 
 def _interrupted_run(db: Path) -> int | None:

@@ -94,3 +94,29 @@ def test_warm_up_runs_the_queries_and_leaves_no_database_open(monkeypatch: pytes
     (scratch,) = queried
     assert before == store_client._STORES  # the scratch store was closed and forgotten
     assert not scratch.parent.exists()  # and its folder removed
+
+
+def test_closing_the_results_view_while_its_query_runs_is_quiet(qtbot, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    import shiboken6
+    from PySide6.QtCore import QThreadPool
+
+    from workbench import results
+    from workbench.settings import Settings
+
+    started, release = threading.Event(), threading.Event()
+
+    def slow_results(db, run_ids=None):  # type: ignore[no-untyped-def]
+        started.set()
+        release.wait(10)
+        return [], None
+
+    monkeypatch.setattr(results.store_client, "results", slow_results)
+    view = results.ResultsView(Settings(tmp_path / "s.ini"))
+    view.refresh()
+    assert started.wait(10)
+    shiboken6.delete(view)  # the window closes while the query is in flight
+    release.set()
+    assert QThreadPool.globalInstance().waitForDone(10_000)
+    # pytest-qt fails the test if the pool thread raised ("Signal source has been deleted")
