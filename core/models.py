@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from core.errors import ModelLoadError
+
+# transformers imports torchao (optional) when present: on a CPU its import logs CUDA-only kernels
+# failing to load, and torch warns about its enum registrations. Noise in every run's log.
+for _noisy in ("torchao", "torch.utils._pytree"):
+    logging.getLogger(_noisy).setLevel(logging.ERROR)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
