@@ -685,6 +685,10 @@ def _squad(r: Report, d: dict[str, Any]) -> None:
         drop_ok = (bits[min(low)] is not None and bits[min(low)] <= base - SHAPE_DROP_POINTS) if low else None
         ours = ", ".join(f"{b}-bit {_f(None if bits[b] is None else bits[b] - base, '+.1f')}" for b in sorted(bits, reverse=True))
         shape = {True: "met", False: "**not met**", None: "n/a"}
+        if start.get("HasAns_f1") is not None and start["HasAns_f1"] < 1.0:
+            # a QA model that answers "no answer" everywhere: every width scores the no-answer share
+            free_ok = drop_ok = None
+            shape[None] = "n/a (the starting QA model answers 'no answer' everywhere: train longer)"
         r.target(f"SQuAD-system {task}", f"n-bit shape: 16/10-bit within {SHAPE_FREE_POINTS:g} point of start",
                  ours, shape[free_ok])
         r.target(f"SQuAD-system {task}", f"n-bit shape: lowest width <= 6 bits drops >= {SHAPE_DROP_POINTS:g} points",

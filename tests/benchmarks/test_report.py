@@ -285,6 +285,17 @@ def test_nbit_shape_check(tmp_path: Path) -> None:
     assert verdict_of(rows, "sst2 / n-bit shape: lowest") == "**not met**"  # 83.0 vs 85.0: only 2 points
 
 
+def test_a_qa_model_that_never_answers_gets_no_shape_verdict(tmp_path: Path) -> None:
+    data = squad()
+    for row in data["rows"]:
+        if row["task"] == "squad_v2":
+            row["HasAns_f1"] = 0.0  # abstains everywhere: every width scores the no-answer share
+    rows = summary(run_all.render(write(tmp_path, squad=data), manifest()))
+    assert verdict_of(rows, "squad_v2 / n-bit shape: 16/10-bit").startswith("n/a (the starting QA model answers")
+    assert verdict_of(rows, "squad_v2 / n-bit shape: lowest").startswith("n/a")
+    assert verdict_of(rows, "sst2 / n-bit shape: lowest") == "**not met**"  # other tasks keep their verdicts
+
+
 def test_combined_tinybert_file_with_settings_per_task(tmp_path: Path) -> None:
     """bench_tinybert.py --combine: no top-level settings, one per task, tasks of different variants."""
     a, b = tinybert(), tinybert(speedup_int8=1.2)
