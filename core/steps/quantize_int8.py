@@ -308,10 +308,7 @@ def _rebuild_embeddings(model: Any, entry: dict[str, Any]) -> None:
 
 def _torchao_quantize(model: Any, names: set[str]) -> None:
     """torchao's dynamic int8 on the Linear layers named; a clear error when torchao is missing."""
-    import logging
-
-    try:
-        logging.getLogger("torchao").setLevel(logging.ERROR)  # its CUDA-only kernels fail to load on a CPU
+    try:  # (core.models quiets torchao's import-time warnings)
         from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
     except ImportError:
         raise ConfigError("the torchao backend needs the torchao package: pip install 'compression-workbench[torchao]'",
