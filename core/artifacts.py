@@ -79,7 +79,7 @@ def state_tensors(model: Any) -> tuple[dict[str, Any], dict[str, str]]:
         if not isinstance(value, torch.Tensor):
             tensors[name] = value  # a codec (e.g. int8 packed params) must consume it
             continue
-        key = _storage_key(value)
+        key = storage_key(value)
         if value.numel() and key in seen:
             aliases[name] = seen[key]
             continue
@@ -88,12 +88,12 @@ def state_tensors(model: Any) -> tuple[dict[str, Any], dict[str, str]]:
     return tensors, aliases
 
 
-def _storage_key(value: Any) -> Any:
+def storage_key(value: Any) -> Any:
     """What makes two state-dict entries the same tensor: their memory, or for a wrapper tensor
     subclass (torchao's Int8Tensor) the memory of the tensors inside it."""
     if hasattr(value, "__tensor_flatten__"):
         names, _ = value.__tensor_flatten__()
-        return (type(value).__name__, tuple(_storage_key(getattr(value, n)) for n in names))
+        return (type(value).__name__, tuple(storage_key(getattr(value, n)) for n in names))
     return (value.untyped_storage().data_ptr(), value.storage_offset(), tuple(value.shape), value.dtype)
 
 

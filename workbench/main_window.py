@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.chain import DataSpec
 from core.errors import WorkbenchError
 from workbench.chain_model import ChainModel
 from workbench.chain_view import ChainView
@@ -389,7 +390,7 @@ class MainWindow(QMainWindow):
     def _task_chosen(self, task_id: str) -> None:
         self.doc.task = task_id
         data = self.doc.extra.get("data")
-        if data is not None and f"custom:{data.get('name') or Path(data['path']).stem}" != task_id:
+        if data is not None and DataSpec.from_dict(data).task_id != task_id:
             del self.doc.extra["data"]  # a bundled task (or another file) replaces the custom data
         self.validate()
 
@@ -404,7 +405,7 @@ class MainWindow(QMainWindow):
         """Make the user's data file the task: the recipe carries the file and its column mapping
         (``data:``), so the worker, a saved recipe and the CLI all run the same task."""
         self.doc.extra["data"] = {k: v for k, v in spec.items() if v is not None}
-        task_id = f"custom:{spec['name']}"
+        task_id = DataSpec.from_dict(self.doc.extra["data"]).task_id
         self.task_picker.set_current(task_id)
         self._task_chosen(task_id)
 

@@ -33,12 +33,12 @@ class SizeReport:
         return asdict(self) | {"artifact_mb": self.artifact_mb, "sparsity": self.sparsity}
 
 
-def _key(t: Any) -> tuple[Any, ...]:
-    if hasattr(t, "__tensor_flatten__"):  # a wrapper tensor subclass (torchao's Int8Tensor): its inner data
-        names, _ = t.__tensor_flatten__()
-        return ("subclass", type(t).__name__, tuple(_key(getattr(t, n)) for n in names))
+def _key(t: Any) -> Any:
+    """The artifacts' identity of a tensor (shared tensors counted once); opaque ones by object."""
+    from core.artifacts import storage_key
+
     try:
-        return ("ptr", t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), t.dtype)
+        return storage_key(t)
     except (RuntimeError, NotImplementedError):  # quantized or opaque tensors
         return ("id", id(t))
 
