@@ -99,9 +99,10 @@ def _clone(state: Any) -> Any:
 
 
 class Bench:
-    def __init__(self, settings: Settings, work: Path) -> None:
+    def __init__(self, settings: Settings, work: Path, start_dir: Path | None = None) -> None:
         self.s = settings
         self.work = work
+        self.start_dir = start_dir
         self.rows: list[dict[str, Any]] = []
 
     # -- measuring --------------------------------------------------------------------------
@@ -158,24 +159,35 @@ class Bench:
     def finetuned(self, task_id: str) -> Any:
         import torch
 
+        from core.artifacts import load_artifact, save_artifact
         from core.models import ModelRef, load_model, load_tokenizer
         from core.steps.base import ModelState
         from core.tasks import get_task
         from core.training import train
 
         task = get_task(task_id)
+        qa = task.head == "qa"
+        recipe = {"epochs": self.s.squad_epochs if qa else self.s.sst2_epochs, "lr": 1e-4 if qa else self.s.lr,
+                  "batch_size": self.s.batch_size, "max_length": self.s.squad_max_length if qa else self.s.sst2_max_length,
+                  "warmup_ratio": 0.1, "train_size": self.s.squad_train if qa else self.s.sst2_train}
+        # a fine-tuned start is reused by a later run with the same recipe (an hour of SQuAD training)
+        saved = None
+        if self.start_dir is not None:
+            saved = self.start_dir / (f"{task_id}-seed{self.s.seed}-" + "-".join(f"{k}{v}" for k, v in recipe.items()))
+            if (saved / "manifest.json").is_file():
+                loaded = load_artifact(saved)
+                print(f"reusing the fine-tuned {task_id} start in {saved}", flush=True)
+                return ModelState(model=loaded.model, tokenizer=loaded.tokenizer, task=task.id, head=task.head)
         ref = ModelRef.parse("all-MiniLM-L6-v2")
         torch.manual_seed(self.s.seed)  # the new task head is initialised from the global RNG
         state = ModelState(model=load_model(ref, task.head, num_labels=task.num_labels), tokenizer=load_tokenizer(ref),
                            task=task.id, head=task.head)
-        qa = task.head == "qa"
         started = time.perf_counter()
-        stats = train(state, _ctx(task, self.s.seed, self.work / "scratch", f"finetune {task_id}"),
-                      epochs=self.s.squad_epochs if qa else self.s.sst2_epochs, lr=self.s.lr if not qa else 1e-4,
-                      batch_size=self.s.batch_size, max_length=self.s.squad_max_length if qa else self.s.sst2_max_length,
-                      warmup_ratio=0.1, train_size=self.s.squad_train if qa else self.s.sst2_train)
+        stats = train(state, _ctx(task, self.s.seed, self.work / "scratch", f"finetune {task_id}"), **recipe)
         state.model.eval()
         print(f"fine-tuned {task_id} in {time.perf_counter() - started:.0f}s: {stats}", flush=True)
+        if saved is not None:
+            save_artifact(state, saved)
         return state
 
     # -- tables -----------------------------------------------------------------------------
@@ -287,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from-log", type=Path, nargs="*", default=None,
                         help="rebuild the tables from the JSON rows printed in earlier runs' logs (partial runs)")
     parser.add_argument("--name", default="bench_squad", help="output file stem")
+    parser.add_argument("--start-dir", type=Path, default=None,
+                        help="keep fine-tuned starting models here and reuse them when the training settings match")
     args = parser.parse_args(argv)
 
     import torch
@@ -305,8 +319,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(settings.threads)
     settings.notes.append("SQuAD 2.0: bundled dev file split by article (train part / eval part); "
                           f"eval on a seeded sample of {settings.squad_eval} eval-part questions")
+    from core.tasks import get_task
+
+    squad_questions = min(settings.squad_train, get_task("squad_v2").load("train").num_rows)
     settings.notes.append(f"training reduced: SST-2 {settings.sst2_train} examples x {settings.sst2_epochs} epoch; "
-                          f"SQuAD {settings.squad_train} questions x {settings.squad_epochs} epoch; "
+                          f"SQuAD {squad_questions} questions x {settings.squad_epochs} epoch; "
                           f"{settings.share_train} questions after each merge")
     args.out.mkdir(parents=True, exist_ok=True)
     if args.from_log is not None:
@@ -317,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         (args.out / f"{args.name}.md").write_text(markdown(rows, settings) + "\n", encoding="utf-8")
         return 0
     work = Path(tempfile.mkdtemp(prefix="bench_squad_"))
-    bench = Bench(settings, work)
+    bench = Bench(settings, work, args.start_dir)
     started = time.perf_counter()
     try:
         for part in args.parts:

@@ -101,18 +101,7 @@ def _find_best_thresh(
     return 100.0 * best_score / len(scores), float(best_thresh)
 
 
-def squad_v2_metrics(
-    preds: dict[str, str],
-    golds: dict[str, list[str]],
-    na_probs: dict[str, float] | None = None,
-    na_prob_thresh: float = 1.0,
-) -> dict[str, float]:
-    """The official SQuAD 2.0 evaluation. ``golds`` maps question id -> raw gold texts ([] = no answer).
-
-    ``na_probs`` (a no-answer score per question, higher = more likely unanswerable) enables the
-    thresholding and the best-threshold search exactly as ``--na-prob-file`` does officially.
-    """
-    has_ans = {qid: bool(texts) for qid, texts in golds.items()}
+def _raw_scores(preds: dict[str, str], golds: dict[str, list[str]]) -> tuple[dict[str, float], dict[str, float]]:
     exact_raw: dict[str, float] = {}
     f1_raw: dict[str, float] = {}
     for qid, texts in golds.items():
@@ -121,6 +110,25 @@ def squad_v2_metrics(
         gold = gold_texts(texts)
         exact_raw[qid] = max(compute_exact(a, preds[qid]) for a in gold)
         f1_raw[qid] = max(compute_f1(a, preds[qid]) for a in gold)
+    return exact_raw, f1_raw
+
+
+def squad_v2_metrics(
+    preds: dict[str, str],
+    golds: dict[str, list[str]],
+    na_probs: dict[str, float] | None = None,
+    na_prob_thresh: float = 1.0,
+    span_preds: dict[str, str] | None = None,
+) -> dict[str, float]:
+    """The official SQuAD 2.0 evaluation. ``golds`` maps question id -> raw gold texts ([] = no answer).
+
+    ``na_probs`` (a no-answer score per question, higher = more likely unanswerable) enables the
+    thresholding and the best-threshold search exactly as ``--na-prob-file`` does officially.
+    ``span_preds`` (each question's best non-null span) are what the search answers with below
+    the threshold; without them it can only withhold answers that ``preds`` already gave.
+    """
+    has_ans = {qid: bool(texts) for qid, texts in golds.items()}
+    exact_raw, f1_raw = _raw_scores(preds, golds)
     probs = na_probs if na_probs is not None else {k: 0.0 for k in preds}
 
     def threshold(scores: dict[str, float]) -> dict[str, float]:
@@ -141,8 +149,10 @@ def squad_v2_metrics(
     out |= block([k for k, v in has_ans.items() if v], "HasAns_")
     out |= block([k for k, v in has_ans.items() if not v], "NoAns_")
     if na_probs is not None:
-        out["best_exact"], out["best_exact_thresh"] = _find_best_thresh(preds, exact_raw, probs, has_ans)
-        out["best_f1"], out["best_f1_thresh"] = _find_best_thresh(preds, f1_raw, probs, has_ans)
+        search = preds if span_preds is None else span_preds
+        exact_s, f1_s = (exact_raw, f1_raw) if span_preds is None else _raw_scores(span_preds, golds)
+        out["best_exact"], out["best_exact_thresh"] = _find_best_thresh(search, exact_s, probs, has_ans)
+        out["best_f1"], out["best_f1_thresh"] = _find_best_thresh(search, f1_s, probs, has_ans)
     return out
 
 
@@ -153,6 +163,7 @@ def score(predictions: Sequence[Any], references: Sequence[Any]) -> dict[str, fl
     preds: dict[str, str] = {}
     golds: dict[str, list[str]] = {}
     na_probs: dict[str, float] | None = {}
+    span_preds: dict[str, str] | None = {}
     for i, (pred, ref) in enumerate(zip(predictions, references, strict=True)):
         qid = pred.get("id", str(i)) if isinstance(pred, dict) else str(i)
         preds[qid] = pred["text"] if isinstance(pred, dict) else str(pred)
@@ -161,7 +172,11 @@ def score(predictions: Sequence[Any], references: Sequence[Any]) -> dict[str, fl
             na_probs[qid] = float(pred["null_odds"])
         else:
             na_probs = None
-    return squad_v2_metrics(preds, golds, na_probs)
+        if span_preds is not None and isinstance(pred, dict) and "span_text" in pred:
+            span_preds[qid] = str(pred["span_text"])
+        else:
+            span_preds = None
+    return squad_v2_metrics(preds, golds, na_probs, span_preds=span_preds)
 
 
 # --------------------------------------------------------------------------- data
@@ -330,7 +345,8 @@ def postprocess(
 
     The null score is the smallest CLS score (start[0] + end[0]) over the question's windows;
     ``null_odds`` = null score - best span score; the answer is "" when it exceeds
-    ``null_threshold``. ``null_odds`` is what the best-threshold search sweeps.
+    ``null_threshold``. ``null_odds`` is what the best-threshold search sweeps, and ``span_text``
+    (the best span, "" if no window offers one) is what it answers with.
     """
     import numpy as np
 
@@ -361,7 +377,7 @@ def postprocess(
                         best_text = contexts[ex][offs[s][0] : offs[e][1]]
         odds = NO_SPAN_ODDS if best_score == -float("inf") else null_score - best_score
         text = "" if odds > null_threshold else best_text
-        out.append({"id": ids[ex], "text": text, "null_odds": odds})
+        out.append({"id": ids[ex], "text": text, "null_odds": odds, "span_text": best_text})
     return out
 
 

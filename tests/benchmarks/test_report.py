@@ -407,6 +407,12 @@ def test_a_benchmark_over_its_time_is_stopped_and_reported(tmp_path: Path, monke
     assert out["status"] == "skipped: time budget spent"
 
 
+def _flag_values(args: tuple[str, ...], flag: str) -> list[str]:
+    """The values after ``flag`` up to the next --option."""
+    rest = list(args[args.index(flag) + 1 :])
+    return rest[: next((i for i, a in enumerate(rest) if a.startswith("--")), len(rest))]
+
+
 def test_squad_parts_and_settings_fields_exist() -> None:
     """--parts choices and --set FIELD names are checked by the script only at run time: check them here."""
     script = ROOT / "benchmarks" / "bench_squad.py"
@@ -422,8 +428,7 @@ def test_squad_parts_and_settings_fields_exist() -> None:
                                timeout=120, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}).stdout
     bench = run_all.BY_KEY["squad"]
     for flags in (bench.quick, bench.full):
-        args = list(flags)
-        parts = args[args.index("--parts") + 1 : args.index("--set")]
+        parts = _flag_values(flags, "--parts")
         assert parts and all(re.search(rf"[{{,]{re.escape(p)}[,}}]", help_text) for p in parts), parts
-        names = [a.split("=", 1)[0] for a in args[args.index("--set") + 1 :]]
+        names = [a.split("=", 1)[0] for a in _flag_values(flags, "--set")]
         assert names and set(names) <= fields, set(names) - fields

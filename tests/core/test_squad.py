@@ -82,6 +82,19 @@ def test_task_scorer_takes_postprocessed_predictions() -> None:
     assert out["exact"] == 100.0 and out["best_f1"] == 100.0
 
 
+def test_best_threshold_search_answers_with_the_best_span() -> None:
+    # at threshold 0 both questions get "", yet q1's best span is right: the official search over
+    # null_odds must be able to answer it (it could not if it only saw the empty texts)
+    preds = [{"id": "a", "text": "", "null_odds": 2.0, "span_text": "Paris"},
+             {"id": "b", "text": "", "null_odds": 5.0, "span_text": "Rome"}]
+    refs = [{"text": ["paris"], "answer_start": [0]}, {"text": [], "answer_start": []}]
+    out = score(preds, refs)
+    assert out["f1"] == pytest.approx(50.0)
+    assert out["best_f1"] == pytest.approx(100.0) and out["best_f1_thresh"] == pytest.approx(2.0)
+    without = score([{k: v for k, v in p.items() if k != "span_text"} for p in preds], refs)
+    assert without["best_f1"] == pytest.approx(50.0)
+
+
 def test_article_split_is_deterministic_and_disjoint() -> None:
     task = get_task("squad_v2")
     train, dev, full = task.load("train"), task.load("dev"), task.load("dev_full")
@@ -136,8 +149,9 @@ def test_postprocess_picks_best_valid_span_or_null() -> None:
     s2 = np.array([5.0, 0, 1, 0, 0])
     e2 = np.array([5.0, 0, 0, 1, 0])  # null 10 > best span 2
     out = postprocess(data, feats, [s1, s2], [e1, e2])
-    assert out[0] == {"id": "q1", "text": "beta gamma", "null_odds": pytest.approx(0.0 - 11.0)}
+    assert out[0] == {"id": "q1", "text": "beta gamma", "null_odds": pytest.approx(0.0 - 11.0), "span_text": "beta gamma"}
     assert out[1]["text"] == "" and out[1]["null_odds"] == pytest.approx(10.0 - 2.0)
+    assert out[1]["span_text"] == "one two"  # the best span is kept for the best-threshold search
     capped = postprocess(data, feats, [s1, s2], [e1, e2], max_answer_length=1)
     # one-token spans only: beta..beta = 5 + 1 = 6, gamma..gamma = 2 + 6 = 8 -> gamma
     assert capped[0]["text"] == "gamma" and capped[0]["null_odds"] == pytest.approx(-8.0)
