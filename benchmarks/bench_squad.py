@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
             elif part == "squad-sweeps":
                 bench.run_squad(sketch=False, share=False)
             stem = args.name + ("_quick" if args.quick else "")
-            payload = {"settings": asdict(settings), "rows": bench.rows,
+            payload = {"settings": asdict(settings), "squad_train_questions": squad_questions, "rows": bench.rows,
                        "seconds": round(time.perf_counter() - started), "torch": torch.__version__}
             (args.out / f"{stem}.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
             (args.out / f"{stem}.md").write_text(markdown(bench.rows, settings) + "\n", encoding="utf-8")

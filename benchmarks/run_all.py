@@ -634,6 +634,16 @@ def _squad_published(row: dict[str, Any]) -> str:
     return "—"
 
 
+def _squad_questions(d: dict[str, Any]) -> int:
+    """Questions the SQuAD start trained on: the setting is a cap, the train part may hold fewer."""
+    if "squad_train_questions" in d:
+        return int(d["squad_train_questions"])
+    sys.path.insert(0, str(ROOT))
+    from core.tasks import get_task
+
+    return min(int(d.get("settings", {}).get("squad_train", 0)), get_task("squad_v2").load("train").num_rows)
+
+
 def _squad(r: Report, d: dict[str, Any]) -> None:
     s = d.get("settings", {})
     rows = d["rows"]
@@ -642,7 +652,7 @@ def _squad(r: Report, d: dict[str, Any]) -> None:
     if "sst2" in present:
         said.append(f"SST-2 {s.get('sst2_train')} training examples x {s.get('sst2_epochs')} epoch")
     if "squad_v2" in present:
-        said.append(f"SQuAD 2.0 {s.get('squad_train')} training questions x {s.get('squad_epochs')} epoch, evaluated "
+        said.append(f"SQuAD 2.0 {_squad_questions(d)} training questions x {s.get('squad_epochs')} epoch, evaluated "
                     f"on {s.get('squad_eval')} questions of the eval part (bundled dev file split by article); "
                     f"{s.get('share_train')} questions of fine-tuning after each merge, {s.get('sketch_train')} after "
                     f"sketching; max length {s.get('squad_max_length')}")
