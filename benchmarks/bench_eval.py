@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for eval_speed.json/.md")
     args = parser.parse_args()
 
     import torch
@@ -106,8 +107,8 @@ def main() -> None:
         "environment": environment(),
         "caveat": "shared, noisy 2-core machine: other processes ran during the measurement",
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "eval_speed.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "eval_speed.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     env = report["environment"]
     md = [
         "# Evaluation speed: engine vs plain transformers loop (SST-2 dev)",
@@ -129,7 +130,7 @@ def main() -> None:
         "Predictions identical on every example.",
         "",
     ]
-    (RESULTS / "eval_speed.md").write_text("\n".join(md), encoding="utf-8")
+    (args.out / "eval_speed.md").write_text("\n".join(md), encoding="utf-8")
     print("\n".join(md))
 
 

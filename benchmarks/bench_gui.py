@@ -229,6 +229,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-run", action="store_true", help="skip the run-stall measurement")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for gui.json/.md")
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -238,9 +239,9 @@ def main() -> None:
     result["launch"] = bench_launch(args.repeats)
     result["charts"] = bench_charts()
     result["run_stall"] = {"skipped": "--no-run"} if args.no_run else bench_run_stall()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "gui.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "gui.md").write_text(markdown(result))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "gui.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / "gui.md").write_text(markdown(result))
     print(markdown(result), flush=True)
     os._exit(0)  # skip interpreter teardown: PySide6 + pyqtgraph can crash while collecting at exit
 

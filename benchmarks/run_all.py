@@ -104,7 +104,7 @@ class Bench:
     quick: tuple[str, ...]
     full: tuple[str, ...]
     sizes: dict[str, str]  # mode -> the reduced sizes, in words, for the report
-    out_flags: Callable[[Path], list[str]] | None = None  # None: the script always writes to results/
+    out_flags: Callable[[Path], list[str]] = field(default=lambda d: ["--out", str(d)])  # where it writes
     env: dict[str, str] = field(default_factory=dict)
     timeout_s: dict[str, int] = field(default_factory=lambda: {"quick": 1200, "full": 4 * 3600})
 
@@ -116,7 +116,6 @@ BENCHES: tuple[Bench, ...] = (
         quick=("--variants", "10000", "--repeats", "5"),
         full=("--variants", "10000", "--repeats", "15"),
         sizes={"quick": "10,000 variants, 5 repeats", "full": "10,000 variants, 15 repeats"},
-        out_flags=lambda d: ["--out", str(d)],
     ),
     Bench(
         "gui", "bench_gui.py", "GUI", ("gui.json", "gui.md"),
@@ -160,14 +159,12 @@ BENCHES: tuple[Bench, ...] = (
                        "300 evaluation questions, 800 questions of fine-tuning after each merge / a sketch; SST-2 "
                        "4,000 training examples x 1 epoch, same 800 after a merge / a sketch. Fine-tuned starts "
                        "are kept in benchmarks/results/starts/ and reused by a rerun with the same settings"},
-        out_flags=lambda d: ["--out", str(d)],
     ),
     Bench(
         "cache", "bench_cache.py", "Prefix cache", ("bench_cache.json", "bench_cache.md"),
         quick=("--train-size", "200"),
         full=("--train-size", "2000"),
         sizes={"quick": "finetune on 200 SST-2 examples", "full": "finetune on 2,000 SST-2 examples"},
-        out_flags=lambda d: ["--out", str(d)],
     ),
 )
 BY_KEY = {b.key: b for b in BENCHES}
@@ -176,7 +173,7 @@ BY_KEY = {b.key: b for b in BENCHES}
 def command(bench: Bench, mode: str, results: Path) -> list[str]:
     """The argv that runs one benchmark (relative script path, for the report and for humans)."""
     flags = list(bench.quick if mode == "quick" else bench.full)
-    if bench.out_flags is not None and results.resolve() != DEFAULT_RESULTS.resolve():
+    if results.resolve() != DEFAULT_RESULTS.resolve():
         flags += bench.out_flags(_rel(results))
     return ["python", str(_rel(BENCH_DIR / bench.script)), *flags]
 
@@ -197,7 +194,7 @@ def _mtime(path: Path) -> float | None:
 
 
 def run_one(bench: Bench, mode: str, results: Path, logs: Path, timeout_s: float | None = None) -> dict[str, Any]:
-    """Run one script in its own process group; move its outputs into ``results`` if it cannot be told to."""
+    """Run one script in its own process group, writing into ``results``."""
     argv = command(bench, mode, results)
     entry: dict[str, Any] = {"command": shlex.join(argv), "started": _now(), "mode": mode,
                              "sizes": bench.sizes.get(mode, "")}
@@ -208,12 +205,7 @@ def run_one(bench: Bench, mode: str, results: Path, logs: Path, timeout_s: float
                         "output_written": False}
     if not script.exists():
         return entry | {"status": "missing script", "exit_code": None, "seconds": 0.0, "output_written": False}
-    # scripts without --out write to benchmarks/results: keep what was there and move the new files
-    moved = bench.out_flags is None and results.resolve() != DEFAULT_RESULTS.resolve()
-    default_paths = [DEFAULT_RESULTS / name for name in bench.outputs]
-    saved = {p: p.read_bytes() for p in default_paths if moved and p.exists()}
-    written_to = default_paths if moved else [results / name for name in bench.outputs]
-    before = _mtime(written_to[0])
+    before = _mtime(results / bench.outputs[0])
     env = {**os.environ, **bench.env, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
            "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     logs.mkdir(parents=True, exist_ok=True)
@@ -230,15 +222,8 @@ def run_one(bench: Bench, mode: str, results: Path, logs: Path, timeout_s: float
             _stop(proc)
             code = proc.returncode
     seconds = time.perf_counter() - started
-    after = _mtime(written_to[0])
+    after = _mtime(results / bench.outputs[0])
     written = after is not None and (before is None or after > before)
-    if moved:
-        results.mkdir(parents=True, exist_ok=True)
-        for src in default_paths:
-            if src.exists() and (_mtime(src) or 0) > (before or 0):
-                src.replace(results / src.name)
-            if src in saved:
-                src.write_bytes(saved[src])
     if status == "timeout":
         status = f"timeout after {timeout_s:.0f} s"
     elif code != 0:

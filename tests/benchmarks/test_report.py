@@ -358,8 +358,7 @@ def test_every_flag_of_both_modes_is_one_the_script_accepts() -> None:
         if not script.exists():
             continue  # not merged yet: the report says "missing script"
         flags = {a for a in (*bench.quick, *bench.full) if a.startswith("--")}
-        if bench.out_flags:
-            flags |= {a for a in bench.out_flags(Path("x")) if a.startswith("--")}
+        flags |= {a for a in bench.out_flags(Path("x")) if a.startswith("--")}
         help_text = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True,
                                    cwd=ROOT, timeout=120, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin",
                                                                "QT_QPA_PLATFORM": "offscreen"}).stdout
@@ -368,31 +367,35 @@ def test_every_flag_of_both_modes_is_one_the_script_accepts() -> None:
 
 
 def _fake_suite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> Any:
-    """A one-script suite in tmp: the script writes where the real ones do (benchmarks/results)."""
+    """A one-script suite in tmp; like the real scripts it writes to benchmarks/results unless given --out."""
     bench_dir, default = tmp_path / "benchmarks", tmp_path / "benchmarks" / "results"
     default.mkdir(parents=True)
     (bench_dir / "bench_fake.py").write_text(body, encoding="utf-8")
     monkeypatch.setattr(run_all, "BENCH_DIR", bench_dir)
     monkeypatch.setattr(run_all, "DEFAULT_RESULTS", default)
     return run_all.Bench("fake", "bench_fake.py", "Fake", ("fake.json", "fake.md"), quick=("--n", "1"), full=(),
-                         sizes={}, env={"FAKE_OUT": str(default)})
+                         sizes={}, env={"FAKE_DEFAULT": str(default)})
 
 
-def test_outputs_move_to_the_quick_folder_and_the_full_results_stay(tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    body = ("import json, os, sys, pathlib\n"
-            "out = pathlib.Path(os.environ['FAKE_OUT'])\n"
-            "(out / 'fake.json').write_text(json.dumps({'argv': sys.argv[1:]}))\n"
-            "(out / 'fake.md').write_text('quick')\n")
+def test_quick_outputs_go_to_the_quick_folder_and_the_full_results_stay(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    body = ("import argparse, json, os, sys, pathlib\n"
+            "parser = argparse.ArgumentParser()\n"
+            "parser.add_argument('--n')\n"
+            "parser.add_argument('--out', type=pathlib.Path, default=pathlib.Path(os.environ['FAKE_DEFAULT']))\n"
+            "args = parser.parse_args()\n"
+            "args.out.mkdir(parents=True, exist_ok=True)\n"
+            "(args.out / 'fake.json').write_text(json.dumps({'argv': sys.argv[1:]}))\n"
+            "(args.out / 'fake.md').write_text('quick')\n")
     bench = _fake_suite(tmp_path, monkeypatch, body)
     full = run_all.DEFAULT_RESULTS / "fake.json"
     full.write_text('{"from": "the full run"}')
     quick = tmp_path / "quick"
     out = run_all.run_one(bench, "quick", quick, quick / "logs")
     assert out["status"] == "finished" and out["output_written"] is True, out
-    assert json.loads((quick / "fake.json").read_text()) == {"argv": ["--n", "1"]}
-    assert json.loads(full.read_text()) == {"from": "the full run"}  # restored
-    assert not (run_all.DEFAULT_RESULTS / "fake.md").exists()  # moved, nothing left behind
+    assert json.loads((quick / "fake.json").read_text())["argv"][:3] == ["--n", "1", "--out"]
+    assert json.loads(full.read_text()) == {"from": "the full run"}  # untouched
+    assert not (run_all.DEFAULT_RESULTS / "fake.md").exists()
 
 
 def test_a_benchmark_over_its_time_is_stopped_and_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
