@@ -14,7 +14,7 @@ from core.artifacts import folder_bytes, load_artifact, save_artifact
 from core.errors import ConfigError
 from core.steps.base import FLOAT, TRAINABLE, get_step
 from core.steps.nbit import LinearNbitConfig, dequantize, pack_bits, quantize, tensor_range, unpack_bits
-from tests.core.steps2_helpers import context, logits, minilm_state, tiny_state
+from tests.core.steps_support import logits, make_ctx, minilm_state, sst2_tiny_state
 
 
 def _reference_pack(codes: np.ndarray, bits: int) -> bytes:
@@ -81,11 +81,11 @@ def test_bits_outside_one_to_sixteen_are_refused() -> None:
 
 def _apply(state, tmp_path: Path, **cfg):  # type: ignore[no-untyped-def]
     step_cls = get_step("quantize.linear_nbit")
-    return step_cls(step_cls.config_cls(**cfg)).apply(state, context(tmp_path))
+    return step_cls(step_cls.config_cls(**cfg)).apply(state, make_ctx(tmp_path))
 
 
 def test_step_holds_dequantized_values_and_stops_training(tmp_path: Path) -> None:
-    state = tiny_state(tmp_path)
+    state = sst2_tiny_state(tmp_path)
     before = {k: v.clone() for k, v in state.model.state_dict().items()}
     out = _apply(state, tmp_path, bits=3)
     assert FLOAT in out.traits and TRAINABLE not in out.traits
@@ -98,7 +98,7 @@ def test_step_holds_dequantized_values_and_stops_training(tmp_path: Path) -> Non
 
 
 def test_skip_options_leave_layernorm_bias_and_embeddings_alone(tmp_path: Path) -> None:
-    state = tiny_state(tmp_path)
+    state = sst2_tiny_state(tmp_path)
     before = {k: v.clone() for k, v in state.model.state_dict().items()}
     out = _apply(state, tmp_path, bits=2, skip_layernorm=True, skip_bias=True, skip_embeddings=True)
     after = out.model.state_dict()
@@ -110,7 +110,7 @@ def test_skip_options_leave_layernorm_bias_and_embeddings_alone(tmp_path: Path) 
 
 @pytest.mark.parametrize("bits", [1, 4, 8, 13, 16])
 def test_artifact_reloads_to_the_same_outputs(tmp_path: Path, bits: int) -> None:
-    state = tiny_state(tmp_path)
+    state = sst2_tiny_state(tmp_path)
     out = _apply(state, tmp_path, bits=bits)
     save_artifact(out, tmp_path / "art")
     loaded = load_artifact(tmp_path / "art")
@@ -154,11 +154,11 @@ def _check_size(state, tmp_path: Path, bits: int, **cfg) -> None:  # type: ignor
 
 @pytest.mark.parametrize("bits", [3, 8])
 def test_tiny_artifact_is_the_packed_size(tmp_path: Path, bits: int) -> None:
-    _check_size(tiny_state(tmp_path, layers=2, hidden=64), tmp_path, bits)
+    _check_size(sst2_tiny_state(tmp_path, layers=2, hidden=64), tmp_path, bits)
 
 
 def test_tiny_artifact_with_fp32_layernorm_is_the_packed_size(tmp_path: Path) -> None:
-    _check_size(tiny_state(tmp_path, layers=2, hidden=64), tmp_path, 5, skip_layernorm=True, skip_bias=True)
+    _check_size(sst2_tiny_state(tmp_path, layers=2, hidden=64), tmp_path, 5, skip_layernorm=True, skip_bias=True)
 
 
 @pytest.mark.slow
@@ -176,7 +176,7 @@ def test_minilm_artifact_is_the_packed_size_and_much_smaller(tmp_path: Path) -> 
 def test_a_reloaded_artifact_saves_again_to_the_same_bytes(tmp_path: Path) -> None:
     from core.steps.base import ModelState
 
-    out = _apply(tiny_state(tmp_path), tmp_path, bits=5)
+    out = _apply(sst2_tiny_state(tmp_path), tmp_path, bits=5)
     save_artifact(out, tmp_path / "a")
     loaded = load_artifact(tmp_path / "a")
     again = ModelState(model=loaded.model, tokenizer=loaded.tokenizer, task=out.task, head=out.head,

@@ -11,12 +11,12 @@ from core.artifacts import load_artifact, save_artifact, weights_bytes
 from core.errors import ConfigError
 from core.steps.base import get_step
 from core.steps.share_layers import ShareLayersConfig, encoder_layers, layer_groups, merge_plan
-from tests.core.steps2_helpers import context, logits, tiny_state
+from tests.core.steps_support import logits, make_ctx, sst2_tiny_state
 
 
 def _apply(state, tmp_path: Path, **cfg):  # type: ignore[no-untyped-def]
     step_cls = get_step("share_layers")
-    return step_cls(step_cls.config_cls(**{"epochs": 0, **cfg})).apply(state, context(tmp_path))
+    return step_cls(step_cls.config_cls(**{"epochs": 0, **cfg})).apply(state, make_ctx(tmp_path))
 
 
 def test_pairing_rule() -> None:
@@ -32,7 +32,7 @@ def test_pairing_rule() -> None:
 
 
 def test_upper_layer_weights_replace_lower_and_are_the_same_objects(tmp_path: Path) -> None:
-    state = tiny_state(tmp_path, layers=6)
+    state = sst2_tiny_state(tmp_path, layers=6)
     layers = encoder_layers(state.model)
     original = [{k: v.clone() for k, v in layer.state_dict().items()} for layer in layers]
     per_layer = sum(p.numel() for p in layers[0].parameters())
@@ -54,7 +54,7 @@ def test_upper_layer_weights_replace_lower_and_are_the_same_objects(tmp_path: Pa
 
 
 def test_artifact_stores_shared_layers_once_and_reties_them(tmp_path: Path) -> None:
-    state = tiny_state(tmp_path, layers=6, hidden=64)
+    state = sst2_tiny_state(tmp_path, layers=6, hidden=64)
     save_artifact(state, tmp_path / "before")
     per_layer_bytes = 4 * sum(p.numel() for p in encoder_layers(state.model)[0].parameters())
     out = _apply(state, tmp_path, targets=[3])
@@ -76,7 +76,7 @@ def test_artifact_stores_shared_layers_once_and_reties_them(tmp_path: Path) -> N
 
 
 def test_already_shared_model_is_merged_further(tmp_path: Path) -> None:
-    state = _apply(tiny_state(tmp_path, layers=6), tmp_path, targets=[3])
+    state = _apply(sst2_tiny_state(tmp_path, layers=6), tmp_path, targets=[3])
     out = _apply(state, tmp_path, targets=[2, 1])
     assert layer_groups(encoder_layers(out.model)) == [[0, 1, 2, 3, 4, 5]]
     assert [t["codec"] for t in out.transforms] == ["shared_layers"]
@@ -85,7 +85,7 @@ def test_already_shared_model_is_merged_further(tmp_path: Path) -> None:
 
 
 def test_fine_tuning_after_each_merge_keeps_the_ties(tmp_path: Path) -> None:
-    state = tiny_state(tmp_path, layers=4)
+    state = sst2_tiny_state(tmp_path, layers=4)
     out = _apply(state, tmp_path, targets=[2, 1], epochs=1.0, train_size=24, batch_size=8, max_length=32, lr=1e-3)
     layers = encoder_layers(out.model)
     assert layer_groups(layers) == [[0, 1, 2, 3]]
@@ -93,12 +93,12 @@ def test_fine_tuning_after_each_merge_keeps_the_ties(tmp_path: Path) -> None:
     assert [s["training"]["steps"] for s in stages] == [3, 3]  # 24 examples / batch 8, after each merge
     # trained through both positions, still one tensor
     assert layers[0].attention.self.query.weight is layers[3].attention.self.query.weight
-    before = tiny_state(tmp_path, layers=4)
+    before = sst2_tiny_state(tmp_path, layers=4)
     assert not torch.equal(layers[3].attention.self.query.weight, encoder_layers(before.model)[3].attention.self.query.weight)
 
 
 def test_sharing_after_sketching_is_refused(tmp_path: Path) -> None:
     cls = get_step("sketch.random")
-    state = cls(cls.config_cls(m_attention=16, m_ffn_out=24, epochs=0)).apply(tiny_state(tmp_path, layers=4), context(tmp_path))
+    state = cls(cls.config_cls(m_attention=16, m_ffn_out=24, epochs=0)).apply(sst2_tiny_state(tmp_path, layers=4), make_ctx(tmp_path))
     with pytest.raises(ConfigError, match="before sketch.random"):
         _apply(state, tmp_path, targets=[2])

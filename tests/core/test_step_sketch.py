@@ -15,7 +15,7 @@ from core.errors import ConfigError
 from core.steps._sketched_linear import SketchedLinear, rademacher
 from core.steps.base import get_step
 from core.steps.sketch import SketchConfig, group_of
-from tests.core.steps2_helpers import context, logits, tiny_state
+from tests.core.steps_support import logits, make_ctx, sst2_tiny_state
 
 
 def test_sketch_entries_are_plus_minus_one_over_root_m() -> None:
@@ -61,19 +61,19 @@ def test_groups_cover_bert_layers() -> None:
 
 def _apply(state, tmp_path: Path, **cfg):  # type: ignore[no-untyped-def]
     step_cls = get_step("sketch.random")
-    return step_cls(step_cls.config_cls(**{"epochs": 0, **cfg})).apply(state, context(tmp_path))
+    return step_cls(step_cls.config_cls(**{"epochs": 0, **cfg})).apply(state, make_ctx(tmp_path))
 
 
 def test_m_not_below_input_width_is_refused_naming_the_field(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="m_attention") as info:
-        _apply(tiny_state(tmp_path, hidden=32), tmp_path, m_attention=32, m_ffn_out=16)
+        _apply(sst2_tiny_state(tmp_path, hidden=32), tmp_path, m_attention=32, m_ffn_out=16)
     assert info.value.field == "m_attention"
     with pytest.raises(ConfigError, match="m_attention"):
         SketchConfig(m_attention=0, m_ffn_out=0)
 
 
 def test_sketched_model_reloads_to_identical_outputs_without_storing_s(tmp_path: Path) -> None:
-    state = tiny_state(tmp_path, hidden=32)
+    state = sst2_tiny_state(tmp_path, hidden=32)
     params_before = sum(p.numel() for p in state.model.parameters())
     out = _apply(state, tmp_path, m_attention=16, m_ffn_in=8, m_ffn_out=24)
     layers = out.transforms[-1]["layers"]
@@ -94,18 +94,18 @@ def test_sketched_model_reloads_to_identical_outputs_without_storing_s(tmp_path:
 
 
 def test_sketching_is_deterministic_given_the_seed(tmp_path: Path) -> None:
-    a = _apply(tiny_state(tmp_path), tmp_path, m_attention=16, m_ffn_out=24)
-    b = _apply(tiny_state(tmp_path), tmp_path, m_attention=16, m_ffn_out=24)
+    a = _apply(sst2_tiny_state(tmp_path), tmp_path, m_attention=16, m_ffn_out=24)
+    b = _apply(sst2_tiny_state(tmp_path), tmp_path, m_attention=16, m_ffn_out=24)
     assert torch.equal(logits(a, a.tokenizer), logits(b, b.tokenizer))
 
 
 def test_fine_tuning_trains_w_st_and_leaves_s_alone(tmp_path: Path) -> None:
-    state = tiny_state(tmp_path)
+    state = sst2_tiny_state(tmp_path)
     out = _apply(state, tmp_path, m_attention=16, m_ffn_out=24, epochs=1.0, train_size=24, batch_size=8,
                  max_length=32, lr=1e-3)
     query = out.model.bert.encoder.layer[0].attention.self.query
     assert torch.equal(query.sketch, rademacher(16, 32, query.seed))
-    untrained = _apply(tiny_state(tmp_path), tmp_path, m_attention=16, m_ffn_out=24)
+    untrained = _apply(sst2_tiny_state(tmp_path), tmp_path, m_attention=16, m_ffn_out=24)
     assert not torch.equal(query.weight, untrained.model.bert.encoder.layer[0].attention.self.query.weight)
     assert out.info["sketch.random"]["training"]["steps"] == 3
     save_artifact(out, tmp_path / "art")

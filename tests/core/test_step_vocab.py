@@ -13,12 +13,12 @@ from core.models import ModelRef, load_tokenizer
 from core.steps.base import get_step
 from core.steps.vocab import choose_ids, eval_inputs, mandatory_ids, reduced_tokenizer
 from core.tasks import get_task
-from tests.core.steps2_helpers import context, logits, tiny_state
+from tests.core.steps_support import logits, make_ctx, sst2_tiny_state
 
 
 def _apply(state, tmp_path: Path, **cfg):  # type: ignore[no-untyped-def]
     step_cls = get_step("vocab.reduce")
-    return step_cls(step_cls.config_cls(**cfg)).apply(state, context(tmp_path))
+    return step_cls(step_cls.config_cls(**cfg)).apply(state, make_ctx(tmp_path))
 
 
 def test_choose_ids_keeps_mandatory_then_most_frequent() -> None:
@@ -31,7 +31,7 @@ def test_choose_ids_keeps_mandatory_then_most_frequent() -> None:
 
 
 def test_frequency_ranking_matches_a_plain_count(tmp_path: Path) -> None:
-    state = tiny_state(tmp_path)
+    state = sst2_tiny_state(tmp_path)
     original = state.tokenizer  # the step builds a new one, never edits this
     out = _apply(state, tmp_path, keep_tokens=len(mandatory_ids(original)) + 5, corpus_limit=3000)
     texts = list(get_task("sst2").load("train").select(range(3000))["text"])
@@ -43,7 +43,7 @@ def test_frequency_ranking_matches_a_plain_count(tmp_path: Path) -> None:
 
 
 def test_reduced_model_is_consistent_and_round_trips(tmp_path: Path) -> None:
-    state = tiny_state(tmp_path)
+    state = sst2_tiny_state(tmp_path)
     original_tok = state.tokenizer  # the step builds a new one, never edits this
     original_emb = state.model.get_input_embeddings().weight.detach().clone()
     out = _apply(state, tmp_path, keep_tokens=90, corpus_limit=3000)
@@ -116,9 +116,9 @@ def test_tied_language_model_head_is_gathered_and_stays_tied(tmp_path: Path) -> 
 
 
 def test_vocab_reduce_after_nbit_keeps_the_artifact_exact(tmp_path: Path) -> None:
-    state = tiny_state(tmp_path)
+    state = sst2_tiny_state(tmp_path)
     cls = get_step("quantize.linear_nbit")
-    state = cls(cls.config_cls(bits=5)).apply(state, context(tmp_path))
+    state = cls(cls.config_cls(bits=5)).apply(state, make_ctx(tmp_path))
     out = _apply(state, tmp_path, keep_tokens=90, corpus_limit=500)
     save_artifact(out, tmp_path / "art")
     loaded = load_artifact(tmp_path / "art")

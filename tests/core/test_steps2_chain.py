@@ -11,7 +11,7 @@ import torch
 from core.artifacts import load_artifact, save_artifact, weights_bytes
 from core.steps.base import all_steps, get_step
 from core.steps.share_layers import encoder_layers, layer_groups
-from tests.core.steps2_helpers import context, logits, tiny_state
+from tests.core.steps_support import logits, make_ctx, sst2_tiny_state
 
 STEP_MODULES = ("core.steps.nbit", "core.steps.sketch", "core.steps.vocab", "core.steps.share_layers")
 
@@ -40,18 +40,18 @@ def test_steps_are_registered_with_their_categories() -> None:
 
 def _run(state, tmp_path: Path, step_id: str, **cfg):  # type: ignore[no-untyped-def]
     cls = get_step(step_id)
-    return cls(cls.config_cls(**cfg)).apply(state, context(tmp_path))
+    return cls(cls.config_cls(**cfg)).apply(state, make_ctx(tmp_path))
 
 
 def test_share_then_sketch_then_nbit_round_trips_and_stays_shared(tmp_path: Path) -> None:
-    state = tiny_state(tmp_path, layers=4, hidden=64)
+    state = sst2_tiny_state(tmp_path, layers=4, hidden=64)
     state = _run(state, tmp_path, "share_layers", targets=[2], epochs=0)
     state = _run(state, tmp_path, "sketch.random", m_attention=32, m_ffn_out=64, epochs=0)
     layers = encoder_layers(state.model)
     assert layers[0].attention.self.query.weight is layers[1].attention.self.query.weight
     assert layers[0].attention.self.query.sketch.shape == (32, 64)
     assert sum(p.numel() for p in state.model.parameters()) < sum(
-        p.numel() for p in tiny_state(tmp_path, layers=4, hidden=64).model.parameters()
+        p.numel() for p in sst2_tiny_state(tmp_path, layers=4, hidden=64).model.parameters()
     ) / 2
     save_artifact(state, tmp_path / "float")
     state = _run(state, tmp_path, "quantize.linear_nbit", bits=6)

@@ -11,7 +11,7 @@ from core.artifacts import load_artifact, save_artifact, weights_bytes
 from core.errors import ConfigError
 from core.steps.base import get_step
 from core.steps.share_layers import encoder_layers, layer_groups
-from tests.core.steps2_helpers import TEXTS, context, logits, minilm_state, tiny_state
+from tests.core.steps_support import TEXTS, logits, make_ctx, minilm_state, sst2_tiny_state
 
 
 def _step(step_id: str):  # type: ignore[no-untyped-def]
@@ -28,11 +28,11 @@ def _run(state, ctx, step_id: str, **cfg):  # type: ignore[no-untyped-def]
 
 def test_albert_style_sharing_then_int8_quantizes_and_stores_shared_layers_once(tmp_path: Path) -> None:
     _step("quantize.dynamic_int8")
-    ctx = context(tmp_path)
-    unshared = _run(tiny_state(tmp_path, layers=4, hidden=64), ctx, "quantize.dynamic_int8")
+    ctx = make_ctx(tmp_path)
+    unshared = _run(sst2_tiny_state(tmp_path, layers=4, hidden=64), ctx, "quantize.dynamic_int8")
     save_artifact(unshared, tmp_path / "unshared")
 
-    shared = _run(tiny_state(tmp_path, layers=4, hidden=64), ctx, "share_layers", targets=[2, 1], epochs=0)
+    shared = _run(sst2_tiny_state(tmp_path, layers=4, hidden=64), ctx, "share_layers", targets=[2, 1], epochs=0)
     assert layer_groups(encoder_layers(shared.model)) == [[0, 1, 2, 3]]
     quantized = _run(shared, ctx, "quantize.dynamic_int8")
     layers = encoder_layers(quantized.model)
@@ -58,7 +58,7 @@ def test_paper_chain_on_squad_runs_on_the_default_model(tmp_path: Path) -> None:
     pytest.importorskip("core.tasks.squad")
     from core.measure import evaluate
 
-    ctx = context(tmp_path, task="squad_v2")
+    ctx = make_ctx(tmp_path, task="squad_v2")
     state = minilm_state(head="qa")
     train = {"epochs": 1.0, "batch_size": 8, "max_length": 128, "train_size": 16}
     state = _run(state, ctx, "finetune", lr=5e-5, **train)
