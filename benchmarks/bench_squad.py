@@ -215,13 +215,14 @@ class Bench:
         base = self.measure("start", "fine-tuned fp32", start, task, None)
         self.sweeps(start, task, base)
 
-    def run_squad(self, sketch: bool = True, share: bool = True) -> None:
+    def run_squad(self, sweeps: bool = True, sketch: bool = True, share: bool = True) -> None:
         from core.tasks import get_task
 
         task = get_task("squad_v2")
         start = self.finetuned("squad_v2")
         base = self.measure("start", "fine-tuned fp32", start, task, None)
-        self.sweeps(start, task, base)
+        if sweeps:
+            self.sweeps(start, task, base)
         self.structure(start, task, base, sketch=sketch, share=share)
 
     def run_sst2_structure(self) -> None:
@@ -251,7 +252,8 @@ class Bench:
                                   targets=[target], epochs=self.s.share_epochs, train_size=self.s.share_train,
                                   distill=True, **train)
                 state.model.eval()
-                self.measure("layers", f"{target} layers", state, task, base["bytes"])
+                self.measure("layers", f"{target} layers", state, task, base["bytes"],
+                             {"tune_examples": min(self.s.share_train, len(task.load("train")))})
 
 
 def _qa_metric(row: dict[str, Any]) -> str:
@@ -290,7 +292,7 @@ def markdown(rows: list[dict[str, Any]], settings: Settings) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", nargs="+", default=["sst2", "squad"], choices=["sst2", "sst2-structure", "squad", "squad-sweeps"])
+    parser.add_argument("--parts", nargs="+", default=["sst2", "squad"], choices=["sst2", "sst2-structure", "squad", "squad-sweeps", "squad-share"])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to check the script end to end")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--threads", type=int, default=2)
@@ -346,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
                 bench.run_squad()
             elif part == "squad-sweeps":
                 bench.run_squad(sketch=False, share=False)
+            elif part == "squad-share":
+                bench.run_squad(sweeps=False, sketch=False)
             stem = args.name + ("_quick" if args.quick else "")
             payload = {"settings": asdict(settings), "squad_train_questions": squad_questions, "rows": bench.rows,
                        "seconds": round(time.perf_counter() - started), "torch": torch.__version__}

@@ -161,6 +161,17 @@ BENCHES: tuple[Bench, ...] = (
                        "are kept in benchmarks/results/starts/ and reused by a rerun with the same settings"},
     ),
     Bench(
+        "squad-share", "bench_squad.py", "SQuAD sharing, full fine-tuning", ("bench_squad_share.json", "bench_squad_share.md"),
+        quick=("--parts", "squad-share", "--name", "bench_squad_share", "--set", "squad_train=100", "squad_eval=40",
+               "share_train=100", "layers=3"),
+        full=("--parts", "squad-share", "--name", "bench_squad_share", "--start-dir", "benchmarks/results/starts",
+              "--set", "squad_train=8000", "squad_epochs=2", "squad_max_length=192", "squad_eval=300",
+              "share_train=8000", "layers=3"),
+        sizes={"quick": "100 training questions, 40 evaluation questions; 100 questions after the merge to 3 layers",
+               "full": "the SQuAD start of the 'squad' benchmark (reused from benchmarks/results/starts/), merged "
+                       "6 -> 3 layers and fine-tuned with distillation on every train-part question (7,572) x 1 epoch"},
+    ),
+    Bench(
         "cache", "bench_cache.py", "Prefix cache", ("bench_cache.json", "bench_cache.md"),
         quick=("--train-size", "200"),
         full=("--train-size", "2000"),
@@ -343,11 +354,13 @@ def render(results: Path, manifest: dict[str, Any]) -> str:
     """The whole RESULTS.md as a string, from the JSON files in ``results`` and the run manifest."""
     r = Report(results, manifest)
     sections: list[tuple[Bench, Callable[[Report, dict[str, Any]], None]]] = [
-        (BY_KEY["tinybert"], _tinybert), (BY_KEY["squad"], _squad), (BY_KEY["eval"], _eval),
+        (BY_KEY["tinybert"], _tinybert), (BY_KEY["squad"], _squad), (BY_KEY["squad-share"], _squad_share),
+        (BY_KEY["eval"], _eval),
         (BY_KEY["cache"], _cache), (BY_KEY["queries"], _queries), (BY_KEY["gui"], _gui),
     ]
     body_titles = {"tinybert": "TinyBERT study: Tables 1-2, pruning curve, int8 speed-up and size ratios",
                    "squad": "SQuAD system: Tables 2-5 and n-bit size vs theory",
+                   "squad-share": "SQuAD system: Table 2 with the whole train part after the merge",
                    "eval": "Engine throughput vs a plain loop", "cache": "Prefix cache speed-up",
                    "queries": "Store queries with 10,000 variants", "gui": "GUI start-up, stall and chart redraw"}
     for bench, fn in sections:
@@ -619,6 +632,32 @@ def _squad_published(row: dict[str, Any]) -> str:
     return "—"
 
 
+def _squad_table(r: Report, rows: list[dict[str, Any]], starts: dict[str, dict[str, Any]]) -> None:
+    r.add("| task | variant | params | artifact MB | % smaller | score | change vs start (points) | published |",
+          "|---|---|---:|---:|---:|---|---:|---|")
+    for row in rows:
+        start = starts.get(row["task"])
+        score = _score(row)
+        delta = None if start is None or score is None or _score(start) is None else score - _score(start)
+        metric = _qa_metric(row) if row.get("f1") is not None else f"acc {_pct(row.get('accuracy'))}"
+        r.add(f"| {row['task']} | {row['variant']} | {_f(row.get('params'), ',')} | {_f(row.get('artifact_mb'))} | "
+              f"{_f(row.get('smaller_pct'), '.1f')} | {metric} | {_f(delta, '+.1f')} | {_squad_published(row)} |")
+    r.add("")
+
+
+def _squad_share(r: Report, d: dict[str, Any]) -> None:
+    """Table 2 again, with the whole train part (not 800 questions) of fine-tuning after the merge."""
+    s = d.get("settings", {})
+    rows = [row for row in d["rows"] if row["table"] in ("start", "layers")]
+    starts = {row["task"]: row for row in rows if row["table"] == "start"}
+    tuned = {row.get("tune_examples") for row in rows if row["table"] == "layers"} - {None}
+    r.add(f"Settings (as run): the SQuAD start trained on {_squad_questions(d)} questions x {s.get('squad_epochs')} "
+          f"epoch; after each merge {', '.join(map(str, sorted(tuned))) or s.get('share_train')} questions x "
+          f"{s.get('share_epochs')} epoch of fine-tuning with distillation from the model before the merge; "
+          f"evaluated on {s.get('squad_eval')} eval-part questions; max length {s.get('squad_max_length')}.", "")
+    _squad_table(r, rows, starts)
+
+
 def _squad_questions(d: dict[str, Any]) -> int:
     """Questions the SQuAD start trained on: the setting is a cap, the train part may hold fewer."""
     if "squad_train_questions" in d:
@@ -651,16 +690,7 @@ def _squad(r: Report, d: dict[str, Any]) -> None:
         if not chosen:
             r.add("not run (no rows of this table in the JSON).", "")
             continue
-        r.add("| task | variant | params | artifact MB | % smaller | score | change vs start (points) | published |",
-              "|---|---|---:|---:|---:|---|---:|---|")
-        for row in chosen:
-            start = starts.get(row["task"])
-            score = _score(row)
-            delta = None if start is None or score is None or _score(start) is None else score - _score(start)
-            metric = _qa_metric(row) if row.get("f1") is not None else f"acc {_pct(row.get('accuracy'))}"
-            r.add(f"| {row['task']} | {row['variant']} | {_f(row.get('params'), ',')} | {_f(row.get('artifact_mb'))} | "
-                  f"{_f(row.get('smaller_pct'), '.1f')} | {metric} | {_f(delta, '+.1f')} | {_squad_published(row)} |")
-        r.add("")
+        _squad_table(r, chosen, starts)
     # starting model and smallest result vs the paper's final sizes
     final = [row for row in rows if row["table"] != "start" and row.get("artifact_mb") is not None]
     if final:

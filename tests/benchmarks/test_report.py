@@ -96,6 +96,15 @@ def squad(bits8_bytes: float | None = None) -> dict[str, Any]:
                          "notes": ["training reduced"]}, "rows": rows, "seconds": 300, "torch": "2.13.0+cpu"}
 
 
+def squad_share() -> dict[str, Any]:
+    """The same start, merged to 3 layers with the whole train part of fine-tuning."""
+    data = squad()
+    rows = [r for r in data["rows"] if r["task"] == "squad_v2" and r["table"] == "start"]
+    rows.append({**rows[0], "table": "layers", "variant": "3 layers", "artifact_mb": 60.12, "f1": 59.25, "exact": 56.0,
+                 "tune_examples": 7572})
+    return data | {"rows": rows, "squad_train_questions": 7572}
+
+
 def eval_speed(engine: float = 40.0, naive: float = 127.0) -> dict[str, Any]:
     return {"benchmark": "SST-2 dev evaluation", "model": "packaged:all-MiniLM-L6-v2", "examples": 200,
             "batch_size": 32, "max_length": 128, "threads": 2, "rounds": 1, "accuracy": 0.5,
@@ -136,7 +145,8 @@ def gui(launch: float = 0.99, gap: float | None = 31.5) -> dict[str, Any]:
 
 def write(folder: Path, **outputs: dict[str, Any]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    names = {"tinybert": "tinybert.json", "squad": "bench_squad.json", "eval": "eval_speed.json",
+    names = {"tinybert": "tinybert.json", "squad": "bench_squad.json", "squad_share": "bench_squad_share.json",
+             "eval": "eval_speed.json",
              "cache": "bench_cache.json", "queries": "bench_queries.json", "gui": "gui.json"}
     for key, data in outputs.items():
         (folder / names[key]).write_text(json.dumps(data), encoding="utf-8")
@@ -178,8 +188,8 @@ def verdict_of(rows: dict[str, str], contains: str) -> str:
 
 # --- tests -------------------------------------------------------------------------------------
 def test_full_report_carries_our_values_published_column_and_header(tmp_path: Path) -> None:
-    folder = write(tmp_path, tinybert=tinybert(), squad=squad(), eval=eval_speed(), cache=cache(), queries=queries(),
-                   gui=gui())
+    folder = write(tmp_path, tinybert=tinybert(), squad=squad(), squad_share=squad_share(), eval=eval_speed(),
+                   cache=cache(), queries=queries(), gui=gui())
     md = run_all.render(folder, manifest())
     # header: quick run labelled, machine, date, command
     assert "QUICK RUN" in md
@@ -202,6 +212,8 @@ def test_full_report_carries_our_values_published_column_and_header(tmp_path: Pa
     assert "437.98 (BERT-base)" in tb and "0.749" in tb
     assert "F1 76.8 (12->6 layers, half depth)" in sq and "F1 70.2" in sq and "F1 -0.8 vs start" in sq
     assert "| 4 bits | 22,713,986 | 12.11 |" in sq and "collapse" in sq
+    share = section(md, "SQuAD system: Table 2 with the whole train part")
+    assert "F1 59.2 / EM 56.0" in share and "after each merge 7572 questions" in share and "-2.1" in share
     assert "not run" not in md
 
 
@@ -429,8 +441,7 @@ def test_squad_parts_and_settings_fields_exist() -> None:
     fields = set(module.Settings.__dataclass_fields__)
     help_text = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, cwd=ROOT,
                                timeout=120, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}).stdout
-    bench = run_all.BY_KEY["squad"]
-    for flags in (bench.quick, bench.full):
+    for flags in (f for key in ("squad", "squad-share") for f in (run_all.BY_KEY[key].quick, run_all.BY_KEY[key].full)):
         parts = _flag_values(flags, "--parts")
         assert parts and all(re.search(rf"[{{,]{re.escape(p)}[,}}]", help_text) for p in parts), parts
         names = [a.split("=", 1)[0] for a in _flag_values(flags, "--set")]
