@@ -212,6 +212,7 @@ def test_full_report_carries_our_values_published_column_and_header(tmp_path: Pa
     assert "437.98 (BERT-base)" in tb and "0.749" in tb
     assert "F1 76.8 (12->6 layers, half depth)" in sq and "F1 70.2" in sq and "F1 -0.8 vs start" in sq
     assert "| 4 bits | 22,713,986 | 12.11 |" in sq and "collapse" in sq
+    assert "smallest squad_v2 within 1 point of its start: bits 10 bits" in sq  # 8 bits lost 1.17
     share = section(md, "SQuAD system: Table 2 with the whole train part")
     assert "F1 59.2 / EM 56.0" in share and "after each merge 7572 questions" in share and "-2.1" in share
     assert "not run" not in md
