@@ -655,7 +655,7 @@ def _squad_share(r: Report, d: dict[str, Any]) -> None:
           f"epoch; after each merge {', '.join(map(str, sorted(tuned))) or s.get('share_train')} questions x "
           f"{s.get('share_epochs')} epoch of fine-tuning with distillation from the model before the merge; "
           f"evaluated on {s.get('squad_eval')} eval-part questions; max length {s.get('squad_max_length')}.", "")
-    _squad_table(r, rows, starts)
+    _squad_table(r, [row for row in rows if row["table"] == "layers"], starts)
 
 
 def _squad_questions(d: dict[str, Any]) -> int:
