@@ -243,7 +243,7 @@ class Bench:
                 state = _run_step(_clone(start), "sketch.random", _ctx(task, self.s.seed, self.work / "scratch", "sketch"),
                                   m_attention=256, m_ffn_out=512, epochs=epochs, train_size=self.s.sketch_train, **train)
                 self.measure("sketch", "sketched" + (", fine-tuned" if epochs else ", no fine-tuning"), state, task,
-                             base["bytes"])
+                             base["bytes"], {"tune_examples": min(self.s.sketch_train, len(task.load("train"))) if epochs else 0})
         if share:
             self.rows.append({**{k: v for k, v in base.items() if k != "bytes"}, "table": "layers", "variant": "6 layers"})
             state = _clone(start)
@@ -292,7 +292,7 @@ def markdown(rows: list[dict[str, Any]], settings: Settings) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", nargs="+", default=["sst2", "squad"], choices=["sst2", "sst2-structure", "squad", "squad-sweeps", "squad-share"])
+    parser.add_argument("--parts", nargs="+", default=["sst2", "squad"], choices=["sst2", "sst2-structure", "squad", "squad-sweeps", "squad-share", "squad-sketch"])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to check the script end to end")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--threads", type=int, default=2)
@@ -350,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
                 bench.run_squad(sketch=False, share=False)
             elif part == "squad-share":
                 bench.run_squad(sweeps=False, sketch=False)
+            elif part == "squad-sketch":
+                bench.run_squad(sweeps=False, share=False)
             stem = args.name + ("_quick" if args.quick else "")
             payload = {"settings": asdict(settings), "squad_train_questions": squad_questions, "rows": bench.rows,
                        "seconds": round(time.perf_counter() - started), "torch": torch.__version__}

@@ -172,6 +172,18 @@ BENCHES: tuple[Bench, ...] = (
                        "6 -> 3 layers and fine-tuned with distillation on every train-part question (7,572) x 1 epoch"},
     ),
     Bench(
+        "squad-sketch", "bench_squad.py", "SQuAD sketching, full fine-tuning",
+        ("bench_squad_sketch.json", "bench_squad_sketch.md"),
+        quick=("--parts", "squad-sketch", "--name", "bench_squad_sketch", "--set", "squad_train=100", "squad_eval=40",
+               "sketch_train=100"),
+        full=("--parts", "squad-sketch", "--name", "bench_squad_sketch", "--start-dir", "benchmarks/results/starts",
+              "--set", "squad_train=8000", "squad_epochs=2", "squad_max_length=192", "squad_eval=300",
+              "sketch_train=8000"),
+        sizes={"quick": "100 training questions, 40 evaluation questions; 100 questions after sketching",
+               "full": "the SQuAD start of the 'squad' benchmark (reused from benchmarks/results/starts/), sketched "
+                       "and fine-tuned on every train-part question (7,572) x 1 epoch"},
+    ),
+    Bench(
         "cache", "bench_cache.py", "Prefix cache", ("bench_cache.json", "bench_cache.md"),
         quick=("--train-size", "200"),
         full=("--train-size", "2000"),
@@ -355,12 +367,14 @@ def render(results: Path, manifest: dict[str, Any]) -> str:
     r = Report(results, manifest)
     sections: list[tuple[Bench, Callable[[Report, dict[str, Any]], None]]] = [
         (BY_KEY["tinybert"], _tinybert), (BY_KEY["squad"], _squad), (BY_KEY["squad-share"], _squad_share),
+        (BY_KEY["squad-sketch"], _squad_sketch),
         (BY_KEY["eval"], _eval),
         (BY_KEY["cache"], _cache), (BY_KEY["queries"], _queries), (BY_KEY["gui"], _gui),
     ]
     body_titles = {"tinybert": "TinyBERT study: Tables 1-2, pruning curve, int8 speed-up and size ratios",
                    "squad": "SQuAD system: Tables 2-5 and n-bit size vs theory",
                    "squad-share": "SQuAD system: Table 2 with the whole train part after the merge",
+                   "squad-sketch": "SQuAD system: Table 5 with the whole train part after sketching",
                    "eval": "Engine throughput vs a plain loop", "cache": "Prefix cache speed-up",
                    "queries": "Store queries with 10,000 variants", "gui": "GUI start-up, stall and chart redraw"}
     for bench, fn in sections:
@@ -656,6 +670,19 @@ def _squad_share(r: Report, d: dict[str, Any]) -> None:
           f"{s.get('share_epochs')} epoch of fine-tuning with distillation from the model before the merge; "
           f"evaluated on {s.get('squad_eval')} eval-part questions; max length {s.get('squad_max_length')}.", "")
     _squad_table(r, [row for row in rows if row["table"] == "layers"], starts)
+
+
+def _squad_sketch(r: Report, d: dict[str, Any]) -> None:
+    """Table 5 again, with the whole train part (not 800 questions) of fine-tuning after sketching."""
+    s = d.get("settings", {})
+    rows = d["rows"]
+    starts = {row["task"]: row for row in rows if row["table"] == "start"}
+    tuned = {row.get("tune_examples") for row in rows if row["table"] == "sketch"} - {None, 0}
+    r.add(f"Settings (as run): the SQuAD start trained on {_squad_questions(d)} questions x {s.get('squad_epochs')} "
+          f"epoch; Linear layers sketched (m = 256 for attention projections, 512 for the FFN output), then "
+          f"{', '.join(map(str, sorted(tuned))) or s.get('sketch_train')} questions x 1 epoch of fine-tuning; "
+          f"evaluated on {s.get('squad_eval')} eval-part questions; max length {s.get('squad_max_length')}.", "")
+    _squad_table(r, [row for row in rows if row["table"] == "sketch"], starts)
 
 
 def _squad_questions(d: dict[str, Any]) -> int:

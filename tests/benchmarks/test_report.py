@@ -105,6 +105,13 @@ def squad_share() -> dict[str, Any]:
     return data | {"rows": rows, "squad_train_questions": 7572}
 
 
+def squad_sketch() -> dict[str, Any]:
+    data = squad()
+    rows = [r for r in data["rows"] if r["task"] == "squad_v2" and r["table"] in ("start", "sketch")]
+    rows = [{**r, "tune_examples": 7572} if r["table"] == "sketch" else r for r in rows]
+    return data | {"rows": rows, "squad_train_questions": 7572}
+
+
 def eval_speed(engine: float = 40.0, naive: float = 127.0) -> dict[str, Any]:
     return {"benchmark": "SST-2 dev evaluation", "model": "packaged:all-MiniLM-L6-v2", "examples": 200,
             "batch_size": 32, "max_length": 128, "threads": 2, "rounds": 1, "accuracy": 0.5,
@@ -146,6 +153,7 @@ def gui(launch: float = 0.99, gap: float | None = 31.5) -> dict[str, Any]:
 def write(folder: Path, **outputs: dict[str, Any]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     names = {"tinybert": "tinybert.json", "squad": "bench_squad.json", "squad_share": "bench_squad_share.json",
+             "squad_sketch": "bench_squad_sketch.json",
              "eval": "eval_speed.json",
              "cache": "bench_cache.json", "queries": "bench_queries.json", "gui": "gui.json"}
     for key, data in outputs.items():
@@ -188,7 +196,8 @@ def verdict_of(rows: dict[str, str], contains: str) -> str:
 
 # --- tests -------------------------------------------------------------------------------------
 def test_full_report_carries_our_values_published_column_and_header(tmp_path: Path) -> None:
-    folder = write(tmp_path, tinybert=tinybert(), squad=squad(), squad_share=squad_share(), eval=eval_speed(),
+    folder = write(tmp_path, tinybert=tinybert(), squad=squad(), squad_share=squad_share(), squad_sketch=squad_sketch(),
+                   eval=eval_speed(),
                    cache=cache(), queries=queries(), gui=gui())
     md = run_all.render(folder, manifest())
     # header: quick run labelled, machine, date, command
@@ -215,6 +224,8 @@ def test_full_report_carries_our_values_published_column_and_header(tmp_path: Pa
     assert "smallest squad_v2 within 1 point of its start: bits 10 bits" in sq  # 8 bits lost 1.17
     share = section(md, "SQuAD system: Table 2 with the whole train part")
     assert "F1 59.2 / EM 56.0" in share and "after each merge 7572 questions" in share and "-2.1" in share
+    sketch = section(md, "SQuAD system: Table 5 with the whole train part")
+    assert "then 7572 questions x 1 epoch" in sketch and "F1 59.9 / EM 56.0" in sketch
     assert "not run" not in md
 
 
@@ -442,7 +453,7 @@ def test_squad_parts_and_settings_fields_exist() -> None:
     fields = set(module.Settings.__dataclass_fields__)
     help_text = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, cwd=ROOT,
                                timeout=120, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}).stdout
-    for flags in (f for key in ("squad", "squad-share") for f in (run_all.BY_KEY[key].quick, run_all.BY_KEY[key].full)):
+    for flags in (f for key in ("squad", "squad-share", "squad-sketch") for f in (run_all.BY_KEY[key].quick, run_all.BY_KEY[key].full)):
         parts = _flag_values(flags, "--parts")
         assert parts and all(re.search(rf"[{{,]{re.escape(p)}[,}}]", help_text) for p in parts), parts
         names = [a.split("=", 1)[0] for a in _flag_values(flags, "--set")]
