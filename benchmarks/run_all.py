@@ -659,30 +659,25 @@ def _squad_table(r: Report, rows: list[dict[str, Any]], starts: dict[str, dict[s
     r.add("")
 
 
-def _squad_share(r: Report, d: dict[str, Any]) -> None:
-    """Table 2 again, with the whole train part (not 800 questions) of fine-tuning after the merge."""
-    s = d.get("settings", {})
-    rows = [row for row in d["rows"] if row["table"] in ("start", "layers")]
-    starts = {row["task"]: row for row in rows if row["table"] == "start"}
-    tuned = {row.get("tune_examples") for row in rows if row["table"] == "layers"} - {None}
-    r.add(f"Settings (as run): the SQuAD start trained on {_squad_questions(d)} questions x {s.get('squad_epochs')} "
-          f"epoch; after each merge {', '.join(map(str, sorted(tuned))) or s.get('share_train')} questions x "
-          f"{s.get('share_epochs')} epoch of fine-tuning with distillation from the model before the merge; "
-          f"evaluated on {s.get('squad_eval')} eval-part questions; max length {s.get('squad_max_length')}.", "")
-    _squad_table(r, [row for row in rows if row["table"] == "layers"], starts)
-
-
-def _squad_sketch(r: Report, d: dict[str, Any]) -> None:
-    """Table 5 again, with the whole train part (not 800 questions) of fine-tuning after sketching."""
+def _squad_retuned(r: Report, d: dict[str, Any], table: str, change: str, epochs: Any = 1.0) -> None:
+    """One SQuAD table again, with the whole train part (not 800 questions) of fine-tuning after ``change``."""
     s = d.get("settings", {})
     rows = d["rows"]
     starts = {row["task"]: row for row in rows if row["table"] == "start"}
-    tuned = {row.get("tune_examples") for row in rows if row["table"] == "sketch"} - {None, 0}
+    tuned = sorted({row.get("tune_examples") for row in rows if row["table"] == table} - {None, 0})
     r.add(f"Settings (as run): the SQuAD start trained on {_squad_questions(d)} questions x {s.get('squad_epochs')} "
-          f"epoch; Linear layers sketched (m = 256 for attention projections, 512 for the FFN output), then "
-          f"{', '.join(map(str, sorted(tuned))) or s.get('sketch_train')} questions x 1 epoch of fine-tuning; "
-          f"evaluated on {s.get('squad_eval')} eval-part questions; max length {s.get('squad_max_length')}.", "")
-    _squad_table(r, [row for row in rows if row["table"] == "sketch"], starts)
+          f"epoch; {change}, then {', '.join(map(str, tuned)) or '?'} questions x {epochs} epoch of fine-tuning; evaluated "
+          f"on {s.get('squad_eval')} eval-part questions; max length {s.get('squad_max_length')}.", "")
+    _squad_table(r, [row for row in rows if row["table"] == table], starts)
+
+
+def _squad_share(r: Report, d: dict[str, Any]) -> None:
+    _squad_retuned(r, d, "layers", "adjacent layers merged 6 -> 3 with distillation from the model before the merge",
+                   d.get("settings", {}).get("share_epochs"))
+
+
+def _squad_sketch(r: Report, d: dict[str, Any]) -> None:
+    _squad_retuned(r, d, "sketch", "Linear layers sketched (m = 256 for attention projections, 512 for the FFN output)")
 
 
 def _squad_questions(d: dict[str, Any]) -> int:

@@ -223,9 +223,9 @@ def test_full_report_carries_our_values_published_column_and_header(tmp_path: Pa
     assert "| 4 bits | 22,713,986 | 12.11 |" in sq and "collapse" in sq
     assert "smallest squad_v2 within 1 point of its start: bits 10 bits" in sq  # 8 bits lost 1.17
     share = section(md, "SQuAD system: Table 2 with the whole train part")
-    assert "F1 59.2 / EM 56.0" in share and "after each merge 7572 questions" in share and "-2.1" in share
+    assert "F1 59.2 / EM 56.0" in share and "then 7572 questions" in share and "-2.1" in share
     sketch = section(md, "SQuAD system: Table 5 with the whole train part")
-    assert "then 7572 questions x 1 epoch" in sketch and "F1 59.9 / EM 56.0" in sketch
+    assert "then 7572 questions x 1.0 epoch" in sketch and "F1 59.9 / EM 56.0" in sketch
     assert "not run" not in md
 
 
