@@ -243,7 +243,7 @@ class Bench:
                 state = _run_step(_clone(start), "sketch.random", _ctx(task, self.s.seed, self.work / "scratch", "sketch"),
                                   m_attention=256, m_ffn_out=512, epochs=epochs, train_size=self.s.sketch_train, **train)
                 self.measure("sketch", "sketched" + (", fine-tuned" if epochs else ", no fine-tuning"), state, task,
-                             base["bytes"], {"tune_examples": min(self.s.sketch_train, len(task.load("train"))) if epochs else 0})
+                             base["bytes"], {"tune_examples": _train_examples(task, self.s.sketch_train) if epochs else 0})
         if share:
             self.rows.append({**{k: v for k, v in base.items() if k != "bytes"}, "table": "layers", "variant": "6 layers"})
             state = _clone(start)
@@ -253,7 +253,12 @@ class Bench:
                                   distill=True, **train)
                 state.model.eval()
                 self.measure("layers", f"{target} layers", state, task, base["bytes"],
-                             {"tune_examples": min(self.s.share_train, len(task.load("train")))})
+                             {"tune_examples": _train_examples(task, self.s.share_train)})
+
+
+def _train_examples(task: Any, cap: int) -> int:
+    """Examples a training of at most ``cap`` examples sees: the train split may hold fewer."""
+    return min(cap, task.load("train").num_rows)
 
 
 def _qa_metric(row: dict[str, Any]) -> str:
@@ -323,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"eval on a seeded sample of {settings.squad_eval} eval-part questions")
     from core.tasks import get_task
 
-    squad_questions = min(settings.squad_train, get_task("squad_v2").load("train").num_rows)
+    squad_questions = _train_examples(get_task("squad_v2"), settings.squad_train)
     settings.notes.append(f"training reduced: SST-2 {settings.sst2_train} examples x {settings.sst2_epochs} epoch; "
                           f"SQuAD {squad_questions} questions x {settings.squad_epochs} epoch; "
                           f"{settings.share_train} questions after each merge")

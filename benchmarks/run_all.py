@@ -109,6 +109,11 @@ class Bench:
     timeout_s: dict[str, int] = field(default_factory=lambda: {"quick": 1200, "full": 4 * 3600})
 
 
+# The three SQuAD benches' full runs share one fine-tuned start (51 min here): the same training
+# settings, so bench_squad.py --start-dir finds it. Ends with --set; each bench appends its own fields.
+SQUAD_START = ("--start-dir", "benchmarks/results/starts", "--set", "squad_train=8000", "squad_epochs=2",
+               "squad_max_length=192", "squad_eval=300")
+
 # cheap ones first, so a --budget-minutes run loses the long ones, not everything after them
 BENCHES: tuple[Bench, ...] = (
     Bench(
@@ -150,9 +155,8 @@ BENCHES: tuple[Bench, ...] = (
         "squad", "bench_squad.py", "SQuAD system", ("bench_squad.json", "bench_squad.md"),
         quick=("--parts", "squad", "--set", "squad_train=100", "squad_eval=40", "share_train=50", "sketch_train=50",
                "bits=16,10,8,6,4", "vocab=100,25", "layers=3"),
-        full=("--parts", "squad", "sst2", "sst2-structure", "--start-dir", "benchmarks/results/starts", "--set",
-              "sst2_train=4000", "squad_train=8000", "squad_epochs=2", "squad_max_length=192", "squad_eval=300",
-              "share_train=800", "sketch_train=800", "bits=16,10,8,6,4", "vocab=100,50,25,16,10", "layers=3,2,1"),
+        full=("--parts", "squad", "sst2", "sst2-structure", *SQUAD_START, "sst2_train=4000", "share_train=800",
+              "sketch_train=800", "bits=16,10,8,6,4", "vocab=100,50,25,16,10", "layers=3,2,1"),
         sizes={"quick": "SQuAD part only (no SST-2 sweeps); 100 training questions, 40 evaluation questions; "
                         "50 questions of fine-tuning after a merge / a sketch; vocabulary 100/25 %; layers 6/3",
                "full": "SQuAD: every train-part question (7,572; BERT's paper used 130k) x 2 epochs at 192 tokens, "
@@ -164,9 +168,7 @@ BENCHES: tuple[Bench, ...] = (
         "squad-share", "bench_squad.py", "SQuAD sharing, full fine-tuning", ("bench_squad_share.json", "bench_squad_share.md"),
         quick=("--parts", "squad-share", "--name", "bench_squad_share", "--set", "squad_train=100", "squad_eval=40",
                "share_train=100", "layers=3"),
-        full=("--parts", "squad-share", "--name", "bench_squad_share", "--start-dir", "benchmarks/results/starts",
-              "--set", "squad_train=8000", "squad_epochs=2", "squad_max_length=192", "squad_eval=300",
-              "share_train=8000", "layers=3"),
+        full=("--parts", "squad-share", "--name", "bench_squad_share", *SQUAD_START, "share_train=8000", "layers=3"),
         sizes={"quick": "100 training questions, 40 evaluation questions; 100 questions after the merge to 3 layers",
                "full": "the SQuAD start of the 'squad' benchmark (reused from benchmarks/results/starts/), merged "
                        "6 -> 3 layers and fine-tuned with distillation on every train-part question (7,572) x 1 epoch"},
@@ -176,9 +178,7 @@ BENCHES: tuple[Bench, ...] = (
         ("bench_squad_sketch.json", "bench_squad_sketch.md"),
         quick=("--parts", "squad-sketch", "--name", "bench_squad_sketch", "--set", "squad_train=100", "squad_eval=40",
                "sketch_train=100"),
-        full=("--parts", "squad-sketch", "--name", "bench_squad_sketch", "--start-dir", "benchmarks/results/starts",
-              "--set", "squad_train=8000", "squad_epochs=2", "squad_max_length=192", "squad_eval=300",
-              "sketch_train=8000"),
+        full=("--parts", "squad-sketch", "--name", "bench_squad_sketch", *SQUAD_START, "sketch_train=8000"),
         sizes={"quick": "100 training questions, 40 evaluation questions; 100 questions after sketching",
                "full": "the SQuAD start of the 'squad' benchmark (reused from benchmarks/results/starts/), sketched "
                        "and fine-tuned on every train-part question (7,572) x 1 epoch"},
