@@ -68,7 +68,7 @@ def main() -> int:
         return 2
 
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import torch, transformers, core.runner"], check=True, cwd=ROOT)
+    subprocess.run([sys.executable, "-c", "import torch, transformers, core.run.runner"], check=True, cwd=ROOT)
     startup_s = time.perf_counter() - t0
 
     results = {}

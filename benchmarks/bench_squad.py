@@ -64,7 +64,7 @@ class Settings:
 
 
 def _ctx(task: Any, seed: int, scratch: Path, label: str) -> Any:
-    from core.steps.base import StepContext
+    from core.state import StepContext
 
     last = [0.0]
 
@@ -85,7 +85,7 @@ def _run_step(state: Any, step_id: str, ctx: Any, **config: Any) -> Any:
 
 
 def _clone(state: Any) -> Any:
-    from core.steps.base import ModelState
+    from core.state import ModelState
 
     return ModelState(
         model=copy.deepcopy(state.model),
@@ -161,9 +161,9 @@ class Bench:
 
         from core.artifacts import load_artifact, save_artifact
         from core.models import ModelRef, load_model, load_tokenizer
-        from core.steps.base import ModelState
+        from core.state import ModelState
+        from core.steps.training import train
         from core.tasks import get_task
-        from core.training import train
 
         task = get_task(task_id)
         qa = task.head == "qa"

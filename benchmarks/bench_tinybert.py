@@ -47,7 +47,7 @@ class Bench:
         self.folder = folder
 
     def ctx(self, task: Any, label: str) -> Any:
-        from core.steps.base import StepContext
+        from core.state import StepContext
 
         last = {"t": 0.0}
 
@@ -121,7 +121,7 @@ def run_task(bench: Bench, task_id: str) -> dict[str, Any]:
     import torch
 
     from core.models import ModelRef, load_model, load_tokenizer
-    from core.steps.base import ModelState
+    from core.state import ModelState
     from core.tasks import get_task
 
     args = bench.args

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from core.errors import ArtifactError
+from core.state import ModelState
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -52,9 +53,8 @@ def register_codec(codec_cls: type[Codec]) -> type[Codec]:
 
 
 def get_codec(codec_id: str) -> Codec:
-    from core.steps.base import discover
-
-    discover()  # codecs live beside their steps
+    """A registered codec. Codecs live beside the steps that introduce them: load artifacts through
+    ``core.steps.load_state``, which registers every step (and so every codec) first."""
     try:
         return _CODECS[codec_id]
     except KeyError:
@@ -66,6 +66,13 @@ class LoadedArtifact:
     model: Any
     tokenizer: Any
     manifest: dict[str, Any]
+
+    def state(self) -> ModelState:
+        """The variant as the model state a chain continues from."""
+        m = self.manifest
+        return ModelState(model=self.model, tokenizer=self.tokenizer, task=m["task"], head=m["head"],
+                          transforms=list(m.get("transforms", [])), traits=frozenset(m.get("traits", [])),
+                          info=dict(m.get("info", {})))
 
 
 def state_tensors(model: Any) -> tuple[dict[str, Any], dict[str, str]]:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import WorkbenchError
+from core.protocol import RunRequest
 
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
@@ -69,29 +70,30 @@ class Progress:
         self.stream.write(text + "\n")
         self.stream.flush()
 
-    def __call__(self, event: dict[str, Any]) -> None:
-        kind = event["type"]
-        if kind == "run_started":
-            self.total = event.get("variants", 0)
-            resumed = " (resumed)" if event.get("resumed") else ""
-            self._line(f"run {event['run_id']}{resumed}: {self.total} variant(s) to produce")
-        elif kind == "step_started":
-            self.label = event.get("label", event.get("step", ""))
+    def __call__(self, event: Any) -> None:
+        from core import protocol as p
+
+        if isinstance(event, p.RunStarted):
+            self.total = event.variants
+            resumed = " (resumed)" if event.resumed else ""
+            self._line(f"run {event.run_id}{resumed}: {self.total} variant(s) to produce")
+        elif isinstance(event, p.StepStarted):
+            self.label = event.label or event.step
             if not self.tty:
                 self._line(f"[{self.done + 1}/{self.total}] {self.label} ...")
             self._draw(0.0, "")
-        elif kind == "progress":
-            self._draw(float(event.get("fraction", 0.0)), str(event.get("message", "")))
-        elif kind == "step_finished":
-            how = "cached" if event.get("cached") else f"{event.get('seconds', 0):.1f} s"
-            self._line(f"[{self.done + 1}/{self.total}] {self.label}: done ({how}, variant {event['variant_id']})")
+        elif isinstance(event, p.Progress):
+            self._draw(event.fraction, event.message)
+        elif isinstance(event, p.StepFinished):
+            how = "cached" if event.cached else f"{event.seconds:.1f} s"
+            self._line(f"[{self.done + 1}/{self.total}] {self.label}: done ({how}, variant {event.variant_id})")
             self.done += 1
-        elif kind == "log" and event.get("level") in ("warning", "error"):
-            self._line(f"{event['level']}: {event.get('message', '')}")
-        elif kind == "run_finished":
-            self._line(f"run {event['run_id']} finished")
-        elif kind == "run_cancelled":
-            self._line(f"run {event.get('run_id')} cancelled")
+        elif isinstance(event, p.Log) and event.level in ("warning", "error"):
+            self._line(f"{event.level}: {event.message}")
+        elif isinstance(event, p.RunFinished):
+            self._line(f"run {event.run_id} finished")
+        elif isinstance(event, p.RunCancelled):
+            self._line(f"run {event.run_id} cancelled")
 
 
 # ------------------------------------------------------------------------------------------
@@ -112,11 +114,10 @@ def _open(args: argparse.Namespace, *, create: bool = False) -> Any:
     return store
 
 
-def _run_worker(request: dict[str, Any], args: argparse.Namespace) -> int:
-    from core import worker_client
+def _run_worker(request: Any, args: argparse.Namespace) -> int:
+    from core.run import process
 
     cancel = threading.Event()
-    progress = Progress()
     current: dict[str, Any] = {}
 
     def on_sigint(_signum: int, _frame: Any) -> None:
@@ -124,16 +125,13 @@ def _run_worker(request: dict[str, Any], args: argparse.Namespace) -> int:
             print("\ncancelling (Ctrl+C again to stop at once)...", file=sys.stderr)
             cancel.set()
         elif "worker" in current:
-            current["worker"].proc.kill()
+            current["worker"].kill()
 
     previous = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
     verbose = getattr(args, "verbose", False)
     try:
-        outcome = worker_client.run_worker(
-            request,
-            on_event=progress,
-            cancel=cancel,
-            command=worker_client.worker_command(),
+        outcome = process.run_worker(
+            request, on_event=Progress(), cancel=cancel,
             on_stderr=(lambda line: print(line, file=sys.stderr)) if verbose else None,
             on_start=lambda w: current.__setitem__("worker", w),
         )
@@ -143,19 +141,16 @@ def _run_worker(request: dict[str, Any], args: argparse.Namespace) -> int:
     if outcome.ok:
         print(f"run {outcome.run_id}: finished; 'workbench-cli show {outcome.run_id}' for results")
         return EXIT_OK
-    if outcome.status == "cancelled":
-        _err(f"run {outcome.run_id} cancelled; 'workbench-cli resume {outcome.run_id}' continues it")
-        return EXIT_CANCELLED
-    message = outcome.describe()
-    if outcome.run_id is not None and outcome.crashed:
-        message += f"; 'workbench-cli resume {outcome.run_id}' continues it"
+    message = outcome.message()
+    if outcome.resumable:
+        message += f" 'workbench-cli resume {outcome.run_id}' continues it."
     _err(message)
-    return EXIT_RUN_FAILED
+    return EXIT_CANCELLED if outcome.status == "cancelled" else EXIT_RUN_FAILED
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from core.chain import check_recipe, load_recipe
     from core.paths import default_artifacts
+    from core.recipe import check_recipe, load_recipe
     from core.store import open_store
 
     recipe = load_recipe(args.recipe)
@@ -163,8 +158,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     db = _db(args)
     open_store(db).close()  # a corrupt or newer database fails here, before a worker starts
     artifacts = Path(args.artifacts) if args.artifacts else default_artifacts(db)
-    request = {"recipe": recipe.to_dict(), "db": str(db), "artifacts": str(artifacts), "resume_run": None}
-    return _run_worker(request, args)
+    return _run_worker(RunRequest(recipe=recipe.to_dict(), db=str(db), artifacts=str(artifacts)), args)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -174,12 +168,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
         run = get_run(store, args.run)
     if run.status not in ("failed", "cancelled", "interrupted"):
         raise WorkbenchError(f"run {run.id} is {run.status}; only failed, cancelled or interrupted runs resume")
-    request = {"recipe": None, "db": str(_db(args)), "artifacts": None, "resume_run": run.id}
-    return _run_worker(request, args)
+    return _run_worker(RunRequest(db=str(_db(args)), resume_run=run.id), args)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from core.chain import expand, load_recipe, validate_recipe
+    from core.recipe import expand, load_recipe, validate_recipe
 
     recipe = load_recipe(args.recipe)
     problems = validate_recipe(recipe)
@@ -287,19 +280,25 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import importlib.util
-
-    if importlib.util.find_spec("core.measure") is None:
-        raise WorkbenchError("evaluate needs the measurement engine (core.measure), which this build lacks")
+    """A model reference, or a saved variant's folder (read with its manifest, as the runner saved it)."""
     from core import measure
     from core.models import ModelRef, load_model, load_tokenizer
+    from core.steps import load_state
     from core.tasks.base import get_task
 
     ref = ModelRef.parse(args.model)
     task = get_task(args.task)
-    model = load_model(ref, head=task.head, num_labels=task.num_labels)  # type: ignore[arg-type]
+    folder = ref.local_folder()
+    if folder is not None and (folder / "manifest.json").is_file():
+        state = load_state(folder)
+        if state.head != task.head:
+            raise WorkbenchError(f"{folder} has a {state.head} head; task {task.id} needs a {task.head} head")
+        model, tokenizer = state.model, state.tokenizer
+    else:
+        model = load_model(ref, head=task.head, num_labels=task.num_labels)  # type: ignore[arg-type]
+        tokenizer = load_tokenizer(ref)
     model.eval()
-    result = measure.evaluate(model, load_tokenizer(ref), task, "dev", limit=args.limit, batch_size=args.batch_size)
+    result = measure.evaluate(model, tokenizer, task, "dev", limit=args.limit, batch_size=args.batch_size)
     print(json.dumps({"model": str(ref), "task": task.id, "examples": result.examples,
                       "seconds": round(result.seconds, 3), **result.metrics}, indent=2))
     return EXIT_OK

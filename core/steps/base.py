@@ -9,53 +9,12 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from core.errors import ConfigError, StepCancelled
+from core.errors import ConfigError
 from core.params import StepConfig
-
-# Traits describe what kind of model flows between steps; chains are validated on them.
-FLOAT = "float"  # weights are floating point tensors
-TRAINABLE = "trainable"  # gradients flow: training steps may run
-INITIAL_TRAITS = frozenset({FLOAT, TRAINABLE})
-
-
-@dataclass
-class ModelState:
-    """The model flowing through a chain: a task-headed module, its tokenizer and its history.
-
-    ``transforms`` is the ordered list of manifest entries the artifact codecs need to store and
-    rebuild this model; each step that changes how weights are stored appends one.
-    """
-
-    model: Any
-    tokenizer: Any
-    task: str
-    head: str
-    transforms: list[dict[str, Any]] = field(default_factory=list)
-    traits: frozenset[str] = INITIAL_TRAITS
-    info: dict[str, Any] = field(default_factory=dict)  # step reports (sparsity, vocab stats, ...)
-
-
-@dataclass
-class StepContext:
-    """What a running step may use. Steps never touch the database or the GUI."""
-
-    seed: int
-    task: Any  # core.tasks.Task
-    scratch: Path
-    progress: Callable[[float, str], None] = lambda fraction, message="": None
-    log: Callable[[str], None] = lambda message: None
-    cancelled: Callable[[], bool] = lambda: False
-    teacher: Any = None  # a ModelState, for steps that distil
-    threads: int | None = None
-
-    def check_cancelled(self) -> None:
-        if self.cancelled():
-            raise StepCancelled("Run cancelled by the user")
+from core.state import FLOAT, ModelState, StepContext
 
 
 class Step:
@@ -119,6 +78,12 @@ def all_steps() -> list[type[Step]]:
     return sorted(_REGISTRY.values(), key=lambda s: (s.category, s.title))
 
 
+def is_registered(step_id: str) -> bool:
+    """Whether ``step_id`` (or a former id) names a registered step."""
+    discover()
+    return step_id in _REGISTRY or step_id in _ALIASES
+
+
 def get_step(step_id: str) -> type[Step]:
     """Resolve an id (or a former id) through the registry only, never an import path."""
     discover()
@@ -130,5 +95,9 @@ def get_step(step_id: str) -> type[Step]:
         raise ConfigError(f"Unknown step '{step_id}'. Known steps: {known}", step=step_id) from None
 
 
-def canonical_id(step_id: str) -> str:
-    return get_step(step_id).id
+def load_state(folder: Path) -> ModelState:
+    """A saved variant as a model state, every step's codec registered first."""
+    from core.artifacts import load_artifact
+
+    discover()
+    return load_artifact(folder).state()

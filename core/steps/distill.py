@@ -11,7 +11,7 @@ teacher layer i*N/M), through a learned linear projection when the hidden sizes 
 attention term compares the attention *probabilities* transformers returns (TinyBERT used the
 pre-softmax scores); padded positions are masked out of every term. Stage 2, prediction-layer
 distillation: soft cross-entropy at a temperature (MSE for regression) through
-``core.training.train``; ``alpha`` < 1 mixes in the hard task loss (0.5 = the SQuAD system's
+``core.steps.training.train``; ``alpha`` < 1 mixes in the hard task loss (0.5 = the SQuAD system's
 distillation during fine-tuning).
 """
 
@@ -23,7 +23,8 @@ from typing import Any
 
 from core.errors import ConfigError
 from core.params import StepConfig, param
-from core.steps.base import FLOAT, INITIAL_TRAITS, ModelState, Step, StepContext, register
+from core.state import FLOAT, INITIAL_TRAITS, ModelState, StepContext
+from core.steps.base import Step, register
 
 STEP_ID = "distill"
 
@@ -130,7 +131,7 @@ class Distill(Step):
     heads = frozenset({"classification", "regression", "qa"})
 
     def apply(self, state: ModelState, ctx: StepContext) -> ModelState:
-        from core.training import scaled_context, train
+        from core.steps.training import train
 
         cfg: DistillConfig = self.config  # type: ignore[assignment]
         ctx.check_cancelled()
@@ -151,12 +152,12 @@ class Distill(Step):
         split = 0.5 if stage1 and stage2 else (1.0 if stage1 else 0.0)
         if stage1:
             info["stage1"] = self._intermediate(
-                student, teacher, mapping, cfg, scaled_context(ctx, 0.0, split, "Stage 1 (intermediate layers): ")
+                student, teacher, mapping, cfg, ctx.scaled(0.0, split, "Stage 1 (intermediate layers): ")
             )
         if stage2:
             info["stage2"] = train(
                 student,
-                scaled_context(ctx, split, 1.0, "Stage 2 (prediction layer): "),
+                ctx.scaled(split, 1.0, "Stage 2 (prediction layer): "),
                 epochs=cfg.prediction_epochs,
                 lr=cfg.lr,
                 batch_size=cfg.batch_size,
@@ -295,7 +296,7 @@ class Distill(Step):
     ) -> dict[str, Any]:
         import torch
 
-        from core.training import MODEL_INPUTS, run_loop, train_loader
+        from core.steps.training import MODEL_INPUTS, run_loop, train_loader
 
         s_hidden = student.model.config.hidden_size
         t_hidden = teacher.model.config.hidden_size

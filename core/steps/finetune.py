@@ -1,6 +1,6 @@
 """Fine-tune the encoder and its task head on the task's training split.
 
-Classification, regression and extractive QA heads all train through ``core.training.train``;
+Classification, regression and extractive QA heads all train through ``core.steps.training.train``;
 the head decides the loss (cross-entropy, MSE, start/end cross-entropy). Values change, storage
 does not, so no codec is needed.
 """
@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from core.errors import ConfigError
 from core.params import StepConfig, param
-from core.steps.base import FLOAT, TRAINABLE, ModelState, Step, StepContext, register
+from core.state import FLOAT, TRAINABLE, ModelState, StepContext
+from core.steps.base import Step, register
 
 TRAINED_HEADS = frozenset({"classification", "regression", "qa"})
 
@@ -40,7 +41,7 @@ class Finetune(Step):
     heads = TRAINED_HEADS
 
     def apply(self, state: ModelState, ctx: StepContext) -> ModelState:
-        from core.training import train
+        from core.steps.training import train
 
         cfg: FinetuneConfig = self.config  # type: ignore[assignment]
         if state.head not in TRAINED_HEADS:
@@ -50,15 +51,7 @@ class Finetune(Step):
             )
         ctx.check_cancelled()
         model = copy.deepcopy(state.model)
-        new = ModelState(
-            model=model,
-            tokenizer=state.tokenizer,
-            task=state.task,
-            head=state.head,
-            transforms=list(state.transforms),
-            traits=state.traits,
-            info=dict(state.info),
-        )
+        new = state.derive(model)
         import dataclasses
 
         run_ctx = dataclasses.replace(ctx, seed=ctx.seed + cfg.seed_offset)

@@ -19,7 +19,8 @@ from typing import Any
 from core.artifacts import Codec, register_codec
 from core.errors import ArtifactError, ConfigError
 from core.params import StepConfig, param
-from core.steps.base import FLOAT, ModelState, Step, StepContext, register
+from core.state import FLOAT, ModelState, StepContext
+from core.steps.base import Step, register
 
 # Module-name patterns (relative to model.base_model) of each group, for the BERT, RoBERTa,
 # ELECTRA (encoder.layer.N.attention.self.query ...), DistilBERT (transformer.layer.N.attention.q_lin
@@ -153,13 +154,9 @@ class GlobalMagnitudePrune(Step):
         info[self.id] = report
         ctx.log(f"pruned {zeros:,} of {total:,} weights ({report['sparsity']:.1%})")
         ctx.progress(1.0, "Pruned")
-        return ModelState(
-            model=model,
-            tokenizer=state.tokenizer,
-            task=state.task,
-            head=state.head,
+        return state.derive(
+            model,
             transforms=[*state.transforms, {"codec": SparseCodec.id, "tensors": names}],
-            traits=state.traits,
             info=info,
         )
 

@@ -25,7 +25,8 @@ from typing import Any
 from core.artifacts import Codec, register_codec
 from core.errors import ArtifactError, ConfigError
 from core.params import StepConfig, param
-from core.steps.base import FLOAT, TRAINABLE, ModelState, Step, StepContext, register
+from core.state import FLOAT, TRAINABLE, ModelState, StepContext
+from core.steps.base import Step, register
 
 INT8 = "int8"
 
@@ -178,11 +179,8 @@ class DynamicInt8(Step):
             "activation_range": cfg.activation_range if cfg.backend == "torch" else "full (per token)",
         }
         ctx.progress(1.0, "Quantized")
-        return ModelState(
-            model=model,
-            tokenizer=state.tokenizer,
-            task=state.task,
-            head=state.head,
+        return state.derive(
+            model,
             transforms=[*state.transforms, {"codec": codec, "engine": cfg.engine}],
             traits=(state.traits - self.removes) | self.adds,
             info=info,

@@ -15,8 +15,9 @@ from typing import Any
 from core.artifacts import Codec, register_codec
 from core.errors import ConfigError
 from core.params import param
-from core.steps._tuning import TuneConfig, finetune, scaled_context
-from core.steps.base import FLOAT, TRAINABLE, ModelState, Step, StepContext, register
+from core.state import FLOAT, TRAINABLE, ModelState, StepContext
+from core.steps._tuning import TuneConfig, finetune
+from core.steps.base import Step, register
 
 CODEC_ID = "sketch"
 
@@ -138,18 +139,14 @@ class RandomSketch(Step):
         params_after = sum(p.numel() for p in state.model.parameters())
         ctx.log(f"sketched {len(layers)} Linear layers: {params_before} -> {params_after} parameters")
 
-        stats = finetune(state, scaled_context(ctx, 0.1, 1.0, "fine-tuning: "), cfg)
+        stats = finetune(state, ctx.scaled(0.1, 1.0, "fine-tuning: "), cfg)
         info = dict(state.info)
         info[self.id] = {"layers": len(layers), "params_before": params_before, "params_after": params_after,
                          "training": stats}
         ctx.progress(1.0, "sketched")
-        return ModelState(
-            model=state.model,
-            tokenizer=state.tokenizer,
-            task=state.task,
-            head=state.head,
+        return state.derive(
+            state.model,
             transforms=[*state.transforms, {"codec": CODEC_ID, "layers": layers}],
-            traits=state.traits,
             info=info,
         )
 

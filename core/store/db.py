@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from core.errors import WorkbenchError
 from core.store.schema import Base
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 60_000
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _OUR_TABLES = {"runs", "variants", "metrics"}
@@ -35,12 +35,27 @@ class StoreError(WorkbenchError):
     """The results database cannot be used (corrupt, newer schema, unwritable). Names the file."""
 
 
-def _create_v1(conn: Connection) -> None:
-    Base.metadata.create_all(conn)
+def _v2_swept_and_primary_metric(conn: Connection) -> None:
+    """Variants keep their swept values as JSON (not only inside a label); runs their task's primary
+    metric. Older rows get their swept values from the label the runner wrote, parsed this once."""
+    import json
+
+    conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN primary_metric VARCHAR")
+    conn.exec_driver_sql("ALTER TABLE variants ADD COLUMN swept TEXT DEFAULT '{}'")
+    for vid, label in conn.exec_driver_sql("SELECT id, label FROM variants WHERE label LIKE '%(%=%)'").all():
+        values = {}
+        for part in label[label.index("(") + 1 : -1].split(","):
+            name, _, text = part.partition("=")
+            try:
+                values[name.strip()] = json.loads(text.strip())
+            except ValueError:
+                values[name.strip()] = text.strip()
+        conn.exec_driver_sql("UPDATE variants SET swept = ? WHERE id = ?", (json.dumps(values), vid))
 
 
-# version reached -> function bringing the previous version to it. Append, never edit.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _create_v1}
+# version reached -> function bringing the previous version to it. Append, never edit. A new file is
+# created at SCHEMA_VERSION directly from the declarative schema.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2_swept_and_primary_metric}
 
 
 def _inspect(path: Path) -> tuple[int, set[str]]:
@@ -170,9 +185,14 @@ def open_store(path: str | Path | None = None, *, create: bool = True) -> Store:
 
 
 def _migrate(store: Store, found: int) -> None:
-    if found > 0:  # keep the old file before changing its schema
-        backup = store.path.with_name(f"{store.path.name}.v{found}.bak")
-        shutil.copy2(store.path, backup)
+    if found == 0:
+        with store.engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
+            if (conn.exec_driver_sql("PRAGMA user_version").scalar() or 0) == 0:  # nobody created it meanwhile
+                Base.metadata.create_all(conn)
+                conn.exec_driver_sql(f"PRAGMA user_version={SCHEMA_VERSION}")
+        return
+    backup = store.path.with_name(f"{store.path.name}.v{found}.bak")  # keep the old file first
+    shutil.copy2(store.path, backup)
     for version in range(found + 1, SCHEMA_VERSION + 1):
         with store.engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
             current = conn.exec_driver_sql("PRAGMA user_version").scalar() or 0

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,6 +16,7 @@ from sqlalchemy import select
 
 from core.store import schema as s
 from core.store.db import Store
+from core.store.rows import MetricValue
 
 
 def now() -> datetime:
@@ -105,6 +107,7 @@ class RunIdentity:
     recipe_name: str
     seed: int
     environment: dict[str, Any] = field(default_factory=dict)
+    primary_metric: str | None = None
 
 
 def create_run(store: Store, ident: RunIdentity, artifacts_root: Path) -> RunContext:
@@ -129,6 +132,7 @@ def create_run(store: Store, ident: RunIdentity, artifacts_root: Path) -> RunCon
             recipe_id=recipe.id, model_id=model.id, dataset_id=dataset.id, environment_id=env.id,
             task=ident.task, seed=ident.seed, status=s.RUNNING, created_at=now(), started_at=now(),
             pid=pid, pid_start=process_start(pid), host=socket.gethostname(), artifacts_dir="", attempts=1,
+            primary_metric=ident.primary_metric,
         )
         session.add(run)
         session.flush()
@@ -178,14 +182,6 @@ def finish_run(store: Store, run_id: int, status: str, error: str | None = None,
 
 
 @dataclass
-class MetricValue:
-    name: str
-    value: float | None
-    unit: str = ""
-    split: str = ""
-
-
-@dataclass
 class StoredVariant:
     """What the runner needs to know about a finished variant (its own or a cached one)."""
 
@@ -213,12 +209,13 @@ def add_variant(
     flag: str | None = None,
     info: dict[str, Any] | None = None,
     cached_from: int | None = None,
+    swept: dict[str, Any] | None = None,
 ) -> int:
     """Commit one finished variant with its metrics and artifact in one transaction; return its id."""
     with store.write() as session:
         variant = s.Variant(
             run_id=run_id, parent_id=parent_id, step_index=step_index, step_id=step_id, label=label,
-            config=json.dumps(config, sort_keys=True), cache_key=cache_key, cached=cached_from is not None,
+            config=json.dumps(config, sort_keys=True), swept=json.dumps(swept or {}), cache_key=cache_key, cached=cached_from is not None,
             cached_from_id=cached_from, seconds=seconds, flag=flag, info=json.dumps(info or {}, default=str),
             created_at=now(),
         )
@@ -252,15 +249,14 @@ def find_in_run(store: Store, run_id: int, cache_key: str) -> StoredVariant | No
         return _stored(session, variant) if variant is not None else None
 
 
-def find_cached(store: Store, cache_key: str) -> StoredVariant | None:
-    """The newest finished variant of any run with this cache key whose artifact is still on disk."""
-    from core.artifacts import MANIFEST
-
+def find_cached(store: Store, cache_key: str, usable: Callable[[Path], bool]) -> StoredVariant | None:
+    """The newest finished variant of any run with this cache key whose artifact is ``usable``
+    (still on disk and complete: the caller knows what an artifact folder holds)."""
     with store.read() as session:
         for variant in session.scalars(
             select(s.Variant).where(s.Variant.cache_key == cache_key).order_by(s.Variant.id.desc()).limit(20)
         ):
             stored = _stored(session, variant)
-            if stored is not None and (stored.artifact_path / MANIFEST).is_file():
+            if stored is not None and usable(stored.artifact_path):
                 return stored
     return None

@@ -77,6 +77,7 @@ class Run(Base):
     host: Mapped[str | None] = mapped_column(String)
     artifacts_dir: Mapped[str] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=1)  # 1 + number of resumes
+    primary_metric: Mapped[str | None] = mapped_column(String)  # the task's headline metric (schema 2)
 
     recipe: Mapped[Recipe] = relationship()
     model: Mapped[Model] = relationship()
@@ -101,6 +102,7 @@ class Variant(Base):
     seconds: Mapped[float] = mapped_column(Float, default=0.0)  # apply + save + measure wall time
     flag: Mapped[str | None] = mapped_column(Text)  # e.g. "not smaller on disk than its parent: ..."
     info: Mapped[str] = mapped_column(Text, default="{}")  # JSON of the step's report
+    swept: Mapped[str] = mapped_column(Text, default="{}")  # JSON: swept field -> this variant's value (schema 2)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     __table_args__ = (Index("ix_variants_run_step", "run_id", "step_index"),)
 

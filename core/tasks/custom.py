@@ -224,6 +224,7 @@ def custom_task(
         pair=text_pair is not None,
         note=origin,
         label_names=label_names,
+        data_files=(path,) if dev_path is None else (path, Path(dev_path).expanduser()),
     )
     return register_task(task, replace=True) if register else task
 
@@ -248,7 +249,7 @@ _FROM_SPEC: dict[tuple[Any, ...], Task] = {}
 
 
 def task_from_spec(spec: Any) -> Task:
-    """The task of a recipe's ``data:`` (core.chain.DataSpec), registered as ``custom:<name>``.
+    """The task of a recipe's ``data:`` (core.recipe.DataSpec), registered as ``custom:<name>``.
 
     Validation runs on every edit in the window: a file is read again only when the mapping or the
     file itself (size, modification time) changed.

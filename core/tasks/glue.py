@@ -125,6 +125,7 @@ def _load_qnli(split: str) -> Any:
 SST2 = register_task(
     Task(
         id="sst2",
+        data_files=(datasets_dir() / "sst2",),
         title="SST-2 (sentiment)",
         family="glue",
         head="classification",
@@ -140,6 +141,7 @@ SST2 = register_task(
 COLA = register_task(
     Task(
         id="cola",
+        data_files=(datasets_dir() / "cola",),
         title="CoLA (acceptability)",
         family="glue",
         head="classification",
@@ -155,6 +157,7 @@ COLA = register_task(
 RTE = register_task(
     Task(
         id="rte",
+        data_files=(datasets_dir() / "rte",),
         title="RTE (entailment)",
         family="glue",
         head="classification",
@@ -171,6 +174,7 @@ RTE = register_task(
 STSB = register_task(
     Task(
         id="stsb",
+        data_files=(datasets_dir() / "stsb",),
         title="STS-B (similarity)",
         family="glue",
         head="regression",
@@ -187,6 +191,7 @@ STSB = register_task(
 QNLI = register_task(
     Task(
         id="qnli",
+        data_files=(datasets_dir() / "qnli",),
         title="QNLI (question entailment)",
         family="glue",
         head="classification",

@@ -384,6 +384,7 @@ def postprocess(
 SQUAD_V2 = register_task(
     Task(
         id="squad_v2",
+        data_files=(datasets_dir() / "squad_v2",),
         title="SQuAD 2.0 (extractive QA)",
         family="squad",
         head="qa",

@@ -1,7 +1,7 @@
 """Test-only steps (never shipped) and tiny recipes for the store, worker and CLI tests.
 
 Importing this module registers the steps below in the step registry. Worker subprocesses get them
-through :data:`WORKER_COMMAND`, which imports this module before running ``core.worker.main``.
+through :data:`WORKER_COMMAND`, which imports this module before running ``core.run.worker.main``.
 """
 
 from __future__ import annotations
@@ -14,15 +14,16 @@ from typing import Any
 
 from core.errors import ConfigError
 from core.params import StepConfig, param
+from core.state import FLOAT, TRAINABLE, ModelState, StepContext
 from core.steps import base
-from core.steps.base import FLOAT, TRAINABLE, ModelState, Step, StepContext
+from core.steps.base import Step
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_COMMAND = [
     sys.executable,
     "-c",
     f"import sys; sys.path.insert(0, {str(ROOT)!r}); import tests.core.fakes;"
-    " from core.worker import main; sys.exit(main())",
+    " from core.run.worker import main; sys.exit(main())",
 ]
 
 
@@ -177,7 +178,7 @@ class Renamed(Step):
 
 STEPS = (ScaleWeights, Slow, Train, Freeze, Distil, QAOnly, Fail, Renamed)
 for _cls in STEPS:
-    if _cls.id not in base._REGISTRY:
+    if not base.is_registered(_cls.id):
         base.register(_cls)
 
 

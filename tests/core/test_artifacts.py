@@ -10,7 +10,7 @@ import torch
 from core.artifacts import load_artifact, save_artifact
 from core.errors import ArtifactError
 from core.models import ModelRef, load_model, load_tokenizer
-from core.steps.base import ModelState
+from core.state import ModelState
 from tests.helpers import tiny_bert_folder
 
 

@@ -113,7 +113,7 @@ def _reviews(folder: Path, n: int = 40) -> Path:
 
 
 def test_recipe_data_round_trips_and_reads_relative_paths_from_the_recipe_folder(tmp_path: Path) -> None:
-    from core.chain import DataSpec, dumps_recipe, load_recipe, loads_recipe, recipe_task
+    from core.recipe import DataSpec, dumps_recipe, load_recipe, loads_recipe, recipe_task
 
     _reviews(tmp_path)
     text = ("model: all-MiniLM-L6-v2\n"
@@ -140,7 +140,7 @@ def test_recipe_data_round_trips_and_reads_relative_paths_from_the_recipe_folder
     ("r.csv", "data", "mapping"),
 ])
 def test_a_malformed_data_mapping_is_refused_naming_the_field(data: object, field: str, words: str) -> None:
-    from core.chain import Recipe, RecipeError
+    from core.recipe import Recipe, RecipeError
 
     with pytest.raises(RecipeError, match=words) as info:
         Recipe.from_dict({"model": "all-MiniLM-L6-v2", "data": data})
@@ -148,7 +148,7 @@ def test_a_malformed_data_mapping_is_refused_naming_the_field(data: object, fiel
 
 
 def test_data_and_task_must_agree() -> None:
-    from core.chain import Recipe, RecipeError
+    from core.recipe import Recipe, RecipeError
 
     with pytest.raises(RecipeError, match="custom:reviews") as info:
         Recipe.from_dict({"model": "m", "task": "sst2", "data": {"path": "reviews.csv", "text": "t", "label": "l"}})
@@ -156,7 +156,7 @@ def test_data_and_task_must_agree() -> None:
 
 
 def test_a_wrong_column_in_the_data_is_a_validation_problem_listing_the_columns(tmp_path: Path) -> None:
-    from core.chain import Recipe, validate_recipe
+    from core.recipe import Recipe, validate_recipe
 
     path = _reviews(tmp_path)
     recipe = Recipe.from_dict({"model": "all-MiniLM-L6-v2", "data": {"path": str(path), "text": "text", "label": "stars"}})
@@ -167,7 +167,7 @@ def test_a_wrong_column_in_the_data_is_a_validation_problem_listing_the_columns(
 def test_an_edited_data_file_is_read_again(tmp_path: Path) -> None:
     import os
 
-    from core.chain import DataSpec
+    from core.recipe import DataSpec
     from core.tasks.custom import task_from_spec
 
     path = _reviews(tmp_path, n=40)
@@ -181,8 +181,9 @@ def test_an_edited_data_file_is_read_again(tmp_path: Path) -> None:
 
 
 def test_a_recipe_with_a_data_file_runs_in_the_worker(tmp_path: Path) -> None:
+    from core.protocol import RunRequest
+    from core.run.process import run_worker
     from core.store import list_runs, open_store, run_variants
-    from core.worker_client import run_worker
     from tests.helpers import tiny_bert_folder
 
     model = tiny_bert_folder(tmp_path / "tiny")
@@ -191,9 +192,9 @@ def test_a_recipe_with_a_data_file_runs_in_the_worker(tmp_path: Path) -> None:
               "measure": {"eval_batch_size": 8, "max_length": 16, "latency_batch_size": 2, "latency_seq_len": 8,
                           "latency_warmup": 0, "latency_repeats": 2, "threads": 1},
               "chain": [{"step": "prune.global_magnitude", "config": {"amount": 0.5}}]}
-    request = {"recipe": recipe, "db": str(tmp_path / "w.sqlite"), "artifacts": str(tmp_path / "a"), "resume_run": None}
+    request = RunRequest(recipe=recipe, db=str(tmp_path / "w.sqlite"), artifacts=str(tmp_path / "a"))
     outcome = run_worker(request, on_event=lambda _e: None)
-    assert outcome.ok, outcome.describe()
+    assert outcome.ok, outcome.message()
     store = open_store(tmp_path / "w.sqlite")
     (run,) = list_runs(store)
     assert run.task == "custom:reviews"

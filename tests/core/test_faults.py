@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
-from core import worker_client
-from core.chain import Recipe, save_recipe
+from core import protocol as p
 from core.cli import main
+from core.recipe import Recipe, save_recipe
+from core.run import process as worker_client
+from core.run.process import WorkerProcess, run_worker
 from core.store import SCHEMA_VERSION, get_run, list_runs, open_store, run_variants
-from core.worker_client import WorkerProcess, run_worker
 from tests.core.fakes import WORKER_COMMAND, tiny_recipe
 
 
@@ -28,9 +29,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_bert_folder(tmp_path_factory.mktemp("tiny"))
 
 
-def _request(tmp_path: Path, recipe: dict[str, Any]) -> dict[str, Any]:
-    return {"recipe": recipe, "db": str(tmp_path / "w.sqlite"), "artifacts": str(tmp_path / "artifacts"),
-            "resume_run": None}
+def _request(tmp_path: Path, recipe: dict[str, Any], artifacts: Path | None = None) -> p.RunRequest:
+    return p.RunRequest(recipe=recipe, db=str(tmp_path / "w.sqlite"), artifacts=str(artifacts or tmp_path / "artifacts"))
 
 
 def test_kill_9_mid_step_keeps_finished_steps_and_resume_completes(tiny: Path, tmp_path: Path) -> None:
@@ -43,13 +43,13 @@ def test_kill_9_mid_step_keeps_finished_steps_and_resume_completes(tiny: Path, t
     worker = WorkerProcess(_request(tmp_path, recipe), command=WORKER_COMMAND)
     run_id = None
     for event in worker.events():
-        if event["type"] == "run_started":
-            run_id = event["run_id"]
-        if event["type"] == "progress" and event["index"] == 2:  # inside the slow step
+        if isinstance(event, p.RunStarted):
+            run_id = event.run_id
+        if isinstance(event, p.Progress) and event.index == 2:  # inside the slow step
             os.kill(worker.pid, signal.SIGKILL)
-    outcome = worker.wait(None, run_id)
-    assert outcome.signal == signal.SIGKILL and outcome.crashed
-    assert "killed by signal 9" in outcome.describe()
+    outcome = worker.wait()
+    assert outcome.status == "crashed" and outcome.signal_name == "SIGKILL" and outcome.run_id == run_id
+    assert "stopped by SIGKILL" in outcome.message() and outcome.resumable
 
     store = open_store(tmp_path / "w.sqlite")
     assert get_run(store, run_id).status == "running"  # nobody has looked yet
@@ -61,18 +61,17 @@ def test_kill_9_mid_step_keeps_finished_steps_and_resume_completes(tiny: Path, t
     before = [v.id for v in run_variants(store, run_id)]
 
     release.touch()  # the slow step now finishes at once
-    from core.runner import run_recipe
+    from core.run.runner import run_recipe
 
-    events: list[dict[str, Any]] = []
-    result = run_recipe(None, db_url_or_path=tmp_path / "w.sqlite", resume_run=run_id,
-                        emit=lambda kind, /, **f: events.append({"type": kind, **f}))
-    assert result.status == "finished", result.error
+    events: list[Any] = []
+    result = run_recipe(None, db_url_or_path=tmp_path / "w.sqlite", resume_run=run_id, emit=events.append)
+    assert isinstance(result, p.RunFinished), result
     run = get_run(store, run_id)
     assert run.status == "finished" and run.attempts == 2 and run.variants == 4
     variants = run_variants(store, run_id)
     assert [v.id for v in variants[:2]] == before  # finished steps kept, not redone
     assert [v.step_id for v in variants] == ["baseline", "test.scale", "test.slow", "test.scale"]
-    assert [e["cached"] for e in events if e["type"] == "step_finished"] == [True, True, False, False]
+    assert [e.cached for e in events if isinstance(e, p.StepFinished)] == [True, True, False, False]
     assert variants[2].parent_id == variants[1].id and variants[3].parent_id == variants[2].id
 
 
@@ -90,7 +89,7 @@ def test_two_runs_at_once_on_one_database(tiny: Path, tmp_path: Path) -> None:
         t.start()
     for t in threads:
         t.join(timeout=600)
-    assert all(o.ok for o in outcomes.values()), [o.describe() for o in outcomes.values()]
+    assert all(o.ok for o in outcomes.values()), [o.message() for o in outcomes.values()]
     assert not [line for line in stderr if "locked" in line]
     runs = list_runs(open_store(tmp_path / "w.sqlite"))
     assert sorted(r.seed for r in runs) == [1, 2]
@@ -135,12 +134,11 @@ def test_unusable_database_is_reported_and_left_byte_identical(
 def test_unwritable_artifact_folder_fails_the_run_clearly(tiny: Path, tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")  # works even as root, where chmod would not stop writes
-    events: list[dict[str, Any]] = []
-    request = {**_request(tmp_path, tiny_recipe(tiny, [{"step": "test.scale"}])), "artifacts": str(blocker / "art")}
-    outcome = run_worker(request, on_event=events.append, command=WORKER_COMMAND)
+    request = _request(tmp_path, tiny_recipe(tiny, [{"step": "test.scale"}]), artifacts=blocker / "art")
+    outcome = run_worker(request, command=WORKER_COMMAND)
     assert outcome.exit_code == 1 and outcome.status == "failed"
-    assert "Cannot write artifacts to" in outcome.describe() and str(blocker) in outcome.describe()
-    assert "--artifacts" in outcome.describe()
+    assert "Cannot write artifacts to" in outcome.message() and str(blocker) in outcome.message()
+    assert "--artifacts" in outcome.message()
     (run,) = list_runs(open_store(tmp_path / "w.sqlite"))
     assert run.status == "failed" and run.error_kind == "ArtifactError" and run.variants == 0
 

@@ -9,7 +9,7 @@ import torch
 
 from core.errors import StepCancelled
 from core.steps.base import get_step
-from core.training import soft_cross_entropy, train
+from core.steps.training import soft_cross_entropy, train
 from tests.core.steps_support import make_ctx, outputs, sample_batch, tiny_state, tiny_task
 
 KW = dict(epochs=2, lr=1e-3, batch_size=4, max_length=32, warmup_ratio=0.1, train_size=16)

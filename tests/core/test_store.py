@@ -25,6 +25,7 @@ from core.store import (
     list_runs,
     mark_interrupted_runs,
     open_store,
+    result_rows,
     results_table,
     run_variants,
     variant_metrics,
@@ -38,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _ident(model: str = "packaged:all-MiniLM-L6-v2", seed: int = 0) -> RunIdentity:
     return RunIdentity(model_ref=model, model_kind="packaged", model_hash="m" * 64, task="sst2", data_hash="d" * 64,
                        recipe_json=json.dumps({"seed": seed}), recipe_name="test", seed=seed,
-                       environment={"cpu": "test"})
+                       primary_metric="accuracy", environment={"cpu": "test"})
 
 
 def _metrics(acc: float, nbytes: int, p50: float) -> list[MetricValue]:
@@ -193,6 +194,26 @@ def test_two_processes_writing_at_once_never_see_database_is_locked(tmp_path: Pa
     assert all(r.variants == 1 for r in runs)
 
 
+def test_a_schema_1_database_gains_swept_values_and_primary_metric(tmp_path: Path) -> None:
+    """Schema 2 keeps swept values as JSON; a v1 file's rows get them from their labels, once."""
+    path = tmp_path / "w.sqlite"
+    store = open_store(path)
+    run_id, ids = _fill(store, tmp_path)
+    store.close()
+    with sqlite3.connect(path) as conn:  # make it a schema-1 file, as an older workbench wrote it
+        conn.execute("UPDATE variants SET label = 'prune.global_magnitude(amount=0.3, bits=8)' WHERE id = ?", (ids[2],))
+        conn.execute("ALTER TABLE variants DROP COLUMN swept")
+        conn.execute("ALTER TABLE runs DROP COLUMN primary_metric")
+        conn.execute("PRAGMA user_version=1")
+    store = open_store(path)
+    variants = run_variants(store, run_id)
+    assert [v.swept for v in variants] == [{}, {}, {"amount": 0.3, "bits": 8}]
+    assert get_run(store, run_id).primary_metric is None
+    (row,) = result_rows(store, variant_ids=[ids[2]])
+    assert row.metric_name == "accuracy" and row.swept == {"amount": 0.3, "bits": 8}  # falls back to the task metric
+    assert (tmp_path / "w.sqlite.v1.bak").is_file()
+
+
 def test_queries_return_plain_rows_with_metrics(tmp_path: Path) -> None:
     store = open_store(tmp_path / "w.sqlite")
     run_id, ids = _fill(store, tmp_path)
@@ -230,6 +251,10 @@ def test_results_table_ratios_and_all_export_formats(tmp_path: Path) -> None:
     assert last["size_mb"] == pytest.approx(1000 / 1e6)
     assert last["accuracy"] == pytest.approx(0.85)
     assert table.columns.index("accuracy") < table.columns.index("params")
+    # The primary metric and "% of baseline" are computed once here, so every export has them.
+    assert last["metric_name"] == "accuracy" and last["metric"] == pytest.approx(0.85)
+    assert last["pct_baseline"] == pytest.approx(100 * 0.85 / 0.90)
+    assert last["pct_smaller"] == pytest.approx(75.0) and table.units["pct_baseline"] == "%"
     # Comparing chosen variants still measures ratios against their run's baseline.
     picked = results_table(store, variant_ids=[ids[2]])
     assert picked.rows[0]["size_ratio"] == pytest.approx(4.0)

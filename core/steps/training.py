@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from core.errors import ConfigError
-from core.steps.base import ModelState, StepContext
+from core.state import ModelState, StepContext
 
 # Forward kwargs a training batch may carry; anything else a feature set holds is dropped.
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -226,13 +226,3 @@ def run_loop(
         "mean_loss_last_epoch": sum(tail) / len(tail) if tail else float("nan"),
         "seconds": time.perf_counter() - started,
     }
-
-
-def scaled_context(ctx: StepContext, start: float, end: float, prefix: str = "") -> StepContext:
-    """A copy of ``ctx`` whose progress maps 0..1 into start..end (for multi-stage steps)."""
-    import dataclasses
-
-    def progress(fraction: float, message: str = "") -> None:
-        ctx.progress(start + (end - start) * fraction, f"{prefix}{message}")
-
-    return dataclasses.replace(ctx, progress=progress)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import tests.core.fakes  # noqa: F401  (registers the test-only steps)
-from core.chain import (
+from core.recipe import (
     Chain,
     ChainEntry,
     MeasureSettings,
@@ -160,9 +160,9 @@ def test_unknown_task_missing_model_and_missing_data(tiny: Path, tmp_path: Path,
 
 
 def test_training_step_on_a_task_without_training_data(tiny: Path) -> None:
-    from core.tasks.base import _TASKS, get_task
+    from core.tasks.base import get_task, is_task_registered
 
-    if "test-devonly" not in _TASKS:
+    if not is_task_registered("test-devonly"):
         sst2 = get_task("sst2")
         register_task(Task(id="test-devonly", title="dev only", family="custom", head="classification",
                            num_labels=2, metrics=("accuracy",), primary_metric="accuracy", loader=sst2.loader,
@@ -250,8 +250,8 @@ def test_recipe_validation_and_client_modules_stay_torch_free(tiny: Path) -> Non
     code = (
         "import sys\n"
         f"sys.path.insert(0, {str(root)!r})\n"
-        "import core.chain, core.store, core.worker_client, core.protocol, core.cli, core.paths\n"
-        "from core.chain import Recipe, validate_recipe\n"
+        "import core.recipe, core.store, core.run.process, core.protocol, core.cli, core.paths\n"
+        "from core.recipe import Recipe, validate_recipe\n"
         f"r = Recipe.from_dict({{'model': {str(tiny)!r}, 'task': 'sst2', 'chain': [{{'step': 'nope'}}]}})\n"
         "assert len(validate_recipe(r)) == 1\n"
         "print(','.join(sorted(m for m in ('torch', 'transformers', 'datasets') if m in sys.modules)))\n"
