@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
+import core.run.session as sessions
 from core.protocol import RunRequest
-from core.run import session as sessions
 from core.run.session import WorkerSession
 
 
