@@ -100,6 +100,20 @@ class Progress(Message):
 
 
 @dataclass(frozen=True)
+class Curve(Message):
+    """One point of a training curve of the node in flight: ``series`` is "loss", "lr" or
+    "eval_<metric>", ``phase`` names the training stage (e.g. "Training", "Stage 1")."""
+
+    type: ClassVar[str] = "curve"
+    node: int
+    index: int
+    phase: str
+    series: str
+    step: int
+    value: float
+
+
+@dataclass(frozen=True)
 class Log(Message):
     type: ClassVar[str] = "log"
     level: str  # debug | info | warning | error
@@ -147,12 +161,12 @@ class RunCancelled(Message):
     interrupted: bool = False
 
 
-Event = RunStarted | StepStarted | Progress | Log | StepFinished | RunFinished | RunFailed | RunCancelled
+Event = RunStarted | StepStarted | Progress | Curve | Log | StepFinished | RunFinished | RunFailed | RunCancelled
 TERMINAL = (RunFinished, RunFailed, RunCancelled)
 
 _TYPES: dict[str, type[Message]] = {
     cls.type: cls
-    for cls in (RunRequest, CancelRequest, RunStarted, StepStarted, Progress, Log, StepFinished, RunFinished,
+    for cls in (RunRequest, CancelRequest, RunStarted, StepStarted, Progress, Curve, Log, StepFinished, RunFinished,
                 RunFailed, RunCancelled)
 }
 

@@ -56,6 +56,7 @@ class StepContext:
     cancelled: Callable[[], bool] = lambda: False
     teacher: Any = None  # a ModelState, for steps that distil
     threads: int | None = None
+    curve: Callable[[str, str, int, float], None] = lambda phase, series, step, value: None  # training curves
 
     def check_cancelled(self) -> None:
         if self.cancelled():
@@ -67,4 +68,7 @@ class StepContext:
         def progress(fraction: float, message: str = "") -> None:
             self.progress(start + (end - start) * fraction, f"{prefix}{message}")
 
-        return dataclasses.replace(self, progress=progress)
+        def curve(phase: str, series: str, step: int, value: float) -> None:
+            self.curve(prefix.rstrip(": ") or phase, series, step, value)  # the stage names the curve
+
+        return dataclasses.replace(self, progress=progress, curve=curve)

@@ -26,6 +26,7 @@ from typing import Any
 import core
 from core.errors import ArtifactError, StepCancelled, WorkbenchError
 from core.protocol import (
+    Curve,
     Event,
     Log,
     PlannedStep,
@@ -201,10 +202,16 @@ class Runner:
             scratch.mkdir(parents=True, exist_ok=True)
             share = {"apply": (0.0, 0.8), "save": (0.8, 0.85), "measure": (0.85, 1.0)}
             lo, hi = share["apply"]
+            curves: dict[str, dict[str, list[list[float]]]] = {}
+
+            def curve(phase: str, series: str, step: int, value: float) -> None:
+                curves.setdefault(phase, {}).setdefault(series, []).append([step, value])
+                self.emit(Curve(node=seq, index=index, phase=phase, series=series, step=step, value=value))
+
             ctx = StepContext(
                 seed=self.recipe.seed, task=self.task, scratch=scratch,
                 progress=lambda f, m="": progress(lo + (hi - lo) * f, m), log=self.log,
-                cancelled=self.cancelled, teacher=teacher, threads=self.recipe.measure.threads,
+                cancelled=self.cancelled, teacher=teacher, threads=self.recipe.measure.threads, curve=curve,
             )
             before = dict(state_in.info)
             clock = time.perf_counter()
@@ -214,6 +221,8 @@ class Runner:
                 shutil.rmtree(scratch, ignore_errors=True)  # scratch is per step; artifacts are what stays
                 _remove_if_empty(scratch.parent)
             step_info = {k: v for k, v in state.info.items() if before.get(k) != v}
+            if curves:
+                step_info["curves"] = curves  # stored with the variant, viewable after the run
             timings["apply"] = time.perf_counter() - clock
         self.check_cancelled()
         folder = self.artifacts / f"{seq:03d}-{(node.step.step if node.step else 'baseline')}-{key[:8]}"

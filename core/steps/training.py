@@ -19,6 +19,7 @@ from core.state import ModelState, StepContext
 # Forward kwargs a training batch may carry; anything else a feature set holds is dropped.
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 TARGETS = ("labels", "start_positions", "end_positions")
+CURVE_POINTS = 400  # at most this many points per training curve series
 
 
 def train(
@@ -187,6 +188,7 @@ def run_loop(
     all_params = [p for group in optimizer.param_groups for p in group["params"]]
     started = time.perf_counter()
     step = 0
+    every = max(1, math.ceil(total / CURVE_POINTS))
     losses: list[float] = []
     examples = 0
     from core.measure.evaluation import pinned_threads
@@ -207,9 +209,13 @@ def run_loop(
                     if max_grad_norm:
                         torch.nn.utils.clip_grad_norm_(all_params, max_grad_norm)
                     optimizer.step()
+                    used_lr = float(optimizer.param_groups[0]["lr"])  # this step's rate, before the schedule moves on
                     scheduler.step()
                     step += 1
                     losses.append(float(loss.detach()))
+                    if step % every == 0 or step == total:
+                        ctx.curve(label, "loss", step, losses[-1])
+                        ctx.curve(label, "lr", step, used_lr)
                     examples += int(next(iter(batch.values())).shape[0])
                     ctx.progress(step / total, f"{label}: step {step}/{total}, loss {losses[-1]:.4f}")
         finally:

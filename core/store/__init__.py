@@ -17,6 +17,7 @@ from core.store.queries import (
     run_recipe_text,
     run_variants,
     table_of,
+    variant_info,
     variant_metrics,
     variants_of_model,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "run_recipe_text",
     "run_variants",
     "table_of",
+    "variant_info",
     "variant_metrics",
     "variants_of_model",
 ]

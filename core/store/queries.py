@@ -203,6 +203,15 @@ def get_variants(store: Store, variant_ids: list[int]) -> list[VariantInfo]:
     return found
 
 
+def variant_info(store: Store, variant_id: int) -> dict[str, Any]:
+    """The step's report stored with a variant (timings, training curves, step statistics)."""
+    with store.read() as session:
+        body = session.execute(select(s.Variant.info).where(s.Variant.id == variant_id)).scalar()
+    if body is None:
+        raise StoreError(f"No variant {variant_id} in {store.path}")
+    return json.loads(body or "{}")
+
+
 def variant_metrics(store: Store, variant_ids: list[int]) -> dict[int, list[MetricValue]]:
     """All metric rows (with unit and split) of the given variants."""
     with store.read() as session:

@@ -256,3 +256,21 @@ def test_a_chain_with_the_torchao_int8_backend_runs_and_is_measured(tiny: Path, 
     base, q = run_variants(store, outcome.run_id)
     assert q.artifact_bytes < 0.5 * base.artifact_bytes  # int8 weights and embeddings on disk
     assert q.metrics["latency_p50"] > 0 and q.metrics["params"] > 0 and "accuracy" in q.metrics
+
+
+def test_training_curves_stream_as_events_and_stay_with_the_variant(tiny: Path, tmp_path: Path) -> None:
+    from core.store import variant_info
+
+    events: list[Any] = []
+    outcome = _run_here(tmp_path, tiny_recipe(tiny, [{"step": "finetune", "config": {
+        "epochs": 1.0, "train_size": 80, "batch_size": 8, "max_length": 16}}]), events)
+    assert isinstance(outcome, p.RunFinished), outcome
+    curves = [e for e in events if isinstance(e, p.Curve)]
+    losses = [(e.step, e.value) for e in curves if e.series == "loss"]
+    assert [s for s, _ in losses] == list(range(1, 11)) and all(v > 0 for _, v in losses)
+    lrs = [e.value for e in curves if e.series == "lr"]
+    assert lrs[0] < max(lrs) and lrs[-1] < lrs[1] / 5  # warm-up, then linear decay towards zero
+    (_, tuned) = run_variants(open_store(tmp_path / "w.sqlite"), outcome.run_id)
+    stored = variant_info(open_store(tmp_path / "w.sqlite"), tuned.id)["curves"]
+    assert stored == {"Training": {"loss": [list(x) for x in losses], "lr": [[e.step, e.value] for e in curves
+                                                                              if e.series == "lr"]}}
