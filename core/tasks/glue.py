@@ -134,6 +134,7 @@ SST2 = register_task(
         primary_metric="accuracy",
         loader=_load_sst2,
         scorer=metrics.accuracy,
+        per_example=metrics.correct,
         label_names=("negative", "positive"),
     )
 )
@@ -166,6 +167,7 @@ RTE = register_task(
         primary_metric="accuracy",
         loader=_load_rte,
         scorer=metrics.accuracy,
+        per_example=metrics.correct,
         pair=True,
         label_names=ENTAILMENT_LABELS,
     )
@@ -200,6 +202,7 @@ QNLI = register_task(
         primary_metric="accuracy",
         loader=_load_qnli,
         scorer=metrics.accuracy,
+        per_example=metrics.correct,
         pair=True,
         splits=("train", "dev", "dev_full"),
         label_names=ENTAILMENT_LABELS,

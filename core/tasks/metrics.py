@@ -65,6 +65,12 @@ def pearson_spearman(predictions: Sequence[float], references: Sequence[float]) 
     return {"pearson": pearson, "spearman": spearman, "pearson_spearman_mean": (pearson + spearman) / 2}
 
 
+def correct(predictions: Sequence[int], references: Sequence[int]) -> dict[str, list[float]]:
+    """Per-example 1/0 for a right/wrong class: accuracy is their mean."""
+    _check(predictions, references)
+    return {"accuracy": [float(p == r) for p, r in zip(predictions, references, strict=True)]}
+
+
 SCORERS: dict[str, Scorer] = {
     "accuracy": accuracy,
     "matthews": matthews,
