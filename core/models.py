@@ -11,6 +11,8 @@ import json
 import logging
 import os
 import pickle  # only to catch torch.load's refusal; nothing is unpickled with it
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -208,6 +210,24 @@ def head_overrides(head: Head, num_labels: int) -> dict[str, Any]:
     return {}
 
 
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """transformers' progress bars ("Loading weights: 100%|...") off while loading, then as they were.
+
+    They go to stderr, where the worker's last lines become the message of a crash; the workbench
+    reports its own progress.
+    """
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def load_model(ref: ModelRef, head: Head = "none", num_labels: int = 2) -> Any:
     """Load the encoder with a task head; a head missing from the checkpoint is freshly initialised."""
     from transformers.utils import logging as hf_logging
@@ -220,7 +240,8 @@ def load_model(ref: ModelRef, head: Head = "none", num_labels: int = 2) -> Any:
         # safetensors only, unless the user allowed pickles; even then torch.load runs weights_only
         # (tensors and plain containers, never arbitrary objects).
         safe = {"weights_only": True} if pickle_weights_allowed() else {"use_safetensors": True}
-        return model_class_for(head).from_pretrained(source, config=config, **safe)
+        with quiet_loading():
+            return model_class_for(head).from_pretrained(source, config=config, **safe)
     except pickle.UnpicklingError as exc:  # only reachable with the pickle opt-in
         why = next((line.strip() for line in str(exc).splitlines() if "WeightsUnpickler error" in line), "")
         raise ModelLoadError(

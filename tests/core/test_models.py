@@ -121,3 +121,15 @@ def test_pickled_weights_load_when_allowed_explicitly_and_only_as_weights(
     with pytest.raises(ModelLoadError, match="pytorch_model.bin|weights"):
         load_model(ModelRef.parse(str(folder)), "none")
     assert not marker.exists()  # torch.load(weights_only=True) refused to run the pickle's code
+
+
+def test_loading_draws_no_progress_bar_on_stderr(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """A worker's stderr tail becomes a crash message: transformers' "Loading weights" bar must not be in it."""
+    from transformers.utils import logging as hf_logging
+
+    folder = tiny_bert_folder(tmp_path / "tiny")
+    hf_logging.enable_progress_bar()
+    capfd.readouterr()
+    load_model(ModelRef.parse(str(folder)), "classification")
+    assert "Loading weights" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()  # restored for whoever had it on
