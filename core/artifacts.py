@@ -9,6 +9,7 @@ shared between modules are stored once and re-tied on load. No pickle anywhere.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -98,19 +99,16 @@ def storage_key(value: Any) -> Any:
 
 
 def save_artifact(state: Any, folder: Path, *, base: str = "", extra: dict[str, Any] | None = None) -> int:
-    """Write the variant in ``state`` (a ModelState) to ``folder``; return the folder's bytes."""
+    """Write the variant in ``state`` (a ModelState) to ``folder``; return the folder's bytes.
+
+    Everything is written to ``<folder>.partial`` first and renamed at the end; whatever goes wrong
+    on the way (a full disk above all), the partial folder is removed and the error says what to do.
+    """
     import torch
     from safetensors.torch import save_file
 
     folder = Path(folder)
     tmp = folder.with_name(folder.name + ".partial")
-    try:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
-    except OSError as exc:
-        raise ArtifactError(f"Cannot write the artifact folder {folder}: {exc.strerror or exc}") from exc
-
     model = state.model
     tensors, aliases = state_tensors(model)
     entries = [dict(e) for e in state.transforms]
@@ -130,18 +128,57 @@ def save_artifact(state: Any, folder: Path, *, base: str = "", extra: dict[str, 
         "traits": sorted(state.traits),
         **(extra or {}),
     }
+    stored = {k: v.detach().contiguous() for k, v in tensors.items()}
     try:
-        save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp / WEIGHTS))
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        save_file(stored, str(tmp / WEIGHTS))
         model.config.save_pretrained(str(tmp))
         state.tokenizer.save_pretrained(str(tmp))
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp, folder)
-    except OSError as exc:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise ArtifactError(f"Cannot write the artifact folder {folder}: {exc.strerror or exc}") from exc
+        if _no_space(exc):
+            need = sum(v.numel() * v.element_size() for v in stored.values())
+            raise ArtifactError(disk_full_message(folder, need)) from exc
+        if isinstance(exc, OSError) or type(exc).__name__ == "SafetensorError":
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise ArtifactError(f"Cannot write the artifact folder {folder}: {why}") from exc
+        raise
     return folder_bytes(folder)
+
+
+def _no_space(exc: BaseException) -> bool:
+    """A full disk or quota, whether from Python (OSError) or from safetensors' Rust writer (its message)."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    text = str(exc)
+    return type(exc).__name__ == "SafetensorError" and (
+        "No space left on device" in text or f"os error {errno.ENOSPC}" in text or "Disk quota exceeded" in text
+    )
+
+
+def disk_full_message(folder: Path, need_bytes: int) -> str:
+    """What to do when ``folder``'s drive is full: how much to free, or where else to write."""
+    probe = Path(folder)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError:
+        free = 0
+    need_mb = max(1, -(-need_bytes // 10**6))
+    free_mb = free // 10**6
+    short_mb = need_mb - free_mb if need_mb > free_mb else need_mb
+    return (
+        f"No space left on the drive of {folder} while saving an artifact: it needs about {need_mb} MB and "
+        f"{free_mb} MB are free. Free at least {short_mb} MB there, or choose another artifacts folder "
+        "(workbench-cli run --artifacts DIR, or WORKBENCH_HOME for database and artifacts together)."
+    )
 
 
 def folder_bytes(folder: Path) -> int:

@@ -117,3 +117,46 @@ def test_a_manifest_that_is_not_an_object_is_refused(tmp_path: Path) -> None:
     (folder / "manifest.json").write_text("[1, 2]")
     with pytest.raises(ArtifactError, match="manifest.json.*not an object"):
         load_artifact(folder)
+
+
+# --- a full disk while saving ----------------------------------------------------------------------------
+
+def _disk_full_from_safetensors(*args: object, **kwargs: object) -> None:
+    """What safetensors' Rust writer raises on a full disk (seen on a 64 kB tmpfs): a SafetensorError."""
+    from safetensors import SafetensorError
+
+    raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+
+def _disk_full_from_python(*args: object, **kwargs: object) -> None:
+    import errno
+    import os
+
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize("where", ["weights", "tokenizer"])
+def test_a_full_disk_says_what_to_free_and_leaves_no_partial_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    import safetensors.torch
+
+    state = _state(tmp_path)
+    out = tmp_path / "artifacts"
+    save_artifact(state, out / "001-baseline")  # an earlier artifact, to be kept as it is
+    before = sorted(p.name for p in (out / "001-baseline").iterdir())
+    if where == "weights":
+        monkeypatch.setattr(safetensors.torch, "save_file", _disk_full_from_safetensors)
+    else:
+        monkeypatch.setattr(type(state.tokenizer), "save_pretrained", _disk_full_from_python)
+    for target in (out / "002-prune", out / "001-baseline"):
+        with pytest.raises(ArtifactError) as info:
+            save_artifact(state, target)
+        message = str(info.value)
+        assert "No space left" in message and str(target) in message
+        assert "Free at least" in message and " MB" in message and "--artifacts" in message
+        assert "os error" not in message and "SafetensorError" not in message
+    assert sorted(p.name for p in out.iterdir()) == ["001-baseline"]  # no .partial, no half artifact
+    assert sorted(p.name for p in (out / "001-baseline").iterdir()) == before
+    monkeypatch.undo()
+    load_artifact(out / "001-baseline")
