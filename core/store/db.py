@@ -91,17 +91,9 @@ def _inspect(path: Path, timeout_s: float) -> tuple[int, set[str]]:
             f"{path} is not a workbench results database (not an SQLite file, or damaged); "
             "it was left untouched. Choose another file with --db or WORKBENCH_DB."
         )
+    immutable = not _wal_exists(path)
     try:
-        conn = sqlite3.connect(_ro_uri(path), uri=True, timeout=timeout_s)
-    except sqlite3.Error as exc:
-        raise StoreError(f"Cannot open the results database {path}: {exc}") from None
-    try:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if version <= SCHEMA_VERSION:
-            result = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
-            if result != "ok":
-                raise sqlite3.DatabaseError(result)
+        return _read_schema(path, _ro_uri(path), timeout_s)
     except sqlite3.OperationalError as exc:
         if _is_locked(exc):
             raise StoreError(_locked_message(path, timeout_s)) from None
@@ -111,9 +103,38 @@ def _inspect(path: Path, timeout_s: float) -> tuple[int, set[str]]:
                 f"Cannot read the results database {path}: {reason} and SQLite needs to write beside it ({exc}). "
                 "Copy it to a writable folder, or choose another file with --db or WORKBENCH_DB."
             ) from None
-        raise _damaged(path, exc) from None
+        first: sqlite3.DatabaseError = exc
     except sqlite3.DatabaseError as exc:
-        raise _damaged(path, exc) from None
+        first = exc
+    if immutable and read_only_reason(path) is None:
+        # An immutable read takes no lock: a process that opened the file meanwhile and wrote to it
+        # could make pages look damaged. Confirm with a locking read, then remove the -wal/-shm that
+        # read created (nobody can be using a file that is damaged).
+        created = [Path(f"{path}{suffix}") for suffix in ("-wal", "-shm") if not Path(f"{path}{suffix}").exists()]
+        try:
+            return _read_schema(path, f"{path.resolve().as_uri()}?mode=ro", timeout_s)
+        except sqlite3.DatabaseError as exc:
+            if _is_locked(exc):
+                raise StoreError(_locked_message(path, timeout_s)) from None
+            first = exc
+            for leftover in created:
+                leftover.unlink(missing_ok=True)
+    raise _damaged(path, first) from None
+
+
+def _read_schema(path: Path, uri: str, timeout_s: float) -> tuple[int, set[str]]:
+    """(user_version, tables) through ``uri``, with a quick integrity check when the schema is ours to read."""
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=timeout_s)
+    except sqlite3.Error as exc:
+        raise StoreError(f"Cannot open the results database {path}: {exc}") from None
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if version <= SCHEMA_VERSION:
+            result = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+            if result != "ok":
+                raise sqlite3.DatabaseError(result)
     finally:
         conn.close()
     return version, tables

@@ -411,3 +411,23 @@ def test_refusing_a_newer_or_damaged_wal_database_creates_nothing_beside_it(tmp_
     for path, needle in ((newer, "newer workbench"), (damaged, "damaged")):
         _refused(path, needle)
         assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no -wal, no -shm
+
+
+def test_damage_seen_by_the_lock_free_read_is_confirmed_before_refusing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first look takes no lock; a writer that opened the file meanwhile can make pages look torn.
+    Only a second, locking read decides that the file is damaged."""
+    path = _wal_database(tmp_path / "w.sqlite")
+    real = db._read_schema
+    uris: list[str] = []
+
+    def torn_once(p: Path, uri: str, timeout_s: float) -> tuple[int, set[str]]:
+        uris.append(uri)
+        if len(uris) == 1:
+            raise sqlite3.DatabaseError("database disk image is malformed")
+        return real(p, uri, timeout_s)
+
+    monkeypatch.setattr(db, "_read_schema", torn_once)
+    open_store(path).close()
+    assert "immutable=1" in uris[0] and "immutable" not in uris[1]
