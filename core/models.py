@@ -10,6 +10,9 @@ import importlib.util
 import json
 import logging
 import os
+import pickle  # only to catch torch.load's refusal; nothing is unpickled with it
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +25,8 @@ for _noisy in ("torchao", "torch.utils._pytree"):
     logging.getLogger(_noisy).setLevel(logging.ERROR)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+# Opt-in for a model folder that holds only pytorch_model.bin (a pickle); see check_weight_files.
+ALLOW_PICKLE_ENV = "WORKBENCH_ALLOW_PICKLE_WEIGHTS"
 
 # name -> (python package that ships it, folder inside the package). Installed with --no-deps.
 PACKAGED_MODELS: dict[str, tuple[str, str]] = {
@@ -92,12 +97,37 @@ def check_local_folder(folder: Path) -> None:
         raise ModelLoadError(f"{config} is not valid JSON: {exc}") from exc
     if "model_type" not in cfg:
         raise ModelLoadError(f"{config} has no 'model_type': not a Hugging Face model config")
-    weights = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("pytorch_model*.bin"))
-    if not weights:
-        raise ModelLoadError(f"{folder} has no weights (model.safetensors or pytorch_model.bin)")
-    for w in weights:
+    for w in check_weight_files(folder):
         if w.suffix == ".safetensors":
             _check_safetensors(w)
+
+
+def pickle_weights_allowed() -> bool:
+    """Whether the user opted in to pickled weights (``WORKBENCH_ALLOW_PICKLE_WEIGHTS=1``)."""
+    return os.environ.get(ALLOW_PICKLE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def check_weight_files(folder: Path) -> list[Path]:
+    """The weight files transformers will read from ``folder``; torch-free, cheap (no file is opened).
+
+    Weights are read from safetensors only. A folder holding only ``pytorch_model*.bin`` (a Python
+    pickle, which can run code when loaded) is refused with how to convert it, unless the user set
+    ``WORKBENCH_ALLOW_PICKLE_WEIGHTS=1``; then it is read with ``torch.load(weights_only=True)``.
+    """
+    safetensors = sorted(folder.glob("*.safetensors"))
+    if safetensors:
+        return safetensors
+    pickles = sorted(folder.glob("pytorch_model*.bin"))
+    if not pickles:
+        raise ModelLoadError(f"{folder} has no weights: it needs model.safetensors")
+    if not pickle_weights_allowed():
+        raise ModelLoadError(
+            f"{pickles[0]} is a Python pickle (it can run code when loaded); the workbench reads weights "
+            "from safetensors only. Convert it once to model.safetensors in the same folder, e.g. "
+            "transformers' AutoModel.from_pretrained(folder).save_pretrained(folder), or, if you trust "
+            f"the file, allow it explicitly with {ALLOW_PICKLE_ENV}=1 (read with torch.load(weights_only=True))"
+        )
+    return pickles
 
 
 def _check_safetensors(path: Path) -> None:
@@ -180,6 +210,24 @@ def head_overrides(head: Head, num_labels: int) -> dict[str, Any]:
     return {}
 
 
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """transformers' progress bars ("Loading weights: 100%|...") off while loading, then as they were.
+
+    They go to stderr, where the worker's last lines become the message of a crash; the workbench
+    reports its own progress.
+    """
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def load_model(ref: ModelRef, head: Head = "none", num_labels: int = 2) -> Any:
     """Load the encoder with a task head; a head missing from the checkpoint is freshly initialised."""
     from transformers.utils import logging as hf_logging
@@ -189,7 +237,17 @@ def load_model(ref: ModelRef, head: Head = "none", num_labels: int = 2) -> Any:
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # "newly initialized head" warnings are expected here
     try:
-        return model_class_for(head).from_pretrained(source, config=config)
+        # safetensors only, unless the user allowed pickles; even then torch.load runs weights_only
+        # (tensors and plain containers, never arbitrary objects).
+        safe = {"weights_only": True} if pickle_weights_allowed() else {"use_safetensors": True}
+        with quiet_loading():
+            return model_class_for(head).from_pretrained(source, config=config, **safe)
+    except pickle.UnpicklingError as exc:  # only reachable with the pickle opt-in
+        why = next((line.strip() for line in str(exc).splitlines() if "WeightsUnpickler error" in line), "")
+        raise ModelLoadError(
+            f"{source}: the pickled weights hold more than tensors and were not loaded "
+            f"(torch.load(weights_only=True) refused them{': ' + why if why else ''}). Use a safetensors copy."
+        ) from None
     except (OSError, ValueError, RuntimeError) as exc:
         if ref.kind == "hub":
             raise _hub_error(ref, exc) from exc

@@ -126,13 +126,13 @@ def validate_recipe(recipe: Recipe, *, check_files: bool = True) -> list[Problem
 def _check_model_folder(folder: Path) -> None:
     """Cheap, torch-free presence check (the GUI validates on every edit); loading checks the rest."""
     from core.errors import ModelLoadError
+    from core.models import check_weight_files
 
     if not folder.is_dir():
         raise ModelLoadError(f"Model folder {folder} does not exist")
     if not (folder / "config.json").is_file():
         raise ModelLoadError(f"{folder} is not a model folder: it has no config.json")
-    if not any(folder.glob("*.safetensors")) and not any(folder.glob("pytorch_model*.bin")):
-        raise ModelLoadError(f"{folder} has no weights (model.safetensors or pytorch_model.bin)")
+    check_weight_files(folder)
 
 
 def entry_problems(entry: ChainEntry, index: int) -> list[Problem]:

@@ -93,17 +93,12 @@ class DistillConfig(StepConfig):
 
 
 def _layer_list(model: Any) -> tuple[Any, str]:
-    """(module owning the transformer block list, attribute name) for BERT-like and DistilBERT models."""
-    base = model.base_model
-    for path in ("encoder", "transformer"):
-        owner = getattr(base, path, None)
-        if owner is not None and hasattr(owner, "layer"):
-            return owner, "layer"
-    raise ConfigError(
-        f"distill does not know where the layers of model type '{getattr(model.config, 'model_type', '?')}' are; "
-        "supported families: BERT, RoBERTa, ELECTRA, DistilBERT, MPNet",
-        step=STEP_ID,
-    )
+    """(module owning the transformer block list, attribute name), found by structure (core.layers)."""
+    from core.layers import layer_stack
+
+    name, _ = layer_stack(model, step=STEP_ID)
+    owner, _, attr = name.rpartition(".")
+    return model.get_submodule(owner), attr
 
 
 def _dims(config: Any) -> dict[str, int]:

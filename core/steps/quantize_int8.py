@@ -24,6 +24,7 @@ from typing import Any
 
 from core.artifacts import Codec, register_codec
 from core.errors import ArtifactError, ConfigError
+from core.layers import task_head
 from core.params import StepConfig, param
 from core.state import FLOAT, TRAINABLE, ModelState, StepContext
 from core.steps.base import Step, register
@@ -122,15 +123,8 @@ class DynamicInt8(Step):
             _set_engine(cfg.engine)
         model = copy.deepcopy(state.model).eval()
         base = model.base_model
-        base_ids = {id(m) for m in base.modules()}
-        linears = {}
-        for name, m in model.named_modules():
-            if not isinstance(m, nn.Linear):
-                continue
-            in_head = id(m) not in base_ids or ".pooler." in f".{name}."
-            if in_head and not cfg.quantize_head:
-                continue
-            linears[name] = m
+        head = set() if cfg.quantize_head else set(task_head(model, step=self.id))  # pooler + task head
+        linears = {name: m for name, m in model.named_modules() if isinstance(m, nn.Linear) and name not in head}
         if not linears:
             raise ConfigError("The model has no Linear layers to quantize", step=self.id)
         # Linear layers sharing one weight (shared layers) must keep sharing after quantization.

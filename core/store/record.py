@@ -81,6 +81,8 @@ class RunContext:
 
 def mark_interrupted_runs(store: Store) -> list[int]:
     """Runs found ``running`` whose worker is gone become ``interrupted`` (resumable). Returns their ids."""
+    if store.read_only:  # nothing can be marked; readers still see the run as it was left
+        return []
     with store.read() as session:
         candidates = session.execute(
             select(s.Run.id, s.Run.pid, s.Run.pid_start, s.Run.host).where(s.Run.status == s.RUNNING)
