@@ -19,7 +19,7 @@ from typing import Any
 from core.errors import ConfigError
 
 RECIPE_FORMAT = 1
-_TOP_KEYS = ("format", "name", "description", "model", "task", "data", "teacher", "seed", "measure", "chain")
+_TOP_KEYS = ("format", "name", "description", "model", "task", "data", "teacher", "seed", "seeds", "measure", "chain")
 _ENTRY_KEYS = ("step", "version", "enabled", "config")
 
 
@@ -271,6 +271,12 @@ class Recipe:
     description: str = ""
     format: int = RECIPE_FORMAT
     data: DataSpec | None = None  # the task's data when it is the user's own file
+    seeds: tuple[int, ...] = ()  # several seeds: every variant is made once per seed (mean and sd shown)
+
+    @property
+    def run_seeds(self) -> tuple[int, ...]:
+        """The seeds a run walks the variant tree with: ``seeds``, or just ``seed``."""
+        return self.seeds or (self.seed,)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"format": self.format}
@@ -285,6 +291,8 @@ class Recipe:
         if self.teacher is not None:
             out["teacher"] = self.teacher
         out["seed"] = self.seed
+        if self.seeds:
+            out["seeds"] = list(self.seeds)
         out["measure"] = self.measure.to_dict()
         out["chain"] = [e.to_dict() for e in self.chain]
         return out
@@ -330,6 +338,11 @@ class Recipe:
         seed = data.get("seed", 0)
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise structure_error(f"seed must be a whole number, got {seed!r}", field="seed")
+        seeds = data.get("seeds") or []
+        if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+            raise structure_error(f"seeds must be a list of whole numbers, like [1, 2, 3]; got {seeds!r}", field="seeds")
+        if len(set(seeds)) != len(seeds):
+            raise structure_error(f"seeds lists a seed twice: {seeds}", field="seeds", fix="give each seed once")
         try:
             measure = MeasureSettings.from_dict(data.get("measure"))
         except ConfigError as exc:
@@ -348,6 +361,7 @@ class Recipe:
             description=data.get("description", ""),
             format=RECIPE_FORMAT,
             data=spec,
+            seeds=tuple(seeds),
         )
 
     def canonical_json(self) -> str:

@@ -12,6 +12,7 @@ Events (core.protocol) report progress; every finished variant's event carries i
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import random
 import shutil
@@ -53,7 +54,7 @@ from core.store.record import (
     finish_run,
     mark_interrupted_runs,
 )
-from core.store.rows import MetricValue, RunMeta, VariantInfo, build_row
+from core.store.rows import CI_HIGH, CI_LOW, MetricValue, RunMeta, VariantInfo, build_row
 
 Emit = Callable[[Event], None]
 Terminal = RunFinished | RunFailed | RunCancelled
@@ -67,8 +68,9 @@ class Interrupted(BaseException):
 class _Done:
     """A finished variant on the current path of the tree walk."""
 
-    info: VariantInfo  # as stored (or about to be shown): metrics, sizes, artifact
+    info: VariantInfo  # as stored (or about to be shown): metrics, sizes, artifact, flags
     key: str
+    predictions: list[Any] | None = None  # its dev predictions, for its children's paired intervals
 
     @property
     def artifact(self) -> Path:
@@ -108,8 +110,11 @@ class Runner:
         self.task = recipe_task(recipe)
         self.hasher = keys.Hasher()
         self.teacher_id = keys.teacher_identity(recipe, self.hasher)
-        self.node_seq = 0
+        self.seed = recipe.seed  # the seed of the walk in progress (recipes may list several)
+        self.node_seq = 0  # event ids: unique across the whole run
+        self.tree_node = 0  # the node's place in one walk of the tree (the same for every seed)
         self.current_index: int | None = None  # chain position (0 = baseline) of the step in flight
+        self.reference: VariantInfo | None = None  # what "% of reference" compares with (core.store.rows)
         self.baseline: VariantInfo | None = None
         self._teacher: Any = None
         self._last_progress = 0.0
@@ -138,14 +143,20 @@ class Runner:
 
     # -- the walk ------------------------------------------------------------------------
     def walk(self, tree: VariantNode) -> None:
-        self.visit(tree, None, keys.root_key(self.recipe, self.ref, self.task, self.hasher), None)
+        for seed in self.recipe.run_seeds:
+            self.seed, self.tree_node, self.reference, self.baseline = seed, 0, None, None
+            recipe = dataclasses.replace(self.recipe, seed=seed, seeds=())
+            self.visit(tree, None, keys.root_key(recipe, self.ref, self.task, self.hasher), None)
 
     def visit(self, node: VariantNode, parent: _Done | None, key: str, state: Any) -> None:
         """Produce ``node``'s variant (``state`` is its parent's model when still in memory)."""
         self.check_cancelled()
         seq, self.node_seq = self.node_seq, self.node_seq + 1
+        tree_node, self.tree_node = self.tree_node, self.tree_node + 1
         index = node.step.index + 1 if node.step else 0
         step_id, label = (node.step.step, node.step.label) if node.step else ("baseline", "baseline")
+        if len(self.recipe.run_seeds) > 1:
+            label += f" [seed {self.seed}]"
         self.current_index = index
         self.emit(StepStarted(node=seq, index=index, step=step_id, label=label, title=_title(step_id)))
         start = time.perf_counter()
@@ -153,19 +164,22 @@ class Runner:
         reused = find_in_run(self.store, self.run.id, key) if self.resuming else None
         new_state = None
         if reused is not None:
-            done = _Done(self._info_of(reused, node, parent, cached=True), key)
+            done = _Done(self._info_of(reused, node, parent, tree_node), key, _predictions(reused))
             self.log(f"{label}: already finished in this run (variant {reused.id})")
         else:
             cached = find_cached(self.store, key, _usable_artifact)
             if cached is not None:
-                done = self.record(node, parent, key, cached.metrics, cached.artifact_path,
-                                   time.perf_counter() - start, cached.info, flag=cached.flag, cached_from=cached.id)
+                done = self.record(node, parent, key, cached.metrics, cached.artifact_path, time.perf_counter() - start,
+                                   cached.info, flags=cached.flags, tree_node=tree_node,
+                                   predictions=cached.predictions, cached_from=cached.id)
                 self.log(f"{label}: reused from cache (variant {cached.id})")
             else:
-                new_state, done = self.compute(node, parent, key, state, seq, index, start)
+                new_state, done = self.compute(node, parent, key, state, seq, index, start, tree_node)
         if node.step is None:
             self.baseline = done.info
-        row = build_row(done.info, self.run, self.baseline)
+        if self.reference is None and done.info.head_trained:
+            self.reference = done.info
+        row = build_row(done.info, self.run, self.reference, self.baseline)
         self.emit(StepFinished(node=seq, index=index, variant_id=done.info.id, cached=done.info.cached,
                                seconds=round(time.perf_counter() - start, 3), row=row.to_dict()))
         for child in node.children:
@@ -173,14 +187,14 @@ class Runner:
             self.visit(child, done, keys.child_key(key, child.step, self.teacher_id), new_state)
 
     def compute(self, node: VariantNode, parent: _Done | None, key: str, state_in: Any, seq: int,
-                index: int, start: float) -> tuple[Any, _Done]:
+                index: int, start: float, tree_node: int) -> tuple[Any, _Done]:
         from core.artifacts import save_artifact
         from core.measure.variant import measure_variant
         from core.state import StepContext
         from core.steps import get_step, load_state
 
         progress = self.progress(seq, index)
-        _seed_everything(self.recipe.seed)
+        _seed_everything(self.seed)
         timings: dict[str, float] = {}
         clock = time.perf_counter()
         if node.step is None:
@@ -209,7 +223,7 @@ class Runner:
                 self.emit(Curve(node=seq, index=index, phase=phase, series=series, step=step, value=value))
 
             ctx = StepContext(
-                seed=self.recipe.seed, task=self.task, scratch=scratch,
+                seed=self.seed, task=self.task, scratch=scratch,
                 progress=lambda f, m="": progress(lo + (hi - lo) * f, m), log=self.log,
                 cancelled=self.cancelled, teacher=teacher, threads=self.recipe.measure.threads, curve=curve,
             )
@@ -229,22 +243,50 @@ class Runner:
         progress(share["save"][0], "saving the artifact")
         clock = time.perf_counter()
         save_artifact(state, folder, base=str(self.ref), extra={"info": state.info, "cache_key": key})
+        # What ships is measured: the saved artifact, reloaded; the chain continues from it too.
+        shipped = load_state(folder)
+        roundtrip = _max_output_difference(state, shipped)
         timings["save"] = time.perf_counter() - clock
         lo, hi = share["measure"]
         measured = measure_variant(
-            state, folder, self.task, self.recipe.measure, seed=self.recipe.seed,
+            shipped, folder, self.task, self.recipe.measure, seed=self.seed,
             progress=lambda f, m="": progress(lo + (hi - lo) * f, m), cancelled=self.cancelled,
         )
         timings.update(measured.seconds)
         step_info = {**step_info, "timings": {k: round(v, 3) for k, v in timings.items()}}
         self.log("timings (s): " + ", ".join(f"{k} {v:.2f}" for k, v in timings.items()), "debug")
-        flag = self.size_flag(parent, measured.size) if parent is not None else None
-        done = self.record(node, parent, key, measured.values, folder, time.perf_counter() - start, step_info,
-                           flag=flag)
-        return state, done
+        values, flags = self.assess(node, parent, shipped, measured)
+        values.append(MetricValue("roundtrip_max_abs_diff", roundtrip, "", "probe"))
+        done = self.record(node, parent, key, values, folder, time.perf_counter() - start, step_info,
+                           flags=[f.to_dict() for f in flags], tree_node=tree_node,
+                           predictions={"indices": measured.evaluation.indices,
+                                        "predictions": measured.evaluation.predictions})
+        return shipped, done
+
+    def assess(self, node: VariantNode, parent: _Done | None, state: Any, measured: Any) -> tuple[list[MetricValue], list[Any]]:
+        """Intervals on the task metrics, the change against the parent and the flags (core.measure.verdicts)."""
+        from core.measure import verdicts
+
+        ev, seed = measured.evaluation, self.seed
+        values = list(measured.values)
+        for name, ci in verdicts.intervals(self.task, ev.predictions, ev.references, seed=seed).items():
+            values += [MetricValue(name + CI_LOW, ci.low, "", "dev"), MetricValue(name + CI_HIGH, ci.high, "", "dev")]
+        head_trained = bool(state.info.get("head_trained"))
+        margin = verdicts.learned(self.task, ev.predictions, ev.references, seed=seed) if head_trained else None
+        if margin is not None:
+            values += _interval_values("learned_margin", margin)
+        delta = None
+        if parent is not None and parent.predictions is not None and len(parent.predictions) == len(ev.predictions):
+            delta = verdicts.versus_parent(self.task, ev.predictions, parent.predictions, ev.references, seed=seed)
+            values += _interval_values("delta_vs_parent", delta)
+        compresses = node.step is not None and _step_compresses(node.step.step)
+        size_reason = self.size_flag(parent, measured.size) if parent is not None and compresses else None
+        return values, verdicts.flags(self.task, head_trained=head_trained, learned_margin=margin, delta=delta,
+                                      size_reason=size_reason)
 
     def record(self, node: VariantNode, parent: _Done | None, key: str, metrics: list[MetricValue], folder: Path,
-               seconds: float, info: dict[str, Any], *, flag: str | None, cached_from: int | None = None) -> _Done:
+               seconds: float, info: dict[str, Any], *, flags: list[dict[str, str]], tree_node: int,
+               predictions: dict[str, Any] | None, cached_from: int | None = None) -> _Done:
         from core.artifacts import folder_bytes
 
         step = node.step
@@ -255,33 +297,34 @@ class Runner:
             self.store, run_id=self.run.id, parent_id=parent.info.id if parent else None,
             step_index=step.index + 1 if step else 0, step_id=step.step if step else "baseline",
             label=step.label if step else "baseline", config=config, swept=swept, cache_key=key, metrics=metrics,
-            artifact_path=folder, artifact_bytes=nbytes, seconds=seconds, flag=flag, info=info,
-            cached_from=cached_from,
+            artifact_path=folder, artifact_bytes=nbytes, seconds=seconds, flags=flags, info=info,
+            cached_from=cached_from, seed=self.seed, node=tree_node, predictions=predictions,
         )
         info_row = VariantInfo(
             id=vid, run_id=self.run.id, parent_id=parent.info.id if parent else None,
             step_index=step.index + 1 if step else 0, step_id=step.step if step else "baseline",
             label=step.label if step else "baseline", config=config, cached=cached_from is not None,
-            cached_from_id=cached_from, seconds=seconds, flag=flag, artifact_path=str(folder), artifact_bytes=nbytes,
+            cached_from_id=cached_from, seconds=seconds, flags=flags, artifact_path=str(folder), artifact_bytes=nbytes,
             metrics={m.name: m.value for m in metrics}, units={m.name: m.unit for m in metrics}, swept=swept,
+            seed=self.seed, node=tree_node,
         )
-        return _Done(info_row, key)
+        return _Done(info_row, key, predictions["predictions"] if predictions else None)
 
-    def _info_of(self, stored: StoredVariant, node: VariantNode, parent: _Done | None, *, cached: bool) -> VariantInfo:
+    def _info_of(self, stored: StoredVariant, node: VariantNode, parent: _Done | None, tree_node: int) -> VariantInfo:
         """A variant this run already recorded (resuming), as a row."""
         step = node.step
         return VariantInfo(
             id=stored.id, run_id=self.run.id, parent_id=parent.info.id if parent else None,
             step_index=step.index + 1 if step else 0, step_id=step.step if step else "baseline",
             label=step.label if step else "baseline", config=step.config.to_dict() if step else {},
-            cached=cached, cached_from_id=None, seconds=0.0, flag=stored.flag,
+            cached=True, cached_from_id=None, seconds=0.0, flags=stored.flags,
             artifact_path=str(stored.artifact_path), artifact_bytes=None,
             metrics={m.name: m.value for m in stored.metrics}, units={m.name: m.unit for m in stored.metrics},
-            swept=step.swept_values if step else {},
+            swept=step.swept_values if step else {}, seed=self.seed, node=tree_node,
         )
 
     def load_baseline(self) -> Any:
-        from core.models import load_model, load_tokenizer
+        from core.models import load_task_model, load_tokenizer
         from core.state import ModelState
         from core.steps import load_state
 
@@ -291,9 +334,10 @@ class Runner:
             if state.head != self.task.head:
                 raise ArtifactError(f"{folder} has a {state.head} head; task {self.task.id} needs {self.task.head}")
             return state
-        model = load_model(self.ref, head=self.task.head, num_labels=self.task.num_labels)  # type: ignore[arg-type]
+        model, head_trained = load_task_model(self.ref, head=self.task.head, num_labels=self.task.num_labels)  # type: ignore[arg-type]
         model.eval()
-        return ModelState(model=model, tokenizer=load_tokenizer(self.ref), task=self.task.id, head=self.task.head)
+        return ModelState(model=model, tokenizer=load_tokenizer(self.ref), task=self.task.id, head=self.task.head,
+                          info={"head_trained": head_trained})
 
     def teacher_for(self, parent: _Done) -> Any:
         """The model entering the step ('parent', a fresh copy from its artifact) or the recipe's teacher."""
@@ -327,6 +371,35 @@ class Runner:
         parent_size = SizeReport(params=int(m["params"]), nonzero_params=int(m["nonzero_params"]),
                                  artifact_bytes=parent.info.size_bytes)
         return size_flag(parent_size, size)
+
+
+def _predictions(stored: StoredVariant) -> list[Any] | None:
+    return stored.predictions["predictions"] if stored.predictions else None
+
+
+def _interval_values(name: str, interval: Any) -> list[MetricValue]:
+    return [MetricValue(name, interval.value, "", "dev"), MetricValue(name + CI_LOW, interval.low, "", "dev"),
+            MetricValue(name + CI_HIGH, interval.high, "", "dev")]
+
+
+def _step_compresses(step_id: str) -> bool:
+    from core.steps import get_step
+
+    return get_step(step_id).compresses
+
+
+def _max_output_difference(a: Any, b: Any) -> float:
+    """Largest absolute difference of the two models' outputs on a fixed probe batch: the saved
+    artifact must reload to the model the step produced (0 for every lossless codec)."""
+    import torch
+
+    from core.measure.timing import probe_batch
+
+    batch = probe_batch(a.model, a.tokenizer, batch_size=2, seq_len=16, seed=0)
+    with torch.inference_mode():
+        out_a, out_b = a.model(**batch), b.model(**batch)
+    names = [k for k in ("logits", "start_logits", "end_logits") if getattr(out_a, k, None) is not None]
+    return max(float((getattr(out_a, k).float() - getattr(out_b, k).float()).abs().max()) for k in names)
 
 
 def _title(step_id: str) -> str:
@@ -408,8 +481,13 @@ def run_recipe(
 
 def _execute(runner: Runner, tree: VariantNode) -> Terminal:
     run_id = runner.run.id
+    seeds = runner.recipe.run_seeds
+    nodes = [n for _ in seeds for n in tree.walk()]
+    per_seed = len(nodes) // len(seeds)
     planned = [PlannedStep(node=i, index=n.step.index + 1 if n.step else 0, step=n.step.step if n.step else "baseline",
-                           label=n.step.label if n.step else "baseline") for i, n in enumerate(tree.walk())]
+                           label=(n.step.label if n.step else "baseline")
+                           + (f" [seed {seeds[i // per_seed]}]" if len(seeds) > 1 else ""))
+               for i, n in enumerate(nodes)]
     runner.emit(RunStarted(run_id=run_id, variants=len(planned), resumed=runner.resuming, steps=planned))
     terminal: Terminal
     try:
