@@ -74,10 +74,17 @@ class MeasureSettings:
     latency_warmup: int = 3
     latency_repeats: int = 20
     threads: int | None = None  # torch threads; None: torch's default
+    # Time every variant again on the machine running the run, at its end, so that all latencies of a
+    # run come from one machine (branches made on a Ray cluster were timed where they were made).
+    retime_on_driver: bool = False
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if f.name == "retime_on_driver":
+                if not isinstance(value, bool):
+                    raise ConfigError(f"measure.{f.name} must be true or false, got {value!r}", field=f"measure.{f.name}")
+                continue
             if value is None and f.name in ("eval_limit", "threads"):
                 continue
             if not isinstance(value, int) or isinstance(value, bool):

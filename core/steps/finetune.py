@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from core.errors import ConfigError
 from core.params import StepConfig, param
 from core.state import FLOAT, TRAINABLE, ModelState, StepContext
-from core.steps.base import Step, register
+from core.steps.base import TRAINING_RESOURCES, Step, register
 
 TRAINED_HEADS = frozenset({"classification", "regression", "qa"})
 
@@ -38,6 +38,7 @@ class Finetune(Step):
     description = "Train the encoder and task head (AdamW, linear warm-up and decay)."
     config_cls = FinetuneConfig
     requires = frozenset({FLOAT, TRAINABLE})
+    resources = TRAINING_RESOURCES
     heads = TRAINED_HEADS
     compresses = False
 
