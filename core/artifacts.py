@@ -188,6 +188,55 @@ def disk_full_message(folder: Path, need_bytes: int) -> str:
     )
 
 
+def pack_artifact(folder: Path) -> bytes:
+    """An artifact folder as one uncompressed zip (safetensors barely compress): how a variant made on
+    another machine travels back (core.run.cluster). Only files, by their path inside the folder."""
+    import io
+    import zipfile
+
+    folder = Path(folder)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            archive.write(path, path.relative_to(folder).as_posix())
+    return buffer.getvalue()
+
+
+def unpack_artifact(data: bytes, folder: Path) -> int:
+    """Write a packed artifact to ``folder`` (through ``<folder>.partial``, like save_artifact); return
+    its bytes. A member naming a path outside the folder is refused, not written."""
+    import io
+    import zipfile
+
+    folder = Path(folder)
+    tmp = folder.with_name(folder.name + ".partial")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = archive.namelist()
+            bad = [n for n in names if n.startswith("/") or ".." in Path(n).parts]
+            if bad:
+                raise ArtifactError(f"A packed artifact for {folder} names a path outside it: {bad[0]}")
+            if MANIFEST not in names:
+                raise ArtifactError(f"A packed artifact for {folder} has no {MANIFEST}")
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            tmp.mkdir(parents=True)
+            archive.extractall(tmp)
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if _no_space(exc):
+            raise ArtifactError(disk_full_message(folder, len(data))) from exc
+        if isinstance(exc, OSError):
+            raise ArtifactError(f"Cannot write the artifact folder {folder}: {exc.strerror or exc}") from exc
+        if isinstance(exc, zipfile.BadZipFile):
+            raise ArtifactError(f"The packed artifact for {folder} is damaged: {exc}") from exc
+        raise
+    return folder_bytes(folder)
+
+
 def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
 

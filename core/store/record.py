@@ -241,6 +241,11 @@ def add_variant(
         return variant.id
 
 
+def machine_hash(body: dict[str, Any]) -> str:
+    """The content hash a fingerprint (or any environment) is stored under: equal hashes, same machine."""
+    return sha256_text(json.dumps(body, sort_keys=True))
+
+
 def _environment(session: Any, body: dict[str, Any]) -> s.Environment:
     text = json.dumps(body, sort_keys=True)
     return _get_or_create(session, s.Environment, {"content_hash": sha256_text(text)}, body=text, created_at=now())
