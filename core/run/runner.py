@@ -186,9 +186,12 @@ class Runner:
     def visit(self, node: VariantNode, parent: _Done | None, key: str, state: Any) -> None:
         """Produce ``node``'s variant here, then its children's (``state``: its parent's model, when in memory)."""
         done, new_state = self.produce(node, parent, key, state)
-        for child in node.children:
+        for i, child in enumerate(node.children):
             assert child.step is not None
-            self.visit(child, done, keys.child_key(key, child.step, self.teacher_id), new_state)
+            # A step may change its input in place: only the last child gets the model in memory,
+            # its siblings read it from the artifact (else a sibling would start from a changed model).
+            last = i == len(node.children) - 1
+            self.visit(child, done, keys.child_key(key, child.step, self.teacher_id), new_state if last else None)
 
     def produce(self, node: VariantNode, parent: _Done | None, key: str, state: Any) -> tuple[_Done, Any]:
         """One node in this process: reuse it or compute it, record it, report it. Returns it and
