@@ -39,7 +39,9 @@ class Message:
 @dataclass(frozen=True)
 class RunRequest(Message):
     """Run ``recipe`` (a recipe dict) or resume run ``resume_run``; None paths mean core.paths'
-    defaults. ``background`` lowers the worker's CPU priority so the window stays responsive."""
+    defaults. ``background`` lowers the worker's CPU priority so the window stays responsive.
+    ``ray`` ("auto" or HOST:PORT) makes the sweep's branches on that Ray cluster; with
+    ``shared_artifacts`` every node reads and writes ``artifacts`` at the same path."""
 
     type: ClassVar[str] = "run"
     recipe: dict[str, Any] | None = None
@@ -47,6 +49,8 @@ class RunRequest(Message):
     artifacts: str | None = None
     resume_run: int | None = None
     background: bool = False
+    ray: str | None = None
+    shared_artifacts: bool = False
 
 
 @dataclass(frozen=True)

@@ -396,7 +396,7 @@ def run_recipe(
         if ray is not None:  # reach the cluster before a run is recorded: a wrong address records nothing
             from core.run.cluster import RayExecutor
 
-            executor = RayExecutor.connect(ray, shared_artifacts=shared_artifacts, emit=emit)
+            executor = RayExecutor.connect(ray, shared_artifacts=shared_artifacts, emit=emit, recipe=recipe)
         env = _environment(recipe)
         if resume_run is not None:
             ctx, _ = claim_run_for_resume(store, resume_run, env)
