@@ -36,6 +36,22 @@ class Message:
 # --- requests (client -> worker) ---------------------------------------------------------------
 
 
+def ray_address_problem(address: str) -> str | None:
+    """What is wrong with a ``RunRequest.ray`` value ("auto" or the head's HOST:PORT), or None."""
+    text = address.strip()
+    if text == "auto":
+        return None
+    if text.startswith("ray://"):
+        return (f"{text}: Ray Client addresses (ray://) are not supported; the workbench's worker must be a "
+                "node of the cluster. Join it with 'ray start --address HEAD:6379 --num-cpus 0' on this machine "
+                "and use 'auto' (docs/CLUSTER.md)")
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return f"{text or 'an empty address'}: give 'auto' or the head's HOST:PORT, e.g. 10.0.0.5:6379"
+    return None
+
+
+
 @dataclass(frozen=True)
 class RunRequest(Message):
     """Run ``recipe`` (a recipe dict) or resume run ``resume_run``; None paths mean core.paths'

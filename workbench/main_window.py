@@ -28,6 +28,7 @@ from workbench.chain_model import ChainModel
 from workbench.chain_view import ChainView
 from workbench.document import Document
 from workbench.edits import push_edit
+from workbench.execution import ExecutionDialog, request_fields
 from workbench.icons import icon
 from workbench.palette import Palette
 from workbench.pickers import ModelPicker, TaskPicker
@@ -210,6 +211,8 @@ class MainWindow(QMainWindow):
         run = self.menuBar().addMenu("&Run")
         run.addAction(self.act_run)
         run.addAction(self.act_cancel)
+        run.addAction(self._action("&Where to run…", lambda: ExecutionDialog(self.settings, self).exec(),
+                                   tip="On this machine, or the sweep's branches on a Ray cluster"))
         view = self.menuBar().addMenu("&View")
         view.addAction(self.palette_dock.toggleViewAction())
         view.addAction(self.run_dock.toggleViewAction())
@@ -408,8 +411,9 @@ class MainWindow(QMainWindow):
         db.parent.mkdir(parents=True, exist_ok=True)
         return RunRequest(
             recipe=None if resume_run is not None else self.document.recipe.to_dict(), db=str(db),
-            artifacts=str(self.settings.artifacts_dir()), resume_run=resume_run,
-            background=True,  # the worker yields the CPU to this window (see core.run.worker)
+            resume_run=resume_run, background=True,  # the worker yields the CPU to this window (see core.run.worker)
+            # artifacts, and whether the sweep's branches go to a Ray cluster (workbench.execution)
+            **request_fields(self.settings, str(self.settings.artifacts_dir())),
         )
 
     def run(self) -> None:

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import StepCancelled, WorkbenchError
-from core.protocol import Event, Log, ProtocolError, StepStarted, decode
+from core.protocol import Event, Log, ProtocolError, StepStarted, decode, ray_address_problem
 
 DEFAULT_MAX_RETRIES = 2  # a task whose worker process dies is run again this many times
 FLUSH_EVERY_S = 0.25  # how often a task sends its events
@@ -65,19 +65,11 @@ def ray_available() -> bool:
 
 
 def check_address(address: str) -> str:
-    """``address`` as Ray takes it: "auto" or HOST:PORT. ConfigError-like ClusterError otherwise."""
-    text = address.strip()
-    if text == "auto":
-        return text
-    if text.startswith("ray://"):
-        raise ClusterError(
-            f"--ray {text}: Ray Client addresses (ray://) are not supported; the workbench's worker must be a "
-            "node of the cluster. Join it with 'ray start --address HEAD:6379 --num-cpus 0' on this machine and "
-            "use --ray auto (docs/CLUSTER.md)")
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ClusterError(f"--ray {text}: give 'auto' or the head's HOST:PORT, e.g. --ray 10.0.0.5:6379")
-    return text
+    """``address`` as Ray takes it: "auto" or HOST:PORT; ClusterError saying what to give otherwise."""
+    problem = ray_address_problem(address)
+    if problem is not None:
+        raise ClusterError(f"--ray {problem}")
+    return address.strip()
 
 
 def _split(address: str) -> tuple[str, int]:
