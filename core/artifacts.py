@@ -142,6 +142,7 @@ def save_artifact(state: Any, folder: Path, *, base: str = "", extra: dict[str, 
         tmp.mkdir(parents=True)
         save_file(stored, str(tmp / WEIGHTS))
         model.config.save_pretrained(str(tmp))
+        _forget_call_settings(state.tokenizer)
         state.tokenizer.save_pretrained(str(tmp))
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         if folder.exists():
@@ -157,6 +158,16 @@ def save_artifact(state: Any, folder: Path, *, base: str = "", extra: dict[str, 
             raise ArtifactError(f"Cannot write the artifact folder {folder}: {why}") from exc
         raise
     return folder_bytes(folder)
+
+
+def _forget_call_settings(tokenizer: Any) -> None:
+    """A fast tokenizer keeps the truncation and padding of its last call and would save them: the
+    same variant's files would then depend on whether its tokenizer had been used (evaluated in
+    memory) or freshly loaded. Cleared here; each call sets what it needs again."""
+    backend = getattr(tokenizer, "_tokenizer", None)
+    if backend is not None and hasattr(backend, "no_truncation"):
+        backend.no_truncation()
+        backend.no_padding()
 
 
 def _no_space(exc: BaseException) -> bool:
