@@ -8,9 +8,11 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from core.errors import ConfigError, WorkbenchError
+from core.errors import ConfigError, WorkbenchError, brief
 from core.recipe.model import ChainEntry, Problem, Recipe, RecipeError, recipe_task
 from core.recipe.sweep import entry_configs
+
+_MAX_PROBLEMS_PER_ENTRY = 10
 
 
 def validate_recipe(recipe: Recipe, *, check_files: bool = True) -> list[Problem]:
@@ -69,7 +71,8 @@ def validate_recipe(recipe: Recipe, *, check_files: bool = True) -> list[Problem
 
             known = ", ".join(s.id for s in all_steps()) or "none registered"
             problems.append(
-                Problem(f"unknown step '{entry.step}'", f"use one of: {known}", index=index, step=entry.step, field="step")
+                Problem(f"unknown step {brief(entry.step)}", f"use one of: {known}", index=index,
+                        step=brief(entry.step, 40), field="step")
             )
             continue
         problems.extend(entry_problems(entry, index))
@@ -174,6 +177,7 @@ def entry_problems(entry: ChainEntry, index: int) -> list[Problem]:
     if problems:
         return problems
     seen: set[str] = set()
+    failing = 0
     for values in entry_configs(entry):
         try:
             step_cls.config_cls.from_dict(values, step=step_cls.id)
@@ -182,9 +186,15 @@ def entry_problems(entry: ChainEntry, index: int) -> list[Problem]:
             if message in seen:
                 continue
             seen.add(message)
-            problems.append(
-                Problem(message, _fix_for(step_cls, exc.field), index=index, step=step_cls.id, field=exc.field)
-            )
+            failing += 1
+            if failing <= _MAX_PROBLEMS_PER_ENTRY:
+                problems.append(
+                    Problem(message, _fix_for(step_cls, exc.field), index=index, step=step_cls.id, field=exc.field)
+                )
+    if failing > _MAX_PROBLEMS_PER_ENTRY:
+        problems.append(Problem(f"{failing - _MAX_PROBLEMS_PER_ENTRY:,} more sweep values are refused "
+                                f"(the first {_MAX_PROBLEMS_PER_ENTRY} are listed)",
+                                "correct the listed values and validate again", index=index, step=step_cls.id))
     return problems
 
 
