@@ -8,11 +8,14 @@ import dataclasses
 from typing import Any
 
 from core.errors import ConfigError, WorkbenchError, brief
+from core.recipe.estimate import MAX_VARIANTS, count_variants
 from core.recipe.model import ChainEntry, Problem, Recipe, RecipeError, recipe_task
-from core.recipe.sweep import entry_configs
+from core.recipe.sweep import entry_configs, sweep_fields
 
 _MODEL_FIX = ("choose a complete model folder (config.json, model.safetensors and tokenizer files), "
               "the packaged default all-MiniLM-L6-v2, or a hub model downloaded before")
+# Configs of one entry validated one by one; a larger sweep is checked value by value per field.
+_MAX_COMBINATIONS = 10_000
 _MAX_PROBLEMS_PER_ENTRY = 10
 
 
@@ -73,6 +76,14 @@ def validate_recipe(recipe: Recipe, *, check_files: bool = True) -> list[Problem
                 teacher, _ = model_facts(recipe.teacher or "")
         except WorkbenchError as exc:
             problems.append(Problem(str(exc), "set teacher to 'parent' or a fine-tuned model folder", field="teacher"))
+
+    variants = count_variants(recipe)
+    if variants > MAX_VARIANTS:
+        problems.append(Problem(
+            f"the chain expands to {variants:,} variants{'' if variants <= 10 * MAX_VARIANTS else ' or more'}; "
+            f"the workbench plans at most {MAX_VARIANTS:,}",
+            "sweep fewer values: each list multiplies the variants of every later step", field="chain"))
+        return problems  # building or checking that many configs would itself hang
 
     traits = set(INITIAL_TRAITS)
     removed_by: dict[str, tuple[int, str]] = {}
@@ -266,9 +277,16 @@ def entry_problems(entry: ChainEntry, index: int) -> list[Problem]:
                 )
     if problems:
         return problems
+    import math
+
+    combinations = math.prod(len(v) for v in sweep_fields(entry).values())
+    if combinations > MAX_VARIANTS:
+        return [Problem(f"this step's sweep lists combine into {combinations:,} configurations; the workbench "
+                        f"plans at most {MAX_VARIANTS:,} variants", "sweep fewer values", index=index,
+                        step=step_cls.id)]
     seen: set[str] = set()
     failing = 0
-    for values in entry_configs(entry):
+    for values in _configs_to_check(entry):
         try:
             step_cls.config_cls.from_dict(values, step=step_cls.id)
         except ConfigError as exc:
@@ -286,6 +304,18 @@ def entry_problems(entry: ChainEntry, index: int) -> list[Problem]:
                                 f"(the first {_MAX_PROBLEMS_PER_ENTRY} are listed)",
                                 "correct the listed values and validate again", index=index, step=step_cls.id))
     return problems
+
+
+def _configs_to_check(entry: ChainEntry) -> list[dict[str, Any]]:
+    """Every config of the entry; for a larger grid, each swept value once (the other fields at
+    their first value), so checking a huge sweep stays fast (the variant count refuses it anyway)."""
+    import math
+
+    axes = sweep_fields(entry)
+    if math.prod(len(v) for v in axes.values()) <= _MAX_COMBINATIONS:
+        return entry_configs(entry)
+    first = {name: values[0] for name, values in axes.items()}
+    return [{**entry.config, **first, name: v} for name, values in axes.items() for v in values]
 
 
 def _fix_for(step_cls: Any, name: str) -> str:

@@ -59,6 +59,13 @@ class Step:
         positions); None when only running tells."""
         return incoming
 
+    @classmethod
+    def size_ratio(cls, config: dict[str, Any]) -> tuple[float, float]:
+        """Before anything runs: the artifact bytes this step's output takes over its input's, as
+        (embedding tables, every other weight), for validation's disk estimate. The default, the
+        same size, is an upper bound for the steps that prune, share, sketch or distil."""
+        return 1.0, 1.0
+
 
 _REGISTRY: dict[str, type[Step]] = {}
 _ALIASES: dict[str, str] = {}
