@@ -261,3 +261,56 @@ def test_kill_9_at_each_phase_then_resume_keeps_finished_variants(tiny: Path, tm
     assert after[:finished] == before  # finished variants kept as they were: rows, metrics, weights
     assert [v[1] for v in after] == ["baseline", "test.scale", "finetune", "test.scale"]
     _whole_and_clean(db, run_id)
+
+
+def _sitecustomize(tmp_path: Path) -> dict[str, str]:
+    """An environment whose Python processes (the CLI and its worker) register the test steps."""
+    root = Path(__file__).resolve().parents[2]
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(f"import sys\nsys.path.insert(0, {str(root)!r})\nimport tests.core.fakes\n")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(root)])}
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_cli_leaves_the_run_resumable(tiny: Path, tmp_path: Path) -> None:
+    """The worker notices its client is gone (end of stdin), stops at the next safe point and leaves
+    the run resumable, even while its step keeps printing to the dead pipes."""
+    import subprocess
+    import sys
+
+    from core.run.runner import run_recipe
+    from core.store.record import pid_alive, process_start
+
+    release = tmp_path / "release"
+    chain = [{"step": "test.scale", "config": {"factor": 0.5}},
+             {"step": "test.slow", "config": {"seconds": 300, "release_file": str(release), "chatter_every": 0.1}},
+             {"step": "test.scale", "config": {"factor": 2.0}}]
+    path = tmp_path / "recipe.yaml"
+    save_recipe(Recipe.from_dict(tiny_recipe(tiny, chain)), path)
+    db = tmp_path / "w.sqlite"
+    cli = subprocess.Popen([sys.executable, "-m", "core.cli", "run", str(path), "--db", str(db)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_sitecustomize(tmp_path))
+    assert cli.stderr is not None
+    for line in cli.stderr:  # one line per step when stderr is not a terminal
+        if "test.slow ..." in line:
+            break
+    else:
+        raise AssertionError(f"the CLI ended early: {cli.wait()}")
+    (run,) = list_runs(open_store(db))
+    started = process_start(run.pid)  # type: ignore[arg-type]
+    assert run.status == "running" and pid_alive(run.pid, started, None)
+    os.kill(cli.pid, signal.SIGKILL)
+    cli.wait()
+    _wait_for(lambda: not pid_alive(run.pid, started, None), "the orphaned worker to stop", timeout=60)
+    run = get_run(open_store(db), run.id)
+    assert run.status == "cancelled", (run.status, run.error)  # resumable, not failed by a broken pipe
+    before = _snapshot(db, run.id)
+    assert [v[1] for v in before] == ["baseline", "test.scale"]
+
+    release.touch()
+    result = run_recipe(None, db_url_or_path=db, resume_run=run.id)
+    assert isinstance(result, p.RunFinished), result
+    after = _snapshot(db, run.id)
+    assert after[:2] == before and len(after) == 4
+    _whole_and_clean(db, run.id)
