@@ -187,7 +187,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
     with _open(args) as store:
         run = get_run(store, args.run)
     if run.status not in ("failed", "cancelled", "interrupted"):
-        raise WorkbenchError(f"run {run.id} is {run.status}; only failed, cancelled or interrupted runs resume")
+        raise WorkbenchError(f"run {run.id} is {run.status}; only failed, cancelled or interrupted runs resume. "
+                             "To repeat it, start its recipe again with 'workbench-cli run' (finished variants are "
+                             "reused from the cache)")
     return _run_worker(RunRequest(db=str(_db(args)), resume_run=run.id), args)
 
 

@@ -43,7 +43,8 @@ def loads_recipe(text: str, fmt: str = "yaml", *, source: str = "<recipe>") -> R
         why = getattr(exc, "problem", None) or str(exc)
         raise structure_error(f"{source}{at}: YAML syntax error: {why}", fix="correct the YAML at that line") from None
     except json.JSONDecodeError as exc:
-        raise structure_error(f"{source}:{exc.lineno}:{exc.colno}: JSON syntax error: {exc.msg}") from None
+        raise structure_error(f"{source}:{exc.lineno}:{exc.colno}: JSON syntax error: {exc.msg}",
+                              fix="correct the JSON at that line and column") from None
     except RecursionError:
         raise structure_error(f"{source}: values are nested too deeply to be a recipe",
                               fix="check that this is the recipe file; a recipe nests a few levels") from None

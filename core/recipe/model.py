@@ -228,7 +228,7 @@ class ChainEntry:
         config = data.get("config") or {}
         if not isinstance(config, dict):
             raise structure_error(f"{where} ({step_name}): config must be a mapping, got {brief(config)}", index=index,
-                                  field="config")
+                                  field="config", fix="write the config as 'field: value' lines under 'config:'")
         enabled = data.get("enabled", True)
         if not isinstance(enabled, bool):
             raise structure_error(f"{where} ({step_name}): enabled must be true or false", index=index, field="enabled")
@@ -314,7 +314,8 @@ class Recipe:
     @classmethod
     def from_dict(cls, data: Any) -> Recipe:
         if not isinstance(data, dict):
-            raise structure_error(f"a recipe must be a mapping with {', '.join(_TOP_KEYS)}; got {type(data).__name__}")
+            raise structure_error(f"a recipe must be a mapping with {', '.join(_TOP_KEYS)}; got {type(data).__name__}",
+                                  fix="start from a shipped recipe (resources/recipes) or 'model: ... task: ... chain: ...'")
         unknown = sorted(set(data) - set(_TOP_KEYS), key=str)
         if unknown:
             raise structure_error(
@@ -323,7 +324,8 @@ class Recipe:
             )
         fmt = data.get("format", RECIPE_FORMAT)
         if not isinstance(fmt, int) or isinstance(fmt, bool):
-            raise structure_error("format must be a whole number", field="format")
+            raise structure_error(f"format must be a whole number, got {brief(fmt)}", field="format",
+                                  fix=f"write 'format: {RECIPE_FORMAT}' or leave it out")
         if fmt > RECIPE_FORMAT:
             raise structure_error(
                 f"recipe format {brief(fmt)} is newer than this workbench reads ({RECIPE_FORMAT})",
@@ -335,7 +337,9 @@ class Recipe:
             try:
                 spec = DataSpec.from_dict(data["data"])
             except ConfigError as exc:
-                raise structure_error(str(exc), field=exc.field) from None
+                raise structure_error(str(exc), field=exc.field, fix="data holds path, text and label (the file and "
+                                      "its columns), optionally text_pair, kind, dev_path, dev_fraction and name"
+                                      ) from None
             task_id = data.get("task") or spec.task_id
             if task_id != spec.task_id:
                 raise structure_error(f"task {brief(task_id)} does not match data: its task is '{spec.task_id}'", field="task",
@@ -343,26 +347,34 @@ class Recipe:
             data = {**data, "task": task_id}
         for key in ("model", "task"):
             if not isinstance(data.get(key), str) or not data[key].strip():
-                raise structure_error(f"'{key}' is missing or not text", field=key)
+                example = ("'model: all-MiniLM-L6-v2' (the packaged default), a model folder or a hub id" if key == "model"
+                           else "'task: sst2' (workbench-cli tasks lists them), or a 'data:' file of your own")
+                raise structure_error(f"'{key}' is missing or not text", field=key, fix=f"add {example}")
         for key in ("name", "description"):
             if not isinstance(data.get(key, ""), str):
-                raise structure_error(f"'{key}' must be text", field=key)
+                raise structure_error(f"'{key}' must be text", field=key, fix=f"quote it: {key}: 'my text'")
         teacher = data.get("teacher")
         if teacher is not None and (not isinstance(teacher, str) or not teacher.strip()):
-            raise structure_error("'teacher' must be 'parent' or a model reference", field="teacher")
+            raise structure_error("'teacher' must be 'parent' or a model reference", field="teacher",
+                                  fix="write 'teacher: parent' (the model entering the step), a fine-tuned model "
+                                      "folder, or leave it out")
         seed = data.get("seed", 0)
         if not isinstance(seed, int) or isinstance(seed, bool):
-            raise structure_error(f"seed must be a whole number, got {brief(seed)}", field="seed")
+            raise structure_error(f"seed must be a whole number, got {brief(seed)}", field="seed",
+                                  fix="write a whole number, e.g. 'seed: 0'")
         if not -(2**63) <= seed < 2**63:  # torch.manual_seed takes a 64-bit integer
             raise structure_error(f"seed must fit in 64 bits (between -2**63 and 2**63 - 1), got {brief(seed)}",
                                   field="seed", fix="use a smaller seed, e.g. 0")
         try:
             measure = MeasureSettings.from_dict(data.get("measure"))
         except ConfigError as exc:
-            raise structure_error(str(exc), field=exc.field) from None
+            defaults = ", ".join(f"{k} {v}" for k, v in MeasureSettings().to_dict().items())
+            raise structure_error(str(exc), field=exc.field,
+                                  fix=f"correct it or leave it out for its default ({defaults})") from None
         chain = data.get("chain") or []
         if not isinstance(chain, list):
-            raise structure_error("chain must be a list of steps", field="chain")
+            raise structure_error("chain must be a list of steps", field="chain",
+                                  fix="write each step as a list item: '- step: finetune'")
         return cls(
             model=data["model"].strip(),
             task=data["task"].strip(),

@@ -97,7 +97,7 @@ def validate_recipe(recipe: Recipe, *, check_files: bool = True) -> list[Problem
             known = ", ".join(s.id for s in all_steps()) or "none registered"
             problems.append(
                 Problem(f"unknown step {brief(entry.step)}", f"use one of: {known}", index=index,
-                        step=brief(entry.step, 40), field="step")
+                        step=entry.step if len(entry.step) <= 40 else brief(entry.step, 40), field="step")
             )
             continue
         own = entry_problems(entry, index)
