@@ -350,9 +350,11 @@ _REACHABLE: dict[str, tuple[float, bool]] = {}
 
 
 def _hub_reachable(timeout: float = 2.0) -> bool:
-    """Whether the hub's host answers a TCP connection; remembered for a minute (validation runs on
-    every edit in the window)."""
+    """Whether the hub's host answers a TCP connection within ``timeout`` seconds, name lookup
+    included (which socket timeouts do not bound, hence the thread); remembered for a minute, as
+    validation runs on every edit in the window."""
     import socket
+    import threading
     import time
     from urllib.parse import urlparse
 
@@ -361,11 +363,19 @@ def _hub_reachable(timeout: float = 2.0) -> bool:
     seen = _REACHABLE.get(host)
     if seen is not None and time.monotonic() - seen[0] < 60:
         return seen[1]
-    try:
-        socket.create_connection((host, port), timeout=timeout).close()
-        ok = True
-    except OSError:
-        ok = False
+    answer: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            answer.append(True)
+        except OSError:
+            answer.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True, name="hub-probe")
+    thread.start()
+    thread.join(timeout)
+    ok = bool(answer and answer[0])  # no answer in time: as good as no network
     _REACHABLE[host] = (time.monotonic(), ok)
     return ok
 
