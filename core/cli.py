@@ -231,12 +231,56 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _num(value: Any, fmt: str) -> str:
+    return "" if value is None else format(value, fmt)
+
+
+def _interval(value: Any, low: Any, high: Any, fmt: str, sign: str = "") -> str:
+    if value is None:
+        return ""
+    text = format(value, sign + fmt)
+    return text + (f" [{format(low, sign + fmt)}, {format(high, sign + fmt)}]" if low is not None else "")
+
+
+def print_rows(rows: list[Any]) -> None:
+    """The rows a person reads: metric and change with their 95 % intervals, size, latency, flags,
+    then the settings they were measured under and each flag's reason. Exports have every column."""
+    from core.store.rows import flag_title
+
+    if not rows:
+        print("no variants")
+        return
+    scale = 1.0 if any(r.task == "squad_v2" for r in rows) else 100.0
+    table = []
+    for r in rows:
+        metric = _interval(*(None if v is None else v * scale for v in (r.metric, r.metric_ci_low, r.metric_ci_high)), ".1f")
+        if r.seeds > 1 and r.metric is not None:
+            metric = f"{r.metric * scale:.1f} ± {(r.metric_sd or 0) * scale:.1f} (n={r.seeds})"
+        delta = _interval(*(None if v is None else v * scale for v in (r.delta_vs_parent, r.delta_ci_low, r.delta_ci_high)),
+                          ".1f", "+")
+        table.append([r.variant, r.label, metric, delta, _num(r.pct_baseline, ".1f"), _num(r.size_mb, ".2f"),
+                      _num(r.pct_smaller, ".1f"), _interval(r.latency_p50_ms, r.latency_p50_ci_low, r.latency_p50_ci_high, ".1f"),
+                      _num(r.speedup, ".2f"), ", ".join(flag_title(f["code"]) for f in r.flags)])
+    name = rows[0].metric_name or "metric"
+    unit = "" if scale == 1.0 else " (x100)"
+    _print_table(["variant", "label", f"{name}{unit} [95% CI]", "vs parent [95% CI]", "% of ref", "MB", "% smaller",
+                  "p50 ms [95% CI]", "speed-up", "flags"], table)
+    first = rows[0]
+    print()
+    print(f"measured on {first.eval_examples} dev examples; latency batch {first.latency_batch} x seq "
+          f"{first.latency_seq_len}, {first.latency_threads} thread(s), {first.latency_repeats} repeats; "
+          "intervals: 95 % seeded bootstrap over examples (paired for 'vs parent'), over repeats for p50")
+    for r in rows:
+        for f in r.flags:
+            print(f"variant {r.variant}: {flag_title(f['code'])}: {f['text']}")
+
+
 def cmd_show(args: argparse.Namespace) -> int:
-    from core.store import export_table, get_run, results_table, run_environment
+    from core.store import get_run, result_rows, run_environment
 
     with _open(args) as store:
         run = get_run(store, args.run)
-        table = results_table(store, run_ids=[run.id])
+        rows = result_rows(store, run_ids=[run.id])
         env = run_environment(store, run.id)
     print(f"run {run.id}: {run.status}  task {run.task}  model {run.model}  seed {run.seed}")
     if run.recipe_name:
@@ -245,10 +289,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     if run.error:
         print(f"error: {run.error}")
     if env:
-        keys = [k for k in ("cpu", "cpu_model", "threads", "torch", "transformers", "python") if k in env]
-        print("environment: " + ", ".join(f"{k}={env[k]}" for k in keys))
+        keys = [k for k in ("cpu_model", "cores", "threads", "python") if k in env]
+        load = f", load {rows[-1].load_avg_1m:.1f}" if rows and rows[-1].load_avg_1m is not None else ""
+        print("environment: " + ", ".join(f"{k}={env[k]}" for k in keys) + load)
     print()
-    print(export_table(table, "markdown"), end="")
+    print_rows(rows)
     return EXIT_OK
 
 

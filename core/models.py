@@ -490,6 +490,12 @@ def quiet_loading() -> Iterator[None]:
 
 def load_model(ref: ModelRef, head: Head = "none", num_labels: int = 2) -> Any:
     """Load the encoder with a task head; a head missing from the checkpoint is freshly initialised."""
+    return load_task_model(ref, head, num_labels)[0]
+
+
+def load_task_model(ref: ModelRef, head: Head = "none", num_labels: int = 2) -> tuple[Any, bool]:
+    """(model, head_trained): whether every weight of the task head (and pooler) came from the
+    checkpoint, or some were freshly initialised, i.e. the head has never been trained."""
     from transformers.utils import logging as hf_logging
 
     config = load_config(ref, **head_overrides(head, num_labels))
@@ -501,7 +507,10 @@ def load_model(ref: ModelRef, head: Head = "none", num_labels: int = 2) -> Any:
         # (tensors and plain containers, never arbitrary objects).
         safe = {"weights_only": True} if pickle_weights_allowed() else {"use_safetensors": True}
         with quiet_loading():
-            return model_class_for(head).from_pretrained(source, config=config, **safe)
+            model, info = model_class_for(head).from_pretrained(source, config=config, output_loading_info=True, **safe)
+        prefix = f"{model.base_model_prefix}."
+        fresh = [k for k in info["missing_keys"] if not k.startswith(prefix) or ".pooler." in f".{k}"]
+        return model, head == "none" or not fresh
     except pickle.UnpicklingError as exc:  # only reachable with the pickle opt-in
         why = next((line.strip() for line in str(exc).splitlines() if "WeightsUnpickler error" in line), "")
         raise ModelLoadError(

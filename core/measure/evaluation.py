@@ -12,7 +12,7 @@ import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from core.errors import DataError, StepCancelled
@@ -35,6 +35,8 @@ class EvalResult:
     threads: int = 0
     batch_size: int = 0
     max_length: int = 0
+    references: list[Any] = field(default_factory=list)  # gold labels / answers, aligned with predictions
+    indices: list[int] = field(default_factory=list)  # rows of the split that were evaluated
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -157,6 +159,8 @@ def evaluate(
         threads=used_threads,
         batch_size=batch_size,
         max_length=max_length,
+        references=list(references),
+        indices=indices,
     )
 
 

@@ -2,9 +2,9 @@
 
 ``metric_interval`` resamples the evaluated examples with replacement and recomputes the metric on
 each resample; ``paired_delta_interval`` resamples the *same* examples for two variants (so the
-noise they share cancels) and gives the interval of their difference. A metric that is the mean of
-per-example scores (accuracy, SQuAD EM/F1: a task's ``per_example``) is resampled as a mean, in one
-vectorised step; any other (MCC, F1, Pearson) is recomputed by the task's own scorer.
+noise they share cancels) and gives the interval of their difference. A task's ``resample``
+computes its metrics on every resample at once (numpy, core.tasks.metrics); a metric it does not
+cover (Spearman, SQuAD's best-threshold scores) is recomputed by the task's own scorer per resample.
 
 The result is checked against ``scipy.stats.bootstrap`` (percentile method) in the tests.
 """
@@ -54,40 +54,42 @@ def _bounds(samples: Any, level: float) -> tuple[float, float]:
     return float(low), float(high)
 
 
+Resample = Callable[[Any, Any, Any], dict[str, Any]]
+
+
 def _resampled(metric: str, predictions: Sequence[Any], references: Sequence[Any], idx: Any,
-               score: Callable[[Any, Any], dict[str, float]],
-               per_example: Callable[[Any, Any], dict[str, Any]] | None) -> Any:
+               score: Callable[[Any, Any], dict[str, float]], resample: Resample | None) -> Any:
     """The metric on each row of ``idx`` (a resamples x n matrix of example indices)."""
     import numpy as np
 
-    if per_example is not None:
-        values = per_example(predictions, references).get(metric)
+    if resample is not None:
+        values = resample(predictions, references, idx).get(metric)
         if values is not None:
-            return np.asarray(values, dtype=float)[idx].mean(axis=1)
+            return np.asarray(values, dtype=float)
     preds, refs = list(predictions), list(references)
     return np.array([score([preds[i] for i in row], [refs[i] for i in row])[metric] for row in idx], dtype=float)
 
 
 def metric_interval(metric: str, predictions: Sequence[Any], references: Sequence[Any],
                     score: Callable[[Any, Any], dict[str, float]],
-                    per_example: Callable[[Any, Any], dict[str, Any]] | None = None, *,
+                    resample: Resample | None = None, *,
                     resamples: int = RESAMPLES, seed: int = 0, level: float = LEVEL) -> Interval:
     """``metric`` of the predictions with its bootstrap interval over examples."""
     value = float(score(list(predictions), list(references))[metric])
     idx = _indices(len(references), resamples, seed)
-    low, high = _bounds(_resampled(metric, predictions, references, idx, score, per_example), level)
+    low, high = _bounds(_resampled(metric, predictions, references, idx, score, resample), level)
     return Interval(value, low, high, resamples, level)
 
 
 def paired_delta_interval(metric: str, predictions: Sequence[Any], baseline: Sequence[Any],
                           references: Sequence[Any], score: Callable[[Any, Any], dict[str, float]],
-                          per_example: Callable[[Any, Any], dict[str, Any]] | None = None, *,
+                          resample: Resample | None = None, *,
                           resamples: int = RESAMPLES, seed: int = 0, level: float = LEVEL) -> Interval:
     """``metric(predictions) - metric(baseline)`` on the same examples, with its paired interval."""
     value = float(score(list(predictions), list(references))[metric] - score(list(baseline), list(references))[metric])
     idx = _indices(len(references), resamples, seed)
-    a = _resampled(metric, predictions, references, idx, score, per_example)
-    b = _resampled(metric, baseline, references, idx, score, per_example)
+    a = _resampled(metric, predictions, references, idx, score, resample)
+    b = _resampled(metric, baseline, references, idx, score, resample)
     low, high = _bounds(a - b, level)
     return Interval(value, low, high, resamples, level)
 

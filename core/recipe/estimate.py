@@ -2,10 +2,11 @@
 will take, against the free space where they go. The CLI refuses a large run unless told ``--yes``;
 the window asks the same question in a confirm dialog. Pure and torch-free: files are only looked at.
 
-The disk estimate assumes each variant's artifact is as large as the model's folder (weights,
-config and tokenizer) times the ratios of the steps on its path (``Step.size_ratio``: int8 about a
-quarter, n-bit bits/32, the rest the same size), the baseline included; cache hits, which reuse
-stored artifacts, are counted as new, so the estimate errs high.
+Every seed of ``seeds:`` makes the whole tree again. The disk estimate assumes each variant's
+artifact is as large as the model's folder (weights, config and tokenizer) times the ratios of the
+steps on its path (``Step.size_ratio``: int8 about a quarter, n-bit bits/32, the rest the same
+size), the baseline included; cache hits, which reuse stored artifacts, are counted as new, so the
+estimate errs high.
 """
 
 from __future__ import annotations
@@ -93,14 +94,15 @@ def entry_variant_counts(recipe: Recipe) -> list[int]:
 
 
 def count_variants(recipe: Recipe) -> int:
-    """Nodes of the variant tree, baseline included, computed without building the tree."""
+    """Variants a run makes, baseline included: the variant tree's nodes (computed without building
+    the tree) once per seed."""
     total, level = 1, 1
     for count in entry_variant_counts(recipe):
         level *= count
         total += level
         if total > 10 * MAX_VARIANTS:  # enough to refuse; the exact number can be astronomic
-            return total
-    return total
+            break
+    return total * len(recipe.run_seeds)
 
 
 def run_estimate(recipe: Recipe, artifacts_dir: str | Path) -> RunEstimate:
@@ -165,4 +167,4 @@ def estimate_bytes(recipe: Recipe) -> int | None:
         total += round(embeddings + other) + fixed * count
         if count > 10 * MAX_VARIANTS:  # refused anyway; stop before the numbers overflow
             break
-    return int(total)
+    return int(total) * len(recipe.run_seeds)  # each seed makes its own artifacts

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from core.errors import ConfigError, brief, brief_names, cap_message
 
 RECIPE_FORMAT = 1
-_TOP_KEYS = ("format", "name", "description", "model", "task", "data", "teacher", "seed", "measure", "chain")
+_TOP_KEYS = ("format", "name", "description", "model", "task", "data", "teacher", "seed", "seeds", "measure", "chain")
 _ENTRY_KEYS = ("step", "version", "enabled", "config")
 
 
@@ -293,6 +293,12 @@ class Recipe:
     description: str = ""
     format: int = RECIPE_FORMAT
     data: DataSpec | None = None  # the task's data when it is the user's own file
+    seeds: tuple[int, ...] = ()  # several seeds: every variant is made once per seed (mean and sd shown)
+
+    @property
+    def run_seeds(self) -> tuple[int, ...]:
+        """The seeds a run walks the variant tree with: ``seeds``, or just ``seed``."""
+        return self.seeds or (self.seed,)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"format": self.format}
@@ -307,6 +313,8 @@ class Recipe:
         if self.teacher is not None:
             out["teacher"] = self.teacher
         out["seed"] = self.seed
+        if self.seeds:
+            out["seeds"] = list(self.seeds)
         out["measure"] = self.measure.to_dict()
         out["chain"] = [e.to_dict() for e in self.chain]
         return out
@@ -365,6 +373,15 @@ class Recipe:
         if not -(2**63) <= seed < 2**63:  # torch.manual_seed takes a 64-bit integer
             raise structure_error(f"seed must fit in 64 bits (between -2**63 and 2**63 - 1), got {brief(seed)}",
                                   field="seed", fix="use a smaller seed, e.g. 0")
+        seeds = data.get("seeds") or []
+        if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+            raise structure_error(f"seeds must be a list of whole numbers, like [1, 2, 3]; got {brief(seeds)}",
+                                  field="seeds", fix="write e.g. 'seeds: [1, 2, 3]'")
+        if not all(-(2**63) <= s < 2**63 for s in seeds):
+            raise structure_error(f"seeds must fit in 64 bits; got {brief(seeds)}", field="seeds",
+                                  fix="use smaller seeds, e.g. [1, 2, 3]")
+        if len(set(seeds)) != len(seeds):
+            raise structure_error(f"seeds lists a seed twice: {brief(seeds)}", field="seeds", fix="give each seed once")
         try:
             measure = MeasureSettings.from_dict(data.get("measure"))
         except ConfigError as exc:
@@ -386,6 +403,7 @@ class Recipe:
             description=data.get("description", ""),
             format=RECIPE_FORMAT,
             data=spec,
+            seeds=tuple(seeds),
         )
 
     def canonical_json(self) -> str:

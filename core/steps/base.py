@@ -31,6 +31,7 @@ class Step:
     adds: ClassVar[frozenset[str]] = frozenset()
     heads: ClassVar[frozenset[str] | None] = None  # task heads the step supports; None = any
     needs_teacher: ClassVar[bool] = False
+    compresses: ClassVar[bool] = True  # False for steps that only train: no "not smaller on disk" flag
     replaces: ClassVar[tuple[str, ...]] = ()  # former ids of this step
 
     def __init__(self, config: StepConfig) -> None:

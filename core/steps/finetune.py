@@ -39,6 +39,7 @@ class Finetune(Step):
     config_cls = FinetuneConfig
     requires = frozenset({FLOAT, TRAINABLE})
     heads = TRAINED_HEADS
+    compresses = False
 
     def apply(self, state: ModelState, ctx: StepContext) -> ModelState:
         from core.steps.training import train

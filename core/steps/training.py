@@ -75,7 +75,7 @@ def train(
             return soft
         return distill_alpha * soft + (1.0 - distill_alpha) * hard
 
-    return run_loop(
+    stats = run_loop(
         ctx,
         parameters=list(model.named_parameters()),
         modules=[model],
@@ -88,6 +88,8 @@ def train(
         max_grad_norm=max_grad_norm,
         label="Training",
     )
+    state.info["head_trained"] = True  # the task head has now seen task labels (or a teacher's)
+    return stats
 
 
 def soft_loss(head: str, student_out: Any, teacher_out: Any, temperature: float) -> Any:

@@ -34,7 +34,7 @@ from sqlalchemy.pool import QueuePool
 from core.errors import WorkbenchError
 from core.store.schema import Base
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 60_000  # the default; open_store(busy_timeout_ms=...) changes it per store
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _OUR_TABLES = {"runs", "variants", "metrics"}
@@ -62,9 +62,29 @@ def _v2_swept_and_primary_metric(conn: Connection) -> None:
         conn.exec_driver_sql("UPDATE variants SET swept = ? WHERE id = ?", (json.dumps(values), vid))
 
 
+def _v3_flags_seeds_predictions(conn: Connection) -> None:
+    """Variants get a list of flags (the single size flag becomes one), their seed and tree node;
+    per-example predictions get their own table."""
+    import json
+
+    conn.exec_driver_sql("ALTER TABLE variants ADD COLUMN flags TEXT DEFAULT '[]'")
+    conn.exec_driver_sql("ALTER TABLE variants ADD COLUMN seed INTEGER")
+    conn.exec_driver_sql("ALTER TABLE variants ADD COLUMN node INTEGER")
+    conn.exec_driver_sql("UPDATE variants SET seed = (SELECT runs.seed FROM runs WHERE runs.id = variants.run_id)")
+    for vid, flag in conn.exec_driver_sql("SELECT id, flag FROM variants WHERE flag IS NOT NULL").all():
+        conn.exec_driver_sql("UPDATE variants SET flags = ? WHERE id = ?",
+                             (json.dumps([{"code": "not_smaller", "text": flag}]), vid))
+    if sqlite3.sqlite_version_info >= (3, 35):  # older SQLite keeps the column, unread
+        conn.exec_driver_sql("ALTER TABLE variants DROP COLUMN flag")
+    conn.exec_driver_sql(
+        "CREATE TABLE predictions (id INTEGER NOT NULL PRIMARY KEY, variant_id INTEGER NOT NULL "
+        "REFERENCES variants (id) ON DELETE CASCADE, split VARCHAR NOT NULL, body TEXT NOT NULL)")
+    conn.exec_driver_sql("CREATE INDEX ix_predictions_variant_id ON predictions (variant_id)")
+
+
 # version reached -> function bringing the previous version to it. Append, never edit. A new file is
 # created at SCHEMA_VERSION directly from the declarative schema.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2_swept_and_primary_metric}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2_swept_and_primary_metric, 3: _v3_flags_seeds_predictions}
 
 
 def _wal_exists(path: Path) -> bool:

@@ -47,8 +47,8 @@ class Task:
     note: str = ""  # shown beside every result, e.g. "eval = article split of the dev file"
     label_names: tuple[str, ...] = ()
     data_files: tuple[Path, ...] = ()  # what the loader reads: the cache key hashes their content
-    # metric -> per-example scores whose mean is that metric (accuracy, SQuAD EM/F1), for fast bootstraps
-    per_example: Callable[[Any, Any], dict[str, Any]] | None = field(default=None, repr=False, compare=False)
+    # (predictions, references, index matrix) -> metric -> its value on each resample, for fast bootstraps
+    resample: Callable[[Any, Any, Any], dict[str, Any]] | None = field(default=None, repr=False, compare=False)
 
     def load(self, split: str) -> Any:
         if split not in self.splits:

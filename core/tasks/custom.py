@@ -252,13 +252,14 @@ def custom_task(
         return cache[split]
 
     if kind == "regression":
-        head, num_labels, scorer = "regression", 1, metrics.pearson_spearman
+        head, num_labels, scorer, resample = "regression", 1, metrics.pearson_spearman, metrics.resample_pearson
         metric_names: tuple[str, ...] = ("pearson", "spearman", "pearson_spearman_mean")
     elif len(label_names) == 2:
-        head, num_labels, scorer = "classification", 2, _classification_scores
+        head, num_labels, scorer, resample = "classification", 2, _classification_scores, metrics.resample_binary
         metric_names = ("accuracy", "f1", "matthews_correlation")
     else:
-        head, num_labels, scorer = "classification", len(label_names), _multiclass_scores
+        head, num_labels, scorer, resample = ("classification", len(label_names), _multiclass_scores,
+                                              metrics.resample_multiclass)
         metric_names = ("accuracy", "f1", "matthews_correlation")
     primary = primary_metric or metric_names[0]
     if primary not in metric_names:
@@ -278,6 +279,7 @@ def custom_task(
         primary_metric=primary,
         loader=load,
         scorer=scorer,
+        resample=resample,
         pair=text_pair is not None,
         note=origin,
         label_names=label_names,

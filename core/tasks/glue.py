@@ -134,7 +134,7 @@ SST2 = register_task(
         primary_metric="accuracy",
         loader=_load_sst2,
         scorer=metrics.accuracy,
-        per_example=metrics.correct,
+        resample=metrics.resample_accuracy,
         label_names=("negative", "positive"),
     )
 )
@@ -151,6 +151,7 @@ COLA = register_task(
         primary_metric="matthews_correlation",
         loader=_load_cola,
         scorer=metrics.matthews,
+        resample=metrics.resample_matthews,
         label_names=("unacceptable", "acceptable"),
     )
 )
@@ -167,7 +168,7 @@ RTE = register_task(
         primary_metric="accuracy",
         loader=_load_rte,
         scorer=metrics.accuracy,
-        per_example=metrics.correct,
+        resample=metrics.resample_accuracy,
         pair=True,
         label_names=ENTAILMENT_LABELS,
     )
@@ -185,6 +186,7 @@ STSB = register_task(
         primary_metric="pearson",
         loader=_load_stsb,
         scorer=metrics.pearson_spearman,
+        resample=metrics.resample_pearson,
         pair=True,
         note="primary metric = Pearson correlation (Spearman and their mean also reported)",
     )
@@ -202,7 +204,7 @@ QNLI = register_task(
         primary_metric="accuracy",
         loader=_load_qnli,
         scorer=metrics.accuracy,
-        per_example=metrics.correct,
+        resample=metrics.resample_accuracy,
         pair=True,
         splits=("train", "dev", "dev_full"),
         label_names=ENTAILMENT_LABELS,

@@ -200,6 +200,13 @@ def per_example(predictions: Sequence[Any], references: Sequence[Any]) -> dict[s
     return {"exact": [100.0 * exact[q] for q in golds], "f1": [100.0 * f1[q] for q in golds]}
 
 
+def resample(predictions: Sequence[Any], references: Sequence[Any], idx: Any) -> dict[str, Any]:
+    """EM and F1 on each resample: means of the per-question scores."""
+    import numpy as np
+
+    return {k: np.asarray(v)[idx].mean(axis=1) for k, v in per_example(predictions, references).items()}
+
+
 # --------------------------------------------------------------------------- data
 
 
@@ -414,7 +421,7 @@ SQUAD_V2 = register_task(
         primary_metric="f1",
         loader=_load,
         scorer=score,
-        per_example=per_example,
+        resample=resample,
         splits=("train", "dev", "dev_full"),
         note=(
             "SQuAD 2.0 train is not bundled: results are on an article split of the official dev "

@@ -237,17 +237,17 @@ def _install_pause() -> None:
     if not spec:
         return
     phase, node, marker = spec.split(":", 2)
-    if phase == "load":
+    if phase == "load":  # every way of loading a model from a reference resolves its source first
         import core.models
 
-        real_load = core.models.load_model
+        real_resolve = core.models.resolve_source
 
-        @functools.wraps(real_load)
-        def load_model(*args: Any, **kwargs: Any) -> Any:
+        @functools.wraps(real_resolve)
+        def resolve_source(*args: Any, **kwargs: Any) -> Any:
             _pause(marker)
-            return real_load(*args, **kwargs)
+            return real_resolve(*args, **kwargs)
 
-        core.models.load_model = load_model
+        core.models.resolve_source = resolve_source
     elif phase == "save":
         import safetensors.torch
 

@@ -109,3 +109,11 @@ def test_runs_that_would_fill_the_drive_are_refused_unless_yes(tiny: Path, tmp_p
     assert "another --artifacts folder" in err
     assert main(["validate", str(path), "--artifacts", str(artifacts), "-y"]) == 0
     assert not artifacts.exists()
+
+
+def test_each_seed_makes_the_whole_tree_again(tiny: Path, tmp_path: Path) -> None:
+    chain = [{"step": "test.scale", "config": {"factor": [0.5, 2.0]}}]
+    one = run_estimate(_recipe(tiny, chain), tmp_path)
+    three = run_estimate(Recipe.from_dict({**tiny_recipe(tiny, chain), "seeds": [1, 2, 3]}), tmp_path)
+    assert (one.variants, three.variants) == (3, 9)
+    assert three.bytes == 3 * one.bytes  # type: ignore[operator]

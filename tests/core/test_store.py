@@ -204,11 +204,10 @@ def test_a_schema_1_database_gains_swept_values_and_primary_metric(tmp_path: Pat
     store = open_store(path)
     run_id, ids = _fill(store, tmp_path)
     store.close()
-    with sqlite3.connect(path) as conn:  # make it a schema-1 file, as an older workbench wrote it
+    _downgrade(path, 1)  # a schema-1 file, as an older workbench wrote it
+    with sqlite3.connect(path) as conn:
         conn.execute("UPDATE variants SET label = 'prune.global_magnitude(amount=0.3, bits=8)' WHERE id = ?", (ids[2],))
-        conn.execute("ALTER TABLE variants DROP COLUMN swept")
-        conn.execute("ALTER TABLE runs DROP COLUMN primary_metric")
-        conn.execute("PRAGMA user_version=1")
+        conn.execute("UPDATE variants SET flag = 'not smaller on disk: grew by 4 bytes' WHERE id = ?", (ids[1],))
     store = open_store(path)
     variants = run_variants(store, run_id)
     assert [v.swept for v in variants] == [{}, {}, {"amount": 0.3, "bits": 8}]
@@ -216,6 +215,23 @@ def test_a_schema_1_database_gains_swept_values_and_primary_metric(tmp_path: Pat
     (row,) = result_rows(store, variant_ids=[ids[2]])
     assert row.metric_name == "accuracy" and row.swept == {"amount": 0.3, "bits": 8}  # falls back to the task metric
     assert (tmp_path / "w.sqlite.v1.bak").is_file()
+    # Schema 3: the one size flag became a list of flags; the seed comes from the run.
+    assert [v.flags for v in variants] == [[], [{"code": "not_smaller", "text": "not smaller on disk: grew by 4 bytes"}], []]
+    assert {v.seed for v in variants} == {0}
+
+
+def _downgrade(path: Path, version: int) -> None:
+    """Rewrite a current database file as the given older schema wrote it."""
+    with sqlite3.connect(path) as conn:
+        if version < 3:
+            conn.execute("ALTER TABLE variants ADD COLUMN flag TEXT")
+            for column in ("flags", "seed", "node"):
+                conn.execute(f"ALTER TABLE variants DROP COLUMN {column}")
+            conn.execute("DROP TABLE predictions")
+        if version < 2:
+            conn.execute("ALTER TABLE variants DROP COLUMN swept")
+            conn.execute("ALTER TABLE runs DROP COLUMN primary_metric")
+        conn.execute(f"PRAGMA user_version={version}")
 
 
 def test_queries_return_plain_rows_with_metrics(tmp_path: Path) -> None:
