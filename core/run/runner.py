@@ -79,9 +79,9 @@ class _Done:
 
 
 def _usable_artifact(folder: Path) -> bool:
-    from core.artifacts import MANIFEST
+    from core.artifacts import is_complete_artifact
 
-    return (folder / MANIFEST).is_file()
+    return is_complete_artifact(folder)  # a manifest alone is not a result: the weights must be whole
 
 
 class Runner:
