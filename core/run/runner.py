@@ -144,6 +144,9 @@ class Runner:
         start = time.perf_counter()
 
         reused = find_in_run(self.store, self.run.id, key) if self.resuming else None
+        if reused is not None and not _usable_artifact(reused.artifact_path):
+            self.log(f"{label}: its artifact {reused.artifact_path} is gone or damaged; making it again", "warning")
+            reused = None
         new_state = None
         if reused is not None:
             done = _Done(self._info_of(reused, node, parent, tree_node), key, _predictions(reused))

@@ -69,3 +69,21 @@ def test_a_cached_variant_whose_folder_is_not_whole_is_recomputed(tiny: Path, tm
     from core.artifacts import is_complete_artifact
 
     assert all(is_complete_artifact(Path(v.artifact_path)) for v in run_variants(store, second.run_id))
+
+
+def test_resuming_a_run_whose_finished_variant_lost_its_folder_makes_it_again(tiny: Path, tmp_path: Path) -> None:
+    import shutil
+
+    recipe = tiny_recipe(tiny, [{"step": "test.scale", "config": {"factor": 0.5}},
+                                {"step": "test.fail", "config": {"message": "kaput"}}])
+    first = run_recipe(recipe, db_url_or_path=tmp_path / "w.sqlite", artifacts_dir=tmp_path / "a")
+    assert isinstance(first, p.RunFailed)
+    store = open_store(tmp_path / "w.sqlite")
+    _, scaled = run_variants(store, first.run_id)
+    shutil.rmtree(scaled.artifact_path)  # deleted by hand between the failure and the resume
+    events: list[Any] = []
+    again = run_recipe(None, db_url_or_path=tmp_path / "w.sqlite", resume_run=first.run_id, emit=events.append)
+    assert isinstance(again, p.RunFailed) and "kaput" in again.error  # it got past the lost variant
+    assert any(isinstance(e, p.Log) and "is gone or damaged; making it again" in e.message for e in events)
+    remade = run_variants(store, first.run_id)[-1]
+    assert remade.step_id == "test.scale" and Path(remade.artifact_path, "manifest.json").is_file()
