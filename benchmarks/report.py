@@ -113,23 +113,20 @@ def _sizes(entry: dict[str, Any], key: str) -> str:
     return bench.sizes.get(entry.get("mode", ""), "") if bench else ""
 
 
+TITLES = {"tinybert": "TinyBERT study: Tables 1-2, pruning curve, int8 speed-up and size ratios",
+          "squad": "SQuAD system: Tables 2-5 and n-bit size vs theory",
+          "squad-share": "SQuAD system: Table 2 with the whole train part after the merge",
+          "squad-sketch": "SQuAD system: Table 5 with the whole train part after sketching",
+          "eval": "Engine throughput vs a plain loop", "cache": "Prefix cache speed-up",
+          "queries": "Store queries with 10,000 variants", "gui": "GUI start-up, stall and chart redraw"}
+
+
 def render(results: Path, manifest: dict[str, Any]) -> str:
     """The whole RESULTS.md as a string, from the JSON files in ``results`` and the run manifest."""
     r = Report(results, manifest)
-    sections: list[tuple[Bench, Callable[[Report, dict[str, Any]], None]]] = [
-        (BY_KEY["tinybert"], _tinybert), (BY_KEY["squad"], _squad), (BY_KEY["squad-share"], _squad_share),
-        (BY_KEY["squad-sketch"], _squad_sketch),
-        (BY_KEY["eval"], _eval),
-        (BY_KEY["cache"], _cache), (BY_KEY["queries"], _queries), (BY_KEY["gui"], _gui),
-    ]
-    body_titles = {"tinybert": "TinyBERT study: Tables 1-2, pruning curve, int8 speed-up and size ratios",
-                   "squad": "SQuAD system: Tables 2-5 and n-bit size vs theory",
-                   "squad-share": "SQuAD system: Table 2 with the whole train part after the merge",
-                   "squad-sketch": "SQuAD system: Table 5 with the whole train part after sketching",
-                   "eval": "Engine throughput vs a plain loop", "cache": "Prefix cache speed-up",
-                   "queries": "Store queries with 10,000 variants", "gui": "GUI start-up, stall and chart redraw"}
-    for bench, fn in sections:
-        r.add(f"## {body_titles[bench.key]}", "")
+    for key, fn in SECTIONS.items():
+        bench = BY_KEY[key]
+        r.add(f"## {TITLES[key]}", "")
         data = r.data(bench)
         if data is None:
             r.not_run(bench)
@@ -142,6 +139,19 @@ def render(results: Path, manifest: dict[str, Any]) -> str:
                   f"{exc}).", "")
             r.target(bench.title, "—", "unreadable output", "n/a")
     return "\n".join(_header(manifest) + _summary(r) + _published() + r.lines).rstrip() + "\n"
+
+
+def section_markdown(key: str, data: dict[str, Any]) -> str:
+    """One benchmark's section on its own, as its script writes it beside its JSON: the same
+    tables and verdicts as in RESULTS.md, rendered by the same code."""
+    r = Report(Path("."), {})
+    SECTIONS[key](r, data)
+    env = data.get("environment") or {}
+    head = [f"# {TITLES[key]} (benchmarks/{BY_KEY[key].script})", ""]
+    if env:
+        head += [f"Machine: {env.get('cpu_model', '?')} ({env.get('cores', '?')} cores); total wall time "
+                 f"{_f(None if data.get('seconds') is None else data['seconds'] / 60, '.1f')} min.", ""]
+    return "\n".join(head + r.lines + _summary(r)).rstrip() + "\n"
 
 
 def _header(m: dict[str, Any]) -> list[str]:
@@ -170,7 +180,7 @@ def _header(m: dict[str, Any]) -> list[str]:
     if m.get("load_average"):
         lines.append(f"- Load average (1 min) at start / end: {m['load_average'].get('start', '?')} / "
                      f"{m['load_average'].get('end', '?')} — the machine was shared, so latencies are noisy; "
-                     "every ratio compares variants measured side by side in one process.")
+                     "each section says how its latencies were timed.")
     benches = m.get("benches") or {}
     if benches:
         lines += ["", "Reduced sizes and commands of this run:", "", "| benchmark | sizes | command | status | seconds |",
@@ -243,6 +253,7 @@ def tinybert_ratios(task: dict[str, Any]) -> dict[str, float | None]:
         "int8_metric_cost_points": None if student is None or int8 is None else 100 * (student["metric"] - int8["metric"]),
         "student_vs_teacher_metric_retention": ratio(student, teacher, "metric"),
         "student_vs_teacher_artifact_ratio": ratio(student, teacher, "artifact_mb"),
+        "student_vs_teacher_latency_speedup": ratio(teacher, student, "latency_p50_ms"),
     }
     given = task.get("ratios", {})
     return {k: v if v is not None else given.get(k) for k, v in mine.items()}
@@ -251,16 +262,29 @@ def tinybert_ratios(task: dict[str, Any]) -> dict[str, float | None]:
 def _tinybert(r: Report, d: dict[str, Any]) -> None:
     p = PUBLISHED_TINYBERT
     tasks = d["tasks"]
-    r.add("Teacher = MiniLM-L6 fine-tuned; student = its layers 2, 4, 6; every figure from the reloaded artifact. "
-          "Scores x100. Settings (reduced training, as run):", "")
+    r.add("Teacher = MiniLM-L6 fine-tuned; student = its layers 2, 4, 6. Every figure was measured by the engine "
+          "(core.run.runner) as it saved each variant (size: bytes of the saved artifact) and read back from the "
+          "study's results database. Scores x100. "
+          "Settings (reduced training, as run):", "")
     for t in tasks:  # a combined file (bench_tinybert.py --combine) carries settings per task
         s = t.get("settings") or d.get("settings") or {}
+        limit = s.get("eval_limit")
+        timing = (f"{s.get('latency_rounds')} rounds x {s.get('latency_repeats')} repeats" if "latency_rounds" in s
+                  else f"{s.get('latency_repeats')} repeats per variant")
         r.add(f"- {t['task']}: training subset {s.get('train_size') or 'all'} examples; teacher "
               f"{s.get('teacher_epochs')} epochs, distillation {s.get('stage1_epochs')} + {s.get('stage2_epochs')} "
-              f"epochs; dev evaluation {'first ' + str(s['eval_limit']) + ' rows' if s.get('eval_limit') else 'full'}; "
-              f"latency batch 8 x seq 128 on {s.get('threads')} thread(s), {s.get('latency_rounds')} rounds x "
-              f"{s.get('latency_repeats')} repeats")
+              f"epochs; dev evaluation {f'{limit} rows' if limit else 'full'}; "
+              f"latency batch 8 x seq 128 on {s.get('threads')} thread(s), {timing}")
     r.add("")
+    if d.get("latency"):
+        r.add(d["latency"], "")
+    _recipes_and_cache(r, [d.get("study")] if d.get("study") else d.get("studies") or [])
+    for t in tasks:
+        for key, use in (t.get("prefix_cache") or {}).items():
+            ok = use.get("teacher_and_student_reused")
+            r.target(f"TinyBERT {t['task']}", f"recipe '{key}' reuses the teacher and student (prefix cache)",
+                     f"run {use.get('run')}: {len(use.get('cached', []))} cached variant(s)",
+                     "met" if ok else "**not met**")
     # Table 1
     variants: list[str] = []
     for t in tasks:
@@ -308,7 +332,7 @@ def _tinybert(r: Report, d: dict[str, Any]) -> None:
                   f"{_f(delta, '+.2f')} | {_f(row.get('artifact_mb'))} |")
     # ratios
     lo, hi = p["int8_faster_pct"]
-    r.add("", "### int8 and student ratios (measured side by side in one run)", "",
+    r.add("", "### int8 and student ratios (from the rows above)", "",
           "| task | int8/fp32 speed-up | published | int8/fp32 artifact | published | int8 metric cost (points) | "
           "student/teacher metric | student/teacher artifact | published |",
           "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -346,18 +370,52 @@ def _tinybert(r: Report, d: dict[str, Any]) -> None:
 
 
 def _torchao_line(r: Report, tasks: list[dict[str, Any]]) -> None:
-    """The alternative int8 backend beside torch's, from the same rows (when the run measured it)."""
-    parts = []
-    for t in tasks:
-        by = {row["variant"]: row for row in t["rows"]}
-        student, tao = by.get("student (3 layers)"), by.get("student int8 (torchao)")
-        if student is None or tao is None or not tao.get("latency_p50_ms"):
+    """The other int8 variants beside torch's default, from the same rows (when the run measured them)."""
+    kinds = {"student int8 (torchao)": "torchao backend (`backend: torchao`, Int8DynamicActivationInt8WeightConfig, "
+                                       "eager mode)",
+             "student int8 (8-bit activations)": "8-bit activations (`activation_range: full`)"}
+    for variant, words in kinds.items():
+        parts = []
+        for t in tasks:
+            by = {row["variant"]: row for row in t["rows"]}
+            student, other = by.get("student (3 layers)"), by.get(variant)
+            if student is None or other is None or not other.get("latency_p50_ms"):
+                continue
+            parts.append(f"{t['task']} {student['latency_p50_ms'] / other['latency_p50_ms']:.2f}x faster than fp32, "
+                         f"artifact {other['artifact_mb'] / student['artifact_mb']:.3f}x, metric "
+                         f"{_f(100 * (other['metric'] - student['metric']), '+.2f')} points")
+        if parts:
+            r.add("", f"{words}, measured in the same study: " + "; ".join(parts) + ".")
+
+
+def _recipes_and_cache(r: Report, studies: list[dict[str, Any] | None]) -> None:
+    """The recipes a study ran through the engine, its database, and what the prefix cache reused."""
+    for study in studies:
+        if not study:
             continue
-        parts.append(f"{t['task']} {student['latency_p50_ms'] / tao['latency_p50_ms']:.2f}x faster than fp32, artifact "
-                     f"{tao['artifact_mb'] / student['artifact_mb']:.3f}x, metric {_f(100 * (tao['metric'] - student['metric']), '+.2f')} points")
-    if parts:
-        r.add("", "torchao backend (`backend: torchao`, Int8DynamicActivationInt8WeightConfig, eager mode), measured in "
-              "the same run: " + "; ".join(parts) + ".")
+        r.add(f"Recipes, run through the engine into `{rel(Path(study['database']))}`"
+              + (" (an earlier database kept with --reuse)" if study.get("reused_database") else "") + ":", "")
+        first: list[dict[str, Any]] = []
+        for run in study.get("recipes", []):
+            steps = run["recipe"]["chain"]
+            shared = next((i for i, (a, b) in enumerate(zip(first, steps, strict=False)) if a != b),
+                          min(len(first), len(steps)))
+            chain = " -> ".join(_step_words(e) for e in steps[shared:])
+            if shared:
+                chain = f"the first recipe's first {shared} step(s), then {chain}"
+            first = first or steps
+            cached = run.get("cached") or []
+            r.add(f"- {run['key']} (run {run['run_id']}, {run['seconds']:.0f} s): {chain}; "
+                  + (f"{len(cached)} of {run['variants']} variants reused from the cache ({', '.join(cached)})"
+                     if cached else f"all {run['variants']} variants computed"))
+        r.add("")
+
+
+def _step_words(entry: dict[str, Any]) -> str:
+    """A chain entry in a few words: its id and the settings the study chose (swept lists kept)."""
+    config = entry.get("config") or {}
+    shown = ", ".join(f"{k}={v}" for k, v in config.items() if v is not None)
+    return f"{entry['step']}({shown})" if shown else entry["step"]
 
 
 def _score(row: dict[str, Any]) -> float | None:
@@ -398,16 +456,28 @@ def _squad_published(row: dict[str, Any]) -> str:
 
 
 def _squad_table(r: Report, rows: list[dict[str, Any]], starts: dict[str, dict[str, Any]]) -> None:
-    r.add("| task | variant | params | artifact MB | % smaller | score | change vs start (points) | published |",
-          "|---|---|---:|---:|---:|---|---:|---|")
+    r.add("| task | variant | params | artifact MB | % smaller | score | change vs start (points) | p50 ms | published |",
+          "|---|---|---:|---:|---:|---|---:|---:|---|")
     for row in rows:
         start = starts.get(row["task"])
         score = _score(row)
         delta = None if start is None or score is None or _score(start) is None else score - _score(start)
         metric = _qa_metric(row) if row.get("f1") is not None else f"acc {_pct(row.get('accuracy'))}"
         r.add(f"| {row['task']} | {row['variant']} | {_f(row.get('params'), ',')} | {_f(row.get('artifact_mb'))} | "
-              f"{_f(row.get('smaller_pct'), '.1f')} | {metric} | {_f(delta, '+.1f')} | {_squad_published(row)} |")
+              f"{_f(row.get('smaller_pct'), '.1f')} | {metric} | {_f(delta, '+.1f')} | "
+              f"{_f(row.get('latency_p50_ms'), '.1f')} | {_squad_published(row)} |")
     r.add("")
+
+
+def _squad_engine(r: Report, d: dict[str, Any]) -> None:
+    """The recipes, the database, how latency was timed, and whether every table reused the start."""
+    _recipes_and_cache(r, [d.get("study")])
+    if d.get("latency"):
+        r.add(d["latency"], "")
+    for name, use in (d.get("prefix_cache") or {}).items():
+        r.target(f"SQuAD-system {name.split()[0]}", f"recipe '{name}' reuses the fine-tuned start (prefix cache)",
+                 f"run {use.get('run')}: {len(use.get('cached', []))} cached variant(s)",
+                 "met" if use.get("start_reused") else "**not met**")
 
 
 def _squad_retuned(r: Report, d: dict[str, Any], table: str, change: str, epochs: Any = 1.0) -> None:
@@ -419,6 +489,7 @@ def _squad_retuned(r: Report, d: dict[str, Any], table: str, change: str, epochs
     r.add(f"Settings (as run): the SQuAD start trained on {_squad_questions(d)} questions x {s.get('squad_epochs')} "
           f"epoch; {change}, then {', '.join(map(str, tuned)) or '?'} questions x {epochs} epoch of fine-tuning; evaluated "
           f"on {s.get('squad_eval')} eval-part questions; max length {s.get('squad_max_length')}.", "")
+    _squad_engine(r, d)
     _squad_table(r, [row for row in rows if row["table"] == table], starts)
 
 
@@ -428,7 +499,9 @@ def _squad_share(r: Report, d: dict[str, Any]) -> None:
 
 
 def _squad_sketch(r: Report, d: dict[str, Any]) -> None:
-    _squad_retuned(r, d, "sketch", "Linear layers sketched (m = 256 for attention projections, 512 for the FFN output)")
+    s = d.get("settings", {})
+    _squad_retuned(r, d, "sketch", f"Linear layers sketched (m = {s.get('sketch_attention', 256)} for attention "
+                   f"projections, {s.get('sketch_ffn_out', 512)} for the FFN output)")
 
 
 def _squad_questions(d: dict[str, Any]) -> int:
@@ -454,6 +527,7 @@ def _squad(r: Report, d: dict[str, Any]) -> None:
                     f"{s.get('share_train')} questions of fine-tuning after each merge, {s.get('sketch_train')} after "
                     f"sketching; max length {s.get('squad_max_length')}")
     r.add("Settings (reduced training, as run): " + "; ".join(said or ["?"]) + ".", "")
+    _squad_engine(r, d)
     starts = {row["task"]: row for row in rows if row["table"] == "start"}
     titles = {"layers": "Table 2 — layers after progressive sharing", "vocab": "Table 3 — vocabulary reduction",
               "bits": "Table 4 — linear n-bit quantization (per-tensor min/max)", "sketch": "Table 5 — random sketching"}
@@ -614,6 +688,12 @@ def _gui(r: Report, d: dict[str, Any]) -> None:
              verdict(redraw, TARGETS["redraw_ms"], at_most=True))
     r.target("GUI", f"pan/zoom, {ch['variants']} variants < {TARGETS['pan_ms']:g} ms", f"{pan:.1f} ms",
              verdict(pan, TARGETS["pan_ms"], at_most=True))
+
+
+SECTIONS: dict[str, Callable[[Report, dict[str, Any]], None]] = {
+    "tinybert": _tinybert, "squad": _squad, "squad-share": _squad_share, "squad-sketch": _squad_sketch,
+    "eval": _eval, "cache": _cache, "queries": _queries, "gui": _gui,
+}
 
 
 def write_report(results: Path, manifest: dict[str, Any], out: Path = REPORT) -> str:

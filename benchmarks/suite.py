@@ -42,10 +42,12 @@ class Bench:
     timeout_s: dict[str, int] = field(default_factory=lambda: {"quick": 1200, "full": 4 * 3600})
 
 
-# The three SQuAD benches' full runs share one fine-tuned start (51 min here): the same training
-# settings, so bench_squad.py --start-dir finds it. Ends with --set; each bench appends its own fields.
-SQUAD_START = ("--start-dir", "benchmarks/results/starts", "--set", "squad_train=8000", "squad_epochs=2",
-               "squad_max_length=192", "squad_eval=300")
+# The three SQuAD benches write into one database (bench_squad.py's default OUT/squad.sqlite): "squad"
+# starts it afresh and trains the fine-tuned start (51 min in a full run); "squad-share" and
+# "squad-sketch" run with --reuse and the same start and measure settings, so the runner's cache gives
+# them that start. Ends with --set; each bench appends its own fields.
+SQUAD_START = ("--set", "squad_train=8000", "squad_epochs=2", "squad_max_length=192", "squad_eval=300")
+SQUAD_START_QUICK = ("--set", "squad_train=100", "squad_eval=40", "latency_repeats=3")
 
 # cheap ones first, so a --budget-minutes run loses the long ones, not everything after them
 BENCHES: tuple[Bench, ...] = (
@@ -72,48 +74,51 @@ BENCHES: tuple[Bench, ...] = (
     Bench(
         "tinybert", "bench_tinybert.py", "TinyBERT study", ("tinybert.json", "tinybert.md"),
         quick=("--tasks", "sst2", "--train-size", "500", "--teacher-epochs", "2", "--stage1-epochs", "1",
-               "--stage2-epochs", "1", "--eval-limit", "300", "--latency-repeats", "5", "--latency-rounds", "2",
-               "--torchao", "--reduced"),
+               "--stage2-epochs", "1", "--eval-limit", "300", "--latency-repeats", "10", "--torchao", "--reduced"),
         full=("--tasks", "sst2,cola,rte,stsb,qnli", "--train-size", "1000", "--teacher-epochs", "3",
-              "--stage1-epochs", "1", "--stage2-epochs", "2", "--train-threads", "2", "--latency-repeats", "10",
-              "--latency-rounds", "3", "--torchao", "--reduced"),
+              "--stage1-epochs", "1", "--stage2-epochs", "2", "--threads", "2", "--latency-repeats", "30",
+              "--torchao", "--reduced"),
         sizes={"quick": "SST-2 only; 500 training examples; teacher 2 epochs, distillation 1 + 1 epochs; "
-                        "first 300 dev examples; latency 2 rounds x 5 repeats",
+                        "a seeded sample of 300 dev examples; latency 10 timed passes per variant",
                "full": "SST-2, CoLA, RTE, STS-B, QNLI; 1,000 training examples per task (seeded subset); teacher "
-                       "3 epochs, distillation 1 + 2 epochs, on 2 threads; full dev sets; latency 3 rounds x 10 "
-                       "repeats"},
+                       "3 epochs, distillation 1 + 2 epochs, on 2 threads; full dev sets; latency 30 timed passes "
+                       "per variant"},
         out_flags=lambda d: ["--out", str(d / "tinybert")],
     ),
     Bench(
         "squad", "bench_squad.py", "SQuAD system", ("bench_squad.json", "bench_squad.md"),
-        quick=("--parts", "squad", "--set", "squad_train=100", "squad_eval=40", "share_train=50", "sketch_train=50",
-               "bits=16,10,8,6,4", "vocab=100,25", "layers=3"),
+        quick=("--parts", "squad", *SQUAD_START_QUICK, "share_train=50", "sketch_train=50", "bits=16,10,8,6,4",
+               "vocab=100,25", "layers=3"),
         full=("--parts", "squad", "sst2", "sst2-structure", *SQUAD_START, "sst2_train=4000", "share_train=800",
               "sketch_train=800", "bits=16,10,8,6,4", "vocab=100,50,25,16,10", "layers=3,2,1"),
         sizes={"quick": "SQuAD part only (no SST-2 sweeps); 100 training questions, 40 evaluation questions; "
-                        "50 questions of fine-tuning after a merge / a sketch; vocabulary 100/25 %; layers 6/3",
+                        "50 questions of fine-tuning after a merge / a sketch; vocabulary 100/25 %; layers 6/3; "
+                        "latency 3 timed passes per variant",
                "full": "SQuAD: every train-part question (7,572; BERT's paper used 130k) x 2 epochs at 192 tokens, "
                        "300 evaluation questions, 800 questions of fine-tuning after each merge / a sketch; SST-2 "
-                       "4,000 training examples x 1 epoch, same 800 after a merge / a sketch. Fine-tuned starts "
-                       "are kept in benchmarks/results/starts/ and reused by a rerun with the same settings"},
+                       "4,000 training examples x 1 epoch, same 800 after a merge / a sketch; latency 10 timed "
+                       "passes per variant. Starts a fresh results/squad.sqlite, which the two benches below reuse"},
     ),
     Bench(
         "squad-share", "bench_squad.py", "SQuAD sharing, full fine-tuning", ("bench_squad_share.json", "bench_squad_share.md"),
-        quick=("--parts", "squad-share", "--name", "bench_squad_share", "--set", "squad_train=100", "squad_eval=40",
+        quick=("--parts", "squad-share", "--name", "bench_squad_share", "--reuse", *SQUAD_START_QUICK,
                "share_train=100", "layers=3"),
-        full=("--parts", "squad-share", "--name", "bench_squad_share", *SQUAD_START, "share_train=8000", "layers=3"),
-        sizes={"quick": "100 training questions, 40 evaluation questions; 100 questions after the merge to 3 layers",
-               "full": "the SQuAD start of the 'squad' benchmark (reused from benchmarks/results/starts/), merged "
+        full=("--parts", "squad-share", "--name", "bench_squad_share", "--reuse", *SQUAD_START, "share_train=8000",
+              "layers=3"),
+        sizes={"quick": "the start of the 'squad' benchmark (reused from its database when it ran first: 100 "
+                        "training questions), 40 evaluation questions; 100 questions after the merge to 3 layers",
+               "full": "the SQuAD start of the 'squad' benchmark (reused from results/squad.sqlite), merged "
                        "6 -> 3 layers and fine-tuned with distillation on every train-part question (7,572) x 1 epoch"},
     ),
     Bench(
         "squad-sketch", "bench_squad.py", "SQuAD sketching, full fine-tuning",
         ("bench_squad_sketch.json", "bench_squad_sketch.md"),
-        quick=("--parts", "squad-sketch", "--name", "bench_squad_sketch", "--set", "squad_train=100", "squad_eval=40",
+        quick=("--parts", "squad-sketch", "--name", "bench_squad_sketch", "--reuse", *SQUAD_START_QUICK,
                "sketch_train=100"),
-        full=("--parts", "squad-sketch", "--name", "bench_squad_sketch", *SQUAD_START, "sketch_train=8000"),
-        sizes={"quick": "100 training questions, 40 evaluation questions; 100 questions after sketching",
-               "full": "the SQuAD start of the 'squad' benchmark (reused from benchmarks/results/starts/), sketched "
+        full=("--parts", "squad-sketch", "--name", "bench_squad_sketch", "--reuse", *SQUAD_START, "sketch_train=8000"),
+        sizes={"quick": "the start of the 'squad' benchmark (reused from its database when it ran first: 100 "
+                        "training questions), 40 evaluation questions; 100 questions after sketching",
+               "full": "the SQuAD start of the 'squad' benchmark (reused from results/squad.sqlite), sketched "
                        "and fine-tuned on every train-part question (7,572) x 1 epoch"},
     ),
     Bench(
