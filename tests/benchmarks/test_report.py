@@ -493,3 +493,54 @@ def test_squad_parts_and_settings_fields_exist() -> None:
         assert parts and all(re.search(rf"[{{,]{re.escape(p)}[,}}]", help_text) for p in parts), parts
         names = [a.split("=", 1)[0] for a in _flag_values(flags, "--set")]
         assert names and set(names) <= fields, set(names) - fields
+
+
+def _study(*reused: bool) -> dict[str, Any]:
+    """A study block as benchmarks/study.py writes it: the first recipe computes, the others may reuse."""
+    chain = [{"step": "finetune", "config": {"train_size": 321}}, {"step": "distill", "config": {}}]
+    recipes = [{"key": "sst2 prune", "name": "p", "run_id": 1, "seconds": 50.0, "variants": 5, "cached": [],
+                "recipe": {"chain": [*chain, {"step": "prune.global_magnitude", "config": {"amount": [0.1, 0.4]}}]}}]
+    for i, ok in enumerate(reused):
+        recipes.append({"key": f"sst2 other{i}", "name": "q", "run_id": 2 + i, "seconds": 5.0, "variants": 4,
+                        "cached": ["baseline", "finetune", "distill"] if ok else ["baseline"],
+                        "recipe": {"chain": [*chain, {"step": "quantize.dynamic_int8", "config": {}}]}})
+    return {"database": "/tmp/x/tinybert.sqlite", "artifacts": "/tmp/x/tinybert-artifacts", "reused_database": False,
+            "recipes": recipes}
+
+
+@pytest.mark.parametrize("reused", [True, False])
+def test_prefix_cache_verdict_follows_the_recorded_rows(tmp_path: Path, reused: bool) -> None:
+    data = tinybert()
+    data["study"] = _study(reused)
+    data["latency"] = "Latency: timed by the engine, 7 timed forward passes."
+    data["tasks"][0]["prefix_cache"] = {"int8": {"run": 2, "cached": data["study"]["recipes"][1]["cached"],
+                                                 "teacher_and_student_reused": reused}}
+    sq = squad()
+    sq["prefix_cache"] = {"squad_v2 bits": {"run": 7, "start_reused": reused, "cached": ["baseline"]}}
+    md = report.render(write(tmp_path, tinybert=data, squad=sq), manifest())
+    rows = summary(md)
+    expected = "met" if reused else "**not met**"
+    assert verdict_of(rows, "recipe 'int8' reuses the teacher and student") == expected
+    assert verdict_of(rows, "recipe 'squad_v2 bits' reuses the fine-tuned start") == expected
+    tb = section(md, "TinyBERT study")
+    assert "7 timed forward passes" in tb  # how latency was measured, from the JSON
+    assert "sst2 other0 (run 2, 5 s): the first recipe's first 2 step(s), then quantize.dynamic_int8" in tb
+    assert ("3 of 4 variants reused from the cache" in tb) == reused
+
+
+def test_a_missing_json_is_not_run_even_without_a_manifest(tmp_path: Path) -> None:
+    md = report.render(write(tmp_path, queries=queries()), {})
+    for title in report.TITLES.values():
+        part = section(md, title)
+        assert ("**not run**" in part) == (title != report.TITLES["queries"]), title
+    assert "no tinybert.json in" in section(md, report.TITLES["tinybert"])
+
+
+def test_a_benchmark_section_alone_matches_the_report(tmp_path: Path) -> None:
+    """The scripts write their .md with the report's renderer: the same table, the same verdicts."""
+    data = eval_speed(engine=50.0, naive=100.0)
+    alone = report.section_markdown("eval", data)
+    full = report.render(write(tmp_path, eval=data), manifest())
+    assert "| engine (sorted, dynamic padding) | 50.00 | 4.0 |" in alone
+    assert "| engine (sorted, dynamic padding) | 50.00 | 4.0 |" in section(full, report.TITLES["eval"])
+    assert summary(alone) == {k: v for k, v in summary(full).items() if k.startswith("Engine")}
