@@ -262,10 +262,12 @@ def tinybert_ratios(task: dict[str, Any]) -> dict[str, float | None]:
 def _tinybert(r: Report, d: dict[str, Any]) -> None:
     p = PUBLISHED_TINYBERT
     tasks = d["tasks"]
-    r.add("Teacher = MiniLM-L6 fine-tuned; student = its layers 2, 4, 6. Every figure was measured by the engine "
-          "(core.run.runner) as it saved each variant (size: bytes of the saved artifact) and read back from the "
-          "study's results database. Scores x100. "
-          "Settings (reduced training, as run):", "")
+    how = ("Every figure was measured by the engine (core.run.runner) as it saved each variant (size: bytes of the "
+           "saved artifact) and read back from the study's results database." if d.get("study") or d.get("studies")
+           else "Every figure from the reloaded artifact (measured by the script itself, before the benchmarks ran "
+           "through the engine).")
+    r.add(f"Teacher = MiniLM-L6 fine-tuned; student = its layers 2, 4, 6. {how} Scores x100. Settings (reduced "
+          "training, as run):", "")
     for t in tasks:  # a combined file (bench_tinybert.py --combine) carries settings per task
         s = t.get("settings") or d.get("settings") or {}
         limit = s.get("eval_limit")
@@ -332,7 +334,8 @@ def _tinybert(r: Report, d: dict[str, Any]) -> None:
                   f"{_f(delta, '+.2f')} | {_f(row.get('artifact_mb'))} |")
     # ratios
     lo, hi = p["int8_faster_pct"]
-    r.add("", "### int8 and student ratios (from the rows above)", "",
+    r.add("", "### int8 and student ratios (from the rows above)" if d.get("latency") else
+          "### int8 and student ratios (measured side by side in one run)", "",
           "| task | int8/fp32 speed-up | published | int8/fp32 artifact | published | int8 metric cost (points) | "
           "student/teacher metric | student/teacher artifact | published |",
           "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -365,11 +368,11 @@ def _tinybert(r: Report, d: dict[str, Any]) -> None:
             keep = q.get("student_vs_teacher_metric_retention")
             r.target("TinyBERT sst2", f"3-layer student keeps >= {TARGETS['student_retention_sst2']:.0%} of teacher "
                      "accuracy", _f(keep, ".3f"), vacuous if constant else verdict(keep, TARGETS["student_retention_sst2"]))
-    _torchao_line(r, tasks)
+    _torchao_line(r, tasks, d)
     r.add("")
 
 
-def _torchao_line(r: Report, tasks: list[dict[str, Any]]) -> None:
+def _torchao_line(r: Report, tasks: list[dict[str, Any]], d: dict[str, Any]) -> None:
     """The other int8 variants beside torch's default, from the same rows (when the run measured them)."""
     kinds = {"student int8 (torchao)": "torchao backend (`backend: torchao`, Int8DynamicActivationInt8WeightConfig, "
                                        "eager mode)",
@@ -385,7 +388,7 @@ def _torchao_line(r: Report, tasks: list[dict[str, Any]]) -> None:
                          f"artifact {other['artifact_mb'] / student['artifact_mb']:.3f}x, metric "
                          f"{_f(100 * (other['metric'] - student['metric']), '+.2f')} points")
         if parts:
-            r.add("", f"{words}, measured in the same study: " + "; ".join(parts) + ".")
+            r.add("", f"{words}, measured in the same {'study' if d.get('latency') else 'run'}: " + "; ".join(parts) + ".")
 
 
 def _recipes_and_cache(r: Report, studies: list[dict[str, Any] | None]) -> None:
