@@ -72,6 +72,24 @@ class Settings:
     notes: list[str] = field(default_factory=list)
 
 
+def override(settings: Settings, items: list[str]) -> Settings:
+    """Apply ``--set FIELD=VALUE`` items (tuples as comma lists); ValueError names a bad one."""
+    for item in items:
+        name, _, value = item.partition("=")
+        if name not in Settings.__dataclass_fields__ or name == "notes":
+            known = ", ".join(k for k in asdict(Settings()) if k != "notes")
+            raise ValueError(f"--set {item}: no setting '{name}'; settings: {known}")
+        current = getattr(settings, name)
+        try:
+            if isinstance(current, tuple):
+                setattr(settings, name, tuple(type(current[0])(v) for v in value.split(",")))
+            else:
+                setattr(settings, name, type(current)(value))
+        except ValueError:
+            raise ValueError(f"--set {item}: '{value}' is not a {type(current).__name__} value") from None
+    return settings
+
+
 # -- recipes ---------------------------------------------------------------------------------------
 def _qa(task: str) -> bool:
     return task == "squad_v2"
@@ -223,15 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         settings = Settings(threads=args.threads, sst2_train=200, squad_train=100, squad_eval=40, share_train=50,
                             sketch_train=50, latency_repeats=3, bits=(16, 4), vocab=(100, 25), layers=(3,))
-    for item in args.set:
-        name, _, value = item.partition("=")
-        if name not in Settings.__dataclass_fields__ or name == "notes":
-            parser.error(f"--set {item}: no setting '{name}'; settings: {', '.join(asdict(Settings()))}")
-        current = getattr(settings, name)
-        if isinstance(current, tuple):
-            setattr(settings, name, tuple(type(current[0])(v) for v in value.split(",")))
-        else:
-            setattr(settings, name, type(current)(value))
+    try:
+        override(settings, args.set)
+    except ValueError as exc:
+        parser.error(str(exc))
     quiet_libraries()
     from core.tasks import get_task
 
@@ -246,10 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     bench = Bench(settings, study)
     started = time.perf_counter()
     stem = args.name + ("_quick" if args.quick else "")
+    from core.recipe import MeasureSettings
+
     for part in args.parts:
         bench.run(*PARTS[part])
-        from core.recipe import MeasureSettings
-
         payload = {"benchmark": "squad", "parts": args.parts, "settings": asdict(settings),
                    "squad_train_questions": squad_questions, "environment": environment(),
                    "latency": Study.latency_note(MeasureSettings(**measure(settings, "squad_v2"))),

@@ -125,3 +125,31 @@ def test_a_recipe_that_fails_stops_the_study_with_its_error(tmp_path: Path) -> N
     with pytest.raises(Exception, match="no-such-model"):
         study.run("broken", recipe)
     assert issubclass(StudyError, RuntimeError)
+
+
+@pytest.mark.parametrize("mode", ["quick", "full"])
+def test_the_suites_squad_benches_can_reuse_one_fine_tuned_start(mode: str) -> None:
+    """squad-share and squad-sketch run with --reuse on squad's database: their start and measure
+    settings must equal squad's, or the cache key differs and the start trains again."""
+    from benchmarks import suite
+
+    def settings(key: str) -> bench_squad.Settings:
+        flags = suite.BY_KEY[key].quick if mode == "quick" else suite.BY_KEY[key].full
+        return bench_squad.override(bench_squad.Settings(), list(flags[flags.index("--set") + 1 :]))
+
+    first = settings("squad")
+    for key in ("squad-share", "squad-sketch"):
+        flags = suite.BY_KEY[key].quick if mode == "quick" else suite.BY_KEY[key].full
+        assert "--reuse" in flags and "--db" not in flags  # the default database: OUT/squad.sqlite
+        later = settings(key)
+        assert bench_squad.start_step(later, "squad_v2") == bench_squad.start_step(first, "squad_v2"), key
+        assert bench_squad.measure(later, "squad_v2") == bench_squad.measure(first, "squad_v2"), key
+    assert "--reuse" not in (suite.BY_KEY["squad"].quick if mode == "quick" else suite.BY_KEY["squad"].full)
+
+
+def test_a_bad_squad_setting_is_named() -> None:
+    with pytest.raises(ValueError, match="no setting 'squad_trian'"):
+        bench_squad.override(bench_squad.Settings(), ["squad_trian=5"])
+    with pytest.raises(ValueError, match="'many' is not a int value"):
+        bench_squad.override(bench_squad.Settings(), ["squad_train=many"])
+    assert bench_squad.override(bench_squad.Settings(), ["bits=8,4"]).bits == (8, 4)
