@@ -72,9 +72,17 @@ def bench_launch(repeats: int) -> dict:
 
 def synthetic_rows(n: int, seed: int = 0) -> list[dict]:
     """n variants as the results view receives them (core.store.ResultRow dicts), in runs of 10:
-    a baseline and a pruning sweep, for timing."""
+    a baseline and a pruning sweep, for timing. Fields this benchmark does not vary stay empty."""
+    import dataclasses
+
     from core.store import ResultRow
 
+    def blank(f: dataclasses.Field) -> object:
+        if f.default is not dataclasses.MISSING:
+            return f.default
+        return [] if f.name == "flags" else {} if f.name in ("swept", "task_metrics", "task_intervals") else None
+
+    empty = {f.name: blank(f) for f in dataclasses.fields(ResultRow)}
     rng = random.Random(seed)
     rows = []
     for i in range(n):
@@ -83,16 +91,18 @@ def synthetic_rows(n: int, seed: int = 0) -> list[dict]:
         metric = 0.91 - 0.004 * index * rng.random()
         p50 = 40 * (1 - 0.03 * index) * rng.uniform(0.9, 1.1)
         amount = round(0.05 * index, 2)
-        rows.append(ResultRow(
-            run=run, variant=i + 1, parent=None if index == 0 else run * 10 - 9, step=0 if index == 0 else 1,
-            step_id="baseline" if index == 0 else "prune.global_magnitude",
-            label="baseline" if index == 0 else f"prune.global_magnitude(amount={amount})", cached=False,
-            model="all-MiniLM-L6-v2", task="sst2", swept={} if index == 0 else {"amount": amount},
-            metric_name="accuracy", metric=metric, pct_baseline=100 * metric / 0.91,
-            task_metrics={"accuracy": metric}, params=22_700_000, nonzero_params=int(22_700_000 * (1 - amount)),
-            size_mb=mb, size_ratio=90 / mb, pct_smaller=100 * (1 - mb / 90), latency_p50_ms=p50,
-            latency_p90_ms=p50 * 1.15, speedup=40 / p50, flag=None, artifact_path=None,
-        ).to_dict())
+        row = empty | {
+            "run": run, "variant": i + 1, "parent": None if index == 0 else run * 10 - 9, "step": 0 if index == 0 else 1,
+            "step_id": "baseline" if index == 0 else "prune.global_magnitude",
+            "label": "baseline" if index == 0 else f"prune.global_magnitude(amount={amount})", "cached": False,
+            "model": "all-MiniLM-L6-v2", "task": "sst2", "swept": {} if index == 0 else {"amount": amount},
+            "metric_name": "accuracy", "metric": metric, "pct_baseline": 100 * metric / 0.91,
+            "task_metrics": {"accuracy": metric}, "params": 22_700_000,
+            "nonzero_params": int(22_700_000 * (1 - amount)), "size_mb": mb, "size_ratio": 90 / mb,
+            "pct_smaller": 100 * (1 - mb / 90), "latency_p50_ms": p50, "latency_p90_ms": p50 * 1.15,
+            "speedup": 40 / p50,
+        }
+        rows.append(ResultRow(**row).to_dict())
     return rows
 
 

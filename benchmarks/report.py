@@ -151,7 +151,7 @@ def section_markdown(key: str, data: dict[str, Any]) -> str:
     if env:
         head += [f"Machine: {env.get('cpu_model', '?')} ({env.get('cores', '?')} cores); total wall time "
                  f"{_f(None if data.get('seconds') is None else data['seconds'] / 60, '.1f')} min.", ""]
-    return "\n".join(head + r.lines + _summary(r)).rstrip() + "\n"
+    return "\n".join(head + r.lines + (_summary(r) if r.summary else [])).rstrip() + "\n"
 
 
 def _header(m: dict[str, Any]) -> list[str]:

@@ -10,7 +10,8 @@ benchmarks/report.py. This script ties them together:
     python benchmarks/run_all.py --only eval gui    # a subset
     python benchmarks/run_all.py --report-only [--results DIR]   # re-render from existing JSON
 
-Quick runs write into benchmarks/results/quick/ so they never overwrite a full run's files.
+Quick runs write into benchmarks/results/quick/ (their report too) so they never overwrite a full
+run's files.
 """
 
 from __future__ import annotations
@@ -51,12 +52,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true", help="do not run anything; render from existing JSON")
     parser.add_argument("--results", type=Path, default=None,
                         help="folder of the JSON (default: results/quick with --quick, else results)")
-    parser.add_argument("--out", type=Path, default=REPORT, help="where to write the Markdown report")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where to write the Markdown report (default: benchmarks/RESULTS.md; with --quick "
+                             "RESULTS.md in the quick results folder, so a smoke run never replaces the full report)")
     parser.add_argument("--budget-minutes", type=float, default=None,
                         help="stop starting (and time out) benchmarks once this much wall time is spent")
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
     results = (args.results or (QUICK_RESULTS if args.quick else DEFAULT_RESULTS)).resolve()
+    args.out = args.out or (results / "RESULTS.md" if args.quick else REPORT)
     manifest_path = results / MANIFEST
 
     if args.report_only:

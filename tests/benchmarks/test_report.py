@@ -544,3 +544,14 @@ def test_a_benchmark_section_alone_matches_the_report(tmp_path: Path) -> None:
     assert "| engine (sorted, dynamic padding) | 50.00 | 4.0 |" in alone
     assert "| engine (sorted, dynamic padding) | 50.00 | 4.0 |" in section(full, report.TITLES["eval"])
     assert summary(alone) == {k: v for k, v in summary(full).items() if k.startswith("Engine")}
+
+
+def test_a_quick_report_goes_to_the_quick_folder_not_over_the_full_report(tmp_path: Path) -> None:
+    from benchmarks import run_all
+
+    folder = write(tmp_path / "quick", queries=queries())
+    (folder / suite.MANIFEST).write_text(json.dumps(manifest()), encoding="utf-8")
+    full = report.REPORT.read_text(encoding="utf-8")
+    assert run_all.main(["--quick", "--report-only", "--results", str(folder)]) == 0
+    assert "116.3" in (folder / "RESULTS.md").read_text(encoding="utf-8")
+    assert report.REPORT.read_text(encoding="utf-8") == full
