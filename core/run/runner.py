@@ -112,9 +112,9 @@ class LocalExecutor:
 
 
 def _usable_artifact(folder: Path) -> bool:
-    from core.artifacts import MANIFEST
+    from core.artifacts import is_complete_artifact
 
-    return (folder / MANIFEST).is_file()
+    return is_complete_artifact(folder)  # a manifest alone is not a result: the weights must be whole
 
 
 class Runner:
@@ -211,6 +211,9 @@ class Runner:
         """This run's own finished variant (resuming) or a cached one, recorded; None: compute it."""
         node, label = slot.node, slot.label
         reused = find_in_run(self.store, self.run.id, key) if self.resuming else None
+        if reused is not None and not _usable_artifact(reused.artifact_path):
+            self.log(f"{label}: its artifact {reused.artifact_path} is gone or damaged; making it again", "warning")
+            reused = None
         if reused is not None:
             self.log(f"{label}: already finished in this run (variant {reused.id})")
             return _Done(self._info_of(reused, node, parent, slot.tree_node), key, _predictions(reused))
