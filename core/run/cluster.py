@@ -20,6 +20,7 @@ libraries must be installed on every node.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib
 import importlib.util
@@ -107,6 +108,17 @@ def _reachable(address: str, timeout: float = 2.0) -> bool:
         return False
 
 
+def _model_type(model: str) -> str | None:
+    """The starting model's family (config.json's model_type), None when not readable here."""
+    from core.models import ModelRef, inspect_model_folder
+
+    try:
+        folder = ModelRef.parse(model).local_folder()
+        return inspect_model_folder(folder).model_type if folder is not None else None
+    except Exception:  # warming up is an optimisation: the run itself reports a bad model
+        return None
+
+
 def _package_dir(module: str) -> Path | None:
     """The folder of ``module``'s top-level package, to ship to the nodes (None: not a folder package)."""
     spec = importlib.util.find_spec(module.split(".")[0])
@@ -163,6 +175,25 @@ class _Emitter:
                 import ray
 
                 ray.get(ref, timeout=30)
+
+
+def warm_worker(modules: list[str], model_type: str | None) -> int:
+    """Import what making a variant imports (torch, transformers and the model family's modelling code,
+    the workbench, the recipe's own step modules) in a Ray worker, so the first branch it gets starts
+    at once; returns the worker's pid. The driver sends these while it makes the shared prefix: the
+    imports (~10 s per fresh process on a busy 2-core machine) then overlap with the prefix."""
+    for module in ("core.artifacts", "core.measure", "core.recipe", "core.run.variant", *modules):
+        importlib.import_module(module)
+    from core.steps import all_steps
+
+    all_steps()
+    if model_type:
+        from transformers import AutoConfig
+        from transformers.models.auto.modeling_auto import MODEL_MAPPING
+
+        with contextlib.suppress(Exception):  # a family transformers does not map: its first task imports it
+            MODEL_MAPPING[type(AutoConfig.for_model(model_type))]  # imports the family's modelling module
+    return os.getpid()
 
 
 def make_remote_variant(payload: str, parent: bytes | None, sink: Any) -> tuple[str, bytes | None]:
@@ -256,6 +287,8 @@ class RayExecutor:
         self.emit = emit
         self.sink: Any = None
         self.task: Any = None
+        self.warm: Any = None
+        self.warmed = False
         self.modules: list[str] = []
         self.nodes: list[dict[str, Any]] = []
         self.starts: dict[int, int] = {}  # event id -> how many times its task started
@@ -324,6 +357,7 @@ class RayExecutor:
         self.sink = ray.remote(num_cpus=0)(EventSink).options(
             scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=here, soft=True)).remote()
         self.task = ray.remote(make_remote_variant)
+        self.warm = ray.remote(warm_worker)
 
     @staticmethod
     def _step_modules(recipe: Any) -> set[str]:
@@ -374,13 +408,20 @@ class RayExecutor:
 
         done = threading.Thread(target=ray.shutdown, daemon=True)
         done.start()
-        done.join(timeout=30)
+        if self._unreachable_since is None:
+            done.join(timeout=30)
+        else:
+            # Leaving a lost cluster waits for it about a minute, and Ray's exit hook would wait again
+            # when this process ends: the run is recorded, so leave at once.
+            done.join(timeout=1)
+            atexit.unregister(ray.shutdown)
 
     # -- the walk ------------------------------------------------------------------------------
     def walk(self, runner: Any, tree: Any, key: str) -> None:
         """The shared prefix here (parents in memory), then every branch after it on the cluster."""
         from core.run import keys
 
+        self._warm_up(runner, tree)
         node, parent, state = tree, None, None
         while True:
             done, state = runner.produce(node, parent, key, state)
@@ -393,6 +434,24 @@ class RayExecutor:
             self.branches(runner, node, done, key)
         else:
             runner.log("no sweep to spread: every variant was made on this machine")
+
+    def _warm_up(self, runner: Any, tree: Any) -> None:
+        """Start, while the prefix is made here, as many Ray workers as the first branches can use at
+        once (one per branch, as far as the cluster's CPUs go), each importing what a task needs."""
+        if self.warmed:
+            return
+        self.warmed = True
+        top = tree
+        while len(top.children) == 1:
+            top = top.children[0]
+        if not top.children:
+            return
+        cpus = max(self.requests(c.step.step, runner.recipe.measure)[0] for c in top.children)
+        total = sum(n.get("Resources", {}).get("CPU", 0) for n in self.nodes)
+        model_type = _model_type(runner.recipe.model)
+        for _ in range(min(len(top.children), int(total // cpus))):
+            self.warm.options(num_cpus=cpus, scheduling_strategy="SPREAD", max_retries=0,
+                              name="workbench: warm-up").remote(self.modules, model_type)
 
     def branches(self, runner: Any, top: Any, top_done: Any, top_key: str) -> None:
         import ray
