@@ -3,6 +3,15 @@ query functions re-exported here (stable API used by the window and the CLI); th
 through :mod:`core.store.record`; every consumer shows variants as :class:`ResultRow`."""
 
 from core.store.db import SCHEMA_VERSION, Store, StoreError, open_store
+from core.store.manage import (
+    DeleteReport,
+    GarbageReport,
+    collect_garbage,
+    delete_run,
+    run_dependents,
+    run_disk_usage,
+    set_run_labels,
+)
 from core.store.queries import (
     EXPORT_FORMATS,
     RunInfo,
@@ -27,6 +36,8 @@ from core.store.rows import MetricValue, ResultRow, VariantInfo
 __all__ = [
     "EXPORT_FORMATS",
     "SCHEMA_VERSION",
+    "DeleteReport",
+    "GarbageReport",
     "MetricValue",
     "ResultRow",
     "RunInfo",
@@ -34,6 +45,8 @@ __all__ = [
     "StoreError",
     "Table",
     "VariantInfo",
+    "collect_garbage",
+    "delete_run",
     "export_table",
     "get_run",
     "get_variants",
@@ -42,9 +55,12 @@ __all__ = [
     "open_store",
     "result_rows",
     "results_table",
+    "run_dependents",
+    "run_disk_usage",
     "run_environment",
     "run_recipe_text",
     "run_variants",
+    "set_run_labels",
     "table_of",
     "variant_info",
     "variant_metrics",

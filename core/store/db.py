@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from core.errors import WorkbenchError
 from core.store.schema import Base
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 60_000
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _OUR_TABLES = {"runs", "variants", "metrics"}
@@ -53,9 +53,16 @@ def _v2_swept_and_primary_metric(conn: Connection) -> None:
         conn.exec_driver_sql("UPDATE variants SET swept = ? WHERE id = ?", (json.dumps(values), vid))
 
 
+def _v3_run_labels(conn: Connection) -> None:
+    """Runs get the user's labels: a name, tags (JSON list) and a note; empty for older runs."""
+    conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN name VARCHAR NOT NULL DEFAULT ''")
+    conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN tags TEXT NOT NULL DEFAULT '[]'")
+    conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT ''")
+
+
 # version reached -> function bringing the previous version to it. Append, never edit. A new file is
 # created at SCHEMA_VERSION directly from the declarative schema.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2_swept_and_primary_metric}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2_swept_and_primary_metric, 3: _v3_run_labels}
 
 
 def _inspect(path: Path) -> tuple[int, set[str]]:

@@ -143,7 +143,7 @@ def test_older_schema_is_migrated_after_a_backup(tmp_path: Path, monkeypatch: py
     store.close()
 
     def add_notes(conn: object) -> None:
-        conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN note TEXT")  # type: ignore[attr-defined]
+        conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN extra TEXT")  # type: ignore[attr-defined]
 
     monkeypatch.setattr(db, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     monkeypatch.setitem(db.MIGRATIONS, SCHEMA_VERSION + 1, add_notes)
@@ -151,7 +151,7 @@ def test_older_schema_is_migrated_after_a_backup(tmp_path: Path, monkeypatch: py
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA user_version").scalar() == SCHEMA_VERSION + 1
         columns = {r[1] for r in conn.exec_driver_sql("PRAGMA table_info(runs)")}
-    assert "note" in columns
+    assert "extra" in columns
     assert len(list_runs(store)) == 1  # data kept
     store.close()
     backup = tmp_path / f"w.sqlite.v{SCHEMA_VERSION}.bak"
@@ -204,6 +204,8 @@ def test_a_schema_1_database_gains_swept_values_and_primary_metric(tmp_path: Pat
         conn.execute("UPDATE variants SET label = 'prune.global_magnitude(amount=0.3, bits=8)' WHERE id = ?", (ids[2],))
         conn.execute("ALTER TABLE variants DROP COLUMN swept")
         conn.execute("ALTER TABLE runs DROP COLUMN primary_metric")
+        for column in ("name", "tags", "note"):  # added by schema 3
+            conn.execute(f"ALTER TABLE runs DROP COLUMN {column}")
         conn.execute("PRAGMA user_version=1")
     store = open_store(path)
     variants = run_variants(store, run_id)
