@@ -220,6 +220,7 @@ def custom_task(
         metrics=metric_names,
         primary_metric=primary,
         loader=load,
+        columns=lambda split: raw[split],
         scorer=scorer,
         pair=text_pair is not None,
         note=origin,
