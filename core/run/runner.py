@@ -113,18 +113,71 @@ class Runner:
         self.baseline: VariantInfo | None = None
         self._teacher: Any = None
         self._last_progress = 0.0
+        self.seconds: dict[str, float] = {}  # phase (or "apply:<step id>") -> its last measured wall time
+
+    # -- progress weights -------------------------------------------------------------------
+    def expected_seconds(self, step_id: str | None, *, trains: bool = False, loads: bool = True) -> dict[str, float]:
+        """How long each phase of the next node should take, so its 0..1 progress runs with the clock.
+
+        From this run's last measured node; before the first one, from the measurement settings
+        (forward-pass tokens at an assumed 2.5 ms each: only the ratios matter). A step not yet
+        seen in this run is assumed to take 3x the measuring when it trains, else 0.2x.
+        """
+        m = self.recipe.measure
+        per_token = 0.0025
+        eval_rows = m.eval_limit or 1000
+        guess = {
+            "load": 10.0, "save": 1.0, "size": 1.0,
+            "evaluate": per_token * eval_rows * m.max_length / 2,
+            "latency": per_token * (m.latency_warmup + m.latency_repeats) * m.latency_batch_size * m.latency_seq_len,
+        }
+        out = {k: self.seconds.get(k, v) for k, v in guess.items()}
+        measuring = out["evaluate"] + out["size"] + out["latency"]
+        out["load"] = out["load"] if loads else 0.0
+        out["apply"] = 0.0 if step_id is None else self.seconds.get(
+            f"apply:{step_id}", (3.0 if trains else 0.2) * measuring)
+        return {k: v if k in ("load", "apply") else max(v, 0.01) for k, v in out.items()}
+
+    @staticmethod
+    def shares(expected: dict[str, float]) -> dict[str, tuple[float, float]]:
+        """Each phase's slice of the node's 0..1, in proportion to its expected time."""
+        order = ("load", "apply", "save", "evaluate", "size", "latency")
+        total = sum(expected[k] for k in order)
+        out, start = {}, 0.0
+        for k in order:
+            out[k] = (start, start + expected[k] / total)
+            start = out[k][1]
+        return out
+
+    @staticmethod
+    def measure_progress(report: Callable[[float, str], None],
+                         share: dict[str, tuple[float, float]]) -> Callable[[float, str], None]:
+        """measure_variant's 0..1 (core.measure.variant.PHASES) mapped onto the node's time slices."""
+        from core.measure.variant import PHASES
+
+        def on_progress(fraction: float, message: str = "") -> None:
+            for name, (a, b) in PHASES.items():
+                if fraction <= b or name == "latency":
+                    lo, hi = share[name]
+                    local = min(1.0, max(0.0, (fraction - a) / (b - a)))
+                    report(lo + (hi - lo) * local, message)
+                    return
+
+        return on_progress
 
     # -- events ----------------------------------------------------------------------------
     def progress(self, node: int, index: int) -> Callable[[float, str], None]:
-        """Progress of one node, throttled to 10 per second and never going backwards."""
-        shown = [0.0]
+        """Progress of one node, throttled to 10 per second (a new phase's message always goes
+        through) and never going backwards."""
+        shown, phase = [0.0], [""]
 
         def report(fraction: float, message: str = "") -> None:
             now = time.monotonic()
             fraction = max(shown[0], min(1.0, float(fraction)))
-            if fraction < 1.0 and now - self._last_progress < 0.1:
+            kind = message.split(" ", 1)[0]
+            if fraction < 1.0 and now - self._last_progress < 0.1 and kind == phase[0]:
                 return
-            self._last_progress, shown[0] = now, fraction
+            self._last_progress, shown[0], phase[0] = now, fraction, kind
             self.emit(Progress(node=node, index=index, fraction=fraction, message=message))
 
         return report
@@ -176,7 +229,7 @@ class Runner:
                 index: int, start: float) -> tuple[Any, _Done]:
         from core.artifacts import save_artifact
         from core.measure.variant import measure_variant
-        from core.state import StepContext
+        from core.state import TRAINABLE, StepContext
         from core.steps import get_step, load_state
 
         progress = self.progress(seq, index)
@@ -184,23 +237,24 @@ class Runner:
         timings: dict[str, float] = {}
         clock = time.perf_counter()
         if node.step is None:
+            share = self.shares(self.expected_seconds(None))
             progress(0.0, "loading the model")
             state = self.load_baseline()
             timings["load"] = time.perf_counter() - clock
             step_info: dict[str, Any] = {}
-            # Baseline phases: load, save, measure (no step to apply).
-            share = {"apply": (0.0, 0.1), "save": (0.1, 0.2), "measure": (0.2, 1.0)}
         else:
             assert parent is not None
+            step_cls = get_step(node.step.step)
+            share = self.shares(self.expected_seconds(
+                node.step.step, trains=step_cls.needs_teacher or TRAINABLE in step_cls.requires,
+                loads=state_in is None))
             if state_in is None:
                 progress(0.0, "loading the parent variant")
                 state_in = load_state(parent.artifact)
             timings["load"] = time.perf_counter() - clock
-            step_cls = get_step(node.step.step)
             teacher = self.teacher_for(parent) if step_cls.needs_teacher else None
             scratch = self.artifacts / "scratch" / f"{seq:03d}"
             scratch.mkdir(parents=True, exist_ok=True)
-            share = {"apply": (0.0, 0.8), "save": (0.8, 0.85), "measure": (0.85, 1.0)}
             lo, hi = share["apply"]
             curves: dict[str, dict[str, list[list[float]]]] = {}
 
@@ -224,18 +278,19 @@ class Runner:
             if curves:
                 step_info["curves"] = curves  # stored with the variant, viewable after the run
             timings["apply"] = time.perf_counter() - clock
+            self.seconds[f"apply:{node.step.step}"] = timings["apply"]
         self.check_cancelled()
         folder = self.artifacts / f"{seq:03d}-{(node.step.step if node.step else 'baseline')}-{key[:8]}"
         progress(share["save"][0], "saving the artifact")
         clock = time.perf_counter()
         save_artifact(state, folder, base=str(self.ref), extra={"info": state.info, "cache_key": key})
         timings["save"] = time.perf_counter() - clock
-        lo, hi = share["measure"]
         measured = measure_variant(
             state, folder, self.task, self.recipe.measure, seed=self.recipe.seed,
-            progress=lambda f, m="": progress(lo + (hi - lo) * f, m), cancelled=self.cancelled,
+            progress=self.measure_progress(progress, share), cancelled=self.cancelled,
         )
         timings.update(measured.seconds)
+        self.seconds.update({k: v for k, v in timings.items() if k != "apply"})
         step_info = {**step_info, "timings": {k: round(v, 3) for k, v in timings.items()}}
         self.log("timings (s): " + ", ".join(f"{k} {v:.2f}" for k, v in timings.items()), "debug")
         flag = self.size_flag(parent, measured.size) if parent is not None else None
