@@ -23,7 +23,8 @@ class ModelPicker(QComboBox):
     def __init__(self, recent: list[str], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("modelPicker")
-        self.setMinimumContentsLength(22)
+        self.setMinimumContentsLength(14)
+        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.setToolTip("The model to compress: packaged default, a local Hugging Face folder, or a hub id")
         self._recent = recent
         self._current = DEFAULT_MODEL
@@ -93,6 +94,8 @@ class TaskPicker(QComboBox):
         from core.tasks import all_tasks
 
         self.setObjectName("taskPicker")
+        self.setMinimumContentsLength(12)
+        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.setToolTip("The task: its data trains and evaluates every variant")
         for task in all_tasks():
             self.addItem(task.title, task.id)

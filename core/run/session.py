@@ -43,6 +43,11 @@ STDERR_TAIL = 20
 _PROGRESS_BAR = re.compile(r"\d+%\|.*\||\r|^\s*[\d.]+(it|s)/(s|it)\b")
 
 
+def progress_bar_line(text: str) -> bool:
+    """Whether a stderr line is a library's progress bar (shown by neither the log nor a crash message)."""
+    return bool(_PROGRESS_BAR.search(text))
+
+
 def worker_command() -> list[str]:
     """How to start one worker; a frozen bundle re-runs its own executable with ``--worker``."""
     if getattr(sys, "frozen", False):
