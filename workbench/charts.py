@@ -55,12 +55,14 @@ def _fmt(value: Any, spec: str, unit: str = "") -> str:
 
 
 def variant_name(row: dict[str, Any]) -> str:
-    """'prune 0.1' for a swept pruning step, 'baseline', else the step's family: short, for ticks."""
+    """A short name for ticks: 'baseline', 'prune 0.1' for a swept pruning step (the step's
+    family and its swept values), else the step id's last part ('dynamic int8')."""
     if row.get("step") == 0:
         return "baseline"
-    family = str(row.get("step_id") or row.get("label") or "").split(".")[0]
+    parts = str(row.get("step_id") or row.get("label") or "").split(".")
     values = " ".join(str(v) for v in (row.get("swept") or {}).values())
-    return f"{family} {values}".strip()
+    name = parts[0] if values or len(parts) == 1 else parts[-1]
+    return f"{name.replace('_', ' ')} {values}".strip()
 
 
 def row_tip(row: dict[str, Any]) -> str:
@@ -142,6 +144,7 @@ class Chart(pg.GraphicsLayoutWidget):
     def __init__(self, title: str, x: str, y: str, legend_columns: int = 3, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.title = title
+        self.legend_columns = legend_columns
         self.plot = self.new_plot(0, x, y)
         self.plot.setTitle(title, size="10pt")
         self.tips = HoverTips(self.plot)
@@ -163,6 +166,15 @@ class Chart(pg.GraphicsLayoutWidget):
             plot.getAxis(side).enableAutoSIPrefix(False)  # "accuracy (x0.001)" reads worse than 0.55
         self.ci.layout.setRowStretchFactor(row, 1)
         return plot
+
+    def resizeEvent(self, event: Any) -> None:
+        # Fewer legend columns in a narrow chart: the legend's width would otherwise widen the
+        # scene beyond the view and cut the plot's right side off.
+        legend = getattr(self, "legend", None)  # pyqtgraph resizes once before __init__ is done
+        columns = max(1, min(getattr(self, "legend_columns", 1), int(self.width() / 200)))
+        if legend is not None and columns != legend.columnCount:
+            legend.setColumnCount(columns)
+        super().resizeEvent(event)
 
     def add_tips(self, tips: HoverTips) -> None:
         self._tips.append(tips)
@@ -325,7 +337,7 @@ class LatencyChart(Chart):
         self.p90_bars.setOpts(x=xs, height=p90, width=0.6)
         axis = self.plot.getAxis("bottom")
         if len(self.rows) <= 12:  # the table's names while they fit, else its ID column
-            axis.setTicks([[(i, _short(variant_name(r), 12)) for i, r in enumerate(self.rows)]])
+            axis.setTicks([[(i, _short(variant_name(r), 14)) for i, r in enumerate(self.rows)]])
             self.plot.setLabel("bottom", "variant")
         else:
             axis.setTicks([[(i, f"#{r['variant']}") for i, r in enumerate(self.rows)]])
@@ -412,6 +424,7 @@ class SweepChart(Chart):
 
     def update_rows(self, rows: list[dict[str, Any]]) -> None:
         curves: dict[str, list[tuple[float, float, dict[str, Any]]]] = defaultdict(list)
+        fields: dict[str, str] = {}
         for r in rows:
             sweep = r.get("swept")
             if isinstance(sweep, dict) and r.get("metric") is not None:
@@ -419,6 +432,7 @@ class SweepChart(Chart):
                     if isinstance(value, (int, float)) and not isinstance(value, bool):
                         key = f"{r.get('step_id') or ''} {name} · {r.get('task')}".strip()
                         curves[key].append((float(value), float(r["metric"]), r))
+                        fields[key] = name
         for name in [n for n in self._items if n not in curves]:  # drop curves that vanished
             self.plot.removeItem(self._items.pop(name))
         tips: list[tuple[float, float, str, int | None]] = []
@@ -432,7 +446,8 @@ class SweepChart(Chart):
                 self.plot.addItem(item)
                 self._items[name] = item
             item.setData([p[0] for p in pts], [p[1] for p in pts])
-            tips += [(x, y, f"{name} = {x:g}\n{row_tip(r)}", r["variant"]) for x, y, r in pts]
+            tips += [(x, y, f"{fields[name]} = {x:g}: {r.get('metric_name') or 'metric'} {y:.4f}\n{row_tip(r)}",
+                      r["variant"]) for x, y, r in pts]
         self.tips.set_points(tips)
         self.set_legend([(self._items[n], n) for n in sorted(self._items)])
         self.set_title(self.title if curves else f"{self.title} (no sweep among these variants)")

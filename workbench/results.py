@@ -146,7 +146,11 @@ class ResultsView(QWidget):
         self.count_label = QLabel()
         self.budget_box = NumberBox("float", 0.0, 100.0)
         self.budget_box.setObjectName("budgetBox")
-        self.budget_box.set_value(float(self.settings.value("results/budget", DEFAULT_BUDGET)))
+        try:
+            self._budget = min(100.0, max(0.0, float(self.settings.value("results/budget", DEFAULT_BUDGET))))
+        except (TypeError, ValueError):
+            self._budget = DEFAULT_BUDGET
+        self.budget_box.set_value(self._budget)
         self.budget_box.setMinimumWidth(self.budget_box.fontMetrics().horizontalAdvance("100.00") + 36)
         self.budget_box.setMaximumWidth(self.budget_box.minimumWidth() + 20)
         self.budget_box.setToolTip("The share of its baseline's metric a variant must keep to be 'best'")
@@ -402,8 +406,8 @@ class ResultsView(QWidget):
         return [self.model.rows[r] for r in rows if r < len(self.model.rows)]
 
     def budget(self) -> float:
-        value = self.budget_box.value()
-        return float(value) if value is not None and 0 <= value <= 100 else DEFAULT_BUDGET
+        """The share of its baseline's metric the best variant keeps: the last valid value typed."""
+        return self._budget
 
     # --- filters and selection -------------------------------------------------------------------
     def _apply_filter(self) -> None:
@@ -435,7 +439,8 @@ class ResultsView(QWidget):
             return
         self.budget_box.setStyleSheet("")
         self.budget_box.setToolTip("The share of its baseline's metric a variant must keep to be 'best'")
-        self.settings.set_value("results/budget", float(value))
+        self._budget = float(value)
+        self.settings.set_value("results/budget", self._budget)
         self._filters_changed()
 
     def _filters_changed(self) -> None:
