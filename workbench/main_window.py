@@ -155,7 +155,8 @@ class MainWindow(QMainWindow):
         self.results.message.connect(lambda text: self.statusBar().showMessage(text, 10000))
         self.results.loadRecipeRequested.connect(self.load_run_recipe)
         self.results.manageRunsRequested.connect(self.manage_runs)
-        QGuiApplication.styleHints().colorSchemeChanged.connect(lambda _s: self._follow_system())
+        # A bound method, not a lambda: the connection dies with this window.
+        QGuiApplication.styleHints().colorSchemeChanged.connect(self._follow_system)
 
         geometry, state = self.settings.window_state()
         if geometry is not None:
@@ -669,7 +670,13 @@ class MainWindow(QMainWindow):
         self.settings.set_value("view/theme", mode)
         self._apply_theme()
 
-    def _follow_system(self) -> None:
+    def _follow_system(self, _scheme: object = None) -> None:
+        import shiboken6
+
+        if not shiboken6.isValid(self) or not self.isVisible():  # a closed window has no say
+            return
+        # The choice is the application's (the settings file), not one window's.
+        self.theme_mode = str(self.settings.value("view/theme", "system"))
         if self.theme_mode == "system":
             self._apply_theme()
 

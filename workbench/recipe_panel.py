@@ -127,10 +127,13 @@ class RecipePanel(QScrollArea):
     def refresh(self) -> None:
         """Show the document's values (a refused value still being fixed is left in its field)."""
         recipe = self.document.recipe
-        if not self.name_edit.hasFocus():
+        # Text being typed (modified since its last commit) is left alone; anything else follows.
+        if not self.name_edit.isModified() and self.name_edit.text() != recipe.name:
             self.name_edit.setText(recipe.name)
-        if not self.description_edit.hasFocus() and self.description_edit.toPlainText() != recipe.description:
+        description = self.description_edit.document()
+        if not description.isModified() and self.description_edit.toPlainText() != recipe.description:
             self.description_edit.setPlainText(recipe.description)
+            description.setModified(False)
         self.seed_box.set_value(recipe.seed)
         self._show(self.seed_error, "")
         values = recipe.measure.to_dict()
@@ -147,11 +150,13 @@ class RecipePanel(QScrollArea):
         self._edit(recipe, text)
 
     def _name_edited(self) -> None:
+        self.name_edit.setModified(False)
         name = " ".join(self.name_edit.text().split())
         if name != self.document.recipe.name:
             self._push(dataclasses.replace(self.document.recipe, name=name), "Rename recipe")
 
     def _description_edited(self) -> None:
+        self.description_edit.document().setModified(False)
         text = self.description_edit.toPlainText().strip()
         if text != self.document.recipe.description:
             self._push(dataclasses.replace(self.document.recipe, description=text), "Edit description")
