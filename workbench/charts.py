@@ -10,15 +10,17 @@ gains fields keeps working. Items are created once per series and fed with ``set
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtGui import QCursor, QPalette
+from PySide6.QtCore import QEvent, QPoint, QPointF, QRect, QSize, Qt, Signal
+from PySide6.QtGui import QHelpEvent, QPalette
 from PySide6.QtWidgets import QApplication, QTabWidget, QToolTip, QWidget
 
 from core.store.pareto import best_within_budget, group_rows, pareto_front
@@ -87,8 +89,8 @@ class HoverTips:
     """Tooltips and clicks for one plot: the nearest target point within HIT_PIXELS, or the bar
     under the pointer. Targets carry a text and the variant id a click selects (or None)."""
 
-    def __init__(self, plot: pg.PlotItem) -> None:
-        self.plot = plot
+    def __init__(self, plot: pg.PlotItem | pg.ViewBox) -> None:
+        self.vb = plot.vb if isinstance(plot, pg.PlotItem) else plot
         self.xs = np.zeros(0)
         self.ys = np.zeros(0)
         self.texts: list[str] = []
@@ -114,7 +116,7 @@ class HoverTips:
         self.bars = list(bars)
 
     def hit(self, scene_pos: QPointF) -> tuple[str, int | None] | None:
-        vb = self.plot.vb
+        vb = self.vb
         rect = vb.sceneBoundingRect()
         if not rect.contains(scene_pos):
             return None
@@ -133,7 +135,7 @@ class HoverTips:
         return None
 
     def scene_pos(self, x: float, y: float) -> QPointF:
-        return self.plot.vb.mapViewToScene(QPointF(x, y))
+        return self.vb.mapViewToScene(QPointF(x, y))
 
 
 class Chart(pg.GraphicsLayoutWidget):
@@ -153,7 +155,6 @@ class Chart(pg.GraphicsLayoutWidget):
         self.legend_row = 1
         self.addItem(self.legend, row=self.legend_row, col=0)
         self.setMinimumSize(220, 180)
-        self.scene().sigMouseMoved.connect(self._moved)
         self.scene().sigMouseClicked.connect(self._clicked)
         self.restyle()
 
@@ -186,12 +187,19 @@ class Chart(pg.GraphicsLayoutWidget):
                 return found
         return None
 
-    def _moved(self, scene_pos: QPointF) -> None:
-        found = self.hit(scene_pos)
-        if found is None:
-            QToolTip.hideText()
-        else:
-            QToolTip.showText(QCursor.pos(), found[0], self)
+    def viewportEvent(self, event: QEvent) -> bool:
+        # Qt's own tooltip event (after the hover delay): the scene would hide any tip it did not
+        # set itself, so the chart answers it, and the tip goes when the pointer leaves the element.
+        if event.type() == QEvent.Type.ToolTip and isinstance(event, QHelpEvent):
+            found = self.hit(self.mapToScene(event.pos()))
+            if found is None:
+                QToolTip.hideText()
+                event.ignore()
+            else:
+                near = QRect(event.pos() - QPoint(HIT_PIXELS, HIT_PIXELS), QSize(2 * HIT_PIXELS, 2 * HIT_PIXELS))
+                QToolTip.showText(event.globalPos(), found[0], self.viewport(), near)
+            return True
+        return super().viewportEvent(event)
 
     def _clicked(self, event: Any) -> None:
         if event.button() != Qt.MouseButton.LeftButton or event.double():
@@ -348,6 +356,8 @@ class LatencyChart(Chart):
         self.set_title(f"{self.title} p50 / p90{more}")
         self.mark_selected(selected)
         self.plot.enableAutoRange()
+        if self.rows:
+            self.plot.setXRange(-0.5, len(self.rows) - 0.5, padding=0)
 
     def mark_selected(self, selected: list[dict[str, Any]]) -> None:
         ids = {r.get("variant") for r in selected}
@@ -412,6 +422,8 @@ class StepsChart(Chart):
         self.tips.set_points(tips)
         axis = self.plot.getAxis("bottom")
         axis.setTicks([[(i, _short(variant_name(r), 12)) for i, r in enumerate(path)]] if len(path) <= 12 else None)
+        if path:  # half a step of room at each end, so the first and last names are shown
+            self.plot.setXRange(-0.5, len(path) - 0.5, padding=0)
         self.set_title(f"{self.title}, run {path[0].get('run')} (% of baseline)" if path else self.title)
 
 
@@ -454,40 +466,45 @@ class SweepChart(Chart):
 
 
 class CurvesChart(Chart):
-    """Training curves of one variant: loss above, learning rate below, evaluation (if any) at the
-    bottom; one colour per training phase. Fed live from Curve events, or from the stored curves."""
+    """Training curves of one variant in one compact plot: loss (and any evaluation, dashed) on the
+    left axis, the learning rate on the right; one colour per training phase. Fed live from Curve
+    events, or from the curves stored with the variant."""
 
     def __init__(self) -> None:
-        super().__init__(CHARTS["curves"], "", "loss", legend_columns=4)
-        self.ci.removeItem(self.legend)  # below the three plots, not between them
-        self.plot.hideAxis("bottom")
-        self.lr_plot = self.new_plot(1, "", "learning rate")
-        self.eval_plot = self.new_plot(2, "optimizer step", "evaluation")
-        for plot in (self.lr_plot, self.eval_plot):
-            plot.setXLink(self.plot)
-        self.lr_plot.getAxis("left").enableAutoSIPrefix(True)
-        self.ci.layout.setRowStretchFactor(0, 2)
-        self.legend_row = 3
-        self.addItem(self.legend, row=self.legend_row, col=0)
-        self.lr_tips, self.eval_tips = HoverTips(self.lr_plot), HoverTips(self.eval_plot)
+        super().__init__(CHARTS["curves"], "optimizer step", "loss", legend_columns=4)
+        self.lr_view = pg.ViewBox()
+        self.plot.showAxis("right")
+        self.plot.scene().addItem(self.lr_view)
+        right = self.plot.getAxis("right")
+        right.linkToView(self.lr_view)
+        right.setLabel("learning rate")
+        right.enableAutoSIPrefix(True)
+        self.lr_view.setXLink(self.plot)
+        self.plot.vb.sigResized.connect(self._sync_views)
+        self.lr_tips = HoverTips(self.lr_view)
         self.add_tips(self.lr_tips)
-        self.add_tips(self.eval_tips)
         self.data: dict[str, dict[str, list[list[float]]]] = {}
         self._items: dict[tuple[str, str], pg.PlotDataItem] = {}
         self.subject = ""
         self.reset("select one variant of a training step")
 
+    def _sync_views(self) -> None:
+        self.lr_view.setGeometry(self.plot.vb.sceneBoundingRect())
+        self.lr_view.linkedViewChanged(self.plot.vb, self.lr_view.XAxis)
+
+    def _view_for(self, series: str) -> tuple[Any, HoverTips]:
+        return (self.lr_view, self.lr_tips) if series == "lr" else (self.plot, self.tips)
+
     def reset(self, why: str = "") -> None:
         self.data = {}
         for (_phase, series), item in self._items.items():
-            self._plot_for(series)[0].removeItem(item)
+            self._view_for(series)[0].removeItem(item)
         self._items = {}
-        for tips in (self.tips, self.lr_tips, self.eval_tips):
+        for tips in (self.tips, self.lr_tips):
             tips.set_points([])
         self.set_legend([])
         self.subject = why
         self.set_title(f"{self.title}: {why}" if why else self.title)
-        self.eval_plot.setVisible(False)
 
     def set_curves(self, curves: dict[str, dict[str, list[list[float]]]], subject: str) -> None:
         """Show stored curves ({phase: {series: [[step, value], ...]}}) of ``subject``."""
@@ -510,13 +527,6 @@ class CurvesChart(Chart):
     def _append(self, phase: str, series: str, step: float, value: float) -> None:
         self.data.setdefault(phase, {}).setdefault(series, []).append([float(step), float(value)])
 
-    def _plot_for(self, series: str) -> tuple[pg.PlotItem, HoverTips]:
-        if series == "loss":
-            return self.plot, self.tips
-        if series == "lr":
-            return self.lr_plot, self.lr_tips
-        return self.eval_plot, self.eval_tips
-
     def _redraw(self, only: list[tuple[str, str]] | None = None) -> None:
         phases = list(self.data)
         keys = only or [(ph, s) for ph in phases for s in self.data[ph]]
@@ -526,27 +536,20 @@ class CurvesChart(Chart):
             item = self._items.get((phase, series))
             if item is None:
                 color = SERIES_COLORS[phases.index(phase) % len(SERIES_COLORS)]
-                style = Qt.PenStyle.SolidLine if series in ("loss", "lr") else Qt.PenStyle.DashLine
+                style = {"loss": Qt.PenStyle.SolidLine, "lr": Qt.PenStyle.DotLine}.get(series, Qt.PenStyle.DashLine)
                 item = pg.PlotDataItem(pen=pg.mkPen(color, width=2, style=style))
-                plot, _tips = self._plot_for(series)
-                plot.addItem(item)
+                self._view_for(series)[0].addItem(item)
                 self._items[(phase, series)] = item
                 new_item = True
             item.setData([p[0] for p in points], [p[1] for p in points])
         # Tips from every point (at most a few thousand: the engine keeps 400 per series).
-        for plot_series in ("loss", "lr", "eval"):
-            plot, tips = self._plot_for(plot_series)
-            pts = []
-            for phase in phases:
-                for series, points in self.data[phase].items():
-                    if self._plot_for(series)[0] is plot:
-                        pts += [(x, y, f"{phase} · {series}\nstep {x:g}: {y:.4g}", None) for x, y in points]
-            tips.set_points(pts)
-        self.eval_plot.setVisible(any(s not in ("loss", "lr") for ph in phases for s in self.data[ph]))
+        for tips, lr in ((self.tips, False), (self.lr_tips, True)):
+            tips.set_points([(x, y, f"{phase} · {series}\nstep {x:g}: {y:.4g}", None)
+                             for phase in phases for series, points in self.data[phase].items()
+                             if (series == "lr") == lr for x, y in points])
         if new_item:
-            self.set_legend([(item, f"{phase} · {series}") for (phase, series), item in self._items.items()
-                             if series == "loss"] or [(item, f"{phase} · {series}")
-                                                      for (phase, series), item in self._items.items()])
+            self.set_legend([(item, f"{phase} · {series}") for (phase, series), item in self._items.items()])
+        self._sync_views()
         self.set_title(f"{self.title}: {self.subject}" if self.subject else self.title)
 
 
@@ -619,15 +622,114 @@ class Charts(QTabWidget):
     # --- export -------------------------------------------------------------------------------
     def export(self, name: str, path: Path) -> None:
         """PNG or SVG by the file suffix: the chart with its legend, as shown."""
+        from pyqtgraph import exporters
+
         chart = self.charts()[name]
         if path.suffix.lower() == ".svg":
-            _render_svg(chart, path)
+            export_svg(chart, path)
         else:
-            from pyqtgraph import exporters
-
             exporter = exporters.ImageExporter(chart.scene())
             exporter.parameters()["width"] = max(1000, int(chart.width()))
             exporter.export(str(path))
+
+
+_SVG_TOKEN = re.compile(r"[A-Za-z]|[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?,[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def _pairs_path(d: str) -> str:
+    """Path data as pyqtgraph's SVG post-processing reads it: one 'Cx,y' or 'x,y' token per point.
+    Qt 6.12 writes closing 'Z' commands it cannot parse; a closed shape here ends where it began
+    (Qt's ellipses and symbols), so dropping them draws the same."""
+    out, command = [], ""
+    for token in _SVG_TOKEN.findall(d):
+        if token[0].isalpha():
+            command = "" if token in "Zz" else token
+            continue
+        out.append(command + token)
+        command = ""
+    return " ".join(out)
+
+
+@contextmanager
+def _qt612_svg_paths() -> Iterator[None]:
+    """pyqtgraph 0.14's SVG exporter moves every point into page coordinates (so strokes and
+    legends land where they are drawn, in any SVG reader) but stops at Qt 6.12's path syntax;
+    feed it the syntax it reads, for the length of one export."""
+    import importlib
+
+    module = importlib.import_module("pyqtgraph.exporters.SVGExporter")
+    original = module.correctCoordinates
+
+    def correct(node: Any, defs: Any, item: Any, options: Any) -> Any:
+        for rect in list(node.getElementsByTagName("rect")):  # bars: moved like any other shape
+            try:
+                x, y, w, h = (float(rect.getAttribute(a)) for a in ("x", "y", "width", "height"))
+            except ValueError:
+                continue  # a background in percent: nothing to move
+            shape = rect.ownerDocument.createElement("path")
+            for name, value in rect.attributes.items():
+                if name not in ("x", "y", "width", "height"):
+                    shape.setAttribute(name, value)
+            shape.setAttribute("d", f"M{x},{y} L{x + w},{y} L{x + w},{y + h} L{x},{y + h} L{x},{y}")
+            rect.parentNode.replaceChild(shape, rect)
+        for element in node.getElementsByTagName("path"):
+            element.setAttribute("d", _pairs_path(element.getAttribute("d")))
+        return original(node, defs, item, options)
+
+    module.correctCoordinates = correct
+    try:
+        yield
+    finally:
+        module.correctCoordinates = original
+
+
+def export_svg(chart: QWidget, path: Path) -> None:
+    """The chart (plot, axes, legend) as SVG through pyqtgraph's exporter; Qt's own SVG
+    generator only if that fails (its strokes rely on 'non-scaling-stroke', which ImageMagick
+    and librsvg ignore). Then made plain for simple readers (see :func:`_plain_svg`)."""
+    from pyqtgraph import exporters
+
+    try:
+        with _qt612_svg_paths():
+            exporters.SVGExporter(chart.scene()).export(str(path))
+    except (ValueError, IndexError):
+        _render_svg(chart, path)
+        return
+    # Clipping matters only when some data lies outside the visible range (the user zoomed in).
+    keep_clip = any(not item.vb.viewRect().adjusted(-1e-9, -1e-9, 1e-9, 1e-9).contains(item.vb.childrenBoundingRect())
+                    for item in getattr(chart, "ci", chart).items if isinstance(item, pg.PlotItem))
+    background = chart.backgroundBrush().color()
+    path.write_text(_plain_svg(path.read_text(encoding="utf-8"), background, keep_clip=keep_clip),
+                    encoding="utf-8")
+
+
+def _blend(color: str, alpha: float, background: Any) -> str:
+    c = pg.mkColor(color)
+    mix = [round(alpha * v + (1 - alpha) * b) for v, b in
+           ((c.red(), background.red()), (c.green(), background.green()), (c.blue(), background.blue()))]
+    return "#{:02x}{:02x}{:02x}".format(*mix)
+
+
+def _plain_svg(text: str, background: Any, *, keep_clip: bool) -> str:
+    """Translucent colours blended with the chart's background (ImageMagick's own SVG reader
+    ignores stroke-opacity and draws the grid black), and, when the plot shows all its data,
+    no clip paths (which that reader cannot draw at all). Browsers, librsvg and Qt draw the
+    result as before."""
+    import xml.dom.minidom as minidom
+
+    doc = minidom.parseString(text)
+    for element in doc.getElementsByTagName("*"):
+        for paint, opacity in (("stroke", "stroke-opacity"), ("fill", "fill-opacity")):
+            value = element.getAttribute(opacity)
+            color = element.getAttribute(paint)
+            if value and color.startswith("#"):
+                alpha = float(value)
+                if alpha < 1:
+                    element.setAttribute(paint, _blend(color, alpha, background))
+                    element.setAttribute(opacity, "1")
+        if not keep_clip and element.hasAttribute("clip-path"):
+            element.removeAttribute("clip-path")
+    return doc.toxml()
 
 
 def _render_svg(widget: QWidget, path: Path) -> None:

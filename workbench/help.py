@@ -27,7 +27,8 @@ fine-tuning, distillation and layer sharing. Esc cancels; finished steps are kep
 interrupted run can be resumed. Steps already computed with the same settings are reused.</li>
 <li><b>Results</b>. One row per variant; the charts show exactly the rows the table shows, and
 every filter (run, task, text) applies to both. Set <i>Best: keep ≥ 99 % of baseline</i> and the
-smallest variant that keeps that much of its baseline's metric is starred (★). Hover any point or
+smallest variant that keeps that much of its baseline's metric is starred (★; sizes within 1 %
+count as equal, and then the higher metric wins). Hover any point or
 bar for its numbers; click it to select its row. Select two or more rows to compare them. Right-
 click a row to open its folder or load its run's recipe; <i>Runs…</i> names, tags and deletes runs
 and shows their disk use. Export tables (CSV, Markdown, LaTeX) and charts (PNG, SVG).</li>

@@ -149,6 +149,7 @@ class MainWindow(QMainWindow):
         self.task_picker.taskChosen.connect(self._task_chosen)
         self.task_picker.customRequested.connect(self._custom_task)
         self.run_panel.run_button.clicked.connect(self.run)
+        self.run_panel.busyChanged.connect(self._busy_changed)
         self.run_panel.runFinished.connect(self._run_finished)
         self.run_panel.rowAdded.connect(self.results.add_row)
         self.run_panel.resume_button.clicked.connect(self.resume)
@@ -231,6 +232,7 @@ class MainWindow(QMainWindow):
         self.act_cancel = self._action("&Cancel run", self.run_panel.cancel, "Esc",
                                        "Stop the run at its next safe point; finished steps are kept (Esc)")
         self.act_cancel.setIcon(std(SP.SP_MediaStop))
+        self.act_cancel.setEnabled(False)  # until a run starts
         self.act_runs = self._action("Manage &runs…", lambda: self.manage_runs(None), None,
                                      "Name, tag, note or delete runs; disk use; clean up unused files")
         self.act_db = self._action("Results &database…", self.choose_db)
@@ -253,6 +255,8 @@ class MainWindow(QMainWindow):
                 button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         bar.addSeparator()
         bar.addWidget(QLabel(" Model: "))
+        for picker in (self.model_picker, self.task_picker):
+            picker.setFixedWidth(picker.sizeHint().width())  # a red mark or a long name never moves the bar
         bar.addWidget(self.model_picker)
         bar.addWidget(QLabel("  Task: "))
         bar.addWidget(self.task_picker)
@@ -509,6 +513,10 @@ class MainWindow(QMainWindow):
                      for text in self.recipe_panel.invalid_inputs()]
         self.chain.set_problems(problems)
         self.editor.refresh_problems()
+        for picker, fields in ((self.model_picker, ("model",)), (self.task_picker, ("task", "data"))):
+            mine = [p for p in problems if p.index is None and p.field in fields]
+            picker.setStyleSheet("QComboBox { border: 1px solid #c0392b; }" if mine else "")
+            picker.setToolTip(mine[0].message if mine else picker.property("tip") or "")
         if problems:
             first = problems[0]
             more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -574,6 +582,11 @@ class MainWindow(QMainWindow):
             return
         self.run_dock.show()
         self.run_panel.start(self.run_request())
+
+    def _busy_changed(self, running: bool) -> None:
+        """Run and Cancel in the toolbar and menu say what can be done now."""
+        self.act_run.setEnabled(not running)
+        self.act_cancel.setEnabled(running)
 
     def resume(self) -> None:
         run_id = self.run_panel.resume_button.property("run_id")

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QValidator, QWheelEvent
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QKeyEvent, QKeySequence, QValidator, QWheelEvent
 from PySide6.QtWidgets import QAbstractSpinBox, QWidget
 
 
@@ -53,6 +53,23 @@ class NumberBox(QAbstractSpinBox):
         self.lineEdit().setPlaceholderText(placeholder)
         self._last = ""
         self.editingFinished.connect(self._finished)
+        self.lineEdit().installEventFilter(self)  # the focus may be on the line edit itself
+
+    def _undo_key(self, event: QEvent) -> bool:
+        """Ctrl+Z / Ctrl+Shift+Z belong to the window's undo (every edit is one recipe edit), not
+        to the text field's own undo: what was typed is committed first, then undone as one step."""
+        if event.type() == QEvent.Type.ShortcutOverride and isinstance(event, QKeyEvent) and (
+                event.matches(QKeySequence.StandardKey.Undo) or event.matches(QKeySequence.StandardKey.Redo)):
+            self._finished()
+            event.ignore()  # not taken here: the shortcut goes to the window's action
+            return True
+        return False
+
+    def event(self, event: QEvent) -> bool:
+        return self._undo_key(event) or super().event(event)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        return self._undo_key(event) or super().eventFilter(watched, event)
 
     # --- value --------------------------------------------------------------------------------
     def value(self) -> int | float | None:

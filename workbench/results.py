@@ -432,12 +432,12 @@ class ResultsView(QWidget):
     def _budget_edited(self, text: str) -> None:
         value = self.budget_box.value()
         if value is None or not 0 <= value <= 100:
-            self.budget_box.setStyleSheet("border: 1px solid #c0392b;")
+            self.budget_box.lineEdit().setStyleSheet("border: 1px solid #c0392b;")
             self.budget_box.setToolTip(f"'{text}' is not a share between 0 and 100 %; the best variant keeps "
                                        f"{self.budget():g} % until it is")
             self.best_label.setText(f"⚠ '{text}' is not a percentage between 0 and 100")
             return
-        self.budget_box.setStyleSheet("")
+        self.budget_box.lineEdit().setStyleSheet("")
         self.budget_box.setToolTip("The share of its baseline's metric a variant must keep to be 'best'")
         self._budget = float(value)
         self.settings.set_value("results/budget", self._budget)
@@ -465,7 +465,8 @@ class ResultsView(QWidget):
                          f"{r['pct_baseline']:.1f} % of the baseline's {metric}")
         self.best_label.setText("\n".join(parts))
         self.best_label.setToolTip("The smallest variant in view that keeps the chosen share of its run's "
-                                   "baseline metric; it is on its task's Pareto front")
+                                   "baseline metric (variants within 1 % of its size count as the same size: "
+                                   "the higher metric wins); it is on its task's Pareto front")
 
     def _selection_changed(self) -> None:
         selected = self.selected_rows()

@@ -156,6 +156,7 @@ class RunPanel(QWidget):
     and live training curves."""
 
     runFinished = Signal(object)  # Outcome
+    busyChanged = Signal(bool)  # a worker started (True) or ended (False)
     rowAdded = Signal(dict)  # a committed variant's results row (core.store.ResultRow as a dict)
 
     def __init__(self, client: WorkerClient | None = None, parent: QWidget | None = None,
@@ -263,6 +264,7 @@ class RunPanel(QWidget):
         self._started = self.clock()
         self._ticker.start()
         self.client.start(request)
+        self.busyChanged.emit(True)
 
     def stop_for_close(self) -> None:
         """The window is closing: stop the worker now (it marks its run interrupted, resumable)."""
@@ -359,6 +361,7 @@ class RunPanel(QWidget):
         self._current = None
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
+        self.busyChanged.emit(False)
         self.status.setText(outcome.message().split("\n\n")[0])
         self.status.setStyleSheet("" if outcome.status in ("finished", "cancelled") else "color: #c0392b;")
         if not outcome.ok and outcome.status != "cancelled":

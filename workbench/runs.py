@@ -162,8 +162,8 @@ class RunsDialog(QDialog):
                 self.table.setItem(i, j, item)
         self._filling = False
         self.table.resizeColumnsToContents()
-        self.table.setColumnWidth(3, min(self.table.columnWidth(3), 260))
-        self.table.setColumnWidth(6, min(self.table.columnWidth(6), 220))
+        for column, low, high in ((1, 140, 260), (2, 100, 200), (3, 160, 320), (6, 120, 220), (8, 80, 120)):
+            self.table.setColumnWidth(column, max(low, min(self.table.columnWidth(column), high)))
         if selected is not None:
             self.select_run(selected)
         self._update_buttons()
@@ -174,6 +174,7 @@ class RunsDialog(QDialog):
             item = self.table.item(i, 8)
             if item is not None:
                 item.setText(megabytes(disk.get(r["id"])))
+        self.table.resizeColumnToContents(8)
         self.total.setText(f"{megabytes(sum(disk.values()))} of artifacts in {len(disk)} run(s)")
 
     # --- selection ----------------------------------------------------------------------------------

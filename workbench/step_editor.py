@@ -240,7 +240,9 @@ class FieldEditor(QWidget):
         self._fit_error()
         self.error.setVisible(bool(message))
         self.setProperty("invalid", bool(message))
-        self.widget.setStyleSheet("border: 1px solid #c0392b;" if message else "")
+        # The frame of the text, not of a whole spin box (a style sheet there redraws its arrows).
+        target = self.widget.lineEdit() if isinstance(self.widget, NumberBox) else self.widget
+        target.setStyleSheet("border: 1px solid #c0392b;" if message else "")
 
 
 class StepEditor(QScrollArea):

@@ -174,6 +174,26 @@ def entry_problems(entry: ChainEntry, index: int) -> list[Problem]:
     if problems:
         return problems
     seen: set[str] = set()
+    # Each field on its own first (type, range, choices), so every bad field is named at once,
+    # not only the first one the config's constructor meets; then the whole config (cross-field).
+    try:
+        defaults = step_cls.config_cls()
+    except ConfigError:
+        defaults = None
+    fields = {f.name: f for f, _meta, _elem, _is_list in step_cls.config_cls.fields_meta()}
+    for name, value in entry.config.items() if defaults is not None else ():
+        is_list = meta_by_name[name][2]
+        values = value if isinstance(value, (list, tuple)) and not is_list else [value]
+        for v in values:
+            try:
+                defaults._check_field(fields[name], tuple(v) if isinstance(v, list) else v)
+            except ConfigError as exc:
+                message = str(exc)
+                if message not in seen:
+                    seen.add(message)
+                    problems.append(Problem(message, _fix_for(step_cls, name), index=index, step=step_cls.id,
+                                            field=name))
+                break
     for values in entry_configs(entry):
         try:
             step_cls.config_cls.from_dict(values, step=step_cls.id)

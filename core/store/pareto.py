@@ -40,13 +40,21 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     return front
 
 
+# Sizes this close count as the same size when picking the best variant: an int8 variant of a
+# 50 % pruned model is a few kilobytes smaller than one of a 30 % pruned model, which buys nothing
+# worth the lower metric.
+SIZE_TIE = 0.01
+
+
 def best_within_budget(rows: Iterable[Any], budget_pct: float) -> dict[tuple[str, str], Any]:
     """Per (task, metric): the smallest variant keeping at least ``budget_pct`` % of its run's
-    baseline metric (ties: the higher metric). It lies on its group's Pareto front: anything
-    smaller with a higher metric would also keep the budget."""
+    baseline metric; among variants within SIZE_TIE (1 %) of that size, the one with the highest
+    metric (then the smallest). It lies on its group's Pareto front up to that 1 % of size."""
     out: dict[tuple[str, str], Any] = {}
     for key, group in group_rows(rows).items():
         kept = [r for r in group if _get(r, "pct_baseline") is not None and _get(r, "pct_baseline") >= budget_pct]
         if kept:
-            out[key] = min(kept, key=lambda r: (float(_get(r, "size_mb")), -float(_get(r, "metric"))))
+            smallest = min(float(_get(r, "size_mb")) for r in kept)
+            near = [r for r in kept if float(_get(r, "size_mb")) <= smallest * (1 + SIZE_TIE)]
+            out[key] = min(near, key=lambda r: (-float(_get(r, "metric")), float(_get(r, "size_mb"))))
     return out

@@ -219,3 +219,43 @@ def test_the_readme_names_only_menus_that_exist(window) -> None:
                                   "Run › Manage runs…", "Help › Getting started"])
 def test_menus_the_guide_names_exist(window, path: str) -> None:
     assert path in _menu_paths(window)
+
+
+def test_ctrl_z_in_a_number_field_undoes_the_recipe_edit(window, qtbot) -> None:
+    """Newcomer walk: Ctrl+Z in a field undid only the field's text, not the last edit."""
+    window.chain.add_step("prune.global_magnitude")
+    box = window.editor.fields["amount"].widget
+    box.setFocus()
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box.lineEdit(), "0.4")
+    qtbot.keyClick(box.lineEdit(), Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # typed, not yet committed
+    assert window.chain.entry(0).config["amount"] == 0.3 and box.text() == "0.3"
+    assert [window.undo.text(i) for i in range(window.undo.count())] == ["Add Global magnitude pruning", "Edit amount"]
+    assert window.undo.index() == 1  # committed, then undone as one step
+    qtbot.keyClick(box.lineEdit(), Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert window.chain.rowCount() == 0  # the next Ctrl+Z undoes the added step
+
+
+def test_a_custom_file_dialog_guesses_a_label_column_and_return_means_ok(window, tmp_path: Path) -> None:
+    from workbench.custom_task import CustomTaskDialog
+
+    path = tmp_path / "reviews.csv"
+    path.write_text("review,stars\n" + "".join(f"text {i},{'good' if i % 2 else 'bad'}\n" for i in range(30)))
+    dialog = CustomTaskDialog(window)
+    assert dialog.load_columns(path)
+    assert (dialog.text_combo.currentText(), dialog.label_combo.currentText()) == ("review", "stars")
+    other = tmp_path / "mine.csv"
+    other.write_text("sentence,verdict,source\n" + "".join(f"s {i},{i % 2},web\n" for i in range(30)))
+    assert dialog.load_columns(other)
+    assert (dialog.text_combo.currentText(), dialog.label_combo.currentText()) == ("sentence", "source")
+    from PySide6.QtWidgets import QDialogButtonBox, QPushButton
+
+    ok = dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok)
+    assert ok.isDefault() and not next(b for b in dialog.findChildren(QPushButton) if b.text() == "Browse…").autoDefault()
+
+
+def test_a_bad_model_folder_marks_the_model_picker(window, tmp_path: Path) -> None:
+    window._model_chosen(str(tmp_path))
+    assert "border" in window.model_picker.styleSheet() and "config.json" in window.model_picker.toolTip()
+    window.undo.undo()
+    assert window.model_picker.styleSheet() == "" and "model to compress" in window.model_picker.toolTip()

@@ -153,6 +153,18 @@ def test_every_chart_element_has_a_tooltip(results, qtbot) -> None:
     xs, ys = item.getData()
     text, _vid = charts.sweeps.hit(charts.sweeps.tips.scene_pos(xs[0], ys[0]))
     assert "amount = 0.1" in text
+    # Hovering shows the tip: Qt's tooltip event on the chart's viewport, answered by the chart.
+    from PySide6.QtCore import QEvent
+    from PySide6.QtGui import QHelpEvent
+    from PySide6.QtWidgets import QApplication, QToolTip
+
+    charts.setCurrentWidget(scatter)
+    qtbot.wait(200)
+    r = scatter.rows[0]
+    pos = scatter.mapFromScene(scatter.tips.scene_pos(r["size_mb"], r["metric"]))
+    QApplication.sendEvent(scatter.viewport(), QHelpEvent(QEvent.Type.ToolTip, pos, scatter.viewport().mapToGlobal(pos)))
+    assert QToolTip.isVisible() and "MB on disk" in QToolTip.text()
+    QToolTip.hideText()
     # Ticks of the latency chart are the names (or IDs) the table shows, never unexplained ids.
     ticks = [t for _pos, t in charts.latency.plot.getAxis("bottom")._tickLevels[0]]
     assert ticks[0] == "baseline" and "int8" in " ".join(ticks)
@@ -195,6 +207,18 @@ def test_svg_export_lines_up_with_the_chart_on_screen(results, qtbot, tmp_path: 
     sx, sy = _centroid(screen, star)
     dx, dy = _centroid(drawn, star)
     assert abs(sx - dx) < 3 and abs(sy - dy) < 3, ((sx, sy), (dx, dy))
+    # Readers without SVG Tiny's 'non-scaling-stroke' (ImageMagick, librsvg) draw a line kept in
+    # data coordinates with its width times the axis scale: a band over the whole chart. Every
+    # line is in page coordinates, and the legend's marks where they are on screen.
+    import re
+
+    text = path.read_text()
+    scales = [max(abs(float(a)), abs(float(d))) for a, _b, _c, d, _e, _f in
+              re.findall(r'transform="matrix\(([^,]+),([^,]+),([^,]+),([^,]+),([^,]+),([^)]+)\)"', text)]
+    assert scales and max(scales) < 20, max(scales)
+    sel_x, sel_y = _centroid(screen, QColor("#e6b800"))  # the best variant's gold diamond
+    dsel_x, dsel_y = _centroid(drawn, QColor("#e6b800"))
+    assert abs(sel_x - dsel_x) < 3 and abs(sel_y - dsel_y) < 3
 
 
 def test_the_comparison_follows_the_filters_and_exports_are_confirmed(results, tmp_path: Path) -> None:

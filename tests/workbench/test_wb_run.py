@@ -46,11 +46,14 @@ def test_two_step_chain_runs_in_the_worker_and_fills_table_and_charts(window, qt
     live: list[dict] = []
     window.run_panel.rowAdded.connect(live.append)
     with qtbot.waitSignal(window.run_panel.runFinished, timeout=TIMEOUT_MS) as finished:
+        assert not window.act_cancel.isEnabled()  # nothing to cancel yet
         window.run_panel.run_button.click()
         assert window.run_panel.is_running() and not window.run_panel.run_button.isEnabled()
+        assert not window.act_run.isEnabled() and window.act_cancel.isEnabled()  # the toolbar agrees
     outcome = finished.args[0]
     assert outcome.ok, outcome.message()
     assert warnings == []
+    assert window.act_run.isEnabled() and not window.act_cancel.isEnabled()
     # Each variant reached the table as its worker event arrived, with the row the store computes.
     assert [r["label"] for r in live] == ["baseline", "prune.global_magnitude", "quantize.dynamic_int8"]
     # Every variant row came back (queried off the GUI thread): baseline, pruned, pruned+int8.
