@@ -59,10 +59,11 @@ class StepProgress:
     """One row: title, bar, and 'elapsed · ~left'.
 
     The bar never goes back. Time left is estimated at each progress event from the elapsed time
-    and the fraction done (the runner weights a step's phases by their expected time), then counts
-    down with the clock until the next event, so it never sits still while nothing reports; it is
-    raised only when the step is clearly slower than estimated, and when it runs out the row says
-    so instead of showing a stale "~0:02 left".
+    and the fraction done (the runner weights a step's phases by their expected time), and never
+    below what the run's earlier variants took (a fast step still has its measuring to come); it
+    then counts down with the clock until the next event, so it never sits still while nothing
+    reports; it is raised only when the step is clearly slower than estimated, and when it runs
+    out the row says so instead of showing a stale "~0:02 left".
     """
 
     def __init__(self, grid: QGridLayout, row: int, title: str, clock: Any = time.monotonic) -> None:
@@ -84,6 +85,7 @@ class StepProgress:
         self.estimate: tuple[float, float] | None = None  # (when, seconds left then)
         self.seconds: float | None = None  # when finished
         self.cached = False
+        self.prior: float | None = None  # how long the variants computed before it took (mean)
 
     def start(self, title: str) -> None:
         self.label.setText(title)
@@ -104,6 +106,10 @@ class StepProgress:
         elapsed = now - self.started
         if self.fraction > 0.01 and elapsed >= MIN_ELAPSED_FOR_ETA:
             fresh = elapsed * (1 - self.fraction) / self.fraction
+            if self.prior is not None:
+                # A step that is quick to apply reaches its measuring early: the rate so far
+                # would promise seconds, while measuring alone took about this long before.
+                fresh = max(fresh, self.prior - elapsed)
             current = self.left()
             if current is None or fresh < current or fresh > ETA_SLACK * max(current, 1.0):
                 self.estimate = (now, fresh)
@@ -297,7 +303,10 @@ class RunPanel(QWidget):
                 row.label.setIndent(14 * step.index)  # depth in the chain
         elif isinstance(event, p.StepStarted):
             title = _title(event.step, event.label)
-            self._row(event.node, title).start(title)
+            row = self._row(event.node, title)
+            computed = self._computed_seconds()
+            row.prior = sum(computed) / len(computed) if computed else None
+            row.start(title)
             self._current, self._current_title = event.node, title
             self._show_status()
             self.log_line(f"▶ {title}", "info")
@@ -327,11 +336,15 @@ class RunPanel(QWidget):
         if self._current is None or self._current not in self.rows:
             return None
         current = self.rows[self._current].left()
-        computed = [r.seconds for r in self.rows.values() if r.seconds and not r.cached]
+        computed = self._computed_seconds()
         waiting = sum(1 for r in self.rows.values() if r.started is None)
         if current is None or (waiting and not computed):
             return None
         return max(current, 0.0) + waiting * (sum(computed) / len(computed) if computed else 0.0)
+
+    def _computed_seconds(self) -> list[float]:
+        """How long each variant this run computed (not reused) took."""
+        return [r.seconds for r in self.rows.values() if r.seconds and not r.cached]
 
     def _show_status(self) -> None:
         if self._current is None:
