@@ -60,9 +60,9 @@ class StepProgress:
 
     The bar never goes back. Time left is estimated at each progress event from the elapsed time
     and the fraction done (the runner weights a step's phases by their expected time), and never
-    below what the run's earlier variants took (a fast step still has its measuring to come); it
-    then counts down with the clock until the next event, so it never sits still while nothing
-    reports; it is raised only when the step is clearly slower than estimated, and when it runs
+    below the least an earlier variant of the run took (a fast step still has its measuring to
+    come); it then counts down with the clock until the next event, so it never sits still while
+    nothing reports; it is raised only when the step is clearly slower than estimated, and when it runs
     out the row says so instead of showing a stale "~0:02 left".
     """
 
@@ -85,7 +85,8 @@ class StepProgress:
         self.estimate: tuple[float, float] | None = None  # (when, seconds left then)
         self.seconds: float | None = None  # when finished
         self.cached = False
-        self.prior: float | None = None  # how long the variants computed before it took (mean)
+        self.prior: float | None = None  # the least time an earlier computed variant took
+        self.step = ""  # its step id (from the run's plan)
 
     def start(self, title: str) -> None:
         self.label.setText(title)
@@ -300,12 +301,12 @@ class RunPanel(QWidget):
             self.status.setText(f"Run {self.run_id}{resumed}: {event.variants} variants to measure")
             for step in event.steps:
                 row = self._row(step.node, _title(step.step, step.label))
+                row.step = step.step
                 row.label.setIndent(14 * step.index)  # depth in the chain
         elif isinstance(event, p.StepStarted):
             title = _title(event.step, event.label)
             row = self._row(event.node, title)
-            computed = self._computed_seconds()
-            row.prior = sum(computed) / len(computed) if computed else None
+            row.prior = self._expected_seconds(row.step, floor_only=True)
             row.start(title)
             self._current, self._current_title = event.node, title
             self._show_status()
@@ -331,20 +332,28 @@ class RunPanel(QWidget):
             self.log_line("✔ Run finished", "info")
 
     def run_left(self) -> float | None:
-        """Seconds left in the whole run: the step in flight's estimate, plus the steps still to come
-        at the mean time of the steps this run computed (not reused). None until both are known."""
+        """Seconds left in the whole run: the step in flight's estimate, plus each step still to
+        come at what the same step took earlier in this run, else at the least any computed
+        variant took (every variant is measured). None until both are known."""
         if self._current is None or self._current not in self.rows:
             return None
         current = self.rows[self._current].left()
-        computed = self._computed_seconds()
-        waiting = sum(1 for r in self.rows.values() if r.started is None)
-        if current is None or (waiting and not computed):
+        waiting = [self._expected_seconds(r.step) for r in self.rows.values() if r.started is None]
+        if current is None or None in waiting:
             return None
-        return max(current, 0.0) + waiting * (sum(computed) / len(computed) if computed else 0.0)
+        return max(current, 0.0) + sum(w or 0.0 for w in waiting)
 
-    def _computed_seconds(self) -> list[float]:
-        """How long each variant this run computed (not reused) took."""
-        return [r.seconds for r in self.rows.values() if r.seconds and not r.cached]
+    def _expected_seconds(self, step: str, *, floor_only: bool = False) -> float | None:
+        """How long a variant of ``step`` should take, from the variants this run computed (not
+        reused): the mean of the same step's, else (or with ``floor_only``) the least of all,
+        since each variant is at least measured. None before any was computed."""
+        computed = [r for r in self.rows.values() if r.seconds and not r.cached]
+        if not computed:
+            return None
+        same = [r.seconds for r in computed if r.step == step and r.seconds]
+        if same and not floor_only:
+            return sum(same) / len(same)
+        return min(r.seconds for r in computed if r.seconds)
 
     def _show_status(self) -> None:
         if self._current is None:

@@ -98,6 +98,29 @@ def test_a_quick_step_still_has_its_measuring_to_come(qtbot) -> None:
     assert panel.rows[1].left() == pytest.approx(104 * 0.6 / 0.4)
 
 
+def test_a_long_training_step_does_not_inflate_the_others(qtbot) -> None:
+    clock = Clock()
+    panel = RunPanel(clock=clock)
+    qtbot.addWidget(panel)
+    steps = [p.PlannedStep(node=0, index=0, step="baseline", label="baseline"),
+             p.PlannedStep(node=1, index=1, step="finetune", label="finetune"),
+             p.PlannedStep(node=2, index=2, step="prune.global_magnitude", label="prune.global_magnitude(amount=0.1)"),
+             p.PlannedStep(node=3, index=2, step="prune.global_magnitude", label="prune.global_magnitude(amount=0.3)")]
+    panel.on_event(p.RunStarted(run_id=1, variants=4, steps=steps))
+    for node, step, seconds in ((0, "baseline", 60.0), (1, "finetune", 1800.0)):
+        panel.on_event(p.StepStarted(node=node, index=node, step=step, label=step, title=step))
+        clock.now += seconds
+        panel.on_event(p.StepFinished(node=node, index=node, variant_id=node + 1, cached=False, seconds=seconds,
+                                      row={}))
+    panel.on_event(p.StepStarted(node=2, index=2, step="prune.global_magnitude",
+                                 label="prune.global_magnitude(amount=0.1)", title="prune"))
+    assert panel.rows[2].prior == 60.0  # the least a variant took, not the fine-tune's half hour
+    clock.now += 10
+    panel.on_event(p.Progress(node=2, index=2, fraction=0.2))
+    assert panel.rows[2].left() == 50.0  # 40 s by the rate, 50 s by the floor
+    assert panel.run_left() == 50.0 + 60.0  # the other pruning branch: at least 60 s
+
+
 def test_estimates_do_not_jitter_and_the_run_has_a_time_left(qtbot) -> None:
     panel, clock = _panel(qtbot)
     panel.on_event(p.StepStarted(node=0, index=0, step="baseline", label="baseline", title="Baseline"))
