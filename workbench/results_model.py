@@ -14,6 +14,8 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QColor, QFont
 
+from core.store.rows import flag_title
+
 
 @dataclass(frozen=True)
 class Column:
@@ -101,7 +103,7 @@ class ResultsModel(QAbstractTableModel):
 
     def _label(self, row: dict[str, Any], value: Any) -> str:
         marks = "".join(m for m, on in (("★ ", row.get("variant") in self.best_ids),) if on)
-        tail = "".join(m for m, on in ((" ⚑", bool(row.get("flag"))), (" ↺", bool(row.get("cached")))) if on)
+        tail = "".join(m for m, on in ((" ⚑", bool(row.get("flags"))), (" ↺", bool(row.get("cached")))) if on)
         return f"{marks}{value}{tail}"
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -127,9 +129,9 @@ class ResultsModel(QAbstractTableModel):
                 if row.get("variant") in self.best_ids:
                     notes.append("★ Best within the budget: the smallest variant keeping the chosen share "
                                  "of its baseline's metric")
-                if row.get("flag"):
-                    flag = str(row["flag"])
-                    notes.append("⚑ " + flag[:1].upper() + flag[1:])
+                for flag in row.get("flags") or ():
+                    title = flag_title(flag.get("code", ""))
+                    notes.append(f"⚑ {title[:1].upper()}{title[1:]}: {flag.get('text', '')}")
                 if row.get("cached"):
                     notes.append("↺ Reused from the cache: the same numbers as the variant it copies")
                 return "\n".join(notes)

@@ -23,8 +23,9 @@ from PySide6.QtWidgets import (
 )
 
 from core import protocol as p
+from core.logtail import is_progress_line
 from core.protocol import RunRequest
-from core.run.session import Outcome, progress_bar_line
+from core.run.session import Outcome
 from workbench.chain_model import step_title
 from workbench.worker_client import WorkerClient
 
@@ -397,7 +398,7 @@ class RunPanel(QWidget):
 
     def _stderr_line(self, line: str) -> None:
         # Library progress bars ("Loading weights: 0%|...") say nothing the rows do not.
-        if not progress_bar_line(line):
+        if not is_progress_line(line):
             self.log_line(line, "stderr")
 
     def log_line(self, text: str, level: str = "info") -> None:

@@ -11,10 +11,8 @@ Events (core.protocol) report progress; every finished variant's event carries i
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import json
-import random
-import shutil
 import sys
 import time
 import traceback
@@ -26,11 +24,9 @@ from typing import Any
 import core
 from core.errors import ArtifactError, StepCancelled, WorkbenchError
 from core.protocol import (
-    Curve,
     Event,
     Log,
     PlannedStep,
-    Progress,
     RunCancelled,
     RunFailed,
     RunFinished,
@@ -39,7 +35,7 @@ from core.protocol import (
     StepStarted,
 )
 from core.recipe import Recipe, VariantNode, check_recipe, recipe_task, variant_tree
-from core.run import keys
+from core.run import keys, variant
 from core.store import schema as s
 from core.store.db import Store, open_store
 from core.store.record import (
@@ -67,31 +63,30 @@ class Interrupted(BaseException):
 class _Done:
     """A finished variant on the current path of the tree walk."""
 
-    info: VariantInfo  # as stored (or about to be shown): metrics, sizes, artifact
+    info: VariantInfo  # as stored (or about to be shown): metrics, sizes, artifact, flags
     key: str
+    predictions: list[Any] | None = None  # its dev predictions, for its children's paired intervals
 
     @property
     def artifact(self) -> Path:
         return Path(self.info.artifact_path or "")
 
-
-def _seed_everything(seed: int) -> None:
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
+    @property
+    def size(self) -> dict[str, int | None]:
+        m = self.info.metrics
+        return {"params": _int(m.get("params")), "nonzero_params": _int(m.get("nonzero_params")),
+                "artifact_bytes": self.info.size_bytes}
 
 
 def _usable_artifact(folder: Path) -> bool:
-    from core.artifacts import MANIFEST
+    from core.artifacts import is_complete_artifact
 
-    return (folder / MANIFEST).is_file()
+    return is_complete_artifact(folder)  # a manifest alone is not a result: the weights must be whole
 
 
 class Runner:
-    """Walks one run's variant tree. Construct through :func:`run_recipe`."""
+    """Walks one run's variant tree: cache, compute (core.run.variant), record, report. Construct
+    through :func:`run_recipe`."""
 
     def __init__(self, recipe: Recipe, store: Store, emit: Emit, cancelled: Callable[[], bool], *,
                  run: RunMeta, artifacts: Path, resuming: bool) -> None:
@@ -108,79 +103,18 @@ class Runner:
         self.task = recipe_task(recipe)
         self.hasher = keys.Hasher()
         self.teacher_id = keys.teacher_identity(recipe, self.hasher)
-        self.node_seq = 0
+        self.walk_recipe = recipe  # the recipe with the seed of the walk in progress (recipes may list several)
+        self.node_seq = 0  # event ids: unique across the whole run
+        self.tree_node = 0  # the node's place in one walk of the tree (the same for every seed)
         self.current_index: int | None = None  # chain position (0 = baseline) of the step in flight
+        self.reference: VariantInfo | None = None  # what "% of reference" compares with (core.store.rows)
         self.baseline: VariantInfo | None = None
-        self._teacher: Any = None
-        self._last_progress = 0.0
+        self._teacher: Any = None  # the recipe's teacher model, loaded once
         self.seconds: dict[str, float] = {}  # phase (or "apply:<step id>") -> its last measured wall time
 
-    # -- progress weights -------------------------------------------------------------------
-    def expected_seconds(self, step_id: str | None, *, trains: bool = False, loads: bool = True) -> dict[str, float]:
-        """How long each phase of the next node should take, so its 0..1 progress runs with the clock.
-
-        From this run's last measured node; before the first one, from the measurement settings
-        (forward-pass tokens at an assumed 2.5 ms each: only the ratios matter). A step not yet
-        seen in this run is assumed to take 3x the measuring when it trains, else 0.2x.
-        """
-        m = self.recipe.measure
-        per_token = 0.0025
-        eval_rows = m.eval_limit or 1000
-        guess = {
-            "load": 10.0, "save": 1.0, "size": 1.0,
-            "evaluate": per_token * eval_rows * m.max_length / 2,
-            "latency": per_token * (m.latency_warmup + m.latency_repeats) * m.latency_batch_size * m.latency_seq_len,
-        }
-        out = {k: self.seconds.get(k, v) for k, v in guess.items()}
-        measuring = out["evaluate"] + out["size"] + out["latency"]
-        out["load"] = out["load"] if loads else 0.0
-        out["apply"] = 0.0 if step_id is None else self.seconds.get(
-            f"apply:{step_id}", (3.0 if trains else 0.2) * measuring)
-        return {k: v if k in ("load", "apply") else max(v, 0.01) for k, v in out.items()}
-
-    @staticmethod
-    def shares(expected: dict[str, float]) -> dict[str, tuple[float, float]]:
-        """Each phase's slice of the node's 0..1, in proportion to its expected time."""
-        order = ("load", "apply", "save", "evaluate", "size", "latency")
-        total = sum(expected[k] for k in order)
-        out, start = {}, 0.0
-        for k in order:
-            out[k] = (start, start + expected[k] / total)
-            start = out[k][1]
-        return out
-
-    @staticmethod
-    def measure_progress(report: Callable[[float, str], None],
-                         share: dict[str, tuple[float, float]]) -> Callable[[float, str], None]:
-        """measure_variant's 0..1 (core.measure.variant.PHASES) mapped onto the node's time slices."""
-        from core.measure.variant import PHASES
-
-        def on_progress(fraction: float, message: str = "") -> None:
-            for name, (a, b) in PHASES.items():
-                if fraction <= b or name == "latency":
-                    lo, hi = share[name]
-                    local = min(1.0, max(0.0, (fraction - a) / (b - a)))
-                    report(lo + (hi - lo) * local, message)
-                    return
-
-        return on_progress
-
-    # -- events ----------------------------------------------------------------------------
-    def progress(self, node: int, index: int) -> Callable[[float, str], None]:
-        """Progress of one node, throttled to 10 per second (a new phase's message always goes
-        through) and never going backwards."""
-        shown, phase = [0.0], [""]
-
-        def report(fraction: float, message: str = "") -> None:
-            now = time.monotonic()
-            fraction = max(shown[0], min(1.0, float(fraction)))
-            kind = message.split(" ", 1)[0]
-            if fraction < 1.0 and now - self._last_progress < 0.1 and kind == phase[0]:
-                return
-            self._last_progress, shown[0], phase[0] = now, fraction, kind
-            self.emit(Progress(node=node, index=index, fraction=fraction, message=message))
-
-        return report
+    @property
+    def seed(self) -> int:
+        return self.walk_recipe.seed
 
     def log(self, message: str, level: str = "info") -> None:
         self.emit(Log(level=level, message=message))
@@ -191,34 +125,46 @@ class Runner:
 
     # -- the walk ------------------------------------------------------------------------
     def walk(self, tree: VariantNode) -> None:
-        self.visit(tree, None, keys.root_key(self.recipe, self.ref, self.task, self.hasher), None)
+        for seed in self.recipe.run_seeds:
+            self.tree_node, self.reference, self.baseline = 0, None, None
+            self.walk_recipe = dataclasses.replace(self.recipe, seed=seed, seeds=())
+            self.visit(tree, None, keys.root_key(self.walk_recipe, self.ref, self.task, self.hasher), None)
 
     def visit(self, node: VariantNode, parent: _Done | None, key: str, state: Any) -> None:
         """Produce ``node``'s variant (``state`` is its parent's model when still in memory)."""
         self.check_cancelled()
         seq, self.node_seq = self.node_seq, self.node_seq + 1
+        tree_node, self.tree_node = self.tree_node, self.tree_node + 1
         index = node.step.index + 1 if node.step else 0
         step_id, label = (node.step.step, node.step.label) if node.step else ("baseline", "baseline")
+        if len(self.recipe.run_seeds) > 1:
+            label += f" [seed {self.seed}]"
         self.current_index = index
         self.emit(StepStarted(node=seq, index=index, step=step_id, label=label, title=_title(step_id)))
         start = time.perf_counter()
 
         reused = find_in_run(self.store, self.run.id, key) if self.resuming else None
+        if reused is not None and not _usable_artifact(reused.artifact_path):
+            self.log(f"{label}: its artifact {reused.artifact_path} is gone or damaged; making it again", "warning")
+            reused = None
         new_state = None
         if reused is not None:
-            done = _Done(self._info_of(reused, node, parent, cached=True), key)
+            done = _Done(self._info_of(reused, node, parent, tree_node), key, _predictions(reused))
             self.log(f"{label}: already finished in this run (variant {reused.id})")
         else:
             cached = find_cached(self.store, key, _usable_artifact)
             if cached is not None:
-                done = self.record(node, parent, key, cached.metrics, cached.artifact_path,
-                                   time.perf_counter() - start, cached.info, flag=cached.flag, cached_from=cached.id)
+                done = self.record(node, parent, key, cached.metrics, cached.artifact_path, time.perf_counter() - start,
+                                   cached.info, flags=cached.flags, tree_node=tree_node,
+                                   predictions=cached.predictions, cached_from=cached.id)
                 self.log(f"{label}: reused from cache (variant {cached.id})")
             else:
-                new_state, done = self.compute(node, parent, key, state, seq, index, start)
+                new_state, done = self.compute(node, parent, key, state, seq, index, start, tree_node)
         if node.step is None:
             self.baseline = done.info
-        row = build_row(done.info, self.run, self.baseline)
+        if self.reference is None and done.info.head_trained:
+            self.reference = done.info
+        row = build_row(done.info, self.run, self.reference, self.baseline)
         self.emit(StepFinished(node=seq, index=index, variant_id=done.info.id, cached=done.info.cached,
                                seconds=round(time.perf_counter() - start, 3), row=row.to_dict()))
         for child in node.children:
@@ -226,80 +172,35 @@ class Runner:
             self.visit(child, done, keys.child_key(key, child.step, self.teacher_id), new_state)
 
     def compute(self, node: VariantNode, parent: _Done | None, key: str, state_in: Any, seq: int,
-                index: int, start: float) -> tuple[Any, _Done]:
-        from core.artifacts import save_artifact
-        from core.measure.variant import measure_variant
-        from core.state import TRAINABLE, StepContext
-        from core.steps import get_step, load_state
+                index: int, start: float, tree_node: int) -> tuple[Any, _Done]:
+        from core.state import TRAINABLE
+        from core.steps import get_step
 
-        progress = self.progress(seq, index)
-        _seed_everything(self.recipe.seed)
-        timings: dict[str, float] = {}
-        clock = time.perf_counter()
-        if node.step is None:
-            share = self.shares(self.expected_seconds(None))
-            progress(0.0, "loading the model")
-            state = self.load_baseline()
-            timings["load"] = time.perf_counter() - clock
-            step_info: dict[str, Any] = {}
-        else:
-            assert parent is not None
-            step_cls = get_step(node.step.step)
-            share = self.shares(self.expected_seconds(
-                node.step.step, trains=step_cls.needs_teacher or TRAINABLE in step_cls.requires,
-                loads=state_in is None))
-            if state_in is None:
-                progress(0.0, "loading the parent variant")
-                state_in = load_state(parent.artifact)
-            timings["load"] = time.perf_counter() - clock
-            teacher = self.teacher_for(parent) if step_cls.needs_teacher else None
-            scratch = self.artifacts / "scratch" / f"{seq:03d}"
-            scratch.mkdir(parents=True, exist_ok=True)
-            lo, hi = share["apply"]
-            curves: dict[str, dict[str, list[list[float]]]] = {}
-
-            def curve(phase: str, series: str, step: int, value: float) -> None:
-                curves.setdefault(phase, {}).setdefault(series, []).append([step, value])
-                self.emit(Curve(node=seq, index=index, phase=phase, series=series, step=step, value=value))
-
-            ctx = StepContext(
-                seed=self.recipe.seed, task=self.task, scratch=scratch,
-                progress=lambda f, m="": progress(lo + (hi - lo) * f, m), log=self.log,
-                cancelled=self.cancelled, teacher=teacher, threads=self.recipe.measure.threads, curve=curve,
-            )
-            before = dict(state_in.info)
-            clock = time.perf_counter()
-            try:
-                state = step_cls(node.step.config).apply(state_in, ctx)
-            finally:
-                shutil.rmtree(scratch, ignore_errors=True)  # scratch is per step; artifacts are what stays
-                _remove_if_empty(scratch.parent)
-            step_info = {k: v for k, v in state.info.items() if before.get(k) != v}
-            if curves:
-                step_info["curves"] = curves  # stored with the variant, viewable after the run
-            timings["apply"] = time.perf_counter() - clock
-            self.seconds[f"apply:{node.step.step}"] = timings["apply"]
-        self.check_cancelled()
-        folder = self.artifacts / f"{seq:03d}-{(node.step.step if node.step else 'baseline')}-{key[:8]}"
-        progress(share["save"][0], "saving the artifact")
-        clock = time.perf_counter()
-        save_artifact(state, folder, base=str(self.ref), extra={"info": state.info, "cache_key": key})
-        timings["save"] = time.perf_counter() - clock
-        measured = measure_variant(
-            state, folder, self.task, self.recipe.measure, seed=self.recipe.seed,
-            progress=self.measure_progress(progress, share), cancelled=self.cancelled,
+        step_id = node.step.step if node.step else None
+        trains = False
+        if step_id is not None:
+            step_cls = get_step(step_id)
+            trains = step_cls.needs_teacher or TRAINABLE in step_cls.requires
+        plan = variant.shares(variant.expected_seconds(self.recipe.measure, self.seconds, step_id, trains=trains,
+                                                       loads=node.step is None or state_in is None))
+        job = variant.Job(
+            recipe=self.walk_recipe, step=node.step, key=key, node=seq, index=index, shares=plan,
+            folder=self.artifacts / f"{seq:03d}-{step_id or 'baseline'}-{key[:8]}",
+            parent_artifact=parent.artifact if parent else None,
+            parent_predictions=parent.predictions if parent else None, parent_size=parent.size if parent else None,
         )
-        timings.update(measured.seconds)
-        self.seconds.update({k: v for k, v in timings.items() if k != "apply"})
-        step_info = {**step_info, "timings": {k: round(v, 3) for k, v in timings.items()}}
-        self.log("timings (s): " + ", ".join(f"{k} {v:.2f}" for k, v in timings.items()), "debug")
-        flag = self.size_flag(parent, measured.size) if parent is not None else None
-        done = self.record(node, parent, key, measured.values, folder, time.perf_counter() - start, step_info,
-                           flag=flag)
-        return state, done
+        shipped, made = variant.make_variant(job, self.task, emit=self.emit, cancelled=self.cancelled,
+                                             state_in=state_in, teacher=lambda: self.teacher_for(parent))
+        self.seconds.update({k: v for k, v in made.timings.items() if k != "apply"})
+        if step_id is not None:
+            self.seconds[f"apply:{step_id}"] = made.timings["apply"]
+        done = self.record(node, parent, key, made.values, made.folder, time.perf_counter() - start, made.info,
+                           flags=made.flags, tree_node=tree_node, predictions=made.predictions)
+        return shipped, done
 
     def record(self, node: VariantNode, parent: _Done | None, key: str, metrics: list[MetricValue], folder: Path,
-               seconds: float, info: dict[str, Any], *, flag: str | None, cached_from: int | None = None) -> _Done:
+               seconds: float, info: dict[str, Any], *, flags: list[dict[str, str]], tree_node: int,
+               predictions: dict[str, Any] | None, cached_from: int | None = None) -> _Done:
         from core.artifacts import folder_bytes
 
         step = node.step
@@ -310,89 +211,53 @@ class Runner:
             self.store, run_id=self.run.id, parent_id=parent.info.id if parent else None,
             step_index=step.index + 1 if step else 0, step_id=step.step if step else "baseline",
             label=step.label if step else "baseline", config=config, swept=swept, cache_key=key, metrics=metrics,
-            artifact_path=folder, artifact_bytes=nbytes, seconds=seconds, flag=flag, info=info,
-            cached_from=cached_from,
+            artifact_path=folder, artifact_bytes=nbytes, seconds=seconds, flags=flags, info=info,
+            cached_from=cached_from, seed=self.seed, node=tree_node, predictions=predictions,
         )
         info_row = VariantInfo(
             id=vid, run_id=self.run.id, parent_id=parent.info.id if parent else None,
             step_index=step.index + 1 if step else 0, step_id=step.step if step else "baseline",
             label=step.label if step else "baseline", config=config, cached=cached_from is not None,
-            cached_from_id=cached_from, seconds=seconds, flag=flag, artifact_path=str(folder), artifact_bytes=nbytes,
+            cached_from_id=cached_from, seconds=seconds, flags=flags, artifact_path=str(folder), artifact_bytes=nbytes,
             metrics={m.name: m.value for m in metrics}, units={m.name: m.unit for m in metrics}, swept=swept,
+            seed=self.seed, node=tree_node,
         )
-        return _Done(info_row, key)
+        return _Done(info_row, key, predictions["predictions"] if predictions else None)
 
-    def _info_of(self, stored: StoredVariant, node: VariantNode, parent: _Done | None, *, cached: bool) -> VariantInfo:
+    def _info_of(self, stored: StoredVariant, node: VariantNode, parent: _Done | None, tree_node: int) -> VariantInfo:
         """A variant this run already recorded (resuming), as a row."""
         step = node.step
         return VariantInfo(
             id=stored.id, run_id=self.run.id, parent_id=parent.info.id if parent else None,
             step_index=step.index + 1 if step else 0, step_id=step.step if step else "baseline",
             label=step.label if step else "baseline", config=step.config.to_dict() if step else {},
-            cached=cached, cached_from_id=None, seconds=0.0, flag=stored.flag,
+            cached=True, cached_from_id=None, seconds=0.0, flags=stored.flags,
             artifact_path=str(stored.artifact_path), artifact_bytes=None,
             metrics={m.name: m.value for m in stored.metrics}, units={m.name: m.unit for m in stored.metrics},
-            swept=step.swept_values if step else {},
+            swept=step.swept_values if step else {}, seed=self.seed, node=tree_node,
         )
 
-    def load_baseline(self) -> Any:
-        from core.models import load_model, load_tokenizer
-        from core.state import ModelState
-        from core.steps import load_state
-
-        folder = self.ref.local_folder()
-        if folder is not None and (folder / "manifest.json").is_file():  # a stored variant as the start
-            state = load_state(folder)
-            if state.head != self.task.head:
-                raise ArtifactError(f"{folder} has a {state.head} head; task {self.task.id} needs {self.task.head}")
-            return state
-        model = load_model(self.ref, head=self.task.head, num_labels=self.task.num_labels)  # type: ignore[arg-type]
-        model.eval()
-        return ModelState(model=model, tokenizer=load_tokenizer(self.ref), task=self.task.id, head=self.task.head)
-
-    def teacher_for(self, parent: _Done) -> Any:
-        """The model entering the step ('parent', a fresh copy from its artifact) or the recipe's teacher."""
-        from core.steps import load_state
-
+    def teacher_for(self, parent: _Done | None) -> Any:
+        """A fresh copy of the step's input ('parent'), or the recipe's teacher, loaded once per run."""
         if self.recipe.teacher in (None, "parent"):
-            teacher = load_state(parent.artifact)
-        else:
-            if self._teacher is None:
-                from core.models import ModelRef, load_model, load_tokenizer
-                from core.state import ModelState
+            return variant.load_teacher(self.recipe, self.task, parent.artifact if parent else None)
+        if self._teacher is None:
+            self._teacher = variant.load_teacher(self.recipe, self.task, None)
+        return self._teacher
 
-                ref = ModelRef.parse(self.recipe.teacher)
-                folder = ref.local_folder()
-                if folder is not None and (folder / "manifest.json").is_file():
-                    self._teacher = load_state(folder)
-                else:
-                    model = load_model(ref, head=self.task.head, num_labels=self.task.num_labels)  # type: ignore[arg-type]
-                    self._teacher = ModelState(model, load_tokenizer(ref), self.task.id, self.task.head)
-            teacher = self._teacher
-        teacher.model.eval()
-        return teacher
 
-    @staticmethod
-    def size_flag(parent: _Done, size: Any) -> str | None:
-        from core.measure import SizeReport, size_flag
+def _predictions(stored: StoredVariant) -> list[Any] | None:
+    return stored.predictions["predictions"] if stored.predictions else None
 
-        m = parent.info.metrics
-        if m.get("params") is None or m.get("nonzero_params") is None:
-            return None
-        parent_size = SizeReport(params=int(m["params"]), nonzero_params=int(m["nonzero_params"]),
-                                 artifact_bytes=parent.info.size_bytes)
-        return size_flag(parent_size, size)
+
+def _int(value: float | None) -> int | None:
+    return int(value) if value is not None else None
 
 
 def _title(step_id: str) -> str:
     from core.steps import get_step
 
     return "Baseline" if step_id == "baseline" else get_step(step_id).title
-
-
-def _remove_if_empty(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # not empty (another node's scratch) or already gone
-        folder.rmdir()
 
 
 def _environment(recipe: Recipe) -> dict[str, Any]:
@@ -463,8 +328,13 @@ def run_recipe(
 
 def _execute(runner: Runner, tree: VariantNode) -> Terminal:
     run_id = runner.run.id
+    seeds = runner.recipe.run_seeds
+    nodes = [n for _ in seeds for n in tree.walk()]
+    per_seed = len(nodes) // len(seeds)
     planned = [PlannedStep(node=i, index=n.step.index + 1 if n.step else 0, step=n.step.step if n.step else "baseline",
-                           label=n.step.label if n.step else "baseline") for i, n in enumerate(tree.walk())]
+                           label=(n.step.label if n.step else "baseline")
+                           + (f" [seed {seeds[i // per_seed]}]" if len(seeds) > 1 else ""))
+               for i, n in enumerate(nodes)]
     runner.emit(RunStarted(run_id=run_id, variants=len(planned), resumed=runner.resuming, steps=planned))
     terminal: Terminal
     try:

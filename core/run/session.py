@@ -11,13 +11,13 @@ signal, out of memory, a bug), in which case the run stays resumable.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import sys
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.logtail import is_progress_line, meaningful_tail
 from core.protocol import (
     TERMINAL,
     CancelRequest,
@@ -38,14 +38,6 @@ TERMINATE_AFTER_S = 10.0
 KILL_AFTER_S = 5.0
 
 STDERR_TAIL = 20
-# Progress bars (tqdm: "Loading weights: 100%|####| 199/199 [00:00<00:00]") say nothing about why a
-# worker died; they are dropped from the tail shown to the user.
-_PROGRESS_BAR = re.compile(r"\d+%\|.*\||\r|^\s*[\d.]+(it|s)/(s|it)\b")
-
-
-def progress_bar_line(text: str) -> bool:
-    """Whether a stderr line is a library's progress bar (shown by neither the log nor a crash message)."""
-    return bool(_PROGRESS_BAR.search(text))
 
 
 def worker_command() -> list[str]:
@@ -151,8 +143,8 @@ class WorkerSession:
         text = (line.decode("utf-8", "replace") if isinstance(line, bytes) else line).rstrip()
         if not text.strip():
             return None
-        if not _PROGRESS_BAR.search(text):
-            self._tail.append(text)
+        if not is_progress_line(text):  # a progress bar never says why a worker died
+            self._tail.extend(meaningful_tail([text]))
         return text
 
     def finish(self, exit_code: int | None, signal_number: int | None = None) -> Outcome:

@@ -52,13 +52,10 @@ class ShareLayersConfig(TuneConfig):
 
 
 def encoder_layers(model: Any) -> Any:
-    """The ModuleList of transformer blocks (BERT/RoBERTa ``encoder.layer``, DistilBERT ``transformer.layer``)."""
-    from torch import nn
+    """The ModuleList of transformer blocks, found by structure (core.layers.layer_stack)."""
+    from core.layers import layer_stack
 
-    for name, module in model.named_modules():
-        if isinstance(module, nn.ModuleList) and name.endswith(("encoder.layer", "transformer.layer")):
-            return module
-    raise ConfigError(f"share_layers cannot find the encoder layers of {type(model).__name__}", step="share_layers")
+    return layer_stack(model, step="share_layers")[1]
 
 
 def layer_groups(layers: Any) -> list[list[int]]:

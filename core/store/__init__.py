@@ -28,6 +28,7 @@ from core.store.queries import (
     table_of,
     variant_info,
     variant_metrics,
+    variant_predictions,
     variants_of_model,
 )
 from core.store.record import mark_interrupted_runs
@@ -64,5 +65,6 @@ __all__ = [
     "table_of",
     "variant_info",
     "variant_metrics",
+    "variant_predictions",
     "variants_of_model",
 ]

@@ -19,7 +19,8 @@ from sqlalchemy import func, select
 
 from core.store import schema as s
 from core.store.db import Store, StoreError
-from core.store.rows import MetricValue, ResultRow, RunMeta, VariantInfo, build_rows
+from core.store.rows import MetricValue, ResultRow, RunMeta, VariantInfo, build_rows, reference_of
+from core.store.rows import merge_seeds as merge_seed_rows
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,8 @@ def run_environment(store: Store, run_id: int) -> dict[str, Any]:
 
 _VARIANTS_SQL = (
     "SELECT v.id, v.run_id, v.parent_id, v.step_index, v.step_id, v.label, v.config, v.cached, v.cached_from_id,"
-    " v.seconds, v.flag, a.path, a.bytes, v.swept FROM variants v LEFT JOIN artifacts a ON a.variant_id = v.id"
+    " v.seconds, v.flags, a.path, a.bytes, v.swept, v.seed, v.node FROM variants v"
+    " LEFT JOIN artifacts a ON a.variant_id = v.id"
     " WHERE {where} ORDER BY v.run_id, v.id"
 )
 _METRICS_SQL = (
@@ -166,9 +168,9 @@ def _variants(store: Store, where: str, params: tuple[Any, ...]) -> list[Variant
     return [
         VariantInfo(
             id=r[0], run_id=r[1], parent_id=r[2], step_index=r[3], step_id=r[4], label=r[5],
-            config=loads(r[6]), cached=bool(r[7]), cached_from_id=r[8], seconds=r[9], flag=r[10],
+            config=loads(r[6]), cached=bool(r[7]), cached_from_id=r[8], seconds=r[9], flags=loads(r[10] or "[]"),
             artifact_path=r[11], artifact_bytes=r[12], metrics=metrics.get(r[0], {}), units=units.get(r[0], {}),
-            swept=loads(r[13] or "{}"),
+            swept=loads(r[13] or "{}"), seed=r[14], node=r[15],
         )
         for r in rows
     ]
@@ -204,6 +206,13 @@ def variant_info(store: Store, variant_id: int) -> dict[str, Any]:
     return json.loads(body or "{}")
 
 
+def variant_predictions(store: Store, variant_id: int) -> dict[str, Any] | None:
+    """A variant's per-example dev predictions ({"indices", "predictions"}), None if none were stored."""
+    with store.read() as session:
+        body = session.execute(select(s.Prediction.body).where(s.Prediction.variant_id == variant_id)).scalar()
+    return json.loads(body) if body else None
+
+
 def variant_metrics(store: Store, variant_ids: list[int]) -> dict[int, list[MetricValue]]:
     """All metric rows (with unit and split) of the given variants."""
     with store.read() as session:
@@ -231,10 +240,11 @@ class Table:
     units: dict[str, str] = field(default_factory=dict)
 
 
-def result_rows(store: Store, run_ids: list[int] | None = None,
-                variant_ids: list[int] | None = None) -> list[ResultRow]:
+def result_rows(store: Store, run_ids: list[int] | None = None, variant_ids: list[int] | None = None, *,
+                merge_seeds: bool = True) -> list[ResultRow]:
     """The comparison rows: every variant of the given runs, just the given variants, or (neither)
-    every run. A fixed handful of queries whatever the number of runs."""
+    every run. A fixed handful of queries whatever the number of runs. A run made with several
+    seeds gives one row per variant (mean and standard deviation) unless ``merge_seeds`` is False."""
     if variant_ids:
         variants = get_variants(store, variant_ids)
     elif run_ids is not None:
@@ -246,12 +256,17 @@ def result_rows(store: Store, run_ids: list[int] | None = None,
     else:
         variants = _variants(store, "1 = 1", ())
     runs = _run_meta(store, sorted({v.run_id for v in variants}))
-    baselines = {v.run_id: v for v in variants if v.step_index == 0}
-    lacking = sorted(set(runs) - set(baselines))
-    if lacking:
-        where = f"v.step_index = 0 AND v.run_id IN ({','.join('?' * len(lacking))})"
-        baselines.update({v.run_id: v for v in _variants(store, where, tuple(lacking))})
-    return build_rows(variants, runs, baselines)
+    whole = variants if not variant_ids else (
+        _variants(store, f"v.run_id IN ({','.join('?' * len(runs))})", tuple(runs)) if runs else [])
+    by_run_seed: dict[tuple[int, int | None], list[VariantInfo]] = {}
+    for v in whole:
+        by_run_seed.setdefault((v.run_id, v.seed), []).append(v)
+    references = {key: reference_of(group) for key, group in by_run_seed.items()}
+    baselines = {key: v for key, group in by_run_seed.items() for v in group if v.step_index == 0}
+    rows = build_rows(variants, runs, references, baselines)
+    if merge_seeds and len({(v.run_id, v.seed) for v in whole}) > len({v.run_id for v in whole}):
+        return merge_seed_rows(rows, [v.node for v in variants])
+    return rows
 
 
 def _existing_runs(store: Store, ids: list[int]) -> set[int]:
@@ -272,17 +287,22 @@ def _run_meta(store: Store, ids: list[int]) -> dict[int, RunMeta]:
 
 # Export columns in display order; the task metrics and swept values go after "cached".
 _LEADING = ["run", "variant", "parent", "step", "label", "cached"]
-_TRAILING = ["metric_name", "metric", "pct_baseline", "params", "nonzero_params", "size_mb", "size_ratio",
-             "pct_smaller", "latency_p50_ms", "latency_p90_ms", "speedup", "flag"]
-UNITS = {"size_mb": "MB", "latency_p50_ms": "ms", "latency_p90_ms": "ms", "size_ratio": "x", "speedup": "x",
-         "pct_baseline": "%", "pct_smaller": "%"}
+_TRAILING = ["metric_name", "metric", "metric_ci_low", "metric_ci_high", "metric_sd", "seeds", "delta_vs_parent",
+             "delta_ci_low", "delta_ci_high", "reference", "pct_baseline", "params", "nonzero_params", "size_mb",
+             "size_ratio", "pct_smaller", "latency_p50_ms", "latency_p50_ci_low", "latency_p50_ci_high",
+             "latency_p90_ms", "speedup", "flags", "flag_reasons", "seed", "eval_examples", "latency_batch",
+             "latency_seq_len", "latency_threads", "latency_repeats", "load_avg_1m"]
+UNITS = {"size_mb": "MB", "latency_p50_ms": "ms", "latency_p50_ci_low": "ms", "latency_p50_ci_high": "ms",
+         "latency_p90_ms": "ms", "size_ratio": "x", "speedup": "x", "pct_baseline": "%", "pct_smaller": "%",
+         "load_avg_1m": "runnable tasks"}
 
 
 def table_of(rows: list[ResultRow]) -> Table:
     """Rows as an export table: one column per task metric and per swept field of any row."""
     extra: list[str] = []
     for r in rows:
-        for name in [*r.task_metrics, *(f"swept_{k}" for k in r.swept)]:
+        intervals = [n + s for n in r.task_metrics for s in ("_ci95_low", "_ci95_high")]
+        for name in [*r.task_metrics, *intervals, *(f"swept_{k}" for k in r.swept)]:
             if name not in extra:
                 extra.append(name)
     return Table(columns=[*_LEADING, *extra, *_TRAILING], rows=[r.flat() for r in rows], units=dict(UNITS))

@@ -49,6 +49,8 @@ class Task:
     data_files: tuple[Path, ...] = ()  # what the loader reads: the cache key hashes their content
     # The loader's columns as plain lists, read without ``datasets`` (the window's data preview).
     columns: Callable[[str], dict[str, list[Any]]] | None = field(default=None, repr=False, compare=False)
+    # (predictions, references, index matrix) -> metric -> its value on each resample, for fast bootstraps
+    resample: Callable[[Any, Any, Any], dict[str, Any]] | None = field(default=None, repr=False, compare=False)
 
     def load(self, split: str) -> Any:
         if split not in self.splits:

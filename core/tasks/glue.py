@@ -149,6 +149,7 @@ SST2 = register_task(
         loader=_load_sst2,
         columns=_sst2_columns,
         scorer=metrics.accuracy,
+        resample=metrics.resample_accuracy,
         label_names=("negative", "positive"),
     )
 )
@@ -166,6 +167,7 @@ COLA = register_task(
         loader=_load_cola,
         columns=_cola_columns,
         scorer=metrics.matthews,
+        resample=metrics.resample_matthews,
         label_names=("unacceptable", "acceptable"),
     )
 )
@@ -183,6 +185,7 @@ RTE = register_task(
         loader=_load_rte,
         columns=_rte_columns,
         scorer=metrics.accuracy,
+        resample=metrics.resample_accuracy,
         pair=True,
         label_names=ENTAILMENT_LABELS,
     )
@@ -201,6 +204,7 @@ STSB = register_task(
         loader=_load_stsb,
         columns=_stsb_columns,
         scorer=metrics.pearson_spearman,
+        resample=metrics.resample_pearson,
         pair=True,
         note="primary metric = Pearson correlation (Spearman and their mean also reported)",
     )
@@ -219,6 +223,7 @@ QNLI = register_task(
         loader=_load_qnli,
         columns=_qnli_columns,
         scorer=metrics.accuracy,
+        resample=metrics.resample_accuracy,
         pair=True,
         splits=("train", "dev", "dev_full"),
         label_names=ENTAILMENT_LABELS,

@@ -60,7 +60,14 @@ def test_runs_show_and_compare(finished_db: Path, capsys: pytest.CaptureFixture[
     assert "finished" in out and "sst2" in out
     assert main(["show", "1", "--db", str(finished_db)]) == 0
     out = capsys.readouterr().out
-    assert "run 1: finished" in out and "test.scale(factor=2.0)" in out and "| baseline |" in out.replace("  ", " ")
+    assert "run 1: finished" in out and "test.scale(factor=2.0)" in out
+    lines = out.splitlines()
+    header = next(line for line in lines if line.startswith("variant "))
+    base = lines[lines.index(header) + 1]
+    assert "[95% CI]" in header and "flags" in header
+    assert base.split()[:2] == ["1", "baseline"] and "untrained head" in base and "[" in base  # value [low, high]
+    assert "measured on 8 dev examples; latency batch 2 x seq 8, 1 thread(s), 2 repeats" in out
+    assert "variant 1: untrained head: the task head was never trained" in out
     assert main(["compare", "2", "3", "--format", "json", "--db", str(finished_db)]) == 0
     data = json.loads(capsys.readouterr().out)
     assert [r["variant"] for r in data["rows"]] == [2, 3]

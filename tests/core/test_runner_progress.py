@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from core import protocol as p
-from core.recipe import MeasureSettings, Recipe
-from core.run.runner import Runner, run_recipe
+from core.recipe import MeasureSettings
+from core.run.runner import run_recipe
+from core.run.variant import expected_seconds, measure_progress, shares
 from tests.core.fakes import tiny_recipe
 
 
@@ -23,17 +24,11 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_bert_folder(tmp_path_factory.mktemp("tiny"))
 
 
-def _runner(measure: MeasureSettings) -> Runner:
-    runner = Runner.__new__(Runner)  # only the weights: no store, no model
-    runner.recipe = Recipe(model="m", task="sst2", measure=measure)
-    runner.seconds = {}
-    return runner
-
-
 def test_slices_follow_the_expected_seconds_and_what_the_run_measured() -> None:
-    runner = _runner(MeasureSettings(eval_limit=500, max_length=128, latency_batch_size=8, latency_seq_len=128,
-                                     latency_warmup=3, latency_repeats=20))
-    base = Runner.shares(runner.expected_seconds(None))
+    measure = MeasureSettings(eval_limit=500, max_length=128, latency_batch_size=8, latency_seq_len=128,
+                              latency_warmup=3, latency_repeats=20)
+    history: dict[str, float] = {}
+    base = shares(expected_seconds(measure, history, None))
     # Before anything ran: evaluation (500 x 64 tokens) and latency (23 x 8 x 128 tokens) of the
     # same order, not the fixed 80/15 split that left latency to the last 3 % of the bar.
     eval_share = base["evaluate"][1] - base["evaluate"][0]
@@ -42,21 +37,21 @@ def test_slices_follow_the_expected_seconds_and_what_the_run_measured() -> None:
     assert base["apply"][0] == base["apply"][1]  # the baseline applies nothing
     assert base["latency"][1] == pytest.approx(1.0)
     # After the baseline measured 40 s of evaluation and 47 s of latency (as on this machine):
-    runner.seconds.update({"load": 9.7, "save": 0.2, "evaluate": 40.0, "size": 0.8, "latency": 47.0})
-    prune = Runner.shares(runner.expected_seconds("prune", trains=False, loads=False))
+    history.update({"load": 9.7, "save": 0.2, "evaluate": 40.0, "size": 0.8, "latency": 47.0})
+    prune = shares(expected_seconds(measure, history, "prune", trains=False, loads=False))
     assert prune["load"][0] == prune["load"][1] == 0.0  # the parent is still in memory
     assert prune["apply"][1] - prune["apply"][0] == pytest.approx(0.2 * 87.8 / (17.56 + 0.2 + 87.8), rel=1e-3)
-    finetune = Runner.shares(runner.expected_seconds("finetune", trains=True, loads=False))
+    finetune = shares(expected_seconds(measure, history, "finetune", trains=True, loads=False))
     assert finetune["apply"][1] - finetune["apply"][0] == pytest.approx(3 / 4, abs=0.01)
-    runner.seconds["apply:prune"] = 5.0  # a sweep's next branch: as long as the first took
-    again = Runner.shares(runner.expected_seconds("prune", loads=False))
+    history["apply:prune"] = 5.0  # a sweep's next branch: as long as the first took
+    again = shares(expected_seconds(measure, history, "prune", loads=False))
     assert again["apply"][1] - again["apply"][0] == pytest.approx(5.0 / (5.0 + 0.2 + 87.8), rel=1e-3)
 
 
 def test_measuring_progress_is_rescaled_onto_its_slices() -> None:
     share = {"evaluate": (0.2, 0.5), "size": (0.5, 0.52), "latency": (0.52, 1.0)}
     seen: list[tuple[float, str]] = []
-    on_progress = Runner.measure_progress(lambda f, m="": seen.append((round(f, 4), m)), share)
+    on_progress = measure_progress(lambda f, m="": seen.append((round(f, 4), m)), share)
     for fraction, message in ((0.0, "evaluating"), (0.4, "evaluated 50/100"), (0.8, "measuring size"),
                               (0.85, "measuring latency"), (1.0, "measured")):
         on_progress(fraction, message)

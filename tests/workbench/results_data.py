@@ -75,7 +75,7 @@ def fill_database(db: Path) -> dict[int, list[int]]:
                 step_index=v.step, step_id=v.step_id, label=v.label, config={}, cache_key=f"{task}{v.label}",
                 metrics=metrics, artifact_path=folder, artifact_bytes=1000, seconds=1.0,
                 info={"curves": CURVES} if v.step_id == "finetune" else {}, cached_from=source, swept=swept,
-                flag="not smaller on disk than its parent: 91.0 MB vs 90.9 MB" if v.step_id == "finetune" else None)
+                flags=[{"code": "not_smaller", "text": "91.0 MB vs its parent's 90.9 MB"}] if v.step_id == "finetune" else None)
             ids[run_id].append(vid)
             first.setdefault(key, (vid, folder))
         finish_run(store, ctx.run_id, "finished")

@@ -263,7 +263,7 @@ def test_a_flag_is_said_once(results) -> None:
     view = results
     i = next(i for i, r in enumerate(view.visible_rows()) if r["label"] == "finetune")
     tip = view.proxy.index(i, 2).data(Qt.ItemDataRole.ToolTipRole)
-    assert "⚑ Not smaller on disk than its parent: 91.0 MB vs 90.9 MB" in tip
+    assert "⚑ Not smaller on disk: 91.0 MB vs its parent's 90.9 MB" in tip
     assert tip.lower().count("not smaller on disk") == 1
 
 

@@ -66,7 +66,8 @@ def test_two_step_chain_runs_in_the_worker_and_fills_table_and_charts(window, qt
     assert int8["size_mb"] < results.rows[0]["size_mb"] and int8["pct_smaller"] > 0
     assert results.rows[1]["nonzero_params"] < results.rows[0]["nonzero_params"]
     assert live == results.rows  # the rows from events are the rows from the database
-    assert results.rows[0]["metric_name"] == "accuracy" and results.rows[0]["pct_baseline"] == pytest.approx(100)
+    assert results.rows[0]["metric_name"] == "accuracy" and results.rows[0]["pct_baseline"] is None  # untrained head
+    assert [f["code"] for f in results.rows[0]["flags"]] == ["untrained_head"]
     # Progress rows all finished; the log saw metrics.
     assert [r.bar.value() for r in window.run_panel.rows.values()] == [1000, 1000, 1000]
     assert "accuracy" in window.run_panel.log.toPlainText()

@@ -11,8 +11,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # Lowest first. A unit is a package or a top-level module of core; workbench is one unit on top.
 LAYERS: list[set[str]] = [
     {"core", "core.errors"},
-    {"core.params", "core.paths", "core.protocol"},
-    {"core.models", "core.tasks", "core.state", "core.store"},
+    {"core.params", "core.paths", "core.protocol", "core.logtail"},
+    {"core.models", "core.layers", "core.tasks", "core.state", "core.store"},
     {"core.artifacts"},
     {"core.measure"},
     {"core.steps"},
@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
 ]
 # What the window may use of the engine: declarations, recipes, the store and the Qt-free client
 # session; never what computes (torch lives there) nor the runner.
-WORKBENCH_MAY_IMPORT = {"core", "core.errors", "core.params", "core.paths", "core.protocol", "core.models",
+WORKBENCH_MAY_IMPORT = {"core", "core.errors", "core.params", "core.paths", "core.protocol", "core.logtail", "core.models",
                         "core.tasks", "core.state", "core.store", "core.steps", "core.recipe", "core.run.session"}
 # The one exception: a frozen bundle's single executable hands `--worker` to the worker, before any Qt.
 WORKBENCH_EXCEPTIONS = {("workbench.app", "core.run.worker")}
