@@ -37,6 +37,9 @@ class EvalResult:
     max_length: int = 0
     references: list[Any] = field(default_factory=list)  # gold labels / answers, aligned with predictions
     indices: list[int] = field(default_factory=list)  # rows of the split that were evaluated
+    # How sure the model was of each prediction: classification the largest softmax probability,
+    # regression the predicted value, QA the best span's score minus the null score (-null_odds).
+    confidences: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -136,8 +139,9 @@ def evaluate(
                 predictions, references = _evaluate_qa(
                     model, tokenizer, dataset, pad_id, batch_size, max_length, doc_stride, progress, cancelled
                 )
+                confidences = [-float(p["null_odds"]) for p in predictions]
             else:
-                predictions = _evaluate_text(
+                predictions, confidences = _evaluate_text(
                     model, tokenizer, task, dataset, pad_id, batch_size, max_length, progress, cancelled
                 )
                 references = list(dataset["label"])
@@ -161,6 +165,7 @@ def evaluate(
         max_length=max_length,
         references=list(references),
         indices=indices,
+        confidences=confidences,
     )
 
 
@@ -178,7 +183,8 @@ def _evaluate_text(
     max_length: int,
     progress: ProgressFn | None,
     cancelled: CancelledFn | None,
-) -> list[Any]:
+) -> tuple[list[Any], list[float]]:
+    """Predictions (class ids or values) and their confidences, in the dataset's order."""
     from core.tasks.features import encode_texts
 
     enc = encode_texts(task, tokenizer, dataset, max_length=max_length)
@@ -190,13 +196,18 @@ def _evaluate_text(
             outputs=lambda out: _logits(out)[:, 0].float().tolist(),
             progress=progress, cancelled=cancelled,
         )  # fmt: skip
-        return [float(v) for v in values]
+        return [float(v) for v in values], [float(v) for v in values]
+
+    def _top(out: Any) -> list[tuple[int, float]]:
+        probs = _logits(out).float().softmax(dim=-1)
+        best, label = probs.max(dim=-1)
+        return list(zip(label.tolist(), best.tolist(), strict=True))
+
     values = run_sorted(
-        model, rows, pad_token_id=pad_id, batch_size=batch_size,
-        outputs=lambda out: _logits(out).argmax(dim=-1).tolist(),
+        model, rows, pad_token_id=pad_id, batch_size=batch_size, outputs=_top,
         progress=progress, cancelled=cancelled,
     )  # fmt: skip
-    return [int(v) for v in values]
+    return [int(label) for label, _p in values], [float(p) for _l, p in values]
 
 
 def _evaluate_qa(

@@ -260,7 +260,8 @@ class Runner:
         done = self.record(node, parent, key, values, folder, time.perf_counter() - start, step_info,
                            flags=[f.to_dict() for f in flags], tree_node=tree_node,
                            predictions={"indices": measured.evaluation.indices,
-                                        "predictions": measured.evaluation.predictions})
+                                        "predictions": measured.evaluation.predictions,
+                                        "confidences": measured.evaluation.confidences})
         return shipped, done
 
     def assess(self, node: VariantNode, parent: _Done | None, state: Any, measured: Any) -> tuple[list[MetricValue], list[Any]]:
