@@ -115,15 +115,7 @@ class DynamicInt8(Step):
     adds = frozenset({INT8})
 
     def apply(self, state: ModelState, ctx: StepContext) -> ModelState:
-        import warnings
-
-        import torch
         from torch import nn
-        from torch.ao.quantization import (
-            default_dynamic_qconfig,
-            per_channel_dynamic_qconfig,
-            quantize_dynamic,
-        )
 
         from core.steps._int8_modules import Int8Embedding, set_submodule
 
@@ -157,12 +149,7 @@ class DynamicInt8(Step):
                 model.get_submodule(name)._parameters["weight"] = model.get_submodule(first).weight
             codec = Int8TorchaoCodec.id
         else:
-            qconfig = per_channel_dynamic_qconfig if cfg.per_channel else default_dynamic_qconfig
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # torch.ao deprecation notices; the kernels are current
-                quantize_dynamic(model, qconfig_spec=dict.fromkeys(linears, qconfig), dtype=torch.qint8, inplace=True)
-            for name in linears:
-                model.get_submodule(name).version = _VERSION[cfg.activation_range]
+            quantize_linears(model, list(linears), per_channel=cfg.per_channel, activation_range=cfg.activation_range)
             for name, first in tied.items():
                 model.get_submodule(name)._packed_params = model.get_submodule(first)._packed_params
             codec = Int8DynamicCodec.id
@@ -193,6 +180,23 @@ class DynamicInt8(Step):
             traits=(state.traits - self.removes) | self.adds,
             info=info,
         )
+
+
+def quantize_linears(model: Any, names: list[str], *, per_channel: bool = True,
+                     activation_range: str = "reduced") -> None:
+    """torch's dynamic int8 on the named Linear layers of ``model``, in place (the step's torch
+    backend; also what core.analysis applies to one part of a model at a time)."""
+    import warnings
+
+    import torch
+    from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
+
+    qconfig = per_channel_dynamic_qconfig if per_channel else default_dynamic_qconfig
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao deprecation notices; the kernels are current
+        quantize_dynamic(model, qconfig_spec=dict.fromkeys(names, qconfig), dtype=torch.qint8, inplace=True)
+    for name in names:
+        model.get_submodule(name).version = _VERSION[activation_range]
 
 
 def float_layer_prefixes(model: Any, layers: Any, *, step: str) -> tuple[str, ...]:
