@@ -92,6 +92,9 @@ class Progress:
             how = "cached" if event.cached else f"{event.seconds:.1f} s"
             self._line(f"[{self.done + 1}/{self.total}] {self.label}: done ({how}, variant {event.variant_id})")
             self.done += 1
+        elif isinstance(event, p.StepSkipped):
+            self._line(f"[{self.done + 1}/{self.total}] {event.label}: not run ({event.reason})")
+            self.done += 1
         elif isinstance(event, p.Log) and event.level in ("warning", "error"):
             self._line(f"{event.level}: {event.message}")
         elif isinstance(event, p.RunFinished):

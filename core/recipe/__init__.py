@@ -5,6 +5,7 @@ the runner; torch-free."""
 from core.recipe.io import dumps_recipe, load_recipe, loads_recipe, save_recipe
 from core.recipe.model import (
     RECIPE_FORMAT,
+    Budget,
     Chain,
     ChainEntry,
     DataSpec,
@@ -19,6 +20,7 @@ from core.recipe.validate import check_recipe, entry_problems, validate_recipe
 
 __all__ = [
     "RECIPE_FORMAT",
+    "Budget",
     "Chain",
     "ChainEntry",
     "DataSpec",
