@@ -188,6 +188,23 @@ def disk_full_message(folder: Path, need_bytes: int) -> str:
     )
 
 
+def is_complete_artifact(folder: Path) -> bool:
+    """Whether ``folder`` holds a whole saved variant: a manifest and weights whose safetensors
+    structure is intact (a killed save leaves ``<folder>.partial``; an interrupted deletion or a
+    hand-edited folder may leave less). Cheap: only the weights' header is read."""
+    from core.errors import ModelLoadError
+    from core.models import check_safetensors_header
+
+    folder = Path(folder)
+    if not (folder / MANIFEST).is_file() or not (folder / WEIGHTS).is_file():
+        return False
+    try:
+        check_safetensors_header(folder / WEIGHTS)
+    except ModelLoadError:
+        return False
+    return True
+
+
 def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
 

@@ -1,8 +1,8 @@
 """``workbench-cli``: run recipes headless and read the results database.
 
-    workbench-cli run RECIPE [--db FILE] [--artifacts DIR]     run in a worker process, with progress
+    workbench-cli run RECIPE [--db FILE] [--artifacts DIR] [--yes]  run in a worker process, with progress
     workbench-cli resume RUN                                   continue a failed/cancelled/interrupted run
-    workbench-cli validate RECIPE                              list every problem, run nothing
+    workbench-cli validate RECIPE [--artifacts DIR] [--yes]    list every problem, run nothing
     workbench-cli runs | show RUN | compare VARIANT...         read results
     workbench-cli export --format csv|markdown|latex|json [--run N] [-o FILE]
     workbench-cli steps | tasks                                list the registries
@@ -13,7 +13,8 @@
     workbench-cli disagreements A B [--format csv|markdown|json] [-o FILE]
 
 User errors print one line to stderr and exit 2 (a failed run exits 1, a cancelled one 130); never a
-traceback. The tables are the ones the GUI exports (core.store.results_table + export_table).
+traceback. A run of more than 200 variants, or whose artifacts would nearly fill the drive, is
+refused by ``run`` and ``validate`` unless ``--yes`` is given (core.recipe.run_estimate). The tables are the ones the GUI exports (core.store.results_table + export_table).
 """
 
 from __future__ import annotations
@@ -155,16 +156,35 @@ def _run_worker(request: Any, args: argparse.Namespace) -> int:
     return EXIT_CANCELLED if outcome.status == "cancelled" else EXIT_RUN_FAILED
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _artifacts(args: argparse.Namespace) -> Path:
     from core.paths import default_artifacts
+
+    return Path(args.artifacts).expanduser() if args.artifacts else default_artifacts(_db(args))
+
+
+def _confirm_size(recipe: Any, artifacts: Path, args: argparse.Namespace) -> Any:
+    """The run's estimate; a WorkbenchError naming the counts and sizes when it is large and not confirmed."""
+    from core.recipe import run_estimate
+
+    estimate = run_estimate(recipe, artifacts)
+    if estimate.needs_confirmation and not args.yes:
+        raise WorkbenchError(
+            f"{args.recipe}: a large run: {'; '.join(estimate.reasons())} ({estimate.summary()}). "
+            "Sweep fewer values or choose another --artifacts folder, or add --yes to go ahead"
+        )
+    return estimate
+
+
+def cmd_run(args: argparse.Namespace) -> int:
     from core.recipe import check_recipe, load_recipe
     from core.store import open_store
 
     recipe = load_recipe(args.recipe)
     check_recipe(recipe)
+    artifacts = _artifacts(args)
+    _confirm_size(recipe, artifacts, args)
     db = _db(args)
     open_store(db).close()  # a corrupt or newer database fails here, before a worker starts
-    artifacts = Path(args.artifacts) if args.artifacts else default_artifacts(db)
     return _run_worker(RunRequest(recipe=recipe.to_dict(), db=str(db), artifacts=str(artifacts)), args)
 
 
@@ -174,12 +194,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
     with _open(args) as store:
         run = get_run(store, args.run)
     if run.status not in ("failed", "cancelled", "interrupted"):
-        raise WorkbenchError(f"run {run.id} is {run.status}; only failed, cancelled or interrupted runs resume")
+        raise WorkbenchError(f"run {run.id} is {run.status}; only failed, cancelled or interrupted runs resume. "
+                             "To repeat it, start its recipe again with 'workbench-cli run' (finished variants are "
+                             "reused from the cache)")
     return _run_worker(RunRequest(db=str(_db(args)), resume_run=run.id), args)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from core.recipe import expand, load_recipe, validate_recipe
+    from core.recipe import load_recipe, validate_recipe
 
     recipe = load_recipe(args.recipe)
     problems = validate_recipe(recipe)
@@ -187,8 +209,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"{args.recipe}: {p}", file=sys.stderr)
     if problems:
         return EXIT_USER_ERROR
-    variants = expand(recipe)
-    print(f"{args.recipe}: valid; {len(variants)} chain variant(s)")
+    estimate = _confirm_size(recipe, _artifacts(args), args)
+    print(f"{args.recipe}: valid; {estimate.summary()}")
     return EXIT_OK
 
 
@@ -485,6 +507,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("recipe")
     p.add_argument("--artifacts", help="folder for variant artifacts (default: beside the database)")
     p.add_argument("-v", "--verbose", action="store_true", help="show the worker's log output")
+    p.add_argument("-y", "--yes", action="store_true",
+                   help="go ahead with a large run (over 200 variants, or artifacts nearly filling the drive)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("resume", parents=[common], help="continue a failed, cancelled or interrupted run")
@@ -492,8 +516,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=cmd_resume)
 
-    p = sub.add_parser("validate", help="check a recipe and list every problem")
+    p = sub.add_parser("validate", parents=[common], help="check a recipe and list every problem")
     p.add_argument("recipe")
+    p.add_argument("--artifacts", help="where the run would write artifacts, for the disk estimate "
+                                       "(default: beside the database)")
+    p.add_argument("-y", "--yes", action="store_true", help="accept a large run (see run --yes)")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("runs", parents=[common], help="list runs")

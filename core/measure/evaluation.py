@@ -123,30 +123,16 @@ def evaluate(
     doc_stride: int = 128,
 ) -> EvalResult:
     """Score ``model`` on ``task``'s ``split`` (or a subset of it) with the task's official metric."""
-    import torch
 
     started = time.perf_counter()
     dataset = task.load(split)
     indices = subset_indices(dataset.num_rows, limit, sample_seed)
     if len(indices) != dataset.num_rows:
         dataset = dataset.select(indices)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    was_training = model.training
-    model.eval()
-    try:
-        with pinned_threads(threads) as used_threads, torch.inference_mode():
-            if task.head == "qa":
-                predictions, references = _evaluate_qa(
-                    model, tokenizer, dataset, pad_id, batch_size, max_length, doc_stride, progress, cancelled
-                )
-                confidences = [-float(p["null_odds"]) for p in predictions]
-            else:
-                predictions, confidences = _evaluate_text(
-                    model, tokenizer, task, dataset, pad_id, batch_size, max_length, progress, cancelled
-                )
-                references = list(dataset["label"])
-    finally:
-        model.train(was_training)
+    with pinned_threads(threads) as used_threads:
+        predictions, references, confidences = predict_with_confidences(
+            model, tokenizer, task, dataset, batch_size=batch_size, max_length=max_length, doc_stride=doc_stride,
+            progress=progress, cancelled=cancelled)
     scores = task.score(predictions, references)
     note = task.note
     if len(indices) < task.load(split).num_rows:
@@ -167,6 +153,40 @@ def evaluate(
         indices=indices,
         confidences=confidences,
     )
+
+
+def predict(model: Any, tokenizer: Any, task: Any, dataset: Any, *, batch_size: int = 32, max_length: int = 128,
+            doc_stride: int = 128, progress: ProgressFn | None = None,
+            cancelled: CancelledFn | None = None) -> tuple[list[Any], list[Any]]:
+    """(predictions, references) of ``model`` on the rows of ``dataset`` (a task-shaped datasets.Dataset),
+    in eval mode, restoring the model's mode afterwards."""
+    predictions, references, _ = predict_with_confidences(model, tokenizer, task, dataset, batch_size=batch_size,
+                                                          max_length=max_length, doc_stride=doc_stride,
+                                                          progress=progress, cancelled=cancelled)
+    return predictions, references
+
+
+def predict_with_confidences(model: Any, tokenizer: Any, task: Any, dataset: Any, *, batch_size: int = 32,
+                             max_length: int = 128, doc_stride: int = 128, progress: ProgressFn | None = None,
+                             cancelled: CancelledFn | None = None) -> tuple[list[Any], list[Any], list[float]]:
+    """As :func:`predict`, plus each prediction's confidence (top softmax probability; regression the
+    value; QA the span's margin over no answer)."""
+    import torch
+
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            if task.head == "qa":
+                predictions, references = _evaluate_qa(model, tokenizer, dataset, pad_id, batch_size, max_length,
+                                                       doc_stride, progress, cancelled)
+                return predictions, references, [-float(p["null_odds"]) for p in predictions]
+            predictions, confidences = _evaluate_text(model, tokenizer, task, dataset, pad_id, batch_size, max_length,
+                                                      progress, cancelled)
+            return predictions, list(dataset["label"]), confidences
+    finally:
+        model.train(was_training)
 
 
 def _logits(output: Any) -> Any:

@@ -20,6 +20,9 @@ from core.measure.size import SizeReport, size_report
 from core.measure.timing import LatencyReport, latency
 from core.store.rows import MetricValue
 
+# Where each phase's progress lies in measure_variant's 0..1 (the runner rescales it by time).
+PHASES = {"evaluate": (0.0, 0.8), "size": (0.8, 0.85), "latency": (0.85, 1.0)}
+
 
 @dataclass
 class Measurement:
@@ -48,16 +51,16 @@ def measure_variant(
     ev = evaluate(
         state.model, state.tokenizer, task, "dev", batch_size=settings.eval_batch_size,
         max_length=settings.max_length, limit=settings.eval_limit, sample_seed=seed, threads=settings.threads,
-        progress=lambda f, m="": progress(0.8 * f, m or "evaluating"), cancelled=cancelled,
+        progress=lambda f, m="": progress(PHASES["evaluate"][1] * f, m or "evaluating"), cancelled=cancelled,
     )
     seconds["evaluate"] = time.perf_counter() - clock
     if cancelled():
         raise StepCancelled("Run cancelled by the user")
-    progress(0.8, "measuring size")
+    progress(PHASES["size"][0], "measuring size")
     clock = time.perf_counter()
     size = size_report(state.model, folder)
     seconds["size"] = time.perf_counter() - clock
-    progress(0.85, "measuring latency")
+    progress(PHASES["latency"][0], "measuring latency")
     clock = time.perf_counter()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None  # what else the machine was doing
     lat = latency(

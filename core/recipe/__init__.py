@@ -2,6 +2,7 @@
 settings, seed), its files, its sweeps and its validation. Used alike by the window, the CLI and
 the runner; torch-free."""
 
+from core.recipe.estimate import RunEstimate, count_variants, run_estimate
 from core.recipe.io import dumps_recipe, load_recipe, loads_recipe, save_recipe
 from core.recipe.model import (
     RECIPE_FORMAT,
@@ -29,8 +30,10 @@ __all__ = [
     "Recipe",
     "RecipeError",
     "ResolvedStep",
+    "RunEstimate",
     "VariantNode",
     "check_recipe",
+    "count_variants",
     "dumps_recipe",
     "entry_configs",
     "entry_problems",
@@ -38,6 +41,7 @@ __all__ = [
     "load_recipe",
     "loads_recipe",
     "recipe_task",
+    "run_estimate",
     "save_recipe",
     "sweep_fields",
     "validate_recipe",

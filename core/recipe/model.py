@@ -14,9 +14,9 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from core.errors import ConfigError
+from core.errors import ConfigError, brief, brief_names, cap_message
 
 RECIPE_FORMAT = 1
 _TOP_KEYS = ("format", "name", "description", "model", "task", "data", "teacher", "seed", "seeds", "measure", "budget",
@@ -52,6 +52,13 @@ class Problem:
             parts.append(f"field '{self.field}'")
         return ", ".join(parts) or "recipe"
 
+    def __post_init__(self) -> None:
+        # The last guard: whatever a check quoted, a problem stays a readable line.
+        object.__setattr__(self, "message", cap_message(self.message))
+        object.__setattr__(self, "fix", cap_message(self.fix))
+        object.__setattr__(self, "field", cap_message(str(self.field), 120))
+        object.__setattr__(self, "step", cap_message(str(self.step), 120))
+
     def __str__(self) -> str:
         text = f"{self.where}: {self.message}"
         return f"{text}. Fix: {self.fix}" if self.fix else text
@@ -76,16 +83,28 @@ class MeasureSettings:
     latency_repeats: int = 20
     threads: int | None = None  # torch threads; None: torch's default
 
+    # Upper bounds: beyond them a run never ends or runs out of memory (a typo, not a choice);
+    # max_length is also checked against the model's position embeddings by validation.
+    MAXIMA: ClassVar[dict[str, int]] = {
+        "eval_batch_size": 1024, "max_length": 8192, "latency_batch_size": 1024, "latency_seq_len": 8192,
+        "latency_warmup": 1000, "latency_repeats": 10_000, "threads": 1024,
+    }
+
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if value is None and f.name in ("eval_limit", "threads"):
                 continue
             if not isinstance(value, int) or isinstance(value, bool):
-                raise ConfigError(f"measure.{f.name} must be a whole number, got {value!r}", field=f"measure.{f.name}")
+                raise ConfigError(f"measure.{f.name} must be a whole number, got {brief(value)}",
+                                  field=f"measure.{f.name}")
             low = 0 if f.name == "latency_warmup" else 1
             if value < low:
-                raise ConfigError(f"measure.{f.name} must be >= {low}, got {value}", field=f"measure.{f.name}")
+                raise ConfigError(f"measure.{f.name} must be >= {low}, got {brief(value)}", field=f"measure.{f.name}")
+            high = self.MAXIMA.get(f.name)
+            if high is not None and value > high:
+                raise ConfigError(f"measure.{f.name} must be <= {high:,}, got {brief(value)}",
+                                  field=f"measure.{f.name}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -95,13 +114,13 @@ class MeasureSettings:
         if data is None:
             return cls()
         if not isinstance(data, dict):
-            raise ConfigError(f"measure must be a mapping of settings, got {data!r}", field="measure")
+            raise ConfigError(f"measure must be a mapping of settings, got {brief(data)}", field="measure")
         names = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(names))
+        unknown = sorted(set(data) - set(names), key=str)
         if unknown:
             raise ConfigError(
-                f"unknown measurement setting(s) {', '.join(unknown)}; known: {', '.join(names)}",
-                field=f"measure.{unknown[0]}",
+                f"unknown measurement setting(s) {brief_names(unknown)}; known: {', '.join(names)}",
+                field=f"measure.{brief(unknown[0]) if not isinstance(unknown[0], str) else unknown[0]}",
             )
         return cls(**data)
 
@@ -191,9 +210,9 @@ class DataSpec:
             raise ConfigError("data must be a mapping: path, text, label (and optionally text_pair, kind, "
                               "dev_path, dev_fraction, name)", field="data")
         names = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(names))
+        unknown = sorted(set(data) - set(names), key=str)
         if unknown:
-            raise ConfigError(f"unknown data key(s) {', '.join(unknown)}; known: {', '.join(names)}",
+            raise ConfigError(f"unknown data key(s) {brief_names(unknown)}; known: {', '.join(names)}",
                               field=f"data.{unknown[0]}")
         for key in ("path", "text", "label"):
             if not isinstance(data.get(key), str) or not data[key].strip():
@@ -202,11 +221,11 @@ class DataSpec:
             if data.get(key) is not None and not isinstance(data[key], str):
                 raise ConfigError(f"data.{key} must be text", field=f"data.{key}")
         if data.get("kind", "classification") not in ("classification", "regression"):
-            raise ConfigError(f"data.kind must be 'classification' or 'regression', not {data['kind']!r}",
+            raise ConfigError(f"data.kind must be 'classification' or 'regression', not {brief(data['kind'])}",
                               field="data.kind")
         fraction = data.get("dev_fraction", 0.2)
         if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
-            raise ConfigError(f"data.dev_fraction must be a number between 0 and 1, got {fraction!r}",
+            raise ConfigError(f"data.dev_fraction must be a number between 0 and 1, got {brief(fraction)}",
                               field="data.dev_fraction")
         return cls(**{**data, "dev_fraction": float(fraction), "name": (data.get("name") or "").strip()})
 
@@ -244,26 +263,29 @@ class ChainEntry:
         if isinstance(data, str):
             data = {"step": data}
         if not isinstance(data, dict):
-            raise structure_error(f"{where} must be a mapping with 'step' and 'config', got {data!r}", index=index)
-        unknown = sorted(set(data) - set(_ENTRY_KEYS))
+            raise structure_error(f"{where} must be a mapping with 'step' and 'config', got {brief(data)}", index=index)
+        unknown = sorted(set(data) - set(_ENTRY_KEYS), key=str)
         if unknown:
             raise structure_error(
-                f"{where} has unknown key(s) {', '.join(unknown)}; an entry has {', '.join(_ENTRY_KEYS)}",
+                f"{where} has unknown key(s) {brief_names(unknown)}; an entry has {', '.join(_ENTRY_KEYS)}",
                 index=index,
-                field=unknown[0],
+                field=str(unknown[0]),
             )
         step = data.get("step")
         if not isinstance(step, str) or not step:
             raise structure_error(f"{where} has no step id ('step: <id>')", index=index, field="step")
+        step_name = brief(step)[1:-1] if len(step) > 80 else step
         config = data.get("config") or {}
         if not isinstance(config, dict):
-            raise structure_error(f"{where} ({step}): config must be a mapping, got {config!r}", index=index, field="config")
+            raise structure_error(f"{where} ({step_name}): config must be a mapping, got {brief(config)}", index=index,
+                                  field="config", fix="write the config as 'field: value' lines under 'config:'")
         enabled = data.get("enabled", True)
         if not isinstance(enabled, bool):
-            raise structure_error(f"{where} ({step}): enabled must be true or false", index=index, field="enabled")
+            raise structure_error(f"{where} ({step_name}): enabled must be true or false", index=index, field="enabled")
         version = data.get("version")
         if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
-            raise structure_error(f"{where} ({step}): version must be a whole number >= 1", index=index, field="version")
+            raise structure_error(f"{where} ({step_name}): version must be a whole number >= 1", index=index,
+                                  field="version")
         return _resolve_entry(cls(step=step, config=dict(config), enabled=enabled, version=version or 0))
 
 
@@ -353,18 +375,21 @@ class Recipe:
     @classmethod
     def from_dict(cls, data: Any) -> Recipe:
         if not isinstance(data, dict):
-            raise structure_error(f"a recipe must be a mapping with {', '.join(_TOP_KEYS)}; got {type(data).__name__}")
-        unknown = sorted(set(data) - set(_TOP_KEYS))
+            raise structure_error(f"a recipe must be a mapping with {', '.join(_TOP_KEYS)}; got {type(data).__name__}",
+                                  fix="start from a shipped recipe (resources/recipes) or 'model: ... task: ... chain: ...'")
+        unknown = sorted(set(data) - set(_TOP_KEYS), key=str)
         if unknown:
             raise structure_error(
-                f"unknown recipe key(s) {', '.join(unknown)}; a recipe has {', '.join(_TOP_KEYS)}", field=unknown[0]
+                f"unknown recipe key(s) {brief_names(unknown)}; a recipe has {', '.join(_TOP_KEYS)}",
+                field=str(unknown[0]),
             )
         fmt = data.get("format", RECIPE_FORMAT)
         if not isinstance(fmt, int) or isinstance(fmt, bool):
-            raise structure_error("format must be a whole number", field="format")
+            raise structure_error(f"format must be a whole number, got {brief(fmt)}", field="format",
+                                  fix=f"write 'format: {RECIPE_FORMAT}' or leave it out")
         if fmt > RECIPE_FORMAT:
             raise structure_error(
-                f"recipe format {fmt} is newer than this workbench reads ({RECIPE_FORMAT})",
+                f"recipe format {brief(fmt)} is newer than this workbench reads ({RECIPE_FORMAT})",
                 field="format",
                 fix="upgrade the workbench",
             )
@@ -373,40 +398,59 @@ class Recipe:
             try:
                 spec = DataSpec.from_dict(data["data"])
             except ConfigError as exc:
-                raise structure_error(str(exc), field=exc.field) from None
+                raise structure_error(str(exc), field=exc.field, fix="data holds path, text and label (the file and "
+                                      "its columns), optionally text_pair, kind, dev_path, dev_fraction and name"
+                                      ) from None
             task_id = data.get("task") or spec.task_id
             if task_id != spec.task_id:
-                raise structure_error(f"task '{task_id}' does not match data: its task is '{spec.task_id}'", field="task",
+                raise structure_error(f"task {brief(task_id)} does not match data: its task is '{spec.task_id}'", field="task",
                                  fix=f"set task to '{spec.task_id}' or leave it out")
             data = {**data, "task": task_id}
         for key in ("model", "task"):
             if not isinstance(data.get(key), str) or not data[key].strip():
-                raise structure_error(f"'{key}' is missing or not text", field=key)
+                example = ("'model: all-MiniLM-L6-v2' (the packaged default), a model folder or a hub id" if key == "model"
+                           else "'task: sst2' (workbench-cli tasks lists them), or a 'data:' file of your own")
+                raise structure_error(f"'{key}' is missing or not text", field=key, fix=f"add {example}")
         for key in ("name", "description"):
             if not isinstance(data.get(key, ""), str):
-                raise structure_error(f"'{key}' must be text", field=key)
+                raise structure_error(f"'{key}' must be text", field=key, fix=f"quote it: {key}: 'my text'")
         teacher = data.get("teacher")
         if teacher is not None and (not isinstance(teacher, str) or not teacher.strip()):
-            raise structure_error("'teacher' must be 'parent' or a model reference", field="teacher")
+            raise structure_error("'teacher' must be 'parent' or a model reference", field="teacher",
+                                  fix="write 'teacher: parent' (the model entering the step), a fine-tuned model "
+                                      "folder, or leave it out")
         seed = data.get("seed", 0)
         if not isinstance(seed, int) or isinstance(seed, bool):
-            raise structure_error(f"seed must be a whole number, got {seed!r}", field="seed")
+            raise structure_error(f"seed must be a whole number, got {brief(seed)}", field="seed",
+                                  fix="write a whole number, e.g. 'seed: 0'")
+        if not -(2**63) <= seed < 2**63:  # torch.manual_seed takes a 64-bit integer
+            raise structure_error(f"seed must fit in 64 bits (between -2**63 and 2**63 - 1), got {brief(seed)}",
+                                  field="seed", fix="use a smaller seed, e.g. 0")
         seeds = data.get("seeds") or []
         if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-            raise structure_error(f"seeds must be a list of whole numbers, like [1, 2, 3]; got {seeds!r}", field="seeds")
+            raise structure_error(f"seeds must be a list of whole numbers, like [1, 2, 3]; got {brief(seeds)}",
+                                  field="seeds", fix="write e.g. 'seeds: [1, 2, 3]'")
+        if not all(-(2**63) <= s < 2**63 for s in seeds):
+            raise structure_error(f"seeds must fit in 64 bits; got {brief(seeds)}", field="seeds",
+                                  fix="use smaller seeds, e.g. [1, 2, 3]")
         if len(set(seeds)) != len(seeds):
-            raise structure_error(f"seeds lists a seed twice: {seeds}", field="seeds", fix="give each seed once")
+            raise structure_error(f"seeds lists a seed twice: {brief(seeds)}", field="seeds", fix="give each seed once")
         try:
             measure = MeasureSettings.from_dict(data.get("measure"))
         except ConfigError as exc:
-            raise structure_error(str(exc), field=exc.field) from None
+            defaults = ", ".join(f"{k} {v}" for k, v in MeasureSettings().to_dict().items())
+            raise structure_error(str(exc), field=exc.field,
+                                  fix=f"correct it or leave it out for its default ({defaults})") from None
         try:
             budget = Budget.from_dict(data["budget"]) if data.get("budget") is not None else None
         except ConfigError as exc:
-            raise structure_error(str(exc), field=exc.field) from None
+            raise structure_error(str(exc), field=exc.field,
+                                  fix="write budget: {metric_drop: 1.0} (points) or {metric_drop_pct: 2} "
+                                      "(percent of the reference metric), or leave it out") from None
         chain = data.get("chain") or []
         if not isinstance(chain, list):
-            raise structure_error("chain must be a list of steps", field="chain")
+            raise structure_error("chain must be a list of steps", field="chain",
+                                  fix="write each step as a list item: '- step: finetune'")
         return cls(
             model=data["model"].strip(),
             task=data["task"].strip(),

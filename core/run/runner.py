@@ -13,11 +13,8 @@ Events (core.protocol) report progress; every finished variant's event carries i
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import random
-import shutil
 import sys
 import time
 import traceback
@@ -29,11 +26,9 @@ from typing import Any
 import core
 from core.errors import ArtifactError, StepCancelled, WorkbenchError
 from core.protocol import (
-    Curve,
     Event,
     Log,
     PlannedStep,
-    Progress,
     RunCancelled,
     RunFailed,
     RunFinished,
@@ -43,7 +38,7 @@ from core.protocol import (
     StepStarted,
 )
 from core.recipe import Recipe, VariantNode, check_recipe, recipe_task, variant_tree
-from core.run import keys
+from core.run import keys, variant
 from core.store import schema as s
 from core.store.db import Store, open_store
 from core.store.record import (
@@ -57,7 +52,7 @@ from core.store.record import (
     finish_run,
     mark_interrupted_runs,
 )
-from core.store.rows import CI_HIGH, CI_LOW, OVER_BUDGET, MetricValue, RunMeta, VariantInfo, build_row
+from core.store.rows import OVER_BUDGET, MetricValue, RunMeta, VariantInfo, build_row
 
 Emit = Callable[[Event], None]
 Terminal = RunFinished | RunFailed | RunCancelled
@@ -79,24 +74,22 @@ class _Done:
     def artifact(self) -> Path:
         return Path(self.info.artifact_path or "")
 
-
-def _seed_everything(seed: int) -> None:
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
+    @property
+    def size(self) -> dict[str, int | None]:
+        m = self.info.metrics
+        return {"params": _int(m.get("params")), "nonzero_params": _int(m.get("nonzero_params")),
+                "artifact_bytes": self.info.size_bytes}
 
 
 def _usable_artifact(folder: Path) -> bool:
-    from core.artifacts import MANIFEST
+    from core.artifacts import is_complete_artifact
 
-    return (folder / MANIFEST).is_file()
+    return is_complete_artifact(folder)  # a manifest alone is not a result: the weights must be whole
 
 
 class Runner:
-    """Walks one run's variant tree. Construct through :func:`run_recipe`."""
+    """Walks one run's variant tree: cache, compute (core.run.variant), record, report. Construct
+    through :func:`run_recipe`."""
 
     def __init__(self, recipe: Recipe, store: Store, emit: Emit, cancelled: Callable[[], bool], *,
                  run: RunMeta, artifacts: Path, resuming: bool) -> None:
@@ -113,29 +106,18 @@ class Runner:
         self.task = recipe_task(recipe)
         self.hasher = keys.Hasher()
         self.teacher_id = keys.teacher_identity(recipe, self.hasher)
-        self.seed = recipe.seed  # the seed of the walk in progress (recipes may list several)
+        self.walk_recipe = recipe  # the recipe with the seed of the walk in progress (recipes may list several)
         self.node_seq = 0  # event ids: unique across the whole run
         self.tree_node = 0  # the node's place in one walk of the tree (the same for every seed)
         self.current_index: int | None = None  # chain position (0 = baseline) of the step in flight
         self.reference: VariantInfo | None = None  # what "% of reference" compares with (core.store.rows)
         self.baseline: VariantInfo | None = None
-        self._teacher: Any = None
-        self._last_progress = 0.0
+        self._teacher: Any = None  # the recipe's teacher model, loaded once
+        self.seconds: dict[str, float] = {}  # phase (or "apply:<step id>") -> its last measured wall time
 
-    # -- events ----------------------------------------------------------------------------
-    def progress(self, node: int, index: int) -> Callable[[float, str], None]:
-        """Progress of one node, throttled to 10 per second and never going backwards."""
-        shown = [0.0]
-
-        def report(fraction: float, message: str = "") -> None:
-            now = time.monotonic()
-            fraction = max(shown[0], min(1.0, float(fraction)))
-            if fraction < 1.0 and now - self._last_progress < 0.1:
-                return
-            self._last_progress, shown[0] = now, fraction
-            self.emit(Progress(node=node, index=index, fraction=fraction, message=message))
-
-        return report
+    @property
+    def seed(self) -> int:
+        return self.walk_recipe.seed
 
     def log(self, message: str, level: str = "info") -> None:
         self.emit(Log(level=level, message=message))
@@ -147,9 +129,9 @@ class Runner:
     # -- the walk ------------------------------------------------------------------------
     def walk(self, tree: VariantNode) -> None:
         for seed in self.recipe.run_seeds:
-            self.seed, self.tree_node, self.reference, self.baseline = seed, 0, None, None
-            recipe = dataclasses.replace(self.recipe, seed=seed, seeds=())
-            self.visit(tree, None, keys.root_key(recipe, self.ref, self.task, self.hasher), None)
+            self.tree_node, self.reference, self.baseline = 0, None, None
+            self.walk_recipe = dataclasses.replace(self.recipe, seed=seed, seeds=())
+            self.visit(tree, None, keys.root_key(self.walk_recipe, self.ref, self.task, self.hasher), None)
 
     def visit(self, node: VariantNode, parent: _Done | None, key: str, state: Any) -> bool:
         """Produce ``node``'s variant (``state`` is its parent's model when still in memory); True
@@ -166,6 +148,9 @@ class Runner:
         start = time.perf_counter()
 
         reused = find_in_run(self.store, self.run.id, key) if self.resuming else None
+        if reused is not None and not _usable_artifact(reused.artifact_path):
+            self.log(f"{label}: its artifact {reused.artifact_path} is gone or damaged; making it again", "warning")
+            reused = None
         new_state = None
         if reused is not None:
             done = _Done(self._info_of(reused, node, parent, tree_node), key, _predictions(reused))
@@ -223,104 +208,32 @@ class Runner:
 
     def compute(self, node: VariantNode, parent: _Done | None, key: str, state_in: Any, seq: int,
                 index: int, start: float, tree_node: int) -> tuple[Any, _Done]:
-        from core.artifacts import save_artifact
-        from core.measure.variant import measure_variant
-        from core.state import StepContext
-        from core.steps import get_step, load_state
+        from core.state import TRAINABLE
+        from core.steps import get_step
 
-        progress = self.progress(seq, index)
-        _seed_everything(self.seed)
-        timings: dict[str, float] = {}
-        clock = time.perf_counter()
-        if node.step is None:
-            progress(0.0, "loading the model")
-            state = self.load_baseline()
-            timings["load"] = time.perf_counter() - clock
-            step_info: dict[str, Any] = {}
-            # Baseline phases: load, save, measure (no step to apply).
-            share = {"apply": (0.0, 0.1), "save": (0.1, 0.2), "measure": (0.2, 1.0)}
-        else:
-            assert parent is not None
-            if state_in is None:
-                progress(0.0, "loading the parent variant")
-                state_in = load_state(parent.artifact)
-            timings["load"] = time.perf_counter() - clock
-            step_cls = get_step(node.step.step)
-            teacher = self.teacher_for(parent) if step_cls.needs_teacher else None
-            scratch = self.artifacts / "scratch" / f"{seq:03d}"
-            scratch.mkdir(parents=True, exist_ok=True)
-            share = {"apply": (0.0, 0.8), "save": (0.8, 0.85), "measure": (0.85, 1.0)}
-            lo, hi = share["apply"]
-            curves: dict[str, dict[str, list[list[float]]]] = {}
-
-            def curve(phase: str, series: str, step: int, value: float) -> None:
-                curves.setdefault(phase, {}).setdefault(series, []).append([step, value])
-                self.emit(Curve(node=seq, index=index, phase=phase, series=series, step=step, value=value))
-
-            ctx = StepContext(
-                seed=self.seed, task=self.task, scratch=scratch,
-                progress=lambda f, m="": progress(lo + (hi - lo) * f, m), log=self.log,
-                cancelled=self.cancelled, teacher=teacher, threads=self.recipe.measure.threads, curve=curve,
-            )
-            before = dict(state_in.info)
-            clock = time.perf_counter()
-            try:
-                state = step_cls(node.step.config).apply(state_in, ctx)
-            finally:
-                shutil.rmtree(scratch, ignore_errors=True)  # scratch is per step; artifacts are what stays
-                _remove_if_empty(scratch.parent)
-            step_info = {k: v for k, v in state.info.items() if before.get(k) != v}
-            if curves:
-                step_info["curves"] = curves  # stored with the variant, viewable after the run
-            timings["apply"] = time.perf_counter() - clock
-        self.check_cancelled()
-        folder = self.artifacts / f"{seq:03d}-{(node.step.step if node.step else 'baseline')}-{key[:8]}"
-        progress(share["save"][0], "saving the artifact")
-        clock = time.perf_counter()
-        save_artifact(state, folder, base=str(self.ref), extra={"info": state.info, "cache_key": key})
-        # What ships is measured: the saved artifact, reloaded; the chain continues from it too.
-        shipped = load_state(folder)
-        roundtrip = _max_output_difference(state, shipped)
-        timings["save"] = time.perf_counter() - clock
-        lo, hi = share["measure"]
-        measured = measure_variant(
-            shipped, folder, self.task, self.recipe.measure, seed=self.seed,
-            progress=lambda f, m="": progress(lo + (hi - lo) * f, m), cancelled=self.cancelled,
+        step_id = node.step.step if node.step else None
+        trains = False
+        if step_id is not None:
+            step_cls = get_step(step_id)
+            trains = step_cls.needs_teacher or TRAINABLE in step_cls.requires
+        plan = variant.shares(variant.expected_seconds(self.recipe.measure, self.seconds, step_id, trains=trains,
+                                                       loads=node.step is None or state_in is None))
+        job = variant.Job(
+            recipe=self.walk_recipe, step=node.step, key=key, node=seq, index=index, shares=plan,
+            folder=self.artifacts / f"{seq:03d}-{step_id or 'baseline'}-{key[:8]}",
+            parent_artifact=parent.artifact if parent else None,
+            parent_predictions=parent.predictions if parent else None, parent_size=parent.size if parent else None,
         )
-        timings.update(measured.seconds)
-        step_info = {**step_info, "timings": {k: round(v, 3) for k, v in timings.items()}}
-        self.log("timings (s): " + ", ".join(f"{k} {v:.2f}" for k, v in timings.items()), "debug")
-        values, flags = self.assess(node, parent, shipped, measured)
-        values.append(MetricValue("roundtrip_max_abs_diff", roundtrip, "", "probe"))
-        done = self.record(node, parent, key, values, folder, time.perf_counter() - start, step_info,
-                           flags=[f.to_dict() for f in flags], tree_node=tree_node,
-                           predictions={"indices": measured.evaluation.indices,
-                                        "predictions": measured.evaluation.predictions,
-                                        "confidences": measured.evaluation.confidences})
+        shipped, made = variant.make_variant(job, self.task, emit=self.emit, cancelled=self.cancelled,
+                                             state_in=state_in, teacher=lambda: self.teacher_for(parent))
+        self.seconds.update({k: v for k, v in made.timings.items() if k != "apply"})
+        if step_id is not None:
+            self.seconds[f"apply:{step_id}"] = made.timings["apply"]
+        over = self.budget_flag({v.name: v.value for v in made.values})
+        done = self.record(node, parent, key, made.values, made.folder, time.perf_counter() - start, made.info,
+                           flags=made.flags + ([over.to_dict()] if over is not None else []), tree_node=tree_node,
+                           predictions=made.predictions)
         return shipped, done
-
-    def assess(self, node: VariantNode, parent: _Done | None, state: Any, measured: Any) -> tuple[list[MetricValue], list[Any]]:
-        """Intervals on the task metrics, the change against the parent and the flags (core.measure.verdicts)."""
-        from core.measure import verdicts
-
-        ev, seed = measured.evaluation, self.seed
-        values = list(measured.values)
-        for name, ci in verdicts.intervals(self.task, ev.predictions, ev.references, seed=seed).items():
-            values += [MetricValue(name + CI_LOW, ci.low, "", "dev"), MetricValue(name + CI_HIGH, ci.high, "", "dev")]
-        head_trained = bool(state.info.get("head_trained"))
-        margin = verdicts.learned(self.task, ev.predictions, ev.references, seed=seed) if head_trained else None
-        if margin is not None:
-            values += _interval_values("learned_margin", margin)
-        delta = None
-        if parent is not None and parent.predictions is not None and len(parent.predictions) == len(ev.predictions):
-            delta = verdicts.versus_parent(self.task, ev.predictions, parent.predictions, ev.references, seed=seed)
-            values += _interval_values("delta_vs_parent", delta)
-        compresses = node.step is not None and _step_compresses(node.step.step)
-        size_reason = self.size_flag(parent, measured.size) if parent is not None and compresses else None
-        flags = verdicts.flags(self.task, head_trained=head_trained, learned_margin=margin, delta=delta,
-                               size_reason=size_reason)
-        over = self.budget_flag({v.name: v.value for v in values})
-        return values, flags + ([over] if over is not None else [])
 
     def record(self, node: VariantNode, parent: _Done | None, key: str, metrics: list[MetricValue], folder: Path,
                seconds: float, info: dict[str, Any], *, flags: list[dict[str, str]], tree_node: int,
@@ -361,94 +274,27 @@ class Runner:
             swept=step.swept_values if step else {}, seed=self.seed, node=tree_node,
         )
 
-    def load_baseline(self) -> Any:
-        from core.models import load_task_model, load_tokenizer
-        from core.state import ModelState
-        from core.steps import load_state
-
-        folder = self.ref.local_folder()
-        if folder is not None and (folder / "manifest.json").is_file():  # a stored variant as the start
-            state = load_state(folder)
-            if state.head != self.task.head:
-                raise ArtifactError(f"{folder} has a {state.head} head; task {self.task.id} needs {self.task.head}")
-            return state
-        model, head_trained = load_task_model(self.ref, head=self.task.head, num_labels=self.task.num_labels)  # type: ignore[arg-type]
-        model.eval()
-        return ModelState(model=model, tokenizer=load_tokenizer(self.ref), task=self.task.id, head=self.task.head,
-                          info={"head_trained": head_trained})
-
-    def teacher_for(self, parent: _Done) -> Any:
-        """The model entering the step ('parent', a fresh copy from its artifact) or the recipe's teacher."""
-        from core.steps import load_state
-
+    def teacher_for(self, parent: _Done | None) -> Any:
+        """A fresh copy of the step's input ('parent'), or the recipe's teacher, loaded once per run."""
         if self.recipe.teacher in (None, "parent"):
-            teacher = load_state(parent.artifact)
-        else:
-            if self._teacher is None:
-                from core.models import ModelRef, load_model, load_tokenizer
-                from core.state import ModelState
-
-                ref = ModelRef.parse(self.recipe.teacher)
-                folder = ref.local_folder()
-                if folder is not None and (folder / "manifest.json").is_file():
-                    self._teacher = load_state(folder)
-                else:
-                    model = load_model(ref, head=self.task.head, num_labels=self.task.num_labels)  # type: ignore[arg-type]
-                    self._teacher = ModelState(model, load_tokenizer(ref), self.task.id, self.task.head)
-            teacher = self._teacher
-        teacher.model.eval()
-        return teacher
-
-    @staticmethod
-    def size_flag(parent: _Done, size: Any) -> str | None:
-        from core.measure import SizeReport, size_flag
-
-        m = parent.info.metrics
-        if m.get("params") is None or m.get("nonzero_params") is None:
-            return None
-        parent_size = SizeReport(params=int(m["params"]), nonzero_params=int(m["nonzero_params"]),
-                                 artifact_bytes=parent.info.size_bytes)
-        return size_flag(parent_size, size)
+            return variant.load_teacher(self.recipe, self.task, parent.artifact if parent else None)
+        if self._teacher is None:
+            self._teacher = variant.load_teacher(self.recipe, self.task, None)
+        return self._teacher
 
 
 def _predictions(stored: StoredVariant) -> list[Any] | None:
     return stored.predictions["predictions"] if stored.predictions else None
 
 
-def _interval_values(name: str, interval: Any) -> list[MetricValue]:
-    return [MetricValue(name, interval.value, "", "dev"), MetricValue(name + CI_LOW, interval.low, "", "dev"),
-            MetricValue(name + CI_HIGH, interval.high, "", "dev")]
-
-
-def _step_compresses(step_id: str) -> bool:
-    from core.steps import get_step
-
-    return get_step(step_id).compresses
-
-
-def _max_output_difference(a: Any, b: Any) -> float:
-    """Largest absolute difference of the two models' outputs on a fixed probe batch: the saved
-    artifact must reload to the model the step produced (0 for every lossless codec)."""
-    import torch
-
-    from core.measure.timing import probe_batch
-
-    batch = probe_batch(a.model, a.tokenizer, batch_size=2, seq_len=16, seed=0)
-    with torch.inference_mode():
-        out_a, out_b = a.model(**batch), b.model(**batch)
-    names = [k for k in ("logits", "start_logits", "end_logits") if getattr(out_a, k, None) is not None]
-    return max(float((getattr(out_a, k).float() - getattr(out_b, k).float()).abs().max()) for k in names)
+def _int(value: float | None) -> int | None:
+    return int(value) if value is not None else None
 
 
 def _title(step_id: str) -> str:
     from core.steps import get_step
 
     return "Baseline" if step_id == "baseline" else get_step(step_id).title
-
-
-def _remove_if_empty(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # not empty (another node's scratch) or already gone
-        folder.rmdir()
 
 
 def _environment(recipe: Recipe) -> dict[str, Any]:

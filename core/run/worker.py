@@ -12,6 +12,7 @@ Exit codes: 0 finished, 1 failed, 2 bad request, 3 cancelled, 4 terminated (SIGT
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -55,11 +56,36 @@ class EventWriter:
                 pass
 
 
+class _SurvivesClosedReader:
+    """sys.stderr (and sys.stdout), except that a write to a pipe nobody reads any more is dropped.
+
+    When the client is killed, the worker must still reach its next safe point and leave the run
+    resumable; a log line or a progress bar printed in between used to raise BrokenPipeError there
+    (and again in the error handler), killing the worker with the run left 'running'."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except (BrokenPipeError, ValueError):  # ValueError: the stream was closed
+            return len(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def _reserve_stdout() -> IO[str]:
     """Keep the real stdout for events only; everything else written to fd 1 goes to stderr."""
     sys.stdout.flush()
     events_fd = os.dup(1)
     os.dup2(2, 1)
+    sys.stderr = _SurvivesClosedReader(sys.stderr)  # type: ignore[assignment]
     sys.stdout = sys.stderr
     return os.fdopen(events_fd, "w", encoding="utf-8", buffering=1)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -43,6 +44,28 @@ class Step:
     def migrate(cls, config: dict[str, Any], from_version: int) -> dict[str, Any]:
         """Bring a config dict saved by an older version of this step up to date."""
         return config
+
+    @classmethod
+    def vocabulary_problems(cls, config: dict[str, Any], incoming: Any,
+                            facts: Callable[[str], Any]) -> list[tuple[str, str]]:
+        """Before anything runs: (field, message) for each model this step combines with the one
+        entering it whose vocabulary differs. ``config`` holds every field (defaults filled in);
+        ``incoming`` is the entering model's ``core.models.ModelFacts`` (None: not known before
+        running); ``facts(reference)`` reads a named model's facts (None when it cannot be read)."""
+        return []
+
+    @classmethod
+    def vocabulary_after(cls, config: dict[str, Any], incoming: Any, facts: Callable[[str], Any]) -> Any:
+        """The ModelFacts of the model leaving this step as far as validation cares (its vocabulary and
+        positions); None when only running tells."""
+        return incoming
+
+    @classmethod
+    def size_ratio(cls, config: dict[str, Any]) -> tuple[float, float]:
+        """Before anything runs: the artifact bytes this step's output takes over its input's, as
+        (embedding tables, every other weight), for validation's disk estimate. The default, the
+        same size, is an upper bound for the steps that prune, share, sketch or distil."""
+        return 1.0, 1.0
 
 
 _REGISTRY: dict[str, type[Step]] = {}

@@ -54,11 +54,11 @@ class DistillConfig(StepConfig):
     student: str = param("teacher_layers", label="Student", help="teacher_layers: a subset of the teacher's layers; model: another model; fresh: a new configuration", choices=("teacher_layers", "model", "fresh"), sweepable=False)
     student_layers: int = param(3, label="Student layers", help="Layers of the student (teacher_layers picks them evenly spaced unless keep_layers says which)", min=1, max=96)
     keep_layers: str = param("", label="Keep teacher layers", help="1-based teacher layers to copy, e.g. 2,4,6; empty = evenly spaced", sweepable=False)
-    student_model: str = param("", label="Student model", help="Local folder or hub id (student = model); must share the teacher's vocabulary", sweepable=False)
+    student_model: str = param("", label="Student model", help="Local folder or hub id (student = model); must share the teacher's vocabulary", sweepable=False, model_ref=True)
     hidden_size: int = param(0, label="Hidden size", help="Fresh student width; 0 = the teacher's", min=0, max=8192)
     num_heads: int = param(0, label="Attention heads", help="Fresh student heads; 0 = the teacher's", min=0, max=128)
     ffn_size: int = param(0, label="FFN size", help="Fresh student feed-forward width; 0 = the teacher's", min=0, max=65536)
-    teacher_model: str = param("", label="Teacher model", help="Empty = the model entering the step; else a local folder or hub id holding a task-trained model", sweepable=False)
+    teacher_model: str = param("", label="Teacher model", help="Empty = the model entering the step; else a local folder or hub id holding a task-trained model", sweepable=False, model_ref=True)
     layer_mapping: str = param("uniform", label="Layer mapping", help="uniform: student layer i learns from teacher layer i*N/M; kept_layers: from the layer it was copied from", choices=("uniform", "kept_layers"), sweepable=False)
     intermediate_epochs: float = param(3.0, label="Stage 1 epochs", help="Intermediate-layer distillation epochs; 0 skips stage 1", min=0.0, max=100.0)
     intermediate_lr: float = param(5e-5, label="Stage 1 learning rate", min=0.0, max=1.0, min_exclusive=True)
@@ -124,6 +124,31 @@ class Distill(Step):
     config_cls = DistillConfig
     requires = frozenset({FLOAT})
     heads = frozenset({"classification", "regression", "qa"})
+
+    @classmethod
+    def vocabulary_problems(cls, config: dict[str, Any], incoming: Any, facts: Any) -> list[tuple[str, str]]:
+        """A student model must read the teacher's token ids (teacher_model, else the entering model)."""
+        from core.errors import brief
+        from core.models import vocabulary_mismatch
+
+        student_ref, teacher_ref = config.get("student_model", "").strip(), config.get("teacher_model", "").strip()
+        if config.get("student") != "model" or not student_ref:
+            return []
+        teacher = facts(teacher_ref) if teacher_ref else incoming
+        student = facts(student_ref)
+        if teacher is None or student is None:
+            return []
+        who = f"the teacher {brief(teacher_ref)}" if teacher_ref else "the teacher (the model entering this step)"
+        why = vocabulary_mismatch(who, teacher, f"the student {brief(student_ref)}", student)
+        return [("student_model", why)] if why else []
+
+    @classmethod
+    def vocabulary_after(cls, config: dict[str, Any], incoming: Any, facts: Any) -> Any:
+        if config.get("student") == "model" and config.get("student_model", "").strip():
+            return facts(config["student_model"].strip())
+        if config.get("teacher_model", "").strip():
+            return facts(config["teacher_model"].strip())
+        return incoming
 
     def apply(self, state: ModelState, ctx: StepContext) -> ModelState:
         from core.steps.training import train

@@ -215,6 +215,13 @@ class LinearNbit(Step):
         "model that was measured. Put training steps before this one."
     )
     config_cls = LinearNbitConfig
+
+    @classmethod
+    def size_ratio(cls, config: dict[str, Any]) -> tuple[float, float]:
+        """b bits packed per fp32 weight; kept embeddings stay fp32."""
+        bits = config.get("bits", 8)
+        ratio = min(1.0, bits / 32) if isinstance(bits, (int, float)) and bits > 0 else 1.0
+        return (1.0 if config.get("skip_embeddings") else ratio), ratio
     requires = frozenset({FLOAT})
     removes = frozenset({TRAINABLE})
 

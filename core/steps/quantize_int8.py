@@ -110,6 +110,11 @@ class DynamicInt8(Step):
     category = "Quantization"
     description = "int8 weights + dynamic int8 activations for Linear layers (x86/fbgemm kernels); optional int8 embeddings."
     config_cls = DynamicInt8Config
+
+    @classmethod
+    def size_ratio(cls, config: dict[str, Any]) -> tuple[float, float]:
+        """int8 weights are a quarter of fp32 (scales and biases add little); embeddings too if chosen."""
+        return (0.25 if config.get("embeddings_int8", True) else 1.0), 0.25
     requires = frozenset({FLOAT})
     removes = frozenset({FLOAT, TRAINABLE})
     adds = frozenset({INT8})

@@ -211,6 +211,10 @@ class VocabReduce(Step):
     config_cls = VocabConfig
     requires = frozenset({FLOAT})
 
+    @classmethod
+    def vocabulary_after(cls, config: dict[str, Any], incoming: Any, facts: Any) -> Any:
+        return None  # which pieces stay depends on the training text: known only after running
+
     def apply(self, state: ModelState, ctx: StepContext) -> ModelState:
         cfg: VocabConfig = self.config  # type: ignore[assignment]
         tokenizer = state.tokenizer

@@ -138,7 +138,8 @@ def _inspect(path: Path, timeout_s: float) -> tuple[int, set[str]]:
         with path.open("rb") as fh:
             header = fh.read(len(_SQLITE_HEADER))
     except OSError as exc:
-        raise StoreError(f"Cannot read the results database {path}: {exc.strerror or exc}") from None
+        raise StoreError(f"Cannot read the results database {path}: {exc.strerror or exc}; "
+                         "choose a database file with --db or WORKBENCH_DB") from None
     if header != _SQLITE_HEADER:
         raise StoreError(
             f"{path} is not a workbench results database (not an SQLite file, or damaged); "
