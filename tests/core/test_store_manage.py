@@ -145,21 +145,21 @@ def test_garbage_collection_removes_only_what_no_run_refers_to(tmp_path: Path) -
     assert collect_garbage(store).removed == []  # nothing left to collect
 
 
-def test_a_schema_3_database_gains_run_labels(tmp_path: Path) -> None:
+def test_a_schema_4_database_gains_run_labels(tmp_path: Path) -> None:
     path = tmp_path / "w.sqlite"
     store = open_store(path)
     run_id, _ = _run(store, tmp_path / "artifacts", 0, [10])
     store.close()
-    with sqlite3.connect(path) as conn:  # as a schema-3 workbench wrote it
+    with sqlite3.connect(path) as conn:  # as a schema-4 workbench wrote it
         for column in ("name", "tags", "note"):
             conn.execute(f"ALTER TABLE runs DROP COLUMN {column}")
-        conn.execute("PRAGMA user_version=3")
+        conn.execute("PRAGMA user_version=4")
     store = open_store(path)
     run = get_run(store, run_id)
     assert (run.name, run.tags, run.note, run.variants) == ("", (), "", 1)
     set_run_labels(store, run_id, name="migrated", tags=["old"])
     assert get_run(store, run_id).tags == ("old",)
-    assert (tmp_path / "w.sqlite.v3.bak").is_file()
+    assert (tmp_path / "w.sqlite.v4.bak").is_file()
 
 
 def test_cli_lists_disk_use_labels_deletes_and_collects(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
