@@ -425,6 +425,9 @@ class RayExecutor:
         node, parent, state = tree, None, None
         while True:
             done, state = runner.produce(node, parent, key, state)
+            if runner.over_budget(done):
+                self._children(runner, node, done, key)  # reports its subtree skipped
+                return
             if len(node.children) != 1:
                 break
             child = node.children[0]
@@ -497,8 +500,15 @@ class RayExecutor:
 
     @staticmethod
     def _children(runner: Any, node: Any, done: Any, key: str) -> list[tuple[Any, Any, str]]:
+        """What to make after ``node``: its children, or none when it broke the accuracy budget.
+        (Siblings run side by side here, so a sweep's later values are not stopped by an earlier one
+        over budget, as they are in a local run: the cluster makes them anyway.)"""
         from core.run import keys
 
+        if runner.over_budget(done):
+            for child in node.children:
+                runner.skip(child, f"{runner.slot(node).label} is over the accuracy budget")
+            return []
         return [(c, done, keys.child_key(key, c.step, runner.teacher_id)) for c in node.children]
 
     def _submit(self, runner: Any, slot: Any, parent: Any, key: str, packed: dict[int, Any], data_hash: str) -> _Flight:

@@ -4,7 +4,9 @@ One transaction per finished variant, so a crash loses at most the step in fligh
 prefix tree (core.recipe.variant_tree) walked depth first: a shared prefix runs once. A finished
 variant is reused instead of recomputed when its cache key (core.run.keys) matches; reuse loads
 the stored artifact only when a later step needs it, and records the new row as cached. Resuming a
-failed, cancelled or interrupted run reuses its own finished variants the same way.
+failed, cancelled or interrupted run reuses its own finished variants the same way. A recipe's
+accuracy budget (core.recipe.Budget) flags a variant that breaks it; its subtree, and the later values
+of its sweep, are reported skipped and not run.
 
 Events (core.protocol) report progress; every finished variant's event carries its result row.
 
@@ -37,6 +39,7 @@ from core.protocol import (
     RunFinished,
     RunStarted,
     StepFinished,
+    StepSkipped,
     StepStarted,
 )
 from core.recipe import Recipe, VariantNode, check_recipe, recipe_task, variant_tree
@@ -55,7 +58,7 @@ from core.store.record import (
     machine_hash,
     mark_interrupted_runs,
 )
-from core.store.rows import MetricValue, RunMeta, VariantInfo, build_row, machine_label
+from core.store.rows import OVER_BUDGET, MetricValue, RunMeta, VariantInfo, build_row, machine_label
 
 Emit = Callable[[Event], None]
 Terminal = RunFinished | RunFailed | RunCancelled
@@ -183,15 +186,27 @@ class Runner:
         return Slot(node, self.seed_index * len(self.places) + tree_node, tree_node,
                     node.step.index + 1 if node.step else 0, step_id, label, time.perf_counter())
 
-    def visit(self, node: VariantNode, parent: _Done | None, key: str, state: Any) -> None:
-        """Produce ``node``'s variant here, then its children's (``state``: its parent's model, when in memory)."""
+    def visit(self, node: VariantNode, parent: _Done | None, key: str, state: Any) -> bool:
+        """Produce ``node``'s variant here, then its children's (``state``: its parent's model, when in
+        memory); True when it broke the recipe's accuracy budget (its subtree was skipped)."""
         done, new_state = self.produce(node, parent, key, state)
+        if self.over_budget(done):
+            for child in node.children:
+                self.skip(child, f"{self.slot(node).label} is over the accuracy budget")
+            return True
+        # A sweep's values run in the order written; the first one over budget ends the sweep.
+        over_at: str | None = None
         for i, child in enumerate(node.children):
             assert child.step is not None
+            if over_at is not None:
+                self.skip(child, f"an earlier value of this sweep ({over_at}) is over the accuracy budget")
+                continue
             # A step may change its input in place: only the last child gets the model in memory,
             # its siblings read it from the artifact (else a sibling would start from a changed model).
             last = i == len(node.children) - 1
-            self.visit(child, done, keys.child_key(key, child.step, self.teacher_id), new_state if last else None)
+            if self.visit(child, done, keys.child_key(key, child.step, self.teacher_id), new_state if last else None):
+                over_at = child.step.label
+        return False
 
     def produce(self, node: VariantNode, parent: _Done | None, key: str, state: Any) -> tuple[_Done, Any]:
         """One node in this process: reuse it or compute it, record it, report it. Returns it and
@@ -220,11 +235,34 @@ class Runner:
         cached = find_cached(self.store, key, _usable_artifact)
         if cached is None:
             return None
+        flags = [f for f in cached.flags if f.get("code") != OVER_BUDGET]  # judged by this run's budget
+        over = self.budget_flag({m.name: m.value for m in cached.metrics})
         done = self.record(node, parent, key, cached.metrics, cached.artifact_path, time.perf_counter() - slot.started,
-                           cached.info, flags=cached.flags, tree_node=slot.tree_node,
+                           cached.info, flags=flags + ([over.to_dict()] if over else []), tree_node=slot.tree_node,
                            predictions=cached.predictions, cached_from=cached.id, machine=cached.machine)
         self.log(f"{label}: reused from cache (variant {cached.id})")
         return done
+
+    @staticmethod
+    def over_budget(done: _Done) -> bool:
+        return any(f.get("code") == OVER_BUDGET for f in done.info.flags)
+
+    def skip(self, node: VariantNode, reason: str) -> None:
+        """Account for a subtree that will not run: its planned nodes are reported skipped."""
+        for n in node.walk():
+            slot = self.slot(n)
+            self.emit(StepSkipped(node=slot.seq, index=slot.index, label=slot.label, reason=reason))
+        self.log(f"{node.step.label if node.step else 'baseline'} and what follows it not run: {reason}")
+
+    def budget_flag(self, metrics: dict[str, float | None]) -> Any:
+        """The "over budget" flag (core.measure.verdicts) of a variant with these metrics, or None."""
+        from core.measure import verdicts
+
+        if self.recipe.budget is None or self.reference is None:
+            return None  # no budget, or this variant is the first trained one: the reference itself
+        name = self.task.primary_metric
+        return verdicts.over_budget(self.task, metrics.get(name), self.reference.metrics.get(name), self.reference.id,
+                                    self.recipe.budget)
 
     def job(self, slot: Slot, parent: _Done | None, key: str, *, loads: bool) -> variant.Job:
         """What to compute for ``slot`` (``loads``: its parent's model must be read from its artifact)."""
@@ -258,7 +296,9 @@ class Runner:
         self.seconds.update({k: v for k, v in made.timings.items() if k != "apply"})
         if slot.node.step is not None:
             self.seconds[f"apply:{slot.step_id}"] = made.timings["apply"]
-        return self.record(slot.node, parent, key, made.values, made.folder, seconds, made.info, flags=made.flags,
+        over = self.budget_flag({v.name: v.value for v in made.values})
+        return self.record(slot.node, parent, key, made.values, made.folder, seconds, made.info,
+                           flags=made.flags + ([over.to_dict()] if over is not None else []),
                            tree_node=slot.tree_node, predictions=made.predictions, machine=machine)
 
     def report(self, slot: Slot, done: _Done) -> None:
