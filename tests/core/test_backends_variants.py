@@ -1,0 +1,109 @@
+"""Which variants the exported backends run: a clear message for those they cannot, and the others
+measured (n-bit, sketched and shared layers export and agree)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.backends.deploy import EXPORT_FAILED, OK, UNSUPPORTED, deploy_all, deploy_variant
+from core.backends.errors import ExportFailed, UnsupportedVariant
+from core.backends.export import export_onnx
+from core.steps.base import get_step
+from tests.core.steps_support import make_ctx, sst2_tiny_state, tiny_task
+
+
+def _apply(state: Any, tmp_path: Path, step_id: str, **cfg: Any) -> Any:
+    cls = get_step(step_id)
+    return cls(cls.config_cls(**cfg)).apply(state, make_ctx(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("config", "names"),
+    [
+        ({}, ("torch dynamic int8", "quantized::linear_dynamic", "quantize.static_int8 with backend")),
+        ({"backend": "torchao", "embeddings_int8": False}, ("torchao int8 tensors", "aten._int_mm")),
+    ],
+    ids=["torch-dynamic-int8", "torchao"],
+)
+def test_int8_torch_variants_get_a_message_per_backend_and_torch_still_runs(
+    tmp_path: Path, config: dict[str, Any], names: tuple[str, ...]
+) -> None:
+    state = _apply(sst2_tiny_state(tmp_path), tmp_path, "quantize.dynamic_int8", **config)
+    variants = deploy_all(state.model, state.tokenizer, tiny_task(), ["torch", "onnxruntime", "openvino"],
+                          tmp_path / "out", threads=1)  # fmt: skip
+    assert variants["torch"].status == OK
+    for backend, title in (("onnxruntime", "ONNX Runtime"), ("openvino", "OpenVINO")):
+        v = variants[backend]
+        assert v.status == UNSUPPORTED and v.session is None
+        assert v.message.startswith(f"{title} cannot run")
+        assert all(n in v.message for n in names), v.message
+        assert "Traceback" not in v.message and "\n" not in v.message
+    with pytest.raises(UnsupportedVariant):
+        export_onnx(state.model, state.tokenizer, "classification", tmp_path / "x.onnx")
+
+
+def test_exporter_failures_become_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.backends.export as export
+
+    def boom(exporter: str, *args: Any) -> None:
+        raise RuntimeError(f"{exporter} exporter: Unsupported operator 'aten::frobnicate'\nTraceback (most recent "
+                           "call last):\n  File ...")  # fmt: skip
+
+    monkeypatch.setattr(export, "_run_exporter", boom)
+    state = sst2_tiny_state(tmp_path)
+    with pytest.raises(ExportFailed) as err:
+        export_onnx(state.model, state.tokenizer, "classification", tmp_path / "m.onnx")
+    message = str(err.value)
+    assert "torchscript: torchscript exporter: Unsupported operator 'aten::frobnicate'" in message
+    assert "dynamo: dynamo exporter" in message and "Traceback" not in message and "\n" not in message
+    v = deploy_variant(state.model, state.tokenizer, tiny_task(), "openvino", tmp_path / "ov", threads=1)
+    assert v.status == EXPORT_FAILED and "other backends are still measured" in v.message
+
+
+def test_dynamo_exporter_is_the_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.backends.export as export
+
+    real = export._run_exporter
+
+    def torchscript_fails(exporter: str, *args: Any) -> None:
+        if exporter == "torchscript":
+            raise RuntimeError("tracer cannot take this model")
+        real(exporter, *args)
+
+    monkeypatch.setattr(export, "_run_exporter", torchscript_fails)
+    state = sst2_tiny_state(tmp_path)
+    v = deploy_variant(state.model, state.tokenizer, tiny_task(), "onnxruntime", tmp_path / "ort", threads=1)
+    assert v.status == OK, v.message
+    assert "dynamo" in v.export.exporter and any("after: torchscript" in n for n in v.export.notes)
+
+
+@pytest.mark.parametrize(
+    ("step_id", "config", "note"),
+    [
+        ("quantize.linear_nbit", {"bits": 8}, "dequantized to fp32 at load"),
+        ("sketch.random", {"m_attention": 16, "m_ffn_out": 32, "epochs": 0}, "random matrices S"),
+        ("share_layers", {"targets": [2], "epochs": 0}, "stores each shared weight once"),
+    ],
+    ids=["nbit", "sketch", "shared"],
+)
+def test_nbit_sketched_and_shared_variants_export_and_agree(
+    tmp_path: Path, step_id: str, config: dict[str, Any], note: str
+) -> None:
+    state = _apply(sst2_tiny_state(tmp_path, layers=4), tmp_path, step_id, **config)
+    v = deploy_variant(state.model, state.tokenizer, tiny_task(), "onnxruntime", tmp_path / "ort", threads=1,
+                       transforms=state.transforms)  # fmt: skip
+    assert v.status == OK, v.message
+    assert v.round_trip.agreement == 1.0 and v.round_trip.max_abs_diff < 1e-4
+    assert any(note in n for n in v.export.notes), v.export.notes
+
+
+def test_shared_layers_are_stored_once_in_the_onnx_file(tmp_path: Path) -> None:
+    state = sst2_tiny_state(tmp_path, layers=4, hidden=64)
+    plain = export_onnx(state.model, state.tokenizer, "classification", tmp_path / "plain.onnx")
+    layer = sum(p.numel() for p in state.model.base_model.encoder.layer[0].parameters()) * 4  # fp32 bytes
+    shared = _apply(state, tmp_path, "share_layers", targets=[2], epochs=0)  # ties the layers in place
+    tied = export_onnx(shared.model, shared.tokenizer, "classification", tmp_path / "shared.onnx")
+    assert plain.bytes - tied.bytes == pytest.approx(2 * layer, rel=0.05)  # 4 layers -> 2 distinct
