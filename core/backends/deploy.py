@@ -3,7 +3,7 @@
 This is what a measurement calls for ``backends: [torch, onnxruntime, openvino]``: it never
 raises for something a variant or an installation cannot do; each (variant, backend) gets a
 status and a one-sentence message instead, and only ``status == "ok"`` entries carry a session
-to time and an adapter to evaluate. The ONNX file is exported once and converted for OpenVINO.
+to time and an adapter to evaluate.
 """
 
 from __future__ import annotations
@@ -66,7 +66,6 @@ def deploy_variant(
     variant: str = "",
     threads: int | None = None,
     transforms: list[dict[str, Any]] | None = None,
-    onnx_file: Path | str | None = None,
     probe_size: int = 64,
     seed: int = 0,
     max_length: int = 128,
@@ -76,8 +75,8 @@ def deploy_variant(
 ) -> BackendVariant:
     """Export ``model`` (a reloaded torch artifact) for ``backend`` into ``folder`` and check it.
 
-    ``onnx_file``: an ONNX export of the same model (e.g. the onnxruntime artifact's) that the
-    OpenVINO conversion reuses. For ``torch`` nothing is exported: the session runs ``model``.
+    For ``torch`` nothing is exported: the session runs ``model``. A model that is already a
+    backend artifact (a SessionModel, e.g. from quantize.static_int8) runs on its own backend only.
     """
     from core.backends.session import SessionModel, TorchSession
     from core.backends.support import title
@@ -99,7 +98,7 @@ def deploy_variant(
     folder = Path(folder)
     try:
         export, size = export_artifact(model, tokenizer, task, backend, folder, transforms=transforms,
-                                       onnx_file=onnx_file, compress_to_fp16=compress_to_fp16)  # fmt: skip
+                                       compress_to_fp16=compress_to_fp16)  # fmt: skip
     except BackendUnavailable as exc:
         return BackendVariant(variant, backend, UNAVAILABLE, str(exc))
     except UnsupportedVariant as exc:
@@ -138,8 +137,7 @@ def check_artifact(model: Any, tokenizer: Any, task: Any, folder: Path, *, varia
 
 
 def export_artifact(model: Any, tokenizer: Any, task: Any, backend: str, folder: Path | str, *,
-                    transforms: list[dict[str, Any]] | None = None, onnx_file: Path | str | None = None,
-                    compress_to_fp16: bool = False, extra: dict[str, Any] | None = None) -> tuple[Any, int]:
+                    transforms: list[dict[str, Any]] | None = None, compress_to_fp16: bool = False, extra: dict[str, Any] | None = None) -> tuple[Any, int]:
     """Write the backend artifact of a torch variant; (ExportResult, folder bytes). Raises BackendError kinds."""
     from core.backends.artifact import save_backend_artifact
     from core.backends.export import export_onnx, export_openvino
@@ -150,8 +148,8 @@ def export_artifact(model: Any, tokenizer: Any, task: Any, backend: str, folder:
         if backend == ONNXRUNTIME:
             result = export_onnx(model, tokenizer, task.head, path, transforms=transforms)
         else:
-            result = export_openvino(model, tokenizer, task.head, path, onnx_path=onnx_file,
-                                     compress_to_fp16=compress_to_fp16, transforms=transforms)  # fmt: skip
+            result = export_openvino(model, tokenizer, task.head, path, compress_to_fp16=compress_to_fp16,
+                                     transforms=transforms)  # fmt: skip
         results.append(result)
         return {"precision": "fp32", "weights": "fp16" if compress_to_fp16 and backend == OPENVINO else "fp32",
                 "exporter": result.exporter, "inputs": result.inputs, "outputs": result.outputs,
@@ -164,15 +162,8 @@ def export_artifact(model: Any, tokenizer: Any, task: Any, backend: str, folder:
 
 def deploy_all(model: Any, tokenizer: Any, task: Any, backends: list[str], folder: Path | str, *, variant: str = "",
                **kwargs: Any) -> dict[str, BackendVariant]:
-    """:func:`deploy_variant` for each backend; OpenVINO converts the ONNX Runtime export when there is one."""
+    """:func:`deploy_variant` for each backend, each exported backend into ``folder/<backend>``."""
     folder = Path(folder)
-    out: dict[str, BackendVariant] = {}
-    for backend in backends:
-        onnx_file = None
-        prior = out.get(ONNXRUNTIME)
-        if backend == OPENVINO and prior is not None and prior.folder is not None and prior.status in (OK, DISAGREES):
-            onnx_file = prior.folder / "model.onnx"
-        out[backend] = deploy_variant(model, tokenizer, task, backend,
-                                      None if backend == TORCH else folder / backend, variant=variant,
-                                      onnx_file=onnx_file, **kwargs)  # fmt: skip
-    return out
+    return {backend: deploy_variant(model, tokenizer, task, backend, None if backend == TORCH else folder / backend,
+                                    variant=variant, **kwargs)
+            for backend in backends}  # fmt: skip

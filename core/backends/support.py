@@ -1,19 +1,20 @@
 """Which variants the exported backends can run, and what exporting the others means.
 
-Every exported backend (ONNX Runtime, OpenVINO) goes through one ONNX export, so the verdict is
-the same for both. Found by exporting each variant type (tests/core/test_backends_variants.py):
+ONNX Runtime runs the ONNX export, OpenVINO its own conversion of the torch module; the verdict
+is the same for both. Found by exporting each variant type (tests/core/test_backends_variants.py):
 
 - torch dynamic int8 (``quantize.dynamic_int8``, backend torch): cannot export. Its Linear layers
   call ``quantized::linear_dynamic`` on packed fbgemm weights, which neither ONNX exporter nor
-  OpenVINO's converter can translate. ``quantize.static_int8`` is the int8 route for these backends.
+  OpenVINO's PyTorch frontend can translate ("PackedParams represented as FrameworkNode").
+  ``quantize.static_int8`` is the int8 route for these backends.
 - torchao int8 tensors (backend torchao): cannot export (``aten._int_mm`` on a tensor subclass has
-  no ONNX translation; the TorchScript tracer fails on the subclass).
+  no ONNX translation; the TorchScript tracer, which OpenVINO also uses, fails on the subclass).
 - n-bit (``quantize.linear_nbit``): exports, as the fp32 values the artifact dequantizes to at
   load. The exported model computes exactly what the workbench measured, but its file holds fp32
   weights, not the bit-packed ones: size it by the exported file.
 - sketched layers (``sketch.random``): exports as two MatMuls per layer. The Rademacher matrices,
   which the workbench artifact rebuilds from a seed, become fp32 constants in the file.
-- shared layers (``share_layers``): exports; the ONNX file stores each shared weight once.
+- shared layers (``share_layers``): exports; the ONNX file and the IR store each shared weight once.
 - pruned (sparse codec): exports dense; zeros cost their bytes and no kernel skips them.
 """
 

@@ -26,7 +26,7 @@ STEP_ID = "quantize.static_int8"
 
 _PACKAGES = {"openvino": ("openvino", "nncf"), "onnxruntime": ("onnxruntime", "onnx")}
 _OPENVINO_ONLY = {"preset": "mixed", "fast_bias_correction": True, "smooth_quant": True}
-_ONNXRUNTIME_ONLY = {"per_channel": True, "activation_type": "uint8", "calibrate_method": "minmax"}
+_ONNXRUNTIME_ONLY = {"per_channel": True, "activation_type": "uint8"}
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,8 @@ class StaticInt8Config(StepConfig):
     embeddings_int8: bool = param(
         True,
         label="Embeddings in int8",
-        help="Also store the embedding tables in int8 (weight-only; OpenVINO: NNCF INT8_ASYM weight compression, "
-        "ONNX Runtime: quantized Gather)",
+        help="Also store the embedding tables in int8 (OpenVINO: NNCF's int8 embedding weights; ONNX Runtime: "
+        "a quantized Gather, one scale per table). Off keeps them float: a larger file",
         sweepable=False,
     )
     preset: str = param(
@@ -78,11 +78,6 @@ class StaticInt8Config(StepConfig):
     activation_type: str = param(
         "uint8", label="Activation type (onnxruntime)",
         help="uint8 (U8S8, the fast x86 path) or int8 activations", choices=("uint8", "int8"), sweepable=False,
-    )  # fmt: skip
-    calibrate_method: str = param(
-        "minmax", label="Calibration method (onnxruntime)",
-        help="How activation ranges are chosen from the calibration rows", choices=("minmax", "percentile", "entropy"),
-        sweepable=False,
     )  # fmt: skip
 
     def validate(self) -> None:
@@ -143,7 +138,7 @@ class StaticInt8(Step):
             result = static_int8_onnxruntime(
                 state.model, state.tokenizer, ctx.task, folder, calibration=calibration, progress=ctx.progress,
                 settings=OnnxStaticSettings(per_channel=cfg.per_channel, activation_type=cfg.activation_type,
-                                            calibrate_method=cfg.calibrate_method, embeddings_int8=cfg.embeddings_int8),
+                                            embeddings_int8=cfg.embeddings_int8),
             )  # fmt: skip
         ctx.check_cancelled()
         loaded = load_backend_artifact(folder, threads=ctx.threads)

@@ -98,7 +98,7 @@ def test_the_variant_is_the_deployable_folder(quantized: dict[str, Any], backend
 
 def test_config_keeps_backend_specific_fields_to_their_backend() -> None:
     assert StaticInt8Config().backend == "openvino"
-    StaticInt8Config(backend="onnxruntime", per_channel=False, calibrate_method="percentile")
+    StaticInt8Config(backend="onnxruntime", per_channel=False, activation_type="int8", embeddings_int8=False)
     StaticInt8Config(backend="openvino", preset="performance", smooth_quant=False)
     with pytest.raises(ConfigError, match="per_channel applies to the onnxruntime backend only") as err:
         StaticInt8Config(backend="openvino", per_channel=False)

@@ -59,8 +59,23 @@ def test_exporter_failures_become_one_line(tmp_path: Path, monkeypatch: pytest.M
     message = str(err.value)
     assert "torchscript: torchscript exporter: Unsupported operator 'aten::frobnicate'" in message
     assert "dynamo: dynamo exporter" in message and "Traceback" not in message and "\n" not in message
-    v = deploy_variant(state.model, state.tokenizer, tiny_task(), "openvino", tmp_path / "ov", threads=1)
+    v = deploy_variant(state.model, state.tokenizer, tiny_task(), "onnxruntime", tmp_path / "ort", threads=1)
     assert v.status == EXPORT_FAILED and "other backends are still measured" in v.message
+
+
+def test_openvino_conversion_failures_name_the_operator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import openvino
+
+    def fails(*args: Any, **kwargs: Any) -> None:  # the shape of OpenVINO's OpConversionFailure text
+        raise RuntimeError("Check 'false' failed at src/frontends/common_translators/src/unconverted_ops_report.cpp:151:\n"
+                           "FrontEnd API failed with OpConversionFailure:\nModel wasn't fully converted. Failed operations "
+                           "detailed log:\n-- aten::frobnicate with a message:\nNo translator found\nSummary: ...")
+    monkeypatch.setattr(openvino, "convert_model", fails)
+    state = sst2_tiny_state(tmp_path)
+    v = deploy_variant(state.model, state.tokenizer, tiny_task(), "openvino", tmp_path / "ov", threads=1)
+    assert v.status == EXPORT_FAILED and v.session is None
+    assert "(aten::frobnicate with a message:)" in v.message and "\n" not in v.message
+    assert not (tmp_path / "ov").exists() and not (tmp_path / "ov.partial").exists()  # nothing half-written
 
 
 def test_dynamo_exporter_is_the_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -107,3 +122,14 @@ def test_shared_layers_are_stored_once_in_the_onnx_file(tmp_path: Path) -> None:
     shared = _apply(state, tmp_path, "share_layers", targets=[2], epochs=0)  # ties the layers in place
     tied = export_onnx(shared.model, shared.tokenizer, "classification", tmp_path / "shared.onnx")
     assert plain.bytes - tied.bytes == pytest.approx(2 * layer, rel=0.05)  # 4 layers -> 2 distinct
+
+
+def test_shared_layers_are_stored_once_in_the_openvino_ir(tmp_path: Path) -> None:
+    from core.backends.export import export_openvino
+
+    state = sst2_tiny_state(tmp_path, layers=4, hidden=64)
+    plain = export_openvino(state.model, state.tokenizer, "classification", tmp_path / "plain.xml")
+    layer = sum(p.numel() for p in state.model.base_model.encoder.layer[0].parameters()) * 4
+    shared = _apply(state, tmp_path, "share_layers", targets=[2], epochs=0)
+    tied = export_openvino(shared.model, shared.tokenizer, "classification", tmp_path / "shared.xml")
+    assert plain.bytes - tied.bytes == pytest.approx(2 * layer, rel=0.05)
