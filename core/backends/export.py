@@ -1,12 +1,13 @@
 """Export a variant's torch model to ONNX and to OpenVINO IR, with dynamic batch and sequence axes.
 
-ONNX: torch's TorchScript exporter (``torch.onnx.export(dynamo=False)``, opset 17) by default. On
-torch 2.13 it exports BERT, RoBERTa, DistilBERT and MPNet heads in 0.2-1 s where the torch.export
-("dynamo") exporter takes 3-10 s, writes each shared weight once, and gives graphs ONNX Runtime
-fuses well. Tracing freezes Python control flow, so the trace input has a padded row (the
-attention-mask path stays in the graph) and every export is checked by a round trip on real rows
-of other shapes (:mod:`core.backends.verify`). If the TorchScript exporter fails, the dynamo exporter
-is tried before giving up.
+ONNX: torch's TorchScript exporter (``torch.onnx.export(dynamo=False)``, opset 17). On torch 2.13
+both exporters export BERT, RoBERTa, DistilBERT and MPNet heads correctly, but the TorchScript one
+takes 0.2-1 s per tiny model where the torch.export ("dynamo") exporter takes 3-10 s and needs
+onnxscript, and its files are smaller (2.5x on tiny models; shared weights stored once). It is
+deprecated since torch 2.9 but present in every torch this project admits (< 2.14). Tracing
+freezes Python control flow, so the trace input has a padded row (the attention-mask path stays in
+the graph) and every export is checked by a round trip on real rows of other shapes
+(:mod:`core.backends.verify`).
 
 OpenVINO: the IR is converted straight from the torch module (``openvino.convert_model`` +
 ``save_model``), not from the ONNX file: OpenVINO's PyTorch frontend keeps attention as its fused
@@ -31,7 +32,6 @@ from core.backends.support import export_notes, title, unsupported_reason
 
 OPSET = 17
 INPUT_ORDER = ("input_ids", "attention_mask", "token_type_ids")
-EXPORTERS = ("torchscript", "dynamo")
 
 
 @dataclass
@@ -110,15 +110,12 @@ def _wrapper(model: Any, head: str) -> Any:
 def reason_line(exc: BaseException, limit: int = 300) -> str:
     """The informative line of an exporter/converter error, without its traceback or advice."""
     text = str(exc).strip() or type(exc).__name__
-    # torch.onnx's dynamo errors hold "<class ...>: message" under a summary; OpenVINO's conversion
-    # errors list the failed operations after a header line.
-    for marker in ("Exception summary", "Failed operations detailed log:"):
-        if marker in text:
-            for line in text[text.index(marker) :].splitlines()[1:]:
-                if line.strip():
-                    text = line.strip().lstrip("- ")
-                    break
-            break
+    marker = "Failed operations detailed log:"  # OpenVINO lists the failed operations after this line
+    if marker in text:
+        for line in text[text.index(marker) :].splitlines()[1:]:
+            if line.strip():
+                text = line.strip().lstrip("- ")
+                break
     line = text.splitlines()[0].strip()
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
@@ -131,16 +128,13 @@ def export_onnx(
     *,
     backend: str = ONNXRUNTIME,
     opset: int = OPSET,
-    exporter: str = "torchscript",
     transforms: list[dict[str, Any]] | None = None,
 ) -> ExportResult:
     """Write ``model`` (a task-headed transformers model) to ``path`` as ONNX.
 
     ``backend`` only names who asked, for the messages. Raises UnsupportedVariant for a model the
-    exported backends cannot run and ExportFailed (one line, no traceback) when the exporters fail.
+    exported backends cannot run and ExportFailed (one line, no traceback) when the exporter fails.
     """
-    if exporter not in EXPORTERS:
-        raise ValueError(f"exporter must be one of {EXPORTERS}, got {exporter!r}")
     reason = unsupported_reason(model, backend)
     if reason:
         raise UnsupportedVariant(reason, backend=backend)
@@ -149,69 +143,45 @@ def export_onnx(
     names = input_names(model, tokenizer)
     outputs = output_names(head)
     sample = trace_inputs(model, tokenizer, names)
-    args = tuple(sample[n] for n in names)
     wrapper = _wrapper(model, head)
     was_training = model.training
     started = time.perf_counter()
-    failures: list[str] = []
-    used = ""
-    order = [exporter, *(e for e in EXPORTERS if e != exporter)]
     try:
-        for candidate in order:
-            try:
-                _run_exporter(candidate, wrapper, args, names, outputs, path, opset)
-                used = candidate
-                break
-            except (ImportError, ModuleNotFoundError) as exc:
-                failures.append(f"{candidate}: needs {getattr(exc, 'name', None) or exc}")
-            except Exception as exc:  # exporters raise many types; each becomes one line
-                failures.append(f"{candidate}: {reason_line(exc)}")
+        _run_exporter(wrapper, tuple(sample[n] for n in names), names, outputs, path, opset)
+    except Exception as exc:  # the exporter raises many types; each becomes one line
+        raise ExportFailed(
+            f"{title(backend)}: the ONNX export of this {type(model).__name__} failed ({reason_line(exc)}). "
+            "The variant cannot run on this backend; the other backends are still measured.",
+            backend=backend,
+        ) from None
     finally:
         model.train(was_training)
-    if not used:
-        raise ExportFailed(
-            f"{title(backend)}: the ONNX export of this {type(model).__name__} failed ("
-            + "; ".join(failures)
-            + "). The variant cannot run on this backend; the other backends are still measured.",
-            backend=backend,
-        )
-    notes = export_notes(model, transforms)
-    if failures:
-        notes.append(f"exported with the {used} exporter after: {'; '.join(failures)}")
     return ExportResult(
         path=path,
         format="onnx",
-        exporter=f"torch.onnx.export ({used}, opset {opset})",
+        exporter=f"torch.onnx.export (TorchScript, opset {opset})",
         inputs=names,
         outputs=outputs,
         seconds=time.perf_counter() - started,
         bytes=path.stat().st_size,
-        notes=notes,
+        notes=export_notes(model, transforms),
     )
 
 
-def _run_exporter(exporter: str, wrapper: Any, args: tuple[Any, ...], names: list[str], outputs: list[str],
-                  path: Path, opset: int) -> None:
+def _run_exporter(wrapper: Any, args: tuple[Any, ...], names: list[str], outputs: list[str], path: Path,
+                  opset: int) -> None:
     import torch
 
     dynamic_out = {o: {0: "batch", 1: "sequence"} if o != "logits" else {0: "batch"} for o in outputs}
-    # Exporters print progress and warn about tracing; the worker's stdout carries events only.
+    # The exporter warns about tracing and deprecation; the worker's stdout carries events only.
     with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        if exporter == "torchscript":
-            torch.onnx.export(
-                wrapper, args, str(path), input_names=names, output_names=outputs,
-                dynamic_axes={n: {0: "batch", 1: "sequence"} for n in names} | dynamic_out,
-                opset_version=opset, dynamo=False,
-            )  # fmt: skip
-        else:
-            batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
-            torch.onnx.export(
-                wrapper, args, str(path), input_names=names, output_names=outputs,
-                dynamic_shapes={n: {0: batch, 1: seq} for n in names}, opset_version=max(opset, 18),
-                dynamo=True, external_data=False, verbose=False,
-            )  # fmt: skip
-    wrapper.eval()  # the exporters restore the mode they found; keep the wrapped model in eval
+        torch.onnx.export(
+            wrapper, args, str(path), input_names=names, output_names=outputs,
+            dynamic_axes={n: {0: "batch", 1: "sequence"} for n in names} | dynamic_out,
+            opset_version=opset, dynamo=False,
+        )  # fmt: skip
+    wrapper.eval()  # the exporter restores the mode it found; keep the wrapped model in eval
 
 
 def openvino_model(model: Any, tokenizer: Any, head: str, *, backend: str = OPENVINO) -> tuple[Any, list[str]]:

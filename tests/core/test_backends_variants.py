@@ -48,19 +48,20 @@ def test_int8_torch_variants_get_a_message_per_backend_and_torch_still_runs(
 def test_exporter_failures_become_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import core.backends.export as export
 
-    def boom(exporter: str, *args: Any) -> None:
-        raise RuntimeError(f"{exporter} exporter: Unsupported operator 'aten::frobnicate'\nTraceback (most recent "
-                           "call last):\n  File ...")  # fmt: skip
+    def boom(*args: Any) -> None:
+        raise RuntimeError("Exporting the operator 'aten::frobnicate' to ONNX opset version 17 is not supported\n"
+                           "Traceback (most recent call last):\n  File ...")  # fmt: skip
 
     monkeypatch.setattr(export, "_run_exporter", boom)
     state = sst2_tiny_state(tmp_path)
     with pytest.raises(ExportFailed) as err:
         export_onnx(state.model, state.tokenizer, "classification", tmp_path / "m.onnx")
     message = str(err.value)
-    assert "torchscript: torchscript exporter: Unsupported operator 'aten::frobnicate'" in message
-    assert "dynamo: dynamo exporter" in message and "Traceback" not in message and "\n" not in message
+    assert "(Exporting the operator 'aten::frobnicate' to ONNX opset version 17 is not supported)" in message
+    assert "Traceback" not in message and "\n" not in message
     v = deploy_variant(state.model, state.tokenizer, tiny_task(), "onnxruntime", tmp_path / "ort", threads=1)
     assert v.status == EXPORT_FAILED and "other backends are still measured" in v.message
+    assert not (tmp_path / "ort").exists() and not (tmp_path / "ort.partial").exists()  # nothing half-written
 
 
 def test_openvino_conversion_failures_name_the_operator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -75,24 +76,6 @@ def test_openvino_conversion_failures_name_the_operator(tmp_path: Path, monkeypa
     v = deploy_variant(state.model, state.tokenizer, tiny_task(), "openvino", tmp_path / "ov", threads=1)
     assert v.status == EXPORT_FAILED and v.session is None
     assert "(aten::frobnicate with a message:)" in v.message and "\n" not in v.message
-    assert not (tmp_path / "ov").exists() and not (tmp_path / "ov.partial").exists()  # nothing half-written
-
-
-def test_dynamo_exporter_is_the_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import core.backends.export as export
-
-    real = export._run_exporter
-
-    def torchscript_fails(exporter: str, *args: Any) -> None:
-        if exporter == "torchscript":
-            raise RuntimeError("tracer cannot take this model")
-        real(exporter, *args)
-
-    monkeypatch.setattr(export, "_run_exporter", torchscript_fails)
-    state = sst2_tiny_state(tmp_path)
-    v = deploy_variant(state.model, state.tokenizer, tiny_task(), "onnxruntime", tmp_path / "ort", threads=1)
-    assert v.status == OK, v.message
-    assert "dynamo" in v.export.exporter and any("after: torchscript" in n for n in v.export.notes)
 
 
 @pytest.mark.parametrize(
@@ -100,36 +83,33 @@ def test_dynamo_exporter_is_the_fallback(tmp_path: Path, monkeypatch: pytest.Mon
     [
         ("quantize.linear_nbit", {"bits": 8}, "dequantized to fp32 at load"),
         ("sketch.random", {"m_attention": 16, "m_ffn_out": 32, "epochs": 0}, "random matrices S"),
-        ("share_layers", {"targets": [2], "epochs": 0}, "stores each shared weight once"),
     ],
-    ids=["nbit", "sketch", "shared"],
+    ids=["nbit", "sketch"],
 )
-def test_nbit_sketched_and_shared_variants_export_and_agree(
+def test_nbit_and_sketched_variants_export_to_both_backends_and_agree(
     tmp_path: Path, step_id: str, config: dict[str, Any], note: str
 ) -> None:
     state = _apply(sst2_tiny_state(tmp_path, layers=4), tmp_path, step_id, **config)
-    v = deploy_variant(state.model, state.tokenizer, tiny_task(), "onnxruntime", tmp_path / "ort", threads=1,
-                       transforms=state.transforms)  # fmt: skip
-    assert v.status == OK, v.message
-    assert v.round_trip.agreement == 1.0 and v.round_trip.max_abs_diff < 1e-4
-    assert any(note in n for n in v.export.notes), v.export.notes
+    variants = deploy_all(state.model, state.tokenizer, tiny_task(), ["onnxruntime", "openvino"], tmp_path / "out",
+                          threads=1, transforms=state.transforms)  # fmt: skip
+    for v in variants.values():
+        assert v.status == OK, v.message
+        assert v.round_trip.agreement == 1.0 and v.round_trip.max_abs_diff < 1e-4
+        assert any(note in n for n in v.export.notes), v.export.notes
 
 
-def test_shared_layers_are_stored_once_in_the_onnx_file(tmp_path: Path) -> None:
-    state = sst2_tiny_state(tmp_path, layers=4, hidden=64)
-    plain = export_onnx(state.model, state.tokenizer, "classification", tmp_path / "plain.onnx")
-    layer = sum(p.numel() for p in state.model.base_model.encoder.layer[0].parameters()) * 4  # fp32 bytes
-    shared = _apply(state, tmp_path, "share_layers", targets=[2], epochs=0)  # ties the layers in place
-    tied = export_onnx(shared.model, shared.tokenizer, "classification", tmp_path / "shared.onnx")
-    assert plain.bytes - tied.bytes == pytest.approx(2 * layer, rel=0.05)  # 4 layers -> 2 distinct
-
-
-def test_shared_layers_are_stored_once_in_the_openvino_ir(tmp_path: Path) -> None:
+def test_shared_layers_export_to_both_backends_and_are_stored_once(tmp_path: Path) -> None:
     from core.backends.export import export_openvino
 
     state = sst2_tiny_state(tmp_path, layers=4, hidden=64)
-    plain = export_openvino(state.model, state.tokenizer, "classification", tmp_path / "plain.xml")
-    layer = sum(p.numel() for p in state.model.base_model.encoder.layer[0].parameters()) * 4
-    shared = _apply(state, tmp_path, "share_layers", targets=[2], epochs=0)
-    tied = export_openvino(shared.model, shared.tokenizer, "classification", tmp_path / "shared.xml")
-    assert plain.bytes - tied.bytes == pytest.approx(2 * layer, rel=0.05)
+    plain = {"onnxruntime": export_onnx(state.model, state.tokenizer, "classification", tmp_path / "p.onnx").bytes,
+             "openvino": export_openvino(state.model, state.tokenizer, "classification", tmp_path / "p.xml").bytes}
+    layer = sum(p.numel() for p in state.model.base_model.encoder.layer[0].parameters()) * 4  # fp32 bytes
+    shared = _apply(state, tmp_path, "share_layers", targets=[2], epochs=0)  # ties the layers in place
+    variants = deploy_all(shared.model, shared.tokenizer, tiny_task(), ["onnxruntime", "openvino"], tmp_path / "out",
+                          threads=1, transforms=shared.transforms)  # fmt: skip
+    for backend, v in variants.items():
+        assert v.status == OK, v.message
+        assert v.round_trip.agreement == 1.0 and v.round_trip.max_abs_diff < 1e-4
+        assert any("stores each shared weight once" in n for n in v.export.notes)
+        assert plain[backend] - v.export.bytes == pytest.approx(2 * layer, rel=0.05)  # 4 layers -> 2 distinct
