@@ -128,7 +128,8 @@ def check_artifact(model: Any, tokenizer: Any, task: Any, folder: Path, *, varia
     except BackendError as exc:
         return BackendVariant(variant, backend, LOAD_FAILED, str(exc), folder=folder, bytes=size, export=export)
     trip = check_round_trip(model, loaded.session, tokenizer, task, probe_size=probe_size, seed=seed,
-                            max_length=max_length, min_agreement=min_agreement or MIN_AGREEMENT)  # fmt: skip
+                            max_length=max_length,
+                            min_agreement=MIN_AGREEMENT if min_agreement is None else min_agreement)  # fmt: skip
     if not trip.passed:
         return BackendVariant(variant, backend, DISAGREES, trip.reason, folder=folder, bytes=size, export=export,
                               round_trip=trip)  # fmt: skip
@@ -137,7 +138,8 @@ def check_artifact(model: Any, tokenizer: Any, task: Any, folder: Path, *, varia
 
 
 def export_artifact(model: Any, tokenizer: Any, task: Any, backend: str, folder: Path | str, *,
-                    transforms: list[dict[str, Any]] | None = None, compress_to_fp16: bool = False, extra: dict[str, Any] | None = None) -> tuple[Any, int]:
+                    transforms: list[dict[str, Any]] | None = None, compress_to_fp16: bool = False,
+                    extra: dict[str, Any] | None = None) -> tuple[Any, int]:
     """Write the backend artifact of a torch variant; (ExportResult, folder bytes). Raises BackendError kinds."""
     from core.backends.artifact import save_backend_artifact
     from core.backends.export import export_onnx, export_openvino
