@@ -12,12 +12,20 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).resolve().parent / "results"
-TARGET = 1.5
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "benchmarks" / "results"
+
+from benchmarks.published import TARGETS  # noqa: E402
+from benchmarks.report import section_markdown  # noqa: E402
+
+TARGET = TARGETS["engine_speedup"]
 
 
 def naive_loop(model: Any, tokenizer: Any, texts: list[str], batch_size: int, max_length: int) -> list[int]:
@@ -109,29 +117,9 @@ def main() -> None:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "eval_speed.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    env = report["environment"]
-    md = [
-        "# Evaluation speed: engine vs plain transformers loop (SST-2 dev)",
-        "",
-        f"Model: {report['model']}; {len(texts)} examples, batch {args.batch_size}, max_length "
-        f"{args.max_length}, {threads} threads, {args.rounds} alternating rounds (median).",
-        f"Machine: {env['cpu_model']} ({env['cores']} cores, {env.get('torch_cpu_capability')}), "
-        f"torch {env['versions']['torch']}, transformers {env['versions']['transformers']}. "
-        "Shared and noisy: other jobs ran at the same time.",
-        "",
-        "| loop | median s | all rounds (s) | accuracy |",
-        "|---|---:|---|---:|",
-        f"| plain (pad to {args.max_length}) | {report['naive_median_s']:.2f} | "
-        f"{', '.join(f'{s:.2f}' for s in naive_s)} | {naive_acc:.4f} |",
-        f"| engine (sorted, dynamic padding) | {report['engine_median_s']:.2f} | "
-        f"{', '.join(f'{s:.2f}' for s in engine_s)} | {engine_acc:.4f} |",
-        "",
-        f"Speed-up: **{ratio:.2f}x** (target {TARGET}x: {'met' if ratio >= TARGET else 'NOT met'}). "
-        "Predictions identical on every example.",
-        "",
-    ]
-    (args.out / "eval_speed.md").write_text("\n".join(md), encoding="utf-8")
-    print("\n".join(md))
+    text = section_markdown("eval", report)  # the report's renderer: the same table as RESULTS.md
+    (args.out / "eval_speed.md").write_text(text, encoding="utf-8")
+    print(text)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ shared between modules are stored once and re-tied on load. No pickle anywhere.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from core.errors import ArtifactError
+from core.state import ModelState
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -52,9 +54,8 @@ def register_codec(codec_cls: type[Codec]) -> type[Codec]:
 
 
 def get_codec(codec_id: str) -> Codec:
-    from core.steps.base import discover
-
-    discover()  # codecs live beside their steps
+    """A registered codec. Codecs live beside the steps that introduce them: load artifacts through
+    ``core.steps.load_state``, which registers every step (and so every codec) first."""
     try:
         return _CODECS[codec_id]
     except KeyError:
@@ -66,6 +67,13 @@ class LoadedArtifact:
     model: Any
     tokenizer: Any
     manifest: dict[str, Any]
+
+    def state(self) -> ModelState:
+        """The variant as the model state a chain continues from."""
+        m = self.manifest
+        return ModelState(model=self.model, tokenizer=self.tokenizer, task=m["task"], head=m["head"],
+                          transforms=list(m.get("transforms", [])), traits=frozenset(m.get("traits", [])),
+                          info=dict(m.get("info", {})))
 
 
 def state_tensors(model: Any) -> tuple[dict[str, Any], dict[str, str]]:
@@ -98,19 +106,16 @@ def storage_key(value: Any) -> Any:
 
 
 def save_artifact(state: Any, folder: Path, *, base: str = "", extra: dict[str, Any] | None = None) -> int:
-    """Write the variant in ``state`` (a ModelState) to ``folder``; return the folder's bytes."""
+    """Write the variant in ``state`` (a ModelState) to ``folder``; return the folder's bytes.
+
+    Everything is written to ``<folder>.partial`` first and renamed at the end; whatever goes wrong
+    on the way (a full disk above all), the partial folder is removed and the error says what to do.
+    """
     import torch
     from safetensors.torch import save_file
 
     folder = Path(folder)
     tmp = folder.with_name(folder.name + ".partial")
-    try:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
-    except OSError as exc:
-        raise ArtifactError(f"Cannot write the artifact folder {folder}: {exc.strerror or exc}") from exc
-
     model = state.model
     tensors, aliases = state_tensors(model)
     entries = [dict(e) for e in state.transforms]
@@ -130,18 +135,74 @@ def save_artifact(state: Any, folder: Path, *, base: str = "", extra: dict[str, 
         "traits": sorted(state.traits),
         **(extra or {}),
     }
+    stored = {k: v.detach().contiguous() for k, v in tensors.items()}
     try:
-        save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp / WEIGHTS))
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        save_file(stored, str(tmp / WEIGHTS))
         model.config.save_pretrained(str(tmp))
         state.tokenizer.save_pretrained(str(tmp))
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp, folder)
-    except OSError as exc:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise ArtifactError(f"Cannot write the artifact folder {folder}: {exc.strerror or exc}") from exc
+        if _no_space(exc):
+            need = sum(v.numel() * v.element_size() for v in stored.values())
+            raise ArtifactError(disk_full_message(folder, need)) from exc
+        if isinstance(exc, OSError) or type(exc).__name__ == "SafetensorError":
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise ArtifactError(f"Cannot write the artifact folder {folder}: {why}") from exc
+        raise
     return folder_bytes(folder)
+
+
+def _no_space(exc: BaseException) -> bool:
+    """A full disk or quota, whether from Python (OSError) or from safetensors' Rust writer (its message)."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    text = str(exc)
+    return type(exc).__name__ == "SafetensorError" and (
+        "No space left on device" in text or f"os error {errno.ENOSPC}" in text or "Disk quota exceeded" in text
+    )
+
+
+def disk_full_message(folder: Path, need_bytes: int) -> str:
+    """What to do when ``folder``'s drive is full: how much to free, or where else to write."""
+    probe = Path(folder)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError:
+        free = 0
+    need_mb = max(1, -(-need_bytes // 10**6))
+    free_mb = free // 10**6
+    short_mb = need_mb - free_mb if need_mb > free_mb else need_mb
+    return (
+        f"No space left on the drive of {folder} while saving an artifact: it needs about {need_mb} MB and "
+        f"{free_mb} MB are free. Free at least {short_mb} MB there, or choose another artifacts folder "
+        "(workbench-cli run --artifacts DIR, or WORKBENCH_HOME for database and artifacts together)."
+    )
+
+
+def is_complete_artifact(folder: Path) -> bool:
+    """Whether ``folder`` holds a whole saved variant: a manifest and weights whose safetensors
+    structure is intact (a killed save leaves ``<folder>.partial``; an interrupted deletion or a
+    hand-edited folder may leave less). Cheap: only the weights' header is read."""
+    from core.errors import ModelLoadError
+    from core.models import check_safetensors_header
+
+    folder = Path(folder)
+    if not (folder / MANIFEST).is_file() or not (folder / WEIGHTS).is_file():
+        return False
+    try:
+        check_safetensors_header(folder / WEIGHTS)
+    except ModelLoadError:
+        return False
+    return True
 
 
 def folder_bytes(folder: Path) -> int:
@@ -165,21 +226,41 @@ def load_artifact(folder: Path) -> LoadedArtifact:
         raise ArtifactError(f"{folder} is not a workbench artifact: it has no {MANIFEST}")
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         raise ArtifactError(f"{manifest_path} is not valid JSON: {exc}") from exc
-    if manifest.get("format", 0) > FORMAT_VERSION:
-        raise ArtifactError(f"{folder} was written by a newer workbench (format {manifest['format']})")
+    check_manifest(manifest, manifest_path)
     try:
         tensors = load_file(str(folder / WEIGHTS))
     except Exception as exc:
         raise ArtifactError(f"{folder / WEIGHTS} is damaged: {exc}") from exc
 
-    config = AutoConfig.from_pretrained(str(folder))
+    try:
+        config = AutoConfig.from_pretrained(str(folder))
+    except (OSError, ValueError, KeyError) as exc:
+        raise ArtifactError(f"{folder / 'config.json'} is damaged or not a model configuration: {exc}") from exc
     model = model_class_for(manifest["head"]).from_config(config)
     model.eval()
-    for entry in reversed(manifest["transforms"]):
-        get_codec(entry["codec"]).decode(model, tensors, entry)
-    result = model.load_state_dict(tensors, strict=False)
+    stored_as = manifest.get("architecture")
+    if stored_as is not None and stored_as != type(model).__name__:
+        raise ArtifactError(
+            f"{manifest_path}: field 'head' ({manifest['head']!r}) and config.json build a {type(model).__name__}, "
+            f"but field 'architecture' says the weights are a {stored_as}; the manifest was edited or damaged"
+        )
+    for index, entry in reversed(list(enumerate(manifest["transforms"]))):
+        try:
+            codec = get_codec(entry["codec"])
+        except ArtifactError as exc:
+            raise ArtifactError(f"{manifest_path}: field 'transforms[{index}]': {exc}") from None
+        try:
+            codec.decode(model, tensors, entry)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            what = f"lacks the key {exc.args[0]!r}" if isinstance(exc, KeyError) and exc.args else f"is malformed ({exc})"
+            raise ArtifactError(f"{manifest_path}: field 'transforms[{index}]' (codec {entry['codec']!r}) {what}") from exc
+    try:
+        result = model.load_state_dict(tensors, strict=False)
+    except RuntimeError as exc:  # shapes differ: the manifest's transforms do not describe these weights
+        detail = "; ".join(line.strip() for line in str(exc).splitlines()[1:3])
+        raise ArtifactError(f"{folder / WEIGHTS} does not match {MANIFEST} and config.json: {detail}") from exc
     aliases: dict[str, str] = manifest.get("aliases", {})
     missing = [k for k in result.missing_keys if k not in aliases]
     if missing or result.unexpected_keys:
@@ -187,9 +268,59 @@ def load_artifact(folder: Path) -> LoadedArtifact:
             f"{folder / WEIGHTS} does not match its config: missing {missing[:3]}, "
             f"unexpected {result.unexpected_keys[:3]}"
         )
-    _tie_aliases(model, aliases)
+    try:
+        _tie_aliases(model, aliases)
+    except AttributeError as exc:
+        raise ArtifactError(f"{manifest_path}: field 'aliases' names a tensor the model does not have ({exc})") from exc
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     return LoadedArtifact(model=model, tokenizer=tokenizer, manifest=manifest)
+
+
+def check_manifest(manifest: Any, path: Path) -> None:
+    """ArtifactError naming ``path`` and the field when the manifest is not one this version can load.
+
+    Torch-free and cheap: validation can call it on an artifact given as the model.
+    """
+    from typing import get_args
+
+    from core.models import Head
+
+    def bad(field: str, why: str) -> ArtifactError:
+        return ArtifactError(f"{path}: field {field!r} {why}; the manifest was edited or damaged")
+
+    if not isinstance(manifest, dict):
+        raise ArtifactError(f"{path} is not a workbench manifest: it holds a JSON {type(manifest).__name__}, not an object")
+    for field in ("format", "task", "head", "transforms"):
+        if field not in manifest:
+            raise bad(field, "is missing")
+    version = manifest["format"]
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise bad("format", f"is {version!r}; expected a format number from 1 to {FORMAT_VERSION}")
+    if version > FORMAT_VERSION:
+        raise ArtifactError(
+            f"{path.parent} was written by a newer workbench (format {version}; this version reads up to "
+            f"{FORMAT_VERSION}): upgrade the workbench to use it"
+        )
+    heads = get_args(Head)
+    if manifest["head"] not in heads:
+        raise bad("head", f"is {manifest['head']!r}; expected one of {', '.join(heads)}")
+    if not isinstance(manifest["task"], str) or not manifest["task"]:
+        raise bad("task", f"is {manifest['task']!r}; expected a task id")
+    transforms = manifest["transforms"]
+    if not isinstance(transforms, list):
+        raise bad("transforms", f"is a {type(transforms).__name__}; expected a list")
+    for index, entry in enumerate(transforms):
+        if not isinstance(entry, dict) or not isinstance(entry.get("codec"), str):
+            raise bad(f"transforms[{index}]", "has no 'codec' name")
+    for field, kind, element in (("aliases", dict, str), ("traits", list, str), ("info", dict, None)):
+        value = manifest.get(field, kind())
+        if not isinstance(value, kind):
+            raise bad(field, f"is a {type(value).__name__}; expected a {kind.__name__}")
+        items = value.items() if isinstance(value, dict) else ((v, v) for v in value)
+        if element is not None and not all(isinstance(k, element) and isinstance(v, element) for k, v in items):
+            raise bad(field, "holds something other than names")
+    if not isinstance(manifest.get("architecture", ""), str):
+        raise bad("architecture", f"is {manifest['architecture']!r}; expected a class name")
 
 
 def _tie_aliases(model: Any, aliases: dict[str, str]) -> None:

@@ -1,15 +1,16 @@
 """``workbench-cli``: run recipes headless and read the results database.
 
-    workbench-cli run RECIPE [--db FILE] [--artifacts DIR]     run in a worker process, with progress
+    workbench-cli run RECIPE [--db FILE] [--artifacts DIR] [--yes]  run in a worker process, with progress
     workbench-cli resume RUN                                   continue a failed/cancelled/interrupted run
-    workbench-cli validate RECIPE                              list every problem, run nothing
+    workbench-cli validate RECIPE [--artifacts DIR] [--yes]    list every problem, run nothing
     workbench-cli runs | show RUN | compare VARIANT...         read results
     workbench-cli export --format csv|markdown|latex|json [--run N] [-o FILE]
     workbench-cli steps | tasks                                list the registries
     workbench-cli evaluate MODEL --task T                      evaluate one model (needs core.measure)
 
 User errors print one line to stderr and exit 2 (a failed run exits 1, a cancelled one 130); never a
-traceback. The tables are the ones the GUI exports (core.store.results_table + export_table).
+traceback. A run of more than 200 variants, or whose artifacts would nearly fill the drive, is
+refused by ``run`` and ``validate`` unless ``--yes`` is given (core.recipe.run_estimate). The tables are the ones the GUI exports (core.store.results_table + export_table).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import WorkbenchError
+from core.protocol import RunRequest
 
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
@@ -69,29 +71,30 @@ class Progress:
         self.stream.write(text + "\n")
         self.stream.flush()
 
-    def __call__(self, event: dict[str, Any]) -> None:
-        kind = event["type"]
-        if kind == "run_started":
-            self.total = event.get("variants", 0)
-            resumed = " (resumed)" if event.get("resumed") else ""
-            self._line(f"run {event['run_id']}{resumed}: {self.total} variant(s) to produce")
-        elif kind == "step_started":
-            self.label = event.get("label", event.get("step", ""))
+    def __call__(self, event: Any) -> None:
+        from core import protocol as p
+
+        if isinstance(event, p.RunStarted):
+            self.total = event.variants
+            resumed = " (resumed)" if event.resumed else ""
+            self._line(f"run {event.run_id}{resumed}: {self.total} variant(s) to produce")
+        elif isinstance(event, p.StepStarted):
+            self.label = event.label or event.step
             if not self.tty:
                 self._line(f"[{self.done + 1}/{self.total}] {self.label} ...")
             self._draw(0.0, "")
-        elif kind == "progress":
-            self._draw(float(event.get("fraction", 0.0)), str(event.get("message", "")))
-        elif kind == "step_finished":
-            how = "cached" if event.get("cached") else f"{event.get('seconds', 0):.1f} s"
-            self._line(f"[{self.done + 1}/{self.total}] {self.label}: done ({how}, variant {event['variant_id']})")
+        elif isinstance(event, p.Progress):
+            self._draw(event.fraction, event.message)
+        elif isinstance(event, p.StepFinished):
+            how = "cached" if event.cached else f"{event.seconds:.1f} s"
+            self._line(f"[{self.done + 1}/{self.total}] {self.label}: done ({how}, variant {event.variant_id})")
             self.done += 1
-        elif kind == "log" and event.get("level") in ("warning", "error"):
-            self._line(f"{event['level']}: {event.get('message', '')}")
-        elif kind == "run_finished":
-            self._line(f"run {event['run_id']} finished")
-        elif kind == "run_cancelled":
-            self._line(f"run {event.get('run_id')} cancelled")
+        elif isinstance(event, p.Log) and event.level in ("warning", "error"):
+            self._line(f"{event.level}: {event.message}")
+        elif isinstance(event, p.RunFinished):
+            self._line(f"run {event.run_id} finished")
+        elif isinstance(event, p.RunCancelled):
+            self._line(f"run {event.run_id} cancelled")
 
 
 # ------------------------------------------------------------------------------------------
@@ -112,11 +115,10 @@ def _open(args: argparse.Namespace, *, create: bool = False) -> Any:
     return store
 
 
-def _run_worker(request: dict[str, Any], args: argparse.Namespace) -> int:
-    from core import worker_client
+def _run_worker(request: Any, args: argparse.Namespace) -> int:
+    from core.run import process
 
     cancel = threading.Event()
-    progress = Progress()
     current: dict[str, Any] = {}
 
     def on_sigint(_signum: int, _frame: Any) -> None:
@@ -124,16 +126,13 @@ def _run_worker(request: dict[str, Any], args: argparse.Namespace) -> int:
             print("\ncancelling (Ctrl+C again to stop at once)...", file=sys.stderr)
             cancel.set()
         elif "worker" in current:
-            current["worker"].proc.kill()
+            current["worker"].kill()
 
     previous = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
     verbose = getattr(args, "verbose", False)
     try:
-        outcome = worker_client.run_worker(
-            request,
-            on_event=progress,
-            cancel=cancel,
-            command=worker_client.worker_command(),
+        outcome = process.run_worker(
+            request, on_event=Progress(), cancel=cancel,
             on_stderr=(lambda line: print(line, file=sys.stderr)) if verbose else None,
             on_start=lambda w: current.__setitem__("worker", w),
         )
@@ -143,28 +142,43 @@ def _run_worker(request: dict[str, Any], args: argparse.Namespace) -> int:
     if outcome.ok:
         print(f"run {outcome.run_id}: finished; 'workbench-cli show {outcome.run_id}' for results")
         return EXIT_OK
-    if outcome.status == "cancelled":
-        _err(f"run {outcome.run_id} cancelled; 'workbench-cli resume {outcome.run_id}' continues it")
-        return EXIT_CANCELLED
-    message = outcome.describe()
-    if outcome.run_id is not None and outcome.crashed:
-        message += f"; 'workbench-cli resume {outcome.run_id}' continues it"
+    message = outcome.message()
+    if outcome.resumable:
+        message += f" 'workbench-cli resume {outcome.run_id}' continues it."
     _err(message)
-    return EXIT_RUN_FAILED
+    return EXIT_CANCELLED if outcome.status == "cancelled" else EXIT_RUN_FAILED
+
+
+def _artifacts(args: argparse.Namespace) -> Path:
+    from core.paths import default_artifacts
+
+    return Path(args.artifacts).expanduser() if args.artifacts else default_artifacts(_db(args))
+
+
+def _confirm_size(recipe: Any, artifacts: Path, args: argparse.Namespace) -> Any:
+    """The run's estimate; a WorkbenchError naming the counts and sizes when it is large and not confirmed."""
+    from core.recipe import run_estimate
+
+    estimate = run_estimate(recipe, artifacts)
+    if estimate.needs_confirmation and not args.yes:
+        raise WorkbenchError(
+            f"{args.recipe}: a large run: {'; '.join(estimate.reasons())} ({estimate.summary()}). "
+            "Sweep fewer values or choose another --artifacts folder, or add --yes to go ahead"
+        )
+    return estimate
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from core.chain import check_recipe, load_recipe
-    from core.paths import default_artifacts
+    from core.recipe import check_recipe, load_recipe
     from core.store import open_store
 
     recipe = load_recipe(args.recipe)
     check_recipe(recipe)
+    artifacts = _artifacts(args)
+    _confirm_size(recipe, artifacts, args)
     db = _db(args)
     open_store(db).close()  # a corrupt or newer database fails here, before a worker starts
-    artifacts = Path(args.artifacts) if args.artifacts else default_artifacts(db)
-    request = {"recipe": recipe.to_dict(), "db": str(db), "artifacts": str(artifacts), "resume_run": None}
-    return _run_worker(request, args)
+    return _run_worker(RunRequest(recipe=recipe.to_dict(), db=str(db), artifacts=str(artifacts)), args)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -173,13 +187,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
     with _open(args) as store:
         run = get_run(store, args.run)
     if run.status not in ("failed", "cancelled", "interrupted"):
-        raise WorkbenchError(f"run {run.id} is {run.status}; only failed, cancelled or interrupted runs resume")
-    request = {"recipe": None, "db": str(_db(args)), "artifacts": None, "resume_run": run.id}
-    return _run_worker(request, args)
+        raise WorkbenchError(f"run {run.id} is {run.status}; only failed, cancelled or interrupted runs resume. "
+                             "To repeat it, start its recipe again with 'workbench-cli run' (finished variants are "
+                             "reused from the cache)")
+    return _run_worker(RunRequest(db=str(_db(args)), resume_run=run.id), args)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from core.chain import expand, load_recipe, validate_recipe
+    from core.recipe import load_recipe, validate_recipe
 
     recipe = load_recipe(args.recipe)
     problems = validate_recipe(recipe)
@@ -187,8 +202,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"{args.recipe}: {p}", file=sys.stderr)
     if problems:
         return EXIT_USER_ERROR
-    variants = expand(recipe)
-    print(f"{args.recipe}: valid; {len(variants)} chain variant(s)")
+    estimate = _confirm_size(recipe, _artifacts(args), args)
+    print(f"{args.recipe}: valid; {estimate.summary()}")
     return EXIT_OK
 
 
@@ -216,12 +231,56 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _num(value: Any, fmt: str) -> str:
+    return "" if value is None else format(value, fmt)
+
+
+def _interval(value: Any, low: Any, high: Any, fmt: str, sign: str = "") -> str:
+    if value is None:
+        return ""
+    text = format(value, sign + fmt)
+    return text + (f" [{format(low, sign + fmt)}, {format(high, sign + fmt)}]" if low is not None else "")
+
+
+def print_rows(rows: list[Any]) -> None:
+    """The rows a person reads: metric and change with their 95 % intervals, size, latency, flags,
+    then the settings they were measured under and each flag's reason. Exports have every column."""
+    from core.store.rows import flag_title
+
+    if not rows:
+        print("no variants")
+        return
+    scale = 1.0 if any(r.task == "squad_v2" for r in rows) else 100.0
+    table = []
+    for r in rows:
+        metric = _interval(*(None if v is None else v * scale for v in (r.metric, r.metric_ci_low, r.metric_ci_high)), ".1f")
+        if r.seeds > 1 and r.metric is not None:
+            metric = f"{r.metric * scale:.1f} ± {(r.metric_sd or 0) * scale:.1f} (n={r.seeds})"
+        delta = _interval(*(None if v is None else v * scale for v in (r.delta_vs_parent, r.delta_ci_low, r.delta_ci_high)),
+                          ".1f", "+")
+        table.append([r.variant, r.label, metric, delta, _num(r.pct_baseline, ".1f"), _num(r.size_mb, ".2f"),
+                      _num(r.pct_smaller, ".1f"), _interval(r.latency_p50_ms, r.latency_p50_ci_low, r.latency_p50_ci_high, ".1f"),
+                      _num(r.speedup, ".2f"), ", ".join(flag_title(f["code"]) for f in r.flags)])
+    name = rows[0].metric_name or "metric"
+    unit = "" if scale == 1.0 else " (x100)"
+    _print_table(["variant", "label", f"{name}{unit} [95% CI]", "vs parent [95% CI]", "% of ref", "MB", "% smaller",
+                  "p50 ms [95% CI]", "speed-up", "flags"], table)
+    first = rows[0]
+    print()
+    print(f"measured on {first.eval_examples} dev examples; latency batch {first.latency_batch} x seq "
+          f"{first.latency_seq_len}, {first.latency_threads} thread(s), {first.latency_repeats} repeats; "
+          "intervals: 95 % seeded bootstrap over examples (paired for 'vs parent'), over repeats for p50")
+    for r in rows:
+        for f in r.flags:
+            print(f"variant {r.variant}: {flag_title(f['code'])}: {f['text']}")
+
+
 def cmd_show(args: argparse.Namespace) -> int:
-    from core.store import export_table, get_run, results_table, run_environment
+    from core.store import get_run, result_rows, run_environment
 
     with _open(args) as store:
         run = get_run(store, args.run)
-        table = results_table(store, run_ids=[run.id])
+        rows = result_rows(store, run_ids=[run.id])
         env = run_environment(store, run.id)
     print(f"run {run.id}: {run.status}  task {run.task}  model {run.model}  seed {run.seed}")
     if run.recipe_name:
@@ -230,10 +289,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     if run.error:
         print(f"error: {run.error}")
     if env:
-        keys = [k for k in ("cpu", "cpu_model", "threads", "torch", "transformers", "python") if k in env]
-        print("environment: " + ", ".join(f"{k}={env[k]}" for k in keys))
+        keys = [k for k in ("cpu_model", "cores", "threads", "python") if k in env]
+        load = f", load {rows[-1].load_avg_1m:.1f}" if rows and rows[-1].load_avg_1m is not None else ""
+        print("environment: " + ", ".join(f"{k}={env[k]}" for k in keys) + load)
     print()
-    print(export_table(table, "markdown"), end="")
+    print_rows(rows)
     return EXIT_OK
 
 
@@ -287,19 +347,25 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import importlib.util
-
-    if importlib.util.find_spec("core.measure") is None:
-        raise WorkbenchError("evaluate needs the measurement engine (core.measure), which this build lacks")
+    """A model reference, or a saved variant's folder (read with its manifest, as the runner saved it)."""
     from core import measure
     from core.models import ModelRef, load_model, load_tokenizer
+    from core.steps import load_state
     from core.tasks.base import get_task
 
     ref = ModelRef.parse(args.model)
     task = get_task(args.task)
-    model = load_model(ref, head=task.head, num_labels=task.num_labels)  # type: ignore[arg-type]
+    folder = ref.local_folder()
+    if folder is not None and (folder / "manifest.json").is_file():
+        state = load_state(folder)
+        if state.head != task.head:
+            raise WorkbenchError(f"{folder} has a {state.head} head; task {task.id} needs a {task.head} head")
+        model, tokenizer = state.model, state.tokenizer
+    else:
+        model = load_model(ref, head=task.head, num_labels=task.num_labels)  # type: ignore[arg-type]
+        tokenizer = load_tokenizer(ref)
     model.eval()
-    result = measure.evaluate(model, load_tokenizer(ref), task, "dev", limit=args.limit, batch_size=args.batch_size)
+    result = measure.evaluate(model, tokenizer, task, "dev", limit=args.limit, batch_size=args.batch_size)
     print(json.dumps({"model": str(ref), "task": task.id, "examples": result.examples,
                       "seconds": round(result.seconds, 3), **result.metrics}, indent=2))
     return EXIT_OK
@@ -315,6 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("recipe")
     p.add_argument("--artifacts", help="folder for variant artifacts (default: beside the database)")
     p.add_argument("-v", "--verbose", action="store_true", help="show the worker's log output")
+    p.add_argument("-y", "--yes", action="store_true",
+                   help="go ahead with a large run (over 200 variants, or artifacts nearly filling the drive)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("resume", parents=[common], help="continue a failed, cancelled or interrupted run")
@@ -322,8 +390,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=cmd_resume)
 
-    p = sub.add_parser("validate", help="check a recipe and list every problem")
+    p = sub.add_parser("validate", parents=[common], help="check a recipe and list every problem")
     p.add_argument("recipe")
+    p.add_argument("--artifacts", help="where the run would write artifacts, for the disk estimate "
+                                       "(default: beside the database)")
+    p.add_argument("-y", "--yes", action="store_true", help="accept a large run (see run --yes)")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("runs", parents=[common], help="list runs")

@@ -9,12 +9,14 @@ validate values. Nothing here imports torch, so the GUI can read every declarati
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 import types
 import typing
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from core.errors import ConfigError
+from core.errors import ConfigError, brief, brief_names
 
 _META_KEY = "workbench"
 
@@ -31,6 +33,7 @@ class ParamMeta:
     choices: tuple[Any, ...] | None = None
     unit: str = ""
     sweepable: bool = True  # numeric fields may hold a list of values in a sweep
+    model_ref: bool = False  # a text field naming a model (folder, packaged name or hub id), checked as one
 
 
 def param(
@@ -44,6 +47,7 @@ def param(
     choices: typing.Iterable[Any] | None = None,
     unit: str = "",
     sweepable: bool = True,
+    model_ref: bool = False,
 ) -> Any:
     """Declare a config field with its metadata. Lists need a tuple default (frozen dataclass)."""
     meta = ParamMeta(
@@ -55,8 +59,15 @@ def param(
         choices=tuple(choices) if choices is not None else None,
         unit=unit,
         sweepable=sweepable,
+        model_ref=model_ref,
     )
     return dataclasses.field(default=default, metadata={_META_KEY: meta})
+
+
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    """A config class's resolved annotations, once per class (a sweep builds thousands of configs)."""
+    return typing.get_type_hints(cls)
 
 
 def _base_type(annotation: Any) -> tuple[type, bool, bool]:
@@ -94,7 +105,7 @@ class StepConfig:
     # --- metadata -------------------------------------------------------------------------
     @classmethod
     def fields_meta(cls) -> list[tuple[dataclasses.Field, ParamMeta, type, bool]]:
-        hints = typing.get_type_hints(cls)
+        hints = _type_hints(cls)
         out = []
         for f in dataclasses.fields(cls):
             meta = f.metadata.get(_META_KEY) or ParamMeta(label=f.name.replace("_", " ").capitalize())
@@ -129,13 +140,13 @@ class StepConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, step: str = "") -> StepConfig:
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
+        unknown = sorted(set(data) - names, key=str)
         where = f"step '{step}': " if step else ""
         if unknown:
             raise ConfigError(
-                f"{where}unknown field(s) {', '.join(unknown)}; expected some of {', '.join(sorted(names))}",
+                f"{where}unknown field(s) {brief_names(unknown)}; expected some of {', '.join(sorted(names))}",
                 step=step,
-                field=unknown[0],
+                field=str(unknown[0]),
             )
         try:
             return cls(**data)
@@ -149,7 +160,7 @@ class StepConfig:
 
     # --- validation -----------------------------------------------------------------------
     def _check_field(self, f: dataclasses.Field, value: Any) -> None:
-        hints = typing.get_type_hints(type(self))
+        hints = _type_hints(type(self))
         elem, is_list, optional = _base_type(hints[f.name])
         meta: ParamMeta | None = f.metadata.get(_META_KEY)
         label = meta.label if meta else f.name
@@ -159,30 +170,46 @@ class StepConfig:
             raise ConfigError(f"{label} ({f.name}) needs a value", field=f.name)
         values = value if is_list else (value,)
         if is_list and not isinstance(value, tuple):
-            raise ConfigError(f"{label} ({f.name}) must be a list, got {value!r}", field=f.name)
+            raise ConfigError(f"{label} ({f.name}) must be a list, got {brief(value)}", field=f.name)
         for v in values:
             _check_value(f.name, label, elem, meta, v)
 
 
+_TYPE_CHECKS: dict[type, typing.Callable[[Any], bool]] = {
+    bool: lambda x: isinstance(x, bool),
+    int: lambda x: isinstance(x, int) and not isinstance(x, bool),
+    float: lambda x: isinstance(x, (int, float)) and not isinstance(x, bool),
+    str: lambda x: isinstance(x, str),
+}
+
+
+def _anything(_value: Any) -> bool:
+    return True
+
+
 def _check_value(name: str, label: str, elem: type, meta: ParamMeta | None, v: Any) -> None:
-    ok = {
-        bool: lambda x: isinstance(x, bool),
-        int: lambda x: isinstance(x, int) and not isinstance(x, bool),
-        float: lambda x: isinstance(x, (int, float)) and not isinstance(x, bool),
-        str: lambda x: isinstance(x, str),
-    }.get(elem, lambda x: True)
-    if not ok(v):
-        raise ConfigError(f"{label} ({name}) must be {elem.__name__}, got {v!r}", field=name)
+    if not _TYPE_CHECKS.get(elem, _anything)(v):
+        raise ConfigError(f"{label} ({name}) must be {elem.__name__}, got {brief(v)}", field=name)
+    if elem is float and not _finite(v):  # NaN fails every range check below, so it must be refused here
+        raise ConfigError(f"{label} ({name}) must be a finite number, got {brief(v)}", field=name)
     if meta is None:
         return
     if meta.choices is not None and v not in meta.choices:
         raise ConfigError(
-            f"{label} ({name}) must be one of {', '.join(map(str, meta.choices))}; got {v!r}", field=name
+            f"{label} ({name}) must be one of {', '.join(map(str, meta.choices))}; got {brief(v)}", field=name
         )
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         unit = f" {meta.unit}" if meta.unit else ""
         if meta.min is not None and (v < meta.min or (meta.min_exclusive and v == meta.min)):
             op = ">" if meta.min_exclusive else ">="
-            raise ConfigError(f"{label} ({name}) must be {op} {meta.min}{unit}; got {v}", field=name)
+            raise ConfigError(f"{label} ({name}) must be {op} {meta.min}{unit}; got {brief(v)}", field=name)
         if meta.max is not None and v > meta.max:
-            raise ConfigError(f"{label} ({name}) must be <= {meta.max}{unit}; got {v}", field=name)
+            raise ConfigError(f"{label} ({name}) must be <= {meta.max}{unit}; got {brief(v)}", field=name)
+
+
+def _finite(v: float) -> bool:
+    """Neither NaN nor ±inf, nor a whole number too large for a float (YAML reads 1e400 as inf)."""
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False

@@ -1,52 +1,194 @@
-"""The JSON-lines protocol between a client (GUI or CLI) and ``python -m core.worker``.
+"""The JSON-lines protocol between a client (the window or the CLI) and ``python -m core.worker``.
 
-The client writes one request line to the worker's stdin and may later write a cancel line.
-The worker writes one event per line to its *original* stdout; library prints are redirected to
-stderr so they cannot corrupt the stream. Every message carries ``protocol``. Torch-free.
+The client writes one :class:`RunRequest` line to the worker's stdin and may later write a
+:class:`CancelRequest` line; the end of stdin means the client is gone. The worker writes one event
+per line to its *original* stdout (library prints go to stderr, so they cannot corrupt the stream).
+Every message is a typed dataclass here, encoded as ``{"protocol": N, "type": ..., **fields}``; a
+line that does not decode into one of them is a :class:`ProtocolError`. Torch-free.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
-PROTOCOL_VERSION = 1
-
-# Requests (client -> worker)
-RUN = "run"  # {"recipe": {...}, "db": path, "artifacts": dir, "resume_run": int | None}
-CANCEL = "cancel"  # {}
-
-# Events (worker -> client)
-RUN_STARTED = "run_started"  # run_id, variants: int (steps to run incl. baseline)
-STEP_STARTED = "step_started"  # index, step, title
-PROGRESS = "progress"  # index, fraction (0..1), message
-METRIC = "metric"  # index, variant_id, name, value, unit
-LOG = "log"  # level, message
-STEP_FINISHED = "step_finished"  # index, variant_id, cached: bool, seconds
-RUN_FINISHED = "run_finished"  # run_id
-RUN_FAILED = "run_failed"  # run_id, error (user-facing message), kind (exception type), step index
-RUN_CANCELLED = "run_cancelled"  # run_id
-
-EVENTS = (RUN_STARTED, STEP_STARTED, PROGRESS, METRIC, LOG, STEP_FINISHED, RUN_FINISHED, RUN_FAILED, RUN_CANCELLED)
-TERMINAL_EVENTS = (RUN_FINISHED, RUN_FAILED, RUN_CANCELLED)
+PROTOCOL_VERSION = 2
 
 
 class ProtocolError(ValueError):
     pass
 
 
-def encode(kind: str, /, **fields: Any) -> str:
-    """One message as a JSON line (no embedded newlines)."""
-    return json.dumps({"protocol": PROTOCOL_VERSION, "type": kind, **fields}, separators=(",", ":")) + "\n"
+@dataclass(frozen=True)
+class Message:
+    """Base of every request and event; ``type`` is the wire name."""
+
+    type: ClassVar[str]
+
+    def to_json(self) -> str:
+        """One message as a JSON line (no embedded newlines)."""
+        body = {"protocol": PROTOCOL_VERSION, "type": self.type, **dataclasses.asdict(self)}
+        return json.dumps(body, separators=(",", ":")) + "\n"
 
 
-def decode(line: str | bytes) -> dict[str, Any]:
+# --- requests (client -> worker) ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunRequest(Message):
+    """Run ``recipe`` (a recipe dict) or resume run ``resume_run``; None paths mean core.paths'
+    defaults. ``background`` lowers the worker's CPU priority so the window stays responsive."""
+
+    type: ClassVar[str] = "run"
+    recipe: dict[str, Any] | None = None
+    db: str | None = None
+    artifacts: str | None = None
+    resume_run: int | None = None
+    background: bool = False
+
+
+@dataclass(frozen=True)
+class CancelRequest(Message):
+    """Stop at the next safe point; finished variants stay recorded."""
+
+    type: ClassVar[str] = "cancel"
+
+
+# --- events (worker -> client) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """One node of the variant tree, depth first: ``index`` is the chain position (0 = baseline)."""
+
+    node: int
+    index: int
+    step: str
+    label: str
+
+
+@dataclass(frozen=True)
+class RunStarted(Message):
+    type: ClassVar[str] = "run_started"
+    run_id: int
+    variants: int  # nodes of the variant tree, baseline included
+    resumed: bool = False
+    steps: list[PlannedStep] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StepStarted(Message):
+    type: ClassVar[str] = "step_started"
+    node: int
+    index: int
+    step: str
+    label: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Progress(Message):
+    """``fraction`` (0..1) of one node; never decreases within a node."""
+
+    type: ClassVar[str] = "progress"
+    node: int
+    index: int
+    fraction: float
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Curve(Message):
+    """One point of a training curve of the node in flight: ``series`` is "loss", "lr" or
+    "eval_<metric>", ``phase`` names the training stage (e.g. "Training", "Stage 1")."""
+
+    type: ClassVar[str] = "curve"
+    node: int
+    index: int
+    phase: str
+    series: str
+    step: int
+    value: float
+
+
+@dataclass(frozen=True)
+class Log(Message):
+    type: ClassVar[str] = "log"
+    level: str  # debug | info | warning | error
+    message: str
+
+
+@dataclass(frozen=True)
+class StepFinished(Message):
+    """A variant is committed; ``row`` is its results-table row (core.store's ResultRow as a dict),
+    so a client can show it without querying the database."""
+
+    type: ClassVar[str] = "step_finished"
+    node: int
+    index: int
+    variant_id: int
+    cached: bool
+    seconds: float
+    row: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunFinished(Message):
+    type: ClassVar[str] = "run_finished"
+    run_id: int
+
+
+@dataclass(frozen=True)
+class RunFailed(Message):
+    """``error`` is the user-facing message; ``kind`` the exception type; ``index`` the chain
+    position of the step in flight (None before the run was recorded)."""
+
+    type: ClassVar[str] = "run_failed"
+    run_id: int | None
+    error: str
+    kind: str
+    index: int | None = None
+
+
+@dataclass(frozen=True)
+class RunCancelled(Message):
+    """Cancelled by the user, or ``interrupted`` by a termination signal (resumable either way)."""
+
+    type: ClassVar[str] = "run_cancelled"
+    run_id: int | None
+    interrupted: bool = False
+
+
+Event = RunStarted | StepStarted | Progress | Curve | Log | StepFinished | RunFinished | RunFailed | RunCancelled
+TERMINAL = (RunFinished, RunFailed, RunCancelled)
+
+_TYPES: dict[str, type[Message]] = {
+    cls.type: cls
+    for cls in (RunRequest, CancelRequest, RunStarted, StepStarted, Progress, Curve, Log, StepFinished, RunFinished,
+                RunFailed, RunCancelled)
+}
+
+
+def decode(line: str | bytes) -> Message:
+    """The message on one line; ProtocolError when it is not one of this protocol's messages."""
+    shown = line[:80] if isinstance(line, str) else line[:80].decode("utf-8", "replace")
     try:
-        message = json.loads(line)
+        body = json.loads(line)
     except ValueError as exc:
-        raise ProtocolError(f"not a JSON line: {line[:80]!r}") from exc
-    if not isinstance(message, dict) or "type" not in message:
-        raise ProtocolError(f"message without a type: {line[:80]!r}")
-    if message.get("protocol") != PROTOCOL_VERSION:
-        raise ProtocolError(f"protocol {message.get('protocol')} is not {PROTOCOL_VERSION}")
-    return message
+        raise ProtocolError(f"not a JSON line: {shown!r}") from exc
+    if not isinstance(body, dict) or "type" not in body:
+        raise ProtocolError(f"message without a type: {shown!r}")
+    if body.get("protocol") != PROTOCOL_VERSION:
+        raise ProtocolError(f"protocol {body.get('protocol')} is not {PROTOCOL_VERSION}")
+    cls = _TYPES.get(body["type"])
+    if cls is None:
+        raise ProtocolError(f"unknown message type {body['type']!r}")
+    fields = {k: v for k, v in body.items() if k not in ("protocol", "type")}
+    if cls is RunStarted:
+        fields["steps"] = [PlannedStep(**s) for s in fields.get("steps") or []]
+    try:
+        return cls(**fields)
+    except TypeError as exc:
+        raise ProtocolError(f"malformed {body['type']!r} message: {exc}") from None

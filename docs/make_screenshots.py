@@ -29,7 +29,8 @@ def main() -> None:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication(sys.argv[:1])
-    from workbench.document import ChainEntry, Document, default_config
+    from core import protocol
+    from core.recipe import Chain, ChainEntry, MeasureSettings, Recipe
     from workbench.icons import icon
     from workbench.main_window import MainWindow
 
@@ -52,18 +53,18 @@ def main() -> None:
     w.show()
     if RESULTS_ONLY:
         return results_shot(app, w, shot, settle)
-    w.set_document(Document())
+    w.set_document(Recipe(model="all-MiniLM-L6-v2", task="sst2"))
     shot(w, "01_empty")
 
     # Chain being edited: the TinyBERT-style chain, the pruning step selected with a sweep.
-    finetune = {**default_config("finetune"), "epochs": 1.0, "train_size": 400, "max_length": 64, "batch_size": 16}
-    prune = {**default_config("prune.global_magnitude"), "amount": [0.1, 0.3, 0.5]}
-    doc = Document(name="MiniLM on SST-2: fine-tune, prune sweep, int8", model="all-MiniLM-L6-v2", task="sst2", seed=0,
-                   steps=[ChainEntry("finetune", finetune), ChainEntry("prune.global_magnitude", prune),
-                          ChainEntry("quantize.dynamic_int8", default_config("quantize.dynamic_int8"))],
-                   extra={"measure": {"eval_limit": 300, "eval_batch_size": 32, "max_length": 64,
-                                      "latency_batch_size": 8, "latency_seq_len": 64, "latency_warmup": 2,
-                                      "latency_repeats": 8, "threads": None}})
+    finetune = ChainEntry.default("finetune")
+    for name, value in {"epochs": 1.0, "train_size": 400, "max_length": 64, "batch_size": 16}.items():
+        finetune = finetune.with_value(name, value)
+    doc = Recipe(name="MiniLM on SST-2: fine-tune, prune sweep, int8", model="all-MiniLM-L6-v2", task="sst2",
+                 chain=Chain((finetune, ChainEntry.default("prune.global_magnitude").with_value("amount", [0.1, 0.3, 0.5]),
+                              ChainEntry.default("quantize.dynamic_int8"))),
+                 measure=MeasureSettings(eval_limit=300, eval_batch_size=32, max_length=64, latency_batch_size=8,
+                                         latency_seq_len=64, latency_warmup=2, latency_repeats=8))
     w.set_document(doc)
     w._select(1)
     w.editor.fields["amount"].sweep_edit.setFocus()
@@ -73,8 +74,8 @@ def main() -> None:
     w.run_dock.raise_()
     seen: dict[str, bool] = {}
 
-    def on_event(msg: dict) -> None:
-        if msg["type"] == "progress" and msg.get("index") == 1 and msg.get("fraction", 0) > 0.3:
+    def on_event(event: object) -> None:
+        if isinstance(event, protocol.Progress) and event.index == 1 and event.fraction > 0.3:
             seen["mid"] = True
 
     w.run_panel.client.event.connect(on_event)

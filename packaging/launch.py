@@ -1,7 +1,7 @@
 """Entry script of the frozen bundle: the GUI, or the worker when started with ``--worker``.
 
-workbench.app.main dispatches ``--worker`` to core.worker before any Qt is imported, so the
-bundle's one executable serves both processes (a frozen build has no ``python -m core.worker``).
+workbench.app.main dispatches ``--worker`` to core.run.worker before any Qt is imported, so the
+bundle's one executable serves both processes (a frozen build has no ``python -m core.run.worker``).
 """
 
 import multiprocessing

@@ -10,7 +10,6 @@ from a scratch folder with PYTHONPATH removed, so nothing can be imported from t
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.protocol import RUN, RUN_FINISHED, TERMINAL_EVENTS, decode, encode  # noqa: E402
+from core.protocol import TERMINAL, Message, RunFinished, RunRequest, StepFinished, decode  # noqa: E402
 
 
 def recipe(model: str, chain: list[dict[str, Any]]) -> dict[str, Any]:
@@ -39,8 +38,8 @@ def recipe(model: str, chain: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def run_bundle_worker(exe: Path, request: dict[str, Any], scratch: Path, timeout: float) -> tuple[int, list[dict]]:
-    """Feed one RUN request to ``exe --worker``; return its exit code and decoded events."""
+def run_bundle_worker(exe: Path, request: RunRequest, scratch: Path, timeout: float) -> tuple[int, list[Message]]:
+    """Feed one RunRequest to ``exe --worker``; return its exit code and decoded events."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env.update(WORKBENCH_HOME=str(scratch / "home"), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     proc = subprocess.Popen([str(exe), "--worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -48,25 +47,25 @@ def run_bundle_worker(exe: Path, request: dict[str, Any], scratch: Path, timeout
     stderr: list[str] = []
     threading.Thread(target=lambda: stderr.extend(proc.stderr), daemon=True).start()  # type: ignore[arg-type]
     assert proc.stdin is not None and proc.stdout is not None
-    proc.stdin.write(encode(RUN, **request))
+    proc.stdin.write(request.to_json())
     proc.stdin.flush()  # stdin stays open: its end means "the client went away" (a cancel)
     timer = threading.Timer(timeout, proc.kill)
     timer.start()
-    events: list[dict[str, Any]] = []
+    events: list[Message] = []
     try:
         for line in proc.stdout:
             if line.strip():
                 event = decode(line)
                 events.append(event)
-                if event["type"] in ("step_finished", "run_failed", "run_finished"):
-                    print(f"  event: {json.dumps(event)[:160]}", flush=True)
-                if event["type"] in TERMINAL_EVENTS:
+                if isinstance(event, (StepFinished, *TERMINAL)):
+                    print(f"  event: {event.to_json()[:160].rstrip()}", flush=True)
+                if isinstance(event, TERMINAL):
                     break
     finally:
         proc.stdin.close()
         code = proc.wait()
         timer.cancel()
-    if code != 0 or not events or events[-1]["type"] != RUN_FINISHED:
+    if code != 0 or not events or not isinstance(events[-1], RunFinished):
         print("  worker stderr (last 30 lines):\n    " + "    ".join(stderr[-30:]), file=sys.stderr)
     return code, events
 
@@ -90,12 +89,12 @@ def main() -> int:
         if args.default_model:
             runs.append(("packaged all-MiniLM-L6-v2, baseline only", recipe("all-MiniLM-L6-v2", [])))
         for i, (label, rec) in enumerate(runs):
-            request = {"recipe": rec, "db": str(scratch / f"smoke{i}.sqlite"),
-                       "artifacts": str(scratch / f"artifacts{i}"), "resume_run": None}
+            request = RunRequest(recipe=rec, db=str(scratch / f"smoke{i}.sqlite"),
+                                 artifacts=str(scratch / f"artifacts{i}"))
             start = time.monotonic()
             code, events = run_bundle_worker(exe, request, scratch, args.timeout)
-            last = events[-1]["type"] if events else "(no events)"
-            ok = code == 0 and last == RUN_FINISHED
+            last = events[-1].type if events else "(no events)"
+            ok = code == 0 and bool(events) and isinstance(events[-1], RunFinished)
             failures += not ok
             print(f"{'PASS' if ok else 'FAIL'} worker run ({label}): exit {code}, last event {last}, "
                   f"{len(events)} events, {time.monotonic() - start:.1f} s", flush=True)

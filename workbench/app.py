@@ -8,7 +8,7 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv if argv is None else argv)
     if "--worker" in argv[1:]:  # frozen builds start their worker through the same executable
-        from core.worker import main as worker_main
+        from core.run.worker import main as worker_main
 
         return int(worker_main() or 0)
     from PySide6.QtWidgets import QApplication

@@ -1,13 +1,15 @@
-"""The chain as a Qt list model over a plain Python list of ChainEntry, with undoable edits.
+"""The chain as a Qt list model over the document's recipe.
 
-Like napari's qt_list_model: the Python list is the truth and every change goes through one
-method that emits the matching Qt signals. Every user edit is a QUndoCommand (one class per
-kind of edit, as in orange-canvas-core's document/commands.py); drops become commands too.
+Like napari's qt_list_model, the Python value is the truth: the model never holds entries of its
+own. A user's edit (a drop, a tick) becomes a new recipe pushed as one undo command; when the
+document changes (that edit, its undo, or any other), the model compares the old and the new chain
+and emits the matching Qt signals, so views keep their selection across inserts and moves.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import (
@@ -20,9 +22,10 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from workbench.document import ChainEntry, Problem, default_config, sweep_fields
+from core.errors import ConfigError
+from core.recipe import Chain, ChainEntry, Problem, Recipe, sweep_fields
+from workbench.document import Document
 from workbench.icons import category_icon
 
 STEP_MIME = "application/x-workbench-step"  # palette -> chain: {"step": id}
@@ -30,6 +33,8 @@ ROW_MIME = "application/x-workbench-chain-row"  # chain -> chain: {"row": n}
 
 StepIdRole = Qt.ItemDataRole.UserRole + 1
 ProblemRole = Qt.ItemDataRole.UserRole + 2
+
+EditFn = Callable[[Recipe, str], None]  # push (new recipe, undo text)
 
 
 def step_mime(step_id: str) -> QMimeData:
@@ -39,56 +44,70 @@ def step_mime(step_id: str) -> QMimeData:
     return mime
 
 
-def _title(step_id: str) -> tuple[str, str, str]:
-    from core.steps.base import get_step
+def step_title(step_id: str) -> tuple[str, str, str]:
+    """(title, category, description) of a step id; an unknown id is shown as itself (validation flags it)."""
+    from core.steps import get_step
 
     try:
         cls = get_step(step_id)
-        return cls.title, cls.category, cls.description
-    except Exception:  # unknown ids are shown, and flagged by validation
+    except ConfigError:
         return step_id, "", ""
+    return cls.title, cls.category, cls.description
+
+
+def effective_config(entry: ChainEntry) -> dict[str, Any]:
+    """The entry's config with every field the file leaves out at its default."""
+    from core.steps import get_step
+
+    try:
+        defaults = get_step(entry.step).config_cls().to_dict()
+    except ConfigError:
+        defaults = {}
+    return {**defaults, **entry.config}
 
 
 def summarize(entry: ChainEntry) -> str:
     """A one-line summary of the non-default fields, sweeps first."""
     try:
-        defaults = default_config(entry.step)
-    except Exception:
-        defaults = {}
-    sweeps = sweep_fields(entry) if defaults else {}
+        sweeps = sweep_fields(entry)
+        from core.steps import get_step
+
+        defaults = get_step(entry.step).config_cls().to_dict()
+    except ConfigError:
+        return ""
     parts = [f"{k}: {', '.join(map(str, v))}" for k, v in sweeps.items()]
     parts += [f"{k}={v}" for k, v in entry.config.items() if k not in sweeps and defaults.get(k) != v]
     return "; ".join(parts)
 
 
 class ChainModel(QAbstractListModel):
-    """Rows are chain steps. Edits from views go to the undo stack, never straight to the list."""
+    """Rows are the document's chain steps. Edits from views become recipes pushed through ``edit``."""
 
-    chainChanged = Signal()
     entryChanged = Signal(int)
 
-    def __init__(self, undo: QUndoStack, parent: QObject | None = None) -> None:
+    def __init__(self, document: Document, edit: EditFn, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.undo = undo
-        self._entries: list[ChainEntry] = []
+        self.document = document
+        self._edit = edit
         self._problems: dict[int, list[Problem]] = {}
+        document.subscribe(self._document_changed)
 
     # --- reading -----------------------------------------------------------------------------
     @property
-    def entries(self) -> list[ChainEntry]:
-        return self._entries
+    def chain(self) -> Chain:
+        return self.document.recipe.chain
 
     def entry(self, row: int) -> ChainEntry:
-        return self._entries[row]
+        return self.chain[row]
 
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._entries)
+        return 0 if parent.isValid() else len(self.chain)
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._entries):
+        if not index.isValid() or not 0 <= index.row() < len(self.chain):
             return None
-        entry = self._entries[index.row()]
-        title, category, description = _title(entry.step)
+        entry = self.chain[index.row()]
+        title, category, description = step_title(entry.step)
         problems = self._problems.get(index.row(), [])
         if role == Qt.ItemDataRole.DisplayRole:
             summary = summarize(entry)
@@ -98,8 +117,7 @@ class ChainModel(QAbstractListModel):
         if role == Qt.ItemDataRole.CheckStateRole:
             return Qt.CheckState.Checked if entry.enabled else Qt.CheckState.Unchecked
         if role == Qt.ItemDataRole.ToolTipRole:
-            lines = [p.message for p in problems] or [description or title]
-            return "\n".join(lines)
+            return "\n".join([_text(p) for p in problems] or [description or title])
         if role == Qt.ItemDataRole.ForegroundRole:
             from PySide6.QtGui import QColor
 
@@ -111,7 +129,7 @@ class ChainModel(QAbstractListModel):
         if role == StepIdRole:
             return entry.step
         if role == ProblemRole:
-            return [p.message for p in problems]
+            return [_text(p) for p in problems]
         return None
 
     def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
@@ -127,52 +145,89 @@ class ChainModel(QAbstractListModel):
     def set_problems(self, problems: list[Problem]) -> None:
         self._problems = {}
         for p in problems:
-            self._problems.setdefault(p.index, []).append(p)
-        if self._entries:
-            self.dataChanged.emit(self.index(0), self.index(len(self._entries) - 1))
+            if p.index is not None:
+                self._problems.setdefault(p.index, []).append(p)
+        if len(self.chain):
+            self.dataChanged.emit(self.index(0), self.index(len(self.chain) - 1))
 
     def problems(self, row: int) -> list[Problem]:
         return self._problems.get(row, [])
 
-    # --- user edits (undoable) ---------------------------------------------------------------
+    # --- user edits: each is one new recipe ----------------------------------------------------
+    def _push(self, chain: Chain, text: str) -> None:
+        self._edit(_with_chain(self.document.recipe, chain), text)
+
     def setData(self, index: QModelIndex | QPersistentModelIndex, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
         if role == Qt.ItemDataRole.CheckStateRole and index.isValid():
             enabled = Qt.CheckState(value) == Qt.CheckState.Checked if not isinstance(value, bool) else value
-            if enabled != self._entries[index.row()].enabled:
-                self.undo.push(ToggleCommand(self, index.row(), enabled))
+            if enabled != self.chain[index.row()].enabled:
+                self.set_enabled(index.row(), enabled)
             return True
         return False
 
     def add_step(self, step_id: str, row: int = -1) -> None:
-        row = len(self._entries) if row < 0 or row > len(self._entries) else row
-        self.undo.push(InsertCommand(self, row, ChainEntry(step_id, default_config(step_id))))
+        row = len(self.chain) if row < 0 or row > len(self.chain) else row
+        self._push(self.chain.insert(row, ChainEntry.default(step_id)), f"Add {step_title(step_id)[0]}")
 
     def remove(self, row: int) -> None:
-        self.undo.push(RemoveCommand(self, row))
+        self._push(self.chain.remove(row), f"Remove {step_title(self.chain[row].step)[0]}")
 
     def duplicate(self, row: int) -> None:
-        self.undo.push(DuplicateCommand(self, row))
+        self._push(self.chain.duplicate(row), f"Duplicate {step_title(self.chain[row].step)[0]}")
 
     def move(self, src: int, dst: int) -> None:
-        if src != dst and 0 <= src < len(self._entries) and 0 <= dst < len(self._entries):
-            self.undo.push(MoveCommand(self, src, dst))
+        if src != dst and 0 <= src < len(self.chain) and 0 <= dst < len(self.chain):
+            self._push(self.chain.move(src, dst), f"Move {step_title(self.chain[src].step)[0]}")
+
+    def set_enabled(self, row: int, enabled: bool) -> None:
+        import dataclasses
+
+        entry = self.chain[row]
+        verb = "Enable" if enabled else "Disable"
+        self._push(self.chain.replace(row, dataclasses.replace(entry, enabled=enabled)),
+                   f"{verb} {step_title(entry.step)[0]}")
 
     def toggle(self, row: int) -> None:
-        self.undo.push(ToggleCommand(self, row, not self._entries[row].enabled))
+        self.set_enabled(row, not self.chain[row].enabled)
 
     def edit_field(self, row: int, name: str, value: Any) -> None:
-        old = self._entries[row].config.get(name)
-        if old != value:
-            self.undo.push(EditFieldCommand(self, row, name, old, value))
+        entry = self.chain[row]
+        if effective_config(entry).get(name) != value:
+            self._push(self.chain.replace(row, entry.with_value(name, value)), f"Edit {name}")
 
-    def reset(self, entries: list[ChainEntry]) -> None:
-        """Replace the whole chain (new/open): not undoable, clears the stack."""
-        self.beginResetModel()
-        self._entries = [e.copy() for e in entries]
+    # --- following the document ----------------------------------------------------------------
+    def _document_changed(self, old: Recipe, new: Recipe) -> None:
+        a, b = list(old.chain), list(new.chain)
+        if a == b:
+            return
         self._problems = {}
+        if len(a) == len(b):
+            moved = _single_move(a, b)
+            if moved is not None:
+                src, dst = moved
+                self.beginMoveRows(QModelIndex(), src, src, QModelIndex(), dst + 1 if dst > src else dst)
+                self.endMoveRows()
+                return
+            changed = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+            if changed:
+                self.dataChanged.emit(self.index(changed[0]), self.index(changed[-1]))
+                for row in changed:
+                    self.entryChanged.emit(row)
+            return
+        if len(b) == len(a) + 1:
+            row = next((i for i in range(len(b)) if b[:i] + b[i + 1:] == a), None)
+            if row is not None:
+                self.beginInsertRows(QModelIndex(), row, row)
+                self.endInsertRows()
+                return
+        if len(b) == len(a) - 1:
+            row = next((i for i in range(len(a)) if a[:i] + a[i + 1:] == b), None)
+            if row is not None:
+                self.beginRemoveRows(QModelIndex(), row, row)
+                self.endRemoveRows()
+                return
+        self.beginResetModel()
         self.endResetModel()
-        self.undo.clear()
-        self.chainChanged.emit()
 
     # --- drag and drop -----------------------------------------------------------------------
     def mimeTypes(self) -> list[str]:
@@ -197,7 +252,7 @@ class ChainModel(QAbstractListModel):
 
     def dropMimeData(self, data: QMimeData, action: Qt.DropAction, row: int, column: int, parent: Any) -> bool:
         if row < 0:
-            row = parent.row() if parent is not None and parent.isValid() else len(self._entries)
+            row = parent.row() if parent is not None and parent.isValid() else len(self.chain)
         if data.hasFormat(STEP_MIME):
             step_id = json.loads(bytes(data.data(STEP_MIME).data()).decode())["step"]
             self.add_step(step_id, row)
@@ -205,107 +260,26 @@ class ChainModel(QAbstractListModel):
         if data.hasFormat(ROW_MIME):
             src = json.loads(bytes(data.data(ROW_MIME).data()).decode())["row"]
             dst = row - 1 if row > src else row
-            self.move(src, min(dst, len(self._entries) - 1))
+            self.move(src, min(dst, len(self.chain) - 1))
             return True
         return False
 
-    # --- primitive mutations used by the commands -----------------------------------------------
-    def _insert(self, row: int, entry: ChainEntry) -> None:
-        self.beginInsertRows(QModelIndex(), row, row)
-        self._entries.insert(row, entry)
-        self.endInsertRows()
-        self.chainChanged.emit()
 
-    def _remove(self, row: int) -> ChainEntry:
-        self.beginRemoveRows(QModelIndex(), row, row)
-        entry = self._entries.pop(row)
-        self.endRemoveRows()
-        self.chainChanged.emit()
-        return entry
+def _with_chain(recipe: Recipe, chain: Chain) -> Recipe:
+    import dataclasses
 
-    def _move(self, src: int, dst: int) -> None:
-        dest_child = dst + 1 if dst > src else dst
-        self.beginMoveRows(QModelIndex(), src, src, QModelIndex(), dest_child)
-        self._entries.insert(dst, self._entries.pop(src))
-        self.endMoveRows()
-        self.chainChanged.emit()
-
-    def _changed(self, row: int) -> None:
-        self.dataChanged.emit(self.index(row), self.index(row))
-        self.entryChanged.emit(row)
-        self.chainChanged.emit()
-
-    def _set_enabled(self, row: int, enabled: bool) -> None:
-        self._entries[row].enabled = enabled
-        self._changed(row)
-
-    def _set_field(self, row: int, name: str, value: Any) -> None:
-        self._entries[row].config[name] = value
-        self._changed(row)
+    return dataclasses.replace(recipe, chain=chain)
 
 
-class InsertCommand(QUndoCommand):
-    def __init__(self, model: ChainModel, row: int, entry: ChainEntry) -> None:
-        super().__init__(f"Add {_title(entry.step)[0]}")
-        self.model, self.row, self.entry = model, row, entry
-
-    def redo(self) -> None:
-        self.model._insert(self.row, self.entry.copy())
-
-    def undo(self) -> None:
-        self.model._remove(self.row)
+def _single_move(a: list[ChainEntry], b: list[ChainEntry]) -> tuple[int, int] | None:
+    """(src, dst) when ``b`` is ``a`` with one entry moved, else None."""
+    for src in range(len(a)):
+        rest = a[:src] + a[src + 1:]
+        for dst in range(len(b)):
+            if dst != src and [*rest[:dst], a[src], *rest[dst:]] == b:
+                return src, dst
+    return None
 
 
-class DuplicateCommand(InsertCommand):
-    def __init__(self, model: ChainModel, row: int) -> None:
-        super().__init__(model, row + 1, model.entry(row).copy())
-        self.setText(f"Duplicate {_title(self.entry.step)[0]}")
-
-
-class RemoveCommand(QUndoCommand):
-    def __init__(self, model: ChainModel, row: int) -> None:
-        super().__init__(f"Remove {_title(model.entry(row).step)[0]}")
-        self.model, self.row = model, row
-        self.entry = model.entry(row).copy()
-
-    def redo(self) -> None:
-        self.model._remove(self.row)
-
-    def undo(self) -> None:
-        self.model._insert(self.row, self.entry.copy())
-
-
-class MoveCommand(QUndoCommand):
-    def __init__(self, model: ChainModel, src: int, dst: int) -> None:
-        super().__init__(f"Move {_title(model.entry(src).step)[0]}")
-        self.model, self.src, self.dst = model, src, dst
-
-    def redo(self) -> None:
-        self.model._move(self.src, self.dst)
-
-    def undo(self) -> None:
-        self.model._move(self.dst, self.src)
-
-
-class ToggleCommand(QUndoCommand):
-    def __init__(self, model: ChainModel, row: int, enabled: bool) -> None:
-        super().__init__(f"{'Enable' if enabled else 'Disable'} {_title(model.entry(row).step)[0]}")
-        self.model, self.row, self.enabled = model, row, enabled
-
-    def redo(self) -> None:
-        self.model._set_enabled(self.row, self.enabled)
-
-    def undo(self) -> None:
-        self.model._set_enabled(self.row, not self.enabled)
-
-
-class EditFieldCommand(QUndoCommand):
-    def __init__(self, model: ChainModel, row: int, name: str, old: Any, new: Any) -> None:
-        super().__init__(f"Edit {name}")
-        self.model, self.row, self.name, self.old, self.new = model, row, name, old, new
-
-    def redo(self) -> None:
-        self.model._set_field(self.row, self.name, self.new)
-
-    def undo(self) -> None:
-        self.model._set_field(self.row, self.name, self.old)
+def _text(problem: Problem) -> str:
+    return f"{problem.message}. Fix: {problem.fix}" if problem.fix else problem.message

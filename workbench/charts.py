@@ -111,44 +111,44 @@ class Charts(QWidget):
                     selected: list[dict[str, Any]] | None = None) -> None:
         self._rows = rows
         self._update_scatter(rows, selected or [])
-        run_rows = [r for r in rows if run_id is None or r.get("run_id") == run_id]
+        run_rows = [r for r in rows if run_id is None or r.get("run") == run_id]
         if run_id is None and rows:
-            last = max(r.get("run_id") or 0 for r in rows)
-            run_rows = [r for r in rows if (r.get("run_id") or 0) == last]
+            last = max(r["run"] for r in rows)
+            run_rows = [r for r in rows if r["run"] == last]
         self._update_latency(run_rows)
         ends = [r for r in (selected or []) if r in run_rows]
         self._update_waterfall(run_rows, ends[-1] if ends else None)
         self._update_sweeps(rows)
 
     def _update_scatter(self, rows: list[dict[str, Any]], selected: list[dict[str, Any]]) -> None:
-        pts = [r for r in rows if r.get("mb") is not None and r.get("metric") is not None]
+        pts = [r for r in rows if r.get("size_mb") is not None and r.get("metric") is not None]
         self._scatter_rows = pts
-        xs = [float(r["mb"]) for r in pts]
+        xs = [float(r["size_mb"]) for r in pts]
         ys = [float(r["metric"]) for r in pts]
-        self.points.setData(x=xs, y=ys, data=[f"run {r.get('run_id')}: {r.get('label')}" for r in pts])
+        self.points.setData(x=xs, y=ys, data=[f"run {r.get('run')}: {r.get('label')}" for r in pts])
         front = pareto_front(list(zip(xs, ys, strict=True)))
         self.front.setData([xs[i] for i in front], [ys[i] for i in front])
-        base = [r for r in pts if r.get("baseline")]
-        self.baseline.setData(x=[float(r["mb"]) for r in base], y=[float(r["metric"]) for r in base])
+        base = [r for r in pts if r.get("step") == 0]
+        self.baseline.setData(x=[float(r["size_mb"]) for r in base], y=[float(r["metric"]) for r in base])
         self.mark_selected(selected)
         metric = next((r.get("metric_name") for r in pts if r.get("metric_name")), None)
         self.scatter_plot.getPlotItem().setLabel("left", metric or "metric")
 
     def mark_selected(self, selected: list[dict[str, Any]]) -> None:
-        sel = [r for r in selected if r.get("mb") is not None and r.get("metric") is not None]
-        self.selected.setData(x=[float(r["mb"]) for r in sel], y=[float(r["metric"]) for r in sel])
+        sel = [r for r in selected if r.get("size_mb") is not None and r.get("metric") is not None]
+        self.selected.setData(x=[float(r["size_mb"]) for r in sel], y=[float(r["metric"]) for r in sel])
 
     def _update_latency(self, rows: list[dict[str, Any]]) -> None:
-        rows = [r for r in rows if r.get("p50") is not None]
+        rows = [r for r in rows if r.get("latency_p50_ms") is not None]
         xs = list(range(len(rows)))
-        self.p50_bars.setOpts(x=xs, height=[float(r["p50"]) for r in rows], width=0.6)
-        self.p90_bars.setOpts(x=xs, height=[float(r.get("p90") or r["p50"]) for r in rows], width=0.6)
+        self.p50_bars.setOpts(x=xs, height=[float(r["latency_p50_ms"]) for r in rows], width=0.6)
+        self.p90_bars.setOpts(x=xs, height=[float(r.get("latency_p90_ms") or r["latency_p50_ms"]) for r in rows], width=0.6)
         axis = self.latency_plot.getPlotItem().getAxis("bottom")
         # Variant ids (as in the table): step labels overlap as soon as there are a few bars.
-        axis.setTicks([[(i, str(r.get("variant_id"))) for i, r in enumerate(rows)]] if len(rows) <= 30 else None)
+        axis.setTicks([[(i, str(r.get("variant"))) for i, r in enumerate(rows)]] if len(rows) <= 30 else None)
         self.latency_plot.getPlotItem().setLabel("bottom", "variant id")
         self.latency_plot.getPlotItem().setTitle(
-            f"Latency p50 / p90 (run {rows[0].get('run_id')})" if rows else "Latency p50 / p90", size="10pt")
+            f"Latency p50 / p90 (run {rows[0].get('run')})" if rows else "Latency p50 / p90", size="10pt")
         self.latency_plot.getPlotItem().enableAutoRange()
 
     def _update_waterfall(self, rows: list[dict[str, Any]], end: dict[str, Any] | None = None) -> None:
@@ -156,7 +156,7 @@ class Charts(QWidget):
         xs = list(range(len(rows)))
 
         def series(key: str, ratio_key: str | None = None) -> tuple[list[int], list[float]]:
-            base = next((r for r in rows if r.get("baseline")), rows[0] if rows else None)
+            base = next((r for r in rows if r.get("step") == 0), rows[0] if rows else None)
             out_x, out_y = [], []
             for i, r in zip(xs, rows, strict=True):
                 if ratio_key and r.get(ratio_key) is not None:
@@ -168,22 +168,22 @@ class Charts(QWidget):
             return out_x, out_y
 
         self.wf_metric.setData(*series("metric", "pct_baseline"))
-        self.wf_size.setData(*series("mb"))
-        self.wf_latency.setData(*series("p50"))
+        self.wf_size.setData(*series("size_mb"))
+        self.wf_latency.setData(*series("latency_p50_ms"))
         axis = self.waterfall_plot.getPlotItem().getAxis("bottom")
         axis.setTicks([[(i, _short(_step_name(r), 12)) for i, r in enumerate(rows)]] if len(rows) <= 12 else None)
         self.waterfall_plot.getPlotItem().setTitle(
-            f"After each step, run {rows[0].get('run_id')} (% of baseline)" if rows else
+            f"After each step, run {rows[0].get('run')} (% of baseline)" if rows else
             "After each step (% of baseline)", size="10pt")
 
     def _update_sweeps(self, rows: list[dict[str, Any]]) -> None:
         curves: dict[str, list[tuple[float, float]]] = defaultdict(list)
         for r in rows:
-            sweep = r.get("sweep")
+            sweep = r.get("swept")
             if isinstance(sweep, dict) and r.get("metric") is not None:
                 for name, value in sweep.items():
                     if isinstance(value, (int, float)) and not isinstance(value, bool):
-                        curves[f"{r.get('step') or ''} {name}".strip()].append((float(value), float(r["metric"])))
+                        curves[f"{r.get('step_id') or ''} {name}".strip()].append((float(value), float(r["metric"])))
         colors = [_BLUE, _ORANGE, _GREEN, _PURPLE, _RED]
         plot = self.sweep_plot.getPlotItem()
         for name in [n for n in self._sweep_items if n not in curves]:  # drop curves that vanished
@@ -231,24 +231,20 @@ def path_to(rows: list[dict[str, Any]], end: dict[str, Any] | None = None) -> li
     """
     if not rows:
         return []
-    by_id = {r.get("variant_id"): r for r in rows}
+    by_id = {r["variant"]: r for r in rows}
     node: dict[str, Any] | None = end if end is not None else rows[-1]
     path = []
     while node is not None and len(path) <= len(rows):
         path.append(node)
-        parent = (node.get("raw") or {}).get("parent")
-        node = by_id.get(parent) if parent is not None else None
-    if len(path) == 1 and len(rows) > 1 and not (rows[0].get("raw") or {}).get("variant"):
-        return sorted(rows, key=lambda r: r.get("index") or 0)  # rows without parent links
+        node = by_id.get(node.get("parent"))
     return path[::-1]
 
 
 def _step_name(row: dict[str, Any]) -> str:
-    label = str(row.get("label") or "")
-    if "(" in label:  # prune.global_magnitude(amount=0.1) -> prune 0.1
-        head, args = label.split("(", 1)
-        return f"{head.split('.')[0]} {args.rstrip(')').split('=')[-1]}"
-    return label.split(".")[0]
+    """'prune 0.1' for a swept pruning step: the step's family and its swept values."""
+    family = str(row.get("step_id") or row.get("label") or "").split(".")[0]
+    values = " ".join(str(v) for v in (row.get("swept") or {}).values())
+    return f"{family} {values}".strip()
 
 
 def _short(label: Any, n: int = 14) -> str:

@@ -125,8 +125,8 @@ class CustomTaskDialog(QDialog):
         else:
             # The engine reads the file with this mapping, as the worker will from the recipe's
             # data: a wrong column or an unusable label is reported here, naming the row or column.
-            from core.chain import DataSpec
             from core.errors import ConfigError
+            from core.recipe import DataSpec
             from core.tasks.custom import task_from_spec
 
             try:

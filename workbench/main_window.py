@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.chain import DataSpec
 from core.errors import WorkbenchError
+from core.protocol import RunRequest
+from core.recipe import DataSpec, Problem, Recipe, load_recipe, validate_recipe
 from workbench.chain_model import ChainModel
 from workbench.chain_view import ChainView
-from workbench.document import Document, load_recipe, save_recipe, validate_chain
+from workbench.document import Document
+from workbench.edits import push_edit
 from workbench.icons import icon
 from workbench.palette import Palette
 from workbench.pickers import ModelPicker, TaskPicker
@@ -44,17 +47,13 @@ def default_recipe_path() -> Path:
 class MainWindow(QMainWindow):
     def __init__(self, settings: Settings | None = None, *, load_initial: bool = True) -> None:
         super().__init__()
-        from workbench._refcount_guard import guard_none_refcount
-
-        guard_none_refcount()
         self.settings = settings or Settings()
         self.setWindowTitle("Compression Workbench")
         self.setWindowIcon(icon("workbench"))
         self.setObjectName("mainWindow")
-        self.doc = Document()
-        self.path: Path | None = None
+        self.document = Document()
         self.undo = QUndoStack(self)
-        self.chain = ChainModel(self.undo, self)
+        self.chain = ChainModel(self.document, self.edit, self)
 
         # --- widgets ---------------------------------------------------------------------------
         self.palette = Palette()
@@ -110,7 +109,7 @@ class MainWindow(QMainWindow):
         # --- wiring ----------------------------------------------------------------------------
         self.palette.stepActivated.connect(lambda sid: self.chain.add_step(sid, self._insert_row()))
         self.chain_view.selectionModel().currentChanged.connect(lambda cur, _prev: self.editor.set_row(cur.row()))
-        self.chain.chainChanged.connect(self.validate)
+        self.document.subscribe(lambda _old, _new: self._document_changed())
         self.chain.rowsInserted.connect(lambda _p, first, _last: self._select(first))
         self.chain.rowsMoved.connect(lambda _p, _s, _e, _d, row: self._select_moved(row))
         self.undo.cleanChanged.connect(self._update_title)
@@ -119,7 +118,7 @@ class MainWindow(QMainWindow):
         self.task_picker.customRequested.connect(self._custom_task)
         self.run_panel.run_button.clicked.connect(self.run)
         self.run_panel.runFinished.connect(self._run_finished)
-        self.run_panel.variantAdded.connect(lambda _v: self.results.refresh())
+        self.run_panel.rowAdded.connect(self.results.add_row)
         self.run_panel.resume_button.clicked.connect(self.resume)
 
         geometry, state = self.settings.window_state()
@@ -132,7 +131,7 @@ class MainWindow(QMainWindow):
         if load_initial:
             self.load_initial()
         else:
-            self.set_document(Document())
+            self.set_document(Document().recipe)
         QTimer.singleShot(0, self.results.refresh)
         # After each (threaded) results query, so core.store is already imported off the GUI thread.
         self.results.refreshed.connect(self._check_interrupted)
@@ -240,45 +239,46 @@ class MainWindow(QMainWindow):
                     return
                 except WorkbenchError as exc:
                     self.statusBar().showMessage(f"Could not open {path.name}: {exc}", 10000)
-        self.set_document(Document())
+        self.set_document(Document().recipe)
 
-    def set_document(self, doc: Document, path: Path | None = None) -> None:
-        self.doc = doc
-        self.path = path
-        self.model_picker.set_current(doc.model)
-        self.task_picker.set_current(doc.task)
-        self.chain.reset(doc.steps)
-        self.validate()
-        self.task_picker.set_current(doc.task)  # a custom data task has its title once validated
+    def set_document(self, recipe: Recipe, path: Path | None = None) -> None:
+        """Start editing ``recipe`` (new or opened): not undoable, so the undo history starts afresh."""
+        self.document.path = path
+        self.document.set_recipe(recipe)
+        self.undo.clear()
         self.undo.setClean()
+        self._document_changed()
         self.editor.set_row(-1)
-        if doc.steps:
+        if len(recipe.chain):
             self._select(0)
-        self._update_title()
 
-    def current_document(self) -> Document:
-        self.doc.model = self.model_picker.current()
-        self.doc.task = self.task_picker.current()
-        self.doc.steps = [e.copy() for e in self.chain.entries]
-        return self.doc
+    def edit(self, recipe: Recipe, text: str) -> None:
+        """Every edit of the document: one undo command holding the old and the new recipe."""
+        push_edit(self.undo, self.document, recipe, text)
+
+    def _document_changed(self) -> None:
+        recipe = self.document.recipe
+        self.model_picker.set_current(recipe.model)
+        self.validate()
+        self.task_picker.set_current(recipe.task)  # a custom data task has its title once validated
 
     def _update_title(self, *_args: object) -> None:
-        name = self.path.name if self.path else (self.doc.name or "untitled")
         dirty = "" if self.undo.isClean() else " *"
-        self.setWindowTitle(f"{name}{dirty} — Compression Workbench")
+        self.setWindowTitle(f"{self.document.title}{dirty} — Compression Workbench")
 
     def _confirm_discard(self) -> bool:
         if self.undo.isClean():
             return True
         answer = QMessageBox.question(
-            self, "Unsaved changes", "The chain has unsaved changes. Discard them?",
+            self, "Unsaved changes", "The recipe has unsaved changes. Discard them?",
             QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
         )
         return answer == QMessageBox.StandardButton.Discard
 
     def new(self) -> None:
         if self._confirm_discard():
-            self.set_document(Document(model=self.model_picker.current(), task=self.task_picker.current()))
+            self.set_document(Recipe(model=self.document.recipe.model, task=self.document.recipe.task,
+                                     data=self.document.recipe.data))
 
     def open(self) -> None:
         if not self._confirm_discard():
@@ -290,19 +290,19 @@ class MainWindow(QMainWindow):
 
     def open_path(self, path: Path) -> bool:
         try:
-            doc = load_recipe(path)
+            recipe = load_recipe(path)
         except WorkbenchError as exc:
             QMessageBox.warning(self, "Cannot open recipe", str(exc))
             return False
-        self.set_document(doc, path)
+        self.set_document(recipe, path)
         self.settings.add_recent("recipes", str(path))
         self._rebuild_recent()
         return True
 
     def save(self) -> bool:
-        if self.path is None:
+        if self.document.path is None:
             return self.save_as()
-        return self.save_path(self.path)
+        return self.save_path(self.document.path)
 
     def save_as(self) -> bool:
         path, _ = QFileDialog.getSaveFileName(self, "Save recipe", str(self._recipe_dir() / "recipe.yaml"),
@@ -311,11 +311,10 @@ class MainWindow(QMainWindow):
 
     def save_path(self, path: Path) -> bool:
         try:
-            save_recipe(self.current_document(), path)
+            self.document.save(path)
         except OSError as exc:
             QMessageBox.warning(self, "Cannot save recipe", f"{path}: {exc.strerror}")
             return False
-        self.path = path
         self.undo.setClean()
         self.settings.add_recent("recipes", str(path))
         self._rebuild_recent()
@@ -364,35 +363,31 @@ class MainWindow(QMainWindow):
             self.chain.move(row, row + delta)
             self._select(row + delta)
 
-    def validate(self) -> list:
-        problems = validate_chain(self.chain.entries, model=self.model_picker.current(),
-                                  task=self.task_picker.current(), extra=self.doc.extra)
+    def validate(self) -> list[Problem]:
+        problems = validate_recipe(self.document.recipe)
         self.chain.set_problems(problems)
         self.editor.refresh_problems()
         if problems:
             first = problems[0]
             more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
-            where = f"Step {first.index + 1}" if first.index >= 0 else (first.field or "Recipe").capitalize()
-            self.chain_status.setText(f"⚠ {where}: {first.message}{more}")
+            where = f"Step {first.index + 1}" if first.index is not None else (first.field or "Recipe").capitalize()
+            fix = f". Fix: {first.fix}" if first.fix else ""
+            self.chain_status.setText(f"⚠ {where}: {first.message}{fix}{more}")
             self.chain_status.setStyleSheet("color: #c0392b;")
         else:
-            n = sum(e.enabled for e in self.chain.entries)
+            n = sum(e.enabled for e in self.document.recipe.chain)
             self.chain_status.setText(f"{n} step{'s' if n != 1 else ''} ready to run" if n else "Empty chain")
             self.chain_status.setStyleSheet("")
         self._update_title()
         return problems
 
     def _model_chosen(self, ref: str) -> None:
-        self.doc.model = ref
-        self.model_picker.set_current(ref, self.settings.add_recent("models", ref))
-        self.validate()
+        self.settings.add_recent("models", ref)
+        self.edit(dataclasses.replace(self.document.recipe, model=ref), "Change model")
 
     def _task_chosen(self, task_id: str) -> None:
-        self.doc.task = task_id
-        data = self.doc.extra.get("data")
-        if data is not None and DataSpec.from_dict(data).task_id != task_id:
-            del self.doc.extra["data"]  # a bundled task (or another file) replaces the custom data
-        self.validate()
+        # A bundled task replaces a custom data file.
+        self.edit(dataclasses.replace(self.document.recipe, task=task_id, data=None), "Change task")
 
     def _custom_task(self) -> None:
         from workbench.custom_task import CustomTaskDialog
@@ -404,22 +399,18 @@ class MainWindow(QMainWindow):
     def set_custom_data(self, spec: dict[str, Any]) -> None:
         """Make the user's data file the task: the recipe carries the file and its column mapping
         (``data:``), so the worker, a saved recipe and the CLI all run the same task."""
-        self.doc.extra["data"] = {k: v for k, v in spec.items() if v is not None}
-        task_id = DataSpec.from_dict(self.doc.extra["data"]).task_id
-        self.task_picker.set_current(task_id)
-        self._task_chosen(task_id)
+        data = DataSpec.from_dict({k: v for k, v in spec.items() if v is not None})
+        self.edit(dataclasses.replace(self.document.recipe, task=data.task_id, data=data), "Use custom data")
 
     # --- running ---------------------------------------------------------------------------------
-    def run_request(self, resume_run: int | None = None) -> dict[str, Any]:
+    def run_request(self, resume_run: int | None = None) -> RunRequest:
         db = self.settings.db_path()
         db.parent.mkdir(parents=True, exist_ok=True)
-        return {
-            "recipe": self.current_document().to_dict(),
-            "db": str(db),
-            "artifacts": str(self.settings.artifacts_dir()),
-            "resume_run": resume_run,
-            "background": True,  # the worker yields the CPU to this window (see core.worker)
-        }
+        return RunRequest(
+            recipe=None if resume_run is not None else self.document.recipe.to_dict(), db=str(db),
+            artifacts=str(self.settings.artifacts_dir()), resume_run=resume_run,
+            background=True,  # the worker yields the CPU to this window (see core.run.worker)
+        )
 
     def run(self) -> None:
         if self.run_panel.is_running():
@@ -429,7 +420,7 @@ class MainWindow(QMainWindow):
             self.run_dock.show()
             self.run_panel.status.setText("Fix the chain first: " + problems[0].message)
             self.run_panel.status.setStyleSheet("color: #c0392b;")
-            if problems[0].index >= 0:
+            if problems[0].index is not None:
                 self._select(problems[0].index)
             return
         self.run_dock.show()
@@ -480,10 +471,7 @@ class MainWindow(QMainWindow):
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 return
-            client = self.run_panel.client
-            if client.process is not None:
-                client.process.kill()
-                client.process.waitForFinished(3000)
+            self.run_panel.client.kill()
         if not self._confirm_discard():
             event.ignore()
             return

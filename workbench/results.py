@@ -34,7 +34,7 @@ TABLE_FORMATS = {"csv": ("CSV", "csv"), "markdown": ("Markdown", "md"), "latex":
 
 
 class _Loaded(QObject):
-    done = Signal(str, object, object, object, str)  # db, rows, table, interrupted run id, error
+    done = Signal(str, object, object, str)  # db, rows, interrupted run id, error
 
 
 class _Load(QRunnable):
@@ -48,10 +48,10 @@ class _Load(QRunnable):
         try:
             if not self.db.exists():  # nothing to show yet: warm up for when a run's first variant lands
                 store_client.warm_up()
-            rows, table = store_client.results(self.db)
-            result = (str(self.db), rows, table, _interrupted_run(self.db), "")
+            rows = store_client.results(self.db)
+            result = (str(self.db), rows, _interrupted_run(self.db), "")
         except Exception as exc:
-            result = (str(self.db), [], None, None, str(exc))
+            result = (str(self.db), [], None, str(exc))
         with contextlib.suppress(RuntimeError):  # "Signal source has been deleted": the view closed meanwhile
             self.sink.done.emit(*result)
 
@@ -82,7 +82,6 @@ class ResultsView(QWidget):
         self.proxy = ResultsFilter(self)
         self.proxy.setSourceModel(self.model)
         self.rows: list[dict[str, Any]] = []
-        self.table_data: Any = None  # core.store Table of the rows, for export
         self._dirty = True
 
         self.run_combo = QComboBox()
@@ -188,7 +187,7 @@ class ResultsView(QWidget):
             QThread.msleep(5)
         return not self.loading
 
-    def _on_loaded(self, db: str, rows: object, table: object, interrupted: object, error: str) -> None:
+    def _on_loaded(self, db: str, rows: object, interrupted: object, error: str) -> None:
         self.loading = False
         self._interrupted = interrupted if isinstance(interrupted, int) else None
         select_run, self._select_run = self._select_run, None
@@ -197,7 +196,6 @@ class ResultsView(QWidget):
             self.empty.setText(f"Cannot read results from {db}: {error}")
             self.empty.show()
         else:
-            self.table_data = table
             self.set_rows(rows, select_run=select_run)  # type: ignore[arg-type]
         self.refreshed.emit()
         if self._again:
@@ -205,25 +203,39 @@ class ResultsView(QWidget):
 
     def set_rows(self, rows: list[dict[str, Any]], select_run: int | None = None) -> None:
         self.rows = rows
-        current = self.run_combo.currentData() if select_run is None else select_run
-        self.run_combo.blockSignals(True)
-        self.run_combo.clear()
-        self.run_combo.addItem("All runs", None)
-        runs: dict[int, dict[str, Any]] = {}
-        for r in rows:
-            if r.get("run_id") is not None:
-                runs.setdefault(int(r["run_id"]), r)
-        for run_id in sorted(runs, reverse=True):
-            r = runs[run_id]
-            self.run_combo.addItem(f"Run {run_id}: {r.get('model') or ''} · {r.get('task') or ''}".strip(" ·"), run_id)
-        index = self.run_combo.findData(current)
-        self.run_combo.setCurrentIndex(max(0, index))
-        self.run_combo.blockSignals(False)
+        self._fill_runs(select_run)
         self.model.set_rows(rows)
         self.proxy.set_run(self.run_combo.currentData())
         self.empty.setVisible(not rows)
         self._update_count()
         self.redraw()
+
+    def add_row(self, row: dict[str, Any]) -> None:
+        """A variant a running worker has just committed: shown at once, no database query."""
+        if any(r["variant"] == row["variant"] for r in self.rows):
+            return  # a refresh already brought it
+        self.rows.append(row)
+        if self.run_combo.findData(row.get("run")) < 0:
+            self._fill_runs(None)
+        self.model.add_row(row)
+        self.empty.hide()
+        self._update_count()
+        self.redraw()
+
+    def _fill_runs(self, select_run: int | None) -> None:
+        current = self.run_combo.currentData() if select_run is None else select_run
+        self.run_combo.blockSignals(True)
+        self.run_combo.clear()
+        self.run_combo.addItem("All runs", None)
+        runs: dict[int, dict[str, Any]] = {}
+        for r in self.rows:
+            runs.setdefault(int(r["run"]), r)
+        for run_id in sorted(runs, reverse=True):
+            r = runs[run_id]
+            self.run_combo.addItem(f"Run {run_id}: {r.get('model') or ''} · {r.get('task') or ''}".strip(" ·"), run_id)
+        self.run_combo.setCurrentIndex(max(0, self.run_combo.findData(current)))
+        self.run_combo.blockSignals(False)
+        self.proxy.set_run(self.run_combo.currentData())
 
     @property
     def charts(self):  # type: ignore[no-untyped-def]
@@ -284,10 +296,10 @@ class ResultsView(QWidget):
         if self.isVisible():
             self.charts.mark_selected(selected)
             run_id = self.run_combo.currentData()
-            run_rows = [r for r in self.rows if run_id is None or r.get("run_id") == run_id]
+            run_rows = [r for r in self.rows if run_id is None or r.get("run") == run_id]
             if run_id is None and self.rows:
-                last = max(r.get("run_id") or 0 for r in self.rows)
-                run_rows = [r for r in self.rows if r.get("run_id") == last]
+                last = max(r["run"] for r in self.rows)
+                run_rows = [r for r in self.rows if r["run"] == last]
             ends = [r for r in selected if r in run_rows]
             self.charts._update_waterfall(run_rows, ends[-1] if ends else None)
         self.show_comparison(selected)
@@ -301,7 +313,7 @@ class ResultsView(QWidget):
         cols = [c for c in COLUMNS if c.key not in ("label",)]
         self.compare.setRowCount(len(cols))
         self.compare.setColumnCount(len(rows))
-        self.compare.setHorizontalHeaderLabels([f"{r.get('label')} (run {r.get('run_id')})" for r in rows])
+        self.compare.setHorizontalHeaderLabels([f"{r.get('label')} (run {r.get('run')})" for r in rows])
         self.compare.setVerticalHeaderLabels([c.title for c in cols])
         for j, r in enumerate(rows):
             for i, c in enumerate(cols):
@@ -316,9 +328,10 @@ class ResultsView(QWidget):
     # --- export -------------------------------------------------------------------------------
     def export_text(self, fmt: str) -> str:
         """The visible rows (filter and run applied), through the same exporter as the CLI."""
-        if self.table_data is None:
+        rows = self.visible_rows()
+        if not rows:
             raise ValueError("there are no results to export yet")
-        return store_client.export_table(self.table_data, [r["variant_id"] for r in self.visible_rows()], fmt)
+        return store_client.export_rows(rows, fmt)
 
     def export_table_dialog(self, fmt: str) -> None:
         title, ext = TABLE_FORMATS[fmt]

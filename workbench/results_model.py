@@ -1,7 +1,7 @@
 """Variant rows as a Qt table model, sortable and filterable through a QSortFilterProxyModel.
 
-Rows are the plain dicts of :func:`workbench.store_client.results` (built from
-``core.store.results_table``, the rows the CLI exports).
+Rows are :class:`core.store.ResultRow` dicts: from :func:`workbench.store_client.results`, or
+from a running worker's events (the same rows the CLI exports).
 """
 
 from __future__ import annotations
@@ -21,16 +21,16 @@ class Column:
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("run_id", "Run", "d"),
+    Column("run", "Run", "d"),
     Column("label", "Variant", tip="The step after which this variant was measured"),
     Column("metric", "Metric", ".4f", "Task metric (primary) on the evaluation split"),
     Column("pct_baseline", "% of baseline", ".1f", "Metric as a percentage of the run's baseline"),
     Column("params", "Params", ",d", "Parameters, shared tensors counted once"),
-    Column("nonzero", "Non-zeros", ",d"),
-    Column("mb", "MB on disk", ".2f", "Bytes of the reloadable artifact folder, in MB (10^6)"),
+    Column("nonzero_params", "Non-zeros", ",d"),
+    Column("size_mb", "MB on disk", ".2f", "Bytes of the reloadable artifact folder, in MB (10^6)"),
     Column("pct_smaller", "% smaller", ".1f", "Size saved against the run's baseline"),
-    Column("p50", "p50 ms", ".2f", "Median latency"),
-    Column("p90", "p90 ms", ".2f"),
+    Column("latency_p50_ms", "p50 ms", ".2f", "Median latency"),
+    Column("latency_p90_ms", "p90 ms", ".2f"),
     Column("speedup", "Speed-up", ".2f", "Baseline p50 / this p50, measured in the same run"),
 )
 
@@ -43,6 +43,12 @@ class ResultsModel(QAbstractTableModel):
         self.beginResetModel()
         self.rows = rows
         self.endResetModel()
+
+    def add_row(self, row: dict[str, Any]) -> None:
+        """One variant a running worker has just committed."""
+        self.beginInsertRows(QModelIndex(), len(self.rows), len(self.rows))
+        self.rows.append(row)
+        self.endInsertRows()
 
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self.rows)
@@ -84,7 +90,7 @@ class ResultsModel(QAbstractTableModel):
                 return str(row["metric_name"])
         if role == Qt.ItemDataRole.TextAlignmentRole and col.fmt:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.FontRole and row.get("baseline"):
+        if role == Qt.ItemDataRole.FontRole and row.get("step") == 0:
             from PySide6.QtGui import QFont
 
             font = QFont()
@@ -111,12 +117,12 @@ class ResultsFilter(QSortFilterProxyModel):
         model = self.sourceModel()
         assert isinstance(model, ResultsModel)
         row = model.rows[source_row]
-        if self.run_filter is not None and row.get("run_id") != self.run_filter:
+        if self.run_filter is not None and row.get("run") != self.run_filter:
             return False
         pattern = self.filterRegularExpression()
         if not pattern.pattern():
             return True
-        hay = " ".join(str(row.get(k) or "") for k in ("label", "step", "model", "task", "run_id"))
+        hay = " ".join(str(row.get(k) or "") for k in ("label", "step_id", "model", "task", "run"))
         return pattern.match(hay).hasMatch()
 
     def lessThan(self, left: QModelIndex | QPersistentModelIndex, right: QModelIndex | QPersistentModelIndex) -> bool:

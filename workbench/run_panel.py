@@ -20,8 +20,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import protocol
-from workbench.worker_client import Outcome, WorkerClient
+from core import protocol as p
+from core.protocol import RunRequest
+from core.run.session import Outcome
+from workbench.chain_model import step_title
+from workbench.worker_client import WorkerClient
 
 
 def _fmt_seconds(s: float) -> str:
@@ -29,17 +32,11 @@ def _fmt_seconds(s: float) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
-def _title(step: dict[str, Any]) -> str:
+def _title(step_id: str, label: str) -> str:
     """'Global magnitude pruning · amount=0.1' from a step id and a runner label."""
-    from core.steps.base import get_step
-
-    step_id = str(step.get("step") or "")
-    label = str(step.get("label") or step_id)
-    try:
-        title = get_step(step_id).title
-    except Exception:  # baseline, or a step this GUI does not know
-        title = str(step.get("title") or label).capitalize() if step_id == "baseline" else label
-        return title
+    if step_id == "baseline":
+        return "Baseline"
+    title = step_title(step_id)[0]
     return f"{title} · {label[label.find('(') + 1:-1]}" if "(" in label else title
 
 
@@ -102,7 +99,7 @@ class RunPanel(QWidget):
     """Drives one WorkerClient. The window supplies the request through ``request_factory``."""
 
     runFinished = Signal(object)  # Outcome
-    variantAdded = Signal(int)  # variant_id as it is committed
+    rowAdded = Signal(dict)  # a committed variant's results row (core.store.ResultRow as a dict)
 
     def __init__(self, client: WorkerClient | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -159,15 +156,17 @@ class RunPanel(QWidget):
     def is_running(self) -> bool:
         return self.client.is_running()
 
-    def start(self, request: dict[str, Any]) -> None:
+    def start(self, request: RunRequest) -> None:
         if self.is_running():
             return
         self._clear_rows()
         self.run_id = None
         self.last_outcome = None
         self.log.clear()
-        self.log_line(f"Starting worker for {request.get('recipe', {}).get('model', '?')} "
-                      f"on {request.get('recipe', {}).get('task', '?')}", "info")
+        if request.recipe is not None:
+            self.log_line(f"Starting worker for {request.recipe.get('model', '?')} on {request.recipe.get('task', '?')}")
+        else:
+            self.log_line(f"Starting worker to resume run {request.resume_run}")
         self.status.setText("Starting the worker…")
         self.status.setStyleSheet("")
         self.run_button.setEnabled(False)
@@ -184,47 +183,48 @@ class RunPanel(QWidget):
             self.client.cancel()
 
     # --- events -------------------------------------------------------------------------------
-    def _row(self, msg: dict[str, Any], title: str = "") -> StepProgress:
+    def _row(self, node: int, title: str = "") -> StepProgress:
         """The row of one variant: keyed by its node in the variant tree (sweeps branch one index)."""
-        key = int(msg.get("node", msg.get("index", 0)))
-        if key not in self.rows:
-            self.rows[key] = StepProgress(self._grid, len(self.rows), title or f"Step {msg.get('index', key)}")
-        return self.rows[key]
+        if node not in self.rows:
+            self.rows[node] = StepProgress(self._grid, len(self.rows), title or f"Step {node}")
+        return self.rows[node]
 
-    def on_event(self, msg: dict[str, Any]) -> None:
-        kind = msg["type"]
-        if kind == protocol.RUN_STARTED:
-            self.run_id = msg.get("run_id")
-            resumed = " (resumed)" if msg.get("resumed") else ""
-            self.status.setText(f"Run {self.run_id}{resumed}: {msg.get('variants', '?')} variants to measure")
-            for node, step in enumerate(msg.get("steps") or []):
-                row = self._row({"node": node}, _title(step))
-                row.label.setIndent(14 * int(step.get("index") or 0))  # depth in the chain
-        elif kind == protocol.STEP_STARTED:
-            title = _title(msg)
-            self._row(msg, title).start(title)
+    def on_event(self, event: Any) -> None:
+        if isinstance(event, p.RunStarted):
+            self.run_id = event.run_id
+            resumed = " (resumed)" if event.resumed else ""
+            self.status.setText(f"Run {self.run_id}{resumed}: {event.variants} variants to measure")
+            for step in event.steps:
+                row = self._row(step.node, _title(step.step, step.label))
+                row.label.setIndent(14 * step.index)  # depth in the chain
+        elif isinstance(event, p.StepStarted):
+            title = _title(event.step, event.label)
+            self._row(event.node, title).start(title)
             self.status.setText(f"Run {self.run_id}: {title}")
             self.log_line(f"▶ {title}", "info")
-        elif kind == protocol.PROGRESS:
-            self._row(msg).update(float(msg.get("fraction", 0.0)), str(msg.get("message", "")))
-        elif kind == protocol.METRIC:
-            unit = f" {msg['unit']}" if msg.get("unit") else ""
-            value = msg.get("value")
-            shown = f"{value:.4g}" if isinstance(value, float) else str(value)
-            self.log_line(f"  {msg.get('name')}: {shown}{unit}", "metric")
-        elif kind == protocol.LOG:
-            self.log_line(str(msg.get("message", "")), str(msg.get("level", "info")))
-        elif kind == protocol.STEP_FINISHED:
-            row = self._row(msg)
-            row.finish(msg.get("seconds"), bool(msg.get("cached")))
-            if msg.get("variant_id") is not None:
-                self.variantAdded.emit(int(msg["variant_id"]))
-        elif kind == protocol.RUN_FAILED:
-            self.log_line(f"✖ {msg.get('error')}", "error")
-        elif kind == protocol.RUN_CANCELLED:
+        elif isinstance(event, p.Progress):
+            self._row(event.node).update(event.fraction, event.message)
+        elif isinstance(event, p.Log):
+            self.log_line(event.message, event.level)
+        elif isinstance(event, p.StepFinished):
+            self._row(event.node).finish(event.seconds, event.cached)
+            self._log_row(event.row)
+            self.rowAdded.emit(event.row)
+        elif isinstance(event, p.RunFailed):
+            self.log_line(f"✖ {event.error}", "error")
+        elif isinstance(event, p.RunCancelled):
             self.log_line("Run cancelled", "info")
-        elif kind == protocol.RUN_FINISHED:
+        elif isinstance(event, p.RunFinished):
             self.log_line("✔ Run finished", "info")
+
+    def _log_row(self, row: dict[str, Any]) -> None:
+        """The measured numbers of a finished variant, one log line each."""
+        shown = {row.get("metric_name") or "metric": (row.get("metric"), ""), "size": (row.get("size_mb"), "MB"),
+                 "latency p50": (row.get("latency_p50_ms"), "ms"), "params": (row.get("params"), "")}
+        for name, (value, unit) in shown.items():
+            if value is not None:
+                text = f"{value:.4g}" if isinstance(value, float) else str(value)
+                self.log_line(f"  {name}: {text}{' ' + unit if unit else ''}", "metric")
 
     def on_finished(self, outcome: Outcome) -> None:
         self._ticker.stop()

@@ -30,8 +30,8 @@ from PySide6.QtWidgets import (
 )
 
 from core.errors import ConfigError
-from workbench.chain_model import ChainModel
-from workbench.document import check_config
+from core.recipe import entry_problems
+from workbench.chain_model import ChainModel, effective_config
 
 _BIG = 1e12
 
@@ -256,7 +256,7 @@ class StepEditor(QScrollArea):
         model.rowsRemoved.connect(lambda *_: self.set_row(-1) if self.row >= model.rowCount() else None)
 
     def set_row(self, row: int) -> None:
-        from core.steps.base import get_step
+        from core.steps import get_step
 
         self.row = row
         while self._form.rowCount():
@@ -291,13 +291,12 @@ class StepEditor(QScrollArea):
         """Validate by building the config; push an undo command only if it is accepted."""
         if self.row < 0:
             return False
-        entry = self.model.entry(self.row)
-        candidate = {**entry.config, name: value}
-        try:
-            check_config(entry.step, candidate)
-        except ConfigError as exc:
-            target = self.fields.get(exc.field) or self.fields[name]
-            target.show_error(str(exc))
+        candidate = self.model.entry(self.row).with_value(name, value)
+        problems = entry_problems(candidate, self.row)
+        if problems:
+            first = problems[0]
+            target = self.fields.get(first.field) or self.fields[name]
+            target.show_error(str(first.message))
             return False
         for editor in self.fields.values():
             editor.show_error("")
@@ -305,9 +304,9 @@ class StepEditor(QScrollArea):
         return True
 
     def _load_values(self) -> None:
-        entry = self.model.entry(self.row)
+        config = effective_config(self.model.entry(self.row))
         for name, editor in self.fields.items():
-            editor.set_value(entry.config.get(name))
+            editor.set_value(config.get(name))
 
     def _entry_changed(self, row: int) -> None:
         if row == self.row:

@@ -12,7 +12,7 @@ import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from core.errors import DataError, StepCancelled
@@ -35,6 +35,8 @@ class EvalResult:
     threads: int = 0
     batch_size: int = 0
     max_length: int = 0
+    references: list[Any] = field(default_factory=list)  # gold labels / answers, aligned with predictions
+    indices: list[int] = field(default_factory=list)  # rows of the split that were evaluated
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -118,29 +120,16 @@ def evaluate(
     doc_stride: int = 128,
 ) -> EvalResult:
     """Score ``model`` on ``task``'s ``split`` (or a subset of it) with the task's official metric."""
-    import torch
 
     started = time.perf_counter()
     dataset = task.load(split)
     indices = subset_indices(dataset.num_rows, limit, sample_seed)
     if len(indices) != dataset.num_rows:
         dataset = dataset.select(indices)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    was_training = model.training
-    model.eval()
-    try:
-        with pinned_threads(threads) as used_threads, torch.inference_mode():
-            if task.head == "qa":
-                predictions, references = _evaluate_qa(
-                    model, tokenizer, dataset, pad_id, batch_size, max_length, doc_stride, progress, cancelled
-                )
-            else:
-                predictions = _evaluate_text(
-                    model, tokenizer, task, dataset, pad_id, batch_size, max_length, progress, cancelled
-                )
-                references = list(dataset["label"])
-    finally:
-        model.train(was_training)
+    with pinned_threads(threads) as used_threads:
+        predictions, references = predict(model, tokenizer, task, dataset, batch_size=batch_size,
+                                          max_length=max_length, doc_stride=doc_stride, progress=progress,
+                                          cancelled=cancelled)
     scores = task.score(predictions, references)
     note = task.note
     if len(indices) < task.load(split).num_rows:
@@ -157,7 +146,31 @@ def evaluate(
         threads=used_threads,
         batch_size=batch_size,
         max_length=max_length,
+        references=list(references),
+        indices=indices,
     )
+
+
+def predict(model: Any, tokenizer: Any, task: Any, dataset: Any, *, batch_size: int = 32, max_length: int = 128,
+            doc_stride: int = 128, progress: ProgressFn | None = None,
+            cancelled: CancelledFn | None = None) -> tuple[list[Any], list[Any]]:
+    """(predictions, references) of ``model`` on the rows of ``dataset`` (a task-shaped datasets.Dataset),
+    in eval mode, restoring the model's mode afterwards."""
+    import torch
+
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            if task.head == "qa":
+                return _evaluate_qa(model, tokenizer, dataset, pad_id, batch_size, max_length, doc_stride, progress,
+                                    cancelled)
+            predictions = _evaluate_text(model, tokenizer, task, dataset, pad_id, batch_size, max_length, progress,
+                                         cancelled)
+            return predictions, list(dataset["label"])
+    finally:
+        model.train(was_training)
 
 
 def _logits(output: Any) -> Any:

@@ -32,7 +32,8 @@ class LatencyReport:
         return asdict(self)
 
 
-def _inputs(model: Any, tokenizer: Any, batch_size: int, seq_len: int, seed: int) -> dict[str, Any]:
+def probe_batch(model: Any, tokenizer: Any, *, batch_size: int, seq_len: int, seed: int) -> dict[str, Any]:
+    """A fixed-shape batch of seeded random token ids (with [CLS]/[SEP] where the tokenizer has them)."""
     import torch
 
     vocab = len(tokenizer)
@@ -70,7 +71,7 @@ def latency(
 
     if batch_size < 1 or seq_len < 1 or repeats < 1 or warmup < 0:
         raise DataError("latency needs batch_size, seq_len and repeats >= 1 and warmup >= 0")
-    batch = _inputs(model, tokenizer, batch_size, seq_len, seed)
+    batch = probe_batch(model, tokenizer, batch_size=batch_size, seq_len=seq_len, seed=seed)
     was_training = model.training
     model.eval()
     times: list[float] = []

@@ -1,25 +1,6 @@
-"""Compression steps. Each module registers its steps with :func:`core.steps.base.register`."""
+"""Compression steps. Each module registers its steps with :func:`core.steps.base.register`;
+``training`` is the loop the training steps share."""
 
-from core.steps.base import (
-    FLOAT,
-    INITIAL_TRAITS,
-    TRAINABLE,
-    ModelState,
-    Step,
-    StepContext,
-    all_steps,
-    get_step,
-    register,
-)
+from core.steps.base import Step, all_steps, discover, get_step, is_registered, load_state, register
 
-__all__ = [
-    "FLOAT",
-    "INITIAL_TRAITS",
-    "TRAINABLE",
-    "ModelState",
-    "Step",
-    "StepContext",
-    "all_steps",
-    "get_step",
-    "register",
-]
+__all__ = ["Step", "all_steps", "discover", "get_step", "is_registered", "load_state", "register"]

@@ -1,6 +1,6 @@
 """Fine-tuning fields and call shared by the structure steps (share_layers, sketch.random).
 
-The training loop itself is ``core.training.train`` (owned by the training steps); this module
+The training loop itself is ``core.steps.training.train`` (owned by the training steps); this module
 only carries the config fields and turns a config into that call, importing it lazily.
 """
 
@@ -30,10 +30,10 @@ class TuneConfig(StepConfig):
 
 def finetune(state: Any, ctx: Any, cfg: TuneConfig, *, teacher: Any = None, alpha: float = 0.5,
              temperature: float = 1.0) -> dict[str, Any]:
-    """Run ``core.training.train`` with the config's fields; {} when epochs is 0."""
+    """Run ``core.steps.training.train`` with the config's fields; {} when epochs is 0."""
     if cfg.epochs <= 0:
         return {}
-    from core.training import train
+    from core.steps.training import train
 
     return train(
         state,
@@ -48,13 +48,3 @@ def finetune(state: Any, ctx: Any, cfg: TuneConfig, *, teacher: Any = None, alph
         distill_alpha=alpha,
         temperature=temperature,
     )
-
-
-def scaled_context(ctx: Any, start: float, end: float, prefix: str = "") -> Any:
-    """The same context with progress mapped into [start, end] of the step's bar."""
-    from dataclasses import replace
-
-    def progress(fraction: float, message: str = "") -> None:
-        ctx.progress(start + (end - start) * fraction, prefix + message)
-
-    return replace(ctx, progress=progress)

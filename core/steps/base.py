@@ -10,52 +10,12 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from core.errors import ConfigError, StepCancelled
+from core.errors import ConfigError
 from core.params import StepConfig
-
-# Traits describe what kind of model flows between steps; chains are validated on them.
-FLOAT = "float"  # weights are floating point tensors
-TRAINABLE = "trainable"  # gradients flow: training steps may run
-INITIAL_TRAITS = frozenset({FLOAT, TRAINABLE})
-
-
-@dataclass
-class ModelState:
-    """The model flowing through a chain: a task-headed module, its tokenizer and its history.
-
-    ``transforms`` is the ordered list of manifest entries the artifact codecs need to store and
-    rebuild this model; each step that changes how weights are stored appends one.
-    """
-
-    model: Any
-    tokenizer: Any
-    task: str
-    head: str
-    transforms: list[dict[str, Any]] = field(default_factory=list)
-    traits: frozenset[str] = INITIAL_TRAITS
-    info: dict[str, Any] = field(default_factory=dict)  # step reports (sparsity, vocab stats, ...)
-
-
-@dataclass
-class StepContext:
-    """What a running step may use. Steps never touch the database or the GUI."""
-
-    seed: int
-    task: Any  # core.tasks.Task
-    scratch: Path
-    progress: Callable[[float, str], None] = lambda fraction, message="": None
-    log: Callable[[str], None] = lambda message: None
-    cancelled: Callable[[], bool] = lambda: False
-    teacher: Any = None  # a ModelState, for steps that distil
-    threads: int | None = None
-
-    def check_cancelled(self) -> None:
-        if self.cancelled():
-            raise StepCancelled("Run cancelled by the user")
+from core.state import FLOAT, ModelState, StepContext
 
 
 class Step:
@@ -71,6 +31,7 @@ class Step:
     adds: ClassVar[frozenset[str]] = frozenset()
     heads: ClassVar[frozenset[str] | None] = None  # task heads the step supports; None = any
     needs_teacher: ClassVar[bool] = False
+    compresses: ClassVar[bool] = True  # False for steps that only train: no "not smaller on disk" flag
     replaces: ClassVar[tuple[str, ...]] = ()  # former ids of this step
 
     def __init__(self, config: StepConfig) -> None:
@@ -83,6 +44,28 @@ class Step:
     def migrate(cls, config: dict[str, Any], from_version: int) -> dict[str, Any]:
         """Bring a config dict saved by an older version of this step up to date."""
         return config
+
+    @classmethod
+    def vocabulary_problems(cls, config: dict[str, Any], incoming: Any,
+                            facts: Callable[[str], Any]) -> list[tuple[str, str]]:
+        """Before anything runs: (field, message) for each model this step combines with the one
+        entering it whose vocabulary differs. ``config`` holds every field (defaults filled in);
+        ``incoming`` is the entering model's ``core.models.ModelFacts`` (None: not known before
+        running); ``facts(reference)`` reads a named model's facts (None when it cannot be read)."""
+        return []
+
+    @classmethod
+    def vocabulary_after(cls, config: dict[str, Any], incoming: Any, facts: Callable[[str], Any]) -> Any:
+        """The ModelFacts of the model leaving this step as far as validation cares (its vocabulary and
+        positions); None when only running tells."""
+        return incoming
+
+    @classmethod
+    def size_ratio(cls, config: dict[str, Any]) -> tuple[float, float]:
+        """Before anything runs: the artifact bytes this step's output takes over its input's, as
+        (embedding tables, every other weight), for validation's disk estimate. The default, the
+        same size, is an upper bound for the steps that prune, share, sketch or distil."""
+        return 1.0, 1.0
 
 
 _REGISTRY: dict[str, type[Step]] = {}
@@ -119,6 +102,12 @@ def all_steps() -> list[type[Step]]:
     return sorted(_REGISTRY.values(), key=lambda s: (s.category, s.title))
 
 
+def is_registered(step_id: str) -> bool:
+    """Whether ``step_id`` (or a former id) names a registered step."""
+    discover()
+    return step_id in _REGISTRY or step_id in _ALIASES
+
+
 def get_step(step_id: str) -> type[Step]:
     """Resolve an id (or a former id) through the registry only, never an import path."""
     discover()
@@ -130,5 +119,9 @@ def get_step(step_id: str) -> type[Step]:
         raise ConfigError(f"Unknown step '{step_id}'. Known steps: {known}", step=step_id) from None
 
 
-def canonical_id(step_id: str) -> str:
-    return get_step(step_id).id
+def load_state(folder: Path) -> ModelState:
+    """A saved variant as a model state, every step's codec registered first."""
+    from core.artifacts import load_artifact
+
+    discover()
+    return load_artifact(folder).state()

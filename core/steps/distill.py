@@ -11,7 +11,7 @@ teacher layer i*N/M), through a learned linear projection when the hidden sizes 
 attention term compares the attention *probabilities* transformers returns (TinyBERT used the
 pre-softmax scores); padded positions are masked out of every term. Stage 2, prediction-layer
 distillation: soft cross-entropy at a temperature (MSE for regression) through
-``core.training.train``; ``alpha`` < 1 mixes in the hard task loss (0.5 = the SQuAD system's
+``core.steps.training.train``; ``alpha`` < 1 mixes in the hard task loss (0.5 = the SQuAD system's
 distillation during fine-tuning).
 """
 
@@ -23,7 +23,8 @@ from typing import Any
 
 from core.errors import ConfigError
 from core.params import StepConfig, param
-from core.steps.base import FLOAT, INITIAL_TRAITS, ModelState, Step, StepContext, register
+from core.state import FLOAT, INITIAL_TRAITS, ModelState, StepContext
+from core.steps.base import Step, register
 
 STEP_ID = "distill"
 
@@ -53,11 +54,11 @@ class DistillConfig(StepConfig):
     student: str = param("teacher_layers", label="Student", help="teacher_layers: a subset of the teacher's layers; model: another model; fresh: a new configuration", choices=("teacher_layers", "model", "fresh"), sweepable=False)
     student_layers: int = param(3, label="Student layers", help="Layers of the student (teacher_layers picks them evenly spaced unless keep_layers says which)", min=1, max=96)
     keep_layers: str = param("", label="Keep teacher layers", help="1-based teacher layers to copy, e.g. 2,4,6; empty = evenly spaced", sweepable=False)
-    student_model: str = param("", label="Student model", help="Local folder or hub id (student = model); must share the teacher's vocabulary", sweepable=False)
+    student_model: str = param("", label="Student model", help="Local folder or hub id (student = model); must share the teacher's vocabulary", sweepable=False, model_ref=True)
     hidden_size: int = param(0, label="Hidden size", help="Fresh student width; 0 = the teacher's", min=0, max=8192)
     num_heads: int = param(0, label="Attention heads", help="Fresh student heads; 0 = the teacher's", min=0, max=128)
     ffn_size: int = param(0, label="FFN size", help="Fresh student feed-forward width; 0 = the teacher's", min=0, max=65536)
-    teacher_model: str = param("", label="Teacher model", help="Empty = the model entering the step; else a local folder or hub id holding a task-trained model", sweepable=False)
+    teacher_model: str = param("", label="Teacher model", help="Empty = the model entering the step; else a local folder or hub id holding a task-trained model", sweepable=False, model_ref=True)
     layer_mapping: str = param("uniform", label="Layer mapping", help="uniform: student layer i learns from teacher layer i*N/M; kept_layers: from the layer it was copied from", choices=("uniform", "kept_layers"), sweepable=False)
     intermediate_epochs: float = param(3.0, label="Stage 1 epochs", help="Intermediate-layer distillation epochs; 0 skips stage 1", min=0.0, max=100.0)
     intermediate_lr: float = param(5e-5, label="Stage 1 learning rate", min=0.0, max=1.0, min_exclusive=True)
@@ -92,17 +93,12 @@ class DistillConfig(StepConfig):
 
 
 def _layer_list(model: Any) -> tuple[Any, str]:
-    """(module owning the transformer block list, attribute name) for BERT-like and DistilBERT models."""
-    base = model.base_model
-    for path in ("encoder", "transformer"):
-        owner = getattr(base, path, None)
-        if owner is not None and hasattr(owner, "layer"):
-            return owner, "layer"
-    raise ConfigError(
-        f"distill does not know where the layers of model type '{getattr(model.config, 'model_type', '?')}' are; "
-        "supported families: BERT, RoBERTa, ELECTRA, DistilBERT, MPNet",
-        step=STEP_ID,
-    )
+    """(module owning the transformer block list, attribute name), found by structure (core.layers)."""
+    from core.layers import layer_stack
+
+    name, _ = layer_stack(model, step=STEP_ID)
+    owner, _, attr = name.rpartition(".")
+    return model.get_submodule(owner), attr
 
 
 def _dims(config: Any) -> dict[str, int]:
@@ -129,8 +125,33 @@ class Distill(Step):
     requires = frozenset({FLOAT})
     heads = frozenset({"classification", "regression", "qa"})
 
+    @classmethod
+    def vocabulary_problems(cls, config: dict[str, Any], incoming: Any, facts: Any) -> list[tuple[str, str]]:
+        """A student model must read the teacher's token ids (teacher_model, else the entering model)."""
+        from core.errors import brief
+        from core.models import vocabulary_mismatch
+
+        student_ref, teacher_ref = config.get("student_model", "").strip(), config.get("teacher_model", "").strip()
+        if config.get("student") != "model" or not student_ref:
+            return []
+        teacher = facts(teacher_ref) if teacher_ref else incoming
+        student = facts(student_ref)
+        if teacher is None or student is None:
+            return []
+        who = f"the teacher {brief(teacher_ref)}" if teacher_ref else "the teacher (the model entering this step)"
+        why = vocabulary_mismatch(who, teacher, f"the student {brief(student_ref)}", student)
+        return [("student_model", why)] if why else []
+
+    @classmethod
+    def vocabulary_after(cls, config: dict[str, Any], incoming: Any, facts: Any) -> Any:
+        if config.get("student") == "model" and config.get("student_model", "").strip():
+            return facts(config["student_model"].strip())
+        if config.get("teacher_model", "").strip():
+            return facts(config["teacher_model"].strip())
+        return incoming
+
     def apply(self, state: ModelState, ctx: StepContext) -> ModelState:
-        from core.training import scaled_context, train
+        from core.steps.training import train
 
         cfg: DistillConfig = self.config  # type: ignore[assignment]
         ctx.check_cancelled()
@@ -151,12 +172,12 @@ class Distill(Step):
         split = 0.5 if stage1 and stage2 else (1.0 if stage1 else 0.0)
         if stage1:
             info["stage1"] = self._intermediate(
-                student, teacher, mapping, cfg, scaled_context(ctx, 0.0, split, "Stage 1 (intermediate layers): ")
+                student, teacher, mapping, cfg, ctx.scaled(0.0, split, "Stage 1 (intermediate layers): ")
             )
         if stage2:
             info["stage2"] = train(
                 student,
-                scaled_context(ctx, split, 1.0, "Stage 2 (prediction layer): "),
+                ctx.scaled(split, 1.0, "Stage 2 (prediction layer): "),
                 epochs=cfg.prediction_epochs,
                 lr=cfg.lr,
                 batch_size=cfg.batch_size,
@@ -295,7 +316,7 @@ class Distill(Step):
     ) -> dict[str, Any]:
         import torch
 
-        from core.training import MODEL_INPUTS, run_loop, train_loader
+        from core.steps.training import MODEL_INPUTS, run_loop, train_loader
 
         s_hidden = student.model.config.hidden_size
         t_hidden = teacher.model.config.hidden_size

@@ -14,7 +14,8 @@ from typing import Any
 
 from core.artifacts import Codec, register_codec
 from core.params import StepConfig, param
-from core.steps.base import FLOAT, TRAINABLE, ModelState, Step, StepContext, register
+from core.state import FLOAT, TRAINABLE, ModelState, StepContext
+from core.steps.base import Step, register
 
 CODEC_ID = "nbit"
 _PACKED = ".nbit_packed"  # stored-tensor suffixes; never valid state-dict names
@@ -157,6 +158,13 @@ class LinearNbit(Step):
         "model that was measured. Put training steps before this one."
     )
     config_cls = LinearNbitConfig
+
+    @classmethod
+    def size_ratio(cls, config: dict[str, Any]) -> tuple[float, float]:
+        """b bits packed per fp32 weight; kept embeddings stay fp32."""
+        bits = config.get("bits", 8)
+        ratio = min(1.0, bits / 32) if isinstance(bits, (int, float)) and bits > 0 else 1.0
+        return (1.0 if config.get("skip_embeddings") else ratio), ratio
     requires = frozenset({FLOAT})
     removes = frozenset({TRAINABLE})
 
@@ -186,11 +194,8 @@ class LinearNbit(Step):
             "packed_bytes": int(sum(packed_nbytes(v.numel(), cfg.bits) for v in chosen.values())),
         }
         ctx.log(f"quantized {len(chosen)} tensors ({numel} values) to {cfg.bits} bits")
-        return ModelState(
-            model=state.model,
-            tokenizer=state.tokenizer,
-            task=state.task,
-            head=state.head,
+        return state.derive(
+            state.model,
             transforms=transforms,
             traits=(state.traits - self.removes) | self.adds,
             info=info,

@@ -12,26 +12,19 @@ to exactly the same dense tensors.
 from __future__ import annotations
 
 import copy
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from core.artifacts import Codec, register_codec
 from core.errors import ArtifactError, ConfigError
+from core.layers import ROLES, encoder_layout
 from core.params import StepConfig, param
-from core.steps.base import FLOAT, ModelState, Step, StepContext, register
+from core.state import FLOAT, ModelState, StepContext
+from core.steps.base import Step, register
 
-# Module-name patterns (relative to model.base_model) of each group, for the BERT, RoBERTa,
-# ELECTRA (encoder.layer.N.attention.self.query ...), DistilBERT (transformer.layer.N.attention.q_lin
-# ...) and MPNet (encoder.layer.N.attention.attn.q ...) families.
-LINEAR_GROUPS: dict[str, str] = {
-    "query": r"\.attention\.(self\.query|q_lin|attn\.q)$",
-    "key": r"\.attention\.(self\.key|k_lin|attn\.k)$",
-    "value": r"\.attention\.(self\.value|v_lin|attn\.v)$",
-    "attention_output": r"\.attention\.(output\.dense|out_lin|attn\.o)$",
-    "ffn_in": r"\.layer\.\d+\.(intermediate\.dense|ffn\.lin1)$",
-    "ffn_out": r"\.layer\.\d+\.(output\.dense|ffn\.lin2)$",
-}
+STEP_ID = "prune.global_magnitude"
+# The six Linear roles of every transformer block (found by structure, see core.layers).
+LINEAR_GROUPS: tuple[str, ...] = ROLES
 OTHER_GROUPS = ("layernorm", "embeddings", "classifier")
 GROUPS = (*LINEAR_GROUPS, *OTHER_GROUPS)
 # The TinyBERT study prunes the encoder's Linear weights.
@@ -59,43 +52,24 @@ class PruneConfig(StepConfig):
 def select_modules(model: Any, groups: tuple[str, ...] | list[str]) -> dict[str, list[tuple[str, Any]]]:
     """group -> [(module name in ``model``, module)] whose ``weight`` the group prunes.
 
-    Walks the modules generically by name; an architecture whose encoder matches none of the
-    known patterns is refused (rather than silently pruning nothing).
+    The layers are found by structure (:func:`core.layers.encoder_layout`); a model whose blocks
+    do not fit is refused with a message naming the layers that could not be classified.
     """
-    from torch import nn
-
-    base = model.base_model
-    prefix = model.base_model_prefix if base is not model else ""
-
-    def full(n: str) -> str:
-        return f"{prefix}.{n}" if prefix else n
-
-    named = [(f".{n}", m) for n, m in base.named_modules() if n]
-    out: dict[str, list[tuple[str, Any]]] = {g: [] for g in groups}
-    linear_hits = 0
-    for group, pattern in LINEAR_GROUPS.items():
-        rx = re.compile(pattern)
-        hits = [(full(n[1:]), m) for n, m in named if isinstance(m, nn.Linear) and rx.search(n)]
-        linear_hits += len(hits)
-        if group in out:
-            out[group] = hits
-    if linear_hits == 0:
-        model_type = getattr(model.config, "model_type", type(model).__name__)
-        raise ConfigError(
-            f"prune.global_magnitude does not know the layer names of model type '{model_type}'; "
-            "supported families: BERT, RoBERTa, ELECTRA, DistilBERT, MPNet",
-            step="prune.global_magnitude",
-            field="groups",
-        )
-    if "layernorm" in out:
-        out["layernorm"] = [(full(n[1:]), m) for n, m in named if isinstance(m, nn.LayerNorm)]
-    if "embeddings" in out:
-        out["embeddings"] = [(full(n[1:]), m) for n, m in named if isinstance(m, nn.Embedding)]
-    if "classifier" in out:
-        base_ids = {id(m) for m in base.modules()}
-        head = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear) and id(m) not in base_ids]
-        pooler = [(full(n[1:]), m) for n, m in named if isinstance(m, nn.Linear) and ".pooler." in f"{n}."]
-        out["classifier"] = pooler + head
+    layout = encoder_layout(model, step=STEP_ID)
+    modules = dict(model.named_modules())
+    out: dict[str, list[tuple[str, Any]]] = {}
+    for group in groups:
+        if group in ROLES:
+            names = layout.role(group)
+        elif group == "layernorm":
+            names = list(layout.layernorms)
+        elif group == "embeddings":
+            names = list(layout.embeddings)
+        elif group == "classifier":
+            names = [*layout.pooler, *layout.head]
+        else:
+            raise ConfigError(f"Unknown layer group '{group}'; groups: {', '.join(GROUPS)}", step=STEP_ID, field="groups")
+        out[group] = [(n, modules[n]) for n in names if _has_float_weight(modules[n])]
     # A tensor shared by several modules (tied layers) is ranked once.
     seen: set[int] = set()
     for group in out:
@@ -108,9 +82,16 @@ def select_modules(model: Any, groups: tuple[str, ...] | list[str]) -> dict[str,
     return out
 
 
+def _has_float_weight(module: Any) -> bool:
+    from torch import nn
+
+    weight = getattr(module, "weight", None)
+    return isinstance(weight, nn.Parameter) and weight.is_floating_point()
+
+
 @register
 class GlobalMagnitudePrune(Step):
-    id = "prune.global_magnitude"
+    id = STEP_ID
     title = "Global magnitude pruning"
     category = "Pruning"
     description = "Zero the smallest |w| across the selected layers (global L1 unstructured), stored sparsely."
@@ -153,13 +134,9 @@ class GlobalMagnitudePrune(Step):
         info[self.id] = report
         ctx.log(f"pruned {zeros:,} of {total:,} weights ({report['sparsity']:.1%})")
         ctx.progress(1.0, "Pruned")
-        return ModelState(
-            model=model,
-            tokenizer=state.tokenizer,
-            task=state.task,
-            head=state.head,
+        return state.derive(
+            model,
             transforms=[*state.transforms, {"codec": SparseCodec.id, "tensors": names}],
-            traits=state.traits,
             info=info,
         )
 

@@ -24,8 +24,10 @@ from typing import Any
 
 from core.artifacts import Codec, register_codec
 from core.errors import ArtifactError, ConfigError
+from core.layers import task_head
 from core.params import StepConfig, param
-from core.steps.base import FLOAT, TRAINABLE, ModelState, Step, StepContext, register
+from core.state import FLOAT, TRAINABLE, ModelState, StepContext
+from core.steps.base import Step, register
 
 INT8 = "int8"
 
@@ -97,6 +99,11 @@ class DynamicInt8(Step):
     category = "Quantization"
     description = "int8 weights + dynamic int8 activations for Linear layers (x86/fbgemm kernels); optional int8 embeddings."
     config_cls = DynamicInt8Config
+
+    @classmethod
+    def size_ratio(cls, config: dict[str, Any]) -> tuple[float, float]:
+        """int8 weights are a quarter of fp32 (scales and biases add little); embeddings too if chosen."""
+        return (0.25 if config.get("embeddings_int8", True) else 1.0), 0.25
     requires = frozenset({FLOAT})
     removes = frozenset({FLOAT, TRAINABLE})
     adds = frozenset({INT8})
@@ -121,15 +128,8 @@ class DynamicInt8(Step):
             _set_engine(cfg.engine)
         model = copy.deepcopy(state.model).eval()
         base = model.base_model
-        base_ids = {id(m) for m in base.modules()}
-        linears = {}
-        for name, m in model.named_modules():
-            if not isinstance(m, nn.Linear):
-                continue
-            in_head = id(m) not in base_ids or ".pooler." in f".{name}."
-            if in_head and not cfg.quantize_head:
-                continue
-            linears[name] = m
+        head = set() if cfg.quantize_head else set(task_head(model, step=self.id))  # pooler + task head
+        linears = {name: m for name, m in model.named_modules() if isinstance(m, nn.Linear) and name not in head}
         if not linears:
             raise ConfigError("The model has no Linear layers to quantize", step=self.id)
         # Linear layers sharing one weight (shared layers) must keep sharing after quantization.
@@ -178,11 +178,8 @@ class DynamicInt8(Step):
             "activation_range": cfg.activation_range if cfg.backend == "torch" else "full (per token)",
         }
         ctx.progress(1.0, "Quantized")
-        return ModelState(
-            model=model,
-            tokenizer=state.tokenizer,
-            task=state.task,
-            head=state.head,
+        return state.derive(
+            model,
             transforms=[*state.transforms, {"codec": codec, "engine": cfg.engine}],
             traits=(state.traits - self.removes) | self.adds,
             info=info,

@@ -18,8 +18,9 @@ from typing import Any
 from core.artifacts import Codec, register_codec
 from core.errors import ConfigError
 from core.params import param
-from core.steps._tuning import TuneConfig, finetune, scaled_context
-from core.steps.base import FLOAT, TRAINABLE, ModelState, Step, StepContext, register
+from core.state import FLOAT, TRAINABLE, ModelState, StepContext
+from core.steps._tuning import TuneConfig, finetune
+from core.steps.base import Step, register
 
 CODEC_ID = "shared_layers"
 
@@ -51,13 +52,10 @@ class ShareLayersConfig(TuneConfig):
 
 
 def encoder_layers(model: Any) -> Any:
-    """The ModuleList of transformer blocks (BERT/RoBERTa ``encoder.layer``, DistilBERT ``transformer.layer``)."""
-    from torch import nn
+    """The ModuleList of transformer blocks, found by structure (core.layers.layer_stack)."""
+    from core.layers import layer_stack
 
-    for name, module in model.named_modules():
-        if isinstance(module, nn.ModuleList) and name.endswith(("encoder.layer", "transformer.layer")):
-            return module
-    raise ConfigError(f"share_layers cannot find the encoder layers of {type(model).__name__}", step="share_layers")
+    return layer_stack(model, step="share_layers")[1]
 
 
 def layer_groups(layers: Any) -> list[list[int]]:
@@ -164,7 +162,7 @@ class ShareLayers(Step):
             ctx.progress(start, f"merged to {len(new_groups)} distinct layers")
             stats = finetune(
                 state,
-                scaled_context(ctx, start, end, f"{len(new_groups)} layers: "),
+                ctx.scaled(start, end, f"{len(new_groups)} layers: "),
                 cfg,
                 teacher=teacher,
                 alpha=cfg.distill_alpha,
@@ -177,13 +175,9 @@ class ShareLayers(Step):
         transforms = [t for t in state.transforms if t.get("codec") != CODEC_ID]
         transforms.append({"codec": CODEC_ID, "groups": groups})
         ctx.progress(1.0, f"{len(groups)} distinct layers")
-        return ModelState(
-            model=state.model,
-            tokenizer=state.tokenizer,
-            task=state.task,
-            head=state.head,
+        return state.derive(
+            state.model,
             transforms=transforms,
-            traits=state.traits,
             info={**state.info, self.id: {"stages": stages, "distinct_layers": len(groups), "depth": len(layers)}},
         )
 

@@ -14,26 +14,20 @@ from typing import Any
 
 from core.artifacts import Codec, register_codec
 from core.errors import ConfigError
+from core.layers import ATTENTION_ROLES, ROLES, encoder_layout
 from core.params import param
-from core.steps._tuning import TuneConfig, finetune, scaled_context
-from core.steps.base import FLOAT, TRAINABLE, ModelState, Step, StepContext, register
+from core.state import FLOAT, TRAINABLE, ModelState, StepContext
+from core.steps._tuning import TuneConfig, finetune
+from core.steps.base import Step, register
 
 CODEC_ID = "sketch"
+STEP_ID = "sketch.random"
 
-# Linear layers of one encoder block, by group, as name suffixes (BERT-style, then DistilBERT-style).
+# Config field -> the block roles (core.layers) it sketches.
 GROUPS: dict[str, tuple[str, ...]] = {
-    "m_attention": (
-        "attention.self.query",
-        "attention.self.key",
-        "attention.self.value",
-        "attention.output.dense",
-        "attention.q_lin",
-        "attention.k_lin",
-        "attention.v_lin",
-        "attention.out_lin",
-    ),
-    "m_ffn_in": ("intermediate.dense", "ffn.lin1"),
-    "m_ffn_out": ("output.dense", "ffn.lin2"),
+    "m_attention": ATTENTION_ROLES,
+    "m_ffn_in": ("ffn_in",),
+    "m_ffn_out": ("ffn_out",),
 }
 
 
@@ -59,16 +53,25 @@ class SketchConfig(TuneConfig):
             raise ConfigError("Every sketch size is 0: set m_attention, m_ffn_in or m_ffn_out", field="m_attention")
 
 
-def group_of(name: str) -> str | None:
-    """The config field governing the Linear ``name`` (inside an encoder layer), if any."""
-    if ".layer." not in name:
-        return None
-    for group in ("m_attention", "m_ffn_in", "m_ffn_out"):  # attention first: 'attention.output.dense'
-        if any(name.endswith(suffix) for suffix in GROUPS[group]):
-            if group == "m_ffn_out" and ".attention." in name:
-                continue
-            return group
-    return None
+def sketch_targets(model: Any, cfg: SketchConfig) -> list[tuple[str, Any, str]]:
+    """(module name, Linear, config field) of every dense Linear the config sketches, block by block.
+
+    Layers are found by structure (core.layers), so every supported encoder family is covered, and
+    a model whose blocks do not fit is refused naming the layers that could not be classified.
+    Layers already sketched (a second sketch step) are left as they are.
+    """
+    from torch import nn
+
+    layout = encoder_layout(model, step=STEP_ID)
+    modules = dict(model.named_modules())
+    field_of = {role: field for field, roles in GROUPS.items() for role in roles}
+    targets = []
+    for block in layout.blocks:
+        for role in ROLES:
+            name = block.roles[role]
+            if getattr(cfg, field_of[role]) > 0 and type(modules[name]) is nn.Linear:
+                targets.append((name, modules[name], field_of[role]))
+    return targets
 
 
 def layer_seed(seed: int, name: str) -> int:
@@ -83,7 +86,7 @@ def _replace(model: Any, name: str, module: Any) -> None:
 
 @register
 class RandomSketch(Step):
-    id = "sketch.random"
+    id = STEP_ID
     title = "Random sketching"
     category = "Structure"
     description = (
@@ -94,25 +97,22 @@ class RandomSketch(Step):
     requires = frozenset({FLOAT, TRAINABLE})
 
     def apply(self, state: ModelState, ctx: StepContext) -> ModelState:
-        from torch import nn
-
         from core.steps._sketched_linear import SketchedLinear
 
         cfg: SketchConfig = self.config  # type: ignore[assignment]
         targets = []
-        for name, module in state.model.named_modules():
-            group = group_of(name)
-            if group and type(module) is nn.Linear and getattr(cfg, group) > 0:
-                m = getattr(cfg, group)
-                if m >= module.in_features:
-                    raise ConfigError(
-                        f"{group} = {m} must be below the input width {module.in_features} of {name}",
-                        step=self.id,
-                        field=group,
-                    )
-                targets.append((name, module, m))
+        for name, module, group in sketch_targets(state.model, cfg):
+            m = getattr(cfg, group)
+            if m >= module.in_features:
+                raise ConfigError(
+                    f"{group} = {m} must be below the input width {module.in_features} of {name}",
+                    step=self.id,
+                    field=group,
+                )
+            targets.append((name, module, m))
         if not targets:
-            raise ConfigError("No Linear layer of this model matches the sketched groups", step=self.id, field="m_attention")
+            raise ConfigError("Every layer the non-zero sketch sizes select is sketched already (an earlier sketch step)",
+                              step=self.id, field="m_attention")
 
         layers: dict[str, dict[str, Any]] = {}
         by_weight: dict[int, Any] = {}  # layers sharing a weight (share_layers) stay shared
@@ -138,18 +138,14 @@ class RandomSketch(Step):
         params_after = sum(p.numel() for p in state.model.parameters())
         ctx.log(f"sketched {len(layers)} Linear layers: {params_before} -> {params_after} parameters")
 
-        stats = finetune(state, scaled_context(ctx, 0.1, 1.0, "fine-tuning: "), cfg)
+        stats = finetune(state, ctx.scaled(0.1, 1.0, "fine-tuning: "), cfg)
         info = dict(state.info)
         info[self.id] = {"layers": len(layers), "params_before": params_before, "params_after": params_after,
                          "training": stats}
         ctx.progress(1.0, "sketched")
-        return ModelState(
-            model=state.model,
-            tokenizer=state.tokenizer,
-            task=state.task,
-            head=state.head,
+        return state.derive(
+            state.model,
             transforms=[*state.transforms, {"codec": CODEC_ID, "layers": layers}],
-            traits=state.traits,
             info=info,
         )
 

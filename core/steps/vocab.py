@@ -16,7 +16,8 @@ from typing import Any
 
 from core.errors import ConfigError
 from core.params import StepConfig, param
-from core.steps.base import FLOAT, ModelState, Step, StepContext, register
+from core.state import FLOAT, ModelState, StepContext
+from core.steps.base import Step, register
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,10 @@ class VocabReduce(Step):
     config_cls = VocabConfig
     requires = frozenset({FLOAT})
 
+    @classmethod
+    def vocabulary_after(cls, config: dict[str, Any], incoming: Any, facts: Any) -> Any:
+        return None  # which pieces stay depends on the training text: known only after running
+
     def apply(self, state: ModelState, ctx: StepContext) -> ModelState:
         cfg: VocabConfig = self.config  # type: ignore[assignment]
         tokenizer = state.tokenizer
@@ -257,12 +262,4 @@ class VocabReduce(Step):
             f"[UNK] rate {unk_before:.4%} -> {unk_after:.4%}"
         )
         ctx.progress(1.0, "vocabulary reduced")
-        return ModelState(
-            model=state.model,
-            tokenizer=new_tokenizer,
-            task=state.task,
-            head=state.head,
-            transforms=list(state.transforms),
-            traits=state.traits,
-            info={**state.info, self.id: report},
-        )
+        return state.derive(state.model, tokenizer=new_tokenizer, info={**state.info, self.id: report})

@@ -1,31 +1,35 @@
 """The results database: SQLite through SQLAlchemy 2. Open with :func:`open_store`; read with the
-query functions re-exported here (stable API used by the GUI and the CLI); the runner writes through
-:mod:`core.store.record`."""
+query functions re-exported here (stable API used by the window and the CLI); the runner writes
+through :mod:`core.store.record`; every consumer shows variants as :class:`ResultRow`."""
 
 from core.store.db import SCHEMA_VERSION, Store, StoreError, open_store
 from core.store.queries import (
     EXPORT_FORMATS,
-    MetricInfo,
     RunInfo,
     Table,
-    VariantInfo,
     export_table,
     get_run,
     get_variants,
     list_runs,
+    result_rows,
     results_table,
     run_environment,
     run_recipe_text,
     run_variants,
+    table_of,
+    variant_info,
     variant_metrics,
+    variant_predictions,
     variants_of_model,
 )
 from core.store.record import mark_interrupted_runs
+from core.store.rows import MetricValue, ResultRow, VariantInfo
 
 __all__ = [
     "EXPORT_FORMATS",
     "SCHEMA_VERSION",
-    "MetricInfo",
+    "MetricValue",
+    "ResultRow",
     "RunInfo",
     "Store",
     "StoreError",
@@ -37,10 +41,14 @@ __all__ = [
     "list_runs",
     "mark_interrupted_runs",
     "open_store",
+    "result_rows",
     "results_table",
     "run_environment",
     "run_recipe_text",
     "run_variants",
+    "table_of",
+    "variant_info",
     "variant_metrics",
+    "variant_predictions",
     "variants_of_model",
 ]

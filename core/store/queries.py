@@ -19,20 +19,8 @@ from sqlalchemy import func, select
 
 from core.store import schema as s
 from core.store.db import Store, StoreError
-
-# Metric names the runner records besides the task's own metrics.
-SIZE_METRICS = ("params", "nonzero_params", "artifact_bytes", "weights_bytes")
-LATENCY_METRICS = ("latency_p50", "latency_p90", "latency_mean")
-EVAL_METRICS = ("eval_examples", "eval_seconds")
-NON_TASK = set(SIZE_METRICS) | set(LATENCY_METRICS) | set(EVAL_METRICS)
-
-
-@dataclass(frozen=True)
-class MetricInfo:
-    name: str
-    value: float | None
-    unit: str
-    split: str
+from core.store.rows import MetricValue, ResultRow, RunMeta, VariantInfo, build_rows, reference_of
+from core.store.rows import merge_seeds as merge_seed_rows
 
 
 @dataclass(frozen=True)
@@ -55,34 +43,7 @@ class RunInfo:
     attempts: int
     artifacts_dir: str
     pid: int | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class VariantInfo:
-    """One variant with its metrics (name -> value) and units (name -> unit)."""
-
-    id: int
-    run_id: int
-    parent_id: int | None
-    step_index: int
-    step_id: str
-    label: str
-    config: dict[str, Any]
-    cached: bool
-    cached_from_id: int | None
-    seconds: float
-    flag: str | None
-    artifact_path: str | None
-    artifact_bytes: int | None
-    metrics: dict[str, float | None] = field(default_factory=dict)
-    units: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def task_metrics(self) -> dict[str, float | None]:
-        return {k: v for k, v in self.metrics.items() if k not in NON_TASK}
+    primary_metric: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,7 +63,7 @@ def list_runs(store: Store, *, model: str | None = None, status: str | None = No
         select(
             s.Run.id, s.Run.status, s.Model.ref, s.Run.task, s.Recipe.name, s.Run.seed, s.Run.created_at,
             s.Run.started_at, s.Run.finished_at, s.Run.error, s.Run.error_kind, s.Run.attempts,
-            s.Run.artifacts_dir, s.Run.pid, func.coalesce(counts.c.n, 0),
+            s.Run.artifacts_dir, s.Run.pid, s.Run.primary_metric, func.coalesce(counts.c.n, 0),
         )
         .join(s.Model, s.Model.id == s.Run.model_id)
         .join(s.Recipe, s.Recipe.id == s.Run.recipe_id)
@@ -125,7 +86,7 @@ def list_runs(store: Store, *, model: str | None = None, status: str | None = No
                 id=r.id, status=r.status, model=r.ref, task=r.task, recipe_name=r.name or "", seed=r.seed,
                 created_at=_iso(r.created_at) or "", started_at=_iso(r.started_at), finished_at=_iso(r.finished_at),
                 seconds=seconds, error=r.error, error_kind=r.error_kind, variants=r[-1], attempts=r.attempts,
-                artifacts_dir=r.artifacts_dir, pid=r.pid,
+                artifacts_dir=r.artifacts_dir, pid=r.pid, primary_metric=r.primary_metric,
             )
         )
     return out
@@ -146,7 +107,7 @@ def _one_run(store: Store, run_id: int) -> RunInfo:
         select(
             s.Run.id, s.Run.status, s.Model.ref, s.Run.task, s.Recipe.name, s.Run.seed, s.Run.created_at,
             s.Run.started_at, s.Run.finished_at, s.Run.error, s.Run.error_kind, s.Run.attempts,
-            s.Run.artifacts_dir, s.Run.pid, counts,
+            s.Run.artifacts_dir, s.Run.pid, s.Run.primary_metric, counts,
         )
         .join(s.Model, s.Model.id == s.Run.model_id)
         .join(s.Recipe, s.Recipe.id == s.Run.recipe_id)
@@ -159,7 +120,7 @@ def _one_run(store: Store, run_id: int) -> RunInfo:
         id=r.id, status=r.status, model=r.ref, task=r.task, recipe_name=r.name or "", seed=r.seed,
         created_at=_iso(r.created_at) or "", started_at=_iso(r.started_at), finished_at=_iso(r.finished_at),
         seconds=seconds, error=r.error, error_kind=r.error_kind, variants=r[-1], attempts=r.attempts,
-        artifacts_dir=r.artifacts_dir, pid=r.pid,
+        artifacts_dir=r.artifacts_dir, pid=r.pid, primary_metric=r.primary_metric,
     )
 
 
@@ -185,7 +146,8 @@ def run_environment(store: Store, run_id: int) -> dict[str, Any]:
 
 _VARIANTS_SQL = (
     "SELECT v.id, v.run_id, v.parent_id, v.step_index, v.step_id, v.label, v.config, v.cached, v.cached_from_id,"
-    " v.seconds, v.flag, a.path, a.bytes FROM variants v LEFT JOIN artifacts a ON a.variant_id = v.id"
+    " v.seconds, v.flags, a.path, a.bytes, v.swept, v.seed, v.node FROM variants v"
+    " LEFT JOIN artifacts a ON a.variant_id = v.id"
     " WHERE {where} ORDER BY v.run_id, v.id"
 )
 _METRICS_SQL = (
@@ -214,8 +176,9 @@ def _variants(store: Store, where: str, params: tuple[Any, ...]) -> list[Variant
     return [
         VariantInfo(
             id=r[0], run_id=r[1], parent_id=r[2], step_index=r[3], step_id=r[4], label=r[5],
-            config=loads(r[6]), cached=bool(r[7]), cached_from_id=r[8], seconds=r[9], flag=r[10],
+            config=loads(r[6]), cached=bool(r[7]), cached_from_id=r[8], seconds=r[9], flags=loads(r[10] or "[]"),
             artifact_path=r[11], artifact_bytes=r[12], metrics=metrics.get(r[0], {}), units=units.get(r[0], {}),
+            swept=loads(r[13] or "{}"), seed=r[14], node=r[15],
         )
         for r in rows
     ]
@@ -242,7 +205,23 @@ def get_variants(store: Store, variant_ids: list[int]) -> list[VariantInfo]:
     return found
 
 
-def variant_metrics(store: Store, variant_ids: list[int]) -> dict[int, list[MetricInfo]]:
+def variant_info(store: Store, variant_id: int) -> dict[str, Any]:
+    """The step's report stored with a variant (timings, training curves, step statistics)."""
+    with store.read() as session:
+        body = session.execute(select(s.Variant.info).where(s.Variant.id == variant_id)).scalar()
+    if body is None:
+        raise StoreError(f"No variant {variant_id} in {store.path}")
+    return json.loads(body or "{}")
+
+
+def variant_predictions(store: Store, variant_id: int) -> dict[str, Any] | None:
+    """A variant's per-example dev predictions ({"indices", "predictions"}), None if none were stored."""
+    with store.read() as session:
+        body = session.execute(select(s.Prediction.body).where(s.Prediction.variant_id == variant_id)).scalar()
+    return json.loads(body) if body else None
+
+
+def variant_metrics(store: Store, variant_ids: list[int]) -> dict[int, list[MetricValue]]:
     """All metric rows (with unit and split) of the given variants."""
     with store.read() as session:
         rows = session.execute(
@@ -250,9 +229,9 @@ def variant_metrics(store: Store, variant_ids: list[int]) -> dict[int, list[Metr
             .where(s.Metric.variant_id.in_(list(variant_ids)))
             .order_by(s.Metric.id)
         ).all()
-    out: dict[int, list[MetricInfo]] = {v: [] for v in variant_ids}
+    out: dict[int, list[MetricValue]] = {v: [] for v in variant_ids}
     for vid, name, value, unit, split in rows:
-        out.setdefault(vid, []).append(MetricInfo(name, value, unit, split))
+        out.setdefault(vid, []).append(MetricValue(name, value, unit, split))
     return out
 
 
@@ -269,70 +248,77 @@ class Table:
     units: dict[str, str] = field(default_factory=dict)
 
 
-def results_table(store: Store, run_ids: list[int] | None = None, variant_ids: list[int] | None = None) -> Table:
-    """The comparison table of variants: task metrics, size, latency, ratios to the run's baseline.
-
-    Give run ids (every variant of those runs), variant ids (just those), or neither (every run).
-    Ratios compare against the baseline (step 0) of the same run, measured in that same run.
-    """
+def result_rows(store: Store, run_ids: list[int] | None = None, variant_ids: list[int] | None = None, *,
+                merge_seeds: bool = True) -> list[ResultRow]:
+    """The comparison rows: every variant of the given runs, just the given variants, or (neither)
+    every run. A fixed handful of queries whatever the number of runs. A run made with several
+    seeds gives one row per variant (mean and standard deviation) unless ``merge_seeds`` is False."""
     if variant_ids:
         variants = get_variants(store, variant_ids)
+    elif run_ids is not None:
+        ids = sorted({int(r) for r in run_ids})
+        variants = _variants(store, f"v.run_id IN ({','.join('?' * len(ids))})", tuple(ids)) if ids else []
+        missing = sorted(set(ids) - _existing_runs(store, ids))
+        if missing:
+            raise StoreError(f"No run {', '.join(map(str, missing))} in {store.path}; 'workbench-cli runs' lists them")
     else:
-        ids = run_ids if run_ids is not None else [r.id for r in reversed(list_runs(store))]
-        for rid in ids:
-            get_run(store, rid)  # names the missing id
-        variants = [v for rid in ids for v in run_variants(store, rid)]
-    baselines: dict[int, VariantInfo] = {}
-    need = {v.run_id for v in variants}
-    for rid in need:
-        base = next((v for v in variants if v.run_id == rid and v.step_index == 0), None)
-        if base is None:
-            base = next((v for v in run_variants(store, rid) if v.step_index == 0), None)
-        if base is not None:
-            baselines[rid] = base
-    task_metric_names: list[str] = []
-    for v in variants:
-        for name in v.task_metrics:
-            if name not in task_metric_names:
-                task_metric_names.append(name)
-    columns = ["run", "variant", "parent", "step", "label", "cached", *task_metric_names,
-               "params", "nonzero_params", "size_mb", "size_ratio", "latency_p50_ms", "latency_p90_ms",
-               "speedup", "flag"]
-    units = {"size_mb": "MB", "latency_p50_ms": "ms", "latency_p90_ms": "ms", "size_ratio": "x", "speedup": "x"}
-    rows = []
-    for v in variants:
-        m = v.metrics
-        base = baselines.get(v.run_id)
-        size = m.get("artifact_bytes") if m.get("artifact_bytes") is not None else v.artifact_bytes
-        base_size = None
-        base_p50 = None
-        if base is not None:
-            base_size = base.metrics.get("artifact_bytes") or base.artifact_bytes
-            base_p50 = base.metrics.get("latency_p50")
-        p50 = m.get("latency_p50")
-        row: dict[str, Any] = {
-            "run": v.run_id,
-            "variant": v.id,
-            "parent": v.parent_id,
-            "step": v.step_index,
-            "label": v.label,
-            "cached": v.cached,
-            **{name: m.get(name) for name in task_metric_names},
-            "params": _int(m.get("params")),
-            "nonzero_params": _int(m.get("nonzero_params")),
-            "size_mb": size / 1e6 if size else None,
-            "size_ratio": base_size / size if base_size and size else None,
-            "latency_p50_ms": p50,
-            "latency_p90_ms": m.get("latency_p90"),
-            "speedup": base_p50 / p50 if base_p50 and p50 else None,
-            "flag": v.flag,
-        }
-        rows.append(row)
-    return Table(columns=columns, rows=rows, units=units)
+        variants = _variants(store, "1 = 1", ())
+    runs = _run_meta(store, sorted({v.run_id for v in variants}))
+    whole = variants if not variant_ids else (
+        _variants(store, f"v.run_id IN ({','.join('?' * len(runs))})", tuple(runs)) if runs else [])
+    by_run_seed: dict[tuple[int, int | None], list[VariantInfo]] = {}
+    for v in whole:
+        by_run_seed.setdefault((v.run_id, v.seed), []).append(v)
+    references = {key: reference_of(group) for key, group in by_run_seed.items()}
+    baselines = {key: v for key, group in by_run_seed.items() for v in group if v.step_index == 0}
+    rows = build_rows(variants, runs, references, baselines)
+    if merge_seeds and len({(v.run_id, v.seed) for v in whole}) > len({v.run_id for v in whole}):
+        return merge_seed_rows(rows, [v.node for v in variants])
+    return rows
 
 
-def _int(value: float | None) -> int | None:
-    return int(value) if value is not None else None
+def _existing_runs(store: Store, ids: list[int]) -> set[int]:
+    with store.read() as session:
+        return set(session.scalars(select(s.Run.id).where(s.Run.id.in_(ids))))
+
+
+def _run_meta(store: Store, ids: list[int]) -> dict[int, RunMeta]:
+    if not ids:
+        return {}
+    with store.read() as session:
+        rows = session.execute(
+            select(s.Run.id, s.Model.ref, s.Run.task, s.Run.primary_metric)
+            .join(s.Model, s.Model.id == s.Run.model_id).where(s.Run.id.in_(ids))
+        ).all()
+    return {r.id: RunMeta(r.id, r.ref, r.task, r.primary_metric) for r in rows}
+
+
+# Export columns in display order; the task metrics and swept values go after "cached".
+_LEADING = ["run", "variant", "parent", "step", "label", "cached"]
+_TRAILING = ["metric_name", "metric", "metric_ci_low", "metric_ci_high", "metric_sd", "seeds", "delta_vs_parent",
+             "delta_ci_low", "delta_ci_high", "reference", "pct_baseline", "params", "nonzero_params", "size_mb",
+             "size_ratio", "pct_smaller", "latency_p50_ms", "latency_p50_ci_low", "latency_p50_ci_high",
+             "latency_p90_ms", "speedup", "flags", "flag_reasons", "seed", "eval_examples", "latency_batch",
+             "latency_seq_len", "latency_threads", "latency_repeats", "load_avg_1m"]
+UNITS = {"size_mb": "MB", "latency_p50_ms": "ms", "latency_p50_ci_low": "ms", "latency_p50_ci_high": "ms",
+         "latency_p90_ms": "ms", "size_ratio": "x", "speedup": "x", "pct_baseline": "%", "pct_smaller": "%",
+         "load_avg_1m": "runnable tasks"}
+
+
+def table_of(rows: list[ResultRow]) -> Table:
+    """Rows as an export table: one column per task metric and per swept field of any row."""
+    extra: list[str] = []
+    for r in rows:
+        intervals = [n + s for n in r.task_metrics for s in ("_ci95_low", "_ci95_high")]
+        for name in [*r.task_metrics, *intervals, *(f"swept_{k}" for k in r.swept)]:
+            if name not in extra:
+                extra.append(name)
+    return Table(columns=[*_LEADING, *extra, *_TRAILING], rows=[r.flat() for r in rows], units=dict(UNITS))
+
+
+def results_table(store: Store, run_ids: list[int] | None = None, variant_ids: list[int] | None = None) -> Table:
+    """The comparison table of :func:`result_rows`, as the CLI and the window export it."""
+    return table_of(result_rows(store, run_ids=run_ids, variant_ids=variant_ids))
 
 
 EXPORT_FORMATS = ("csv", "markdown", "latex", "json")

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,6 +16,7 @@ from sqlalchemy import select
 
 from core.store import schema as s
 from core.store.db import Store
+from core.store.rows import MetricValue
 
 
 def now() -> datetime:
@@ -79,6 +81,8 @@ class RunContext:
 
 def mark_interrupted_runs(store: Store) -> list[int]:
     """Runs found ``running`` whose worker is gone become ``interrupted`` (resumable). Returns their ids."""
+    if store.read_only:  # nothing can be marked; readers still see the run as it was left
+        return []
     with store.read() as session:
         candidates = session.execute(
             select(s.Run.id, s.Run.pid, s.Run.pid_start, s.Run.host).where(s.Run.status == s.RUNNING)
@@ -105,6 +109,7 @@ class RunIdentity:
     recipe_name: str
     seed: int
     environment: dict[str, Any] = field(default_factory=dict)
+    primary_metric: str | None = None
 
 
 def create_run(store: Store, ident: RunIdentity, artifacts_root: Path) -> RunContext:
@@ -129,6 +134,7 @@ def create_run(store: Store, ident: RunIdentity, artifacts_root: Path) -> RunCon
             recipe_id=recipe.id, model_id=model.id, dataset_id=dataset.id, environment_id=env.id,
             task=ident.task, seed=ident.seed, status=s.RUNNING, created_at=now(), started_at=now(),
             pid=pid, pid_start=process_start(pid), host=socket.gethostname(), artifacts_dir="", attempts=1,
+            primary_metric=ident.primary_metric,
         )
         session.add(run)
         session.flush()
@@ -178,14 +184,6 @@ def finish_run(store: Store, run_id: int, status: str, error: str | None = None,
 
 
 @dataclass
-class MetricValue:
-    name: str
-    value: float | None
-    unit: str = ""
-    split: str = ""
-
-
-@dataclass
 class StoredVariant:
     """What the runner needs to know about a finished variant (its own or a cached one)."""
 
@@ -193,7 +191,8 @@ class StoredVariant:
     artifact_path: Path
     metrics: list[MetricValue]
     info: dict[str, Any]
-    flag: str | None = None
+    flags: list[dict[str, str]] = field(default_factory=list)
+    predictions: dict[str, Any] | None = None  # {"indices": [...], "predictions": [...]} on the dev split
 
 
 def add_variant(
@@ -210,16 +209,21 @@ def add_variant(
     artifact_path: Path,
     artifact_bytes: int,
     seconds: float,
-    flag: str | None = None,
+    flags: list[dict[str, str]] | None = None,
     info: dict[str, Any] | None = None,
     cached_from: int | None = None,
+    swept: dict[str, Any] | None = None,
+    seed: int | None = None,
+    node: int | None = None,
+    predictions: dict[str, Any] | None = None,
 ) -> int:
     """Commit one finished variant with its metrics and artifact in one transaction; return its id."""
     with store.write() as session:
         variant = s.Variant(
             run_id=run_id, parent_id=parent_id, step_index=step_index, step_id=step_id, label=label,
-            config=json.dumps(config, sort_keys=True), cache_key=cache_key, cached=cached_from is not None,
-            cached_from_id=cached_from, seconds=seconds, flag=flag, info=json.dumps(info or {}, default=str),
+            config=json.dumps(config, sort_keys=True), swept=json.dumps(swept or {}), cache_key=cache_key, cached=cached_from is not None,
+            cached_from_id=cached_from, seconds=seconds, flags=json.dumps(flags or []),
+            info=json.dumps(info or {}, default=str), seed=seed, node=node,
             created_at=now(),
         )
         session.add(variant)
@@ -228,6 +232,8 @@ def add_variant(
             s.Metric(variant_id=variant.id, name=m.name, value=m.value, unit=m.unit, split=m.split) for m in metrics
         )
         session.add(s.Artifact(variant_id=variant.id, path=str(artifact_path), bytes=artifact_bytes))
+        if predictions is not None:
+            session.add(s.Prediction(variant_id=variant.id, split="dev", body=json.dumps(predictions)))
         return variant.id
 
 
@@ -239,8 +245,10 @@ def _stored(session: Any, variant: s.Variant) -> StoredVariant | None:
         MetricValue(m.name, m.value, m.unit, m.split)
         for m in session.scalars(select(s.Metric).where(s.Metric.variant_id == variant.id).order_by(s.Metric.id))
     ]
+    body = session.scalars(select(s.Prediction.body).where(s.Prediction.variant_id == variant.id)).first()
     return StoredVariant(id=variant.id, artifact_path=Path(artifact.path), metrics=metrics,
-                         info=json.loads(variant.info or "{}"), flag=variant.flag)
+                         info=json.loads(variant.info or "{}"), flags=json.loads(variant.flags or "[]"),
+                         predictions=json.loads(body) if body else None)
 
 
 def find_in_run(store: Store, run_id: int, cache_key: str) -> StoredVariant | None:
@@ -252,15 +260,14 @@ def find_in_run(store: Store, run_id: int, cache_key: str) -> StoredVariant | No
         return _stored(session, variant) if variant is not None else None
 
 
-def find_cached(store: Store, cache_key: str) -> StoredVariant | None:
-    """The newest finished variant of any run with this cache key whose artifact is still on disk."""
-    from core.artifacts import MANIFEST
-
+def find_cached(store: Store, cache_key: str, usable: Callable[[Path], bool]) -> StoredVariant | None:
+    """The newest finished variant of any run with this cache key whose artifact is ``usable``
+    (still on disk and complete: the caller knows what an artifact folder holds)."""
     with store.read() as session:
         for variant in session.scalars(
             select(s.Variant).where(s.Variant.cache_key == cache_key).order_by(s.Variant.id.desc()).limit(20)
         ):
             stored = _stored(session, variant)
-            if stored is not None and (stored.artifact_path / MANIFEST).is_file():
+            if stored is not None and usable(stored.artifact_path):
                 return stored
     return None

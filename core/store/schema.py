@@ -77,6 +77,7 @@ class Run(Base):
     host: Mapped[str | None] = mapped_column(String)
     artifacts_dir: Mapped[str] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=1)  # 1 + number of resumes
+    primary_metric: Mapped[str | None] = mapped_column(String)  # the task's headline metric (schema 2)
 
     recipe: Mapped[Recipe] = relationship()
     model: Mapped[Model] = relationship()
@@ -99,8 +100,11 @@ class Variant(Base):
     cached: Mapped[bool] = mapped_column(Boolean, default=False)
     cached_from_id: Mapped[int | None] = mapped_column(ForeignKey("variants.id", ondelete="SET NULL"))
     seconds: Mapped[float] = mapped_column(Float, default=0.0)  # apply + save + measure wall time
-    flag: Mapped[str | None] = mapped_column(Text)  # e.g. "not smaller on disk than its parent: ..."
     info: Mapped[str] = mapped_column(Text, default="{}")  # JSON of the step's report
+    swept: Mapped[str] = mapped_column(Text, default="{}")  # JSON: swept field -> this variant's value (schema 2)
+    flags: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of {code, text} (schema 3)
+    seed: Mapped[int | None] = mapped_column(Integer)  # the seed this variant was made with (schema 3)
+    node: Mapped[int | None] = mapped_column(Integer)  # its place in the variant tree, depth first (schema 3)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     __table_args__ = (Index("ix_variants_run_step", "run_id", "step_index"),)
 
@@ -113,6 +117,17 @@ class Metric(Base):
     value: Mapped[float | None] = mapped_column(Float)
     unit: Mapped[str] = mapped_column(String, default="")
     split: Mapped[str] = mapped_column(String, default="")
+
+
+class Prediction(Base):
+    """A variant's per-example predictions on the evaluated dev rows: the paired intervals against
+    its parent and the disagreement views are computed from them, never by re-running a model."""
+
+    __tablename__ = "predictions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"), index=True)
+    split: Mapped[str] = mapped_column(String)
+    body: Mapped[str] = mapped_column(Text)  # JSON: {"indices": [...], "predictions": [...]}
 
 
 class Artifact(Base):

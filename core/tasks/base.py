@@ -46,6 +46,9 @@ class Task:
     splits: tuple[str, ...] = SPLITS
     note: str = ""  # shown beside every result, e.g. "eval = article split of the dev file"
     label_names: tuple[str, ...] = ()
+    data_files: tuple[Path, ...] = ()  # what the loader reads: the cache key hashes their content
+    # (predictions, references, index matrix) -> metric -> its value on each resample, for fast bootstraps
+    resample: Callable[[Any, Any, Any], dict[str, Any]] | None = field(default=None, repr=False, compare=False)
 
     def load(self, split: str) -> Any:
         if split not in self.splits:
@@ -83,6 +86,11 @@ def discover() -> None:
 def all_tasks() -> list[Task]:
     discover()
     return list(_TASKS.values())
+
+
+def is_task_registered(task_id: str) -> bool:
+    discover()
+    return task_id in _TASKS
 
 
 def get_task(task_id: str) -> Task:

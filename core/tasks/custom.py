@@ -32,11 +32,20 @@ FORMATS = {
 }
 
 
+# Fewest rows worth training on and evaluating: below this a metric says nothing (a 2-row file
+# used to train on 1 row and report accuracy 0).
+MIN_TRAIN_ROWS = 8
+MIN_DEV_ROWS = 4
+
+
 def read_table(path: Path) -> dict[str, list[Any]]:
     """Read a local data file into columns. Errors name the file and what is wrong with it."""
     import pandas as pd
 
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not a data file: choose a file inside it "
+                        f"({', '.join(sorted(FORMATS))})")
     if not path.is_file():
         raise DataError(f"Data file {path} does not exist")
     fmt = FORMATS.get(path.suffix.lower())
@@ -48,18 +57,55 @@ def read_table(path: Path) -> dict[str, list[Any]]:
         elif fmt == "tsv":  # GLUE-style TSV: quotes are literal characters
             frame = pd.read_csv(path, sep="\t", quoting=3, dtype=str, keep_default_na=False)
         elif fmt == "jsonl":
-            frame = pd.read_json(path, lines=True, dtype=False)
+            frame = _read_jsonl(path)
         elif fmt == "json":
             frame = _read_json(path)
         else:
             frame = pd.read_parquet(path)
     except DataError:
         raise
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
     except Exception as exc:  # pandas/pyarrow raise many types for malformed files
         raise DataError(f"{path}: cannot be read as {fmt}: {exc}") from exc
     if frame.empty:
         raise DataError(f"{path} has no rows")
     return {str(c): frame[c].tolist() for c in frame.columns}
+
+
+def _not_utf8(path: Path) -> DataError:
+    """Where the first byte that is not UTF-8 is, and how to re-save the file."""
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")
+        where = ""
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        where = f": byte 0x{raw[exc.start]:02X} on line {line} is not UTF-8"
+    return DataError(
+        f"{path} is not UTF-8 text{where} (likely Latin-1 or Windows-1252, as spreadsheets often save). "
+        "Save it as UTF-8 (in a spreadsheet: Save as 'CSV UTF-8'; or iconv -f latin1 -t utf-8) and choose it again"
+    )
+
+
+def _read_jsonl(path: Path) -> Any:
+    """JSON lines, one object per line; a bad line is reported by its number (pandas gives a byte offset)."""
+    import pandas as pd
+
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line.rstrip("\r\n"))  # so the column points into the line
+            except ValueError as exc:
+                why = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+                raise DataError(f"{path}: line {number} is not valid JSON ({why}); fix or remove that line") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}: line {number} is not a JSON object ({{\"column\": value, ...}})")
+            rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _read_json(path: Path) -> Any:
@@ -68,12 +114,22 @@ def _read_json(path: Path) -> Any:
     text = path.read_text(encoding="utf-8")
     try:
         data = json.loads(text)
-    except ValueError:  # maybe JSON lines with a .json suffix
-        return pd.read_json(path, lines=True, dtype=False)
+    except json.JSONDecodeError as exc:
+        first = text.lstrip().split("\n", 1)[0]
+        if text.lstrip().startswith("{") and _is_json_object(first):  # JSON lines with a .json suffix
+            return _read_jsonl(path)
+        raise DataError(f"{path}: not valid JSON at line {exc.lineno}, column {exc.colno} ({exc.msg})") from None
     if isinstance(data, dict):  # {"data": [...]} or a dict of columns
         lists = [v for v in data.values() if isinstance(v, list) and v and isinstance(v[0], dict)]
         data = lists[0] if len(lists) == 1 else data
     return pd.DataFrame(data)
+
+
+def _is_json_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
 
 
 def _column(table: dict[str, list[Any]], name: str, role: str, path: Path) -> list[Any]:
@@ -184,6 +240,7 @@ def custom_task(
         ids = {n: i for i, n in enumerate(label_names)}
         for cols in raw.values():
             cols["label"] = [ids[v] for v in cols["label"]]
+    _check_row_counts(raw, files, dev_fraction)
 
     cache: dict[str, Any] = {}
 
@@ -195,13 +252,14 @@ def custom_task(
         return cache[split]
 
     if kind == "regression":
-        head, num_labels, scorer = "regression", 1, metrics.pearson_spearman
+        head, num_labels, scorer, resample = "regression", 1, metrics.pearson_spearman, metrics.resample_pearson
         metric_names: tuple[str, ...] = ("pearson", "spearman", "pearson_spearman_mean")
     elif len(label_names) == 2:
-        head, num_labels, scorer = "classification", 2, _classification_scores
+        head, num_labels, scorer, resample = "classification", 2, _classification_scores, metrics.resample_binary
         metric_names = ("accuracy", "f1", "matthews_correlation")
     else:
-        head, num_labels, scorer = "classification", len(label_names), _multiclass_scores
+        head, num_labels, scorer, resample = ("classification", len(label_names), _multiclass_scores,
+                                              metrics.resample_multiclass)
         metric_names = ("accuracy", "f1", "matthews_correlation")
     primary = primary_metric or metric_names[0]
     if primary not in metric_names:
@@ -221,9 +279,11 @@ def custom_task(
         primary_metric=primary,
         loader=load,
         scorer=scorer,
+        resample=resample,
         pair=text_pair is not None,
         note=origin,
         label_names=label_names,
+        data_files=(path,) if dev_path is None else (path, Path(dev_path).expanduser()),
     )
     return register_task(task, replace=True) if register else task
 
@@ -233,10 +293,11 @@ def _split(cols: dict[str, list[Any]], dev_fraction: float, seed: int, path: Pat
     if not 0.0 < dev_fraction < 1.0:
         raise DataError(f"dev_fraction must be between 0 and 1, got {dev_fraction}")
     if n < 2:
-        raise DataError(f"{path} has {n} row; a train/dev split needs at least 2 (or give a dev file)")
+        raise DataError(f"{path} has {n} row; at least {rows_needed(dev_fraction)} are needed to train and evaluate "
+                        "(or give a separate dev file)")
     order = list(range(n))
     random.Random(seed).shuffle(order)
-    n_dev = min(n - 1, max(1, round(n * dev_fraction)))
+    n_dev = _dev_rows(n, dev_fraction)
     dev_rows, train_rows = sorted(order[:n_dev]), sorted(order[n_dev:])
     return {
         "train": {k: [v[i] for i in train_rows] for k, v in cols.items()},
@@ -244,11 +305,41 @@ def _split(cols: dict[str, list[Any]], dev_fraction: float, seed: int, path: Pat
     }
 
 
+def _dev_rows(n: int, dev_fraction: float) -> int:
+    """Rows the seeded split puts in dev (see _split)."""
+    return min(n - 1, max(1, round(n * dev_fraction)))
+
+
+def rows_needed(dev_fraction: float) -> int:
+    """The fewest rows of one file whose seeded split has MIN_TRAIN_ROWS and MIN_DEV_ROWS."""
+    n = MIN_TRAIN_ROWS + MIN_DEV_ROWS
+    while _dev_rows(n, dev_fraction) < MIN_DEV_ROWS or n - _dev_rows(n, dev_fraction) < MIN_TRAIN_ROWS:
+        n += 1
+    return n
+
+
+def _check_row_counts(raw: dict[str, dict[str, list[Any]]], files: dict[str, Path], dev_fraction: float) -> None:
+    train, dev = len(raw["train"]["text"]), len(raw["dev"]["text"])
+    if train >= MIN_TRAIN_ROWS and dev >= MIN_DEV_ROWS:
+        return
+    if "dev" not in files:
+        n = train + dev
+        raise DataError(
+            f"{files['train']} has {n} rows: the seeded split (dev_fraction {dev_fraction:g}) leaves {train} to train "
+            f"on and {dev} to evaluate on; at least {MIN_TRAIN_ROWS} training and {MIN_DEV_ROWS} evaluation rows are "
+            "needed, so at least "
+            f"{rows_needed(dev_fraction)} rows in this file (or give a separate dev file)"
+        )
+    for split, count, least, use in (("train", train, MIN_TRAIN_ROWS, "training"), ("dev", dev, MIN_DEV_ROWS, "evaluation")):
+        if count < least:
+            raise DataError(f"{files[split]} has {count} rows; at least {least} are needed for {use}")
+
+
 _FROM_SPEC: dict[tuple[Any, ...], Task] = {}
 
 
 def task_from_spec(spec: Any) -> Task:
-    """The task of a recipe's ``data:`` (core.chain.DataSpec), registered as ``custom:<name>``.
+    """The task of a recipe's ``data:`` (core.recipe.DataSpec), registered as ``custom:<name>``.
 
     Validation runs on every edit in the window: a file is read again only when the mapping or the
     file itself (size, modification time) changed.

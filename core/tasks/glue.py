@@ -125,6 +125,7 @@ def _load_qnli(split: str) -> Any:
 SST2 = register_task(
     Task(
         id="sst2",
+        data_files=(datasets_dir() / "sst2",),
         title="SST-2 (sentiment)",
         family="glue",
         head="classification",
@@ -133,6 +134,7 @@ SST2 = register_task(
         primary_metric="accuracy",
         loader=_load_sst2,
         scorer=metrics.accuracy,
+        resample=metrics.resample_accuracy,
         label_names=("negative", "positive"),
     )
 )
@@ -140,6 +142,7 @@ SST2 = register_task(
 COLA = register_task(
     Task(
         id="cola",
+        data_files=(datasets_dir() / "cola",),
         title="CoLA (acceptability)",
         family="glue",
         head="classification",
@@ -148,6 +151,7 @@ COLA = register_task(
         primary_metric="matthews_correlation",
         loader=_load_cola,
         scorer=metrics.matthews,
+        resample=metrics.resample_matthews,
         label_names=("unacceptable", "acceptable"),
     )
 )
@@ -155,6 +159,7 @@ COLA = register_task(
 RTE = register_task(
     Task(
         id="rte",
+        data_files=(datasets_dir() / "rte",),
         title="RTE (entailment)",
         family="glue",
         head="classification",
@@ -163,6 +168,7 @@ RTE = register_task(
         primary_metric="accuracy",
         loader=_load_rte,
         scorer=metrics.accuracy,
+        resample=metrics.resample_accuracy,
         pair=True,
         label_names=ENTAILMENT_LABELS,
     )
@@ -171,6 +177,7 @@ RTE = register_task(
 STSB = register_task(
     Task(
         id="stsb",
+        data_files=(datasets_dir() / "stsb",),
         title="STS-B (similarity)",
         family="glue",
         head="regression",
@@ -179,6 +186,7 @@ STSB = register_task(
         primary_metric="pearson",
         loader=_load_stsb,
         scorer=metrics.pearson_spearman,
+        resample=metrics.resample_pearson,
         pair=True,
         note="primary metric = Pearson correlation (Spearman and their mean also reported)",
     )
@@ -187,6 +195,7 @@ STSB = register_task(
 QNLI = register_task(
     Task(
         id="qnli",
+        data_files=(datasets_dir() / "qnli",),
         title="QNLI (question entailment)",
         family="glue",
         head="classification",
@@ -195,6 +204,7 @@ QNLI = register_task(
         primary_metric="accuracy",
         loader=_load_qnli,
         scorer=metrics.accuracy,
+        resample=metrics.resample_accuracy,
         pair=True,
         splits=("train", "dev", "dev_full"),
         label_names=ENTAILMENT_LABELS,

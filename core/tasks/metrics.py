@@ -65,6 +65,88 @@ def pearson_spearman(predictions: Sequence[float], references: Sequence[float]) 
     return {"pearson": pearson, "spearman": spearman, "pearson_spearman_mean": (pearson + spearman) / 2}
 
 
+# --------------------------------------------------------------------------------------------
+# Resampled: the same metrics on every row of an index matrix (resamples x examples) at once, for
+# bootstrap intervals. Each returns metric -> array of one value per resample; definitions match
+# the scorers above (the tests compare them on random data).
+
+Resampler = Callable[[Sequence[Any], Sequence[Any], Any], dict[str, Any]]
+
+
+def _counts(predictions: Sequence[Any], references: Sequence[Any], idx: Any) -> tuple[Any, Any, Any]:
+    import numpy as np
+
+    p, r = np.asarray(predictions)[idx], np.asarray(references)[idx]
+    classes = np.union1d(np.unique(predictions), np.unique(references))
+    return p, r, classes
+
+
+def _mcc(p: Any, r: Any, classes: Any) -> Any:
+    """sklearn's multiclass MCC (Gorodkin's R_K) on each resample; 0 where it is undefined."""
+    import numpy as np
+
+    n = p.shape[1]
+    correct = (p == r).sum(axis=1).astype(float)
+    pk = np.stack([(p == k).sum(axis=1) for k in classes], axis=1).astype(float)
+    tk = np.stack([(r == k).sum(axis=1) for k in classes], axis=1).astype(float)
+    cov_ytyp = correct * n - (tk * pk).sum(axis=1)
+    cov_ypyp = n * n - (pk * pk).sum(axis=1)
+    cov_ytyt = n * n - (tk * tk).sum(axis=1)
+    denom = np.sqrt(cov_ytyt * cov_ypyp)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, cov_ytyp / np.where(denom > 0, denom, 1), 0.0)
+
+
+def _f1(p: Any, r: Any, label: Any) -> Any:
+    import numpy as np
+
+    tp = ((p == label) & (r == label)).sum(axis=1)
+    fp = ((p == label) & (r != label)).sum(axis=1)
+    fn = ((p != label) & (r == label)).sum(axis=1)
+    denom = 2 * tp + fp + fn
+    return np.where(denom > 0, 2 * tp / np.where(denom > 0, denom, 1), 0.0)
+
+
+def resample_accuracy(predictions: Sequence[Any], references: Sequence[Any], idx: Any) -> dict[str, Any]:
+    p, r, _ = _counts(predictions, references, idx)
+    return {"accuracy": (p == r).mean(axis=1)}
+
+
+def resample_matthews(predictions: Sequence[Any], references: Sequence[Any], idx: Any) -> dict[str, Any]:
+    return {"matthews_correlation": _mcc(*_counts(predictions, references, idx))}
+
+
+def resample_binary(predictions: Sequence[Any], references: Sequence[Any], idx: Any) -> dict[str, Any]:
+    """accuracy_f1 + matthews (F1 of label 1, as accuracy_f1 scores it)."""
+    p, r, classes = _counts(predictions, references, idx)
+    return {"accuracy": (p == r).mean(axis=1), "f1": _f1(p, r, 1), "matthews_correlation": _mcc(p, r, classes)}
+
+
+def resample_multiclass(predictions: Sequence[Any], references: Sequence[Any], idx: Any) -> dict[str, Any]:
+    """accuracy_macro_f1 + matthews (macro F1 over the labels present in each resample, as sklearn)."""
+    import numpy as np
+
+    p, r, classes = _counts(predictions, references, idx)
+    per_class = np.stack([_f1(p, r, k) for k in classes], axis=1)
+    present = np.stack([((p == k) | (r == k)).any(axis=1) for k in classes], axis=1)
+    macro = (per_class * present).sum(axis=1) / np.maximum(present.sum(axis=1), 1)
+    return {"accuracy": (p == r).mean(axis=1), "f1": macro, "matthews_correlation": _mcc(p, r, classes)}
+
+
+def resample_pearson(predictions: Sequence[Any], references: Sequence[Any], idx: Any) -> dict[str, Any]:
+    """Pearson's r on each resample (NaN where a side is constant, as pearsonr); Spearman is re-ranked
+    per resample by the scorer itself."""
+    import numpy as np
+
+    x = np.asarray(predictions, dtype=float)[idx]
+    y = np.asarray(references, dtype=float)[idx]
+    x = x - x.mean(axis=1, keepdims=True)
+    y = y - y.mean(axis=1, keepdims=True)
+    denom = np.sqrt((x * x).sum(axis=1) * (y * y).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {"pearson": np.where(denom > 0, (x * y).sum(axis=1) / denom, np.nan)}
+
+
 SCORERS: dict[str, Scorer] = {
     "accuracy": accuracy,
     "matthews": matthews,

@@ -113,6 +113,16 @@ def _raw_scores(preds: dict[str, str], golds: dict[str, list[str]]) -> tuple[dic
     return exact_raw, f1_raw
 
 
+def _thresholded(exact_raw: dict[str, float], f1_raw: dict[str, float], has_ans: dict[str, bool],
+                 probs: dict[str, float], na_prob_thresh: float) -> tuple[dict[str, float], dict[str, float]]:
+    """Per-question EM and F1 after the no-answer threshold (the official script's apply_no_ans_threshold)."""
+
+    def threshold(scores: dict[str, float]) -> dict[str, float]:
+        return {q: float(not has_ans[q]) if probs[q] > na_prob_thresh else s for q, s in scores.items()}
+
+    return threshold(exact_raw), threshold(f1_raw)
+
+
 def squad_v2_metrics(
     preds: dict[str, str],
     golds: dict[str, list[str]],
@@ -130,11 +140,7 @@ def squad_v2_metrics(
     has_ans = {qid: bool(texts) for qid, texts in golds.items()}
     exact_raw, f1_raw = _raw_scores(preds, golds)
     probs = na_probs if na_probs is not None else {k: 0.0 for k in preds}
-
-    def threshold(scores: dict[str, float]) -> dict[str, float]:
-        return {q: float(not has_ans[q]) if probs[q] > na_prob_thresh else s for q, s in scores.items()}
-
-    exact, f1 = threshold(exact_raw), threshold(f1_raw)
+    exact, f1 = _thresholded(exact_raw, f1_raw, has_ans, probs, na_prob_thresh)
 
     def block(qids: list[str], prefix: str) -> dict[str, float]:
         if not qids:
@@ -156,8 +162,8 @@ def squad_v2_metrics(
     return out
 
 
-def score(predictions: Sequence[Any], references: Sequence[Any]) -> dict[str, float]:
-    """Task scorer: predictions from ``postprocess`` (or plain strings), references = answers."""
+def _inputs(predictions: Sequence[Any], references: Sequence[Any]) -> tuple[
+        dict[str, str], dict[str, list[str]], dict[str, float] | None, dict[str, str] | None]:
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions for {len(references)} questions")
     preds: dict[str, str] = {}
@@ -176,7 +182,29 @@ def score(predictions: Sequence[Any], references: Sequence[Any]) -> dict[str, fl
             span_preds[qid] = str(pred["span_text"])
         else:
             span_preds = None
+    return preds, golds, na_probs, span_preds
+
+
+def score(predictions: Sequence[Any], references: Sequence[Any]) -> dict[str, float]:
+    """Task scorer: predictions from ``postprocess`` (or plain strings), references = answers."""
+    preds, golds, na_probs, span_preds = _inputs(predictions, references)
     return squad_v2_metrics(preds, golds, na_probs, span_preds=span_preds)
+
+
+def per_example(predictions: Sequence[Any], references: Sequence[Any]) -> dict[str, list[float]]:
+    """Each question's EM and F1 (0-100, after the no-answer threshold), in order: ``exact`` and
+    ``f1`` are their means, so a bootstrap resamples these."""
+    preds, golds, na_probs, _ = _inputs(predictions, references)
+    has_ans = {qid: bool(texts) for qid, texts in golds.items()}
+    exact, f1 = _thresholded(*_raw_scores(preds, golds), has_ans, na_probs or dict.fromkeys(preds, 0.0), 1.0)
+    return {"exact": [100.0 * exact[q] for q in golds], "f1": [100.0 * f1[q] for q in golds]}
+
+
+def resample(predictions: Sequence[Any], references: Sequence[Any], idx: Any) -> dict[str, Any]:
+    """EM and F1 on each resample: means of the per-question scores."""
+    import numpy as np
+
+    return {k: np.asarray(v)[idx].mean(axis=1) for k, v in per_example(predictions, references).items()}
 
 
 # --------------------------------------------------------------------------- data
@@ -384,6 +412,7 @@ def postprocess(
 SQUAD_V2 = register_task(
     Task(
         id="squad_v2",
+        data_files=(datasets_dir() / "squad_v2",),
         title="SQuAD 2.0 (extractive QA)",
         family="squad",
         head="qa",
@@ -392,6 +421,7 @@ SQUAD_V2 = register_task(
         primary_metric="f1",
         loader=_load,
         scorer=score,
+        resample=resample,
         splits=("train", "dev", "dev_full"),
         note=(
             "SQuAD 2.0 train is not bundled: results are on an article split of the official dev "

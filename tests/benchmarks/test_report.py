@@ -1,7 +1,8 @@
 """The benchmark report: our values in, published figures beside them, verdicts computed, gaps said.
 
-Feeds benchmarks/run_all.py's renderer small JSON files shaped like each benchmark script's
-output (field names copied from the scripts) and reads the Markdown back.
+Feeds benchmarks/report.py small JSON files shaped like each benchmark script's output (field
+names copied from the scripts) and reads the Markdown back; runs benchmarks/suite.py's runner on
+fake scripts.
 """
 
 from __future__ import annotations
@@ -20,16 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load_run_all() -> Any:
-    spec = importlib.util.spec_from_file_location("run_all", ROOT / "benchmarks" / "run_all.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["run_all"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-run_all = _load_run_all()
+from benchmarks import published, report, suite  # noqa: E402
 
 ENV = {"cpu_model": "Test CPU 9000", "cores": 2, "cores_available": 2, "machine": "x86_64",
        "torch_cpu_capability": "AVX512", "torch_quantized_engine": "x86", "cpu_flags": ["avx2"],
@@ -199,7 +191,7 @@ def test_full_report_carries_our_values_published_column_and_header(tmp_path: Pa
     folder = write(tmp_path, tinybert=tinybert(), squad=squad(), squad_share=squad_share(), squad_sketch=squad_sketch(),
                    eval=eval_speed(),
                    cache=cache(), queries=queries(), gui=gui())
-    md = run_all.render(folder, manifest())
+    md = report.render(folder, manifest())
     # header: quick run labelled, machine, date, command
     assert "QUICK RUN" in md
     assert "Test CPU 9000" in md and "2026-11-22 03:45:00 UTC" in md and "run_all.py --quick" in md
@@ -220,7 +212,8 @@ def test_full_report_carries_our_values_published_column_and_header(tmp_path: Pa
     assert "| student int8 | 6.10 | 43.74 (TinyBERT int8) |" in tb
     assert "437.98 (BERT-base)" in tb and "0.749" in tb
     assert "F1 76.8 (12->6 layers, half depth)" in sq and "F1 70.2" in sq and "F1 -0.8 vs start" in sq
-    assert "| 4 bits | 22,713,986 | 12.11 |" in sq and "collapse" in sq
+    four = next(r for r in squad()["rows"] if r["task"] == "squad_v2" and r["variant"] == "4 bits")
+    assert f"| 4 bits | {four['params']:,} | {four['artifact_mb']:.2f} |" in sq and "collapse" in sq
     assert "smallest squad_v2 within 1 point of its start: bits 10 bits" in sq  # 8 bits lost 1.17
     share = section(md, "SQuAD system: Table 2 with the whole train part")
     assert "F1 59.2 / EM 56.0" in share and "then 7572 questions" in share and "-2.1" in share
@@ -231,7 +224,7 @@ def test_full_report_carries_our_values_published_column_and_header(tmp_path: Pa
 
 def test_missing_output_is_not_run_with_the_command(tmp_path: Path) -> None:
     folder = write(tmp_path, eval=eval_speed(), queries=queries())
-    md = run_all.render(folder, manifest(eval=entry(), queries=entry()))
+    md = report.render(folder, manifest(eval=entry(), queries=entry()))
     gui_part = section(md, "GUI")
     assert "**not run**" in gui_part
     assert "bench_gui.py --repeats 3" in gui_part and "run_all.py --quick --only gui" in gui_part
@@ -244,7 +237,7 @@ def test_missing_output_is_not_run_with_the_command(tmp_path: Path) -> None:
 def test_stale_output_of_a_failed_run_is_not_reported(tmp_path: Path) -> None:
     """A JSON left from an earlier run must not stand in for a benchmark that failed this time."""
     folder = write(tmp_path, cache=cache(cold=777.0))
-    md = run_all.render(folder, manifest(cache=entry(written=False, status="failed (exit code 1)")))
+    md = report.render(folder, manifest(cache=entry(written=False, status="failed (exit code 1)")))
     part = section(md, "Prefix cache")
     assert "**not run**" in part and "failed (exit code 1)" in part
     assert "777" not in md
@@ -252,14 +245,14 @@ def test_stale_output_of_a_failed_run_is_not_reported(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("value", "expected"), [(1.93, "met"), (1.2, "**not met**")])
 def test_int8_speed_verdict_follows_the_value(tmp_path: Path, value: float, expected: str) -> None:
-    md = run_all.render(write(tmp_path, tinybert=tinybert(speedup_int8=value)), manifest())
+    md = report.render(write(tmp_path, tinybert=tinybert(speedup_int8=value)), manifest())
     assert verdict_of(summary(md), "int8 vs fp32 latency") == expected
     assert verdict_of(summary(md), "int8 speed-up beats the published") == ("met" if value > 1.18 else "**not met**")
 
 
 @pytest.mark.parametrize(("int8_mb", "expected"), [(6.1, "met"), (40.0, "**not met**")])
 def test_int8_size_verdict_follows_the_value(tmp_path: Path, int8_mb: float, expected: str) -> None:
-    md = run_all.render(write(tmp_path, tinybert=tinybert(int8_mb=int8_mb)), manifest())
+    md = report.render(write(tmp_path, tinybert=tinybert(int8_mb=int8_mb)), manifest())
     assert verdict_of(summary(md), "int8 artifact <=") == expected
     assert verdict_of(summary(md), "int8/fp32 size beats the published") == ("met" if int8_mb / 45.55 < 0.749 else
                                                                              "**not met**")
@@ -267,12 +260,12 @@ def test_int8_size_verdict_follows_the_value(tmp_path: Path, int8_mb: float, exp
 
 @pytest.mark.parametrize(("student", "expected"), [(0.874, "met"), (0.80, "**not met**")])
 def test_student_retention_verdict(tmp_path: Path, student: float, expected: str) -> None:
-    md = run_all.render(write(tmp_path, tinybert=tinybert(student_acc=student)), manifest())
+    md = report.render(write(tmp_path, tinybert=tinybert(student_acc=student)), manifest())
     assert verdict_of(summary(md), "3-layer student keeps") == expected
 
 
 def test_threshold_verdicts_for_engine_cache_queries_gui(tmp_path: Path) -> None:
-    md = run_all.render(write(tmp_path, eval=eval_speed(engine=100.0, naive=120.0), cache=cache(cold=100.0, warm=20.0),
+    md = report.render(write(tmp_path, eval=eval_speed(engine=100.0, naive=120.0), cache=cache(cold=100.0, warm=20.0),
                               queries=queries(), gui=gui(launch=2.4, gap=80.0)), manifest())
     rows = summary(md)
     assert verdict_of(rows, "Engine /") == "**not met**"  # 1.2x < 1.5x although the stored 'speedup' says 99
@@ -281,7 +274,7 @@ def test_threshold_verdicts_for_engine_cache_queries_gui(tmp_path: Path) -> None
     assert verdict_of(rows, "variants_of_model") == "**not met**"
     assert verdict_of(rows, "launch to interactive") == "**not met**"
     assert verdict_of(rows, "GUI-thread stall") == "**not met**"
-    md = run_all.render(write(tmp_path, eval=eval_speed(), cache=cache(), gui=gui(gap=None)), manifest())
+    md = report.render(write(tmp_path, eval=eval_speed(), cache=cache(), gui=gui(gap=None)), manifest())
     rows = summary(md)
     assert verdict_of(rows, "Engine /") == "met" and verdict_of(rows, "Prefix cache /") == "met"
     assert verdict_of(rows, "launch to interactive") == "met"
@@ -291,18 +284,18 @@ def test_threshold_verdicts_for_engine_cache_queries_gui(tmp_path: Path) -> None
 def test_nbit_size_vs_theory(tmp_path: Path) -> None:
     overhead = START_BYTES - 4 * START_PARAMS
     theory8 = START_PARAMS + overhead
-    assert run_all.nbit_theory_bytes({"variant": "8 bits", "params": START_PARAMS},
+    assert report.nbit_theory_bytes({"variant": "8 bits", "params": START_PARAMS},
                                      {"artifact_mb": START_BYTES / 1e6, "params": START_PARAMS}) == pytest.approx(theory8)
-    md = run_all.render(write(tmp_path, squad=squad(bits8_bytes=theory8 * 1.001)), manifest())
+    md = report.render(write(tmp_path, squad=squad(bits8_bytes=theory8 * 1.001)), manifest())
     assert verdict_of(summary(md), "squad_v2 / every n-bit artifact within") == "met"
     assert "1.0010" in section(md, "SQuAD system")
-    md = run_all.render(write(tmp_path, squad=squad(bits8_bytes=theory8 * 1.05)), manifest())
+    md = report.render(write(tmp_path, squad=squad(bits8_bytes=theory8 * 1.05)), manifest())
     assert verdict_of(summary(md), "squad_v2 / every n-bit artifact within") == "**not met**"
     assert "worst 1.0500x (8 bits)" in md
 
 
 def test_nbit_shape_check(tmp_path: Path) -> None:
-    md = run_all.render(write(tmp_path, squad=squad()), manifest())
+    md = report.render(write(tmp_path, squad=squad()), manifest())
     rows = summary(md)
     assert verdict_of(rows, "squad_v2 / n-bit shape: 16/10-bit") == "met"
     assert verdict_of(rows, "squad_v2 / n-bit shape: lowest") == "met"  # 4-bit F1 12.4 vs 61.4
@@ -314,7 +307,7 @@ def test_a_qa_model_that_never_answers_gets_no_shape_verdict(tmp_path: Path) -> 
     for row in data["rows"]:
         if row["task"] == "squad_v2":
             row["HasAns_f1"] = 0.0  # abstains everywhere: every width scores the no-answer share
-    rows = summary(run_all.render(write(tmp_path, squad=data), manifest()))
+    rows = summary(report.render(write(tmp_path, squad=data), manifest()))
     assert verdict_of(rows, "squad_v2 / n-bit shape: 16/10-bit").startswith("n/a (the starting QA model answers")
     assert verdict_of(rows, "squad_v2 / n-bit shape: lowest").startswith("n/a")
     assert verdict_of(rows, "sst2 / n-bit shape: lowest") == "**not met**"  # other tasks keep their verdicts
@@ -329,7 +322,7 @@ def test_combined_tinybert_file_with_settings_per_task(tmp_path: Path) -> None:
     combined = {"benchmark": "tinybert", "runs": [a["settings"], b["settings"]], "environment": ENV, "published": {},
                 "tasks": [dict(a["tasks"][0], settings=a["settings"]), dict(b["tasks"][0], settings=b["settings"])],
                 "seconds": 1.0}
-    md = run_all.render(write(tmp_path, tinybert=combined), manifest())
+    md = report.render(write(tmp_path, tinybert=combined), manifest())
     tb = section(md, "TinyBERT study")
     assert "- sst2: training subset 321 examples" in tb and "- cola: training subset 777 examples" in tb
     assert "| student pruned 10% | 87.6 | — |" in tb
@@ -342,7 +335,7 @@ def test_a_constant_predictor_gets_no_metric_verdict(tmp_path: Path) -> None:
     data = tinybert()
     for row in data["tasks"][0]["rows"]:
         row["metric"] = 0.5167  # a teacher that never learned: every variant predicts the majority class
-    rows = summary(run_all.render(write(tmp_path, tinybert=data), manifest()))
+    rows = summary(report.render(write(tmp_path, tinybert=data), manifest()))
     assert verdict_of(rows, "int8 costs <=").startswith("n/a (every variant scores the same")
     assert verdict_of(rows, "3-layer student keeps").startswith("n/a")
     assert verdict_of(rows, "int8 artifact <=") == "met"  # size does not depend on learning
@@ -351,36 +344,80 @@ def test_a_constant_predictor_gets_no_metric_verdict(tmp_path: Path) -> None:
 def test_tinybert_ratios_come_from_the_rows_shown() -> None:
     task = tinybert(speedup_int8=2.0, int8_mb=9.11)["tasks"][0]
     task["ratios"] = {k: 123.0 for k in task["ratios"]}  # the script's own figures, deliberately wrong
-    q = run_all.tinybert_ratios(task)
+    q = report.tinybert_ratios(task)
     assert q["int8_vs_fp32_latency_speedup"] == pytest.approx(2.0)
     assert q["int8_vs_fp32_artifact_ratio"] == pytest.approx(9.11 / 45.55)
     assert q["int8_metric_cost_points"] == pytest.approx(0.46)
     assert q["student_vs_teacher_metric_retention"] == pytest.approx(0.874 / 0.9011)
     del task["rows"][-1]  # no int8 row: only then the script's figure is used
-    assert run_all.tinybert_ratios(task)["int8_vs_fp32_latency_speedup"] == 123.0
+    assert report.tinybert_ratios(task)["int8_vs_fp32_latency_speedup"] == 123.0
 
 
-def test_published_figures_are_constants_not_measurements() -> None:
-    p = run_all.PUBLISHED_TINYBERT
-    assert (p["bert_base_mb"], p["tinybert_mb"], p["tinybert_int8_mb"]) == (437.98, 58.39, 43.74)
-    assert p["int8_vs_fp32_artifact_ratio"] == pytest.approx(43.74 / 58.39)
-    q = run_all.PUBLISHED_SQUAD
-    assert (q["f1_6_of_12_layers"], q["f1_3_of_12_layers"], q["vocab_25_f1"]) == (76.8, 72.7, 70.2)
+def table(md: str, header_start: str) -> list[dict[str, str]]:
+    """The Markdown table whose header line starts with ``header_start``, as dicts by column."""
+    lines = md.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith(header_start))
+    names = [c.strip() for c in lines[at].strip().strip("|").split("|")]
+    rows = []
+    for line in lines[at + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append(dict(zip(names, (c.strip() for c in line.strip().strip("|").split("|")), strict=True)))
+    return rows
+
+
+def test_published_figures_fill_only_the_published_columns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Changing a published constant changes the published cells and nothing we measured."""
+    folder = write(tmp_path, tinybert=tinybert(), squad=squad())
+    before = report.render(folder, manifest())
+    changed = dict(published.PUBLISHED_TINYBERT, tinybert_int8_mb=12.34, bert_base_mb=999.5)
+    changed["int8_vs_fp32_artifact_ratio"] = changed["tinybert_int8_mb"] / changed["tinybert_mb"]
+    changed["student_vs_teacher_artifact_ratio"] = changed["tinybert_mb"] / changed["bert_base_mb"]
+    monkeypatch.setattr(report, "PUBLISHED_TINYBERT", changed)
+    monkeypatch.setattr(report, "PUBLISHED_SQUAD", dict(published.PUBLISHED_SQUAD, vocab_25_f1=11.1))
+    after = report.render(folder, manifest())
+    header = "| task | variant | artifact MB | published MB |"
+    old, new = table(before, header), table(after, header)
+    rows = tinybert()["tasks"][0]["rows"]
+    assert [r["artifact MB"] for r in new] == [f"{r['artifact_mb']:.2f}" for r in rows]  # ours, from the JSON
+    assert [r["artifact MB"] for r in new] == [r["artifact MB"] for r in old]
+    by = {r["variant"]: r["published MB"] for r in new}
+    assert by["student int8"] == "12.34 (TinyBERT int8)" and by["teacher (MiniLM-L6)"] == "999.5 (BERT-base)"
+    assert {r["variant"]: r["published MB"] for r in old}["student int8"] == "43.74 (TinyBERT int8)"
+    ratios = table(after, "| task | int8/fp32 speed-up |")[0]
+    assert ratios["int8/fp32 artifact"] == f"{6.1 / 45.55:.3f}"  # measured: unchanged
+    assert ratios["published"] == f"{58.39 / 999.5:.3f}"  # the last published column: student/teacher size
+    assert "12.34" not in before and "F1 11.1" in section(after, "SQuAD system")
+    squad_old = table(before, "| task | variant | params | artifact MB |")
+    squad_new = table(after, "| task | variant | params | artifact MB |")
+    assert [{k: v for k, v in r.items() if k != "published"} for r in squad_new] == \
+        [{k: v for k, v in r.items() if k != "published"} for r in squad_old]
+
+
+def test_published_numbers_have_one_home() -> None:
+    """The papers' figures are typed once, in benchmarks/published.py, and nowhere else in benchmarks/."""
+    figures = ("437.98", "58.39", "43.74", "76.8", "72.7", "70.2")
+    for path in (ROOT / "benchmarks").glob("*.py"):
+        if path.name == "published.py":
+            continue
+        text = path.read_text(encoding="utf-8")
+        assert not [f for f in figures if f in text], path.name
+    text = (ROOT / "benchmarks" / "published.py").read_text(encoding="utf-8")
+    assert all(f in text for f in figures)
 
 
 def test_missing_script_is_recorded_not_invented(tmp_path: Path) -> None:
-    bench = run_all.Bench("ghost", "bench_ghost_does_not_exist.py", "Ghost", ("ghost.json",), quick=(), full=(),
+    bench = suite.Bench("ghost", "bench_ghost_does_not_exist.py", "Ghost", ("ghost.json",), quick=(), full=(),
                           sizes={})
-    out = run_all.run_one(bench, "quick", tmp_path, tmp_path / "logs")
+    out = suite.run_one(bench, "quick", tmp_path, tmp_path / "logs")
     assert out["status"] == "missing script" and out["output_written"] is False
 
 
 def test_every_flag_of_both_modes_is_one_the_script_accepts() -> None:
     """The suite's flags must exist in each script's argparse (checked against its --help)."""
-    for bench in run_all.BENCHES:
+    for bench in suite.BENCHES:
         script = ROOT / "benchmarks" / bench.script
-        if not script.exists():
-            continue  # not merged yet: the report says "missing script"
+        assert script.is_file(), f"the suite names {bench.script}, which does not exist"
         flags = {a for a in (*bench.quick, *bench.full) if a.startswith("--")}
         flags |= {a for a in bench.out_flags(Path("x")) if a.startswith("--")}
         help_text = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True,
@@ -395,9 +432,9 @@ def _fake_suite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> A
     bench_dir, default = tmp_path / "benchmarks", tmp_path / "benchmarks" / "results"
     default.mkdir(parents=True)
     (bench_dir / "bench_fake.py").write_text(body, encoding="utf-8")
-    monkeypatch.setattr(run_all, "BENCH_DIR", bench_dir)
-    monkeypatch.setattr(run_all, "DEFAULT_RESULTS", default)
-    return run_all.Bench("fake", "bench_fake.py", "Fake", ("fake.json", "fake.md"), quick=("--n", "1"), full=(),
+    monkeypatch.setattr(suite, "BENCH_DIR", bench_dir)
+    monkeypatch.setattr(suite, "DEFAULT_RESULTS", default)
+    return suite.Bench("fake", "bench_fake.py", "Fake", ("fake.json", "fake.md"), quick=("--n", "1"), full=(),
                          sizes={}, env={"FAKE_DEFAULT": str(default)})
 
 
@@ -412,25 +449,25 @@ def test_quick_outputs_go_to_the_quick_folder_and_the_full_results_stay(tmp_path
             "(args.out / 'fake.json').write_text(json.dumps({'argv': sys.argv[1:]}))\n"
             "(args.out / 'fake.md').write_text('quick')\n")
     bench = _fake_suite(tmp_path, monkeypatch, body)
-    full = run_all.DEFAULT_RESULTS / "fake.json"
+    full = suite.DEFAULT_RESULTS / "fake.json"
     full.write_text('{"from": "the full run"}')
     quick = tmp_path / "quick"
-    out = run_all.run_one(bench, "quick", quick, quick / "logs")
+    out = suite.run_one(bench, "quick", quick, quick / "logs")
     assert out["status"] == "finished" and out["output_written"] is True, out
     assert json.loads((quick / "fake.json").read_text())["argv"][:3] == ["--n", "1", "--out"]
     assert json.loads(full.read_text()) == {"from": "the full run"}  # untouched
-    assert not (run_all.DEFAULT_RESULTS / "fake.md").exists()
+    assert not (suite.DEFAULT_RESULTS / "fake.md").exists()
 
 
 def test_a_benchmark_over_its_time_is_stopped_and_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     bench = _fake_suite(tmp_path, monkeypatch, "import time\ntime.sleep(120)\n")
-    monkeypatch.setattr(run_all, "MIN_START_S", 0)
+    monkeypatch.setattr(suite, "MIN_START_S", 0)
     started = time.monotonic()
-    out = run_all.run_one(bench, "quick", tmp_path / "quick", tmp_path / "logs", timeout_s=1)
+    out = suite.run_one(bench, "quick", tmp_path / "quick", tmp_path / "logs", timeout_s=1)
     assert time.monotonic() - started < 30
     assert out["status"].startswith("timeout") and out["output_written"] is False
-    monkeypatch.setattr(run_all, "MIN_START_S", 30)
-    out = run_all.run_one(bench, "quick", tmp_path / "quick", tmp_path / "logs", timeout_s=5)
+    monkeypatch.setattr(suite, "MIN_START_S", 30)
+    out = suite.run_one(bench, "quick", tmp_path / "quick", tmp_path / "logs", timeout_s=5)
     assert out["status"] == "skipped: time budget spent"
 
 
@@ -443,8 +480,6 @@ def _flag_values(args: tuple[str, ...], flag: str) -> list[str]:
 def test_squad_parts_and_settings_fields_exist() -> None:
     """--parts choices and --set FIELD names are checked by the script only at run time: check them here."""
     script = ROOT / "benchmarks" / "bench_squad.py"
-    if not script.exists():
-        pytest.skip("bench_squad.py not merged")
     spec = importlib.util.spec_from_file_location("bench_squad_for_test", script)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
@@ -453,8 +488,70 @@ def test_squad_parts_and_settings_fields_exist() -> None:
     fields = set(module.Settings.__dataclass_fields__)
     help_text = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, cwd=ROOT,
                                timeout=120, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}).stdout
-    for flags in (f for key in ("squad", "squad-share", "squad-sketch") for f in (run_all.BY_KEY[key].quick, run_all.BY_KEY[key].full)):
+    for flags in (f for key in ("squad", "squad-share", "squad-sketch") for f in (suite.BY_KEY[key].quick, suite.BY_KEY[key].full)):
         parts = _flag_values(flags, "--parts")
         assert parts and all(re.search(rf"[{{,]{re.escape(p)}[,}}]", help_text) for p in parts), parts
         names = [a.split("=", 1)[0] for a in _flag_values(flags, "--set")]
         assert names and set(names) <= fields, set(names) - fields
+
+
+def _study(*reused: bool) -> dict[str, Any]:
+    """A study block as benchmarks/study.py writes it: the first recipe computes, the others may reuse."""
+    chain = [{"step": "finetune", "config": {"train_size": 321}}, {"step": "distill", "config": {}}]
+    recipes = [{"key": "sst2 prune", "name": "p", "run_id": 1, "seconds": 50.0, "variants": 5, "cached": [],
+                "recipe": {"chain": [*chain, {"step": "prune.global_magnitude", "config": {"amount": [0.1, 0.4]}}]}}]
+    for i, ok in enumerate(reused):
+        recipes.append({"key": f"sst2 other{i}", "name": "q", "run_id": 2 + i, "seconds": 5.0, "variants": 4,
+                        "cached": ["baseline", "finetune", "distill"] if ok else ["baseline"],
+                        "recipe": {"chain": [*chain, {"step": "quantize.dynamic_int8", "config": {}}]}})
+    return {"database": "/tmp/x/tinybert.sqlite", "artifacts": "/tmp/x/tinybert-artifacts", "reused_database": False,
+            "recipes": recipes}
+
+
+@pytest.mark.parametrize("reused", [True, False])
+def test_prefix_cache_verdict_follows_the_recorded_rows(tmp_path: Path, reused: bool) -> None:
+    data = tinybert()
+    data["study"] = _study(reused)
+    data["latency"] = "Latency: timed by the engine, 7 timed forward passes."
+    data["tasks"][0]["prefix_cache"] = {"int8": {"run": 2, "cached": data["study"]["recipes"][1]["cached"],
+                                                 "teacher_and_student_reused": reused}}
+    sq = squad()
+    sq["prefix_cache"] = {"squad_v2 bits": {"run": 7, "start_reused": reused, "cached": ["baseline"]}}
+    md = report.render(write(tmp_path, tinybert=data, squad=sq), manifest())
+    rows = summary(md)
+    expected = "met" if reused else "**not met**"
+    assert verdict_of(rows, "recipe 'int8' reuses the teacher and student") == expected
+    assert verdict_of(rows, "recipe 'squad_v2 bits' reuses the fine-tuned start") == expected
+    tb = section(md, "TinyBERT study")
+    assert "7 timed forward passes" in tb  # how latency was measured, from the JSON
+    assert "sst2 other0 (run 2, 5 s): the first recipe's first 2 step(s), then quantize.dynamic_int8" in tb
+    assert ("3 of 4 variants reused from the cache" in tb) == reused
+
+
+def test_a_missing_json_is_not_run_even_without_a_manifest(tmp_path: Path) -> None:
+    md = report.render(write(tmp_path, queries=queries()), {})
+    for title in report.TITLES.values():
+        part = section(md, title)
+        assert ("**not run**" in part) == (title != report.TITLES["queries"]), title
+    assert "no tinybert.json in" in section(md, report.TITLES["tinybert"])
+
+
+def test_a_benchmark_section_alone_matches_the_report(tmp_path: Path) -> None:
+    """The scripts write their .md with the report's renderer: the same table, the same verdicts."""
+    data = eval_speed(engine=50.0, naive=100.0)
+    alone = report.section_markdown("eval", data)
+    full = report.render(write(tmp_path, eval=data), manifest())
+    assert "| engine (sorted, dynamic padding) | 50.00 | 4.0 |" in alone
+    assert "| engine (sorted, dynamic padding) | 50.00 | 4.0 |" in section(full, report.TITLES["eval"])
+    assert summary(alone) == {k: v for k, v in summary(full).items() if k.startswith("Engine")}
+
+
+def test_a_quick_report_goes_to_the_quick_folder_not_over_the_full_report(tmp_path: Path) -> None:
+    from benchmarks import run_all
+
+    folder = write(tmp_path / "quick", queries=queries())
+    (folder / suite.MANIFEST).write_text(json.dumps(manifest()), encoding="utf-8")
+    full = report.REPORT.read_text(encoding="utf-8")
+    assert run_all.main(["--quick", "--report-only", "--results", str(folder)]) == 0
+    assert "116.3" in (folder / "RESULTS.md").read_text(encoding="utf-8")
+    assert report.REPORT.read_text(encoding="utf-8") == full

@@ -1,7 +1,7 @@
 """Test-only steps (never shipped) and tiny recipes for the store, worker and CLI tests.
 
 Importing this module registers the steps below in the step registry. Worker subprocesses get them
-through :data:`WORKER_COMMAND`, which imports this module before running ``core.worker.main``.
+through :data:`WORKER_COMMAND`, which imports this module before running ``core.run.worker.main``.
 """
 
 from __future__ import annotations
@@ -14,15 +14,16 @@ from typing import Any
 
 from core.errors import ConfigError
 from core.params import StepConfig, param
+from core.state import FLOAT, TRAINABLE, ModelState, StepContext
 from core.steps import base
-from core.steps.base import FLOAT, TRAINABLE, ModelState, Step, StepContext
+from core.steps.base import Step
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_COMMAND = [
     sys.executable,
     "-c",
     f"import sys; sys.path.insert(0, {str(ROOT)!r}); import tests.core.fakes;"
-    " from core.worker import main; sys.exit(main())",
+    " from core.run.worker import main; sys.exit(main())",
 ]
 
 
@@ -36,6 +37,8 @@ class SlowConfig(StepConfig):
     seconds: float = param(1.0, label="Seconds", min=0.0)
     chatter: bool = param(True, label="Print to stdout", help="stray prints must not corrupt events")
     release_file: str = param("", label="Release file", help="stop sleeping as soon as this file exists")
+    chatter_every: float = param(0.0, label="Print every", min=0.0, unit="s",
+                                 help="keep printing to stdout and stderr while sleeping (0: never)")
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,13 @@ class Slow(Step):
             print("stray print from a step", flush=True)
             os.write(1, b"stray bytes on fd 1\n")
         release = Path(self.config.release_file) if self.config.release_file else None
+        said = time.monotonic()
         while time.monotonic() < end and not (release is not None and release.exists()):
+            if self.config.chatter_every and time.monotonic() - said >= self.config.chatter_every:
+                # Between safe points, like a training loop's log lines: before the cancel check.
+                print("still sleeping", flush=True)
+                print("still sleeping (stderr)", file=sys.stderr, flush=True)
+                said = time.monotonic()
             ctx.check_cancelled()
             ctx.progress(1 - (end - time.monotonic()) / max(self.config.seconds, 1e-9), "sleeping")
             time.sleep(0.05)
@@ -177,7 +186,7 @@ class Renamed(Step):
 
 STEPS = (ScaleWeights, Slow, Train, Freeze, Distil, QAOnly, Fail, Renamed)
 for _cls in STEPS:
-    if _cls.id not in base._REGISTRY:
+    if not base.is_registered(_cls.id):
         base.register(_cls)
 
 
@@ -197,3 +206,80 @@ def tiny_recipe(model_folder: Path, chain: list[dict[str, Any]], **extra: Any) -
         "chain": chain,
         **extra,
     }
+
+
+# ------------------------------------------------------------------------------------------
+# Pausing a worker at a phase, to kill it there (tests/core/test_faults.py)
+
+PAUSE_ENV = "WORKBENCH_TEST_PAUSE"
+
+
+def _pause(marker: str) -> None:
+    """Say where we are (the marker file) and wait to be killed; give up after five minutes."""
+    import os
+
+    Path(marker).write_text(str(os.getpid()), encoding="utf-8")
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _install_pause() -> None:
+    """``WORKBENCH_TEST_PAUSE=<phase>:<node>:<marker file>`` in a worker's environment pauses it
+    inside that phase of that node (the 3-digit number its artifact folder starts with):
+    ``load`` (loading the baseline), ``save`` (the weights written into ``<folder>.partial``, the
+    manifest not yet), ``evaluate`` (after the first evaluation batch; the artifact is saved, its
+    row not yet written)."""
+    import functools
+    import os
+
+    spec = os.environ.get(PAUSE_ENV)
+    if not spec:
+        return
+    phase, node, marker = spec.split(":", 2)
+    if phase == "load":  # every way of loading a model from a reference resolves its source first
+        import core.models
+
+        real_resolve = core.models.resolve_source
+
+        @functools.wraps(real_resolve)
+        def resolve_source(*args: Any, **kwargs: Any) -> Any:
+            _pause(marker)
+            return real_resolve(*args, **kwargs)
+
+        core.models.resolve_source = resolve_source
+    elif phase == "save":
+        import safetensors.torch
+
+        real_save = safetensors.torch.save_file
+
+        @functools.wraps(real_save)
+        def save_file(tensors: Any, filename: str, *args: Any, **kwargs: Any) -> Any:
+            result = real_save(tensors, filename, *args, **kwargs)
+            folder = Path(filename).parent.name
+            if folder.startswith(f"{node}-") and folder.endswith(".partial"):
+                _pause(marker)
+            return result
+
+        safetensors.torch.save_file = save_file
+    elif phase == "evaluate":
+        import core.measure.variant
+
+        real_measure = core.measure.variant.measure_variant
+
+        @functools.wraps(real_measure)
+        def measure_variant(state: Any, folder: Path, *args: Any, progress: Any = None, **kwargs: Any) -> Any:
+            def report(fraction: float, message: str = "") -> None:
+                if Path(folder).name.startswith(f"{node}-") and message.startswith("evaluated"):
+                    _pause(marker)
+                if progress is not None:
+                    progress(fraction, message)
+
+            return real_measure(state, folder, *args, progress=report, **kwargs)
+
+        core.measure.variant.measure_variant = measure_variant
+    else:
+        raise ValueError(f"{PAUSE_ENV}: unknown phase {phase!r}")
+
+
+_install_pause()

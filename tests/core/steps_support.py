@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from core.models import ModelRef, load_model, load_tokenizer
-from core.steps.base import ModelState, StepContext
+from core.state import ModelState, StepContext
 from core.tasks import get_task
 from core.tasks.base import Task
 from tests.helpers import SPELLING_VOCAB, TINY_VOCAB, tiny_bert_folder

@@ -10,7 +10,7 @@ import torch
 from core.artifacts import load_artifact, save_artifact
 from core.errors import ArtifactError
 from core.models import ModelRef, load_model, load_tokenizer
-from core.steps.base import ModelState
+from core.state import ModelState
 from tests.helpers import tiny_bert_folder
 
 
@@ -51,3 +51,112 @@ def test_unknown_codec_is_reported(tmp_path: Path) -> None:
     state.transforms.append({"codec": "from.the.future"})
     with pytest.raises(ArtifactError, match="from.the.future"):
         save_artifact(state, tmp_path / "art")
+
+
+# --- a tampered manifest is refused naming the file and the field --------------------------------------
+
+def _two_transform_artifact(tmp_path: Path) -> Path:
+    """An artifact with a sparse (prune) and a sketch transform: codecs that read manifest fields."""
+    from core.steps.base import get_step
+    from tests.core.steps_support import make_ctx, tiny_state, tiny_task
+
+    state = tiny_state(tmp_path)
+    for step_id, cfg in (("prune.global_magnitude", {"amount": 0.5, "groups": ["embeddings", "classifier"]}),
+                         ("sketch.random", {"m_attention": 8, "m_ffn_out": 16, "epochs": 0})):
+        step = get_step(step_id)
+        state = step(step.config_cls(**cfg)).apply(state, make_ctx(tmp_path, tiny_task()))
+    folder = tmp_path / "art"
+    save_artifact(state, folder)
+    load_artifact(folder)  # untampered, it loads
+    return folder
+
+
+def _drop(key: str):  # type: ignore[no-untyped-def]
+    return lambda m: m.pop(key)
+
+
+TAMPERED = {
+    "head of another architecture": (lambda m: m.update(head="qa"), "'head'"),
+    "unknown head": (lambda m: m.update(head="bogus"), "'head'"),
+    "head not a string": (lambda m: m.update(head=3), "'head'"),
+    "head missing": (_drop("head"), "'head'"),
+    "task missing": (_drop("task"), "'task'"),
+    "format as text": (lambda m: m.update(format="1"), "'format'"),
+    "format null": (lambda m: m.update(format=None), "'format'"),
+    "format missing": (_drop("format"), "'format'"),
+    "format from the future": (lambda m: m.update(format=99), "newer workbench"),
+    "transforms not a list": (lambda m: m.update(transforms={}), "'transforms'"),
+    "transform without codec": (lambda m: m["transforms"][0].pop("codec"), r"'transforms\[0\]'"),
+    "transform lacking its key": (lambda m: m["transforms"][1].pop("layers"), r"'transforms\[1\]'.*'layers'"),
+    "layer lacking its seed": (lambda m: next(iter(m["transforms"][1]["layers"].values())).pop("seed"),
+                               r"'transforms\[1\]'.*'seed'"),
+    "stored entry of the wrong type": (lambda m: m["transforms"][0].update(stored=["x"]), r"'transforms\[0\]'"),
+    "transform removed": (lambda m: m["transforms"].pop(1), "does not match manifest.json"),
+    "aliases not a mapping": (lambda m: m.update(aliases=["x"]), "'aliases'"),
+    "alias to nowhere": (lambda m: m.update(aliases={"bert.nope.weight": "classifier.weight"}), "'aliases'"),
+}
+
+
+@pytest.mark.parametrize("case", TAMPERED)
+def test_a_tampered_manifest_is_refused_naming_the_file_and_field(tmp_path: Path, case: str) -> None:
+    import json
+
+    folder = _two_transform_artifact(tmp_path)
+    manifest_path = folder / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    edit, field = TAMPERED[case]
+    edit(manifest)
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match=field) as info:  # never KeyError / TypeError / RuntimeError
+        load_artifact(folder)
+    assert str(folder) in str(info.value)
+
+
+def test_a_manifest_that_is_not_an_object_is_refused(tmp_path: Path) -> None:
+    folder = _two_transform_artifact(tmp_path)
+    (folder / "manifest.json").write_text("[1, 2]")
+    with pytest.raises(ArtifactError, match="manifest.json.*not an object"):
+        load_artifact(folder)
+
+
+# --- a full disk while saving ----------------------------------------------------------------------------
+
+def _disk_full_from_safetensors(*args: object, **kwargs: object) -> None:
+    """What safetensors' Rust writer raises on a full disk (seen on a 64 kB tmpfs): a SafetensorError."""
+    from safetensors import SafetensorError
+
+    raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+
+def _disk_full_from_python(*args: object, **kwargs: object) -> None:
+    import errno
+    import os
+
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize("where", ["weights", "tokenizer"])
+def test_a_full_disk_says_what_to_free_and_leaves_no_partial_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    import safetensors.torch
+
+    state = _state(tmp_path)
+    out = tmp_path / "artifacts"
+    save_artifact(state, out / "001-baseline")  # an earlier artifact, to be kept as it is
+    before = sorted(p.name for p in (out / "001-baseline").iterdir())
+    if where == "weights":
+        monkeypatch.setattr(safetensors.torch, "save_file", _disk_full_from_safetensors)
+    else:
+        monkeypatch.setattr(type(state.tokenizer), "save_pretrained", _disk_full_from_python)
+    for target in (out / "002-prune", out / "001-baseline"):
+        with pytest.raises(ArtifactError) as info:
+            save_artifact(state, target)
+        message = str(info.value)
+        assert "No space left" in message and str(target) in message
+        assert "Free at least" in message and " MB" in message and "--artifacts" in message
+        assert "os error" not in message and "SafetensorError" not in message
+    assert sorted(p.name for p in out.iterdir()) == ["001-baseline"]  # no .partial, no half artifact
+    assert sorted(p.name for p in (out / "001-baseline").iterdir()) == before
+    monkeypatch.undo()
+    load_artifact(out / "001-baseline")

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from core import worker_client
-from core.chain import Recipe, save_recipe
 from core.cli import main
+from core.recipe import Recipe, save_recipe
+from core.run import session
 from tests.core.fakes import WORKER_COMMAND, tiny_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +35,7 @@ def finished_db(tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
                                           name="cli test"))
     save_recipe(recipe, folder / "recipe.yaml")
     mp = pytest.MonkeyPatch()
-    mp.setattr(worker_client, "worker_command", lambda: WORKER_COMMAND)
+    mp.setattr(session, "worker_command", lambda: WORKER_COMMAND)
     try:
         code = main(["run", str(folder / "recipe.yaml"), "--db", str(folder / "w.sqlite")])
     finally:
@@ -60,7 +60,14 @@ def test_runs_show_and_compare(finished_db: Path, capsys: pytest.CaptureFixture[
     assert "finished" in out and "sst2" in out
     assert main(["show", "1", "--db", str(finished_db)]) == 0
     out = capsys.readouterr().out
-    assert "run 1: finished" in out and "test.scale(factor=2.0)" in out and "| baseline |" in out.replace("  ", " ")
+    assert "run 1: finished" in out and "test.scale(factor=2.0)" in out
+    lines = out.splitlines()
+    header = next(line for line in lines if line.startswith("variant "))
+    base = lines[lines.index(header) + 1]
+    assert "[95% CI]" in header and "flags" in header
+    assert base.split()[:2] == ["1", "baseline"] and "untrained head" in base and "[" in base  # value [low, high]
+    assert "measured on 8 dev examples; latency batch 2 x seq 8, 1 thread(s), 2 repeats" in out
+    assert "variant 1: untrained head: the task head was never trained" in out
     assert main(["compare", "2", "3", "--format", "json", "--db", str(finished_db)]) == 0
     data = json.loads(capsys.readouterr().out)
     assert [r["variant"] for r in data["rows"]] == [2, 3]
@@ -120,10 +127,6 @@ def test_console_script_module_runs_without_traceback(tmp_path: Path) -> None:
 
 
 def test_evaluate_prints_the_task_metric(tiny: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import importlib.util
-
-    if importlib.util.find_spec("core.measure") is None:
-        pytest.skip("core.measure has not landed")
     assert main(["evaluate", str(tiny), "--task", "sst2", "--limit", "8", "--batch-size", "4"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["examples"] == 8 and 0.0 <= data["accuracy"] <= 1.0 and data["task"] == "sst2"

@@ -91,7 +91,7 @@ def test_two_files_and_regression(tmp_path: Path) -> None:
 
 
 def test_binary_pair_task_is_scored_mrpc_style(tmp_path: Path) -> None:
-    rows = [{"a": f"x{i}", "b": f"y{i}", "same": i % 2} for i in range(10)]
+    rows = [{"a": f"x{i}", "b": f"y{i}", "same": i % 2} for i in range(20)]
     task = custom_task(_write(tmp_path / "p.csv", rows), text="a", text_pair="b", label="same")
     assert task.label_names == ("0", "1")
     scores = task.score([1, 1, 0, 0], [1, 0, 1, 0])
@@ -113,7 +113,7 @@ def _reviews(folder: Path, n: int = 40) -> Path:
 
 
 def test_recipe_data_round_trips_and_reads_relative_paths_from_the_recipe_folder(tmp_path: Path) -> None:
-    from core.chain import DataSpec, dumps_recipe, load_recipe, loads_recipe, recipe_task
+    from core.recipe import DataSpec, dumps_recipe, load_recipe, loads_recipe, recipe_task
 
     _reviews(tmp_path)
     text = ("model: all-MiniLM-L6-v2\n"
@@ -140,7 +140,7 @@ def test_recipe_data_round_trips_and_reads_relative_paths_from_the_recipe_folder
     ("r.csv", "data", "mapping"),
 ])
 def test_a_malformed_data_mapping_is_refused_naming_the_field(data: object, field: str, words: str) -> None:
-    from core.chain import Recipe, RecipeError
+    from core.recipe import Recipe, RecipeError
 
     with pytest.raises(RecipeError, match=words) as info:
         Recipe.from_dict({"model": "all-MiniLM-L6-v2", "data": data})
@@ -148,7 +148,7 @@ def test_a_malformed_data_mapping_is_refused_naming_the_field(data: object, fiel
 
 
 def test_data_and_task_must_agree() -> None:
-    from core.chain import Recipe, RecipeError
+    from core.recipe import Recipe, RecipeError
 
     with pytest.raises(RecipeError, match="custom:reviews") as info:
         Recipe.from_dict({"model": "m", "task": "sst2", "data": {"path": "reviews.csv", "text": "t", "label": "l"}})
@@ -156,7 +156,7 @@ def test_data_and_task_must_agree() -> None:
 
 
 def test_a_wrong_column_in_the_data_is_a_validation_problem_listing_the_columns(tmp_path: Path) -> None:
-    from core.chain import Recipe, validate_recipe
+    from core.recipe import Recipe, validate_recipe
 
     path = _reviews(tmp_path)
     recipe = Recipe.from_dict({"model": "all-MiniLM-L6-v2", "data": {"path": str(path), "text": "text", "label": "stars"}})
@@ -167,7 +167,7 @@ def test_a_wrong_column_in_the_data_is_a_validation_problem_listing_the_columns(
 def test_an_edited_data_file_is_read_again(tmp_path: Path) -> None:
     import os
 
-    from core.chain import DataSpec
+    from core.recipe import DataSpec
     from core.tasks.custom import task_from_spec
 
     path = _reviews(tmp_path, n=40)
@@ -181,8 +181,9 @@ def test_an_edited_data_file_is_read_again(tmp_path: Path) -> None:
 
 
 def test_a_recipe_with_a_data_file_runs_in_the_worker(tmp_path: Path) -> None:
+    from core.protocol import RunRequest
+    from core.run.process import run_worker
     from core.store import list_runs, open_store, run_variants
-    from core.worker_client import run_worker
     from tests.helpers import tiny_bert_folder
 
     model = tiny_bert_folder(tmp_path / "tiny")
@@ -191,12 +192,87 @@ def test_a_recipe_with_a_data_file_runs_in_the_worker(tmp_path: Path) -> None:
               "measure": {"eval_batch_size": 8, "max_length": 16, "latency_batch_size": 2, "latency_seq_len": 8,
                           "latency_warmup": 0, "latency_repeats": 2, "threads": 1},
               "chain": [{"step": "prune.global_magnitude", "config": {"amount": 0.5}}]}
-    request = {"recipe": recipe, "db": str(tmp_path / "w.sqlite"), "artifacts": str(tmp_path / "a"), "resume_run": None}
+    request = RunRequest(recipe=recipe, db=str(tmp_path / "w.sqlite"), artifacts=str(tmp_path / "a"))
     outcome = run_worker(request, on_event=lambda _e: None)
-    assert outcome.ok, outcome.describe()
+    assert outcome.ok, outcome.message()
     store = open_store(tmp_path / "w.sqlite")
     (run,) = list_runs(store)
     assert run.task == "custom:reviews"
     variants = run_variants(store, run.id)
     assert [v.step_id for v in variants] == ["baseline", "prune.global_magnitude"]
     assert all(0.0 <= v.metrics["accuracy"] <= 1.0 and "f1" in v.metrics for v in variants)
+
+
+# --- files too small, folders, broken lines, other encodings ------------------------------------------
+
+def _labelled(n: int) -> list[dict]:
+    return [{"s1": f"sentence {i}", "y": ["pos", "neg"][i % 2]} for i in range(n)]
+
+
+def test_a_file_too_small_to_train_and_evaluate_is_refused_with_the_minimum_row_counts(tmp_path: Path) -> None:
+    from core.tasks.custom import MIN_DEV_ROWS, MIN_TRAIN_ROWS, rows_needed
+
+    with pytest.raises(DataError) as info:
+        custom_task(_write(tmp_path / "two.csv", _labelled(2)), text="s1", label="y")
+    message = str(info.value)
+    assert "two.csv has 2 rows" in message and "1 to train on and 1 to evaluate on" in message
+    assert f"at least {MIN_TRAIN_ROWS} training and {MIN_DEV_ROWS} evaluation rows" in message and f"at least {rows_needed(0.2)} rows" in message
+    # the smallest file that is accepted, and one row fewer
+    need = rows_needed(0.2)
+    task = custom_task(_write(tmp_path / "enough.csv", _labelled(need)), text="s1", label="y", register=False)
+    assert len(task.load("train")) >= MIN_TRAIN_ROWS and len(task.load("dev")) >= MIN_DEV_ROWS
+    with pytest.raises(DataError, match=f"has {need - 1} rows"):
+        custom_task(_write(tmp_path / "short.csv", _labelled(need - 1)), text="s1", label="y", register=False)
+    # with a dev file, each file is counted on its own
+    big, small = _write(tmp_path / "big.csv", _labelled(20)), _write(tmp_path / "small.csv", _labelled(2))
+    with pytest.raises(DataError, match=f"small.csv has 2 rows; at least {MIN_DEV_ROWS} are needed for evaluation"):
+        custom_task(big, dev_path=small, text="s1", label="y", register=False)
+    with pytest.raises(DataError, match=f"small.csv has 2 rows; at least {MIN_TRAIN_ROWS} are needed for training"):
+        custom_task(small, dev_path=big, text="s1", label="y", register=False)
+
+
+def test_a_folder_given_as_the_data_file_is_called_a_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "reviews.csv"  # a folder, even with a data file's name
+    folder.mkdir()
+    with pytest.raises(DataError, match="reviews.csv is a folder, not a data file") as info:
+        custom_task(folder, text="s1", label="y")
+    assert "does not exist" not in str(info.value)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_a_broken_json_line_is_reported_by_its_line_number(tmp_path: Path, suffix: str) -> None:
+    lines = [json.dumps(r) for r in _labelled(20)]
+    lines[6] = '{"s1": "sentence 6", "y": "pos"'  # the closing brace is missing on line 7
+    path = tmp_path / f"data{suffix}"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"line 7 is not valid JSON") as info:
+        custom_task(path, text="s1", label="y", register=False)
+    assert "position" not in str(info.value) and "offset" not in str(info.value)
+
+
+def test_a_broken_json_array_is_reported_by_its_line_number(tmp_path: Path) -> None:
+    path = tmp_path / "data.json"
+    text = json.dumps(_labelled(20), indent=1).replace('"sentence 5",', '"sentence 5"', 1)
+    path.write_text(text, encoding="utf-8")
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if '"sentence 5"' in t) + 1
+    with pytest.raises(DataError, match=f"not valid JSON at line {line}"):
+        custom_task(path, text="s1", label="y", register=False)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl", ".json"])
+def test_a_latin1_file_gets_a_hint_to_save_it_as_utf8(tmp_path: Path, suffix: str) -> None:
+    rows = _labelled(20)
+    rows[3]["s1"] = "un film très réussi"
+    path = tmp_path / f"data{suffix}"
+    if suffix == ".json":
+        text = json.dumps(rows, ensure_ascii=False)
+    elif suffix == ".jsonl":
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    else:
+        text = _write(path, rows).read_text(encoding="utf-8")
+    path.write_bytes(text.encode("latin-1"))  # as a spreadsheet or an old editor saves it
+    with pytest.raises(DataError) as info:
+        custom_task(path, text="s1", label="y", register=False)
+    message = str(info.value)
+    assert str(path) in message and "not UTF-8" in message and "0xE8" in message and "Save it as UTF-8" in message
+    assert "codec can't decode" not in message

@@ -129,7 +129,7 @@ def test_nonzeros_follow_pruning_masks(tiny: tuple[ModelRef, Any]) -> None:
 
 def test_artifact_bytes_and_size_flag(tiny: tuple[ModelRef, Any], tmp_path: Path) -> None:
     from core.artifacts import save_artifact
-    from core.steps.base import ModelState
+    from core.state import ModelState
 
     ref, tok = tiny
     model = _model(ref, "sst2")
@@ -166,32 +166,6 @@ def test_environment_records_cpu_and_versions() -> None:
         torch.__version__.split("+")[0]
     )
     assert isinstance(env["cpu_flags"], list)
-
-
-@pytest.mark.parametrize("task_id", ["stsb", "squad_v2"])
-def test_measure_command_prints_metric_size_latency(
-    tiny: tuple[ModelRef, Any], task_id: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    import json
-
-    from core.measure.__main__ import main
-
-    ref, _ = tiny
-    code = main(["--task", task_id, "--model", ref.value, "--limit", "8", "--latency-repeats", "2",
-                 "--max-length", "128", "--json"])  # fmt: skip
-    assert code == 0
-    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert out["task"] == task_id and out["examples"] == 8
-    assert out["size"]["artifact_bytes"] > out["size"]["weights_bytes"] > 0
-    assert out["round_trip_max_abs_diff"] == 0.0
-    assert out["latency"]["repeats"] == 2 and out["latency"]["p50_ms"] > 0
-
-
-def test_measure_command_reports_unknown_task(capsys: pytest.CaptureFixture[str]) -> None:
-    from core.measure.__main__ import main
-
-    assert main(["--task", "nope", "--limit", "1"]) == 2
-    assert "Unknown task 'nope'" in capsys.readouterr().err
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")

@@ -61,3 +61,75 @@ def test_packaged_default_loads_offline() -> None:
     n = sum(p.numel() for p in model.base_model.parameters())
     assert 22_000_000 < n < 23_000_000
     assert tok("hello world")["input_ids"][0] == tok.cls_token_id
+
+
+# --- weights from safetensors only ------------------------------------------------------------------
+
+class _RunsCode:
+    """Unpickling this writes a file: what a malicious pytorch_model.bin could do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (Path.write_text, (self.marker, "code ran"))
+
+
+def _pickle_only_folder(folder: Path) -> Path:
+    """A tiny model folder whose weights are only pytorch_model.bin (written by torch.save, a pickle)."""
+    import torch
+    from safetensors.torch import load_file
+
+    tiny_bert_folder(folder)
+    torch.save(load_file(folder / "model.safetensors"), folder / "pytorch_model.bin")
+    (folder / "model.safetensors").unlink()
+    return folder
+
+
+def test_a_folder_with_only_pickled_weights_is_refused_naming_the_file_and_the_fixes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.models import ALLOW_PICKLE_ENV, check_local_folder
+
+    monkeypatch.delenv(ALLOW_PICKLE_ENV, raising=False)
+    folder = _pickle_only_folder(tmp_path / "downloaded")
+    for attempt in (lambda: check_local_folder(folder),
+                    lambda: load_model(ModelRef.parse(str(folder)), "classification")):
+        with pytest.raises(ModelLoadError) as info:
+            attempt()
+        message = str(info.value)
+        assert str(folder / "pytorch_model.bin") in message and "pickle" in message
+        assert "model.safetensors" in message and f"{ALLOW_PICKLE_ENV}=1" in message
+
+
+def test_pickled_weights_load_when_allowed_explicitly_and_only_as_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    from core.models import ALLOW_PICKLE_ENV
+
+    monkeypatch.setenv(ALLOW_PICKLE_ENV, "1")
+    reference = load_file(tiny_bert_folder(tmp_path / "reference") / "model.safetensors")
+    folder = _pickle_only_folder(tmp_path / "downloaded")
+    model = load_model(ModelRef.parse(str(folder)), "none")
+    assert torch.equal(model.state_dict()["embeddings.word_embeddings.weight"], reference["embeddings.word_embeddings.weight"])
+
+    marker = tmp_path / "marker.txt"
+    torch.save({"embeddings.word_embeddings.weight": _RunsCode(marker)}, folder / "pytorch_model.bin")
+    with pytest.raises(ModelLoadError, match="pytorch_model.bin|weights"):
+        load_model(ModelRef.parse(str(folder)), "none")
+    assert not marker.exists()  # torch.load(weights_only=True) refused to run the pickle's code
+
+
+def test_loading_draws_no_progress_bar_on_stderr(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """A worker's stderr tail becomes a crash message: transformers' "Loading weights" bar must not be in it."""
+    from transformers.utils import logging as hf_logging
+
+    folder = tiny_bert_folder(tmp_path / "tiny")
+    hf_logging.enable_progress_bar()
+    capfd.readouterr()
+    load_model(ModelRef.parse(str(folder)), "classification")
+    assert "Loading weights" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()  # restored for whoever had it on

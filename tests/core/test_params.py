@@ -54,3 +54,40 @@ def test_describe_carries_form_metadata() -> None:
     assert by_name["amount"]["max"] == 0.95 and by_name["amount"]["unit"] == "fraction"
     assert by_name["groups"]["list"] is True and by_name["groups"]["choices"] == ["query", "key"]
     json.dumps(_Example.describe())
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), 10**400])
+@pytest.mark.parametrize("field", ["amount", "temperature"])
+def test_nan_and_infinite_floats_are_refused_naming_the_field(field: str, value: float) -> None:
+    """NaN fails every range check (all comparisons are False), so it used to pass and crash the run."""
+    with pytest.raises(ConfigError, match=rf"\({field}\) must be a finite number") as info:
+        _Example.from_dict({field: value}, step="demo")
+    assert info.value.field == field
+
+
+def test_nan_in_every_float_field_of_every_step_is_refused() -> None:
+    from core.steps.base import all_steps
+
+    checked = 0
+    for step in all_steps():
+        for f, _meta, elem, _is_list in step.config_cls.fields_meta():
+            if elem is not float:
+                continue
+            with pytest.raises(ConfigError, match="finite number") as info:
+                step.config_cls.from_dict({f.name: float("nan")}, step=step.id)
+            assert info.value.field == f.name
+            checked += 1
+    assert checked >= 10  # finetune, distill, prune, share_layers, vocab ... all have float fields
+
+
+def test_huge_values_are_quoted_briefly() -> None:
+    with pytest.raises(ConfigError) as info:
+        _Example.from_dict({"mode": "x" * 5_000_000})
+    message = str(info.value)
+    assert len(message) < 300 and "5,000,000 characters" in message
+    with pytest.raises(ConfigError) as info:
+        _Example.from_dict({"groups": ["query"] * 100_000 + [7]})
+    assert len(str(info.value)) < 300
+    with pytest.raises(ConfigError) as info:
+        _Example.from_dict({"amount": 10**1000})
+    assert len(str(info.value)) < 300 and "digits" in str(info.value)

@@ -1,5 +1,5 @@
-"""The shipped recipes (one per published system) load, round-trip and validate against the real
-step registry; a step that has not landed yet skips with its id named, never silently passes."""
+"""The shipped recipes (one per published system) load, round-trip, validate against the real step
+and task registries (a renamed step fails them), and run end to end on a tiny model."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.chain import dumps_recipe, expand, load_recipe, validate_recipe
-from core.steps.base import _ALIASES, _REGISTRY, discover
+from core.recipe import dumps_recipe, expand, load_recipe, validate_recipe
 
 RECIPES = Path(__file__).resolve().parents[2] / "resources" / "recipes"
 SHIPPED = ["tinybert_further_compressed.yaml", "compressed_squad2.yaml"]
@@ -23,16 +22,6 @@ def test_shipped_recipe_validates(name: str) -> None:
     path = RECIPES / name
     recipe = load_recipe(path)
     assert dumps_recipe(recipe) == path.read_text(encoding="utf-8")  # files are in canonical form
-    discover()
-    missing = [e.step for e in recipe.chain if e.step not in _REGISTRY and e.step not in _ALIASES]
-    if missing:
-        pytest.skip(f"step(s) not registered yet: {', '.join(missing)}")
-    from core.tasks.base import _TASKS
-    from core.tasks.base import discover as discover_tasks
-
-    discover_tasks()
-    if recipe.task not in _TASKS:
-        pytest.skip(f"task '{recipe.task}' not registered yet")
     problems = validate_recipe(recipe, check_files=False)  # the packaged model may be absent in CI
     assert problems == [], "\n".join(map(str, problems))
     assert len(expand(recipe)) == 2  # each ships a two-value sweep on its compression step
@@ -59,17 +48,12 @@ def _shrunk(recipe_dict: dict) -> dict:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_recipe_runs_end_to_end_and_exports(name: str, tmp_path: Path) -> None:
-    import importlib.util
-
-    from core.chain import Recipe
-    from core.runner import run_recipe
+    from core import protocol as p
+    from core.recipe import Recipe
+    from core.run.runner import run_recipe
     from core.store import EXPORT_FORMATS, export_table, open_store, results_table, run_variants
 
     recipe = load_recipe(RECIPES / name)
-    discover()
-    missing = [e.step for e in recipe.chain if e.step not in _REGISTRY]
-    if missing or importlib.util.find_spec("core.measure") is None:
-        pytest.skip(f"not landed yet: {', '.join(missing) or 'core.measure'}")
     # The shipped chain on a tiny BERT: the runner, every step, codec and measurement for real, in seconds.
     # (The full recipes on the packaged MiniLM are run by hand/CI with workbench-cli; see the report.)
     from tests.helpers import tiny_bert_folder
@@ -77,10 +61,10 @@ def test_shipped_recipe_runs_end_to_end_and_exports(name: str, tmp_path: Path) -
     model = tiny_bert_folder(tmp_path / "tiny", layers=4, hidden=32)
     small = Recipe.from_dict({**_shrunk(recipe.to_dict()), "model": str(model)})
     outcome = run_recipe(small, db_url_or_path=tmp_path / "w.sqlite", artifacts_dir=tmp_path / "artifacts")
-    assert outcome.status == "finished", outcome.error
+    assert isinstance(outcome, p.RunFinished), outcome
     store = open_store(tmp_path / "w.sqlite")
     variants = run_variants(store, outcome.run_id)
-    from core.chain import variant_tree
+    from core.recipe import variant_tree
 
     assert len(variants) == variant_tree(small).count()  # every node of the sweep tree, prefix once
     assert all(v.metrics.get("artifact_bytes") for v in variants)

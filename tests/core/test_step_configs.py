@@ -64,7 +64,7 @@ def test_invalid_values_are_refused_naming_the_field(step_id: str, values: dict,
 def test_step_modules_import_without_torch() -> None:
     code = (
         "import sys\n"
-        "import core.training, core.steps.finetune, core.steps.distill, core.steps.prune, core.steps.quantize_int8\n"
+        "import core.steps.training, core.steps.finetune, core.steps.distill, core.steps.prune, core.steps.quantize_int8\n"
         "from core.steps.base import all_steps\n"
         "all_steps()\n"
         "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers', 'datasets'))))\n"
@@ -145,7 +145,7 @@ def _other_family(family: str) -> torch.nn.Module:
 @pytest.mark.parametrize("family", ["distilbert", "roberta"])
 @pytest.mark.parametrize("step_id", STEPS)
 def test_steps_work_on_distilbert_and_roberta(tmp_path: Path, family: str, step_id: str) -> None:
-    from core.steps.base import ModelState
+    from core.state import ModelState
     from tests.helpers import tiny_tokenizer
 
     tok = tiny_tokenizer(tmp_path / "tok")

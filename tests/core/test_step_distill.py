@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from core.errors import ConfigError, ModelLoadError
-from core.steps.base import INITIAL_TRAITS, get_step
+from core.state import INITIAL_TRAITS
+from core.steps.base import get_step
 from core.steps.distill import attention_mse, masked_mse, parse_layers, uniform_mapping
-from core.training import train
+from core.steps.training import train
 from tests.core.steps_support import make_ctx, outputs, sample_batch, tiny_state, tiny_task
 
 STEP = get_step("distill")

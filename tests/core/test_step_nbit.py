@@ -12,7 +12,8 @@ import torch
 
 from core.artifacts import folder_bytes, load_artifact, save_artifact
 from core.errors import ConfigError
-from core.steps.base import FLOAT, TRAINABLE, get_step
+from core.state import FLOAT, TRAINABLE
+from core.steps.base import get_step
 from core.steps.nbit import LinearNbitConfig, dequantize, pack_bits, quantize, tensor_range, unpack_bits
 from tests.core.steps_support import logits, make_ctx, minilm_state, sst2_tiny_state
 
@@ -174,7 +175,7 @@ def test_minilm_artifact_is_the_packed_size_and_much_smaller(tmp_path: Path) -> 
 
 
 def test_a_reloaded_artifact_saves_again_to_the_same_bytes(tmp_path: Path) -> None:
-    from core.steps.base import ModelState
+    from core.state import ModelState
 
     out = _apply(sst2_tiny_state(tmp_path), tmp_path, bits=5)
     save_artifact(out, tmp_path / "a")

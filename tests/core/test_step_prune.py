@@ -12,7 +12,8 @@ from torch.nn.utils import prune
 
 from core.artifacts import load_artifact, save_artifact, weights_bytes
 from core.errors import ConfigError
-from core.steps.base import ModelState, get_step
+from core.state import ModelState
+from core.steps.base import get_step
 from core.steps.prune import decode_sparse, encode_sparse, pack_bits, select_modules, unpack_bits
 from tests.core.steps_support import make_ctx, outputs, sample_batch, tiny_state, tiny_task
 

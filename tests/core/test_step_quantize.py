@@ -12,9 +12,10 @@ from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 from core.artifacts import load_artifact, save_artifact, weights_bytes
 from core.errors import ConfigError
 from core.models import ModelRef, load_model, load_tokenizer
+from core.state import FLOAT, TRAINABLE, ModelState
 from core.steps._int8_modules import Int8Embedding
-from core.steps.base import FLOAT, TRAINABLE, ModelState, get_step
-from core.training import train
+from core.steps.base import get_step
+from core.steps.training import train
 from tests.core.steps_support import make_ctx, outputs, sample_batch, tiny_state, tiny_task
 
 STEP = get_step("quantize.dynamic_int8")

@@ -14,7 +14,7 @@ from core.artifacts import load_artifact, save_artifact
 from core.errors import ConfigError
 from core.steps._sketched_linear import SketchedLinear, rademacher
 from core.steps.base import get_step
-from core.steps.sketch import SketchConfig, group_of
+from core.steps.sketch import SketchConfig, sketch_targets
 from tests.core.steps_support import logits, make_ctx, sst2_tiny_state
 
 
@@ -51,12 +51,17 @@ def test_sketched_linear_computes_w_st_s_x() -> None:
     assert "sketch" not in sketched.state_dict()
 
 
-def test_groups_cover_bert_layers() -> None:
-    assert group_of("bert.encoder.layer.0.attention.self.query") == "m_attention"
-    assert group_of("bert.encoder.layer.0.attention.output.dense") == "m_attention"
-    assert group_of("bert.encoder.layer.3.intermediate.dense") == "m_ffn_in"
-    assert group_of("bert.encoder.layer.3.output.dense") == "m_ffn_out"
-    assert group_of("bert.pooler.dense") is None and group_of("classifier") is None
+def test_groups_cover_bert_layers(tmp_path: Path) -> None:
+    model = sst2_tiny_state(tmp_path, layers=1).model
+    targets = {name: field for name, _, field in sketch_targets(model, SketchConfig(m_attention=8, m_ffn_in=8, m_ffn_out=8))}
+    assert targets == {
+        "bert.encoder.layer.0.attention.self.query": "m_attention",
+        "bert.encoder.layer.0.attention.self.key": "m_attention",
+        "bert.encoder.layer.0.attention.self.value": "m_attention",
+        "bert.encoder.layer.0.attention.output.dense": "m_attention",
+        "bert.encoder.layer.0.intermediate.dense": "m_ffn_in",
+        "bert.encoder.layer.0.output.dense": "m_ffn_out",
+    }  # never the pooler or the classifier
 
 
 def _apply(state, tmp_path: Path, **cfg):  # type: ignore[no-untyped-def]

@@ -9,7 +9,7 @@ import torch
 
 from core.errors import StepCancelled
 from core.steps.base import get_step
-from core.training import soft_cross_entropy, train
+from core.steps.training import soft_cross_entropy, train
 from tests.core.steps_support import make_ctx, outputs, sample_batch, tiny_state, tiny_task
 
 KW = dict(epochs=2, lr=1e-3, batch_size=4, max_length=32, warmup_ratio=0.1, train_size=16)
@@ -46,7 +46,8 @@ def test_training_changes_weights_and_reports_stats_and_progress(tmp_path: Path)
 
 def test_finetune_learns_the_tiny_sentiment_task(tmp_path: Path) -> None:
     state = tiny_state(tmp_path)
-    step = get_step("finetune")(get_step("finetune").config_cls(lr=3e-3, epochs=20, batch_size=8, train_size=None))
+    step = get_step("finetune")(get_step("finetune").config_cls(lr=3e-3, epochs=20, batch_size=8, train_size=None,
+                                                                  early_stopping=False))
     out = step.apply(state, make_ctx(tmp_path, tiny_task(n=32)))
     batch = sample_batch(out.tokenizer)
     preds = outputs(out.model, batch).argmax(-1).tolist()
@@ -99,3 +100,65 @@ def test_pure_distillation_pulls_student_towards_teacher(tmp_path: Path, head: s
           **{**KW, "epochs": 6, "lr": 3e-3})
     gap_after = (outputs(student.model, batch) - outputs(teacher.model, batch)).abs().mean()
     assert gap_after < gap_before
+
+
+def test_the_step_budget_caps_the_epochs(tmp_path: Path) -> None:
+    stats = train(tiny_state(tmp_path), make_ctx(tmp_path, tiny_task()), **{**KW, "epochs": 10}, max_steps=5)
+    assert stats["steps"] == 5 and stats["max_steps"] == 5
+
+
+def test_early_stopping_holds_out_rows_keeps_the_best_weights_and_says_whether_it_learned(tmp_path: Path) -> None:
+    from core.steps.training import EarlyStopping
+
+    state = tiny_state(tmp_path)
+    scores: list[tuple[str, int, float]] = []
+    ctx = make_ctx(tmp_path, tiny_task(n=40))
+    ctx.curve = lambda phase, series, step, value: scores.append((series, step, value))  # type: ignore[method-assign]
+    stats = train(state, ctx, **{**KW, "epochs": 30, "lr": 3e-3, "train_size": None},
+                  early_stopping=EarlyStopping(holdout=0.25, evals=30, patience=2))
+    assert stats["holdout_examples"] == 10 and stats["train_examples"] == 30
+    held = [(s, v) for series, s, v in scores if series == "held_out"]
+    assert [list(x) for x in held] == stats["held_out_scores"]
+    assert stats["best_held_out"] == max(v for _, v in held)
+    assert stats["stopped_early"] == (stats["steps"] < 30 * 8)
+    # The kept weights are the best ones: the held-out score of the final model is the best score.
+    from core.measure.evaluation import predict
+
+    task = ctx.task
+    holdout = task.load("train").select(sorted(__import__("torch").randperm(40, generator=__import__("torch")
+                                                       .Generator().manual_seed(ctx.seed)).tolist()[:10]))
+    predictions, references = predict(state.model, state.tokenizer, task, holdout, max_length=stats["max_length"])
+    assert task.score(predictions, references)["accuracy"] == pytest.approx(stats["best_held_out"])
+    assert stats["learned"]["learned"] in (True, False) and "held-out accuracy" in stats["learned"]["summary"]
+
+
+def test_length_grouped_batches_cover_every_row_once_per_epoch_with_little_padding() -> None:
+    import random as rnd
+
+    from core.steps.training import _LengthGrouped
+
+    lengths = [rnd.Random(i).randint(5, 120) for i in range(1000)]
+    sampler = _LengthGrouped(lengths, batch_size=32, seed=0)
+    first, second = list(sampler), list(sampler)
+    for epoch in (first, second):
+        assert sorted(i for b in epoch for i in b) == list(range(1000))
+        padded = sum(max(lengths[i] for i in b) * len(b) for b in epoch)
+        assert padded / sum(lengths) < 1.1  # random batches would pad to about 1.6x
+    assert first != second  # reshuffled every epoch
+
+
+def test_the_sequence_length_comes_from_the_data(tmp_path: Path) -> None:
+    import datasets
+    import numpy as np
+
+    from core.steps.training import data_max_length
+
+    state = tiny_state(tmp_path)
+    words = ["good", "bad", "movie", "film", "the", "very"]
+    texts = [" ".join(words[i % 6] for i in range(n)) for n in range(1, 101)]  # 3 to 102 tokens
+    data = datasets.Dataset.from_dict({"text": texts, "label": [0] * len(texts)})
+    lengths = [len(x) for x in state.tokenizer(texts)["input_ids"]]
+    expected = int(np.ceil(np.percentile(lengths, 99) / 8) * 8)
+    assert data_max_length(tiny_task(), state.tokenizer, data) == expected == 104
+    assert data_max_length(tiny_task(), state.tokenizer, data, cap=64) == 64
+    assert data_max_length(tiny_task("qa"), state.tokenizer, data) == 384  # QA windows keep the SQuAD length

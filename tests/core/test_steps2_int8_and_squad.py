@@ -8,26 +8,17 @@ import pytest
 import torch
 
 from core.artifacts import load_artifact, save_artifact, weights_bytes
-from core.errors import ConfigError
 from core.steps.base import get_step
 from core.steps.share_layers import encoder_layers, layer_groups
 from tests.core.steps_support import TEXTS, logits, make_ctx, minilm_state, sst2_tiny_state
 
 
-def _step(step_id: str):  # type: ignore[no-untyped-def]
-    try:
-        return get_step(step_id)
-    except ConfigError:
-        pytest.skip(f"step {step_id} is not on this branch yet")
-
-
 def _run(state, ctx, step_id: str, **cfg):  # type: ignore[no-untyped-def]
-    cls = _step(step_id)
+    cls = get_step(step_id)
     return cls(cls.config_cls(**cfg)).apply(state, ctx)
 
 
 def test_albert_style_sharing_then_int8_quantizes_and_stores_shared_layers_once(tmp_path: Path) -> None:
-    _step("quantize.dynamic_int8")
     ctx = make_ctx(tmp_path)
     unshared = _run(sst2_tiny_state(tmp_path, layers=4, hidden=64), ctx, "quantize.dynamic_int8")
     save_artifact(unshared, tmp_path / "unshared")
@@ -54,8 +45,6 @@ def test_albert_style_sharing_then_int8_quantizes_and_stores_shared_layers_once(
 @pytest.mark.slow
 def test_paper_chain_on_squad_runs_on_the_default_model(tmp_path: Path) -> None:
     """finetune -> share_layers -> vocab.reduce -> quantize.linear_nbit on a tiny SQuAD 2.0 slice."""
-    _step("finetune")
-    pytest.importorskip("core.tasks.squad")
     from core.measure import evaluate
 
     ctx = make_ctx(tmp_path, task="squad_v2")

@@ -7,10 +7,14 @@ import csv
 import io
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import textwrap
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,6 +29,7 @@ from core.store import (
     list_runs,
     mark_interrupted_runs,
     open_store,
+    result_rows,
     results_table,
     run_variants,
     variant_metrics,
@@ -38,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _ident(model: str = "packaged:all-MiniLM-L6-v2", seed: int = 0) -> RunIdentity:
     return RunIdentity(model_ref=model, model_kind="packaged", model_hash="m" * 64, task="sst2", data_hash="d" * 64,
                        recipe_json=json.dumps({"seed": seed}), recipe_name="test", seed=seed,
-                       environment={"cpu": "test"})
+                       primary_metric="accuracy", environment={"cpu": "test"})
 
 
 def _metrics(acc: float, nbytes: int, p50: float) -> list[MetricValue]:
@@ -193,6 +198,42 @@ def test_two_processes_writing_at_once_never_see_database_is_locked(tmp_path: Pa
     assert all(r.variants == 1 for r in runs)
 
 
+def test_a_schema_1_database_gains_swept_values_and_primary_metric(tmp_path: Path) -> None:
+    """Schema 2 keeps swept values as JSON; a v1 file's rows get them from their labels, once."""
+    path = tmp_path / "w.sqlite"
+    store = open_store(path)
+    run_id, ids = _fill(store, tmp_path)
+    store.close()
+    _downgrade(path, 1)  # a schema-1 file, as an older workbench wrote it
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE variants SET label = 'prune.global_magnitude(amount=0.3, bits=8)' WHERE id = ?", (ids[2],))
+        conn.execute("UPDATE variants SET flag = 'not smaller on disk: grew by 4 bytes' WHERE id = ?", (ids[1],))
+    store = open_store(path)
+    variants = run_variants(store, run_id)
+    assert [v.swept for v in variants] == [{}, {}, {"amount": 0.3, "bits": 8}]
+    assert get_run(store, run_id).primary_metric is None
+    (row,) = result_rows(store, variant_ids=[ids[2]])
+    assert row.metric_name == "accuracy" and row.swept == {"amount": 0.3, "bits": 8}  # falls back to the task metric
+    assert (tmp_path / "w.sqlite.v1.bak").is_file()
+    # Schema 3: the one size flag became a list of flags; the seed comes from the run.
+    assert [v.flags for v in variants] == [[], [{"code": "not_smaller", "text": "not smaller on disk: grew by 4 bytes"}], []]
+    assert {v.seed for v in variants} == {0}
+
+
+def _downgrade(path: Path, version: int) -> None:
+    """Rewrite a current database file as the given older schema wrote it."""
+    with sqlite3.connect(path) as conn:
+        if version < 3:
+            conn.execute("ALTER TABLE variants ADD COLUMN flag TEXT")
+            for column in ("flags", "seed", "node"):
+                conn.execute(f"ALTER TABLE variants DROP COLUMN {column}")
+            conn.execute("DROP TABLE predictions")
+        if version < 2:
+            conn.execute("ALTER TABLE variants DROP COLUMN swept")
+            conn.execute("ALTER TABLE runs DROP COLUMN primary_metric")
+        conn.execute(f"PRAGMA user_version={version}")
+
+
 def test_queries_return_plain_rows_with_metrics(tmp_path: Path) -> None:
     store = open_store(tmp_path / "w.sqlite")
     run_id, ids = _fill(store, tmp_path)
@@ -230,6 +271,10 @@ def test_results_table_ratios_and_all_export_formats(tmp_path: Path) -> None:
     assert last["size_mb"] == pytest.approx(1000 / 1e6)
     assert last["accuracy"] == pytest.approx(0.85)
     assert table.columns.index("accuracy") < table.columns.index("params")
+    # The primary metric and "% of baseline" are computed once here, so every export has them.
+    assert last["metric_name"] == "accuracy" and last["metric"] == pytest.approx(0.85)
+    assert last["pct_baseline"] == pytest.approx(100 * 0.85 / 0.90)
+    assert last["pct_smaller"] == pytest.approx(75.0) and table.units["pct_baseline"] == "%"
     # Comparing chosen variants still measures ratios against their run's baseline.
     picked = results_table(store, variant_ids=[ids[2]])
     assert picked.rows[0]["size_ratio"] == pytest.approx(4.0)
@@ -278,3 +323,152 @@ def test_only_failed_cancelled_or_interrupted_runs_can_be_resumed(tmp_path: Path
     run = get_run(store, run_id)
     assert (run.status, run.attempts, run.error, run.pid) == ("running", 2, None, os.getpid())
     assert json.loads(recipe_json) == {"seed": 0} and ctx.run_id == run_id
+
+
+# --- read-only media, a lock held too long, refusals that create nothing -------------------------------
+
+@contextmanager
+def _read_only(folder: Path) -> Iterator[None]:
+    """``folder`` and its files read-only for this process, as on read-only media. Permissions do not
+    bind root, so as root the block runs with the effective uid/gid of 'nobody' (restored after)."""
+    modes = {p: p.stat().st_mode for p in [folder, *folder.iterdir()]}
+    for p in modes:
+        p.chmod(0o555 if p.is_dir() else 0o444)
+    root = os.geteuid() == 0
+    try:
+        if root:
+            os.setegid(65534)
+            os.seteuid(65534)
+        yield
+    finally:
+        if root:
+            os.seteuid(0)
+            os.setegid(0)
+        for p, mode in modes.items():
+            p.chmod(mode)
+
+
+def _shared_folder() -> Path:
+    """A folder an unprivileged uid can reach (pytest's tmp_path is private to its user)."""
+    folder = Path(tempfile.mkdtemp(prefix="workbench-ro-"))
+    folder.chmod(0o755)
+    return folder
+
+
+def test_a_healthy_database_on_read_only_media_is_read_and_called_read_only(tmp_path: Path) -> None:
+    folder = _shared_folder() / "media"
+    folder.mkdir()
+    path = folder / "w.sqlite"
+    try:
+        with open_store(path) as store:
+            run_id, _ = _fill(store, tmp_path)
+        before = path.read_bytes()
+        with _read_only(folder):
+            for create in (False, True):
+                with open_store(path, create=create) as store:
+                    assert store.read_only and "read-only" in store.read_only
+                    (run,) = list_runs(store)
+                    assert (run.id, run.variants) == (run_id, 3)
+                    assert len(run_variants(store, run_id)) == 3
+                    with pytest.raises(StoreError) as info:
+                        create_run(store, _ident(seed=5), tmp_path)
+                    message = str(info.value)
+                    assert str(path) in message and "read-only" in message and "--db" in message
+                    assert "damaged" not in message and "Restore a backup" not in message
+        assert path.read_bytes() == before
+        assert sorted(p.name for p in folder.iterdir()) == ["w.sqlite"]
+    finally:
+        shutil.rmtree(folder.parent)
+
+
+def _hold_write_lock(path: Path) -> subprocess.Popen[str]:
+    """Another process that takes the write lock of ``path`` and keeps it until its stdin closes."""
+    script = textwrap.dedent(
+        f"""
+        import sqlite3, sys
+        conn = sqlite3.connect({str(path)!r}, isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        print("locked", flush=True)
+        sys.stdin.read()
+        """
+    )
+    holder = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def _assert_lock_explained(message: str, path: Path, holder: subprocess.Popen[str]) -> None:
+    assert str(path) in message and "locked" in message and "0.2 s" in message
+    assert f"PID {holder.pid}" in message  # who holds it: /proc says so on Linux
+    assert "Wait" in message and "--db" in message
+    assert "sqlite:///" not in message and "OperationalError" not in message and "sqlalche.me" not in message
+
+
+def test_a_write_lock_held_past_the_timeout_is_explained_in_words(tmp_path: Path) -> None:
+    path = tmp_path / "w.sqlite"
+    open_store(path).close()
+    holder = _hold_write_lock(path)
+    try:
+        store = open_store(path, busy_timeout_ms=200)
+        list_runs(store)  # readers are not blocked (WAL)
+        with pytest.raises(StoreError) as info:
+            create_run(store, _ident(), tmp_path)
+        _assert_lock_explained(str(info.value), path, holder)
+        store.close()
+    finally:
+        holder.communicate("")
+    with open_store(path, busy_timeout_ms=200) as store:  # once released, writing works again
+        create_run(store, _ident(), tmp_path)
+
+
+def test_a_new_database_locked_while_being_created_is_explained_in_words(tmp_path: Path) -> None:
+    path = tmp_path / "new.sqlite"
+    holder = _hold_write_lock(path)  # creates the (empty) file and locks it
+    try:
+        with pytest.raises(StoreError) as info:
+            open_store(path, busy_timeout_ms=200)
+        _assert_lock_explained(str(info.value), path, holder)
+    finally:
+        holder.communicate("")
+
+
+def _wal_database(path: Path) -> Path:
+    """A workbench database as the workbench leaves it: WAL mode, no -wal/-shm once closed."""
+    open_store(path).close()
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+    return path
+
+
+def test_refusing_a_newer_or_damaged_wal_database_creates_nothing_beside_it(tmp_path: Path) -> None:
+    newer = _wal_database(tmp_path / "newer" / "w.sqlite")
+    with closing(sqlite3.connect(newer)) as conn:
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    damaged = _wal_database(tmp_path / "damaged" / "w.sqlite")
+    data = bytearray(damaged.read_bytes())
+    data[100:] = os.urandom(len(data) - 100)  # the header (WAL mode included) stays, the pages are destroyed
+    damaged.write_bytes(bytes(data))
+    for path, needle in ((newer, "newer workbench"), (damaged, "damaged")):
+        _refused(path, needle)
+        assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no -wal, no -shm
+
+
+def test_damage_seen_by_the_lock_free_read_is_confirmed_before_refusing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first look takes no lock; a writer that opened the file meanwhile can make pages look torn.
+    Only a second, locking read decides that the file is damaged."""
+    path = _wal_database(tmp_path / "w.sqlite")
+    real = db._read_schema
+    uris: list[str] = []
+
+    def torn_once(p: Path, uri: str, timeout_s: float) -> tuple[int, set[str]]:
+        uris.append(uri)
+        if len(uris) == 1:
+            raise sqlite3.DatabaseError("database disk image is malformed")
+        return real(p, uri, timeout_s)
+
+    monkeypatch.setattr(db, "_read_schema", torn_once)
+    open_store(path).close()
+    assert "immutable=1" in uris[0] and "immutable" not in uris[1]

@@ -74,31 +74,34 @@ def test_desktop_file_validates() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_cli_worker_command_reruns_the_frozen_executable(monkeypatch: pytest.MonkeyPatch) -> None:
-    from core import worker_client
+def test_worker_command_reruns_the_frozen_executable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.run import session
 
-    assert worker_client.worker_command() == [sys.executable, "-u", "-m", "core.worker"]
+    assert session.worker_command() == [sys.executable, "-u", "-m", "core.run.worker"]
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     monkeypatch.setattr(sys, "executable", "/opt/workbench/workbench")
-    assert worker_client.worker_command() == ["/opt/workbench/workbench", "--worker"]
+    assert session.worker_command() == ["/opt/workbench/workbench", "--worker"]
 
 
-def test_gui_worker_command_reruns_the_frozen_executable(monkeypatch: pytest.MonkeyPatch) -> None:
-    from workbench import worker_client
+def test_the_window_and_the_cli_start_the_one_worker_command(qapp, qtbot, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.protocol import RunRequest
+    from core.run import process, session
+    from workbench.worker_client import WorkerClient
 
-    program, args = worker_client.worker_command()
-    assert (program, args[-2:]) == (sys.executable, ["-m", "core.worker"])
-    monkeypatch.setattr(sys, "frozen", True, raising=False)
-    monkeypatch.setattr(sys, "executable", "/opt/workbench/workbench")
-    assert worker_client.worker_command() == ("/opt/workbench/workbench", ["--worker"])
+    monkeypatch.setattr(session, "worker_command", lambda: ["/opt/no-such-bundle/workbench", "--worker"])
+    assert "/opt/no-such-bundle/workbench" in process.run_worker(RunRequest()).message()
+    client = WorkerClient()
+    with qtbot.waitSignal(client.finished, timeout=10_000) as ended:
+        client.start(RunRequest())
+    assert ended.args[0].status == "not_started" and "/opt/no-such-bundle/workbench" in ended.args[0].message()
 
 
 def test_worker_flag_runs_core_worker_main_without_qt(monkeypatch: pytest.MonkeyPatch) -> None:
-    import core.worker
+    import core.run.worker
     from workbench import app
 
     calls: list[str] = []
-    monkeypatch.setattr(core.worker, "main", lambda: calls.append("worker") or 3)
+    monkeypatch.setattr(core.run.worker, "main", lambda: calls.append("worker") or 3)
     assert app.main(["workbench", "--worker"]) == 3
     assert calls == ["worker"]
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import pytest
 
 from core.params import StepConfig, param
-from core.steps.base import _REGISTRY, FLOAT, TRAINABLE, Step, register
+from core.state import FLOAT, TRAINABLE
+from core.steps.base import Step, is_registered, register
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,16 @@ class TrainStep(Step):
 
 
 for _cls in (ScaleStep, FreezeStep, TrainStep):
-    if _cls.id not in _REGISTRY:
+    if not is_registered(_cls.id):
         register(_cls)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _none_refcount_guard() -> None:
+    """As workbench.app.main does before any window: see workbench/_refcount_guard.py."""
+    from workbench._refcount_guard import guard_none_refcount
+
+    guard_none_refcount()
 
 
 @pytest.fixture
@@ -75,6 +84,4 @@ def window(qtbot):  # type: ignore[no-untyped-def]
     w.show()
     qtbot.waitExposed(w)
     yield w
-    if w.run_panel.is_running() and w.run_panel.client.process is not None:
-        w.run_panel.client.process.kill()
-        w.run_panel.client.process.waitForFinished(3000)
+    w.run_panel.client.kill()

@@ -19,11 +19,17 @@ w.show()
 for _ in range(5):
     app.processEvents()
 w.results.refresh()
+assert w.results.wait_loaded(60_000)  # the threaded results query has landed
 w.tabs.setCurrentIndex(1)
-app.processEvents()
+w.results.charts  # built on first show: pyqtgraph and numpy, not torch
+w.validate()
+for _ in range(20):
+    app.processEvents()
 heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers', 'datasets'))
 print('HEAVY:' + ','.join(heavy))
-print('STEPS:' + str(w.palette.topLevelItemCount()))
+steps = sum(w.palette.topLevelItem(i).childCount() for i in range(w.palette.topLevelItemCount()))
+from core.steps import all_steps
+print(f'STEPS:{steps} of {len(all_steps())}')
 w.undo.setClean()
 """
 
@@ -39,7 +45,9 @@ def test_building_and_showing_the_main_window_leaves_torch_out(tmp_path: Path) -
     # If this fails, a step or task module imports torch/transformers/datasets at module level:
     # the names listed say which package leaked; `python -X importtime` shows which module did it.
     assert heavy == "HEAVY:", heavy
-    assert "STEPS:" in out.stdout
+    (steps,) = [line for line in out.stdout.splitlines() if line.startswith("STEPS:")]
+    shown, _, registered = steps.removeprefix("STEPS:").partition(" of ")
+    assert int(shown) == int(registered) >= 8  # the palette listed every registered step
 
 
 def test_workbench_sources_import_no_heavy_package_anywhere() -> None:

@@ -32,7 +32,7 @@ def _palette_mime(window, step_id):  # type: ignore[no-untyped-def]
 
 
 def _ids(window) -> list[str]:  # type: ignore[no-untyped-def]
-    return [e.step for e in window.chain.entries]
+    return [e.step for e in window.document.recipe.chain]
 
 
 def test_palette_lists_every_registered_step_by_category(window) -> None:
@@ -68,7 +68,7 @@ def test_drag_from_palette_into_chain_then_reorder_by_drag(window, qtbot) -> Non
     assert _drop(view, mime, QPoint(rect.center().x(), rect.bottom() - 1))
     assert _ids(window) == ["wbtest.scale", "wbtest.freeze", "wbtest.train"]
     # The moved step ends after the int8-like step that removed trainability: flagged on that row.
-    assert window.chain.problems(2) and "move 'wbtest.train' before step 2" in window.chain.problems(2)[0].message
+    assert window.chain.problems(2) and "move 'wbtest.train' before step 2" in window.chain.problems(2)[0].fix
     assert "Step 3" in window.chain_status.text()
     # Each drop was one undoable command.
     assert window.undo.count() == 4
@@ -140,7 +140,7 @@ def test_undo_and_redo_every_kind_of_edit(window, qtbot) -> None:
     qtbot.keyClick(window.chain_view, Qt.Key.Key_Delete)
     snapshots = []
     for _ in range(undo.count()):
-        snapshots.append([(e.step, e.config.get("bits"), e.enabled) for e in chain.entries])
+        snapshots.append([(e.step, e.config.get("bits"), e.enabled) for e in chain.chain])
         undo.undo()
     assert chain.rowCount() == 0
     texts = [undo.text(i) for i in range(undo.count())]
@@ -148,7 +148,7 @@ def test_undo_and_redo_every_kind_of_edit(window, qtbot) -> None:
                      "Enable Test scale" if False else "Disable Test scale", "Move Test freeze", "Remove Test scale"]
     for expected in reversed(snapshots):
         undo.redo()
-        assert [(e.step, e.config.get("bits"), e.enabled) for e in chain.entries] == expected
+        assert [(e.step, e.config.get("bits"), e.enabled) for e in chain.chain] == expected
     # The editor shows the undone value.
     undo.setIndex(2)
     window._select(1)
@@ -182,3 +182,23 @@ def test_run_refuses_an_invalid_chain_and_points_at_the_step(window) -> None:
     assert not window.run_panel.is_running()
     assert "Fix the chain first" in window.run_panel.status.text()
     assert window.chain_view.current_row() == 1
+
+
+def test_changing_model_task_or_data_is_undoable_and_marks_the_window_unsaved(window, tmp_path) -> None:
+    assert "*" not in window.windowTitle()
+    window._model_chosen("/tmp/some-model")
+    assert window.document.recipe.model == "/tmp/some-model" and window.windowTitle().endswith("* — Compression Workbench")
+    window._task_chosen("cola")
+    assert window.task_picker.current() == "cola"
+    path = tmp_path / "pairs.csv"
+    path.write_text("a,b\n" + "".join(f"text {i},{i % 2}\n" for i in range(20)))
+    window.set_custom_data({"name": "pairs", "path": str(path), "text": "a", "label": "b", "kind": "classification"})
+    assert window.task_picker.current() == "custom:pairs" and window.document.recipe.data.path == str(path)
+    assert [window.undo.text(i) for i in range(window.undo.count())] == ["Change model", "Change task", "Use custom data"]
+    window.undo.undo()
+    assert window.document.recipe.data is None and window.task_picker.current() == "cola"
+    window.undo.undo()
+    window.undo.undo()
+    assert (window.document.recipe.model, window.task_picker.current()) == ("all-MiniLM-L6-v2", "sst2")
+    assert window.model_picker.current() == "all-MiniLM-L6-v2"
+    assert "*" not in window.windowTitle()  # back where it was saved

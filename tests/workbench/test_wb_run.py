@@ -1,4 +1,4 @@
-"""Runs through the real worker process (`python -m core.worker`) on a tiny model: the table and
+"""Runs through the real worker process (`python -m core.run.worker`) on a tiny model: the table and
 charts update, cancel stops the run, a killed worker is reported and the run can be resumed."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
-from workbench.document import ChainEntry, Document, default_config
+from core import protocol as p
+from core.recipe import Chain, ChainEntry, MeasureSettings, Recipe
 
 MEASURE = {"eval_limit": 32, "eval_batch_size": 16, "max_length": 32, "latency_batch_size": 2,
            "latency_seq_len": 16, "latency_warmup": 1, "latency_repeats": 3, "threads": 1}
@@ -25,11 +26,11 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_bert_folder(tmp_path_factory.mktemp("tiny"))
 
 
-def _doc(tiny: Path, amounts: list[float] | float = 0.3) -> Document:
-    return Document(model=str(tiny), task="sst2", seed=0, steps=[
-        ChainEntry("prune.global_magnitude", {**default_config("prune.global_magnitude"), "amount": amounts}),
-        ChainEntry("quantize.dynamic_int8", default_config("quantize.dynamic_int8")),
-    ], extra={"measure": dict(MEASURE)})
+def _doc(tiny: Path, amounts: list[float] | float = 0.3) -> Recipe:
+    return Recipe(model=str(tiny), task="sst2", measure=MeasureSettings(**MEASURE), chain=Chain((
+        ChainEntry.default("prune.global_magnitude").with_value("amount", amounts),
+        ChainEntry.default("quantize.dynamic_int8"),
+    )))
 
 
 @pytest.fixture
@@ -42,12 +43,16 @@ def warnings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_two_step_chain_runs_in_the_worker_and_fills_table_and_charts(window, qtbot, tiny, warnings) -> None:
     window.set_document(_doc(tiny))
     assert window.validate() == []
+    live: list[dict] = []
+    window.run_panel.rowAdded.connect(live.append)
     with qtbot.waitSignal(window.run_panel.runFinished, timeout=TIMEOUT_MS) as finished:
         window.run_panel.run_button.click()
         assert window.run_panel.is_running() and not window.run_panel.run_button.isEnabled()
     outcome = finished.args[0]
     assert outcome.ok, outcome.message()
     assert warnings == []
+    # Each variant reached the table as its worker event arrived, with the row the store computes.
+    assert [r["label"] for r in live] == ["baseline", "prune.global_magnitude", "quantize.dynamic_int8"]
     # Every variant row came back (queried off the GUI thread): baseline, pruned, pruned+int8.
     results = window.results
     qtbot.waitUntil(lambda: not results.loading and results.model.rowCount() == 3, timeout=30_000)
@@ -55,9 +60,11 @@ def test_two_step_chain_runs_in_the_worker_and_fills_table_and_charts(window, qt
     labels = [r["label"] for r in results.rows]
     assert labels == ["baseline", "prune.global_magnitude", "quantize.dynamic_int8"]
     int8 = results.rows[2]
-    assert int8["mb"] < results.rows[0]["mb"] and int8["pct_smaller"] > 0
-    assert results.rows[1]["nonzero"] < results.rows[0]["nonzero"]
-    assert results.rows[0]["metric_name"] == "accuracy" and results.rows[0]["pct_baseline"] == pytest.approx(100)
+    assert int8["size_mb"] < results.rows[0]["size_mb"] and int8["pct_smaller"] > 0
+    assert results.rows[1]["nonzero_params"] < results.rows[0]["nonzero_params"]
+    assert live == results.rows  # the rows from events are the rows from the database
+    assert results.rows[0]["metric_name"] == "accuracy" and results.rows[0]["pct_baseline"] is None  # untrained head
+    assert [f["code"] for f in results.rows[0]["flags"]] == ["untrained_head"]
     # Progress rows all finished; the log saw metrics.
     assert [r.bar.value() for r in window.run_panel.rows.values()] == [1000, 1000, 1000]
     assert "accuracy" in window.run_panel.log.toPlainText()
@@ -66,9 +73,9 @@ def test_two_step_chain_runs_in_the_worker_and_fills_table_and_charts(window, qt
     qtbot.waitUntil(lambda: results._charts is not None, timeout=5000)
     charts = results.charts
     assert len(charts.points.data) == 3
-    assert len(charts.baseline.data) == 1 and charts.baseline.data[0]["x"] == pytest.approx(results.rows[0]["mb"])
+    assert len(charts.baseline.data) == 1 and charts.baseline.data[0]["x"] == pytest.approx(results.rows[0]["size_mb"])
     front_x = list(charts.front.getData()[0])
-    assert min(r["mb"] for r in results.rows) in front_x
+    assert min(r["size_mb"] for r in results.rows) in front_x
     # Sorting by MB on disk puts the int8 variant first.
     results.table.sortByColumn(6, Qt.SortOrder.AscendingOrder)
     assert results.proxy.index(0, 1).data() == "quantize.dynamic_int8"
@@ -114,7 +121,7 @@ def test_cancel_stops_the_run_and_keeps_the_window_usable(window, qtbot, tiny, w
     # so the terminate escalation is pushed out of the way here.
     panel.client.terminate_after_ms = 120_000
     with qtbot.waitSignal(panel.client.event, timeout=TIMEOUT_MS,
-                          check_params_cb=lambda m: m["type"] == "step_started"):
+                          check_params_cb=lambda m: isinstance(m, p.StepStarted)):
         window.run()
     with qtbot.waitSignal(panel.runFinished, timeout=TIMEOUT_MS) as finished:
         window.act_cancel.trigger()
@@ -136,14 +143,14 @@ def test_killed_worker_is_reported_and_the_run_resumes(window, qtbot, tiny, warn
     window.set_document(_doc(tiny))
     panel = window.run_panel
     with qtbot.waitSignal(panel.client.event, timeout=TIMEOUT_MS,
-                          check_params_cb=lambda m: m["type"] == "step_finished"):
+                          check_params_cb=lambda m: isinstance(m, p.StepFinished)):
         window.run()
     with qtbot.waitSignal(panel.runFinished, timeout=30_000) as finished:
         os.kill(panel.client.pid(), signal.SIGKILL)  # like the kernel's OOM killer
     outcome = finished.args[0]
     assert outcome.status == "crashed" and outcome.signal_name == "SIGKILL"
     assert "SIGKILL" in panel.status.text() and "ran out of memory" in panel.status.text()
-    assert len(warnings) == 1 and "stopped by signal SIGKILL" in warnings[0]
+    assert len(warnings) == 1 and "stopped by SIGKILL" in warnings[0]
     assert panel.run_button.isEnabled()
     # The run is found interrupted (its worker is gone) and offered for resume.
     qtbot.waitUntil(lambda: not panel.resume_button.isHidden(), timeout=30_000)
@@ -154,9 +161,9 @@ def test_killed_worker_is_reported_and_the_run_resumes(window, qtbot, tiny, warn
     assert resumed.args[0].ok, resumed.args[0].message()
     assert resumed.args[0].run_id == run_id
     qtbot.waitUntil(lambda: not window.results.loading and len(window.results.rows) >= 3, timeout=30_000)
-    rows = [r for r in window.results.rows if r["run_id"] == run_id]
+    rows = [r for r in window.results.rows if r["run"] == run_id]
     # Every step of the chain has its variant in the resumed run.
-    assert [r["index"] for r in rows] == [0, 1, 2], [(r["variant_id"], r["index"], r["cached"]) for r in rows]
+    assert [r["step"] for r in rows] == [0, 1, 2], [(r["variant"], r["step"], r["cached"]) for r in rows]
     assert "already finished in this run" in panel.log.toPlainText()  # the baseline is reused, not redone
 
 
@@ -164,9 +171,8 @@ def test_a_custom_data_file_runs_from_the_window(window, qtbot, tiny, warnings, 
     path = tmp_path / "reviews.csv"
     path.write_text("review,stars\n" + "".join(f"{'a good film' if i % 2 else 'a bad movie'},{i % 2}\n"
                                                for i in range(30)))
-    doc = Document(model=str(tiny), steps=[ChainEntry("prune.global_magnitude", default_config("prune.global_magnitude"))],
-                   extra={"measure": dict(MEASURE)})
-    window.set_document(doc)
+    window.set_document(Recipe(model=str(tiny), task="sst2", measure=MeasureSettings(**MEASURE),
+                               chain=Chain((ChainEntry.default("prune.global_magnitude"),))))
     window.set_custom_data({"name": "reviews", "path": str(path), "text": "review", "text_pair": None,
                             "label": "stars", "kind": "classification"})
     assert window.validate() == []

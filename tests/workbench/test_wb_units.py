@@ -26,37 +26,6 @@ def test_pareto_front_matches_brute_force_dominance(seed: int) -> None:
     assert xs == sorted(xs)  # drawn left to right
 
 
-def test_sweep_labels_parse_into_step_and_values() -> None:
-    from workbench.store_client import parse_label
-
-    assert parse_label("prune.global_magnitude(amount=0.1)") == ("prune.global_magnitude", {"amount": 0.1})
-    assert parse_label("quantize.linear_nbit(bits=4.0, x=abc)") == ("quantize.linear_nbit", {"bits": 4.0})
-    assert parse_label("baseline") == ("baseline", {})
-
-
-def test_outcome_messages_say_how_the_worker_ended() -> None:
-    from workbench.worker_client import Outcome
-
-    assert "signal SIGKILL" in Outcome("crashed", code=9, signal_name="SIGKILL").message()
-    assert "out of memory" in Outcome("crashed", code=9, signal_name="SIGKILL").message()
-    msg = Outcome("exited", code=1, stderr_tail=["Traceback", "ValueError: x"]).message()
-    assert "code 1" in msg and "ValueError: x" in msg
-    assert Outcome("failed", error="Model folder /x does not exist").message().endswith("/x does not exist")
-    assert Outcome("finished").ok and not Outcome("cancelled").ok
-
-
-def test_worker_command_is_python_m_core_worker_or_the_frozen_executable(monkeypatch: pytest.MonkeyPatch) -> None:
-    from workbench.worker_client import worker_command, worker_environment
-
-    assert worker_command() == (sys.executable, ["-u", "-m", "core.worker"])
-    monkeypatch.setattr(sys, "frozen", True, raising=False)
-    assert worker_command() == (sys.executable, ["--worker"])
-    import core
-
-    root = str(__import__("pathlib").Path(core.__file__).parents[1])
-    assert worker_environment().value("PYTHONPATH").split(":")[0] == root
-
-
 def test_parse_values_refuses_non_numbers() -> None:
     from core.errors import ConfigError
     from workbench.step_editor import parse_values
@@ -67,18 +36,20 @@ def test_parse_values_refuses_non_numbers() -> None:
         parse_values("1, 1.5", "int")
 
 
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="None is immortal on Python 3.12+: nothing to guard")
 def test_void_qt_calls_no_longer_run_none_down() -> None:
     """PySide6 6.12 + CPython 3.11 lose a None reference per void call; the guard neutralises it."""
     from PySide6.QtCore import QObject
 
-    from workbench._refcount_guard import guard_none_refcount
+    from workbench._refcount_guard import guard_none_refcount, leaks_none
 
-    guard_none_refcount()
+    leaked = leaks_none()
+    assert guard_none_refcount() == leaked  # applied exactly when the binding has the bug
     obj = QObject()
     for _ in range(1000):
         obj.setObjectName("x")
-    # With the guard (or without the bug) None stays far from zero after any realistic session.
-    assert sys.getrefcount(None) > 10_000_000
+    if leaked:  # a whole session's worth of void calls can no longer reach zero
+        assert sys.getrefcount(None) > 2**39
 
 
 def test_warm_up_runs_the_queries_and_leaves_no_database_open(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -88,7 +59,7 @@ def test_warm_up_runs_the_queries_and_leaves_no_database_open(monkeypatch: pytes
 
     queried: list[Path] = []
     real = store_client.results
-    monkeypatch.setattr(store_client, "results", lambda db, run_ids=None: queried.append(Path(db)) or real(db, run_ids))
+    monkeypatch.setattr(store_client, "results", lambda db: queried.append(Path(db)) or real(db))
     before = dict(store_client._STORES)
     store_client.warm_up()
     (scratch,) = queried

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 from PySide6.QtCore import Qt
 
-from workbench.document import ChainEntry, Document, load_recipe, save_recipe
+from core.recipe import Chain, ChainEntry, MeasureSettings, Recipe, dumps_recipe, load_recipe
 from workbench.settings import Settings
 
 
@@ -25,40 +25,37 @@ def test_settings_live_in_the_test_home(tmp_path: Path) -> None:
     assert len(s.recent("recipes")) == 8 and s.recent("recipes")[0] == "r19"
 
 
-def test_first_start_opens_the_default_recipe_or_an_empty_sst2_chain(qtbot) -> None:
+def test_first_start_opens_the_shipped_default_recipe(qtbot) -> None:
     from workbench.main_window import MainWindow, default_recipe_path
 
     w = MainWindow()
     qtbot.addWidget(w, before_close_func=lambda w: w.undo.setClean())
     assert w.model_picker.current() == "all-MiniLM-L6-v2"
-    if default_recipe_path().is_file():
-        expected = load_recipe(default_recipe_path())
-        assert [e.step for e in w.chain.entries] == [e.step for e in expected.steps]
-        assert w.task_picker.current() == expected.task
-    else:
-        assert w.chain.rowCount() == 0
-        assert w.task_picker.current() == "sst2"
+    expected = load_recipe(default_recipe_path())  # the shipped TinyBERT recipe
+    assert w.document.recipe == expected and len(expected.chain) > 0
+    assert w.task_picker.current() == expected.task
+    assert w.document.path is None  # editing the shipped file never overwrites it
+    w.settings.add_recent("recipes", "/no/such/recipe.yaml")  # a vanished recent recipe falls back to it too
+    w2 = MainWindow()
+    qtbot.addWidget(w2, before_close_func=lambda w: w.undo.setClean())
+    assert w2.document.recipe == expected
 
 
-def test_recipe_round_trip_keeps_steps_sweeps_and_disabled_flags(tmp_path: Path) -> None:
-    doc = Document(model="all-MiniLM-L6-v2", task="sst2", seed=3, steps=[
-        ChainEntry("wbtest.scale", {"amount": [0.1, 0.2], "rounds": 2, "mode": "l2",
-                                  "parts": ["ffn"], "keep_bias": False}),
+def test_recipe_saved_by_the_window_round_trips_steps_sweeps_and_disabled_flags(window, tmp_path: Path) -> None:
+    recipe = Recipe(model="all-MiniLM-L6-v2", task="sst2", seed=3, measure=MeasureSettings(eval_limit=64), chain=Chain((
+        ChainEntry("wbtest.scale", {"amount": [0.1, 0.2], "rounds": 2, "mode": "l2", "parts": ["ffn"],
+                                    "keep_bias": False}),
         ChainEntry("wbtest.freeze", {"bits": 8}, enabled=False),
-    ], extra={"measure": {"eval_limit": 64}})
+    )))
+    window.set_document(recipe)
     path = tmp_path / "r.yaml"
-    save_recipe(doc, path)
+    assert window.save_path(path)
     data = yaml.safe_load(path.read_text())
     assert data["chain"][1]["enabled"] is False and "enabled" not in data["chain"][0]
     assert data["measure"]["eval_limit"] == 64 and data["chain"][0]["config"]["amount"] == [0.1, 0.2]
-    back = load_recipe(path)
-    assert back.steps == doc.steps and (back.model, back.task, back.seed) == (doc.model, doc.task, doc.seed)
-    assert back.extra["measure"]["eval_limit"] == 64
-    # A file the window saved is exactly what core.chain writes (the CLI reads it unchanged).
-    from core.chain import dumps_recipe
-    from core.chain import load_recipe as core_load
-
-    assert dumps_recipe(core_load(path)) == path.read_text()
+    assert load_recipe(path) == recipe
+    # A file the window saved is exactly what the CLI writes (and reads unchanged).
+    assert dumps_recipe(load_recipe(path)) == path.read_text()
 
 
 def test_save_open_and_recent_recipes_through_the_window(window, tmp_path: Path) -> None:
@@ -72,19 +69,25 @@ def test_save_open_and_recent_recipes_through_the_window(window, tmp_path: Path)
     window.new()
     assert window.chain.rowCount() == 0
     assert window.open_path(path)
-    assert [e.step for e in window.chain.entries] == ["wbtest.scale"]
+    assert [e.step for e in window.document.recipe.chain] == ["wbtest.scale"]
     assert [a.text() for a in window.recent_menu.actions()] == [str(path)]
 
 
-def test_unknown_step_in_a_recipe_is_reported_not_crashing(window, tmp_path: Path, monkeypatch) -> None:
+def test_unknown_step_in_a_recipe_is_marked_on_its_row_and_blocks_the_run(window, tmp_path: Path, monkeypatch) -> None:
     from PySide6.QtWidgets import QMessageBox
 
     shown = []
     monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: shown.append(a[2]))
     path = tmp_path / "bad.yaml"
     path.write_text("model: all-MiniLM-L6-v2\ntask: sst2\nchain:\n  - step: no.such.step\n")
-    assert not window.open_path(path)
-    assert "Unknown step 'no.such.step'" in shown[0]
+    assert window.open_path(path)  # the file opens, nothing in it is lost ...
+    assert shown == []
+    assert "unknown step 'no.such.step'" in window.chain.problems(0)[0].message  # ... and the row says why
+    window.run()
+    assert not window.run_panel.is_running() and "Fix the chain first" in window.run_panel.status.text()
+    path.write_text("model: all-MiniLM-L6-v2\ntask: sst2\nchain: [\n")
+    assert not window.open_path(path)  # a file that is not a recipe is refused, naming the line
+    assert "YAML syntax error" in shown[0] and "bad.yaml:" in shown[0]
 
 
 def test_window_geometry_and_recents_persist_across_windows(qtbot) -> None:
@@ -182,18 +185,20 @@ def test_a_custom_data_file_becomes_the_recipe_task_and_survives_save_and_open(w
     assert window.task_picker.current() == "custom:mine"
     assert window.task_picker.currentText() == "mine (custom classification)"
     assert window.validate() == []
-    recipe = window.current_document().to_dict()
+    recipe = window.document.recipe.to_dict()
     assert recipe["task"] == "custom:mine"
     assert recipe["data"] == {"name": "mine", "path": str(path), "text": "review", "label": "label",
-                              "kind": "classification"}
+                              "kind": "classification", "dev_fraction": 0.2}
     saved = tmp_path / "mine.yaml"
     assert window.save_path(saved)
     assert "review" in saved.read_text()
-    window.set_document(Document())
+    window.set_document(Recipe(model="all-MiniLM-L6-v2", task="sst2"))
     assert window.open_path(saved)
-    assert window.task_picker.current() == "custom:mine" and window.doc.extra["data"]["path"] == str(path)
+    assert window.task_picker.current() == "custom:mine" and window.document.recipe.data.path == str(path)
     assert window.task_picker.currentText() == "mine (custom classification)"
     assert window.validate() == []
     # Picking a bundled task drops the custom data: the recipe no longer names the file.
     window._task_chosen("sst2")
-    assert "data" not in window.current_document().to_dict()
+    assert "data" not in window.document.recipe.to_dict()
+    window.undo.undo()  # ... and that is one undoable edit
+    assert window.document.recipe.data is not None and window.task_picker.current() == "custom:mine"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import tests.core.fakes  # noqa: F401  (registers the test-only steps)
-from core.chain import (
+from core.recipe import (
     Chain,
     ChainEntry,
     MeasureSettings,
@@ -160,9 +160,9 @@ def test_unknown_task_missing_model_and_missing_data(tiny: Path, tmp_path: Path,
 
 
 def test_training_step_on_a_task_without_training_data(tiny: Path) -> None:
-    from core.tasks.base import _TASKS, get_task
+    from core.tasks.base import get_task, is_task_registered
 
-    if "test-devonly" not in _TASKS:
+    if not is_task_registered("test-devonly"):
         sst2 = get_task("sst2")
         register_task(Task(id="test-devonly", title="dev only", family="custom", head="classification",
                            num_labels=2, metrics=("accuracy",), primary_metric="accuracy", loader=sst2.loader,
@@ -250,8 +250,8 @@ def test_recipe_validation_and_client_modules_stay_torch_free(tiny: Path) -> Non
     code = (
         "import sys\n"
         f"sys.path.insert(0, {str(root)!r})\n"
-        "import core.chain, core.store, core.worker_client, core.protocol, core.cli, core.paths\n"
-        "from core.chain import Recipe, validate_recipe\n"
+        "import core.recipe, core.store, core.run.process, core.protocol, core.cli, core.paths\n"
+        "from core.recipe import Recipe, validate_recipe\n"
         f"r = Recipe.from_dict({{'model': {str(tiny)!r}, 'task': 'sst2', 'chain': [{{'step': 'nope'}}]}})\n"
         "assert len(validate_recipe(r)) == 1\n"
         "print(','.join(sorted(m for m in ('torch', 'transformers', 'datasets') if m in sys.modules)))\n"
@@ -263,3 +263,103 @@ def test_recipe_validation_and_client_modules_stay_torch_free(tiny: Path) -> Non
 def test_entry_without_version_is_read_as_the_current_version(tiny: Path) -> None:
     recipe = _recipe(tiny, [{"step": "test.renamed", "config": {"amount": 0.3}}])
     assert recipe.chain[0].version == 2 and recipe.chain[0].config == {"amount": 0.3}  # not migrated
+
+
+# --- hostile recipe files (issue 16) ----------------------------------------------------------
+
+
+def _alias_bomb(levels: int) -> str:
+    """A 'billion laughs' recipe: each level lists the previous one nine times."""
+    lines = ["model: all-MiniLM-L6-v2", "task: sst2", 'a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, levels)]
+    lines += ["chain:", "  - step: test.scale", f"    config: {{factor: *a{levels - 1}}}"]
+    return "\n".join(lines) + "\n"
+
+
+def test_yaml_aliases_are_refused_before_anything_expands() -> None:
+    import time
+
+    text = _alias_bomb(5)  # 9^5 = 59,049 values from a 400-byte file (9 levels: 387 million)
+    assert len(text) < 600
+    start = time.monotonic()
+    with pytest.raises(RecipeError) as info:
+        loads_recipe(text)
+    assert time.monotonic() - start < 2
+    message = str(info.value)
+    assert "YAML alias '*a0'" in message and ":4:" in message and "write the repeated values out" in message
+    assert len(message) < 400
+    with pytest.raises(RecipeError, match="alias"):
+        loads_recipe(_alias_bomb(9))  # 387,420,489 values: refused as quickly
+    with pytest.raises(RecipeError, match="alias"):  # merge keys are aliases too
+        loads_recipe("base: &b {model: m}\n<<: *b\ntask: sst2\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "fmt", "needle"),
+    [
+        ("[" * 100_000, "json", "nested too deeply"),
+        ("chain: " + "[" * 20_000, "yaml", "nested too deeply"),
+        ("model: m\ntask: sst2\nseed: " + "9" * 5000 + "\n", "yaml", "more than 4,300 digits"),
+        ('{"model": "m", "task": "sst2", "seed": ' + "9" * 5000 + "}", "json", "more than 4,300 digits"),
+        ("model: m\ntask: sst2\nseed: 18446744073709551616\n", "yaml", "seed must fit in 64 bits"),
+        ("1: x\nmodel: m\ntask: sst2\n", "yaml", "unknown recipe key(s) 1"),
+        ("model: m\ntask: sst2\nmeasure: {7: 1, latency_repeats: 5}\n", "yaml", "unknown measurement setting(s) 7"),
+        ("model: m\ntask: sst2\nchain: [{step: test.scale, 3: x}]\n", "yaml", "unknown key(s) 3"),
+        ("model: m\ntask: sst2\nmeasure: {latency_repeats: 100000000}\n", "yaml", "latency_repeats must be <= 10,000"),
+        ("model: m\ntask: sst2\nmeasure: {eval_batch_size: .nan}\n", "yaml", "eval_batch_size must be a whole number"),
+    ],
+)
+def test_hostile_recipe_text_fails_with_a_clear_message(text: str, fmt: str, needle: str) -> None:
+    with pytest.raises(RecipeError) as info:
+        loads_recipe(text, fmt)
+    assert needle in str(info.value) and len(str(info.value)) < 700
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf", "1.0e+400"])
+def test_nan_and_inf_in_a_step_field_are_problems_of_that_field(tiny: Path, value: str) -> None:
+    text = f"model: {tiny}\ntask: sst2\nchain:\n  - step: finetune\n    config: {{lr: {value}}}\n"
+    problems = validate_recipe(loads_recipe(text))
+    assert [(p.index, p.field) for p in problems] == [(0, "lr")]
+    assert "finite number" in problems[0].message and "set lr to a value > 0" in problems[0].fix
+
+
+def test_nan_from_json_and_in_data_settings_are_refused(tiny: Path) -> None:
+    chain = '[{"step": "prune.global_magnitude", "config": {"amount": NaN}}]'
+    recipe = loads_recipe(f'{{"model": "{tiny}", "task": "sst2", "chain": {chain}}}', "json")
+    assert [p.field for p in validate_recipe(recipe)] == ["amount"]
+    for fraction in ("NaN", "Infinity", "-Infinity"):
+        with pytest.raises(RecipeError, match="dev_fraction must be a number between 0 and 1"):
+            data = f'{{"path": "d.csv", "text": "t", "label": "l", "dev_fraction": {fraction}}}'
+            loads_recipe(f'{{"model": "m", "data": {data}}}', "json")
+
+
+def test_problems_quote_huge_values_briefly(tiny: Path) -> None:
+    big = "x" * 2_000_000
+    recipe = _recipe(tiny, [{"step": "test.scale", "config": {"factor": big}}, {"step": big},
+                            {"step": "distill", "config": {"keep_layers": big}}])
+    problems = validate_recipe(recipe)
+    assert len(problems) == 3
+    for p in problems:
+        assert len(str(p)) < 1500, str(p)[:200]
+    assert "2,000,000 characters" in problems[0].message
+    with pytest.raises(RecipeError) as info:
+        Recipe.from_dict({"model": "m", "task": "sst2", big: 1})
+    assert len(str(info.value)) < 700
+
+
+def test_too_many_sweep_values_are_summarised(tiny: Path) -> None:
+    values = [11.0 + i for i in range(51)]  # every one above the maximum of 10
+    problems = validate_recipe(_recipe(tiny, [{"step": "test.scale", "config": {"factor": values}}]))
+    assert len(problems) == 11 and "41 more sweep values are refused" in problems[-1].message
+
+
+def test_recipe_files_that_are_not_recipes(tmp_path: Path) -> None:
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("model: m\ntask: sst2\nname: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(RecipeError, match="line 3 is not UTF-8.*save the recipe as UTF-8"):
+        load_recipe(latin1)
+    big = tmp_path / "big.yaml"
+    with big.open("wb") as fh:
+        fh.truncate(50 * 2**20)  # sparse: 50 MB that are never read
+    with pytest.raises(RecipeError, match="a recipe is at most"):
+        load_recipe(big)

@@ -1,0 +1,707 @@
+"""RESULTS.md from the benchmarks' JSON files: our measurements, the published figures of the two
+reproduced systems in columns labelled "published", the issues' targets with met / not met
+computed from the measured values, the machine, the date and the command line.
+
+A benchmark whose JSON this invocation did not produce (when it was part of it) is reported as
+"not run" with the command to run it — never with numbers from elsewhere.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shlex
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks.published import (
+    PUBLISHED_SQUAD,
+    PUBLISHED_TINYBERT,
+    SHAPE_DROP_POINTS,
+    SHAPE_FREE_POINTS,
+    SQUAD_PAPER,
+    TARGETS,
+    TINYBERT_PAPER,
+)
+from benchmarks.suite import BY_KEY, ROOT, Bench, command, rel
+
+REPORT = ROOT / "benchmarks" / "RESULTS.md"
+
+
+def load(results: Path, name: str) -> dict[str, Any] | None:
+    path = results / name
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def verdict(value: float | None, target: float, *, at_most: bool = False) -> str:
+    """'met' / 'not met' from the measured value; 'n/a' without one."""
+    if value is None:
+        return "n/a"
+    ok = value <= target if at_most else value >= target
+    return "met" if ok else "**not met**"
+
+
+def _f(value: Any, fmt: str = ".2f", none: str = "—") -> str:
+    if value is None:
+        return none
+    try:
+        return format(value, fmt)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+@dataclass
+class Report:
+    results: Path
+    manifest: dict[str, Any]
+    lines: list[str] = field(default_factory=list)
+    summary: list[tuple[str, str, str, str]] = field(default_factory=list)  # (area, target, ours, verdict)
+
+    def add(self, *lines: str) -> None:
+        self.lines.extend(lines)
+
+    def target(self, area: str, target: str, ours: str, verdict_: str) -> None:
+        self.summary.append((area, target, ours, verdict_))
+
+    def data(self, bench: Bench) -> dict[str, Any] | None:
+        """The benchmark's JSON if it may be reported: produced by this invocation, or (when the
+        benchmark was not part of it) an existing file, which is then labelled with its date."""
+        entry = self.manifest.get("benches", {}).get(bench.key)
+        if entry is not None and not entry.get("output_written"):
+            return None
+        data = load(self.results, bench.outputs[0])
+        if data is None and bench.key == "squad":  # bench_squad.py --quick writes *_quick.json
+            data = load(self.results, "bench_squad_quick.json")
+        return data
+
+    def not_run(self, bench: Bench) -> None:
+        entry = self.manifest.get("benches", {}).get(bench.key)
+        mode = self.manifest.get("mode", "quick")
+        why = f"status: {entry['status']}" + (f", log {entry['log']}" if entry.get("log") else "") if entry else \
+            f"no {bench.outputs[0]} in {rel(self.results)}"
+        self.add(f"**not run** ({why}). To run it: `python benchmarks/run_all.py{' --quick' if mode == 'quick' else ''} "
+                 f"--only {bench.key}` or `PYTHONPATH=. {command(bench, mode, self.results)[0]} "
+                 f"{shlex.join(command(bench, mode, self.results)[1:])}`.", "")
+        self.target(bench.title, "—", "not run", "n/a")
+
+    def source(self, bench: Bench) -> None:
+        entry = self.manifest.get("benches", {}).get(bench.key)
+        path = self.results / bench.outputs[0]
+        when = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC") \
+            if path.exists() else "?"
+        if entry:
+            self.add(f"_Source: `{rel(path)}` written {entry.get('finished', when)} by `{entry['command']}` ({entry['status']}, "
+                     f"{entry['seconds']:.0f} s). Sizes: {_sizes(entry, bench.key)}._", "")
+        else:
+            self.add(f"_Source: `{rel(path)}` (file modified {when}); not produced by this invocation of run_all, "
+                     "so its sizes are the ones stated in the file._", "")
+
+
+def _sizes(entry: dict[str, Any], key: str) -> str:
+    """The sizes a run used, as recorded when it ran (older manifests: the suite's current words)."""
+    if entry.get("sizes"):
+        return str(entry["sizes"])
+    bench = BY_KEY.get(key)
+    return bench.sizes.get(entry.get("mode", ""), "") if bench else ""
+
+
+TITLES = {"tinybert": "TinyBERT study: Tables 1-2, pruning curve, int8 speed-up and size ratios",
+          "squad": "SQuAD system: Tables 2-5 and n-bit size vs theory",
+          "squad-share": "SQuAD system: Table 2 with the whole train part after the merge",
+          "squad-sketch": "SQuAD system: Table 5 with the whole train part after sketching",
+          "eval": "Engine throughput vs a plain loop", "cache": "Prefix cache speed-up",
+          "queries": "Store queries with 10,000 variants", "gui": "GUI start-up, stall and chart redraw"}
+
+
+def render(results: Path, manifest: dict[str, Any]) -> str:
+    """The whole RESULTS.md as a string, from the JSON files in ``results`` and the run manifest."""
+    r = Report(results, manifest)
+    for key, fn in SECTIONS.items():
+        bench = BY_KEY[key]
+        r.add(f"## {TITLES[key]}", "")
+        data = r.data(bench)
+        if data is None:
+            r.not_run(bench)
+            continue
+        r.source(bench)
+        try:
+            fn(r, data)
+        except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError) as exc:
+            r.add(f"**could not be reported**: {bench.outputs[0]} lacks an expected field ({type(exc).__name__}: "
+                  f"{exc}).", "")
+            r.target(bench.title, "—", "unreadable output", "n/a")
+    return "\n".join(_header(manifest) + _summary(r) + _published() + r.lines).rstrip() + "\n"
+
+
+def section_markdown(key: str, data: dict[str, Any]) -> str:
+    """One benchmark's section on its own, as its script writes it beside its JSON: the same
+    tables and verdicts as in RESULTS.md, rendered by the same code."""
+    r = Report(Path("."), {})
+    SECTIONS[key](r, data)
+    env = data.get("environment") or {}
+    head = [f"# {TITLES[key]} (benchmarks/{BY_KEY[key].script})", ""]
+    if env:
+        head += [f"Machine: {env.get('cpu_model', '?')} ({env.get('cores', '?')} cores); total wall time "
+                 f"{_f(None if data.get('seconds') is None else data['seconds'] / 60, '.1f')} min.", ""]
+    return "\n".join(head + r.lines + (_summary(r) if r.summary else [])).rstrip() + "\n"
+
+
+def _header(m: dict[str, Any]) -> list[str]:
+    mode = m.get("mode")
+    lines = ["# Compression Workbench — benchmark results", ""]
+    if mode == "quick":
+        lines += ["> **QUICK RUN** (`--quick`): smoke-test sizes, far below the published training budgets. The "
+                  "figures show the pipeline works end to end on this machine; they are not the full benchmark.", ""]
+    elif mode == "full":
+        lines += ["> Full suite, with the reduced training sizes stated below (a 2-core CPU, not the papers' GPUs).", ""]
+    env = m.get("environment") or {}
+    versions = env.get("versions") or {}
+    lines += [
+        "Generated by `benchmarks/run_all.py` from the JSON in "
+        f"`{m.get('results_dir', '?')}`; nothing in the measured columns is typed by hand.",
+        "",
+        f"- Date: {m.get('started', '?')} to {m.get('finished', '?')}",
+        f"- Command: `{m.get('command', '?')}`",
+        f"- Machine (core.measure.environment()): {env.get('cpu_model', '?')}, {env.get('cores', '?')} cores "
+        f"({env.get('cores_available', '?')} available), {env.get('machine', '?')}, torch CPU capability "
+        f"{env.get('torch_cpu_capability', '?')}, quantized engine {env.get('torch_quantized_engine', '?')}, "
+        f"kernel flags {', '.join(env.get('cpu_flags') or []) or '?'}; {env.get('platform', '?')}",
+        f"- Software: Python {env.get('python', '?')}, torch {versions.get('torch', '?')}, transformers "
+        f"{versions.get('transformers', '?')}, datasets {versions.get('datasets', '?')}",
+    ]
+    if m.get("load_average"):
+        lines.append(f"- Load average (1 min) at start / end: {m['load_average'].get('start', '?')} / "
+                     f"{m['load_average'].get('end', '?')} — the machine was shared, so latencies are noisy; "
+                     "each section says how its latencies were timed.")
+    benches = m.get("benches") or {}
+    if benches:
+        lines += ["", "Reduced sizes and commands of this run:", "", "| benchmark | sizes | command | status | seconds |",
+                  "|---|---|---|---|---:|"]
+        for key, e in benches.items():
+            b = BY_KEY.get(key)
+            sizes = _sizes(e, key)
+            lines.append(f"| {b.title if b else key} | {sizes} | `{e.get('command')}` | {e.get('status')} | "
+                         f"{_f(e.get('seconds'), '.0f')} |")
+    return [*lines, ""]
+
+
+def _summary(r: Report) -> list[str]:
+    lines = ["## Targets from the issues", "", "| area | target | ours | verdict |", "|---|---|---|---|"]
+    lines += [f"| {a} | {t} | {o} | {v} |" for a, t, o, v in r.summary]
+    return [*lines, ""]
+
+
+def _published() -> list[str]:
+    p, q = PUBLISHED_TINYBERT, PUBLISHED_SQUAD
+    lo, hi = p["int8_faster_pct"]
+    return [
+        "## Published figures (constants in benchmarks/published.py, not measured here)", "",
+        "| paper | figure | published |", "|---|---|---|",
+        f"| {TINYBERT_PAPER} | BERT-base size | {p['bert_base_mb']} MB |",
+        f"| {TINYBERT_PAPER} | TinyBERT size | {p['tinybert_mb']} MB (pruned: still {p['pruned_mb']} MB) |",
+        f"| {TINYBERT_PAPER} | TinyBERT int8 size | {p['tinybert_int8_mb']} MB "
+        f"(int8/fp32 = {p['int8_vs_fp32_artifact_ratio']:.3f}) |",
+        f"| {TINYBERT_PAPER} | int8 inference time | about {lo}-{hi} % faster (speed-up ~{1 / (1 - lo / 100):.2f}-"
+        f"{1 / (1 - hi / 100):.2f}x) |",
+        f"| {TINYBERT_PAPER} | pruning | {p['pruning']} |",
+        f"| {SQUAD_PAPER} | progressive sharing | {q['layers']} (12->6: F1 {q['f1_6_of_12_layers']}, 12->3: F1 "
+        f"{q['f1_3_of_12_layers']}) |",
+        f"| {SQUAD_PAPER} | vocabulary 25 % | F1 {q['vocab_25_f1']} |",
+        f"| {SQUAD_PAPER} | n-bit | " + "; ".join(f"{b}-bit {v}" for b, v in q["bits"].items()) + " |",
+        f"| {SQUAD_PAPER} | random sketching | {q['sketch']} |",
+        f"| {SQUAD_PAPER} | final models | {q['final_mb'][0]}-{q['final_mb'][1]} MB |",
+        "",
+        "Our starting model is the packaged all-MiniLM-L6-v2 (6 layers, 384 wide), not BERT-base: sizes in MB "
+        "are not comparable one to one; ratios and the shape of each curve are.",
+        "",
+    ]
+
+
+# --- sections ---------------------------------------------------------------------------------
+def _pct(metric: float | None) -> str:
+    return _f(None if metric is None else 100 * metric, ".1f")
+
+
+def tinybert_ratios(task: dict[str, Any]) -> dict[str, float | None]:
+    """The study's ratios recomputed from the rows shown in Tables 1-2 (the script's own
+    ``ratios`` only fill a gap), so every verdict follows from the printed numbers."""
+    rows = task.get("rows", [])
+
+    def find(pred: Callable[[str], bool]) -> dict[str, Any] | None:
+        return next((row for row in rows if pred(row["variant"])), None)
+
+    teacher = find(lambda v: v.startswith("teacher"))
+    student = find(lambda v: v.startswith("student ("))
+    int8 = find(lambda v: v == "student int8")
+
+    def ratio(a: dict[str, Any] | None, b: dict[str, Any] | None, key: str) -> float | None:
+        if a is None or b is None or a.get(key) is None or not b.get(key):
+            return None
+        return a[key] / b[key]
+
+    mine = {
+        "int8_vs_fp32_latency_speedup": ratio(student, int8, "latency_p50_ms"),
+        "int8_vs_fp32_artifact_ratio": ratio(int8, student, "artifact_mb"),
+        "int8_metric_cost_points": None if student is None or int8 is None else 100 * (student["metric"] - int8["metric"]),
+        "student_vs_teacher_metric_retention": ratio(student, teacher, "metric"),
+        "student_vs_teacher_artifact_ratio": ratio(student, teacher, "artifact_mb"),
+        "student_vs_teacher_latency_speedup": ratio(teacher, student, "latency_p50_ms"),
+    }
+    given = task.get("ratios", {})
+    return {k: v if v is not None else given.get(k) for k, v in mine.items()}
+
+
+def _tinybert(r: Report, d: dict[str, Any]) -> None:
+    p = PUBLISHED_TINYBERT
+    tasks = d["tasks"]
+    how = ("Every figure was measured by the engine (core.run.runner) as it saved each variant (size: bytes of the "
+           "saved artifact) and read back from the study's results database." if d.get("study") or d.get("studies")
+           else "Every figure from the reloaded artifact (measured by the script itself, before the benchmarks ran "
+           "through the engine).")
+    r.add(f"Teacher = MiniLM-L6 fine-tuned; student = its layers 2, 4, 6. {how} Scores x100. Settings (reduced "
+          "training, as run):", "")
+    for t in tasks:  # a combined file (bench_tinybert.py --combine) carries settings per task
+        s = t.get("settings") or d.get("settings") or {}
+        limit = s.get("eval_limit")
+        timing = (f"{s.get('latency_rounds')} rounds x {s.get('latency_repeats')} repeats" if "latency_rounds" in s
+                  else f"{s.get('latency_repeats')} repeats per variant")
+        r.add(f"- {t['task']}: training subset {s.get('train_size') or 'all'} examples; teacher "
+              f"{s.get('teacher_epochs')} epochs, distillation {s.get('stage1_epochs')} + {s.get('stage2_epochs')} "
+              f"epochs; dev evaluation {f'{limit} rows' if limit else 'full'}; "
+              f"latency batch 8 x seq 128 on {s.get('threads')} thread(s), {timing}")
+    r.add("")
+    if d.get("latency"):
+        r.add(d["latency"], "")
+    _recipes_and_cache(r, [d.get("study")] if d.get("study") else d.get("studies") or [])
+    for t in tasks:
+        for key, use in (t.get("prefix_cache") or {}).items():
+            ok = use.get("teacher_and_student_reused")
+            r.target(f"TinyBERT {t['task']}", f"recipe '{key}' reuses the teacher and student (prefix cache)",
+                     f"run {use.get('run')}: {len(use.get('cached', []))} cached variant(s)",
+                     "met" if ok else "**not met**")
+    # Table 1
+    variants: list[str] = []
+    for t in tasks:
+        variants += [row["variant"] for row in t["rows"] if row["variant"] not in variants]
+    r.add("### Table 1 — task metric (dev, x100)", "",
+          "| variant | " + " | ".join(f"{t['task']} ({t['metric_name']})" for t in tasks) + " |",
+          "|---|" + "---:|" * len(tasks))
+    for v in variants:
+        cells = [_pct(next((row["metric"] for row in t["rows"] if row["variant"] == v), None)) for t in tasks]
+        r.add(f"| {v} | " + " | ".join(cells) + " |")
+    r.add("", "Published per-task scores are not listed: they belong to a BERT-base teacher and are not among the "
+          "recorded anchors.", "")
+    # Table 2
+    def published_mb(variant: str) -> str:
+        if variant.startswith("teacher"):
+            return f"{p['bert_base_mb']} (BERT-base)"
+        if "int8" in variant:
+            return f"{p['tinybert_int8_mb']} (TinyBERT int8)"
+        if "pruned" in variant:
+            return f"{p['pruned_mb']} (pruned TinyBERT)"
+        if variant.startswith("student"):
+            return f"{p['tinybert_mb']} (TinyBERT)"
+        return "—"
+
+    r.add("### Table 2 — size and latency", "",
+          "| task | variant | artifact MB | published MB | params | non-zeros | p50 ms | p90 ms |",
+          "|---|---|---:|---:|---:|---:|---:|---:|")
+    for t in tasks:
+        for row in t["rows"]:
+            r.add(f"| {t['task']} | {row['variant']} | {_f(row.get('artifact_mb'))} | {published_mb(row['variant'])} | "
+                  f"{_f(row.get('params'), ',')} | {_f(row.get('nonzero_params'), ',')} | "
+                  f"{_f(row.get('latency_p50_ms'), '.1f')} | {_f(row.get('latency_p90_ms'), '.1f')} |")
+    # pruning curve
+    r.add("", "### Pruning curve (the study's Figure 1) — student, global L1", "",
+          f"Published: {p['pruning']}; the pruned TinyBERT stayed {p['pruned_mb']} MB on disk.", "",
+          "| task | amount | sparsity | metric x100 | change vs student (points) | artifact MB |",
+          "|---|---:|---:|---:|---:|---:|")
+    for t in tasks:
+        student = next((row for row in t["rows"] if row["variant"].startswith("student (")), None)
+        for row in t["rows"]:
+            if "sparsity" not in row:
+                continue
+            delta = None if student is None else 100 * (row["metric"] - student["metric"])
+            r.add(f"| {t['task']} | {row['variant'].split()[-1]} | {_f(row['sparsity'], '.3f')} | {_pct(row['metric'])} | "
+                  f"{_f(delta, '+.2f')} | {_f(row.get('artifact_mb'))} |")
+    # ratios
+    lo, hi = p["int8_faster_pct"]
+    r.add("", "### int8 and student ratios (from the rows above)" if d.get("latency") else
+          "### int8 and student ratios (measured side by side in one run)", "",
+          "| task | int8/fp32 speed-up | published | int8/fp32 artifact | published | int8 metric cost (points) | "
+          "student/teacher metric | student/teacher artifact | published |",
+          "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for t in tasks:
+        q = tinybert_ratios(t)
+        r.add(f"| {t['task']} | {_f(q.get('int8_vs_fp32_latency_speedup'))}x | ~{1 / (1 - lo / 100):.2f}-"
+              f"{1 / (1 - hi / 100):.2f}x | {_f(q.get('int8_vs_fp32_artifact_ratio'), '.3f')} | "
+              f"{p['int8_vs_fp32_artifact_ratio']:.3f} | {_f(q.get('int8_metric_cost_points'), '+.2f')} | "
+              f"{_f(q.get('student_vs_teacher_metric_retention'), '.3f')} | "
+              f"{_f(q.get('student_vs_teacher_artifact_ratio'), '.3f')} | {p['student_vs_teacher_artifact_ratio']:.3f} |")
+        speed = q.get("int8_vs_fp32_latency_speedup")
+        size = q.get("int8_vs_fp32_artifact_ratio")
+        cost = q.get("int8_metric_cost_points")
+        # every variant scoring exactly the same means a constant predictor (training too short):
+        # "int8 costs nothing" and "the student keeps its teacher's accuracy" would then be vacuous
+        constant = len(t["rows"]) > 2 and len({row["metric"] for row in t["rows"]}) == 1
+        vacuous = "n/a (every variant scores the same: a constant predictor, train longer)"
+        r.target(f"TinyBERT {t['task']}", f"int8 vs fp32 latency >= {TARGETS['int8_speedup']}x (batch 8, seq 128)",
+                 f"{_f(speed)}x", verdict(speed, TARGETS["int8_speedup"]))
+        r.target(f"TinyBERT {t['task']}", f"int8 artifact <= {TARGETS['int8_artifact_ratio']:.2f}x fp32",
+                 f"{_f(size, '.3f')}x", verdict(size, TARGETS["int8_artifact_ratio"], at_most=True))
+        r.target(f"TinyBERT {t['task']}", f"int8 costs <= {TARGETS['int8_metric_cost']:g} point",
+                 f"{_f(cost, '+.2f')}", vacuous if constant else verdict(cost, TARGETS["int8_metric_cost"], at_most=True))
+        pub_speed = 1 / (1 - hi / 100)
+        r.target(f"TinyBERT {t['task']}", f"int8 speed-up beats the published ~{pub_speed:.2f}x (vs published)",
+                 f"{_f(speed)}x", verdict(speed, pub_speed))
+        r.target(f"TinyBERT {t['task']}", f"int8/fp32 size beats the published {p['int8_vs_fp32_artifact_ratio']:.3f} "
+                 "(vs published)", f"{_f(size, '.3f')}", verdict(size, p["int8_vs_fp32_artifact_ratio"], at_most=True))
+        if t["task"] == "sst2":
+            keep = q.get("student_vs_teacher_metric_retention")
+            r.target("TinyBERT sst2", f"3-layer student keeps >= {TARGETS['student_retention_sst2']:.0%} of teacher "
+                     "accuracy", _f(keep, ".3f"), vacuous if constant else verdict(keep, TARGETS["student_retention_sst2"]))
+    _torchao_line(r, tasks, d)
+    r.add("")
+
+
+def _torchao_line(r: Report, tasks: list[dict[str, Any]], d: dict[str, Any]) -> None:
+    """The other int8 variants beside torch's default, from the same rows (when the run measured them)."""
+    kinds = {"student int8 (torchao)": "torchao backend (`backend: torchao`, Int8DynamicActivationInt8WeightConfig, "
+                                       "eager mode)",
+             "student int8 (8-bit activations)": "8-bit activations (`activation_range: full`)"}
+    for variant, words in kinds.items():
+        parts = []
+        for t in tasks:
+            by = {row["variant"]: row for row in t["rows"]}
+            student, other = by.get("student (3 layers)"), by.get(variant)
+            if student is None or other is None or not other.get("latency_p50_ms"):
+                continue
+            parts.append(f"{t['task']} {student['latency_p50_ms'] / other['latency_p50_ms']:.2f}x faster than fp32, "
+                         f"artifact {other['artifact_mb'] / student['artifact_mb']:.3f}x, metric "
+                         f"{_f(100 * (other['metric'] - student['metric']), '+.2f')} points")
+        if parts:
+            r.add("", f"{words}, measured in the same {'study' if d.get('latency') else 'run'}: " + "; ".join(parts) + ".")
+
+
+def _recipes_and_cache(r: Report, studies: list[dict[str, Any] | None]) -> None:
+    """The recipes a study ran through the engine, its database, and what the prefix cache reused."""
+    for study in studies:
+        if not study:
+            continue
+        r.add(f"Recipes, run through the engine into `{rel(Path(study['database']))}`"
+              + (" (an earlier database kept with --reuse)" if study.get("reused_database") else "") + ":", "")
+        first: list[dict[str, Any]] = []
+        for run in study.get("recipes", []):
+            steps = run["recipe"]["chain"]
+            shared = next((i for i, (a, b) in enumerate(zip(first, steps, strict=False)) if a != b),
+                          min(len(first), len(steps)))
+            chain = " -> ".join(_step_words(e) for e in steps[shared:])
+            if shared:
+                chain = f"the first recipe's first {shared} step(s), then {chain}"
+            first = first or steps
+            cached = run.get("cached") or []
+            r.add(f"- {run['key']} (run {run['run_id']}, {run['seconds']:.0f} s): {chain}; "
+                  + (f"{len(cached)} of {run['variants']} variants reused from the cache ({', '.join(cached)})"
+                     if cached else f"all {run['variants']} variants computed"))
+        r.add("")
+
+
+def _step_words(entry: dict[str, Any]) -> str:
+    """A chain entry in a few words: its id and the settings the study chose (swept lists kept)."""
+    config = entry.get("config") or {}
+    shown = ", ".join(f"{k}={v}" for k, v in config.items() if v is not None)
+    return f"{entry['step']}({shown})" if shown else entry["step"]
+
+
+def _score(row: dict[str, Any]) -> float | None:
+    """The row's headline score in points: SQuAD F1, else accuracy x100."""
+    if row.get("f1") is not None:
+        return float(row["f1"])
+    if row.get("accuracy") is not None:
+        return 100 * float(row["accuracy"])
+    return None
+
+
+def _qa_metric(row: dict[str, Any]) -> str:
+    """F1 / EM at the null threshold 0 (the official headline), then HasAns F1 and the best-threshold
+    F1 when recorded: with little training the null answer wins everywhere, and only these two
+    still show what a compression step does to the spans."""
+    text = f"F1 {row['f1']:.1f} / EM {row['exact']:.1f}"
+    for key, name in (("HasAns_f1", "HasAns F1"), ("best_f1", "best-threshold F1")):
+        if row.get(key) is not None:
+            text += f" · {name} {row[key]:.1f}"
+    return text
+
+
+def _squad_published(row: dict[str, Any]) -> str:
+    q = PUBLISHED_SQUAD
+    if row["task"] != "squad_v2":
+        return "—"
+    table, variant = row["table"], row["variant"]
+    if table == "layers" and variant.startswith("3 "):
+        return f"F1 {q['f1_6_of_12_layers']} (12->6 layers, half depth)"
+    if table == "vocab" and variant.rstrip("%") in ("25", "25.0"):
+        return f"F1 {q['vocab_25_f1']}"
+    if table == "bits":
+        bits = int(variant.split()[0])
+        return q["bits"].get(bits, "—")
+    if table == "sketch" and "fine-tuned" in variant:
+        return q["sketch"]
+    return "—"
+
+
+def _squad_table(r: Report, rows: list[dict[str, Any]], starts: dict[str, dict[str, Any]]) -> None:
+    r.add("| task | variant | params | artifact MB | % smaller | score | change vs start (points) | p50 ms | published |",
+          "|---|---|---:|---:|---:|---|---:|---:|---|")
+    for row in rows:
+        start = starts.get(row["task"])
+        score = _score(row)
+        delta = None if start is None or score is None or _score(start) is None else score - _score(start)
+        metric = _qa_metric(row) if row.get("f1") is not None else f"acc {_pct(row.get('accuracy'))}"
+        r.add(f"| {row['task']} | {row['variant']} | {_f(row.get('params'), ',')} | {_f(row.get('artifact_mb'))} | "
+              f"{_f(row.get('smaller_pct'), '.1f')} | {metric} | {_f(delta, '+.1f')} | "
+              f"{_f(row.get('latency_p50_ms'), '.1f')} | {_squad_published(row)} |")
+    r.add("")
+
+
+def _squad_engine(r: Report, d: dict[str, Any]) -> None:
+    """The recipes, the database, how latency was timed, and whether every table reused the start."""
+    _recipes_and_cache(r, [d.get("study")])
+    if d.get("latency"):
+        r.add(d["latency"], "")
+    for name, use in (d.get("prefix_cache") or {}).items():
+        r.target(f"SQuAD-system {name.split()[0]}", f"recipe '{name}' reuses the fine-tuned start (prefix cache)",
+                 f"run {use.get('run')}: {len(use.get('cached', []))} cached variant(s)",
+                 "met" if use.get("start_reused") else "**not met**")
+
+
+def _squad_retuned(r: Report, d: dict[str, Any], table: str, change: str, epochs: Any = 1.0) -> None:
+    """One SQuAD table again, with the whole train part (not 800 questions) of fine-tuning after ``change``."""
+    s = d.get("settings", {})
+    rows = d["rows"]
+    starts = {row["task"]: row for row in rows if row["table"] == "start"}
+    tuned = sorted({row.get("tune_examples") for row in rows if row["table"] == table} - {None, 0})
+    r.add(f"Settings (as run): the SQuAD start trained on {_squad_questions(d)} questions x {s.get('squad_epochs')} "
+          f"epoch; {change}, then {', '.join(map(str, tuned)) or '?'} questions x {epochs} epoch of fine-tuning; evaluated "
+          f"on {s.get('squad_eval')} eval-part questions; max length {s.get('squad_max_length')}.", "")
+    _squad_engine(r, d)
+    _squad_table(r, [row for row in rows if row["table"] == table], starts)
+
+
+def _squad_share(r: Report, d: dict[str, Any]) -> None:
+    _squad_retuned(r, d, "layers", "adjacent layers merged 6 -> 3 with distillation from the model before the merge",
+                   d.get("settings", {}).get("share_epochs"))
+
+
+def _squad_sketch(r: Report, d: dict[str, Any]) -> None:
+    s = d.get("settings", {})
+    _squad_retuned(r, d, "sketch", f"Linear layers sketched (m = {s.get('sketch_attention', 256)} for attention "
+                   f"projections, {s.get('sketch_ffn_out', 512)} for the FFN output)")
+
+
+def _squad_questions(d: dict[str, Any]) -> int:
+    """Questions the SQuAD start trained on: the setting is a cap, the train part may hold fewer."""
+    if "squad_train_questions" in d:
+        return int(d["squad_train_questions"])
+    sys.path.insert(0, str(ROOT))
+    from core.tasks import get_task
+
+    return min(int(d.get("settings", {}).get("squad_train", 0)), get_task("squad_v2").load("train").num_rows)
+
+
+def _squad(r: Report, d: dict[str, Any]) -> None:
+    s = d.get("settings", {})
+    rows = d["rows"]
+    present = {row["task"] for row in rows}
+    said = []
+    if "sst2" in present:
+        said.append(f"SST-2 {s.get('sst2_train')} training examples x {s.get('sst2_epochs')} epoch")
+    if "squad_v2" in present:
+        said.append(f"SQuAD 2.0 {_squad_questions(d)} training questions x {s.get('squad_epochs')} epoch, evaluated "
+                    f"on {s.get('squad_eval')} questions of the eval part (bundled dev file split by article); "
+                    f"{s.get('share_train')} questions of fine-tuning after each merge, {s.get('sketch_train')} after "
+                    f"sketching; max length {s.get('squad_max_length')}")
+    r.add("Settings (reduced training, as run): " + "; ".join(said or ["?"]) + ".", "")
+    _squad_engine(r, d)
+    starts = {row["task"]: row for row in rows if row["table"] == "start"}
+    titles = {"layers": "Table 2 — layers after progressive sharing", "vocab": "Table 3 — vocabulary reduction",
+              "bits": "Table 4 — linear n-bit quantization (per-tensor min/max)", "sketch": "Table 5 — random sketching"}
+    for table, title in titles.items():
+        chosen = [row for row in rows if row["table"] == table]
+        r.add(f"### {title}", "")
+        if not chosen:
+            r.add("not run (no rows of this table in the JSON).", "")
+            continue
+        _squad_table(r, chosen, starts)
+    # starting model and smallest result vs the paper's final sizes
+    final = [row for row in rows if row["table"] != "start" and row.get("artifact_mb") is not None]
+    if final:
+        lo, hi = PUBLISHED_SQUAD["final_mb"]
+        smallest = min(final, key=lambda row: row["artifact_mb"])
+        said = [f"Smallest artifact: {smallest['task']} {smallest['table']} {smallest['variant']} "
+                f"{smallest['artifact_mb']:.2f} MB"]
+        for task, start in starts.items():  # the smallest that still scores like its start
+            base = _score(start)
+            kept = [row for row in final if row["task"] == task and base is not None and _score(row) is not None
+                    and _score(row) >= base - SHAPE_FREE_POINTS]
+            if kept:
+                best = min(kept, key=lambda row: row["artifact_mb"])
+                said.append(f"smallest {task} within {SHAPE_FREE_POINTS:g} point of its start: {best['table']} "
+                            f"{best['variant']} {best['artifact_mb']:.2f} MB")
+        r.add("; ".join(said) + f" (published final models: {lo}-{hi} MB, from BERT-base).", "")
+    # qualitative shape of Table 4
+    for task, start in starts.items():
+        bits = {int(row["variant"].split()[0]): _score(row) for row in rows if row["table"] == "bits" and row["task"] == task}
+        base = _score(start)
+        if not bits or base is None:
+            continue
+        free = [b for b in (16, 10) if b in bits]
+        low = [b for b in bits if b <= 6]
+        free_ok = all(bits[b] is not None and bits[b] >= base - SHAPE_FREE_POINTS for b in free) if free else None
+        drop_ok = (bits[min(low)] is not None and bits[min(low)] <= base - SHAPE_DROP_POINTS) if low else None
+        ours = ", ".join(f"{b}-bit {_f(None if bits[b] is None else bits[b] - base, '+.1f')}" for b in sorted(bits, reverse=True))
+        shape = {True: "met", False: "**not met**", None: "n/a"}
+        if start.get("HasAns_f1") is not None and start["HasAns_f1"] < 1.0:
+            # a QA model that answers "no answer" everywhere: every width scores the no-answer share
+            free_ok = drop_ok = None
+            shape[None] = "n/a (the starting QA model answers 'no answer' everywhere: train longer)"
+        r.target(f"SQuAD-system {task}", f"n-bit shape: 16/10-bit within {SHAPE_FREE_POINTS:g} point of start",
+                 ours, shape[free_ok])
+        r.target(f"SQuAD-system {task}", f"n-bit shape: lowest width <= 6 bits drops >= {SHAPE_DROP_POINTS:g} points",
+                 ours, shape[drop_ok])
+    _nbit_theory(r, rows, starts)
+
+
+def nbit_theory_bytes(row: dict[str, Any], start: dict[str, Any]) -> float:
+    """Theoretical artifact bytes of an n-bit row: every floating parameter packed at b bits
+    (``packed_bytes`` when the script records it) plus what the fp32 start artifact holds beside
+    its weights (tokenizer, config, manifest, safetensors header) = start bytes - 4 x params."""
+    bits = int(row["variant"].split()[0])
+    packed = row.get("packed_bytes")
+    if packed is None:
+        packed = row["params"] * bits / 8
+    overhead = start["artifact_mb"] * 1e6 - 4 * start["params"]
+    return packed + overhead
+
+
+def _nbit_theory(r: Report, rows: list[dict[str, Any]], starts: dict[str, dict[str, Any]]) -> None:
+    chosen = [row for row in rows if row["table"] == "bits" and row["task"] in starts]
+    r.add("### n-bit artifact size vs theory", "",
+          "Theory = params x b / 8 bytes (bit-packed codes) + the non-weight bytes of the fp32 starting artifact "
+          "(its size minus 4 bytes x params: tokenizer, config, manifest, header). Per-tensor min/max (8 bytes each) "
+          "and the longer safetensors header are the expected excess.", "",
+          "| task | bits | artifact MB | theory MB | artifact / theory | within 2 % |", "|---|---:|---:|---:|---:|---|")
+    worst: dict[str, tuple[float, str]] = {}
+    for row in chosen:
+        theory = nbit_theory_bytes(row, starts[row["task"]])
+        ratio = row["artifact_mb"] * 1e6 / theory
+        ok = verdict(abs(ratio - 1), TARGETS["nbit_within"], at_most=True)
+        r.add(f"| {row['task']} | {row['variant'].split()[0]} | {row['artifact_mb']:.3f} | {theory / 1e6:.3f} | "
+              f"{ratio:.4f} | {ok} |")
+        if row["task"] not in worst or abs(ratio - 1) > abs(worst[row["task"]][0] - 1):
+            worst[row["task"]] = (ratio, row["variant"])
+    for task, (ratio, variant) in worst.items():
+        r.target(f"SQuAD-system {task}", f"every n-bit artifact within {TARGETS['nbit_within']:.0%} of theory",
+                 f"worst {ratio:.4f}x ({variant})",
+                 verdict(abs(ratio - 1), TARGETS["nbit_within"], at_most=True))
+    r.add("")
+
+
+def _eval(r: Report, d: dict[str, Any]) -> None:
+    n = d["examples"]
+    eng, naive = d["engine_median_s"], d["naive_median_s"]
+    speed = naive / eng
+    r.add(f"{d.get('benchmark', '')}. Model {d.get('model')}; {n} examples, batch {d.get('batch_size')}, max length "
+          f"{d.get('max_length')}, {d.get('threads')} threads, {d.get('rounds')} alternating rounds (median); "
+          f"predictions identical: {d.get('predictions_identical')}.", "",
+          "| loop | median s | examples/s |", "|---|---:|---:|",
+          f"| plain loop (pad to {d.get('max_length')}) | {naive:.2f} | {n / naive:.1f} |",
+          f"| engine (sorted, dynamic padding) | {eng:.2f} | {n / eng:.1f} |", "",
+          f"Speed-up **{speed:.2f}x** (target >= {TARGETS['engine_speedup']}x: {verdict(speed, TARGETS['engine_speedup'])}). "
+          "No published figure: this is our own target (issue 3).", "")
+    r.target("Engine", f"evaluation >= {TARGETS['engine_speedup']}x a plain loop", f"{speed:.2f}x",
+             verdict(speed, TARGETS["engine_speedup"]))
+
+
+def _cache(r: Report, d: dict[str, Any]) -> None:
+    res = d["results"]
+    cold = res["cold"]["seconds"]
+    r.add(f"Recipe: finetune (train_size {d['recipe']['chain'][0]['config'].get('train_size')}) -> prune 0.3 -> "
+          f"dynamic int8 on SST-2; interpreter start + imports (not included): {_f(d.get('startup_seconds'), '.1f')} s.",
+          "", "| run | seconds | speed-up vs cold | variants from cache |", "|---|---:|---:|---:|")
+    for name, row in res.items():
+        r.add(f"| {name} | {row['seconds']:.1f} | {cold / row['seconds']:.1f}x | {sum(row['cached'])}/{len(row['cached'])} |")
+    changed = res.get("warm: step 3 changed")
+    speed = None if changed is None else cold / changed["seconds"]
+    r.add("", f"Re-run with step 3 changed: {_f(speed, '.1f')}x (target >= {TARGETS['cache_speedup']:g}x: "
+          f"{verdict(speed, TARGETS['cache_speedup'])}). No published figure (our own target, issue 6). The warm "
+          "re-run still applies and measures step 3, a fixed cost, so the ratio grows with the cold run's training: "
+          "a train_size below the shipped recipe's 2,000 understates it.", "")
+    r.target("Prefix cache", f"re-run, first two steps unchanged, >= {TARGETS['cache_speedup']:g}x faster",
+             f"{_f(speed, '.1f')}x", verdict(speed, TARGETS["cache_speedup"]))
+
+
+def _queries(r: Report, d: dict[str, Any]) -> None:
+    db = d["database"]
+    r.add(f"Database: {db['variants']:,} variants, {db['metrics']:,} metric rows, {db['runs']} runs.", "",
+          "| query | median ms | p90 ms | under 50 ms |", "|---|---:|---:|---|")
+    for name, row in d["results"].items():
+        ok = verdict(row["median_ms"], TARGETS["query_ms"], at_most=True)
+        r.add(f"| {name} | {row['median_ms']:.1f} | {row['p90_ms']:.1f} | {ok} |")
+        r.target("Store queries", f"{name} < {TARGETS['query_ms']:g} ms", f"{row['median_ms']:.1f} ms", ok)
+    r.add("")
+
+
+def _gui(r: Report, d: dict[str, Any]) -> None:
+    la, ch, st = d["launch"], d["charts"], d["run_stall"]
+    launch = la["median_s"]
+    r.add("| measure | ours | target | verdict |", "|---|---|---|---|",
+          f"| launch to interactive window (median of {la['repeats']}) | {launch:.2f} s (min {la['min_s']:.2f}, max "
+          f"{la['max_s']:.2f}) | <= {TARGETS['launch_s']} s | {verdict(launch, TARGETS['launch_s'], at_most=True)} |")
+    r.target("GUI", f"launch to interactive window <= {TARGETS['launch_s']} s", f"{launch:.2f} s",
+             verdict(launch, TARGETS["launch_s"], at_most=True))
+    if "skipped" in st:
+        r.add(f"| GUI-thread max gap during a run | not run ({st['skipped']}) | <= {TARGETS['stall_ms']:g} ms | n/a |")
+        r.target("GUI", f"GUI-thread stall during a run <= {TARGETS['stall_ms']:g} ms", "not run", "n/a")
+    else:
+        gap = st["max_gap_ms"]
+        r.add(f"| GUI-thread max gap during a run ({st.get('ticks')} ticks of 10 ms, {st.get('outcome')}) | "
+              f"{gap:.1f} ms (p99 {_f(st.get('p99_gap_ms'), '.1f')}) | <= {TARGETS['stall_ms']:g} ms | "
+              f"{verdict(gap, TARGETS['stall_ms'], at_most=True)} |")
+        r.target("GUI", f"GUI-thread stall during a run <= {TARGETS['stall_ms']:g} ms", f"{gap:.1f} ms",
+                 verdict(gap, TARGETS["stall_ms"], at_most=True))
+    redraw, pan = ch["full_redraw_median_ms"], ch["pan_zoom_median_ms"]
+    r.add(f"| full chart redraw, {ch['variants']} variants (median) | {redraw:.1f} ms | < {TARGETS['redraw_ms']:g} ms | "
+          f"{verdict(redraw, TARGETS['redraw_ms'], at_most=True)} |",
+          f"| pan/zoom repaint, {ch['variants']} variants (median) | {pan:.1f} ms | < {TARGETS['pan_ms']:g} ms | "
+          f"{verdict(pan, TARGETS['pan_ms'], at_most=True)} |",
+          f"| table fill + sort + charts, {ch['variants']} variants | {_f(ch.get('table_fill_sort_charts_ms'), '.1f')} ms "
+          "| — | — |", "",
+          "Chart thresholds are bench_gui.py's reading of issue 7's \"fluid with 1,000 variants\". No published "
+          "figure.", "")
+    r.target("GUI", f"chart redraw, {ch['variants']} variants < {TARGETS['redraw_ms']:g} ms", f"{redraw:.1f} ms",
+             verdict(redraw, TARGETS["redraw_ms"], at_most=True))
+    r.target("GUI", f"pan/zoom, {ch['variants']} variants < {TARGETS['pan_ms']:g} ms", f"{pan:.1f} ms",
+             verdict(pan, TARGETS["pan_ms"], at_most=True))
+
+
+SECTIONS: dict[str, Callable[[Report, dict[str, Any]], None]] = {
+    "tinybert": _tinybert, "squad": _squad, "squad-share": _squad_share, "squad-sketch": _squad_sketch,
+    "eval": _eval, "cache": _cache, "queries": _queries, "gui": _gui,
+}
+
+
+def write_report(results: Path, manifest: dict[str, Any], out: Path = REPORT) -> str:
+    text = render(results, manifest)
+    out.write_text(text, encoding="utf-8")
+    return text
+
+

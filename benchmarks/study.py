@@ -1,0 +1,152 @@
+"""A benchmark study through the engine: its recipes run with core.run.runner.run_recipe into one
+results database, and its tables are read back from that database (core.store.result_rows).
+
+Recipes of one study that share a prefix (e.g. fine-tune -> distil, then prune or quantize) reuse
+the prefix through the runner's cache, so nothing trains twice; every reused row says ``cached``.
+Latency is read in one place, :meth:`Study.latency`, so a later re-timing phase of the engine
+plugs in there without touching the tables.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class StudyError(RuntimeError):
+    """A recipe of the study did not finish; the message names the recipe and the engine's error."""
+
+
+def quiet_libraries() -> None:
+    """Offline hub, no tokenizer threads, no progress bars or deprecation noise in the logs."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+@dataclass
+class RecipeRun:
+    """One recipe of the study as the engine ran it."""
+
+    key: str
+    recipe: Any  # core.recipe.Recipe
+    run_id: int
+    seconds: float
+    rows: list[Any] = field(default_factory=list)  # core.store.ResultRow, baseline first
+
+    def summary(self) -> dict[str, Any]:
+        return {"key": self.key, "name": self.recipe.name, "run_id": self.run_id, "seconds": round(self.seconds, 1),
+                "variants": len(self.rows), "cached": [r.label for r in self.rows if r.cached],
+                "recipe": self.recipe.to_dict()}
+
+
+class Study:
+    """The recipes of one benchmark run and the database they write into.
+
+    Without ``reuse`` the database and its artifacts are removed first, so every figure is
+    measured by this run (shared prefixes are still computed once, within the run). With
+    ``reuse`` an existing database is kept and any variant with the same cache key (same model,
+    data, settings, steps and code) is reused from it; such rows say ``cached``.
+    """
+
+    def __init__(self, db: Path, *, reuse: bool = False) -> None:
+        self.db = Path(db).resolve()
+        self.artifacts = self.db.parent / f"{self.db.stem}-artifacts"
+        self.reuse = reuse
+        self.runs: list[RecipeRun] = []
+        if not reuse:
+            for path in (self.db, Path(f"{self.db}-wal"), Path(f"{self.db}-shm")):
+                path.unlink(missing_ok=True)
+            shutil.rmtree(self.artifacts, ignore_errors=True)
+        self.db.parent.mkdir(parents=True, exist_ok=True)
+
+    # -- running ------------------------------------------------------------------------------
+    def run(self, key: str, recipe: Any) -> RecipeRun:
+        """Run one recipe to the end; StudyError if it fails or is cancelled."""
+        from core.protocol import Log, Progress, RunFinished, StepFinished, StepStarted
+        from core.recipe import Recipe
+        from core.run.runner import run_recipe
+        from core.store import open_store, result_rows
+
+        if isinstance(recipe, dict):
+            recipe = Recipe.from_dict(recipe)
+        shown = {"at": 0.0}
+
+        def emit(event: Any) -> None:
+            if isinstance(event, StepStarted):
+                log(f"  {key}: {event.label}")
+            elif isinstance(event, Progress) and (time.monotonic() - shown["at"] > 30 or event.fraction >= 1.0):
+                shown["at"] = time.monotonic()
+                log(f"    {event.fraction:5.1%} {event.message}")
+            elif isinstance(event, Log) and event.level in ("warning", "error"):
+                log(f"    {event.level}: {event.message}")
+            elif isinstance(event, StepFinished):
+                row = event.row
+                metric = row.get("metric")
+                log(f"  {key}: {row.get('label')} done in {event.seconds:.0f} s"
+                    f"{' (cached)' if event.cached else ''}: {row.get('metric_name')} "
+                    f"{'—' if metric is None else f'{metric:.4f}'}, {row.get('size_mb') or 0:.2f} MB")
+
+        log(f"{key}: running recipe '{recipe.name}' ({len(recipe.chain)} steps) into {self.db}")
+        started = time.perf_counter()
+        terminal = run_recipe(recipe, db_url_or_path=self.db, artifacts_dir=self.artifacts, emit=emit)
+        seconds = time.perf_counter() - started
+        if not isinstance(terminal, RunFinished):
+            error = getattr(terminal, "error", "cancelled")
+            raise StudyError(f"recipe '{recipe.name}' ({key}) did not finish: {error}")
+        with open_store(self.db) as store:
+            rows = result_rows(store, run_ids=[terminal.run_id])
+        done = RecipeRun(key, recipe, terminal.run_id, seconds, rows)
+        self.runs.append(done)
+        return done
+
+    # -- reading ------------------------------------------------------------------------------
+    def step_info(self, row: Any) -> dict[str, Any]:
+        """What the step reported for this variant (statistics, timings, curves), as stored."""
+        from core.store import open_store, variant_info
+
+        with open_store(self.db) as store:
+            return variant_info(store, row.variant)
+
+    @staticmethod
+    def latency(row: Any) -> dict[str, float | None]:
+        """p50 / p90 of one variant: the one place tables read latency from.
+
+        For now the engine's own timing, taken when the variant was measured (a cached row
+        carries the timing of the variant it reuses)."""
+        return {"p50_ms": row.latency_p50_ms, "p90_ms": row.latency_p90_ms}
+
+    @staticmethod
+    def latency_note(measure: Any) -> str:
+        """How the latencies in the tables were measured, in words, for the Markdown."""
+        threads = measure.threads or "torch's default number of"
+        return (f"Latency: timed by the engine (core.measure.latency) when each variant was measured: batch "
+                f"{measure.latency_batch_size} x sequence {measure.latency_seq_len}, {measure.latency_warmup} "
+                f"warm-up + {measure.latency_repeats} timed forward passes, p50 / p90, on {threads} thread(s). "
+                "Variants are timed one after another, not interleaved, so load on a shared machine between "
+                "two timings shows in their ratio; a cached row carries the timing of the variant it reuses.")
+
+    def summary(self) -> dict[str, Any]:
+        """The database, and each recipe with its run id and which of its variants were reused."""
+        return {"database": str(self.db), "artifacts": str(self.artifacts), "reused_database": self.reuse,
+                "recipes": [r.summary() for r in self.runs]}
+
+
+def environment() -> dict[str, Any]:
+    from core.measure import environment as env
+
+    return env()

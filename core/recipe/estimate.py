@@ -1,0 +1,170 @@
+"""How big a run is before it starts: the variants a recipe expands to and the disk their artifacts
+will take, against the free space where they go. The CLI refuses a large run unless told ``--yes``;
+the window asks the same question in a confirm dialog. Pure and torch-free: files are only looked at.
+
+Every seed of ``seeds:`` makes the whole tree again. The disk estimate assumes each variant's
+artifact is as large as the model's folder (weights, config and tokenizer) times the ratios of the
+steps on its path (``Step.size_ratio``: int8 about a quarter, n-bit bits/32, the rest the same
+size), the baseline included; cache hits, which reuse stored artifacts, are counted as new, so the
+estimate errs high.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.recipe.model import Recipe
+
+# Above this many variants a run is confirmed first (a 3-axis sweep once expanded to 170,101).
+CONFIRM_VARIANTS = 200
+# Above this many the variant tree is not even built: refused outright by validation.
+MAX_VARIANTS = 100_000
+# Free space a run must leave on the drive of the artifacts folder, or it is confirmed first.
+DISK_MARGIN = 2 * 10**9
+# Configs of one entry enumerated to sum their size ratios; beyond, the largest ratio (1.0) is assumed.
+_MAX_ENUMERATED = 10_000
+
+
+@dataclass(frozen=True)
+class RunEstimate:
+    """The size of a run: ``variants`` (baseline included), ``bytes`` (None: the model's size is not
+    known here, e.g. a hub id) and ``free`` bytes on the drive of ``folder`` (None: not known)."""
+
+    variants: int
+    bytes: int | None
+    free: int | None
+    folder: Path
+
+    @property
+    def too_many(self) -> bool:
+        return self.variants > CONFIRM_VARIANTS
+
+    @property
+    def too_big(self) -> bool:
+        return self.bytes is not None and self.free is not None and self.bytes > self.free - DISK_MARGIN
+
+    @property
+    def needs_confirmation(self) -> bool:
+        """Whether a user must confirm before the run starts (``--yes`` in the CLI, a dialog in the window)."""
+        return self.too_many or self.too_big
+
+    def summary(self) -> str:
+        """One line: the counts and sizes, e.g. for ``validate`` and a confirm dialog."""
+        size = "unknown disk use" if self.bytes is None else f"about {_size(self.bytes)} of artifacts"
+        free = "" if self.free is None else f" ({_size(self.free)} free)"
+        return f"{self.variants:,} variant(s), {size} in {self.folder}{free}"
+
+    def reasons(self) -> list[str]:
+        """Why the run needs confirming, each naming the numbers and the limit."""
+        out = []
+        if self.too_many:
+            out.append(f"{self.variants:,} variants is more than {CONFIRM_VARIANTS:,}")
+        if self.too_big:
+            assert self.bytes is not None and self.free is not None
+            out.append(f"about {_size(self.bytes)} of artifacts would leave less than {_size(DISK_MARGIN)} of the "
+                       f"{_size(self.free)} free on the drive of {self.folder}")
+        return out
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if abs(n) >= scale:
+            return f"{n / scale:,.1f} {unit}"
+    return f"{n} bytes"
+
+
+def entry_variant_counts(recipe: Recipe) -> list[int]:
+    """How many concrete configs each enabled chain entry expands to (the product of its sweep lists)."""
+    from core.errors import ConfigError
+    from core.recipe.sweep import sweep_fields
+
+    counts = []
+    for entry in recipe.chain:
+        if not entry.enabled:
+            continue
+        try:
+            axes = sweep_fields(entry)
+        except ConfigError:  # an unknown step: validation names it; it counts as one
+            axes = {}
+        counts.append(math.prod(max(1, len(v)) for v in axes.values()))
+    return counts
+
+
+def count_variants(recipe: Recipe) -> int:
+    """Variants a run makes, baseline included: the variant tree's nodes (computed without building
+    the tree) once per seed."""
+    total, level = 1, 1
+    for count in entry_variant_counts(recipe):
+        level *= count
+        total += level
+        if total > 10 * MAX_VARIANTS:  # enough to refuse; the exact number can be astronomic
+            break
+    return total * len(recipe.run_seeds)
+
+
+def run_estimate(recipe: Recipe, artifacts_dir: str | Path) -> RunEstimate:
+    """The variants of ``recipe`` and their estimated artifact bytes against the free space under
+    ``artifacts_dir`` (which need not exist yet). Torch-free and cheap: the window may call it
+    before every run."""
+    folder = Path(artifacts_dir)
+    return RunEstimate(variants=count_variants(recipe), bytes=estimate_bytes(recipe), free=free_bytes(folder),
+                       folder=folder)
+
+
+def free_bytes(folder: Path) -> int | None:
+    """Free bytes on the drive that holds (or will hold) ``folder``."""
+    probe = Path(folder).expanduser()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        return shutil.disk_usage(probe).free
+    except OSError:
+        return None
+
+
+def estimate_bytes(recipe: Recipe) -> int | None:
+    """Estimated artifact bytes of every variant of the run (see the module doc for the assumptions)."""
+    from core.errors import WorkbenchError
+    from core.models import ModelRef, inspect_model_folder
+    from core.recipe.sweep import entry_configs, sweep_fields
+    from core.steps.base import get_step
+
+    try:
+        folder = ModelRef.parse(recipe.model).local_folder()
+        if folder is None:
+            return None
+        if (folder / "manifest.json").is_file():  # a stored variant: its own folder is what one artifact takes
+            embeddings, other, fixed = 0, sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()), 0
+        else:
+            facts = inspect_model_folder(folder)
+            embeddings = facts.embedding_bytes
+            other, fixed = facts.weights_bytes - facts.embedding_bytes, facts.tokenizer_bytes
+    except (WorkbenchError, OSError):
+        return None  # validation reports the model
+    total = embeddings + other + fixed  # the baseline
+    count = 1
+    for entry in recipe.chain:
+        if not entry.enabled:
+            continue
+        try:
+            step_cls = get_step(entry.step)
+            axes = sweep_fields(entry)
+        except WorkbenchError:
+            continue
+        n = math.prod(max(1, len(v)) for v in axes.values())
+        if n <= _MAX_ENUMERATED:
+            ratios = [step_cls.size_ratio(c) for c in entry_configs(entry)]
+            embedding_sum, other_sum = sum(r[0] for r in ratios), sum(r[1] for r in ratios)
+        else:
+            embedding_sum = other_sum = float(n)
+        # Summed over every path, a level's bytes are the previous level's times the sum of the ratios.
+        embeddings *= embedding_sum
+        other *= other_sum
+        count *= n
+        total += round(embeddings + other) + fixed * count
+        if count > 10 * MAX_VARIANTS:  # refused anyway; stop before the numbers overflow
+            break
+    return int(total) * len(recipe.run_seeds)  # each seed makes its own artifacts

@@ -1,0 +1,155 @@
+"""The two published-system benchmarks run their recipes through the engine (core.run.runner) into
+one results database and build their tables from it; a shared prefix is trained once.
+
+Each study runs for real on a tiny BERT with a sliver of data (seconds, not hours): the recipes,
+the runner, the cache, the store and the renderer are the ones a full benchmark run uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import bench_squad, bench_tinybert, report
+from benchmarks.study import Study, StudyError
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny6(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.helpers import tiny_bert_folder
+
+    return tiny_bert_folder(tmp_path_factory.mktemp("tiny") / "bert6", layers=6, hidden=32)
+
+
+def tinybert_args(model: Path, **changes: object) -> argparse.Namespace:
+    args = dict(model=str(model), train_size=16, teacher_epochs=1.0, teacher_lr=1e-3, stage1_epochs=0.5,
+                stage2_epochs=0.5, distill_lr=1e-3, prune_amounts=[0.1, 0.4], eval_limit=16, threads=1,
+                latency_repeats=2, torchao=False, full_range=True, seed=0, reduced=True)
+    return argparse.Namespace(**(args | changes))
+
+
+def test_tinybert_study_trains_teacher_and_student_once(tiny6: Path, tmp_path: Path) -> None:
+    study = Study(tmp_path / "tinybert.sqlite")
+    task = bench_tinybert.run_task(study, tinybert_args(tiny6), "sst2")
+    keys = [run.key for run in study.runs]
+    assert keys == ["sst2 prune", "sst2 int8", "sst2 int8-full"]
+    # the first recipe computes everything; the later ones reuse baseline, teacher and student
+    first, *later = study.runs
+    assert not any(r.cached for r in first.rows)
+    for run in later:
+        assert [r.cached for r in run.rows] == [True, True, True, False], run.key
+    assert all(use["teacher_and_student_reused"] for use in task["prefix_cache"].values())
+    # the table rows are the stored variants, read back from the database
+    from core.store import open_store, result_rows
+
+    with open_store(study.db) as store:
+        stored = {r.variant: r for r in result_rows(store)}
+    names = [row["variant"] for row in task["rows"]]
+    assert names == ["teacher (MiniLM-L6)", "student (3 layers)", "student pruned 10%", "student pruned 40%",
+                     "student int8", "student int8 (8-bit activations)"]
+    for row in task["rows"]:
+        mine = stored[row["variant_id"]]
+        assert (row["metric"], row["artifact_mb"], row["latency_p50_ms"]) == \
+            (mine.metric, mine.size_mb, mine.latency_p50_ms)
+    pruned = {row["variant"]: row for row in task["rows"]}
+    assert pruned["student pruned 40%"]["sparsity"] == pytest.approx(0.4, abs=0.01)
+    assert pruned["student pruned 40%"]["nonzero_params"] < pruned["student pruned 10%"]["nonzero_params"]
+    assert pruned["student int8"]["artifact_mb"] < pruned["student (3 layers)"]["artifact_mb"]
+    # ratios follow from the rows
+    student, int8 = pruned["student (3 layers)"], pruned["student int8"]
+    assert task["ratios"]["int8_vs_fp32_artifact_ratio"] == pytest.approx(int8["artifact_mb"] / student["artifact_mb"])
+
+
+def test_tinybert_script_writes_json_markdown_and_database(tiny6: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out" / "tinybert"
+    code = bench_tinybert.main(["--model", str(tiny6), "--tasks", "sst2", "--train-size", "16", "--teacher-epochs", "1",
+                                "--stage1-epochs", "0.5", "--stage2-epochs", "0.5", "--eval-limit", "16",
+                                "--latency-repeats", "2", "--threads", "1", "--prune-amounts", "0.2", "--reduced",
+                                "--out", str(out)])
+    assert code == 0
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert Path(data["study"]["database"]) == out.with_suffix(".sqlite").resolve()
+    assert [r["key"] for r in data["study"]["recipes"]] == ["sst2 prune", "sst2 int8"]
+    md = out.with_suffix(".md").read_text()
+    assert md == report.section_markdown("tinybert", data)
+    assert "timed by the engine" in md and "2 timed forward passes" in md  # how latency was measured
+    assert "| TinyBERT sst2 | recipe 'int8' reuses the teacher and student (prefix cache) |" in md
+    assert "the first recipe's first 2 step(s), then quantize.dynamic_int8" in md
+    # a second run without --reuse starts afresh: nothing is reused from the first
+    bench_tinybert.main(["--model", str(tiny6), "--tasks", "sst2", "--train-size", "16", "--teacher-epochs", "1",
+                         "--stage1-epochs", "0.5", "--stage2-epochs", "0.5", "--eval-limit", "16",
+                         "--latency-repeats", "2", "--threads", "1", "--prune-amounts", "0.2", "--out", str(out)])
+    again = json.loads(out.with_suffix(".json").read_text())
+    assert again["study"]["recipes"][0]["cached"] == [] and again["study"]["recipes"][0]["run_id"] == 1
+
+
+def test_squad_tables_share_the_fine_tuned_start(tmp_path: Path) -> None:
+    from tests.helpers import tiny_bert_folder
+
+    model = tiny_bert_folder(tmp_path / "bert4", layers=4, hidden=32)
+    settings = bench_squad.Settings(model=str(model), threads=1, squad_train=16, squad_eval=8, squad_max_length=64,
+                                    share_train=8, sketch_train=8, sketch_attention=16,
+                                    sketch_ffn_out=16, latency_repeats=2, bits=(16, 4),
+                                    vocab=(100, 50), layers=(3, 2))
+    bench = bench_squad.Bench(settings, Study(tmp_path / "squad.sqlite"))
+    bench.run("squad_v2", ("vocab", "bits", "sketch", "layers"))
+    assert [run.key for run in bench.study.runs] == ["squad_v2 vocab", "squad_v2 bits", "squad_v2 sketch",
+                                                     "squad_v2 layers"]
+    assert set(bench.prefix_cache) == {"squad_v2 bits", "squad_v2 sketch", "squad_v2 layers"}
+    assert all(use["start_reused"] for use in bench.prefix_cache.values())
+    by = {(r["table"], r["variant"]): r for r in bench.rows}
+    assert set(by) == {("start", "fine-tuned fp32"), ("vocab", "100%"), ("vocab", "50%"), ("bits", "16 bits"),
+                       ("bits", "4 bits"), ("sketch", "sketched, no fine-tuning"), ("sketch", "sketched, fine-tuned"),
+                       ("layers", "6 layers"), ("layers", "3 layers"), ("layers", "2 layers")}
+    start = by[("start", "fine-tuned fp32")]
+    assert not start["cached"] and "f1" in start and "HasAns_f1" in start
+    four = by[("bits", "4 bits")]
+    assert four["smaller_pct"] == pytest.approx(100 * (1 - four["artifact_mb"] / start["artifact_mb"]))
+    assert four["packed_bytes"] < by[("bits", "16 bits")]["packed_bytes"]
+    assert by[("vocab", "50%")]["vocab_size"] > 0
+    assert by[("layers", "2 layers")]["params"] < by[("layers", "3 layers")]["params"] < start["params"]
+    md = report.section_markdown("squad", {"settings": {}, "squad_train_questions": 16, "rows": bench.rows,
+                                           "study": bench.study.summary(), "prefix_cache": bench.prefix_cache})
+    assert "### Table 4 — linear n-bit quantization" in md and "| squad_v2 | 4 bits |" in md
+    assert "| SQuAD-system squad_v2 | recipe 'squad_v2 layers' reuses the fine-tuned start (prefix cache) |" in md
+
+
+def test_a_recipe_that_fails_stops_the_study_with_its_error(tmp_path: Path) -> None:
+    study = Study(tmp_path / "x.sqlite")
+    recipe = {"name": "broken", "model": str(tmp_path / "no-such-model"), "task": "sst2", "chain": []}
+    with pytest.raises(Exception, match="no-such-model"):
+        study.run("broken", recipe)
+    assert issubclass(StudyError, RuntimeError)
+
+
+@pytest.mark.parametrize("mode", ["quick", "full"])
+def test_the_suites_squad_benches_can_reuse_one_fine_tuned_start(mode: str) -> None:
+    """squad-share and squad-sketch run with --reuse on squad's database: their start and measure
+    settings must equal squad's, or the cache key differs and the start trains again."""
+    from benchmarks import suite
+
+    def settings(key: str) -> bench_squad.Settings:
+        flags = suite.BY_KEY[key].quick if mode == "quick" else suite.BY_KEY[key].full
+        return bench_squad.override(bench_squad.Settings(), list(flags[flags.index("--set") + 1 :]))
+
+    first = settings("squad")
+    for key in ("squad-share", "squad-sketch"):
+        flags = suite.BY_KEY[key].quick if mode == "quick" else suite.BY_KEY[key].full
+        assert "--reuse" in flags and "--db" not in flags  # the default database: OUT/squad.sqlite
+        later = settings(key)
+        assert bench_squad.start_step(later, "squad_v2") == bench_squad.start_step(first, "squad_v2"), key
+        assert bench_squad.measure(later, "squad_v2") == bench_squad.measure(first, "squad_v2"), key
+    assert "--reuse" not in (suite.BY_KEY["squad"].quick if mode == "quick" else suite.BY_KEY["squad"].full)
+
+
+def test_a_bad_squad_setting_is_named() -> None:
+    with pytest.raises(ValueError, match="no setting 'squad_trian'"):
+        bench_squad.override(bench_squad.Settings(), ["squad_trian=5"])
+    with pytest.raises(ValueError, match="'many' is not a int value"):
+        bench_squad.override(bench_squad.Settings(), ["squad_train=many"])
+    assert bench_squad.override(bench_squad.Settings(), ["bits=8,4"]).bits == (8, 4)

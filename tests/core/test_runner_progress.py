@@ -1,0 +1,82 @@
+"""Progress that runs with the clock: each node's phases get slices of 0..1 in proportion to their
+expected time (the measurement settings, then what the run measured), never go backwards, and
+each phase's message reaches the client."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core import protocol as p
+from core.recipe import MeasureSettings
+from core.run.runner import run_recipe
+from core.run.variant import expected_seconds, measure_progress, shares
+from tests.core.fakes import tiny_recipe
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.helpers import tiny_bert_folder
+
+    return tiny_bert_folder(tmp_path_factory.mktemp("tiny"))
+
+
+def test_slices_follow_the_expected_seconds_and_what_the_run_measured() -> None:
+    measure = MeasureSettings(eval_limit=500, max_length=128, latency_batch_size=8, latency_seq_len=128,
+                              latency_warmup=3, latency_repeats=20)
+    history: dict[str, float] = {}
+    base = shares(expected_seconds(measure, history, None))
+    # Before anything ran: evaluation (500 x 64 tokens) and latency (23 x 8 x 128 tokens) of the
+    # same order, not the fixed 80/15 split that left latency to the last 3 % of the bar.
+    eval_share = base["evaluate"][1] - base["evaluate"][0]
+    latency_share = base["latency"][1] - base["latency"][0]
+    assert 0.3 < eval_share < 0.7 and 0.25 < latency_share < 0.6
+    assert base["apply"][0] == base["apply"][1]  # the baseline applies nothing
+    assert base["latency"][1] == pytest.approx(1.0)
+    # After the baseline measured 40 s of evaluation and 47 s of latency (as on this machine):
+    history.update({"load": 9.7, "save": 0.2, "evaluate": 40.0, "size": 0.8, "latency": 47.0})
+    prune = shares(expected_seconds(measure, history, "prune", trains=False, loads=False))
+    assert prune["load"][0] == prune["load"][1] == 0.0  # the parent is still in memory
+    assert prune["apply"][1] - prune["apply"][0] == pytest.approx(0.2 * 87.8 / (17.56 + 0.2 + 87.8), rel=1e-3)
+    finetune = shares(expected_seconds(measure, history, "finetune", trains=True, loads=False))
+    assert finetune["apply"][1] - finetune["apply"][0] == pytest.approx(3 / 4, abs=0.01)
+    history["apply:prune"] = 5.0  # a sweep's next branch: as long as the first took
+    again = shares(expected_seconds(measure, history, "prune", loads=False))
+    assert again["apply"][1] - again["apply"][0] == pytest.approx(5.0 / (5.0 + 0.2 + 87.8), rel=1e-3)
+
+
+def test_measuring_progress_is_rescaled_onto_its_slices() -> None:
+    share = {"evaluate": (0.2, 0.5), "size": (0.5, 0.52), "latency": (0.52, 1.0)}
+    seen: list[tuple[float, str]] = []
+    on_progress = measure_progress(lambda f, m="": seen.append((round(f, 4), m)), share)
+    for fraction, message in ((0.0, "evaluating"), (0.4, "evaluated 50/100"), (0.8, "measuring size"),
+                              (0.85, "measuring latency"), (1.0, "measured")):
+        on_progress(fraction, message)
+    assert seen == [(0.2, "evaluating"), (0.35, "evaluated 50/100"), (0.5, "measuring size"),
+                    (0.52, "measuring latency"), (1.0, "measured")]
+
+
+def test_a_runs_progress_never_goes_back_and_every_phase_is_announced(tiny: Path, tmp_path: Path) -> None:
+    recipe = tiny_recipe(tiny, [{"step": "test.slow", "config": {"seconds": [0.6, 0.7], "chatter": False}}])
+    events: list[tuple[float, Any]] = []
+    start = time.monotonic()
+    terminal = run_recipe(recipe, db_url_or_path=tmp_path / "w.sqlite", artifacts_dir=tmp_path / "artifacts",
+                          emit=lambda e: events.append((time.monotonic() - start, e)))
+    assert isinstance(terminal, p.RunFinished)
+    by_node: dict[int, list[p.Progress]] = {}
+    for _t, e in events:
+        if isinstance(e, p.Progress):
+            by_node.setdefault(e.node, []).append(e)
+    assert sorted(by_node) == [0, 1, 2]
+    for node, progress in by_node.items():
+        fractions = [e.fraction for e in progress]
+        assert fractions == sorted(fractions), node
+        messages = {e.message.split(" ")[0] for e in progress}
+        # Throttling never swallows a phase's first message (it did "measuring latency").
+        assert {"saving", "evaluating", "measuring", "measured"} <= messages, (node, messages)
+    # The second branch sleeps as long as the first did: its sleep now takes most of its bar.
+    second = [e for e in by_node[2] if e.message == "sleeping"]
+    assert second and second[-1].fraction > 0.5
