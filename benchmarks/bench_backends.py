@@ -80,7 +80,8 @@ def fp32_start(args: argparse.Namespace, work: Path, task: Any) -> Path:
 
     from core.artifacts import save_artifact
     from core.models import ModelRef, load_model, load_tokenizer
-    from core.steps.base import ModelState, StepContext, get_step
+    from core.state import ModelState, StepContext
+    from core.steps.base import get_step
 
     ref = ModelRef.parse("all-MiniLM-L6-v2")
     torch.manual_seed(args.seed)
@@ -167,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     from core.backends.session import OpenVinoSession, SessionModel, TorchSession
     from core.backends.timing import TimedSession, paired_ratio, time_sessions
     from core.measure import environment, evaluate
-    from core.steps.base import StepContext, get_step
+    from core.state import StepContext
+    from core.steps.base import get_step
     from core.tasks import get_task
 
     torch.set_num_threads(args.threads)
@@ -308,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def fp32_from_artifact(loaded: Any, task: Any) -> Any:
-    from core.steps.base import ModelState
+    from core.state import ModelState
 
     return ModelState(loaded.model, loaded.tokenizer, task.id, task.head)
 

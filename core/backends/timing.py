@@ -70,7 +70,7 @@ def time_sessions(
     import numpy as np
 
     from core.measure.evaluation import pinned_threads
-    from core.measure.timing import _inputs as latency_inputs  # the one definition of latency inputs
+    from core.measure.timing import probe_batch  # the one definition of latency inputs
 
     if rounds < 1 or warmup < 0 or batch_size < 1 or seq_len < 1:
         raise BackendError("timing needs rounds, batch_size and seq_len >= 1 and warmup >= 0")
@@ -88,7 +88,7 @@ def time_sessions(
         key = id(s.tokenizer)
         if key not in inputs:
             model = getattr(s.session, "model", None) or _NoModel()  # a torch session's embeddings bound the ids
-            torch_batch = latency_inputs(model, s.tokenizer, batch_size, seq_len, seed)
+            torch_batch = probe_batch(model, s.tokenizer, batch_size=batch_size, seq_len=seq_len, seed=seed)
             inputs[key] = {k: v.numpy() for k, v in torch_batch.items()}
         batches.append(inputs[key])
     times: list[list[float]] = [[] for _ in sessions]

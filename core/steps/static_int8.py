@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from core.errors import ConfigError
 from core.params import StepConfig, param
-from core.steps.base import FLOAT, TRAINABLE, ModelState, Step, StepContext, register
+from core.state import FLOAT, TRAINABLE, ModelState, StepContext
+from core.steps.base import Step, register
 
 INT8 = "int8"  # the same trait quantize.dynamic_int8 adds
 DEPLOYED = "deployed"  # the model is a backend artifact: save/load it with core.backends.artifact

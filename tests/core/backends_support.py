@@ -6,7 +6,8 @@ from pathlib import Path
 
 import torch
 
-from core.steps.base import ModelState, get_step
+from core.state import ModelState
+from core.steps.base import get_step
 from tests.core.steps_support import make_ctx, tiny_state, tiny_task
 from tests.helpers import TINY_VOCAB, tiny_tokenizer
 

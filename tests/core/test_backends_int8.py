@@ -14,7 +14,8 @@ from core.backends.artifact import is_backend_artifact, load_backend_artifact, s
 from core.backends.deploy import OK, UNSUPPORTED, deploy_variant
 from core.errors import ConfigError
 from core.measure import evaluate
-from core.steps.base import FLOAT, TRAINABLE, get_step
+from core.state import FLOAT, TRAINABLE
+from core.steps.base import get_step
 from core.steps.static_int8 import DEPLOYED, INT8, StaticInt8Config
 from tests.core.backends_support import trained_tiny_state
 from tests.core.steps_support import make_ctx, tiny_task
