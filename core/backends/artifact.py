@@ -52,6 +52,29 @@ def is_backend_artifact(folder: Path | str) -> bool:
         return False
 
 
+def is_complete_backend_artifact(folder: Path | str) -> bool:
+    """A backend artifact whose manifest reads and whose model files are all there (the runner's
+    cache reuses only whole artifacts)."""
+    try:
+        manifest = read_manifest(folder)
+    except BackendError:
+        return False
+    names = MODEL_FILES.get(manifest.get("backend", ""), ())
+    return bool(names) and all((Path(folder) / name).is_file() for name in names)
+
+
+def load_deployed_state(folder: Path | str, *, threads: int | None = None) -> Any:
+    """A backend artifact as the ``ModelState`` a chain and the measurement take: the session adapter
+    as its model, on the manifest's backend, with the traits the file has (never float nor trainable)."""
+    from core.state import DEPLOYED, ModelState
+
+    loaded = load_backend_artifact(folder, threads=threads)
+    manifest = loaded.manifest
+    traits = {DEPLOYED} | ({"int8"} if manifest.get("precision") == "int8" else set())
+    return ModelState(model=loaded.model, tokenizer=loaded.tokenizer, task=str(manifest.get("task", "")),
+                      head=str(manifest["head"]), traits=frozenset(traits), info=dict(manifest.get("info") or {}))
+
+
 def model_file(folder: Path | str, backend: str) -> Path:
     """The file a session opens (``model.onnx`` or ``model.xml``)."""
     return Path(folder) / MODEL_FILES[backend][0]

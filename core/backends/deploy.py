@@ -86,7 +86,7 @@ def deploy_variant(
     if isinstance(model, SessionModel):  # already a deployed file (quantize.static_int8): its own backend only
         if backend != model.backend:
             return BackendVariant(variant, backend, UNSUPPORTED,
-                                  f"this variant is a {title(model.backend)} file (static int8 for {model.backend}); "
+                                  f"this variant is the {title(model.backend)} file quantize.static_int8 made; "
                                   f"it runs on {title(model.backend)} only", folder=model.folder)  # fmt: skip
         return BackendVariant(variant, backend, OK, f"runs its own {title(backend)} artifact", folder=model.folder,
                               session=model.session, model=model)  # fmt: skip

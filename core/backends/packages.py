@@ -19,6 +19,8 @@ EXPORT_BACKENDS = (ONNXRUNTIME, OPENVINO)
 
 # The packages each backend needs at run time (torch is a core dependency).
 NEEDS: dict[str, tuple[str, ...]] = {TORCH: (), ONNXRUNTIME: ("onnxruntime",), OPENVINO: ("openvino",)}
+# ... and to export a variant for it (the measure.backends setting does both).
+EXPORT_NEEDS: dict[str, tuple[str, ...]] = {TORCH: (), ONNXRUNTIME: ("onnx", "onnxruntime"), OPENVINO: ("openvino",)}
 
 
 def check_backend(backend: str) -> str:
@@ -42,6 +44,21 @@ def require(module: str, *, purpose: str, backend: str = "") -> ModuleType:
             "(onnx, onnxruntime, openvino, nncf).",
             backend=backend,
         ) from exc
+
+
+def missing_packages(modules: tuple[str, ...] | list[str]) -> list[str]:
+    """Those of ``modules`` that are not installed, found without importing them (validation runs
+    this on every edit; importing openvino takes seconds)."""
+    import importlib.util
+
+    return [m for m in modules if importlib.util.find_spec(m) is None]
+
+
+def missing_message(what: str, missing: list[str]) -> str:
+    """One sentence naming the missing packages and the extra that brings them."""
+    names = ", ".join(f"'{m}'" for m in missing)
+    return (f"{what} needs the Python package{'s' if len(missing) > 1 else ''} {names}, not installed here. "
+            f"Install the deployment extra: {INSTALL_HINT}")
 
 
 def available(backend: str) -> bool:

@@ -13,16 +13,14 @@ torch module, so no step can follow this one (it removes the float trait every s
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 
 from core.errors import ConfigError
 from core.params import StepConfig, param
-from core.state import FLOAT, TRAINABLE, ModelState, StepContext
+from core.state import DEPLOYED, FLOAT, TRAINABLE, ModelState, StepContext
 from core.steps.base import Step, register
 
 INT8 = "int8"  # the same trait quantize.dynamic_int8 adds
-DEPLOYED = "deployed"  # the model is a backend artifact: save/load it with core.backends.artifact
 STEP_ID = "quantize.static_int8"
 
 _PACKAGES = {"openvino": ("openvino", "nncf"), "onnxruntime": ("onnxruntime", "onnx")}
@@ -94,7 +92,9 @@ def missing_packages(backend: str) -> list[str]:
 
     Not part of ``validate``: a default config must build without them (the palette makes one).
     """
-    return [p for p in _PACKAGES.get(backend, ()) if importlib.util.find_spec(p) is None]
+    from core.backends.packages import missing_packages as missing
+
+    return missing(_PACKAGES.get(backend, ()))
 
 
 @register
@@ -108,6 +108,10 @@ class StaticInt8(Step):
     requires = frozenset({FLOAT})
     removes = frozenset({FLOAT, TRAINABLE})
     adds = frozenset({INT8, DEPLOYED})
+
+    @classmethod
+    def missing_packages(cls, config: dict[str, object]) -> list[str]:
+        return missing_packages(str(config.get("backend", "openvino")))
 
     def apply(self, state: ModelState, ctx: StepContext) -> ModelState:
         import tempfile
