@@ -38,8 +38,9 @@ WITHIN_NOISE = "within_noise"
 NOT_SMALLER = "not_smaller"
 EXPORT_DISAGREES = "export_disagrees"  # an exported file predicts differently: not timed as this variant
 NOT_ON_BACKEND = "not_on_backend"  # a backend could not take the variant (package, operator, variant type)
+OVER_BUDGET = "over_budget"  # the recipe's accuracy budget (core.recipe.Budget) is broken: its branch stops
 FLAG_TITLES = {UNTRAINED_HEAD: "untrained head", DID_NOT_LEARN: "did not learn", WITHIN_NOISE: "within noise",
-               NOT_SMALLER: "not smaller on disk", EXPORT_DISAGREES: "export disagrees",
+               NOT_SMALLER: "not smaller on disk", OVER_BUDGET: "over budget", EXPORT_DISAGREES: "export disagrees",
                NOT_ON_BACKEND: "not timed on a backend"}
 
 
