@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from core.backends.packages import BACKENDS
 from core.errors import ConfigError, brief, brief_names, cap_message
+
+BACKEND_CHOICES = BACKENDS  # what measure.backends may list (torch, onnxruntime, openvino)
 
 RECIPE_FORMAT = 1
 _TOP_KEYS = ("format", "name", "description", "model", "task", "data", "teacher", "seed", "seeds", "measure", "budget",
@@ -93,8 +96,6 @@ class MeasureSettings:
     }
 
     def __post_init__(self) -> None:
-        from core.backends.packages import BACKENDS
-
         backends = self.backends
         if isinstance(backends, str) or not isinstance(backends, (list, tuple)) or not backends:
             raise ConfigError(f"measure.backends must be a list of runtimes such as [torch, onnxruntime, openvino], "
