@@ -11,20 +11,21 @@ ROOT = Path(__file__).resolve().parents[1]
 # Lowest first. A unit is a package or a top-level module of core; workbench is one unit on top.
 LAYERS: list[set[str]] = [
     {"core", "core.errors"},
-    {"core.params", "core.paths", "core.protocol", "core.logtail"},
+    {"core.params", "core.paths", "core.protocol", "core.logtail", "core.published"},
     {"core.models", "core.layers", "core.tasks", "core.state", "core.store"},
     {"core.artifacts"},
     {"core.measure"},
     {"core.steps"},
     {"core.recipe"},
-    {"core.run"},
+    {"core.run", "core.analysis"},
     {"core.cli"},
     {"workbench"},
 ]
 # What the window may use of the engine: declarations, recipes, the store and the Qt-free client
 # session; never what computes (torch lives there) nor the runner.
 WORKBENCH_MAY_IMPORT = {"core", "core.errors", "core.params", "core.paths", "core.protocol", "core.logtail", "core.models",
-                        "core.tasks", "core.state", "core.store", "core.steps", "core.recipe", "core.run.session"}
+                        "core.tasks", "core.state", "core.store", "core.steps", "core.recipe", "core.run.session",
+                        "core.published", "core.analysis.client", "core.analysis.mixed"}
 # The one exception: a frozen bundle's single executable hands `--worker` to the worker, before any Qt.
 WORKBENCH_EXCEPTIONS = {("workbench.app", "core.run.worker")}
 

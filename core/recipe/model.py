@@ -19,7 +19,8 @@ from typing import Any, ClassVar
 from core.errors import ConfigError, brief, brief_names, cap_message
 
 RECIPE_FORMAT = 1
-_TOP_KEYS = ("format", "name", "description", "model", "task", "data", "teacher", "seed", "seeds", "measure", "chain")
+_TOP_KEYS = ("format", "name", "description", "model", "task", "data", "teacher", "seed", "seeds", "measure", "budget",
+             "chain")
 _ENTRY_KEYS = ("step", "version", "enabled", "config")
 
 
@@ -121,6 +122,55 @@ class MeasureSettings:
                 f"unknown measurement setting(s) {brief_names(unknown)}; known: {', '.join(names)}",
                 field=f"measure.{brief(unknown[0]) if not isinstance(unknown[0], str) else unknown[0]}",
             )
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """An accuracy budget on a chain (``budget:`` in a recipe): how far the primary metric may fall
+    below the reference (the run's first trained variant, core.store.rows.reference_of), in points
+    (``metric_drop``: 1.0 = one point of accuracy, one F1 point) or relative (``metric_drop_pct``: 2.0 =
+    2 % of the reference's value). Exactly one of the two. A variant over it is flagged "over budget"
+    and nothing after it runs; in a sweep, values run in the order written and the first value over
+    budget ends that sweep, so the sweep keeps its last value within budget."""
+
+    metric_drop: float | None = None
+    metric_drop_pct: float | None = None
+
+    def __post_init__(self) -> None:
+        given = [k for k in ("metric_drop", "metric_drop_pct") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ConfigError("budget needs exactly one of metric_drop (points) or metric_drop_pct (percent), "
+                              "e.g. budget: {metric_drop: 1.0}", field="budget")
+        value = getattr(self, given[0])
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ConfigError(f"budget.{given[0]} must be a number >= 0, got {value!r}", field=f"budget.{given[0]}")
+        if given[0] == "metric_drop_pct" and value > 100:
+            raise ConfigError(f"budget.metric_drop_pct is a percentage (0-100), got {value}",
+                              field="budget.metric_drop_pct")
+
+    def allowed(self, reference: float, points: float) -> float:
+        """The drop allowed below ``reference``, in the metric's own units (``points`` per unit)."""
+        if self.metric_drop is not None:
+            return float(self.metric_drop) / points
+        return abs(reference) * float(self.metric_drop_pct or 0.0) / 100.0
+
+    def describe(self) -> str:
+        if self.metric_drop is not None:
+            return f"{self.metric_drop:g} point(s)"
+        return f"{self.metric_drop_pct:g} % of the reference"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Budget:
+        if not isinstance(data, dict):
+            raise ConfigError(f"budget must be a mapping like {{metric_drop: 1.0}}, got {data!r}", field="budget")
+        unknown = sorted(set(data) - {"metric_drop", "metric_drop_pct"})
+        if unknown:
+            raise ConfigError(f"unknown budget key(s) {', '.join(unknown)}; known: metric_drop, metric_drop_pct",
+                              field=f"budget.{unknown[0]}")
         return cls(**data)
 
 
@@ -294,6 +344,7 @@ class Recipe:
     format: int = RECIPE_FORMAT
     data: DataSpec | None = None  # the task's data when it is the user's own file
     seeds: tuple[int, ...] = ()  # several seeds: every variant is made once per seed (mean and sd shown)
+    budget: Budget | None = None  # an accuracy budget: variants over it are flagged and end their branch
 
     @property
     def run_seeds(self) -> tuple[int, ...]:
@@ -316,6 +367,8 @@ class Recipe:
         if self.seeds:
             out["seeds"] = list(self.seeds)
         out["measure"] = self.measure.to_dict()
+        if self.budget is not None:
+            out["budget"] = self.budget.to_dict()
         out["chain"] = [e.to_dict() for e in self.chain]
         return out
 
@@ -388,6 +441,12 @@ class Recipe:
             defaults = ", ".join(f"{k} {v}" for k, v in MeasureSettings().to_dict().items())
             raise structure_error(str(exc), field=exc.field,
                                   fix=f"correct it or leave it out for its default ({defaults})") from None
+        try:
+            budget = Budget.from_dict(data["budget"]) if data.get("budget") is not None else None
+        except ConfigError as exc:
+            raise structure_error(str(exc), field=exc.field,
+                                  fix="write budget: {metric_drop: 1.0} (points) or {metric_drop_pct: 2} "
+                                      "(percent of the reference metric), or leave it out") from None
         chain = data.get("chain") or []
         if not isinstance(chain, list):
             raise structure_error("chain must be a list of steps", field="chain",
@@ -404,6 +463,7 @@ class Recipe:
             format=RECIPE_FORMAT,
             data=spec,
             seeds=tuple(seeds),
+            budget=budget,
         )
 
     def canonical_json(self) -> str:

@@ -211,7 +211,8 @@ def make_variant(job: Job, task: Any, *, emit: Callable[[Event], None], cancelle
     values.append(MetricValue("roundtrip_max_abs_diff", roundtrip, "", "probe"))
     info = {**step_info, "timings": {k: round(v, 3) for k, v in timings.items()}}
     emit(Log(level="debug", message="timings (s): " + ", ".join(f"{k} {v:.2f}" for k, v in timings.items())))
-    predictions = {"indices": measured.evaluation.indices, "predictions": measured.evaluation.predictions}
+    predictions = {"indices": measured.evaluation.indices, "predictions": measured.evaluation.predictions,
+                   "confidences": measured.evaluation.confidences}
     return shipped, Made(job.folder, values, [f.to_dict() for f in flags], predictions, info, timings)
 
 

@@ -2,6 +2,13 @@
 query functions re-exported here (stable API used by the window and the CLI); the runner writes
 through :mod:`core.store.record`; every consumer shows variants as :class:`ResultRow`."""
 
+from core.store.analysis import (
+    SensitivityCell,
+    SensitivityMap,
+    export_sensitivity,
+    sensitivity_map,
+    sensitivity_maps,
+)
 from core.store.db import SCHEMA_VERSION, Store, StoreError, open_store
 from core.store.queries import (
     EXPORT_FORMATS,
@@ -31,10 +38,13 @@ __all__ = [
     "MetricValue",
     "ResultRow",
     "RunInfo",
+    "SensitivityCell",
+    "SensitivityMap",
     "Store",
     "StoreError",
     "Table",
     "VariantInfo",
+    "export_sensitivity",
     "export_table",
     "get_run",
     "get_variants",
@@ -46,6 +56,8 @@ __all__ = [
     "run_environment",
     "run_recipe_text",
     "run_variants",
+    "sensitivity_map",
+    "sensitivity_maps",
     "table_of",
     "variant_info",
     "variant_metrics",

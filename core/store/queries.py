@@ -215,10 +215,15 @@ def variant_info(store: Store, variant_id: int) -> dict[str, Any]:
 
 
 def variant_predictions(store: Store, variant_id: int) -> dict[str, Any] | None:
-    """A variant's per-example dev predictions ({"indices", "predictions"}), None if none were stored."""
+    """A variant's per-example dev predictions ({"indices", "predictions", "confidences"}), None if none
+    were stored. Rows stored before confidences existed read with ``"confidences": None``."""
     with store.read() as session:
         body = session.execute(select(s.Prediction.body).where(s.Prediction.variant_id == variant_id)).scalar()
-    return json.loads(body) if body else None
+    if not body:
+        return None
+    stored = json.loads(body)
+    stored.setdefault("confidences", None)
+    return stored
 
 
 def variant_metrics(store: Store, variant_ids: list[int]) -> dict[int, list[MetricValue]]:
