@@ -511,6 +511,8 @@ def _squad_sketch(r: Report, d: dict[str, Any]) -> None:
 def _sketch_error(r: Report, d: dict[str, Any]) -> None:
     """benchmarks/sketch_error.py: each sketched layer's error against the theory for m and n, the whole
     model's drift per recipe, and what follows from them (every figure read from the JSON)."""
+    import numpy as np
+
     from benchmarks.sketch_error import markdown
 
     r.add(*markdown(d).splitlines()[2:])  # its own heading is replaced by the report's
@@ -524,14 +526,16 @@ def _sketch_error(r: Report, d: dict[str, Any]) -> None:
     paper = next(v for k, v in drift.items() if k.startswith("paper:"))
     calibrated = next((v for k, v in drift.items() if "other sentences" in k), None)
     need_m = 2 * (spread / 0.1) ** 2
+    roots = ", ".join(f"{np.sqrt(n):.1f}" for n in sorted({x["n"] for x in layers}))
     mp_gap = max(abs(x["op_sts_minus_i_mean"] / x["op_sts_minus_i_mp"] - 1) for x in layers)
     r.add(
         "**Findings.** (1) The sketch behaves exactly as theory says: the measured relative error of every "
         f"layer is within {gap:.0%} of the exact expectation for a Rademacher S, and "
         f"{'below' if under else 'NOT below'} the JL/AMM bound. (2) That error is large for this model: at the "
         f"paper's sizes no layer is below {low:.2f} of its own output, because the bound scales with "
-        f"||W||_F ||X||_F / ||W X||_F, which is at least {spread:.1f} here (trained weights and activations have "
-        "few dominant directions), not with ||W X||_F; a relative error of 0.1 would need m of about "
+        f"||W||_F ||X||_F / ||W X||_F, which is at least {spread:.1f} here (sqrt(n) = "
+        f"{roots} for inputs with no preferred direction), "
+        "not with ||W X||_F; a relative error of 0.1 would need m of about "
         f"2 x ({spread:.1f} / 0.1)^2 = {need_m:,.0f}, far above n. In operator norm, S^T S - I has norm "
         f"(1 + sqrt(n/m))^2 - 1 (Marchenko-Pastur; measured within {mp_gap:.0%}), so the sketch is no "
         "near-isometry for any m < n. (3) Compounded over 6 blocks x 5 sketched Linears, the sketched model's "
