@@ -549,7 +549,7 @@ def _sketch_error(r: Report, d: dict[str, Any]) -> None:
            f"cosine {calibrated['cosine_mean']:.3f} for the whole model" if calibrated else "")
         + ". So the published 'no loss after fine-tuning' is not reproduced with W S^T as the starting point on "
         "this model; it needs W S^T re-fitted (least squares on activations) or a far longer fine-tuning than "
-        "the desktop budget. The end-to-end fine-tuning of such an init was not run here (see the issue's report).",
+        "the desktop budget. A fine-tuning that starts from such an init is still to be measured end to end.",
         "")
 
 
