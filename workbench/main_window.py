@@ -350,6 +350,7 @@ class MainWindow(QMainWindow):
         """Start editing ``recipe`` (new or opened): not undoable, so the undo history starts afresh."""
         self.document.path = path
         self.recipe_panel.pending.clear()
+        self.recipe_panel.seeds_pending = ""
         self.document.set_recipe(recipe)
         self.undo.clear()
         self.undo.setClean()

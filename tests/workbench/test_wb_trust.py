@@ -201,3 +201,40 @@ def test_a_run_that_would_fill_the_disk_is_confirmed(window, qtbot, monkeypatch)
     _answer_box(qtbot, "Cancel", seen)
     window.run()
     assert started == [] and "free on the drive of" in seen[0] and "1.0 GB free" in seen[0]
+
+
+def test_several_seeds_are_set_in_the_recipe_tab_and_refused_ones_block_the_run(window, qtbot, monkeypatch) -> None:
+    started = []
+    monkeypatch.setattr(window.run_panel, "start", lambda request: started.append(request))
+    window.set_document(_sweep_recipe(window, 2))
+    panel = window.recipe_panel
+    window.side_tabs.setCurrentWidget(panel)
+    edit = panel.seeds_edit
+    edit.setFocus()
+    qtbot.keyClicks(edit, "1 2, 3")
+    qtbot.keyClick(edit, Qt.Key.Key_Return)
+    assert window.document.recipe.seeds == (1, 2, 3) and edit.text() == "1, 2, 3"
+    assert window.document.recipe.to_dict()["seeds"] == [1, 2, 3]
+    assert window.undo.text(window.undo.index() - 1) == "Change seeds"
+    # A refused list stays as typed, is explained, keeps the recipe's seeds and blocks the run.
+    edit.selectAll()
+    qtbot.keyClicks(edit, "1, 1")
+    qtbot.keyClick(edit, Qt.Key.Key_Return)
+    assert "listed twice" in panel.seeds_error.text() and edit.text() == "1, 1"
+    assert window.document.recipe.seeds == (1, 2, 3)
+    window.run()
+    assert started == [] and "Seeds" in window.run_panel.status.text()
+    edit.selectAll()
+    qtbot.keyClicks(edit, "4, x")
+    qtbot.keyClick(edit, Qt.Key.Key_Return)
+    assert "'x' is not a seed" in panel.seeds_error.text()
+    # One seed is the seed; the undo stack takes the list back.
+    edit.selectAll()
+    qtbot.keyClicks(edit, "7")
+    qtbot.keyClick(edit, Qt.Key.Key_Return)
+    assert (window.document.recipe.seed, window.document.recipe.seeds) == (7, ())
+    assert panel.seeds_error.isHidden() and window.validate() == []
+    window.undo.undo()
+    assert window.document.recipe.seeds == (1, 2, 3) and edit.text() == "1, 2, 3"
+    window.run()
+    assert len(started) == 1 and started[0].recipe["seeds"] == [1, 2, 3]
