@@ -191,7 +191,7 @@ class Runner:
         )
         shipped, made = variant.make_variant(job, self.task, emit=self.emit, cancelled=self.cancelled,
                                              state_in=state_in, teacher=lambda: self.teacher_for(parent))
-        self.seconds.update({k: v for k, v in made.timings.items() if k != "apply"})
+        self.seconds.update({k: v for k, v in made.timings.items() if k not in ("apply", "apply_cpu")})
         if step_id is not None:
             self.seconds[f"apply:{step_id}"] = made.timings["apply"]
         done = self.record(node, parent, key, made.values, made.folder, time.perf_counter() - start, made.info,
