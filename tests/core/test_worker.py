@@ -264,7 +264,8 @@ def test_training_curves_stream_as_events_and_stay_with_the_variant(tiny: Path, 
 
     events: list[Any] = []
     outcome = _run_here(tmp_path, tiny_recipe(tiny, [{"step": "finetune", "config": {
-        "epochs": 1.0, "train_size": 80, "batch_size": 8, "max_length": 16}}]), events)
+        "epochs": 1.0, "train_size": 80, "batch_size": 8, "max_length": 16,
+        "early_stopping": False}}]), events)  # every step runs: 80 rows / 8 = 10 steps
     assert isinstance(outcome, p.RunFinished), outcome
     curves = [e for e in events if isinstance(e, p.Curve)]
     losses = [(e.step, e.value) for e in curves if e.series == "loss"]
