@@ -1,4 +1,4 @@
-"""Published figures and the issues' targets: constants with their sources, nothing else.
+"""The issues' targets, and the published figures (from core.published) the benchmarks compare with.
 
 They appear only in columns and tables labelled "published" or "target"; nothing here is ever
 mixed into a measured column. Sources: /work/shared/DESIGN.md, issue 4 (the TinyBERT study),
@@ -8,34 +8,8 @@ learns) and issue 20 (teachers, augmentation, sharing and sketching).
 
 from __future__ import annotations
 
-from typing import Any
-
-TINYBERT_PAPER = 'the "further compression of TinyBERT" study (BERT-base teacher, TinyBERT student)'
-SQUAD_PAPER = '"Compressed SQuAD 2.0 model with BERT" (BERT-base start, CS224N dev split)'
-
-# The TinyBERT study (issue 4). Sizes in decimal MB, as the study reports them.
-PUBLISHED_TINYBERT: dict[str, Any] = {
-    "bert_base_mb": 437.98,
-    "tinybert_mb": 58.39,
-    "tinybert_int8_mb": 43.74,
-    "pruned_mb": 58.39,  # the pruned model was stored densely: no smaller on disk
-    "int8_faster_pct": (10, 15),  # "about 10-15 % faster" inference from int8
-    "pruning": "10-30 % pruning costs nothing and sometimes helps",
-}
-PUBLISHED_TINYBERT["int8_vs_fp32_artifact_ratio"] = PUBLISHED_TINYBERT["tinybert_int8_mb"] / PUBLISHED_TINYBERT["tinybert_mb"]
-PUBLISHED_TINYBERT["student_vs_teacher_artifact_ratio"] = PUBLISHED_TINYBERT["tinybert_mb"] / PUBLISHED_TINYBERT["bert_base_mb"]
-
-# The compressed SQuAD 2.0 system (issue 5).
-PUBLISHED_SQUAD: dict[str, Any] = {
-    "layers": "12 -> 6 -> 3 layers at F1 76.8 / 72.7",
-    "f1_6_of_12_layers": 76.8,
-    "f1_3_of_12_layers": 72.7,
-    "vocab_25_f1": 70.2,
-    "bits": {16: "free (no loss)", 10: "free (no loss)", 8: "F1 -0.8 vs start", 6: "F1 -16 vs start", 4: "collapse"},
-    "sketch": "with fine-tuning: no loss",
-    "final_mb": (21, 58),
-    "share_points_per_halving": 4.0,  # 76.8 at 6 of 12 layers, 72.7 at 3: about 4 F1 points per halving
-}
+# The papers' figures have one home, core.published (the window draws them too).
+from core.published import PUBLISHED_SQUAD, PUBLISHED_TINYBERT, SQUAD_PAPER, TINYBERT_PAPER  # noqa: F401
 
 # Targets from the issues (ratios measured in one run); met / not met is computed from values.
 TARGETS = {

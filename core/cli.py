@@ -3,10 +3,17 @@
     workbench-cli run RECIPE [--db FILE] [--artifacts DIR] [--yes]  run in a worker process, with progress
     workbench-cli resume RUN                                   continue a failed/cancelled/interrupted run
     workbench-cli validate RECIPE [--artifacts DIR] [--yes]    list every problem, run nothing
-    workbench-cli runs | show RUN | compare VARIANT...         read results
+    workbench-cli runs | show RUN | compare VARIANT...         read results (runs: with disk use)
+    workbench-cli label RUN [--name N] [--tags a,b] [--note T]  name, tag and annotate a run
+    workbench-cli delete RUN [--force]                         delete a run and its artifacts
+    workbench-cli gc [--dry-run]                               remove artifacts no run refers to
     workbench-cli export --format csv|markdown|latex|json [--run N] [-o FILE]
     workbench-cli steps | tasks                                list the registries
     workbench-cli evaluate MODEL --task T                      evaluate one model (needs core.measure)
+    workbench-cli sensitivity VARIANT --transform int8 --transform nbit:6 [--examples 400] [--by layer|role]
+    workbench-cli sensitivity --show MAP [--format csv|markdown|json] [-o FILE] | --list [VARIANT]
+    workbench-cli mixed-precision --sensitivity MAP (--target-mb X | --max-drop POINTS) [--recipe IN] -o OUT
+    workbench-cli disagreements A B [--format csv|markdown|json] [-o FILE]
 
 User errors print one line to stderr and exit 2 (a failed run exits 1, a cancelled one 130); never a
 traceback. A run of more than 200 variants, or whose artifacts would nearly fill the drive, is
@@ -88,6 +95,9 @@ class Progress:
         elif isinstance(event, p.StepFinished):
             how = "cached" if event.cached else f"{event.seconds:.1f} s"
             self._line(f"[{self.done + 1}/{self.total}] {self.label}: done ({how}, variant {event.variant_id})")
+            self.done += 1
+        elif isinstance(event, p.StepSkipped):
+            self._line(f"[{self.done + 1}/{self.total}] {event.label}: not run ({event.reason})")
             self.done += 1
         elif isinstance(event, p.Log) and event.level in ("warning", "error"):
             self._line(f"{event.level}: {event.message}")
@@ -215,19 +225,64 @@ def _print_table(columns: list[str], rows: list[list[Any]]) -> None:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
 
 
+def _mb(nbytes: int) -> str:
+    return f"{nbytes / 1e6:.1f}"
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
-    from core.store import list_runs
+    from core.store import list_runs, run_disk_usage
 
     with _open(args) as store:
         runs = list_runs(store, model=args.model, status=args.status)
+        disk = run_disk_usage(store, [r.id for r in runs])
     if not runs:
         print("no runs yet")
         return EXIT_OK
     _print_table(
-        ["run", "status", "task", "model", "recipe", "variants", "started", "seconds"],
-        [[r.id, r.status, r.task, r.model, r.recipe_name, r.variants, r.started_at,
-          f"{r.seconds:.1f}" if r.seconds is not None else ""] for r in runs],
+        ["run", "status", "task", "model", "name", "tags", "variants", "disk_mb", "started", "seconds"],
+        [[r.id, r.status, r.task, r.model, r.name or r.recipe_name, ",".join(r.tags), r.variants,
+          _mb(disk.get(r.id, 0)), r.started_at, f"{r.seconds:.1f}" if r.seconds is not None else ""] for r in runs],
     )
+    print(f"{_mb(sum(disk.values()))} MB of artifacts in {len(runs)} run(s)")
+    return EXIT_OK
+
+
+def cmd_label(args: argparse.Namespace) -> int:
+    from core.store import get_run, set_run_labels
+
+    if args.name is None and args.tags is None and args.note is None:
+        raise WorkbenchError("give --name, --tags or --note (an empty value clears it)")
+    with _open(args) as store:
+        set_run_labels(store, args.run, name=args.name, tags=args.tags, note=args.note)
+        run = get_run(store, args.run)
+    print(f"run {run.id}: name '{run.name}', tags [{', '.join(run.tags)}], note '{run.note}'")
+    return EXIT_OK
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    from core.store import delete_run
+
+    with _open(args) as store:
+        report = delete_run(store, args.run, force=args.force)
+    print(f"run {report.run_id}: deleted with {report.variants} variant(s); {_mb(report.bytes_freed)} MB freed"
+          + (f" ({report.folder})" if report.folder else ""))
+    if report.dependents:
+        print(f"runs {', '.join(map(str, report.dependents))} keep their numbers; their reused artifacts are gone")
+    return EXIT_OK
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from core.paths import default_artifacts
+    from core.store import collect_garbage
+
+    with _open(args) as store:
+        report = collect_garbage(store, [default_artifacts(_db(args))], dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for path in report.removed:
+        print(f"{verb} {path}")
+    if report.skipped_running:
+        print(f"left alone: the folders of running run(s) {', '.join(map(str, report.skipped_running))}")
+    print(f"{verb} {len(report.removed)} item(s), {_mb(report.bytes_freed)} MB")
     return EXIT_OK
 
 
@@ -251,6 +306,7 @@ def print_rows(rows: list[Any]) -> None:
         print("no variants")
         return
     scale = 1.0 if any(r.task == "squad_v2" for r in rows) else 100.0
+    backends = list(dict.fromkeys(b for r in rows for b in r.backend_latency))  # measure.backends, as timed
     table = []
     for r in rows:
         metric = _interval(*(None if v is None else v * scale for v in (r.metric, r.metric_ci_low, r.metric_ci_high)), ".1f")
@@ -258,18 +314,22 @@ def print_rows(rows: list[Any]) -> None:
             metric = f"{r.metric * scale:.1f} ± {(r.metric_sd or 0) * scale:.1f} (n={r.seeds})"
         delta = _interval(*(None if v is None else v * scale for v in (r.delta_vs_parent, r.delta_ci_low, r.delta_ci_high)),
                           ".1f", "+")
+        on_backends = [_interval(*r.backend_latency.get(b, [None, None, None]), ".1f") for b in backends]
         table.append([r.variant, r.label, metric, delta, _num(r.pct_baseline, ".1f"), _num(r.size_mb, ".2f"),
                       _num(r.pct_smaller, ".1f"), _interval(r.latency_p50_ms, r.latency_p50_ci_low, r.latency_p50_ci_high, ".1f"),
+                      *on_backends, *([r.fastest_backend or ""] if backends else []),
                       _num(r.speedup, ".2f"), ", ".join(flag_title(f["code"]) for f in r.flags)])
     name = rows[0].metric_name or "metric"
     unit = "" if scale == 1.0 else " (x100)"
     _print_table(["variant", "label", f"{name}{unit} [95% CI]", "vs parent [95% CI]", "% of ref", "MB", "% smaller",
-                  "p50 ms [95% CI]", "speed-up", "flags"], table)
+                  "p50 ms [95% CI]", *(f"{b} p50 ms [95% CI]" for b in backends), *(["fastest"] if backends else []),
+                  "speed-up", "flags"], table)
     first = rows[0]
     print()
     print(f"measured on {first.eval_examples} dev examples; latency batch {first.latency_batch} x seq "
           f"{first.latency_seq_len}, {first.latency_threads} thread(s), {first.latency_repeats} repeats; "
-          "intervals: 95 % seeded bootstrap over examples (paired for 'vs parent'), over repeats for p50")
+          "intervals: 95 % seeded bootstrap over examples (paired for 'vs parent'), over repeats for p50"
+          + ("; backends timed side by side in interleaved rounds, same threads and inputs" if backends else ""))
     for r in rows:
         for f in r.flags:
             print(f"variant {r.variant}: {flag_title(f['code'])}: {f['text']}")
@@ -285,6 +345,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"run {run.id}: {run.status}  task {run.task}  model {run.model}  seed {run.seed}")
     if run.recipe_name:
         print(f"recipe: {run.recipe_name}")
+    if run.name or run.tags or run.note:
+        print(f"name: {run.name or '-'}  tags: {', '.join(run.tags) or '-'}")
+        if run.note:
+            print(f"note: {run.note}")
     print(f"started {run.started_at}  finished {run.finished_at or '-'}  attempts {run.attempts}")
     if run.error:
         print(f"error: {run.error}")
@@ -371,6 +435,125 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _write_or_print(text: str, output: str | None, what: str) -> None:
+    if not output:
+        sys.stdout.write(text)
+        return
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise WorkbenchError(f"Cannot write {output}: {exc.strerror or exc}") from None
+    print(f"wrote {what} to {output}", file=sys.stderr)
+
+
+def _cancel_on_sigint() -> tuple[threading.Event, Any]:
+    """Ctrl+C asks the in-process analysis to stop at its next safe point; a second one stops at once."""
+    cancel = threading.Event()
+
+    def on_sigint(_signum: int, _frame: Any) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        print("\ncancelling (Ctrl+C again to stop at once)...", file=sys.stderr)
+        cancel.set()
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    return cancel, signal.signal(signal.SIGINT, on_sigint) if main_thread else None
+
+
+def cmd_sensitivity(args: argparse.Namespace) -> int:
+    from core.store import export_sensitivity, sensitivity_map, sensitivity_maps
+    from core.store.analysis import describe, sensitivity_grid
+
+    if args.list:
+        with _open(args) as store:
+            maps = sensitivity_maps(store, variant_id=args.variant)
+        if not maps:
+            print("no sensitivity maps yet")
+            return EXIT_OK
+        _print_table(["map", "variant", "by", "transforms", "examples", "seed", "status", "seconds", "created"],
+                     [[m.id, m.variant_id, m.grouping, " ".join(m.transforms), m.examples, m.seed, m.status,
+                       _num(m.seconds, ".0f"), m.created_at] for m in maps])
+        return EXIT_OK
+    if args.show is None:
+        if args.variant is None:
+            raise WorkbenchError("give the VARIANT to analyse (or --show MAP, --list)")
+        if not args.transform:
+            raise WorkbenchError("give at least one --transform: int8, nbit:BITS or prune:AMOUNT")
+        from core.analysis.sensitivity import Settings, parse_transforms, run_sensitivity
+        from core.errors import StepCancelled
+
+        transforms = parse_transforms(args.transform)
+        settings = Settings(examples=args.examples, seed=args.seed, grouping=args.by, threads=args.threads)
+        bar = Progress()
+        bar.total, bar.label = 1, f"sensitivity of variant {args.variant}"
+        cancel, previous = _cancel_on_sigint()
+        from core import protocol as p
+
+        try:
+            with _open(args, create=False) as store:
+                map_id = run_sensitivity(
+                    store, args.variant, transforms, settings,
+                    progress=lambda f, m="": bar(p.Progress(node=0, index=0, fraction=f, message=m)),
+                    cancelled=cancel.is_set, log=lambda message: bar._line(message) if args.verbose else None)
+        except StepCancelled:
+            bar._line("cancelled; the cells measured so far are kept ('workbench-cli sensitivity --list')")
+            return EXIT_CANCELLED
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+        bar._line(f"sensitivity map {map_id} stored")
+        args.show = map_id
+    with _open(args) as store:
+        m = sensitivity_map(store, args.show)
+    if args.format == "text":
+        print(describe(m))
+        print()
+        columns, rows = sensitivity_grid(m)
+        _print_table(columns, rows)
+        if args.output:
+            _write_or_print(export_sensitivity(m, "markdown"), args.output, f"map {m.id} as Markdown")
+        return EXIT_OK
+    _write_or_print(export_sensitivity(m, args.format), args.output, f"map {m.id} as {args.format}")
+    return EXIT_OK
+
+
+def cmd_mixed_precision(args: argparse.Namespace) -> int:
+    from core.analysis.mixed import add_to_chain, plan
+    from core.recipe import load_recipe, save_recipe
+    from core.store import sensitivity_map
+
+    with _open(args) as store:
+        m = sensitivity_map(store, args.sensitivity)
+        chosen = plan(m, scheme=args.scheme, max_drop=args.max_drop,
+                      target_bytes=None if args.target_mb is None else int(args.target_mb * 1_000_000))
+        if args.recipe:
+            recipe = load_recipe(args.recipe)
+        else:
+            from core.analysis.source import recipe_for_variant
+
+            recipe = recipe_for_variant(store, m.variant_id)
+    for line in chosen.lines():
+        print(line)
+    out = add_to_chain(recipe, chosen)
+    try:
+        save_recipe(out, args.output)
+    except OSError as exc:
+        raise WorkbenchError(f"Cannot write {args.output}: {exc.strerror or exc}") from None
+    source = args.recipe or f"the chain that made variant {m.variant_id}"
+    print(f"wrote {args.output}: {source} + {chosen.step} with this assignment; 'workbench-cli run {args.output}' "
+          "measures it")
+    return EXIT_OK
+
+
+def cmd_disagreements(args: argparse.Namespace) -> int:
+    from core.analysis.disagreements import compare_variants, export_disagreements
+
+    with _open(args) as store:
+        report = compare_variants(store, args.a, args.b)
+    _write_or_print(export_disagreements(report, args.format), args.output, f"{len(report.rows)} disagreement(s)")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", help="results database file (default: $WORKBENCH_DB or the app-data folder)")
@@ -402,6 +585,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status", choices=["running", "finished", "failed", "cancelled", "interrupted"])
     p.set_defaults(func=cmd_runs)
 
+    p = sub.add_parser("label", parents=[common], help="name, tag or annotate a run")
+    p.add_argument("run", type=int)
+    p.add_argument("--name", help="a name for the run ('' clears it)")
+    p.add_argument("--tags", help="comma-separated tags, replacing the run's tags ('' clears them)")
+    p.add_argument("--note", help="a free-text note ('' clears it)")
+    p.set_defaults(func=cmd_label)
+
+    p = sub.add_parser("delete", parents=[common], help="delete a run, its variants and its artifact folder")
+    p.add_argument("run", type=int)
+    p.add_argument("--force", action="store_true",
+                   help="also when other runs reused its variants from the cache (their artifacts go too)")
+    p.set_defaults(func=cmd_delete)
+
+    p = sub.add_parser("gc", parents=[common], help="remove artifact folders no run refers to, and empty folders")
+    p.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
+    p.set_defaults(func=cmd_gc)
+
     p = sub.add_parser("show", parents=[common], help="one run and its variants")
     p.add_argument("run", type=int)
     p.set_defaults(func=cmd_show)
@@ -431,6 +631,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=32)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("sensitivity", parents=[common], help="per-layer sensitivity of a variant to a transform")
+    p.add_argument("variant", type=int, nargs="?", metavar="VARIANT")
+    p.add_argument("--transform", action="append", default=[], metavar="T",
+                   help="int8, nbit:BITS or prune:AMOUNT (repeatable)")
+    p.add_argument("--examples", type=int, default=400, help="dev examples, a seeded sample (default 400)")
+    p.add_argument("--by", choices=["layer", "role"], default="layer",
+                   help="one row per layer (with embeddings and head) or per role across layers (query, key, ...)")
+    p.add_argument("--seed", type=int, default=0, help="picks the dev sample and the bootstrap resamples")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--show", type=int, metavar="MAP", help="print or export a stored map instead")
+    p.add_argument("--list", action="store_true", help="list stored maps (of VARIANT, when given)")
+    p.add_argument("--format", choices=["text", "csv", "markdown", "json"], default="text")
+    p.add_argument("-o", "--output", help="write the export to this file")
+    p.add_argument("-v", "--verbose", action="store_true", help="a line per measured cell")
+    p.set_defaults(func=cmd_sensitivity)
+
+    p = sub.add_parser("mixed-precision", parents=[common],
+                       help="pick bits per layer from a sensitivity map and write the recipe")
+    p.add_argument("--sensitivity", type=int, required=True, metavar="MAP")
+    budget = p.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--target-mb", type=float, help="the artifact must fit in this many MB (least drop)")
+    budget.add_argument("--max-drop", type=float, help="at most this many points of the metric lost (smallest)")
+    p.add_argument("--scheme", choices=["nbit", "int8"], default="nbit",
+                   help="nbit: bits per layer (quantize.linear_nbit); int8: layers kept in float (quantize.dynamic_int8)")
+    p.add_argument("--recipe", help="append the step to this recipe (default: the chain that made the map's variant)")
+    p.add_argument("-o", "--output", required=True, help="the recipe file to write")
+    p.set_defaults(func=cmd_mixed_precision)
+
+    p = sub.add_parser("disagreements", parents=[common], help="dev examples where two variants disagree")
+    p.add_argument("a", type=int, metavar="A")
+    p.add_argument("b", type=int, metavar="B")
+    p.add_argument("--format", choices=["text", "csv", "markdown", "json"], default="text")
+    p.add_argument("-o", "--output", help="write to this file instead of stdout")
+    p.set_defaults(func=cmd_disagreements)
     return parser
 
 

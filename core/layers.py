@@ -190,3 +190,41 @@ def task_head(model: Any, *, step: str = "") -> list[str]:
         elif _is_linear(module) and (seen_stack or id(module) not in base_ids):
             out.append(name)
     return out
+
+
+# --- parts: every tensor in one group ---------------------------------------------------------
+EMBEDDINGS = "embeddings"
+HEAD = "head"
+
+
+def part_label(part: int | str) -> str:
+    """How a part is written in tables and recipes: 'layer 3', 'embeddings', 'head'."""
+    return f"layer {part}" if isinstance(part, int) else part
+
+
+def tensor_parts(model: Any, names: list[str] | None = None, *, step: str = "") -> dict[str, int | str]:
+    """Which part of the model each parameter/buffer name (default: the state dict's) belongs to:
+    the index of its transformer block, :data:`HEAD` (the pooler's Linears and everything outside
+    the base model: the task head) or :data:`EMBEDDINGS` (every other base-model tensor: embedding
+    tables, their LayerNorm, ELECTRA's projection, MPNet's relative position bias). Found by
+    structure, as :func:`encoder_layout`."""
+    layout = encoder_layout(model, step=step)
+    base_ids = {id(m) for m in model.base_model.modules()}
+    modules = dict(model.named_modules())
+    blocks = [(f"{b.name}.", b.index) for b in layout.blocks]
+    after_stack = set(layout.pooler) | set(layout.head)
+    if names is None:
+        names = list(model.state_dict().keys())
+    out: dict[str, int | str] = {}
+    for name in names:
+        block = next((i for prefix, i in blocks if name.startswith(prefix)), None)
+        if block is not None:
+            out[name] = block
+            continue
+        owner = name.rpartition(".")[0]
+        while owner and owner not in modules:  # e.g. packed-param names nest below their module
+            owner = owner.rpartition(".")[0]
+        module = modules.get(owner)
+        in_base = module is not None and id(module) in base_ids
+        out[name] = HEAD if owner in after_stack or not in_base else EMBEDDINGS
+    return out

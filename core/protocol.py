@@ -56,6 +56,22 @@ class CancelRequest(Message):
     type: ClassVar[str] = "cancel"
 
 
+@dataclass(frozen=True)
+class SensitivityRequest(Message):
+    """Measure a sensitivity map of stored ``variant`` (``python -m core.analysis.worker``): each of
+    ``transforms`` ("int8", "nbit:6", "prune:0.3") on one part at a time, grouped ``by`` layer or role."""
+
+    type: ClassVar[str] = "sensitivity"
+    variant: int
+    transforms: list[str]
+    db: str | None = None
+    examples: int = 400
+    seed: int = 0
+    by: str = "layer"
+    threads: int | None = None
+    background: bool = False
+
+
 # --- events (worker -> client) -----------------------------------------------------------------
 
 
@@ -161,13 +177,38 @@ class RunCancelled(Message):
     interrupted: bool = False
 
 
-Event = RunStarted | StepStarted | Progress | Curve | Log | StepFinished | RunFinished | RunFailed | RunCancelled
+@dataclass(frozen=True)
+class StepSkipped(Message):
+    """A planned node that will not run: its ancestor broke the recipe's accuracy budget, or an
+    earlier value of the same sweep did (``reason`` says which)."""
+
+    type: ClassVar[str] = "step_skipped"
+    node: int
+    index: int
+    label: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class AnalysisFinished(Message):
+    """The end of an analysis worker's request: ``status`` finished | cancelled | failed, the stored
+    result's id (a sensitivity map; also when cancelled, with the cells measured so far)."""
+
+    type: ClassVar[str] = "analysis_finished"
+    kind: str
+    result_id: int | None
+    status: str
+    error: str = ""
+
+
+Event = (RunStarted | StepStarted | Progress | Curve | Log | StepFinished | StepSkipped | RunFinished | RunFailed
+         | RunCancelled | AnalysisFinished)
 TERMINAL = (RunFinished, RunFailed, RunCancelled)
 
 _TYPES: dict[str, type[Message]] = {
     cls.type: cls
-    for cls in (RunRequest, CancelRequest, RunStarted, StepStarted, Progress, Curve, Log, StepFinished, RunFinished,
-                RunFailed, RunCancelled)
+    for cls in (RunRequest, CancelRequest, SensitivityRequest, RunStarted, StepStarted, Progress, Curve, Log,
+                StepFinished, StepSkipped, RunFinished, RunFailed, RunCancelled, AnalysisFinished)
 }
 
 

@@ -18,6 +18,7 @@ from core.errors import StepCancelled
 # Traits describe what kind of model flows between steps; chains are validated on them.
 FLOAT = "float"  # weights are floating point tensors
 TRAINABLE = "trainable"  # gradients flow: training steps may run
+DEPLOYED = "deployed"  # the model is a backend artifact (core.backends): saved, loaded and run as that file
 INITIAL_TRAITS = frozenset({FLOAT, TRAINABLE})
 
 

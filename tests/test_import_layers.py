@@ -11,20 +11,22 @@ ROOT = Path(__file__).resolve().parents[1]
 # Lowest first. A unit is a package or a top-level module of core; workbench is one unit on top.
 LAYERS: list[set[str]] = [
     {"core", "core.errors"},
-    {"core.params", "core.paths", "core.protocol", "core.logtail"},
+    {"core.params", "core.paths", "core.protocol", "core.logtail", "core.published"},
     {"core.models", "core.layers", "core.tasks", "core.state", "core.store"},
     {"core.artifacts"},
     {"core.measure"},
+    {"core.backends"},
     {"core.steps"},
     {"core.recipe"},
-    {"core.run"},
+    {"core.run", "core.analysis"},
     {"core.cli"},
     {"workbench"},
 ]
 # What the window may use of the engine: declarations, recipes, the store and the Qt-free client
 # session; never what computes (torch lives there) nor the runner.
 WORKBENCH_MAY_IMPORT = {"core", "core.errors", "core.params", "core.paths", "core.protocol", "core.logtail", "core.models",
-                        "core.tasks", "core.state", "core.store", "core.steps", "core.recipe", "core.run.session"}
+                        "core.tasks", "core.state", "core.store", "core.steps", "core.recipe", "core.run.session",
+                        "core.published", "core.analysis.client", "core.analysis.mixed"}
 # The one exception: a frozen bundle's single executable hands `--worker` to the worker, before any Qt.
 WORKBENCH_EXCEPTIONS = {("workbench.app", "core.run.worker")}
 
@@ -84,6 +86,6 @@ def test_the_check_catches_an_upward_import(tmp_path: Path, monkeypatch) -> None
     (tmp_path / "workbench" / "w.py").write_text("import core.measure\n")
     monkeypatch.setattr(__import__(__name__), "ROOT", tmp_path)
     assert violations() == [
-        "core.store.bad imports core.run.runner (core.run, layer 7; core.store is layer 2)",
-        "workbench.w imports core.measure (core.measure, layer 4; workbench is layer 9)",
+        "core.store.bad imports core.run.runner (core.run, layer 8; core.store is layer 2)",
+        "workbench.w imports core.measure (core.measure, layer 4; workbench is layer 10)",
     ]

@@ -37,6 +37,9 @@ class EvalResult:
     max_length: int = 0
     references: list[Any] = field(default_factory=list)  # gold labels / answers, aligned with predictions
     indices: list[int] = field(default_factory=list)  # rows of the split that were evaluated
+    # How sure the model was of each prediction: classification the largest softmax probability,
+    # regression the predicted value, QA the best span's score minus the null score (-null_odds).
+    confidences: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -127,9 +130,9 @@ def evaluate(
     if len(indices) != dataset.num_rows:
         dataset = dataset.select(indices)
     with pinned_threads(threads) as used_threads:
-        predictions, references = predict(model, tokenizer, task, dataset, batch_size=batch_size,
-                                          max_length=max_length, doc_stride=doc_stride, progress=progress,
-                                          cancelled=cancelled)
+        predictions, references, confidences = predict_with_confidences(
+            model, tokenizer, task, dataset, batch_size=batch_size, max_length=max_length, doc_stride=doc_stride,
+            progress=progress, cancelled=cancelled)
     scores = task.score(predictions, references)
     note = task.note
     if len(indices) < task.load(split).num_rows:
@@ -148,6 +151,7 @@ def evaluate(
         max_length=max_length,
         references=list(references),
         indices=indices,
+        confidences=confidences,
     )
 
 
@@ -156,6 +160,17 @@ def predict(model: Any, tokenizer: Any, task: Any, dataset: Any, *, batch_size: 
             cancelled: CancelledFn | None = None) -> tuple[list[Any], list[Any]]:
     """(predictions, references) of ``model`` on the rows of ``dataset`` (a task-shaped datasets.Dataset),
     in eval mode, restoring the model's mode afterwards."""
+    predictions, references, _ = predict_with_confidences(model, tokenizer, task, dataset, batch_size=batch_size,
+                                                          max_length=max_length, doc_stride=doc_stride,
+                                                          progress=progress, cancelled=cancelled)
+    return predictions, references
+
+
+def predict_with_confidences(model: Any, tokenizer: Any, task: Any, dataset: Any, *, batch_size: int = 32,
+                             max_length: int = 128, doc_stride: int = 128, progress: ProgressFn | None = None,
+                             cancelled: CancelledFn | None = None) -> tuple[list[Any], list[Any], list[float]]:
+    """As :func:`predict`, plus each prediction's confidence (top softmax probability; regression the
+    value; QA the span's margin over no answer)."""
     import torch
 
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -164,11 +179,12 @@ def predict(model: Any, tokenizer: Any, task: Any, dataset: Any, *, batch_size: 
     try:
         with torch.inference_mode():
             if task.head == "qa":
-                return _evaluate_qa(model, tokenizer, dataset, pad_id, batch_size, max_length, doc_stride, progress,
-                                    cancelled)
-            predictions = _evaluate_text(model, tokenizer, task, dataset, pad_id, batch_size, max_length, progress,
-                                         cancelled)
-            return predictions, list(dataset["label"])
+                predictions, references = _evaluate_qa(model, tokenizer, dataset, pad_id, batch_size, max_length,
+                                                       doc_stride, progress, cancelled)
+                return predictions, references, [-float(p["null_odds"]) for p in predictions]
+            predictions, confidences = _evaluate_text(model, tokenizer, task, dataset, pad_id, batch_size, max_length,
+                                                      progress, cancelled)
+            return predictions, list(dataset["label"]), confidences
     finally:
         model.train(was_training)
 
@@ -187,7 +203,8 @@ def _evaluate_text(
     max_length: int,
     progress: ProgressFn | None,
     cancelled: CancelledFn | None,
-) -> list[Any]:
+) -> tuple[list[Any], list[float]]:
+    """Predictions (class ids or values) and their confidences, in the dataset's order."""
     from core.tasks.features import encode_texts
 
     enc = encode_texts(task, tokenizer, dataset, max_length=max_length)
@@ -199,13 +216,18 @@ def _evaluate_text(
             outputs=lambda out: _logits(out)[:, 0].float().tolist(),
             progress=progress, cancelled=cancelled,
         )  # fmt: skip
-        return [float(v) for v in values]
+        return [float(v) for v in values], [float(v) for v in values]
+
+    def _top(out: Any) -> list[tuple[int, float]]:
+        probs = _logits(out).float().softmax(dim=-1)
+        best, label = probs.max(dim=-1)
+        return list(zip(label.tolist(), best.tolist(), strict=True))
+
     values = run_sorted(
-        model, rows, pad_token_id=pad_id, batch_size=batch_size,
-        outputs=lambda out: _logits(out).argmax(dim=-1).tolist(),
+        model, rows, pad_token_id=pad_id, batch_size=batch_size, outputs=_top,
         progress=progress, cancelled=cancelled,
     )  # fmt: skip
-    return [int(v) for v in values]
+    return [int(label) for label, _p in values], [float(p) for _l, p in values]
 
 
 def _evaluate_qa(

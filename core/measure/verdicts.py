@@ -7,6 +7,8 @@ not miss.
   class, its mean score, or "no answer" everywhere) beyond the paired 95 % interval.
 - ``within noise``: the change against the parent lies inside the paired 95 % interval.
 - ``not smaller on disk``: a compression step whose artifact did not shrink (core.measure.size).
+- ``over budget``: the primary metric fell further below the reference than the recipe's accuracy
+  budget allows (the point estimate decides; the text gives the numbers).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from core.measure.intervals import Interval, metric_interval, paired_delta_interval
-from core.store.rows import DID_NOT_LEARN, NOT_SMALLER, UNTRAINED_HEAD, WITHIN_NOISE, flag_title
+from core.store.rows import DID_NOT_LEARN, NOT_SMALLER, OVER_BUDGET, UNTRAINED_HEAD, WITHIN_NOISE, flag_title
 
 
 @dataclass(frozen=True)
@@ -99,3 +101,18 @@ def flags(task: Any, *, head_trained: bool, learned_margin: Interval | None, del
     if size_reason:
         out.append(Flag(NOT_SMALLER, size_reason.removeprefix("not smaller on disk: ")))
     return out
+
+
+def over_budget(task: Any, value: float | None, reference: float | None, reference_id: int, budget: Any) -> Flag | None:
+    """The "over budget" flag when ``value`` lies more than ``budget.allowed`` below ``reference``
+    (``budget``: a core.recipe.Budget); None within budget or when either metric is missing."""
+    if budget is None or value is None or reference is None:
+        return None
+    points = 1.0 if task.head == "qa" else 100.0
+    allowed = budget.allowed(reference, points)
+    drop = reference - value
+    if drop <= allowed + 1e-12:
+        return None
+    return Flag(OVER_BUDGET, f"{task.primary_metric} {value * points:.1f} is {drop * points:.1f} points below the "
+                f"reference (variant {reference_id}: {reference * points:.1f}); the budget allows {allowed * points:.1f} "
+                f"({budget.describe()}), so nothing after this variant runs, nor later values of its sweep")

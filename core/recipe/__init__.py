@@ -6,6 +6,7 @@ from core.recipe.estimate import RunEstimate, count_variants, run_estimate
 from core.recipe.io import dumps_recipe, load_recipe, loads_recipe, save_recipe
 from core.recipe.model import (
     RECIPE_FORMAT,
+    Budget,
     Chain,
     ChainEntry,
     DataSpec,
@@ -20,6 +21,7 @@ from core.recipe.validate import check_recipe, entry_problems, validate_recipe
 
 __all__ = [
     "RECIPE_FORMAT",
+    "Budget",
     "Chain",
     "ChainEntry",
     "DataSpec",

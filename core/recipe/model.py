@@ -16,10 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from core.backends.packages import BACKENDS
 from core.errors import ConfigError, brief, brief_names, cap_message
 
+BACKEND_CHOICES = BACKENDS  # what measure.backends may list (torch, onnxruntime, openvino)
+
 RECIPE_FORMAT = 1
-_TOP_KEYS = ("format", "name", "description", "model", "task", "data", "teacher", "seed", "seeds", "measure", "chain")
+_TOP_KEYS = ("format", "name", "description", "model", "task", "data", "teacher", "seed", "seeds", "measure", "budget",
+             "chain")
 _ENTRY_KEYS = ("step", "version", "enabled", "config")
 
 
@@ -80,7 +84,9 @@ class MeasureSettings:
     latency_seq_len: int = 128
     latency_warmup: int = 3
     latency_repeats: int = 20
-    threads: int | None = None  # torch threads; None: torch's default
+    threads: int | None = None  # threads of every backend; None: torch's default
+    # Runtimes each variant is exported to, checked on and timed on, side by side (core.backends).
+    backends: tuple[str, ...] = ("torch",)
 
     # Upper bounds: beyond them a run never ends or runs out of memory (a typo, not a choice);
     # max_length is also checked against the model's position embeddings by validation.
@@ -90,8 +96,22 @@ class MeasureSettings:
     }
 
     def __post_init__(self) -> None:
+        backends = self.backends
+        if isinstance(backends, str) or not isinstance(backends, (list, tuple)) or not backends:
+            raise ConfigError(f"measure.backends must be a list of runtimes such as [torch, onnxruntime, openvino], "
+                              f"got {brief(backends)}", field="measure.backends")
+        for name in backends:
+            if name not in BACKENDS:
+                raise ConfigError(f"measure.backends: unknown backend {brief(name)}; choose from {', '.join(BACKENDS)}",
+                                  field="measure.backends")
+        if len(set(backends)) != len(backends):
+            raise ConfigError(f"measure.backends lists a backend twice: {brief(list(backends))}",
+                              field="measure.backends")
+        object.__setattr__(self, "backends", tuple(backends))
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if f.name == "backends":
+                continue
             if value is None and f.name in ("eval_limit", "threads"):
                 continue
             if not isinstance(value, int) or isinstance(value, bool):
@@ -105,8 +125,17 @@ class MeasureSettings:
                 raise ConfigError(f"measure.{f.name} must be <= {high:,}, got {brief(value)}",
                                   field=f"measure.{f.name}")
 
+    @property
+    def timed_on_backends(self) -> bool:
+        """Whether variants are timed on more than torch alone (exported, checked, timed side by side)."""
+        return self.backends != ("torch",)
+
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        out["backends"] = list(self.backends)
+        if not self.timed_on_backends:  # the default: keeps the cache keys of runs made before the setting
+            del out["backends"]
+        return out
 
     @classmethod
     def from_dict(cls, data: Any) -> MeasureSettings:
@@ -121,6 +150,55 @@ class MeasureSettings:
                 f"unknown measurement setting(s) {brief_names(unknown)}; known: {', '.join(names)}",
                 field=f"measure.{brief(unknown[0]) if not isinstance(unknown[0], str) else unknown[0]}",
             )
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """An accuracy budget on a chain (``budget:`` in a recipe): how far the primary metric may fall
+    below the reference (the run's first trained variant, core.store.rows.reference_of), in points
+    (``metric_drop``: 1.0 = one point of accuracy, one F1 point) or relative (``metric_drop_pct``: 2.0 =
+    2 % of the reference's value). Exactly one of the two. A variant over it is flagged "over budget"
+    and nothing after it runs; in a sweep, values run in the order written and the first value over
+    budget ends that sweep, so the sweep keeps its last value within budget."""
+
+    metric_drop: float | None = None
+    metric_drop_pct: float | None = None
+
+    def __post_init__(self) -> None:
+        given = [k for k in ("metric_drop", "metric_drop_pct") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ConfigError("budget needs exactly one of metric_drop (points) or metric_drop_pct (percent), "
+                              "e.g. budget: {metric_drop: 1.0}", field="budget")
+        value = getattr(self, given[0])
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ConfigError(f"budget.{given[0]} must be a number >= 0, got {value!r}", field=f"budget.{given[0]}")
+        if given[0] == "metric_drop_pct" and value > 100:
+            raise ConfigError(f"budget.metric_drop_pct is a percentage (0-100), got {value}",
+                              field="budget.metric_drop_pct")
+
+    def allowed(self, reference: float, points: float) -> float:
+        """The drop allowed below ``reference``, in the metric's own units (``points`` per unit)."""
+        if self.metric_drop is not None:
+            return float(self.metric_drop) / points
+        return abs(reference) * float(self.metric_drop_pct or 0.0) / 100.0
+
+    def describe(self) -> str:
+        if self.metric_drop is not None:
+            return f"{self.metric_drop:g} point(s)"
+        return f"{self.metric_drop_pct:g} % of the reference"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Budget:
+        if not isinstance(data, dict):
+            raise ConfigError(f"budget must be a mapping like {{metric_drop: 1.0}}, got {data!r}", field="budget")
+        unknown = sorted(set(data) - {"metric_drop", "metric_drop_pct"})
+        if unknown:
+            raise ConfigError(f"unknown budget key(s) {', '.join(unknown)}; known: metric_drop, metric_drop_pct",
+                              field=f"budget.{unknown[0]}")
         return cls(**data)
 
 
@@ -294,6 +372,7 @@ class Recipe:
     format: int = RECIPE_FORMAT
     data: DataSpec | None = None  # the task's data when it is the user's own file
     seeds: tuple[int, ...] = ()  # several seeds: every variant is made once per seed (mean and sd shown)
+    budget: Budget | None = None  # an accuracy budget: variants over it are flagged and end their branch
 
     @property
     def run_seeds(self) -> tuple[int, ...]:
@@ -316,6 +395,8 @@ class Recipe:
         if self.seeds:
             out["seeds"] = list(self.seeds)
         out["measure"] = self.measure.to_dict()
+        if self.budget is not None:
+            out["budget"] = self.budget.to_dict()
         out["chain"] = [e.to_dict() for e in self.chain]
         return out
 
@@ -388,6 +469,12 @@ class Recipe:
             defaults = ", ".join(f"{k} {v}" for k, v in MeasureSettings().to_dict().items())
             raise structure_error(str(exc), field=exc.field,
                                   fix=f"correct it or leave it out for its default ({defaults})") from None
+        try:
+            budget = Budget.from_dict(data["budget"]) if data.get("budget") is not None else None
+        except ConfigError as exc:
+            raise structure_error(str(exc), field=exc.field,
+                                  fix="write budget: {metric_drop: 1.0} (points) or {metric_drop_pct: 2} "
+                                      "(percent of the reference metric), or leave it out") from None
         chain = data.get("chain") or []
         if not isinstance(chain, list):
             raise structure_error("chain must be a list of steps", field="chain",
@@ -404,6 +491,7 @@ class Recipe:
             format=RECIPE_FORMAT,
             data=spec,
             seeds=tuple(seeds),
+            budget=budget,
         )
 
     def canonical_json(self) -> str:

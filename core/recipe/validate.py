@@ -67,6 +67,7 @@ def validate_recipe(recipe: Recipe, *, check_files: bool = True) -> list[Problem
                                 field="model"))
     if incoming is not None:
         problems.extend(_length_problems(recipe, incoming))
+    problems.extend(_backend_problems(recipe))
 
     teacher: Any = None
     if recipe.teacher not in (None, "parent"):
@@ -104,6 +105,14 @@ def validate_recipe(recipe: Recipe, *, check_files: bool = True) -> list[Problem
         problems.extend(own)
         if not entry.enabled:
             continue
+        if not own:
+            missing = sorted({m for config in _configs_to_check(entry) for m in step_cls.missing_packages(config)})
+            if missing:
+                from core.backends.packages import INSTALL_HINT, missing_message
+
+                problems.append(Problem(missing_message(f"'{step_cls.id}' as configured", missing),
+                                        f"run {INSTALL_HINT}, or remove the step", index=index, step=step_cls.id,
+                                        field="backend"))
         if check_files and not own:
             model_problems, incoming = _model_problems(step_cls, entry, index, incoming, teacher, recipe.teacher)
             problems.extend(model_problems)
@@ -189,6 +198,20 @@ def _facts_or_none(text: str) -> Any:
         return model_facts(text)[0]
     except WorkbenchError:
         return None  # reported where the field is checked
+
+
+def _backend_problems(recipe: Recipe) -> list[Problem]:
+    """A backend in measure.backends whose packages are missing (the deploy extra)."""
+    from core.backends.packages import EXPORT_NEEDS, INSTALL_HINT, missing_message, missing_packages
+
+    out = []
+    for backend in recipe.measure.backends:
+        missing = missing_packages(EXPORT_NEEDS[backend])
+        if missing:
+            out.append(Problem(missing_message(f"measure.backends: {backend}", missing),
+                               f"run {INSTALL_HINT}, or remove {backend} from measure.backends",
+                               field="measure.backends"))
+    return out
 
 
 def _length_problems(recipe: Recipe, facts: Any) -> list[Problem]:
@@ -285,7 +308,27 @@ def entry_problems(entry: ChainEntry, index: int) -> list[Problem]:
                         f"plans at most {MAX_VARIANTS:,} variants", "sweep fewer values", index=index,
                         step=step_cls.id)]
     seen: set[str] = set()
-    failing = 0
+    # Each field on its own first (type, range, choices), so every bad field is named at once,
+    # not only the first one the config's constructor meets; then the whole config (cross-field).
+    try:
+        defaults = step_cls.config_cls()
+    except ConfigError:
+        defaults = None
+    fields = {f.name: f for f, _meta, _elem, _is_list in step_cls.config_cls.fields_meta()}
+    for name, value in entry.config.items() if defaults is not None else ():
+        is_list = meta_by_name[name][2]
+        values = value if isinstance(value, (list, tuple)) and not is_list else [value]
+        for v in values:
+            try:
+                defaults._check_field(fields[name], tuple(v) if isinstance(v, list) else v)
+            except ConfigError as exc:
+                message = str(exc)
+                if message not in seen:
+                    seen.add(message)
+                    problems.append(Problem(message, _fix_for(step_cls, name), index=index, step=step_cls.id,
+                                            field=name))
+                break
+    failing = len(problems)  # the per-field ones count towards the listed maximum
     for values in _configs_to_check(entry):
         try:
             step_cls.config_cls.from_dict(values, step=step_cls.id)

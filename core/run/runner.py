@@ -4,7 +4,9 @@ One transaction per finished variant, so a crash loses at most the step in fligh
 prefix tree (core.recipe.variant_tree) walked depth first: a shared prefix runs once. A finished
 variant is reused instead of recomputed when its cache key (core.run.keys) matches; reuse loads
 the stored artifact only when a later step needs it, and records the new row as cached. Resuming a
-failed, cancelled or interrupted run reuses its own finished variants the same way.
+failed, cancelled or interrupted run reuses its own finished variants the same way. A recipe's
+accuracy budget (core.recipe.Budget) flags a variant that breaks it; its subtree, and the later values
+of its sweep, are reported skipped and not run.
 
 Events (core.protocol) report progress; every finished variant's event carries its result row.
 """
@@ -32,6 +34,7 @@ from core.protocol import (
     RunFinished,
     RunStarted,
     StepFinished,
+    StepSkipped,
     StepStarted,
 )
 from core.recipe import Recipe, VariantNode, check_recipe, recipe_task, variant_tree
@@ -49,7 +52,7 @@ from core.store.record import (
     finish_run,
     mark_interrupted_runs,
 )
-from core.store.rows import MetricValue, RunMeta, VariantInfo, build_row
+from core.store.rows import OVER_BUDGET, MetricValue, RunMeta, VariantInfo, build_row
 
 Emit = Callable[[Event], None]
 Terminal = RunFinished | RunFailed | RunCancelled
@@ -80,8 +83,10 @@ class _Done:
 
 def _usable_artifact(folder: Path) -> bool:
     from core.artifacts import is_complete_artifact
+    from core.backends.artifact import is_complete_backend_artifact
 
-    return is_complete_artifact(folder)  # a manifest alone is not a result: the weights must be whole
+    # a manifest alone is not a result: the weights (or a deployed backend file) must be whole
+    return is_complete_artifact(folder) or is_complete_backend_artifact(folder)
 
 
 class Runner:
@@ -130,8 +135,9 @@ class Runner:
             self.walk_recipe = dataclasses.replace(self.recipe, seed=seed, seeds=())
             self.visit(tree, None, keys.root_key(self.walk_recipe, self.ref, self.task, self.hasher), None)
 
-    def visit(self, node: VariantNode, parent: _Done | None, key: str, state: Any) -> None:
-        """Produce ``node``'s variant (``state`` is its parent's model when still in memory)."""
+    def visit(self, node: VariantNode, parent: _Done | None, key: str, state: Any) -> bool:
+        """Produce ``node``'s variant (``state`` is its parent's model when still in memory); True
+        when it broke the recipe's accuracy budget (its subtree was skipped)."""
         self.check_cancelled()
         seq, self.node_seq = self.node_seq, self.node_seq + 1
         tree_node, self.tree_node = self.tree_node, self.tree_node + 1
@@ -154,8 +160,10 @@ class Runner:
         else:
             cached = find_cached(self.store, key, _usable_artifact)
             if cached is not None:
+                flags = [f for f in cached.flags if f.get("code") != OVER_BUDGET]  # judged by this run's budget
+                over = self.budget_flag({m.name: m.value for m in cached.metrics})
                 done = self.record(node, parent, key, cached.metrics, cached.artifact_path, time.perf_counter() - start,
-                                   cached.info, flags=cached.flags, tree_node=tree_node,
+                                   cached.info, flags=flags + ([over.to_dict()] if over else []), tree_node=tree_node,
                                    predictions=cached.predictions, cached_from=cached.id)
                 self.log(f"{label}: reused from cache (variant {cached.id})")
             else:
@@ -167,9 +175,38 @@ class Runner:
         row = build_row(done.info, self.run, self.reference, self.baseline)
         self.emit(StepFinished(node=seq, index=index, variant_id=done.info.id, cached=done.info.cached,
                                seconds=round(time.perf_counter() - start, 3), row=row.to_dict()))
+        if any(f.get("code") == OVER_BUDGET for f in done.info.flags):
+            for child in node.children:
+                self.skip(child, f"{label} is over the accuracy budget")
+            return True
+        # A sweep's values run in the order written; the first one over budget ends the sweep.
+        over_at: str | None = None
         for child in node.children:
             assert child.step is not None
-            self.visit(child, done, keys.child_key(key, child.step, self.teacher_id), new_state)
+            if over_at is not None:
+                self.skip(child, f"an earlier value of this sweep ({over_at}) is over the accuracy budget")
+            elif self.visit(child, done, keys.child_key(key, child.step, self.teacher_id), new_state):
+                over_at = child.step.label
+        return False
+
+    def skip(self, node: VariantNode, reason: str) -> None:
+        """Account for a subtree that will not run: its planned nodes are reported skipped."""
+        for n in node.walk():
+            assert n.step is not None
+            seq, self.node_seq, self.tree_node = self.node_seq, self.node_seq + 1, self.tree_node + 1
+            label = n.step.label + (f" [seed {self.seed}]" if len(self.recipe.run_seeds) > 1 else "")
+            self.emit(StepSkipped(node=seq, index=n.step.index + 1, label=label, reason=reason))
+        self.log(f"{node.step.label if node.step else 'baseline'} and what follows it not run: {reason}")
+
+    def budget_flag(self, metrics: dict[str, float | None]) -> Any:
+        """The "over budget" flag (core.measure.verdicts) of a variant with these metrics, or None."""
+        from core.measure import verdicts
+
+        if self.recipe.budget is None or self.reference is None:
+            return None  # no budget, or this variant is the first trained one: the reference itself
+        name = self.task.primary_metric
+        return verdicts.over_budget(self.task, metrics.get(name), self.reference.metrics.get(name), self.reference.id,
+                                    self.recipe.budget)
 
     def compute(self, node: VariantNode, parent: _Done | None, key: str, state_in: Any, seq: int,
                 index: int, start: float, tree_node: int) -> tuple[Any, _Done]:
@@ -194,8 +231,10 @@ class Runner:
         self.seconds.update({k: v for k, v in made.timings.items() if k not in ("apply", "apply_cpu")})
         if step_id is not None:
             self.seconds[f"apply:{step_id}"] = made.timings["apply"]
+        over = self.budget_flag({v.name: v.value for v in made.values})
         done = self.record(node, parent, key, made.values, made.folder, time.perf_counter() - start, made.info,
-                           flags=made.flags, tree_node=tree_node, predictions=made.predictions)
+                           flags=made.flags + ([over.to_dict()] if over is not None else []), tree_node=tree_node,
+                           predictions=made.predictions)
         return shipped, done
 
     def record(self, node: VariantNode, parent: _Done | None, key: str, metrics: list[MetricValue], folder: Path,

@@ -5,6 +5,11 @@ q = round((x - min) / (max - min) * (2^b - 1)); min and max are kept as fp32 and
 dequantized to fp32 at load. The model in memory after the step already holds the dequantized
 values, so evaluating it shows the real accuracy cost; the artifact holds the b-bit integers
 packed densely (b * numel / 8 bytes per tensor) plus the two fp32 numbers.
+
+Mixed precision: ``layer_bits`` gives each transformer block its own bit width (0 keeps it in
+float), ``embedding_bits`` and ``head_bits`` the embeddings and the pooler/task head; the parts
+are found by structure (core.layers.tensor_parts). The artifact's entry records per-tensor bits
+only where they differ from ``bits``, so artifacts written before mixed precision read unchanged.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.artifacts import Codec, register_codec
+from core.errors import ConfigError
 from core.params import StepConfig, param
 from core.state import FLOAT, TRAINABLE, ModelState, StepContext
 from core.steps.base import Step, register
@@ -44,6 +50,42 @@ class LinearNbitConfig(StepConfig):
         help="Leave word, position and token-type embedding tables unquantized.",
         sweepable=False,
     )
+    layer_bits: list[int] = param(  # noqa: RUF009 (param returns a dataclasses.field)
+        (),
+        label="Bits per layer",
+        help="Mixed precision: one bit width per transformer layer, bottom first (0 = keep that layer in float); "
+        "empty = every layer at Bits. workbench-cli mixed-precision (or the sensitivity view) picks them",
+        min=0,
+        max=16,
+        unit="bits",
+        sweepable=False,
+    )
+    embedding_bits: int | None = param(
+        None, label="Embedding bits", help="Bits of the embeddings (0 = float); empty = Bits", min=0, max=16,
+        unit="bits", sweepable=False,
+    )
+    head_bits: int | None = param(
+        None, label="Head bits", help="Bits of the pooler and task head (0 = float); empty = Bits", min=0, max=16,
+        unit="bits", sweepable=False,
+    )
+
+    @property
+    def mixed(self) -> bool:
+        return bool(self.layer_bits) or self.embedding_bits is not None or self.head_bits is not None
+
+    def part_bits(self, part: int | str, layers: int) -> int:
+        """The bit width of one part (a block index, 'embeddings' or 'head'); 0 = float."""
+        if isinstance(part, int):
+            if not self.layer_bits:
+                return self.bits
+            if len(self.layer_bits) != layers:
+                raise ConfigError(
+                    f"Bits per layer (layer_bits) lists {len(self.layer_bits)} value(s) but the model has {layers} "
+                    f"layers; give one per layer (0 keeps a layer in float)", step="quantize.linear_nbit",
+                    field="layer_bits")
+            return self.layer_bits[part]
+        chosen = self.embedding_bits if part == "embeddings" else self.head_bits
+        return self.bits if chosen is None else chosen
 
 
 # --- the scheme ------------------------------------------------------------------------------
@@ -123,12 +165,25 @@ def packed_nbytes(numel: int, bits: int) -> int:
 # --- which tensors -----------------------------------------------------------------------------
 def selected_tensors(model: Any, config: LinearNbitConfig) -> dict[str, Any]:
     """The floating tensors (aliases once, by their stored name) this config quantizes."""
+    return {name: value for name, (value, _bits) in tensor_bits(model, config).items()}
+
+
+def tensor_bits(model: Any, config: LinearNbitConfig) -> dict[str, tuple[Any, int]]:
+    """name -> (tensor, bits) for every floating tensor this config quantizes (aliases once, by
+    their stored name); a part kept in float (0 bits) is left out."""
     import torch
 
     from core.artifacts import state_tensors
 
     tensors, _ = state_tensors(model)
     modules = dict(model.named_modules())
+    parts: dict[str, int | str] = {}
+    layers = 0
+    if config.mixed:
+        from core.layers import encoder_layout, tensor_parts
+
+        layers = len(encoder_layout(model, step="quantize.linear_nbit").blocks)
+        parts = tensor_parts(model, list(tensors), step="quantize.linear_nbit")
     chosen = {}
     for name, value in tensors.items():
         if not isinstance(value, torch.Tensor) or not value.is_floating_point() or value.numel() == 0:
@@ -141,7 +196,9 @@ def selected_tensors(model: Any, config: LinearNbitConfig) -> dict[str, Any]:
             continue
         if config.skip_embeddings and isinstance(owner, torch.nn.Embedding):
             continue
-        chosen[name] = value
+        bits = config.part_bits(parts[name], layers) if config.mixed else config.bits
+        if bits:
+            chosen[name] = (value, bits)
     return chosen
 
 
@@ -172,28 +229,37 @@ class LinearNbit(Step):
         import torch
 
         cfg: LinearNbitConfig = self.config  # type: ignore[assignment]
-        chosen = selected_tensors(state.model, cfg)
+        chosen = tensor_bits(state.model, cfg)
         grids: dict[str, list[float]] = {}
         total = max(1, len(chosen))
         with torch.no_grad():
-            for i, (name, value) in enumerate(chosen.items()):
+            for i, (name, (value, bits)) in enumerate(chosen.items()):
                 ctx.check_cancelled()
                 lo, hi = tensor_range(value)
-                value.copy_(dequantize(quantize(value, cfg.bits, lo, hi), cfg.bits, lo, hi).reshape(value.shape))
+                value.copy_(dequantize(quantize(value, bits, lo, hi), bits, lo, hi).reshape(value.shape))
                 grids[name] = [lo, hi]
-                ctx.progress((i + 1) / total, f"{cfg.bits}-bit: {name}")
+                ctx.progress((i + 1) / total, f"{bits}-bit: {name}")
         # A later n-bit step re-quantizes everything: only its grid describes the stored values.
         transforms = [t for t in state.transforms if t.get("codec") != CODEC_ID]
-        transforms.append({"codec": CODEC_ID, "bits": cfg.bits, "grids": grids})
-        numel = sum(v.numel() for v in chosen.values())
+        entry: dict[str, Any] = {"codec": CODEC_ID, "bits": cfg.bits, "grids": grids}
+        differing = {name: bits for name, (_v, bits) in chosen.items() if bits != cfg.bits}
+        if differing:
+            entry["tensor_bits"] = differing  # only where they differ: old readers' layout otherwise
+        transforms.append(entry)
+        numel = sum(v.numel() for v, _b in chosen.values())
         info = dict(state.info)
         info[self.id] = {
             "bits": cfg.bits,
             "tensors": len(chosen),
             "quantized_params": int(numel),
-            "packed_bytes": int(sum(packed_nbytes(v.numel(), cfg.bits) for v in chosen.values())),
+            "packed_bytes": int(sum(packed_nbytes(v.numel(), b) for v, b in chosen.values())),
         }
-        ctx.log(f"quantized {len(chosen)} tensors ({numel} values) to {cfg.bits} bits")
+        if cfg.mixed:
+            info[self.id]["layer_bits"] = list(cfg.layer_bits)
+            info[self.id]["embedding_bits"] = cfg.embedding_bits
+            info[self.id]["head_bits"] = cfg.head_bits
+        ctx.log(f"quantized {len(chosen)} tensors ({numel} values) to "
+                + (f"{cfg.bits} bits" if not differing else f"{sorted({b for _v, b in chosen.values()})} bits"))
         return state.derive(
             state.model,
             transforms=transforms,
@@ -211,7 +277,8 @@ class NbitCodec(Codec):
     def encode(self, model: Any, tensors: dict[str, Any], entry: dict[str, Any]) -> None:
         import torch
 
-        bits = int(entry["bits"])
+        default_bits = int(entry["bits"])
+        per_tensor = {name: int(b) for name, b in (entry.get("tensor_bits") or {}).items()}
         # The grid recorded when the step ran makes re-encoding exact even after rows were dropped
         # (vocab.reduce). An entry read back from an artifact has it again (see decode).
         grids: dict[str, list[float]] | None = entry.pop("grids", None)
@@ -222,6 +289,7 @@ class NbitCodec(Codec):
             value = tensors.get(name)
             if not isinstance(value, torch.Tensor) or not value.is_floating_point():
                 continue  # gone (e.g. restructured by a later step): nothing of ours to store
+            bits = per_tensor.get(name, default_bits)
             q = quantize(value, bits, lo, hi)
             packed = pack_bits(q.numpy(), bits)
             del tensors[name]
@@ -229,15 +297,21 @@ class NbitCodec(Codec):
             tensors[name + _RANGE] = torch.tensor([lo, hi], dtype=torch.float32)
             shapes[name] = list(value.shape)
         entry["shapes"] = shapes
+        if per_tensor:
+            entry["tensor_bits"] = {name: b for name, b in per_tensor.items() if name in shapes}
 
     def decode(self, model: Any, tensors: dict[str, Any], entry: dict[str, Any]) -> None:
         import torch
 
         from core.errors import ArtifactError
 
-        bits = int(entry["bits"])
+        default_bits = int(entry["bits"])
+        per_tensor = entry.get("tensor_bits") or {}
         grids: dict[str, list[float]] = {}
         for name, shape in entry.get("shapes", {}).items():
+            bits = int(per_tensor.get(name, default_bits))
+            if not 1 <= bits <= 16:
+                raise ArtifactError(f"The artifact's manifest gives tensor '{name}' {bits} bits; 1-16 are possible")
             try:
                 packed = tensors.pop(name + _PACKED)
                 lo, hi = (float(v) for v in tensors.pop(name + _RANGE))

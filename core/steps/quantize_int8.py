@@ -48,6 +48,14 @@ class DynamicInt8Config(StepConfig):
     per_channel: bool = param(True, label="Per-channel weights", help="One scale per output row instead of one per tensor (more accurate, same speed)")
     embeddings_int8: bool = param(True, label="Embeddings in int8", help="Store the embedding tables int8 with one scale per row (weight-only; dequantized per looked-up row)")
     quantize_head: bool = param(True, label="Quantize the head", help="Also quantize the pooler and task head Linear layers")
+    keep_float_layers: list[int] = param(  # noqa: RUF009 (param returns a dataclasses.field)
+        (),
+        label="Layers kept in float",
+        help="Mixed precision: transformer layers (0 = the bottom one) whose Linear layers stay fp32; the "
+        "sensitivity view or workbench-cli mixed-precision --scheme int8 picks them",
+        min=0,
+        sweepable=False,
+    )
     activation_range: str = param(
         "reduced",
         label="Activation range",
@@ -68,6 +76,9 @@ class DynamicInt8Config(StepConfig):
         if self.backend == "torchao" and not self.per_channel:
             raise ConfigError("the torchao backend stores per-row (per-channel) weights; set per_channel to true "
                               "or use the torch backend", step="quantize.dynamic_int8", field="per_channel")
+        if len(set(self.keep_float_layers)) != len(self.keep_float_layers):
+            raise ConfigError("Layers kept in float (keep_float_layers) lists a layer twice",
+                              step="quantize.dynamic_int8", field="keep_float_layers")
         if self.backend == "torchao" and self.activation_range != "reduced":
             raise ConfigError("activation_range applies to the torch backend only (torchao always uses full-range "
                               "per-token int8 activations); leave it 'reduced'", step="quantize.dynamic_int8",
@@ -109,15 +120,7 @@ class DynamicInt8(Step):
     adds = frozenset({INT8})
 
     def apply(self, state: ModelState, ctx: StepContext) -> ModelState:
-        import warnings
-
-        import torch
         from torch import nn
-        from torch.ao.quantization import (
-            default_dynamic_qconfig,
-            per_channel_dynamic_qconfig,
-            quantize_dynamic,
-        )
 
         from core.steps._int8_modules import Int8Embedding, set_submodule
 
@@ -129,7 +132,9 @@ class DynamicInt8(Step):
         model = copy.deepcopy(state.model).eval()
         base = model.base_model
         head = set() if cfg.quantize_head else set(task_head(model, step=self.id))  # pooler + task head
-        linears = {name: m for name, m in model.named_modules() if isinstance(m, nn.Linear) and name not in head}
+        kept = float_layer_prefixes(model, cfg.keep_float_layers, step=self.id)
+        linears = {name: m for name, m in model.named_modules()
+                   if isinstance(m, nn.Linear) and name not in head and not name.startswith(kept)}
         if not linears:
             raise ConfigError("The model has no Linear layers to quantize", step=self.id)
         # Linear layers sharing one weight (shared layers) must keep sharing after quantization.
@@ -149,12 +154,7 @@ class DynamicInt8(Step):
                 model.get_submodule(name)._parameters["weight"] = model.get_submodule(first).weight
             codec = Int8TorchaoCodec.id
         else:
-            qconfig = per_channel_dynamic_qconfig if cfg.per_channel else default_dynamic_qconfig
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # torch.ao deprecation notices; the kernels are current
-                quantize_dynamic(model, qconfig_spec=dict.fromkeys(linears, qconfig), dtype=torch.qint8, inplace=True)
-            for name in linears:
-                model.get_submodule(name).version = _VERSION[cfg.activation_range]
+            quantize_linears(model, list(linears), per_channel=cfg.per_channel, activation_range=cfg.activation_range)
             for name, first in tied.items():
                 model.get_submodule(name)._packed_params = model.get_submodule(first)._packed_params
             codec = Int8DynamicCodec.id
@@ -170,6 +170,7 @@ class DynamicInt8(Step):
         info = dict(state.info)
         info[self.id] = {
             "linear_layers": len(linears),
+            "float_layers": list(cfg.keep_float_layers),
             "shared_linear_layers": len(tied),
             "embeddings_int8": embeddings,
             "backend": cfg.backend,
@@ -184,6 +185,38 @@ class DynamicInt8(Step):
             traits=(state.traits - self.removes) | self.adds,
             info=info,
         )
+
+
+def quantize_linears(model: Any, names: list[str], *, per_channel: bool = True,
+                     activation_range: str = "reduced") -> None:
+    """torch's dynamic int8 on the named Linear layers of ``model``, in place (the step's torch
+    backend; also what core.analysis applies to one part of a model at a time)."""
+    import warnings
+
+    import torch
+    from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
+
+    qconfig = per_channel_dynamic_qconfig if per_channel else default_dynamic_qconfig
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao deprecation notices; the kernels are current
+        quantize_dynamic(model, qconfig_spec=dict.fromkeys(names, qconfig), dtype=torch.qint8, inplace=True)
+    for name in names:
+        model.get_submodule(name).version = _VERSION[activation_range]
+
+
+def float_layer_prefixes(model: Any, layers: Any, *, step: str) -> tuple[str, ...]:
+    """Module-name prefixes of the transformer blocks ``layers`` (found by structure); a ConfigError
+    naming the field when an index is not a layer of this model."""
+    if not layers:
+        return ()
+    from core.layers import encoder_layout
+
+    blocks = encoder_layout(model, step=step).blocks
+    wrong = [i for i in layers if not 0 <= i < len(blocks)]
+    if wrong:
+        raise ConfigError(f"Layers kept in float (keep_float_layers) names layer(s) {', '.join(map(str, wrong))}, but "
+                          f"the model's layers are 0-{len(blocks) - 1}", step=step, field="keep_float_layers")
+    return tuple(f"{blocks[i].name}." for i in layers)
 
 
 def _narrow(t: Any, dtype: Any) -> Any:

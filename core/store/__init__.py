@@ -2,7 +2,23 @@
 query functions re-exported here (stable API used by the window and the CLI); the runner writes
 through :mod:`core.store.record`; every consumer shows variants as :class:`ResultRow`."""
 
+from core.store.analysis import (
+    SensitivityCell,
+    SensitivityMap,
+    export_sensitivity,
+    sensitivity_map,
+    sensitivity_maps,
+)
 from core.store.db import SCHEMA_VERSION, Store, StoreError, open_store
+from core.store.manage import (
+    DeleteReport,
+    GarbageReport,
+    collect_garbage,
+    delete_run,
+    run_dependents,
+    run_disk_usage,
+    set_run_labels,
+)
 from core.store.queries import (
     EXPORT_FORMATS,
     RunInfo,
@@ -28,13 +44,20 @@ from core.store.rows import MetricValue, ResultRow, VariantInfo
 __all__ = [
     "EXPORT_FORMATS",
     "SCHEMA_VERSION",
+    "DeleteReport",
+    "GarbageReport",
     "MetricValue",
     "ResultRow",
     "RunInfo",
+    "SensitivityCell",
+    "SensitivityMap",
     "Store",
     "StoreError",
     "Table",
     "VariantInfo",
+    "collect_garbage",
+    "delete_run",
+    "export_sensitivity",
     "export_table",
     "get_run",
     "get_variants",
@@ -43,9 +66,14 @@ __all__ = [
     "open_store",
     "result_rows",
     "results_table",
+    "run_dependents",
+    "run_disk_usage",
     "run_environment",
     "run_recipe_text",
     "run_variants",
+    "sensitivity_map",
+    "sensitivity_maps",
+    "set_run_labels",
     "table_of",
     "variant_info",
     "variant_metrics",

@@ -34,7 +34,7 @@ from sqlalchemy.pool import QueuePool
 from core.errors import WorkbenchError
 from core.store.schema import Base
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 5
 BUSY_TIMEOUT_MS = 60_000  # the default; open_store(busy_timeout_ms=...) changes it per store
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _OUR_TABLES = {"runs", "variants", "metrics"}
@@ -82,9 +82,38 @@ def _v3_flags_seeds_predictions(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX ix_predictions_variant_id ON predictions (variant_id)")
 
 
+def _v4_sensitivity(conn: Connection) -> None:
+    """Sensitivity maps (core.analysis) and their cells get their own tables."""
+    conn.exec_driver_sql(
+        "CREATE TABLE sensitivity_maps (id INTEGER NOT NULL PRIMARY KEY, variant_id INTEGER NOT NULL REFERENCES "
+        "variants (id) ON DELETE CASCADE, metric VARCHAR NOT NULL, base_metric FLOAT, examples INTEGER NOT NULL, "
+        "seed INTEGER NOT NULL, grouping VARCHAR NOT NULL, transforms TEXT NOT NULL, status VARCHAR NOT NULL, "
+        "body TEXT NOT NULL, seconds FLOAT, created_at DATETIME NOT NULL)")
+    conn.exec_driver_sql("CREATE INDEX ix_sensitivity_maps_variant_id ON sensitivity_maps (variant_id)")
+    conn.exec_driver_sql(
+        "CREATE TABLE sensitivity (id INTEGER NOT NULL PRIMARY KEY, map_id INTEGER NOT NULL REFERENCES "
+        "sensitivity_maps (id) ON DELETE CASCADE, variant_id INTEGER NOT NULL REFERENCES variants (id) ON DELETE "
+        "CASCADE, transform VARCHAR NOT NULL, layer VARCHAR NOT NULL, position INTEGER NOT NULL, metric FLOAT, "
+        "delta FLOAT, ci_low FLOAT, ci_high FLOAT, examples INTEGER NOT NULL, seed INTEGER NOT NULL, "
+        "created_at DATETIME NOT NULL)")
+    conn.exec_driver_sql("CREATE INDEX ix_sensitivity_map_id ON sensitivity (map_id)")
+
+
+def _v5_run_labels(conn: Connection) -> None:
+    """Runs get the user's labels: a name, tags (JSON list) and a note; empty for older runs."""
+    conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN name VARCHAR NOT NULL DEFAULT ''")
+    conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN tags TEXT NOT NULL DEFAULT '[]'")
+    conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT ''")
+
+
 # version reached -> function bringing the previous version to it. Append, never edit. A new file is
 # created at SCHEMA_VERSION directly from the declarative schema.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2_swept_and_primary_metric, 3: _v3_flags_seeds_predictions}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    2: _v2_swept_and_primary_metric,
+    3: _v3_flags_seeds_predictions,
+    4: _v4_sensitivity,
+    5: _v5_run_labels,
+}
 
 
 def _wal_exists(path: Path) -> bool:

@@ -19,7 +19,15 @@ from sqlalchemy import func, select
 
 from core.store import schema as s
 from core.store.db import Store, StoreError
-from core.store.rows import MetricValue, ResultRow, RunMeta, VariantInfo, build_rows, reference_of
+from core.store.rows import (
+    BACKEND_LATENCY,
+    MetricValue,
+    ResultRow,
+    RunMeta,
+    VariantInfo,
+    build_rows,
+    reference_of,
+)
 from core.store.rows import merge_seeds as merge_seed_rows
 
 
@@ -44,13 +52,44 @@ class RunInfo:
     artifacts_dir: str
     pid: int | None
     primary_metric: str | None = None
+    name: str = ""  # the user's labels (schema 3); shown name: name or recipe_name
+    tags: tuple[str, ...] = ()
+    note: str = ""
+
+    @property
+    def title(self) -> str:
+        return self.name or self.recipe_name or f"run {self.id}"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "tags": list(self.tags)}
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat(timespec="seconds") + "Z" if value is not None else None
+
+
+def _runs_query(counts: Any) -> Any:
+    return (
+        select(
+            s.Run.id, s.Run.status, s.Model.ref, s.Run.task, s.Recipe.name, s.Run.seed, s.Run.created_at,
+            s.Run.started_at, s.Run.finished_at, s.Run.error, s.Run.error_kind, s.Run.attempts,
+            s.Run.artifacts_dir, s.Run.pid, s.Run.primary_metric, s.Run.name.label("run_name"), s.Run.tags,
+            s.Run.note, counts,
+        )
+        .join(s.Model, s.Model.id == s.Run.model_id)
+        .join(s.Recipe, s.Recipe.id == s.Run.recipe_id)
+    )
+
+
+def _run_info(r: Any) -> RunInfo:
+    seconds = (r.finished_at - r.started_at).total_seconds() if r.finished_at and r.started_at else None
+    return RunInfo(
+        id=r.id, status=r.status, model=r.ref, task=r.task, recipe_name=r.name or "", seed=r.seed,
+        created_at=_iso(r.created_at) or "", started_at=_iso(r.started_at), finished_at=_iso(r.finished_at),
+        seconds=seconds, error=r.error, error_kind=r.error_kind, variants=r[-1], attempts=r.attempts,
+        artifacts_dir=r.artifacts_dir, pid=r.pid, primary_metric=r.primary_metric, name=r.run_name or "",
+        tags=tuple(json.loads(r.tags or "[]")), note=r.note or "",
+    )
 
 
 def list_runs(store: Store, *, model: str | None = None, status: str | None = None,
@@ -60,13 +99,7 @@ def list_runs(store: Store, *, model: str | None = None, status: str | None = No
         select(s.Variant.run_id, func.count(s.Variant.id).label("n")).group_by(s.Variant.run_id).subquery()
     )
     query = (
-        select(
-            s.Run.id, s.Run.status, s.Model.ref, s.Run.task, s.Recipe.name, s.Run.seed, s.Run.created_at,
-            s.Run.started_at, s.Run.finished_at, s.Run.error, s.Run.error_kind, s.Run.attempts,
-            s.Run.artifacts_dir, s.Run.pid, s.Run.primary_metric, func.coalesce(counts.c.n, 0),
-        )
-        .join(s.Model, s.Model.id == s.Run.model_id)
-        .join(s.Recipe, s.Recipe.id == s.Run.recipe_id)
+        _runs_query(func.coalesce(counts.c.n, 0))
         .outerjoin(counts, counts.c.run_id == s.Run.id)
         .order_by(s.Run.id.desc())
     )
@@ -78,50 +111,17 @@ def list_runs(store: Store, *, model: str | None = None, status: str | None = No
         query = query.limit(limit)
     with store.read() as session:
         rows = session.execute(query).all()
-    out = []
-    for r in rows:
-        seconds = (r.finished_at - r.started_at).total_seconds() if r.finished_at and r.started_at else None
-        out.append(
-            RunInfo(
-                id=r.id, status=r.status, model=r.ref, task=r.task, recipe_name=r.name or "", seed=r.seed,
-                created_at=_iso(r.created_at) or "", started_at=_iso(r.started_at), finished_at=_iso(r.finished_at),
-                seconds=seconds, error=r.error, error_kind=r.error_kind, variants=r[-1], attempts=r.attempts,
-                artifacts_dir=r.artifacts_dir, pid=r.pid, primary_metric=r.primary_metric,
-            )
-        )
-    return out
+    return [_run_info(r) for r in rows]
 
 
 def get_run(store: Store, run_id: int) -> RunInfo:
     """One run; StoreError naming the id when it does not exist."""
-    with store.read() as session:
-        exists = session.execute(select(s.Run.id).where(s.Run.id == run_id)).first()
-    if exists is None:
-        raise StoreError(f"No run {run_id} in {store.path}; 'workbench-cli runs' lists them")
-    return _one_run(store, run_id)
-
-
-def _one_run(store: Store, run_id: int) -> RunInfo:
     counts = select(func.count(s.Variant.id)).where(s.Variant.run_id == run_id).scalar_subquery()
-    query = (
-        select(
-            s.Run.id, s.Run.status, s.Model.ref, s.Run.task, s.Recipe.name, s.Run.seed, s.Run.created_at,
-            s.Run.started_at, s.Run.finished_at, s.Run.error, s.Run.error_kind, s.Run.attempts,
-            s.Run.artifacts_dir, s.Run.pid, s.Run.primary_metric, counts,
-        )
-        .join(s.Model, s.Model.id == s.Run.model_id)
-        .join(s.Recipe, s.Recipe.id == s.Run.recipe_id)
-        .where(s.Run.id == run_id)
-    )
     with store.read() as session:
-        r = session.execute(query).one()
-    seconds = (r.finished_at - r.started_at).total_seconds() if r.finished_at and r.started_at else None
-    return RunInfo(
-        id=r.id, status=r.status, model=r.ref, task=r.task, recipe_name=r.name or "", seed=r.seed,
-        created_at=_iso(r.created_at) or "", started_at=_iso(r.started_at), finished_at=_iso(r.finished_at),
-        seconds=seconds, error=r.error, error_kind=r.error_kind, variants=r[-1], attempts=r.attempts,
-        artifacts_dir=r.artifacts_dir, pid=r.pid, primary_metric=r.primary_metric,
-    )
+        row = session.execute(_runs_query(counts).where(s.Run.id == run_id)).first()
+    if row is None:
+        raise StoreError(f"No run {run_id} in {store.path}; 'workbench-cli runs' lists them")
+    return _run_info(row)
 
 
 def run_recipe_text(store: Store, run_id: int) -> str:
@@ -215,10 +215,15 @@ def variant_info(store: Store, variant_id: int) -> dict[str, Any]:
 
 
 def variant_predictions(store: Store, variant_id: int) -> dict[str, Any] | None:
-    """A variant's per-example dev predictions ({"indices", "predictions"}), None if none were stored."""
+    """A variant's per-example dev predictions ({"indices", "predictions", "confidences"}), None if none
+    were stored. Rows stored before confidences existed read with ``"confidences": None``."""
     with store.read() as session:
         body = session.execute(select(s.Prediction.body).where(s.Prediction.variant_id == variant_id)).scalar()
-    return json.loads(body) if body else None
+    if not body:
+        return None
+    stored = json.loads(body)
+    stored.setdefault("confidences", None)
+    return stored
 
 
 def variant_metrics(store: Store, variant_ids: list[int]) -> dict[int, list[MetricValue]]:
@@ -308,12 +313,22 @@ UNITS = {"size_mb": "MB", "latency_p50_ms": "ms", "latency_p50_ci_low": "ms", "l
 def table_of(rows: list[ResultRow]) -> Table:
     """Rows as an export table: one column per task metric and per swept field of any row."""
     extra: list[str] = []
+    on_backends: list[str] = []
     for r in rows:
         intervals = [n + s for n in r.task_metrics for s in ("_ci95_low", "_ci95_high")]
         for name in [*r.task_metrics, *intervals, *(f"swept_{k}" for k in r.swept)]:
             if name not in extra:
                 extra.append(name)
-    return Table(columns=[*_LEADING, *extra, *_TRAILING], rows=[r.flat() for r in rows], units=dict(UNITS))
+        for backend in r.backend_latency:
+            for name in (BACKEND_LATENCY + backend + end for end in ("", "_ci95_low", "_ci95_high")):
+                if name not in on_backends:
+                    on_backends.append(name)
+    trailing = list(_TRAILING)
+    if on_backends:  # measure.backends: after the shipped latency, each backend's, then the fastest
+        at = trailing.index("latency_p90_ms")
+        trailing[at:at] = [*on_backends, "fastest_backend"]
+    units = dict(UNITS) | dict.fromkeys(on_backends, "ms")
+    return Table(columns=[*_LEADING, *extra, *trailing], rows=[r.flat() for r in rows], units=units)
 
 
 def results_table(store: Store, run_ids: list[int] | None = None, variant_ids: list[int] | None = None) -> Table:

@@ -78,6 +78,9 @@ class Run(Base):
     artifacts_dir: Mapped[str] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=1)  # 1 + number of resumes
     primary_metric: Mapped[str | None] = mapped_column(String)  # the task's headline metric (schema 2)
+    name: Mapped[str] = mapped_column(String, default="", server_default="")  # the user's labels (schema 3)
+    tags: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")  # JSON list of short words
+    note: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     recipe: Mapped[Recipe] = relationship()
     model: Mapped[Model] = relationship()
@@ -136,3 +139,41 @@ class Artifact(Base):
     variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"), index=True)
     path: Mapped[str] = mapped_column(Text)
     bytes: Mapped[int] = mapped_column(Integer)
+
+
+class SensitivityMap(Base):
+    """One sensitivity analysis of a stored variant (schema 4): each transform applied to one part of
+    the model at a time, measured against the untouched variant on the same dev examples."""
+
+    __tablename__ = "sensitivity_maps"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"), index=True)
+    metric: Mapped[str] = mapped_column(String)  # the task's primary metric
+    base_metric: Mapped[float | None] = mapped_column(Float)  # the untouched variant's, on the same examples
+    examples: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int] = mapped_column(Integer)
+    grouping: Mapped[str] = mapped_column(String)  # "layer" | "role"
+    transforms: Mapped[str] = mapped_column(Text)  # JSON list, e.g. ["int8", "nbit:6", "prune:0.3"]
+    status: Mapped[str] = mapped_column(String)  # running | finished | cancelled | failed
+    body: Mapped[str] = mapped_column(Text, default="{}")  # JSON: per-part sizes, settings, error
+    seconds: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class SensitivityCell(Base):
+    """One cell of a map: the metric change when ``transform`` is applied to ``layer`` alone."""
+
+    __tablename__ = "sensitivity"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    map_id: Mapped[int] = mapped_column(ForeignKey("sensitivity_maps.id", ondelete="CASCADE"), index=True)
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"))
+    transform: Mapped[str] = mapped_column(String)
+    layer: Mapped[str] = mapped_column(String)  # "layer 3", "embeddings", "head", or a role ("query")
+    position: Mapped[int] = mapped_column(Integer)  # the part's place, bottom to top
+    metric: Mapped[float | None] = mapped_column(Float)  # the metric with the transform applied
+    delta: Mapped[float | None] = mapped_column(Float)  # metric minus the untouched variant's
+    ci_low: Mapped[float | None] = mapped_column(Float)  # paired 95 % bootstrap interval of delta
+    ci_high: Mapped[float | None] = mapped_column(Float)
+    examples: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime)

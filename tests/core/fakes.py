@@ -47,6 +47,11 @@ class EmptyConfig(StepConfig):
 
 
 @dataclass(frozen=True)
+class ConstantConfig(StepConfig):
+    label: int = param(1, label="Label", min=0, max=1, help="the class every example is given")
+
+
+@dataclass(frozen=True)
 class FailConfig(StepConfig):
     message: str = param("boom", label="Message")
 
@@ -157,6 +162,27 @@ class QAOnly(Step):
         return state
 
 
+class Constant(Step):
+    """A 'trained' classifier that answers one class everywhere: a metric known in advance (the share
+    of that class in the evaluated rows), for the accuracy-budget tests."""
+
+    id = "test.constant"
+    title = "Constant answer (test)"
+    category = "Test"
+    config_cls = ConstantConfig
+
+    def apply(self, state: ModelState, ctx: StepContext) -> ModelState:
+        import torch
+
+        head = state.model.classifier
+        with torch.no_grad():
+            head.weight.zero_()
+            head.bias.zero_()
+            head.bias[self.config.label] = 10.0
+        state.info["head_trained"] = True
+        return state
+
+
 class Fail(Step):
     id = "test.fail"
     title = "Fail (test)"
@@ -184,7 +210,7 @@ class Renamed(Step):
         return config
 
 
-STEPS = (ScaleWeights, Slow, Train, Freeze, Distil, QAOnly, Fail, Renamed)
+STEPS = (ScaleWeights, Slow, Train, Freeze, Distil, QAOnly, Constant, Fail, Renamed)
 for _cls in STEPS:
     if not base.is_registered(_cls.id):
         base.register(_cls)

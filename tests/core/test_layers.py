@@ -203,3 +203,25 @@ def test_a_decoder_without_linear_layers_is_refused_naming_its_weights() -> None
     gpt2 = GPT2ForSequenceClassification(GPT2Config(vocab_size=50, n_embd=16, n_layer=1, n_head=2, pad_token_id=0))
     with pytest.raises(ConfigError, match=r"gpt2.*transformer\.h\.0\.attn\.c_attn \(Conv1D\)"):
         encoder_layout(gpt2)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_tensor_belongs_to_one_part(family: str) -> None:
+    """Blocks by their prefix, the pooler and task head as 'head', the rest of the base model as
+    'embeddings' (checked against each family's module names written out above)."""
+    from core.layers import EMBEDDINGS, HEAD, tensor_parts
+
+    model = tiny_model(family)
+    parts = tensor_parts(model)
+    assert set(parts) == set(model.state_dict())
+    block = EXPECTED[family]["block"]
+    for name, part in parts.items():
+        owner = name.rpartition(".")[0]
+        if any(name.startswith(block.format(i=i) + ".") for i in range(LAYERS)):
+            assert part == int(name.removeprefix(block.format(i="")).split(".")[0]), name
+        elif any(owner == h or owner.startswith(h + ".") for h in EXPECTED[family]["head"]):
+            assert part == HEAD, name
+        else:
+            assert part == EMBEDDINGS, name
+            assert "embed" in name or "relative_attention_bias" in name or "position_ids" in name, name
+    assert sorted({p for p in parts.values() if isinstance(p, int)}) == list(range(LAYERS))

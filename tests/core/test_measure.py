@@ -58,6 +58,23 @@ def test_predictions_in_original_order_equal_a_naive_loop(tiny: tuple[ModelRef, 
     assert "subset" in result.note
 
 
+@pytest.mark.parametrize("task_id", ["sst2", "stsb"])
+def test_confidences_are_the_top_softmax_probability_or_the_value(tiny: tuple[ModelRef, Any], task_id: str) -> None:
+    ref, tok = tiny
+    task = get_task(task_id)
+    model = _model(ref, task_id)
+    result = evaluate(model, tok, task, limit=12, batch_size=5)
+    expected = []
+    with torch.no_grad():
+        for row in task.load("dev").select(range(12)):
+            enc = tok(row["text"], row.get("text_pair"), truncation=True, max_length=128, return_tensors="pt")
+            logits = model(**enc).logits[0]
+            expected.append(float(logits[0]) if task.head == "regression" else float(logits.softmax(-1).max()))
+    assert result.confidences == pytest.approx(expected, abs=1e-5)
+    if task.head != "regression":
+        assert all(0.5 <= c <= 1.0 for c in result.confidences)  # two classes: the top one has at least half
+
+
 def test_subset_sampling_is_deterministic() -> None:
     a = subset_indices(1000, 50, 7)
     assert a == subset_indices(1000, 50, 7) and a == sorted(a) and len(set(a)) == 50
@@ -96,6 +113,7 @@ def test_qa_evaluation_runs_end_to_end(tiny: tuple[ModelRef, Any]) -> None:
     model = _model(ref, "squad_v2")
     result = evaluate(model, tok, get_task("squad_v2"), limit=6, max_length=128)
     assert len(result.predictions) == 6 and {"id", "text", "null_odds"} <= set(result.predictions[0])
+    assert result.confidences == [-p["null_odds"] for p in result.predictions]  # the span's margin over "no answer"
     assert 0.0 <= result.metrics["f1"] <= 100.0 and "best_f1_thresh" in result.metrics
     assert "article split" in result.note
 

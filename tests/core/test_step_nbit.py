@@ -184,3 +184,77 @@ def test_a_reloaded_artifact_saves_again_to_the_same_bytes(tmp_path: Path) -> No
                        transforms=loaded.manifest["transforms"], traits=out.traits)
     save_artifact(again, tmp_path / "b")
     assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
+
+
+# --- mixed precision ---------------------------------------------------------------------------
+def _levels(value: torch.Tensor) -> int:
+    return len(torch.unique(value))
+
+
+def test_layer_bits_give_each_part_its_own_width_and_zero_keeps_float(tmp_path: Path) -> None:
+    from core.layers import tensor_parts
+
+    state = sst2_tiny_state(tmp_path, layers=3, hidden=64)
+    before = {k: v.clone() for k, v in state.model.state_dict().items()}
+    out = _apply(state, tmp_path, bits=8, layer_bits=[2, 0, 3], embedding_bits=4, head_bits=0)
+    parts = tensor_parts(out.model)
+    after = out.model.state_dict()
+    width = {0: 2, 2: 3, "embeddings": 4}
+    for name, value in after.items():
+        if not value.is_floating_point() or value.numel() < 64:
+            continue
+        part = parts[name]
+        if part in (1, "head"):
+            assert torch.equal(value, before[name]), name  # kept in float
+        else:
+            assert _levels(value) <= 2 ** width[part], name
+            if _levels(before[name]) > 2 ** width[part]:
+                assert not torch.equal(value, before[name]), name
+    entry = out.transforms[-1]
+    assert entry["bits"] == 8 and set(entry["tensor_bits"].values()) == {2, 3, 4}  # 8 never differs, so never listed
+    assert not any(parts[n] in (1, "head") for n in entry["grids"])
+
+
+def test_mixed_artifact_reloads_to_the_same_outputs_and_packs_each_tensor_at_its_width(tmp_path: Path) -> None:
+    state = sst2_tiny_state(tmp_path, layers=3, hidden=64)
+    out = _apply(state, tmp_path, bits=6, layer_bits=[3, 0, 6], embedding_bits=5)
+    save_artifact(out, tmp_path / "art")
+    loaded = load_artifact(tmp_path / "art")
+    assert torch.equal(logits(out, out.tokenizer), logits(loaded.model, loaded.tokenizer))
+    reference = out.model.state_dict()
+    for name, value in loaded.model.state_dict().items():
+        assert torch.equal(value, reference[name]), name
+    _header, layout = _weights_layout(tmp_path / "art")
+    stored = loaded.manifest["transforms"][-1]
+    bits_of = {**dict.fromkeys(stored["shapes"], stored["bits"]), **stored.get("tensor_bits", {})}
+    for name, shape in stored["shapes"].items():
+        numel = int(np.prod(shape))
+        begin, end = layout[name + ".nbit_packed"]["data_offsets"]
+        assert end - begin == (numel * bits_of[name] + 7) // 8, name
+    assert sorted(set(stored["tensor_bits"].values())) == [3, 5]
+
+
+def test_uniform_layer_bits_store_exactly_what_bits_alone_stores(tmp_path: Path) -> None:
+    """Backward compatibility: no per-tensor entry when nothing differs, so old readers read it."""
+    state = sst2_tiny_state(tmp_path, layers=2)
+    save_artifact(_apply(state, tmp_path, bits=5), tmp_path / "a")
+    save_artifact(_apply(state, tmp_path, bits=5, layer_bits=[5, 5], embedding_bits=5, head_bits=5), tmp_path / "b")
+    assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert "tensor_bits" not in manifest["transforms"][-1]
+
+
+def test_an_old_artifact_without_per_tensor_bits_still_loads(tmp_path: Path) -> None:
+    out = _apply(sst2_tiny_state(tmp_path), tmp_path, bits=4)
+    save_artifact(out, tmp_path / "art")
+    manifest = json.loads((tmp_path / "art" / "manifest.json").read_text())
+    assert set(manifest["transforms"][-1]) == {"codec", "bits", "shapes"}  # the layout before mixed precision
+    loaded = load_artifact(tmp_path / "art")
+    assert torch.equal(logits(out, out.tokenizer), logits(loaded.model, loaded.tokenizer))
+
+
+def test_layer_bits_of_the_wrong_length_name_the_field_and_the_layer_count(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"layer_bits.*3 value\(s\).*2 layers"):
+        _apply(sst2_tiny_state(tmp_path, layers=2), tmp_path, bits=8, layer_bits=[8, 8, 8])
+    with pytest.raises(ConfigError, match="layer_bits"):
+        LinearNbitConfig(layer_bits=[8, 17])

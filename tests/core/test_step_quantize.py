@@ -213,3 +213,41 @@ def test_the_torchao_backend_without_torchao_installed_says_how_to_get_it(monkey
         STEP.config_cls(backend="torchao")
     assert info.value.field == "backend"
     STEP.config_cls()  # the torch backend needs nothing more
+
+
+# --- layers kept in float (mixed precision) ------------------------------------------------------
+def test_layers_kept_in_float_stay_fp32_and_the_artifact_reloads_identically(tmp_path: Path) -> None:
+    state = tiny_state(tmp_path, layers=3, hidden=64)
+    q = _quantize(state, tmp_path, keep_float_layers=[1])
+    layers = q.model.bert.encoder.layer
+    assert all(type(m) is torch.nn.Linear for m in layers[1].modules() if isinstance(m, torch.nn.Linear))
+    assert sum(isinstance(m, DynamicLinear) for m in layers[1].modules()) == 0
+    assert sum(isinstance(m, DynamicLinear) for m in layers[0].modules()) == 6
+    assert sum(isinstance(m, DynamicLinear) for m in layers[2].modules()) == 6
+    assert torch.equal(layers[1].intermediate.dense.weight, state.model.bert.encoder.layer[1].intermediate.dense.weight)
+    save_artifact(q, tmp_path / "q")
+    loaded = load_artifact(tmp_path / "q")
+    batch = sample_batch(state.tokenizer)
+    assert torch.equal(outputs(q.model, batch), outputs(loaded.model, batch))
+    assert type(loaded.model.bert.encoder.layer[1].attention.self.query) is torch.nn.Linear
+    assert isinstance(loaded.model.bert.encoder.layer[2].attention.self.query, DynamicLinear)
+    with safe_open(str(tmp_path / "q" / "model.safetensors"), framework="pt") as f:
+        assert f.get_tensor("bert.encoder.layer.1.attention.self.query.weight").dtype == torch.float32
+    assert q.info["quantize.dynamic_int8"]["float_layers"] == [1]
+
+
+def test_keeping_a_layer_in_float_is_closer_to_fp32_than_quantizing_it(tmp_path: Path) -> None:
+    state = tiny_state(tmp_path, layers=2, hidden=64)
+    batch = sample_batch(state.tokenizer)
+    reference = _hidden(state.model, batch)
+    every = snr_db(reference, _hidden(_quantize(state, tmp_path, embeddings_int8=False).model, batch))
+    kept = snr_db(reference, _hidden(_quantize(state, tmp_path, embeddings_int8=False, keep_float_layers=[0, 1]).model,
+                                      batch))
+    assert kept > every + 20  # nothing of the encoder quantized but the pooler: far closer
+
+
+@pytest.mark.parametrize(("layers", "message"), [([5], "layer.*5.*0-1"), ([0, 0], "twice")])
+def test_wrong_float_layers_are_refused_naming_the_field(tmp_path: Path, layers: list[int], message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        _quantize(tiny_state(tmp_path, layers=2, hidden=64), tmp_path, keep_float_layers=layers)
+    assert info.value.field == "keep_float_layers"

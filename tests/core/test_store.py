@@ -147,7 +147,7 @@ def test_older_schema_is_migrated_after_a_backup(tmp_path: Path, monkeypatch: py
     store.close()
 
     def add_notes(conn: object) -> None:
-        conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN note TEXT")  # type: ignore[attr-defined]
+        conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN extra TEXT")  # type: ignore[attr-defined]
 
     monkeypatch.setattr(db, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     monkeypatch.setitem(db.MIGRATIONS, SCHEMA_VERSION + 1, add_notes)
@@ -155,7 +155,7 @@ def test_older_schema_is_migrated_after_a_backup(tmp_path: Path, monkeypatch: py
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA user_version").scalar() == SCHEMA_VERSION + 1
         columns = {r[1] for r in conn.exec_driver_sql("PRAGMA table_info(runs)")}
-    assert "note" in columns
+    assert "extra" in columns
     assert len(list_runs(store)) == 1  # data kept
     store.close()
     backup = tmp_path / f"w.sqlite.v{SCHEMA_VERSION}.bak"
@@ -223,6 +223,12 @@ def test_a_schema_1_database_gains_swept_values_and_primary_metric(tmp_path: Pat
 def _downgrade(path: Path, version: int) -> None:
     """Rewrite a current database file as the given older schema wrote it."""
     with sqlite3.connect(path) as conn:
+        if version < 5:
+            for column in ("name", "tags", "note"):
+                conn.execute(f"ALTER TABLE runs DROP COLUMN {column}")
+        if version < 4:
+            conn.execute("DROP TABLE sensitivity")
+            conn.execute("DROP TABLE sensitivity_maps")
         if version < 3:
             conn.execute("ALTER TABLE variants ADD COLUMN flag TEXT")
             for column in ("flags", "seed", "node"):
@@ -472,3 +478,28 @@ def test_damage_seen_by_the_lock_free_read_is_confirmed_before_refusing(
     monkeypatch.setattr(db, "_read_schema", torn_once)
     open_store(path).close()
     assert "immutable=1" in uris[0] and "immutable" not in uris[1]
+
+
+def test_a_schema_3_database_gains_the_sensitivity_tables(tmp_path: Path) -> None:
+    """Schema 4 (issue 18): sensitivity maps and cells; the rows already there are untouched."""
+    from core.store.analysis import (
+        SensitivityCell,
+        add_sensitivity_cell,
+        create_sensitivity_map,
+        sensitivity_maps,
+    )
+
+    path = tmp_path / "w.sqlite"
+    store = open_store(path)
+    run_id, ids = _fill(store, tmp_path)
+    before = run_variants(store, run_id)
+    store.close()
+    _downgrade(path, 3)
+    store = open_store(path)
+    assert run_variants(store, run_id) == before and (tmp_path / "w.sqlite.v3.bak").is_file()
+    map_id = create_sensitivity_map(store, variant_id=ids[0], metric="accuracy", base_metric=0.9, examples=10, seed=0,
+                                    grouping="layer", transforms=["nbit:4"], body={"parts": ["layer 0"]})
+    add_sensitivity_cell(store, map_id, SensitivityCell("nbit:4", "layer 0", 0, 0.8, -0.1, -0.2, 0.0, 10, 0))
+    (m,) = sensitivity_maps(store, ids[0])
+    assert m.status == "running" and m.cells[0].delta == pytest.approx(-0.1)  # this process is alive
+    store.close()
