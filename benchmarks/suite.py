@@ -72,6 +72,15 @@ BENCHES: tuple[Bench, ...] = (
         sizes={"quick": "SST-2 dev, first 200 examples, 1 round", "full": "SST-2 dev, all 872 examples, 3 rounds"},
     ),
     Bench(
+        "finetune", "bench_finetune.py", "Fine-tuning targets (issue 14)", ("bench_finetune.json", "bench_finetune.md"),
+        quick=("--tasks", "pairs", "--config", "max_steps=60"),
+        full=(),
+        sizes={"quick": "the custom pairs task only, 60 steps (a smoke run: not the shipped defaults)",
+               "full": "SST-2, STS-B, CoLA, RTE and the custom pairs file with the shipped finetune defaults: whole "
+                       "training splits, whole dev sets"},
+        out_flags=lambda d: ["--out", str(d / "bench_finetune")],
+    ),
+    Bench(
         "tinybert", "bench_tinybert.py", "TinyBERT study", ("tinybert.json", "tinybert.md"),
         quick=("--tasks", "sst2", "--train-size", "500", "--teacher-epochs", "2", "--stage1-epochs", "1",
                "--stage2-epochs", "1", "--eval-limit", "300", "--latency-repeats", "10", "--torchao", "--reduced"),
@@ -120,6 +129,15 @@ BENCHES: tuple[Bench, ...] = (
                         "training questions), 40 evaluation questions; 100 questions after sketching",
                "full": "the SQuAD start of the 'squad' benchmark (reused from results/squad.sqlite), sketched "
                        "and fine-tuned on every train-part question (7,572) x 1 epoch"},
+    ),
+    Bench(
+        "sketch-error", "sketch_error.py", "Random sketching: error against theory",
+        ("sketch_error.json", "sketch_error.md"),
+        quick=("--sentences", "16", "--seeds", "3"),
+        full=("--sentences", "64", "--seeds", "10"),
+        sizes={"quick": "activations of 16 SST-2 dev sentences, 3 sketches per layer",
+               "full": "activations of 64 SST-2 dev sentences (the next 64 calibrate), 10 sketches per layer"},
+        out_flags=lambda d: ["--out", str(d / "sketch_error")],
     ),
     Bench(
         "cache", "bench_cache.py", "Prefix cache", ("bench_cache.json", "bench_cache.md"),

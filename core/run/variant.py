@@ -43,6 +43,35 @@ class Job:
     def seed(self) -> int:
         return int(self.recipe.seed)
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values, to run the job in another process (core.run.cluster)."""
+        step = self.step
+        return {
+            "recipe": self.recipe.to_dict(), "key": self.key, "folder": str(self.folder), "node": self.node,
+            "index": self.index,
+            "step": None if step is None else {"index": step.index, "step": step.step, "config": step.config.to_dict(),
+                                               "swept": list(step.swept)},
+            "parent_artifact": None if self.parent_artifact is None else str(self.parent_artifact),
+            "parent_predictions": self.parent_predictions, "parent_size": self.parent_size,
+            "shares": {k: list(v) for k, v in self.shares.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Job:
+        """The job :meth:`to_dict` wrote; the steps it names must be registered here."""
+        from core.recipe import Recipe, ResolvedStep
+        from core.steps import get_step
+
+        s = data["step"]
+        step = None if s is None else ResolvedStep(
+            index=s["index"], step=s["step"], config=get_step(s["step"]).config_cls.from_dict(s["config"], step=s["step"]),
+            swept=tuple(s["swept"]))
+        return cls(recipe=Recipe.from_dict(data["recipe"]), step=step, key=data["key"], folder=Path(data["folder"]),
+                   node=data["node"], index=data["index"],
+                   parent_artifact=None if data["parent_artifact"] is None else Path(data["parent_artifact"]),
+                   parent_predictions=data["parent_predictions"], parent_size=data["parent_size"],
+                   shares={k: (float(v[0]), float(v[1])) for k, v in data["shares"].items()})
+
 
 @dataclass
 class Made:
@@ -183,13 +212,14 @@ def make_variant(job: Job, task: Any, *, emit: Callable[[Event], None], cancelle
             teacher=teacher_state, threads=job.recipe.measure.threads, curve=curve,
         )
         before = dict(state_in.info)
-        clock = time.perf_counter()
+        clock, cpu = time.perf_counter(), time.process_time()
         try:
             state = step_cls(job.step.config).apply(state_in, ctx)
             step_info = {k: v for k, v in state.info.items() if before.get(k) != v}
             if curves:
                 step_info["curves"] = curves  # stored with the variant, viewable after the run
             timings["apply"] = time.perf_counter() - clock
+            timings["apply_cpu"] = time.process_time() - cpu  # this process, every thread: a shared machine's load shows less here
             if cancelled():
                 raise StepCancelled("Run cancelled by the user")
             # A deployed file (quantize.static_int8) still lies in the step's scratch: saved before it goes.
