@@ -3,7 +3,10 @@
     workbench-cli run RECIPE [--db FILE] [--artifacts DIR] [--yes]  run in a worker process, with progress
     workbench-cli resume RUN                                   continue a failed/cancelled/interrupted run
     workbench-cli validate RECIPE [--artifacts DIR] [--yes]    list every problem, run nothing
-    workbench-cli runs | show RUN | compare VARIANT...         read results
+    workbench-cli runs | show RUN | compare VARIANT...         read results (runs: with disk use)
+    workbench-cli label RUN [--name N] [--tags a,b] [--note T]  name, tag and annotate a run
+    workbench-cli delete RUN [--force]                         delete a run and its artifacts
+    workbench-cli gc [--dry-run]                               remove artifacts no run refers to
     workbench-cli export --format csv|markdown|latex|json [--run N] [-o FILE]
     workbench-cli steps | tasks                                list the registries
     workbench-cli evaluate MODEL --task T                      evaluate one model (needs core.measure)
@@ -222,19 +225,64 @@ def _print_table(columns: list[str], rows: list[list[Any]]) -> None:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
 
 
+def _mb(nbytes: int) -> str:
+    return f"{nbytes / 1e6:.1f}"
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
-    from core.store import list_runs
+    from core.store import list_runs, run_disk_usage
 
     with _open(args) as store:
         runs = list_runs(store, model=args.model, status=args.status)
+        disk = run_disk_usage(store, [r.id for r in runs])
     if not runs:
         print("no runs yet")
         return EXIT_OK
     _print_table(
-        ["run", "status", "task", "model", "recipe", "variants", "started", "seconds"],
-        [[r.id, r.status, r.task, r.model, r.recipe_name, r.variants, r.started_at,
-          f"{r.seconds:.1f}" if r.seconds is not None else ""] for r in runs],
+        ["run", "status", "task", "model", "name", "tags", "variants", "disk_mb", "started", "seconds"],
+        [[r.id, r.status, r.task, r.model, r.name or r.recipe_name, ",".join(r.tags), r.variants,
+          _mb(disk.get(r.id, 0)), r.started_at, f"{r.seconds:.1f}" if r.seconds is not None else ""] for r in runs],
     )
+    print(f"{_mb(sum(disk.values()))} MB of artifacts in {len(runs)} run(s)")
+    return EXIT_OK
+
+
+def cmd_label(args: argparse.Namespace) -> int:
+    from core.store import get_run, set_run_labels
+
+    if args.name is None and args.tags is None and args.note is None:
+        raise WorkbenchError("give --name, --tags or --note (an empty value clears it)")
+    with _open(args) as store:
+        set_run_labels(store, args.run, name=args.name, tags=args.tags, note=args.note)
+        run = get_run(store, args.run)
+    print(f"run {run.id}: name '{run.name}', tags [{', '.join(run.tags)}], note '{run.note}'")
+    return EXIT_OK
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    from core.store import delete_run
+
+    with _open(args) as store:
+        report = delete_run(store, args.run, force=args.force)
+    print(f"run {report.run_id}: deleted with {report.variants} variant(s); {_mb(report.bytes_freed)} MB freed"
+          + (f" ({report.folder})" if report.folder else ""))
+    if report.dependents:
+        print(f"runs {', '.join(map(str, report.dependents))} keep their numbers; their reused artifacts are gone")
+    return EXIT_OK
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from core.paths import default_artifacts
+    from core.store import collect_garbage
+
+    with _open(args) as store:
+        report = collect_garbage(store, [default_artifacts(_db(args))], dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for path in report.removed:
+        print(f"{verb} {path}")
+    if report.skipped_running:
+        print(f"left alone: the folders of running run(s) {', '.join(map(str, report.skipped_running))}")
+    print(f"{verb} {len(report.removed)} item(s), {_mb(report.bytes_freed)} MB")
     return EXIT_OK
 
 
@@ -292,6 +340,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"run {run.id}: {run.status}  task {run.task}  model {run.model}  seed {run.seed}")
     if run.recipe_name:
         print(f"recipe: {run.recipe_name}")
+    if run.name or run.tags or run.note:
+        print(f"name: {run.name or '-'}  tags: {', '.join(run.tags) or '-'}")
+        if run.note:
+            print(f"note: {run.note}")
     print(f"started {run.started_at}  finished {run.finished_at or '-'}  attempts {run.attempts}")
     if run.error:
         print(f"error: {run.error}")
@@ -527,6 +579,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="only runs of this model reference")
     p.add_argument("--status", choices=["running", "finished", "failed", "cancelled", "interrupted"])
     p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("label", parents=[common], help="name, tag or annotate a run")
+    p.add_argument("run", type=int)
+    p.add_argument("--name", help="a name for the run ('' clears it)")
+    p.add_argument("--tags", help="comma-separated tags, replacing the run's tags ('' clears them)")
+    p.add_argument("--note", help="a free-text note ('' clears it)")
+    p.set_defaults(func=cmd_label)
+
+    p = sub.add_parser("delete", parents=[common], help="delete a run, its variants and its artifact folder")
+    p.add_argument("run", type=int)
+    p.add_argument("--force", action="store_true",
+                   help="also when other runs reused its variants from the cache (their artifacts go too)")
+    p.set_defaults(func=cmd_delete)
+
+    p = sub.add_parser("gc", parents=[common], help="remove artifact folders no run refers to, and empty folders")
+    p.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
+    p.set_defaults(func=cmd_gc)
 
     p = sub.add_parser("show", parents=[common], help="one run and its variants")
     p.add_argument("run", type=int)

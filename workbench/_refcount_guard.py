@@ -5,6 +5,10 @@ On 3.12+ ``None`` is immortal and nothing happens; on 3.11 its reference count r
 long session (a run with a live log makes millions of such calls) until CPython aborts with
 "Fatal Python error: none_dealloc". We probe for the bug once and, only if it is present, raise
 ``None``'s reference count far out of reach, which is what 3.12 does for every immortal object.
+
+The same binding loses references to ``True`` (four per pyqtgraph PlotDataItem created, through
+paths a C-call profile does not show): the result charts create items on every redraw, so with
+the bug present ``True`` and ``False`` are pinned the same way ("bool_dealloc" otherwise).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ def guard_none_refcount() -> bool:
     if leaks_none():
         import ctypes
 
-        ctypes.c_ssize_t.from_address(id(None)).value += 1 << 40
+        for immortal in (None, True, False):
+            ctypes.c_ssize_t.from_address(id(immortal)).value += 1 << 40
         _applied = True
     return _applied

@@ -1,15 +1,35 @@
-"""pyqtgraph charts of the variants: metric vs size with the Pareto front, latency bars,
-a per-step waterfall for one run, and sweep curves. Items are created once and fed with
-``setData`` so a redraw with 1,000 variants stays cheap."""
+"""pyqtgraph charts of the variants: metric vs size with one Pareto front per task and metric,
+latency bars, a per-step chart for one run's path, sweep curves, and training curves.
+
+Each chart is its own widget with its legend in a row beneath the plot (never over the data);
+every point and bar has a tooltip, and clicking one emits ``variantClicked(id)`` so the results
+table selects its row. Charts draw exactly the rows they are given (the results view gives the
+rows its filters leave), read fields by name and skip rows lacking them, so a ResultRow that
+gains fields keeps working. Items are created once per series and fed with ``setData``.
+"""
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import QGridLayout, QWidget
+from PySide6.QtCore import QEvent, QPoint, QPointF, QRect, QSize, Qt, Signal
+from PySide6.QtGui import QHelpEvent, QPalette
+from PySide6.QtWidgets import QApplication, QTabWidget, QToolTip, QWidget
+
+from core.store.pareto import best_within_budget, group_rows, pareto_front
+from workbench._refcount_guard import guard_none_refcount
+from workbench.chart_names import CHARTS
+
+# pyqtgraph items lose references to True on PySide6 6.12 + CPython 3.11 (see _refcount_guard):
+# whoever builds the charts (the app, a script, a test) gets the guard.
+guard_none_refcount()
 
 # Antialiasing off: with 1,000 points it costs more than it shows; lines stay 2 px wide.
 pg.setConfigOptions(antialias=False, background="w", foreground="#333")
@@ -19,215 +39,337 @@ _ORANGE = "#d9822b"
 _GREEN = "#2f9e5b"
 _RED = "#c0392b"
 _PURPLE = "#8a4fd1"
+_GOLD = "#e6b800"
+_TEAL = "#1f9aa8"
+SERIES_COLORS = (_BLUE, _ORANGE, _PURPLE, _TEAL, _RED, _GREEN, "#7f7f7f")
 
 
-def pareto_front(points: list[tuple[float, float]]) -> list[int]:
-    """Indices of the points no other point beats (size at most as large and metric at least as high).
-
-    Sorted by size; ties in size keep only the best metric. O(n log n).
-    """
-    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
-    front, best = [], float("-inf")
-    for i in order:
-        if points[i][1] > best:
-            front.append(i)
-            best = points[i][1]
-    return front
+HIT_PIXELS = 10  # a point is under the pointer within this many pixels
 
 
-def _plot(title: str, x: str, y: str) -> pg.PlotWidget:
-    w = pg.PlotWidget()
-    item = w.getPlotItem()
-    item.setTitle(title, size="10pt")
-    item.setLabel("bottom", x)
-    item.setLabel("left", y)
-    item.showGrid(x=True, y=True, alpha=0.2)
-    for side in ("left", "bottom"):
-        item.getAxis(side).enableAutoSIPrefix(False)  # "accuracy (x0.001)" reads worse than 0.55
-    w.setMinimumSize(200, 160)
-    return w
+def _fmt(value: Any, spec: str, unit: str = "") -> str:
+    if value is None:
+        return "—"
+    try:
+        return f"{format(value, spec)}{unit}"
+    except (TypeError, ValueError):
+        return str(value)
 
 
-class Charts(QWidget):
-    """Four charts in a grid; ``update_rows`` redraws them from normalized result rows."""
+def variant_name(row: dict[str, Any]) -> str:
+    """A short name for ticks: 'baseline', 'prune 0.1' for a swept pruning step (the step's
+    family and its swept values), else the step id's last part ('dynamic int8')."""
+    if row.get("step") == 0:
+        return "baseline"
+    parts = str(row.get("step_id") or row.get("label") or "").split(".")
+    values = " ".join(str(v) for v in (row.get("swept") or {}).values())
+    name = parts[0] if values or len(parts) == 1 else parts[-1]
+    return f"{name.replace('_', ' ')} {values}".strip()
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+
+def row_tip(row: dict[str, Any]) -> str:
+    """A variant in a few lines, for any chart element that stands for it."""
+    lines = [f"{row.get('label')} — run {row.get('run')}, variant #{row.get('variant')}"]
+    if row.get("metric") is not None:
+        pct = f" ({row['pct_baseline']:.1f} % of baseline)" if row.get("pct_baseline") is not None else ""
+        lines.append(f"{row.get('task')}: {row.get('metric_name') or 'metric'} {row['metric']:.4f}{pct}")
+    if row.get("size_mb") is not None:
+        smaller = f" ({row['pct_smaller']:.1f} % smaller)" if row.get("pct_smaller") else ""
+        lines.append(f"{row['size_mb']:.2f} MB on disk{smaller}")
+    if row.get("latency_p50_ms") is not None:
+        speed = f", {row['speedup']:.2f}x" if row.get("speedup") else ""
+        lines.append(f"latency p50 {row['latency_p50_ms']:.2f} ms, p90 {_fmt(row.get('latency_p90_ms'), '.2f')} ms"
+                     f"{speed}")
+    if row.get("cached"):
+        lines.append("reused from the cache")
+    return "\n".join(lines)
+
+
+class HoverTips:
+    """Tooltips and clicks for one plot: the nearest target point within HIT_PIXELS, or the bar
+    under the pointer. Targets carry a text and the variant id a click selects (or None)."""
+
+    def __init__(self, plot: pg.PlotItem | pg.ViewBox) -> None:
+        self.vb = plot.vb if isinstance(plot, pg.PlotItem) else plot
+        self.xs = np.zeros(0)
+        self.ys = np.zeros(0)
+        self.texts: list[str] = []
+        self.ids: list[int | None] = []
+        self.bars: list[tuple[float, float, float, float, str, int | None]] = []
+
+    def set_points(self, points: Iterable[tuple[float, float, str, int | None]]) -> None:
+        pts = list(points)
+        self.xs = np.array([p[0] for p in pts], dtype=float)
+        self.ys = np.array([p[1] for p in pts], dtype=float)
+        self.texts = [p[2] for p in pts]
+        self.ids = [p[3] for p in pts]
+
+    def add_points(self, points: Iterable[tuple[float, float, str, int | None]]) -> None:
+        pts = list(points)
+        if pts:
+            self.xs = np.concatenate([self.xs, [p[0] for p in pts]])
+            self.ys = np.concatenate([self.ys, [p[1] for p in pts]])
+            self.texts += [p[2] for p in pts]
+            self.ids += [p[3] for p in pts]
+
+    def set_bars(self, bars: Iterable[tuple[float, float, float, float, str, int | None]]) -> None:
+        self.bars = list(bars)
+
+    def hit(self, scene_pos: QPointF) -> tuple[str, int | None] | None:
+        vb = self.vb
+        rect = vb.sceneBoundingRect()
+        if not rect.contains(scene_pos):
+            return None
+        view = vb.mapSceneToView(scene_pos)
+        if len(self.xs):
+            (x0, x1), (y0, y1) = vb.viewRange()
+            sx = rect.width() / ((x1 - x0) or 1.0)
+            sy = rect.height() / ((y1 - y0) or 1.0)
+            d2 = ((self.xs - view.x()) * sx) ** 2 + ((self.ys - view.y()) * sy) ** 2
+            i = int(np.argmin(d2))
+            if d2[i] <= HIT_PIXELS**2:
+                return self.texts[i], self.ids[i]
+        for bx0, bx1, by0, by1, text, vid in self.bars:
+            if bx0 <= view.x() <= bx1 and min(by0, by1) <= view.y() <= max(by0, by1):
+                return text, vid
+        return None
+
+    def scene_pos(self, x: float, y: float) -> QPointF:
+        return self.vb.mapViewToScene(QPointF(x, y))
+
+
+class Chart(pg.GraphicsLayoutWidget):
+    """One plot (or a few stacked) with a legend row beneath; hover tips and click-to-select."""
+
+    variantClicked = Signal(int)
+
+    def __init__(self, title: str, x: str, y: str, legend_columns: int = 3, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.scatter_plot = _plot("Metric vs size (Pareto front)", "MB on disk", "metric")
-        self.latency_plot = _plot("Latency p50 / p90", "variant", "ms")
-        self.waterfall_plot = _plot("After each step (% of baseline)", "step", "% of baseline")
-        self.sweep_plot = _plot("Sweeps: metric vs swept value", "value", "metric")
-        grid = QGridLayout(self)
-        grid.setContentsMargins(0, 0, 0, 0)
-        grid.addWidget(self.scatter_plot, 0, 0)
-        grid.addWidget(self.latency_plot, 0, 1)
-        grid.addWidget(self.waterfall_plot, 1, 0)
-        grid.addWidget(self.sweep_plot, 1, 1)
+        self.title = title
+        self.legend_columns = legend_columns
+        self.plot = self.new_plot(0, x, y)
+        self.plot.setTitle(title, size="10pt")
+        self.tips = HoverTips(self.plot)
+        self._tips = [self.tips]
+        self.legend = pg.LegendItem(colCount=legend_columns)
+        self.legend_row = 1
+        self.addItem(self.legend, row=self.legend_row, col=0)
+        self.setMinimumSize(220, 180)
+        self.scene().sigMouseClicked.connect(self._clicked)
+        self.restyle()
 
-        sp = self.scatter_plot.getPlotItem()
-        sp.addLegend(offset=(-10, 10))
-        self.points = pg.ScatterPlotItem(size=8, pen=pg.mkPen(None), brush=pg.mkBrush(59, 125, 216, 150),
-                                         name="variants", hoverable=True, tip=self._tip)
-        self.front = pg.PlotDataItem(pen=pg.mkPen(_ORANGE, width=2), symbol="o", symbolSize=6,
-                                     symbolBrush=_ORANGE, name="Pareto front")
-        self.baseline = pg.ScatterPlotItem(size=16, symbol="star", pen=pg.mkPen("k"), brush=pg.mkBrush(_RED),
-                                           name="baseline")
-        self.selected = pg.ScatterPlotItem(size=14, symbol="o", pen=pg.mkPen(_GREEN, width=2),
-                                           brush=pg.mkBrush(None), name="selected")
-        for item in (self.points, self.front, self.baseline, self.selected):
-            sp.addItem(item)
+    def new_plot(self, row: int, x: str, y: str) -> pg.PlotItem:
+        plot = self.addPlot(row=row, col=0)
+        plot.setLabel("bottom", x)
+        plot.setLabel("left", y)
+        plot.showGrid(x=True, y=True, alpha=0.2)
+        for side in ("left", "bottom"):
+            plot.getAxis(side).enableAutoSIPrefix(False)  # "accuracy (x0.001)" reads worse than 0.55
+        self.ci.layout.setRowStretchFactor(row, 1)
+        return plot
 
-        lp = self.latency_plot.getPlotItem()
-        lp.addLegend(offset=(-10, 10))
-        self.p90_bars = pg.BarGraphItem(x=[], height=[], width=0.6, brush=pg.mkBrush(217, 130, 43, 120), name="p90")
-        self.p50_bars = pg.BarGraphItem(x=[], height=[], width=0.6, brush=pg.mkBrush(_BLUE), name="p50")
-        lp.addItem(self.p90_bars)
-        lp.addItem(self.p50_bars)
+    def resizeEvent(self, event: Any) -> None:
+        # Fewer legend columns in a narrow chart: the legend's width would otherwise widen the
+        # scene beyond the view and cut the plot's right side off.
+        legend = getattr(self, "legend", None)  # pyqtgraph resizes once before __init__ is done
+        columns = max(1, min(getattr(self, "legend_columns", 1), int(self.width() / 200)))
+        if legend is not None and columns != legend.columnCount:
+            legend.setColumnCount(columns)
+        super().resizeEvent(event)
 
-        wp = self.waterfall_plot.getPlotItem()
-        wp.addLegend(offset=(-10, 10))
-        self.wf_metric = pg.PlotDataItem(pen=pg.mkPen(_BLUE, width=2), symbol="o", symbolBrush=_BLUE, name="metric")
-        self.wf_size = pg.PlotDataItem(pen=pg.mkPen(_GREEN, width=2), symbol="s", symbolBrush=_GREEN, name="size")
-        self.wf_latency = pg.PlotDataItem(pen=pg.mkPen(_PURPLE, width=2), symbol="t", symbolBrush=_PURPLE,
-                                          name="latency p50")
-        for item in (self.wf_metric, self.wf_size, self.wf_latency):
-            wp.addItem(item)
-        wp.addLine(y=100, pen=pg.mkPen("#999", style=pg.QtCore.Qt.PenStyle.DashLine))
+    def add_tips(self, tips: HoverTips) -> None:
+        self._tips.append(tips)
 
-        self.sweep_legend = self.sweep_plot.getPlotItem().addLegend(offset=(-10, 10))
-        self._sweep_items: dict[str, pg.PlotDataItem] = {}
-        self._rows: list[dict[str, Any]] = []
-        self._scatter_rows: list[dict[str, Any]] = []
+    def hit(self, scene_pos: QPointF) -> tuple[str, int | None] | None:
+        for tips in self._tips:
+            found = tips.hit(scene_pos)
+            if found is not None:
+                return found
+        return None
 
-    def _tip(self, x: float, y: float, data: Any) -> str:
-        return f"{data}\n{x:.2f} MB, metric {y:.4f}" if data else f"{x:.2f} MB, metric {y:.4f}"
+    def viewportEvent(self, event: QEvent) -> bool:
+        # Qt's own tooltip event (after the hover delay): the scene would hide any tip it did not
+        # set itself, so the chart answers it, and the tip goes when the pointer leaves the element.
+        if event.type() == QEvent.Type.ToolTip and isinstance(event, QHelpEvent):
+            found = self.hit(self.mapToScene(event.pos()))
+            if found is None:
+                QToolTip.hideText()
+                event.ignore()
+            else:
+                near = QRect(event.pos() - QPoint(HIT_PIXELS, HIT_PIXELS), QSize(2 * HIT_PIXELS, 2 * HIT_PIXELS))
+                QToolTip.showText(event.globalPos(), found[0], self.viewport(), near)
+            return True
+        return super().viewportEvent(event)
 
-    def plots(self) -> dict[str, pg.PlotWidget]:
-        return {"scatter": self.scatter_plot, "latency": self.latency_plot,
-                "waterfall": self.waterfall_plot, "sweep": self.sweep_plot}
+    def _clicked(self, event: Any) -> None:
+        if event.button() != Qt.MouseButton.LeftButton or event.double():
+            return
+        found = self.hit(event.scenePos())
+        if found is not None and found[1] is not None:
+            event.accept()
+            self.variantClicked.emit(int(found[1]))
 
-    # --- redraw -------------------------------------------------------------------------------
-    def update_rows(self, rows: list[dict[str, Any]], run_id: int | None = None,
-                    selected: list[dict[str, Any]] | None = None) -> None:
-        self._rows = rows
-        self._update_scatter(rows, selected or [])
-        run_rows = [r for r in rows if run_id is None or r.get("run") == run_id]
-        if run_id is None and rows:
-            last = max(r["run"] for r in rows)
-            run_rows = [r for r in rows if r["run"] == last]
-        self._update_latency(run_rows)
-        ends = [r for r in (selected or []) if r in run_rows]
-        self._update_waterfall(run_rows, ends[-1] if ends else None)
-        self._update_sweeps(rows)
+    def restyle(self) -> None:
+        """Follow the application palette (light or dark)."""
+        pal = QApplication.palette()
+        bg, fg = pal.color(QPalette.ColorRole.Base), pal.color(QPalette.ColorRole.Text)
+        self.setBackground(bg)
+        for item in self.ci.items:
+            if isinstance(item, pg.PlotItem):
+                for side in ("left", "bottom", "right"):
+                    axis = item.getAxis(side)
+                    axis.setPen(fg)
+                    axis.setTextPen(fg)
+                item.titleLabel.setAttr("color", fg.name())
+                item.titleLabel.setText(item.titleLabel.text)
+        self.legend.setLabelTextColor(fg)
+        for _sample, label in self.legend.items:
+            label.setAttr("color", fg.name())
+            label.setText(label.text)
 
-    def _update_scatter(self, rows: list[dict[str, Any]], selected: list[dict[str, Any]]) -> None:
-        pts = [r for r in rows if r.get("size_mb") is not None and r.get("metric") is not None]
-        self._scatter_rows = pts
-        xs = [float(r["size_mb"]) for r in pts]
-        ys = [float(r["metric"]) for r in pts]
-        self.points.setData(x=xs, y=ys, data=[f"run {r.get('run')}: {r.get('label')}" for r in pts])
-        front = pareto_front(list(zip(xs, ys, strict=True)))
-        self.front.setData([xs[i] for i in front], [ys[i] for i in front])
-        base = [r for r in pts if r.get("step") == 0]
+    def set_title(self, text: str) -> None:
+        self.plot.setTitle(text, size="10pt", color=QApplication.palette().color(QPalette.ColorRole.Text).name())
+
+    def set_legend(self, entries: list[tuple[Any, str]]) -> None:
+        self.legend.clear()
+        for item, name in entries:
+            self.legend.addItem(item, name)
+        self.restyle()
+
+
+def _sample(**opts: Any) -> pg.PlotDataItem:
+    """A legend sample that is not drawn in the plot."""
+    return pg.PlotDataItem([], [], **opts)
+
+
+class ScatterChart(Chart):
+    """Metric vs MB on disk; one colour, one Pareto front per (task, metric) group."""
+
+    def __init__(self) -> None:
+        super().__init__(CHARTS["scatter"], "MB on disk", "metric")
+        self._groups: dict[tuple[str, str], tuple[pg.ScatterPlotItem, pg.PlotDataItem]] = {}
+        self.baseline = pg.ScatterPlotItem(size=16, symbol="star", pen=pg.mkPen("#222"), brush=pg.mkBrush(_RED))
+        self.best = pg.ScatterPlotItem(size=18, symbol="d", pen=pg.mkPen("#222", width=1.5), brush=pg.mkBrush(_GOLD))
+        self.selected = pg.ScatterPlotItem(size=15, symbol="o", pen=pg.mkPen(_GREEN, width=2.5), brush=pg.mkBrush(None))
+        for item in (self.baseline, self.best, self.selected):
+            item.setZValue(10)
+            self.plot.addItem(item)
+        self.rows: list[dict[str, Any]] = []
+
+    def _group_items(self, key: tuple[str, str], color: str) -> tuple[pg.ScatterPlotItem, pg.PlotDataItem]:
+        if key not in self._groups:
+            c = pg.mkColor(color)
+            points = pg.ScatterPlotItem(size=9, pen=pg.mkPen(None), brush=pg.mkBrush(c.red(), c.green(), c.blue(), 170))
+            front = pg.PlotDataItem(pen=pg.mkPen(color, width=2), symbol="o", symbolSize=6, symbolBrush=color,
+                                    symbolPen=pg.mkPen(None))
+            self.plot.addItem(front)
+            self.plot.addItem(points)
+            self._groups[key] = (points, front)
+        points, front = self._groups[key]
+        return points, front
+
+    def update_rows(self, rows: list[dict[str, Any]], selected: list[dict[str, Any]],
+                    best: dict[tuple[str, str], dict[str, Any]]) -> None:
+        groups = group_rows(rows)
+        self.rows = [r for g in groups.values() for r in g]
+        for key in [k for k in self._groups if k not in groups]:
+            for item in self._groups.pop(key):
+                self.plot.removeItem(item)
+        legend: list[tuple[Any, str]] = []
+        tips: list[tuple[float, float, str, int | None]] = []
+        best_ids = {r["variant"] for r in best.values()}
+        for k, (key, group) in enumerate(groups.items()):
+            color = SERIES_COLORS[k % len(SERIES_COLORS)]
+            points, front = self._group_items(key, color)
+            xs = [float(r["size_mb"]) for r in group]
+            ys = [float(r["metric"]) for r in group]
+            points.setData(x=xs, y=ys)
+            on_front = pareto_front(list(zip(xs, ys, strict=True)))
+            front.setData([xs[i] for i in on_front], [ys[i] for i in on_front])
+            front_ids = {group[i]["variant"] for i in on_front}
+            legend.append((points, f"{key[0]} · {key[1]}"))
+            for r, x, y in zip(group, xs, ys, strict=True):
+                notes = [n for n, on in (("★ best within the budget", r["variant"] in best_ids),
+                                         ("on the Pareto front of its task", r["variant"] in front_ids),
+                                         ("baseline", r.get("step") == 0)) if on]
+                tips.append((x, y, row_tip(r) + ("\n" + "; ".join(notes) if notes else ""), r["variant"]))
+        base = [r for r in self.rows if r.get("step") == 0]
         self.baseline.setData(x=[float(r["size_mb"]) for r in base], y=[float(r["metric"]) for r in base])
+        shown_best = [r for r in best.values() if r in self.rows]
+        self.best.setData(x=[float(r["size_mb"]) for r in shown_best], y=[float(r["metric"]) for r in shown_best])
+        self.tips.set_points(tips)
         self.mark_selected(selected)
-        metric = next((r.get("metric_name") for r in pts if r.get("metric_name")), None)
-        self.scatter_plot.getPlotItem().setLabel("left", metric or "metric")
+        legend += [(_sample(pen=pg.mkPen("#888", width=2)), "Pareto front (per task)"),
+                   (_sample(pen=None, symbol="star", symbolSize=12, symbolBrush=_RED, symbolPen="#222"), "baseline"),
+                   (_sample(pen=None, symbol="d", symbolSize=12, symbolBrush=_GOLD, symbolPen="#222"),
+                    "best within budget"),
+                   (_sample(pen=None, symbol="o", symbolSize=11, symbolBrush=None, symbolPen=pg.mkPen(_GREEN, width=2)),
+                    "selected")]
+        self.set_legend(legend)
+        names = {key[1] for key in groups}
+        self.plot.setLabel("left", next(iter(names)) if len(names) == 1 else
+                           "metric (a front per task)" if names else "metric")
+        tasks = {key[0] for key in groups}
+        what = f"{len(self.rows)} variant{'s' if len(self.rows) != 1 else ''}"
+        self.set_title(f"{self.title}: {what}" + (f", {len(tasks)} tasks" if len(tasks) > 1 else ""))
 
     def mark_selected(self, selected: list[dict[str, Any]]) -> None:
         sel = [r for r in selected if r.get("size_mb") is not None and r.get("metric") is not None]
         self.selected.setData(x=[float(r["size_mb"]) for r in sel], y=[float(r["metric"]) for r in sel])
 
-    def _update_latency(self, rows: list[dict[str, Any]]) -> None:
-        rows = [r for r in rows if r.get("latency_p50_ms") is not None]
-        xs = list(range(len(rows)))
-        self.p50_bars.setOpts(x=xs, height=[float(r["latency_p50_ms"]) for r in rows], width=0.6)
-        self.p90_bars.setOpts(x=xs, height=[float(r.get("latency_p90_ms") or r["latency_p50_ms"]) for r in rows], width=0.6)
-        axis = self.latency_plot.getPlotItem().getAxis("bottom")
-        # Variant ids (as in the table): step labels overlap as soon as there are a few bars.
-        axis.setTicks([[(i, str(r.get("variant"))) for i, r in enumerate(rows)]] if len(rows) <= 30 else None)
-        self.latency_plot.getPlotItem().setLabel("bottom", "variant id")
-        self.latency_plot.getPlotItem().setTitle(
-            f"Latency p50 / p90 (run {rows[0].get('run')})" if rows else "Latency p50 / p90", size="10pt")
-        self.latency_plot.getPlotItem().enableAutoRange()
 
-    def _update_waterfall(self, rows: list[dict[str, Any]], end: dict[str, Any] | None = None) -> None:
-        rows = path_to(rows, end)
-        xs = list(range(len(rows)))
+class LatencyChart(Chart):
+    """p50 bars over p90 bars, in the table's order; selected bars outlined."""
 
-        def series(key: str, ratio_key: str | None = None) -> tuple[list[int], list[float]]:
-            base = next((r for r in rows if r.get("step") == 0), rows[0] if rows else None)
-            out_x, out_y = [], []
-            for i, r in zip(xs, rows, strict=True):
-                if ratio_key and r.get(ratio_key) is not None:
-                    out_x.append(i)
-                    out_y.append(float(r[ratio_key]))
-                elif base and r.get(key) is not None and base.get(key):
-                    out_x.append(i)
-                    out_y.append(100.0 * float(r[key]) / float(base[key]))
-            return out_x, out_y
+    MAX_BARS = 60
 
-        self.wf_metric.setData(*series("metric", "pct_baseline"))
-        self.wf_size.setData(*series("size_mb"))
-        self.wf_latency.setData(*series("latency_p50_ms"))
-        axis = self.waterfall_plot.getPlotItem().getAxis("bottom")
-        axis.setTicks([[(i, _short(_step_name(r), 12)) for i, r in enumerate(rows)]] if len(rows) <= 12 else None)
-        self.waterfall_plot.getPlotItem().setTitle(
-            f"After each step, run {rows[0].get('run')} (% of baseline)" if rows else
-            "After each step (% of baseline)", size="10pt")
+    def __init__(self) -> None:
+        super().__init__(CHARTS["latency"], "variant", "ms per batch")
+        self.p90_bars = pg.BarGraphItem(x=[], height=[], width=0.6, brush=pg.mkBrush(217, 130, 43, 120))
+        self.p50_bars = pg.BarGraphItem(x=[], height=[], width=0.6, brush=pg.mkBrush(_BLUE))
+        self.selected_bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush=pg.mkBrush(None),
+                                             pen=pg.mkPen(_GREEN, width=2.5))
+        for item in (self.p90_bars, self.p50_bars, self.selected_bars):
+            self.plot.addItem(item)
+        self.set_legend([(self.p50_bars, "p50 (median)"), (self.p90_bars, "p90"),
+                         (_sample(pen=pg.mkPen(_GREEN, width=2.5)), "selected")])
+        self.rows: list[dict[str, Any]] = []
 
-    def _update_sweeps(self, rows: list[dict[str, Any]]) -> None:
-        curves: dict[str, list[tuple[float, float]]] = defaultdict(list)
-        for r in rows:
-            sweep = r.get("swept")
-            if isinstance(sweep, dict) and r.get("metric") is not None:
-                for name, value in sweep.items():
-                    if isinstance(value, (int, float)) and not isinstance(value, bool):
-                        curves[f"{r.get('step_id') or ''} {name}".strip()].append((float(value), float(r["metric"])))
-        colors = [_BLUE, _ORANGE, _GREEN, _PURPLE, _RED]
-        plot = self.sweep_plot.getPlotItem()
-        for name in [n for n in self._sweep_items if n not in curves]:  # drop curves that vanished
-            plot.removeItem(self._sweep_items.pop(name))
-            self.sweep_legend.removeItem(name)
-        for k, (name, pts) in enumerate(sorted(curves.items())):
-            pts.sort()
-            xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-            item = self._sweep_items.get(name)
-            if item is None:  # created once per curve, then fed with setData
-                color = colors[k % len(colors)]
-                item = pg.PlotDataItem(pen=pg.mkPen(color, width=2), symbol="o", symbolBrush=color, name=name)
-                plot.addItem(item)
-                self._sweep_items[name] = item
-            item.setData(xs, ys)
-        if not curves:
-            self.sweep_plot.getPlotItem().setTitle("Sweeps: metric vs swept value (no sweep yet)", size="10pt")
+    def update_rows(self, rows: list[dict[str, Any]], selected: list[dict[str, Any]]) -> None:
+        timed = [r for r in rows if r.get("latency_p50_ms") is not None]
+        self.rows = timed[: self.MAX_BARS]
+        xs = list(range(len(self.rows)))
+        p50 = [float(r["latency_p50_ms"]) for r in self.rows]
+        p90 = [float(r.get("latency_p90_ms") or r["latency_p50_ms"]) for r in self.rows]
+        self.p50_bars.setOpts(x=xs, height=p50, width=0.6)
+        self.p90_bars.setOpts(x=xs, height=p90, width=0.6)
+        axis = self.plot.getAxis("bottom")
+        if len(self.rows) <= 12:  # the table's names while they fit, else its ID column
+            axis.setTicks([[(i, _short(variant_name(r), 14)) for i, r in enumerate(self.rows)]])
+            self.plot.setLabel("bottom", "variant")
         else:
-            self.sweep_plot.getPlotItem().setTitle("Sweeps: metric vs swept value", size="10pt")
+            axis.setTicks([[(i, f"#{r['variant']}") for i, r in enumerate(self.rows)]])
+            self.plot.setLabel("bottom", "variant ID (the table's ID column)")
+        self.tips.set_bars((i - 0.3, i + 0.3, 0.0, max(a, b), row_tip(r), r["variant"])
+                           for i, (r, a, b) in enumerate(zip(self.rows, p50, p90, strict=True)))
+        more = f" (first {self.MAX_BARS} of {len(timed)})" if len(timed) > self.MAX_BARS else ""
+        self.set_title(f"{self.title} p50 / p90{more}")
+        self.mark_selected(selected)
+        self.plot.enableAutoRange()
+        if self.rows:
+            self.plot.setXRange(-0.5, len(self.rows) - 0.5, padding=0)
 
-    # --- export -------------------------------------------------------------------------------
-    def export(self, name: str, path: Path) -> None:
-        """PNG or SVG by the file suffix, through pyqtgraph's exporters."""
-        from pyqtgraph import exporters
-
-        widget = self.plots()[name]
-        item = widget.getPlotItem()
-        if path.suffix.lower() == ".svg":
-            try:
-                exporters.SVGExporter(item).export(str(path))
-            except ValueError:
-                # pyqtgraph 0.14's SVG post-processing cannot parse the path syntax Qt 6.12 writes
-                # ("x y" instead of "x,y"); Qt's own SVG generator renders the same scene.
-                _render_svg(widget, path)
-        else:
-            exporter = exporters.ImageExporter(item)
-            exporter.parameters()["width"] = max(800, int(item.width()))
-            exporter.export(str(path))
+    def mark_selected(self, selected: list[dict[str, Any]]) -> None:
+        ids = {r.get("variant") for r in selected}
+        sel = [(i, r) for i, r in enumerate(self.rows) if r.get("variant") in ids]
+        self.selected_bars.setOpts(x=[i for i, _ in sel], width=0.7,
+                                   height=[float(r.get("latency_p90_ms") or r["latency_p50_ms"]) for _, r in sel])
 
 
 def path_to(rows: list[dict[str, Any]], end: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """The variants from the baseline to ``end`` (default: the run's last variant), following parents.
 
-    A sweep makes the run a tree; the waterfall shows one branch of it, in chain order.
+    A sweep makes the run a tree; the step chart shows one branch of it, in chain order.
     """
     if not rows:
         return []
@@ -240,11 +382,175 @@ def path_to(rows: list[dict[str, Any]], end: dict[str, Any] | None = None) -> li
     return path[::-1]
 
 
-def _step_name(row: dict[str, Any]) -> str:
-    """'prune 0.1' for a swept pruning step: the step's family and its swept values."""
-    family = str(row.get("step_id") or row.get("label") or "").split(".")[0]
-    values = " ".join(str(v) for v in (row.get("swept") or {}).values())
-    return f"{family} {values}".strip()
+class StepsChart(Chart):
+    """One branch of one run, step by step: metric, size and latency as % of its baseline."""
+
+    SERIES = (("metric", "pct_baseline", _BLUE, "o"), ("size", "size_mb", _GREEN, "s"),
+              ("latency p50", "latency_p50_ms", _PURPLE, "t"))
+
+    def __init__(self) -> None:
+        super().__init__(CHARTS["steps"], "step", "% of baseline")
+        self.items = {}
+        for name, _key, color, symbol in self.SERIES:
+            self.items[name] = pg.PlotDataItem(pen=pg.mkPen(color, width=2), symbol=symbol, symbolBrush=color,
+                                               symbolPen=pg.mkPen(None))
+            self.plot.addItem(self.items[name])
+        self.plot.addLine(y=100, pen=pg.mkPen("#999", style=Qt.PenStyle.DashLine))
+        self.set_legend([(self.items[n], n) for n, *_ in self.SERIES])
+        self.rows: list[dict[str, Any]] = []
+
+    def update_rows(self, rows: list[dict[str, Any]], end: dict[str, Any] | None) -> None:
+        """``rows``: one run's rows; ``end``: the variant whose branch to show (default: the last)."""
+        self.rows = path = path_to(rows, end)
+        base = next((r for r in path if r.get("step") == 0), path[0] if path else None)
+        tips: list[tuple[float, float, str, int | None]] = []
+        for name, key, _color, _symbol in self.SERIES:
+            xs, ys = [], []
+            for i, r in enumerate(path):
+                if key == "pct_baseline":
+                    value = r.get("pct_baseline")
+                elif base and r.get(key) is not None and base.get(key):
+                    value = 100.0 * float(r[key]) / float(base[key])
+                else:
+                    value = None
+                if value is not None:
+                    xs.append(i)
+                    ys.append(float(value))
+                    tips.append((i, float(value), f"after {variant_name(r)}: {name} {value:.1f} % of the baseline's"
+                                 f"\n{row_tip(r)}", r["variant"]))
+            self.items[name].setData(xs, ys)
+        self.tips.set_points(tips)
+        axis = self.plot.getAxis("bottom")
+        axis.setTicks([[(i, _short(variant_name(r), 12)) for i, r in enumerate(path)]] if len(path) <= 12 else None)
+        if path:  # half a step of room at each end, so the first and last names are shown
+            self.plot.setXRange(-0.5, len(path) - 0.5, padding=0)
+        self.set_title(f"{self.title}, run {path[0].get('run')} (% of baseline)" if path else self.title)
+
+
+class SweepChart(Chart):
+    """Metric against each swept numeric value, one curve per step and field."""
+
+    def __init__(self) -> None:
+        super().__init__(CHARTS["sweeps"], "swept value", "metric")
+        self._items: dict[str, pg.PlotDataItem] = {}
+
+    def update_rows(self, rows: list[dict[str, Any]]) -> None:
+        curves: dict[str, list[tuple[float, float, dict[str, Any]]]] = defaultdict(list)
+        fields: dict[str, str] = {}
+        for r in rows:
+            sweep = r.get("swept")
+            if isinstance(sweep, dict) and r.get("metric") is not None:
+                for name, value in sweep.items():
+                    if isinstance(value, (int, float)) and not isinstance(value, bool):
+                        key = f"{r.get('step_id') or ''} {name} · {r.get('task')}".strip()
+                        curves[key].append((float(value), float(r["metric"]), r))
+                        fields[key] = name
+        for name in [n for n in self._items if n not in curves]:  # drop curves that vanished
+            self.plot.removeItem(self._items.pop(name))
+        tips: list[tuple[float, float, str, int | None]] = []
+        for k, (name, pts) in enumerate(sorted(curves.items())):
+            pts.sort(key=lambda p: p[0])
+            item = self._items.get(name)
+            if item is None:  # created once per curve, then fed with setData
+                color = SERIES_COLORS[k % len(SERIES_COLORS)]
+                item = pg.PlotDataItem(pen=pg.mkPen(color, width=2), symbol="o", symbolBrush=color,
+                                       symbolPen=pg.mkPen(None))
+                self.plot.addItem(item)
+                self._items[name] = item
+            item.setData([p[0] for p in pts], [p[1] for p in pts])
+            tips += [(x, y, f"{fields[name]} = {x:g}: {r.get('metric_name') or 'metric'} {y:.4f}\n{row_tip(r)}",
+                      r["variant"]) for x, y, r in pts]
+        self.tips.set_points(tips)
+        self.set_legend([(self._items[n], n) for n in sorted(self._items)])
+        self.set_title(self.title if curves else f"{self.title} (no sweep among these variants)")
+
+
+class CurvesChart(Chart):
+    """Training curves of one variant in one compact plot: loss (and any evaluation, dashed) on the
+    left axis, the learning rate on the right; one colour per training phase. Fed live from Curve
+    events, or from the curves stored with the variant."""
+
+    def __init__(self) -> None:
+        super().__init__(CHARTS["curves"], "optimizer step", "loss", legend_columns=4)
+        self.lr_view = pg.ViewBox()
+        self.plot.showAxis("right")
+        self.plot.scene().addItem(self.lr_view)
+        right = self.plot.getAxis("right")
+        right.linkToView(self.lr_view)
+        right.setLabel("learning rate")
+        right.enableAutoSIPrefix(True)
+        self.lr_view.setXLink(self.plot)
+        self.plot.vb.sigResized.connect(self._sync_views)
+        self.lr_tips = HoverTips(self.lr_view)
+        self.add_tips(self.lr_tips)
+        self.data: dict[str, dict[str, list[list[float]]]] = {}
+        self._items: dict[tuple[str, str], pg.PlotDataItem] = {}
+        self.subject = ""
+        self.reset("select one variant of a training step")
+
+    def _sync_views(self) -> None:
+        self.lr_view.setGeometry(self.plot.vb.sceneBoundingRect())
+        self.lr_view.linkedViewChanged(self.plot.vb, self.lr_view.XAxis)
+
+    def _view_for(self, series: str) -> tuple[Any, HoverTips]:
+        return (self.lr_view, self.lr_tips) if series == "lr" else (self.plot, self.tips)
+
+    def reset(self, why: str = "") -> None:
+        self.data = {}
+        for (_phase, series), item in self._items.items():
+            self._view_for(series)[0].removeItem(item)
+        self._items = {}
+        for tips in (self.tips, self.lr_tips):
+            tips.set_points([])
+        self.set_legend([])
+        self.subject = why
+        self.set_title(f"{self.title}: {why}" if why else self.title)
+
+    def set_curves(self, curves: dict[str, dict[str, list[list[float]]]], subject: str) -> None:
+        """Show stored curves ({phase: {series: [[step, value], ...]}}) of ``subject``."""
+        self.reset()
+        self.subject = subject
+        for phase, series in (curves or {}).items():
+            for name, points in series.items():
+                for step, value in points:
+                    self._append(phase, name, step, value)
+        self._redraw()
+
+    def add_point(self, phase: str, series: str, step: int, value: float, subject: str) -> None:
+        """One live point (a Curve event) of ``subject``; a new subject starts afresh."""
+        if subject != self.subject:
+            self.reset()
+            self.subject = subject
+        self._append(phase, series, step, value)
+        self._redraw([(phase, series)])
+
+    def _append(self, phase: str, series: str, step: float, value: float) -> None:
+        self.data.setdefault(phase, {}).setdefault(series, []).append([float(step), float(value)])
+
+    def _redraw(self, only: list[tuple[str, str]] | None = None) -> None:
+        phases = list(self.data)
+        keys = only or [(ph, s) for ph in phases for s in self.data[ph]]
+        new_item = False
+        for phase, series in keys:
+            points = self.data[phase][series]
+            item = self._items.get((phase, series))
+            if item is None:
+                color = SERIES_COLORS[phases.index(phase) % len(SERIES_COLORS)]
+                style = {"loss": Qt.PenStyle.SolidLine, "lr": Qt.PenStyle.DotLine}.get(series, Qt.PenStyle.DashLine)
+                item = pg.PlotDataItem(pen=pg.mkPen(color, width=2, style=style))
+                self._view_for(series)[0].addItem(item)
+                self._items[(phase, series)] = item
+                new_item = True
+            item.setData([p[0] for p in points], [p[1] for p in points])
+        # Tips from every point (at most a few thousand: the engine keeps 400 per series).
+        for tips, lr in ((self.tips, False), (self.lr_tips, True)):
+            tips.set_points([(x, y, f"{phase} · {series}\nstep {x:g}: {y:.4g}", None)
+                             for phase in phases for series, points in self.data[phase].items()
+                             if (series == "lr") == lr for x, y in points])
+        if new_item:
+            self.set_legend([(item, f"{phase} · {series}") for (phase, series), item in self._items.items()])
+        self._sync_views()
+        self.set_title(f"{self.title}: {self.subject}" if self.subject else self.title)
 
 
 def _short(label: Any, n: int = 14) -> str:
@@ -252,7 +558,184 @@ def _short(label: Any, n: int = 14) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def _render_svg(widget: pg.PlotWidget, path: Path) -> None:
+class Charts(QTabWidget):
+    """The result charts as tabs (each gets the whole pane); ``update_rows`` redraws them from the
+    rows the results view shows."""
+
+    variantClicked = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setDocumentMode(True)
+        self.scatter = ScatterChart()
+        self.latency = LatencyChart()
+        self.steps = StepsChart()
+        self.sweeps = SweepChart()
+        self.curves = CurvesChart()
+        tips = {
+            "scatter": "Task metric against MB on disk; each task and metric has its own Pareto front",
+            "latency": "Median (p50) and 90th-percentile latency of one batch, in the table's order",
+            "steps": "One run's chain, step by step, as % of its baseline",
+            "sweeps": "The metric against each swept value",
+            "curves": "Loss, learning rate and evaluation during training steps of the selected variant",
+        }
+        for name, chart in self.charts().items():
+            chart.setObjectName(f"chart_{name}")
+            self.addTab(chart, CHARTS[name])
+            self.setTabToolTip(self.count() - 1, tips[name])
+            chart.variantClicked.connect(self.variantClicked)
+        self.rows: list[dict[str, Any]] = []
+
+    def charts(self) -> dict[str, Chart]:
+        return {"scatter": self.scatter, "latency": self.latency, "steps": self.steps, "sweeps": self.sweeps,
+                "curves": self.curves}
+
+    def update_rows(self, rows: list[dict[str, Any]], selected: list[dict[str, Any]] | None = None,
+                    budget: float | None = None) -> dict[tuple[str, str], dict[str, Any]]:
+        """Redraw every chart from ``rows``; returns the best variant of each (task, metric)."""
+        self.rows = rows
+        selected = selected or []
+        best = best_within_budget(rows, budget) if budget is not None else {}
+        self.scatter.update_rows(rows, selected, best)
+        self.latency.update_rows(rows, selected)
+        self.update_steps(selected)
+        self.sweeps.update_rows(rows)
+        return best
+
+    def update_steps(self, selected: list[dict[str, Any]]) -> None:
+        """The step chart follows the last selected variant's run and branch, else the newest run."""
+        end = selected[-1] if selected else None
+        run = end.get("run") if end is not None else max((r.get("run") or 0 for r in self.rows), default=None)
+        if end is not None and end.get("step") == 0:
+            end = None  # the baseline starts every branch: show the run's last one
+        self.steps.update_rows([r for r in self.rows if r.get("run") == run], end)
+
+    def mark_selected(self, selected: list[dict[str, Any]]) -> None:
+        self.scatter.mark_selected(selected)
+        self.latency.mark_selected(selected)
+        self.update_steps(selected)
+
+    def restyle(self) -> None:
+        for chart in self.charts().values():
+            chart.restyle()
+
+    # --- export -------------------------------------------------------------------------------
+    def export(self, name: str, path: Path) -> None:
+        """PNG or SVG by the file suffix: the chart with its legend, as shown."""
+        from pyqtgraph import exporters
+
+        chart = self.charts()[name]
+        if path.suffix.lower() == ".svg":
+            export_svg(chart, path)
+        else:
+            exporter = exporters.ImageExporter(chart.scene())
+            exporter.parameters()["width"] = max(1000, int(chart.width()))
+            exporter.export(str(path))
+
+
+_SVG_TOKEN = re.compile(r"[A-Za-z]|[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?,[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def _pairs_path(d: str) -> str:
+    """Path data as pyqtgraph's SVG post-processing reads it: one 'Cx,y' or 'x,y' token per point.
+    Qt 6.12 writes closing 'Z' commands it cannot parse; a closed shape here ends where it began
+    (Qt's ellipses and symbols), so dropping them draws the same."""
+    out, command = [], ""
+    for token in _SVG_TOKEN.findall(d):
+        if token[0].isalpha():
+            command = "" if token in "Zz" else token
+            continue
+        out.append(command + token)
+        command = ""
+    return " ".join(out)
+
+
+@contextmanager
+def _qt612_svg_paths() -> Iterator[None]:
+    """pyqtgraph 0.14's SVG exporter moves every point into page coordinates (so strokes and
+    legends land where they are drawn, in any SVG reader) but stops at Qt 6.12's path syntax;
+    feed it the syntax it reads, for the length of one export."""
+    import importlib
+
+    module = importlib.import_module("pyqtgraph.exporters.SVGExporter")
+    original = module.correctCoordinates
+
+    def correct(node: Any, defs: Any, item: Any, options: Any) -> Any:
+        for rect in list(node.getElementsByTagName("rect")):  # bars: moved like any other shape
+            try:
+                x, y, w, h = (float(rect.getAttribute(a)) for a in ("x", "y", "width", "height"))
+            except ValueError:
+                continue  # a background in percent: nothing to move
+            shape = rect.ownerDocument.createElement("path")
+            for name, value in rect.attributes.items():
+                if name not in ("x", "y", "width", "height"):
+                    shape.setAttribute(name, value)
+            shape.setAttribute("d", f"M{x},{y} L{x + w},{y} L{x + w},{y + h} L{x},{y + h} L{x},{y}")
+            rect.parentNode.replaceChild(shape, rect)
+        for element in node.getElementsByTagName("path"):
+            element.setAttribute("d", _pairs_path(element.getAttribute("d")))
+        return original(node, defs, item, options)
+
+    module.correctCoordinates = correct
+    try:
+        yield
+    finally:
+        module.correctCoordinates = original
+
+
+def export_svg(chart: QWidget, path: Path) -> None:
+    """The chart (plot, axes, legend) as SVG through pyqtgraph's exporter; Qt's own SVG
+    generator only if that fails (its strokes rely on 'non-scaling-stroke', which ImageMagick
+    and librsvg ignore). Then made plain for simple readers (see :func:`_plain_svg`)."""
+    from pyqtgraph import exporters
+
+    try:
+        with _qt612_svg_paths():
+            exporters.SVGExporter(chart.scene()).export(str(path))
+    except (ValueError, IndexError):
+        _render_svg(chart, path)
+        return
+    # Clipping matters only when some data lies outside the visible range (the user zoomed in).
+    keep_clip = any(not item.vb.viewRect().adjusted(-1e-9, -1e-9, 1e-9, 1e-9).contains(item.vb.childrenBoundingRect())
+                    for item in getattr(chart, "ci", chart).items if isinstance(item, pg.PlotItem))
+    background = chart.backgroundBrush().color()
+    path.write_text(_plain_svg(path.read_text(encoding="utf-8"), background, keep_clip=keep_clip),
+                    encoding="utf-8")
+
+
+def _blend(color: str, alpha: float, background: Any) -> str:
+    c = pg.mkColor(color)
+    mix = [round(alpha * v + (1 - alpha) * b) for v, b in
+           ((c.red(), background.red()), (c.green(), background.green()), (c.blue(), background.blue()))]
+    return "#{:02x}{:02x}{:02x}".format(*mix)
+
+
+def _plain_svg(text: str, background: Any, *, keep_clip: bool) -> str:
+    """Translucent colours blended with the chart's background (ImageMagick's own SVG reader
+    ignores stroke-opacity and draws the grid black), and, when the plot shows all its data,
+    no clip paths (which that reader cannot draw at all). Browsers, librsvg and Qt draw the
+    result as before."""
+    import xml.dom.minidom as minidom
+
+    doc = minidom.parseString(text)
+    for element in doc.getElementsByTagName("*"):
+        for paint, opacity in (("stroke", "stroke-opacity"), ("fill", "fill-opacity")):
+            value = element.getAttribute(opacity)
+            color = element.getAttribute(paint)
+            if value and color.startswith("#"):
+                alpha = float(value)
+                if alpha < 1:
+                    element.setAttribute(paint, _blend(color, alpha, background))
+                    element.setAttribute(opacity, "1")
+        if not keep_clip and element.hasAttribute("clip-path"):
+            element.removeAttribute("clip-path")
+    return doc.toxml()
+
+
+def _render_svg(widget: QWidget, path: Path) -> None:
+    """Qt's SVG generator on the widget as drawn. pyqtgraph 0.14's own SVG exporter cannot parse
+    the path syntax Qt 6.12 writes; and the generator's resolution must be the widget's, or
+    pyqtgraph's pixel-sized items (points, ticks) land elsewhere than the axes (issue 17)."""
     from PySide6.QtCore import QRect, QSize
     from PySide6.QtGui import QPainter
     from PySide6.QtSvg import QSvgGenerator
@@ -262,7 +745,8 @@ def _render_svg(widget: pg.PlotWidget, path: Path) -> None:
     size = widget.size()
     generator.setSize(QSize(size.width(), size.height()))
     generator.setViewBox(QRect(0, 0, size.width(), size.height()))
-    generator.setTitle(widget.getPlotItem().titleLabel.text)
+    generator.setResolution(widget.logicalDpiX())
+    generator.setTitle(getattr(widget, "title", "chart"))
     painter = QPainter(generator)
     try:
         widget.render(painter)

@@ -46,8 +46,11 @@ class CustomTaskDialog(QDialog):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Custom data file")
+        self.setMinimumWidth(560)
         self.path_edit = QLineEdit()
+        self.path_edit.setPlaceholderText("a CSV or TSV file with a header row, or JSON lines")
         browse = QPushButton("Browse…")
+        browse.setAutoDefault(False)  # Return in the form means OK, not Browse
         browse.clicked.connect(self._browse)
         row = QHBoxLayout()
         row.addWidget(self.path_edit, 1)
@@ -61,7 +64,11 @@ class CustomTaskDialog(QDialog):
         self.error = QLabel()
         self.error.setStyleSheet("color: #c0392b;")
         form = QFormLayout(self)
-        form.addRow("File (CSV, TSV, JSON lines)", row)
+        intro = QLabel("Your own labelled text becomes the task: the workbench trains and scores every variant "
+                       "on it. Without a separate dev file, a seeded 20 % of the rows is the dev set.")
+        intro.setWordWrap(True)
+        form.addRow(intro)
+        form.addRow("File", row)
         form.addRow("Task name", self.name_edit)
         form.addRow("Text column", self.text_combo)
         form.addRow("Second text column", self.pair_combo)
@@ -69,13 +76,15 @@ class CustomTaskDialog(QDialog):
         form.addRow("Kind", self.kind_combo)
         form.addRow(self.error)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setDefault(True)
         buttons.accepted.connect(self._accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
         self.path_edit.editingFinished.connect(lambda: self.load_columns(Path(self.path_edit.text())))
 
     def _browse(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Data file", "", "Data (*.csv *.tsv *.jsonl *.json)")
+        path, _ = QFileDialog.getOpenFileName(self, "Data file", "",
+                                              "Data (*.csv *.tsv *.jsonl *.json)")
         if path:
             self.path_edit.setText(path)
             self.load_columns(Path(path))
@@ -95,12 +104,16 @@ class CustomTaskDialog(QDialog):
                 combo.addItem(_NONE)
             combo.addItems(columns)
         lower = [c.lower() for c in columns]
-        for combo, names in ((self.text_combo, ("text", "sentence", "sentence1")),
-                             (self.pair_combo, ("text_pair", "sentence2")), (self.label_combo, ("label", "score"))):
+        for combo, names in ((self.text_combo, ("text", "sentence", "sentence1", "review", "question")),
+                             (self.pair_combo, ("text_pair", "sentence2")),
+                             (self.label_combo, ("label", "labels", "score", "stars", "rating", "class", "target"))):
             for n in names:
                 if n in lower:
                     combo.setCurrentText(columns[lower.index(n)])
                     break
+        if self.label_combo.currentText() == self.text_combo.currentText() and len(columns) > 1:
+            # No label-like name: the last column other than the text, as most files put it.
+            self.label_combo.setCurrentText(next(c for c in reversed(columns) if c != self.text_combo.currentText()))
         return True
 
     def spec(self) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The main window: pickers, palette, chain, step editor, run panel and results."""
+"""The main window: the chain tab (palette, chain, and the step / recipe / data editors), the
+results tab, the run panel, menus and toolbar."""
 
 from __future__ import annotations
 
@@ -6,18 +7,22 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QItemSelectionModel, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QUndoStack
+from PySide6.QtCore import QEvent, QItemSelectionModel, Qt, QTimer
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QGuiApplication, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (
+    QApplication,
     QDockWidget,
     QFileDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
     QSplitter,
+    QStyle,
     QTabWidget,
     QToolBar,
+    QToolButton,
     QVBoxLayout,
+    QWhatsThis,
     QWidget,
 )
 
@@ -26,22 +31,29 @@ from core.protocol import RunRequest
 from core.recipe import DataSpec, Problem, Recipe, load_recipe, validate_recipe
 from workbench.chain_model import ChainModel
 from workbench.chain_view import ChainView
+from workbench.data_preview import DataPreviewPanel
 from workbench.document import Document
 from workbench.edits import push_edit
 from workbench.icons import icon
 from workbench.palette import Palette
 from workbench.pickers import ModelPicker, TaskPicker
+from workbench.recipe_panel import RecipePanel, secondary
 from workbench.run_panel import RunPanel
 from workbench.settings import Settings
 from workbench.step_editor import StepEditor
 
 DEFAULT_RECIPE = "tinybert_further_compressed.yaml"
+ERROR_STYLE = "color: #c0392b;"
+
+
+def recipes_dir() -> Path:
+    import resources
+
+    return Path(next(iter(resources.__path__))) / "recipes"
 
 
 def default_recipe_path() -> Path:
-    import resources
-
-    return Path(next(iter(resources.__path__))) / "recipes" / DEFAULT_RECIPE
+    return recipes_dir() / DEFAULT_RECIPE
 
 
 class MainWindow(QMainWindow):
@@ -54,6 +66,8 @@ class MainWindow(QMainWindow):
         self.document = Document()
         self.undo = QUndoStack(self)
         self.chain = ChainModel(self.document, self.edit, self)
+        self.theme_mode = str(self.settings.value("view/theme", "system"))
+        self._apply_theme()
 
         # --- widgets ---------------------------------------------------------------------------
         self.palette = Palette()
@@ -62,6 +76,10 @@ class MainWindow(QMainWindow):
         self.chain_view.setObjectName("chainView")
         self.editor = StepEditor(self.chain)
         self.editor.setObjectName("stepEditor")
+        self.recipe_panel = RecipePanel(self.document, self.edit)
+        self.recipe_panel.setObjectName("recipePanel")
+        self.data_panel = DataPreviewPanel()
+        self.data_panel.setObjectName("dataPanel")
         self.model_picker = ModelPicker(self.settings.recent("models"))
         self.task_picker = TaskPicker()
         self.run_panel = RunPanel()
@@ -74,29 +92,40 @@ class MainWindow(QMainWindow):
         chain_box = QWidget()
         chain_layout = QVBoxLayout(chain_box)
         chain_layout.setContentsMargins(0, 0, 0, 0)
-        hint = QLabel("Chain — drag steps here from the palette; drag to reorder; untick to skip")
-        hint.setStyleSheet("color: palette(mid);")
+        hint = secondary(QLabel("Chain: drag steps here from the palette (or select one and press Enter); drag to "
+                                "reorder; untick to skip. New here? Help › Getting started (F1)."))
+        hint.setWordWrap(True)
         self.chain_status = QLabel()
         self.chain_status.setObjectName("chainStatus")
         self.chain_status.setWordWrap(True)
+        self.chain_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         chain_layout.addWidget(hint)
         chain_layout.addWidget(self.chain_view, 1)
         chain_layout.addWidget(self.chain_status)
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(chain_box)
-        split.addWidget(self.editor)
-        split.setStretchFactor(0, 1)
-        split.setStretchFactor(1, 1)
+        self.side_tabs = QTabWidget()
+        self.side_tabs.setObjectName("sideTabs")
+        self.side_tabs.addTab(self.editor, "Step")
+        self.side_tabs.addTab(self.recipe_panel, "Recipe")
+        self.side_tabs.addTab(self.data_panel, "Data")
+        self.side_tabs.setTabToolTip(0, "The selected step's settings")
+        self.side_tabs.setTabToolTip(1, "The recipe's name, description, seed and measurement settings")
+        self.side_tabs.setTabToolTip(2, "The task's data: first rows, label balance, dev size")
+        self.chain_split = QSplitter(Qt.Orientation.Horizontal)
+        self.chain_split.setObjectName("chainSplit")
+        self.chain_split.addWidget(self.palette)
+        self.chain_split.addWidget(chain_box)
+        self.chain_split.addWidget(self.side_tabs)
+        self.chain_split.setStretchFactor(0, 0)
+        self.chain_split.setStretchFactor(1, 1)
+        self.chain_split.setStretchFactor(2, 1)
+        self.chain_split.setChildrenCollapsible(False)
+        self.chain_split.setSizes([self.palette.sizeHint().width(), 380, 420])
         self.tabs = QTabWidget()
         self.tabs.setObjectName("tabs")
-        self.tabs.addTab(split, "Chain")
+        self.tabs.addTab(self.chain_split, "Chain")
         self.tabs.addTab(self.results, "Results")
         self.setCentralWidget(self.tabs)
 
-        self.palette_dock = QDockWidget("Steps", self)
-        self.palette_dock.setObjectName("paletteDock")
-        self.palette_dock.setWidget(self.palette)
-        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.palette_dock)
         self.run_dock = QDockWidget("Run", self)
         self.run_dock.setObjectName("runDock")
         self.run_dock.setWidget(self.run_panel)
@@ -108,24 +137,33 @@ class MainWindow(QMainWindow):
 
         # --- wiring ----------------------------------------------------------------------------
         self.palette.stepActivated.connect(lambda sid: self.chain.add_step(sid, self._insert_row()))
-        self.chain_view.selectionModel().currentChanged.connect(lambda cur, _prev: self.editor.set_row(cur.row()))
+        self.chain_view.selectionModel().currentChanged.connect(self._current_changed)
         self.document.subscribe(lambda _old, _new: self._document_changed())
         self.chain.rowsInserted.connect(lambda _p, first, _last: self._select(first))
         self.chain.rowsMoved.connect(lambda _p, _s, _e, _d, row: self._select_moved(row))
+        # After an undone insert, a removal or a reset the view's current row settles only later.
+        self.chain.rowsRemoved.connect(lambda *_: QTimer.singleShot(0, self._sync_editor))
+        self.chain.modelReset.connect(lambda: QTimer.singleShot(0, self._sync_editor))
         self.undo.cleanChanged.connect(self._update_title)
         self.model_picker.modelChosen.connect(self._model_chosen)
         self.task_picker.taskChosen.connect(self._task_chosen)
         self.task_picker.customRequested.connect(self._custom_task)
         self.run_panel.run_button.clicked.connect(self.run)
+        self.run_panel.busyChanged.connect(self._busy_changed)
         self.run_panel.runFinished.connect(self._run_finished)
         self.run_panel.rowAdded.connect(self.results.add_row)
         self.run_panel.resume_button.clicked.connect(self.resume)
+        self.results.message.connect(lambda text: self.statusBar().showMessage(text, 10000))
+        self.results.loadRecipeRequested.connect(self.load_run_recipe)
+        self.results.manageRunsRequested.connect(self.manage_runs)
+        # A bound method, not a lambda: the connection dies with this window.
+        QGuiApplication.styleHints().colorSchemeChanged.connect(self._follow_system)
 
         geometry, state = self.settings.window_state()
         if geometry is not None:
             self.restoreGeometry(geometry)
         else:
-            self.resize(1360, 860)
+            self._first_size()
         if state is not None:
             self.restoreState(state)
         if load_initial:
@@ -135,6 +173,15 @@ class MainWindow(QMainWindow):
         QTimer.singleShot(0, self.results.refresh)
         # After each (threaded) results query, so core.store is already imported off the GUI thread.
         self.results.refreshed.connect(self._check_interrupted)
+
+    def _first_size(self) -> None:
+        """1360x860 where it fits, else the screen's available area: nothing starts cut off."""
+        screen = self.screen().availableGeometry() if self.screen() is not None else None
+        width, height = 1360, 860
+        if screen is not None:
+            width, height = min(width, screen.width()), min(height, screen.height())
+        self.resize(width, height)
+        self.resizeDocks([self.run_dock], [max(150, height // 4)], Qt.Orientation.Vertical)
 
     # --- actions ---------------------------------------------------------------------------------
     def _action(self, text: str, slot: Any, shortcut: Any = None, tip: str = "") -> QAction:
@@ -150,15 +197,26 @@ class MainWindow(QMainWindow):
 
     def _make_actions(self) -> None:
         K = QKeySequence.StandardKey
-        self.act_new = self._action("&New recipe", self.new, K.New)
-        self.act_open = self._action("&Open recipe…", self.open, K.Open)
-        self.act_save = self._action("&Save recipe", self.save, K.Save)
+        SP = QStyle.StandardPixmap
+        std = self.style().standardIcon
+        self.act_new = self._action("&New recipe", self.new, K.New, "Start an empty chain on the same model and task")
+        self.act_new.setIcon(std(SP.SP_FileIcon))
+        self.act_open = self._action("&Open recipe…", self.open, K.Open, "Open a recipe file (YAML or JSON)")
+        self.act_open.setIcon(std(SP.SP_DialogOpenButton))
+        self.act_save = self._action("&Save recipe", self.save, K.Save, "Save the recipe")
+        self.act_save.setIcon(std(SP.SP_DialogSaveButton))
         self.act_save_as = self._action("Save recipe &as…", self.save_as, "Ctrl+Shift+S")
+        self.act_model_folder = self._action("Open model &folder…", self.open_model_folder, None,
+                                             "Use a local Hugging Face model folder")
+        self.act_custom_data = self._action("Use a custom &data file…", self._custom_task, None,
+                                            "Make your own CSV/TSV/JSON/parquet file the task")
         self.act_quit = self._action("&Quit", self.close, K.Quit)
         self.act_undo = self.undo.createUndoAction(self, "&Undo")
         self.act_undo.setShortcut(QKeySequence("Ctrl+Z"))
+        self.act_undo.setIcon(std(SP.SP_ArrowBack))
         self.act_redo = self.undo.createRedoAction(self, "&Redo")
         self.act_redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        self.act_redo.setIcon(std(SP.SP_ArrowForward))
         self.addActions([self.act_undo, self.act_redo])
         self.act_delete = self._action("&Delete step", self.delete_step, None, "Remove the selected step")
         self.act_delete.setShortcut(QKeySequence(QKeySequence.StandardKey.Delete))
@@ -169,40 +227,68 @@ class MainWindow(QMainWindow):
         self.act_toggle = self._action("&Enable/disable step", self.toggle_step, "Ctrl+E")
         self.act_up = self._action("Move step &up", lambda: self.move_step(-1), "Ctrl+Up")
         self.act_down = self._action("Move step do&wn", lambda: self.move_step(1), "Ctrl+Down")
-        self.act_run = self._action("&Run", self.run, "Ctrl+R", "Run the chain in a background worker")
-        self.act_cancel = self._action("&Cancel run", self.run_panel.cancel, "Esc")
+        self.act_run = self._action("&Run", self.run, "Ctrl+R", "Run the chain in a background worker (Ctrl+R)")
+        self.act_run.setIcon(std(SP.SP_MediaPlay))
+        self.act_cancel = self._action("&Cancel run", self.run_panel.cancel, "Esc",
+                                       "Stop the run at its next safe point; finished steps are kept (Esc)")
+        self.act_cancel.setIcon(std(SP.SP_MediaStop))
+        self.act_cancel.setEnabled(False)  # until a run starts
+        self.act_runs = self._action("Manage &runs…", lambda: self.manage_runs(None), None,
+                                     "Name, tag, note or delete runs; disk use; clean up unused files")
         self.act_db = self._action("Results &database…", self.choose_db)
+        self.act_guide = self._action("&Getting started", self.getting_started, "F1", "A short guide to the workbench")
+        self.act_whats_this = QWhatsThis.createAction(self)
+        self.act_whats_this.setText("What's &this?")
+        self.addAction(self.act_whats_this)
         self.act_about = self._action("&About", self.about)
 
     def _make_toolbar(self) -> None:
         bar = QToolBar("Main")
         bar.setObjectName("mainToolbar")
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
         self.addToolBar(bar)
+        # Run first: it is never pushed into the toolbar's overflow menu by a narrow window.
+        for action in (self.act_run, self.act_cancel):
+            bar.addAction(action)
+            button = bar.widgetForAction(action)
+            if isinstance(button, QToolButton):
+                button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        bar.addSeparator()
         bar.addWidget(QLabel(" Model: "))
+        for picker in (self.model_picker, self.task_picker):
+            picker.setFixedWidth(picker.sizeHint().width())  # a red mark or a long name never moves the bar
         bar.addWidget(self.model_picker)
         bar.addWidget(QLabel("  Task: "))
         bar.addWidget(self.task_picker)
         bar.addSeparator()
-        for a in (self.act_new, self.act_open, self.act_save):
-            bar.addAction(a)
-        bar.addSeparator()
-        bar.addAction(self.act_undo)
-        bar.addAction(self.act_redo)
-        bar.addSeparator()
-        bar.addAction(self.act_run)
-        bar.addAction(self.act_cancel)
+        # Icons only: the undo button no longer grows with its text ("Undo Add ..." is its tooltip).
+        for a in (self.act_new, self.act_open, self.act_save, None, self.act_undo, self.act_redo):
+            bar.addSeparator() if a is None else bar.addAction(a)
+        self.toolbar = bar
+        for action, key in ((self.act_undo, "Ctrl+Z"), (self.act_redo, "Ctrl+Shift+Z")):
+            action.changed.connect(lambda a=action, k=key: self._undo_tip(a, k))
+            self._undo_tip(action, key)
+
+    @staticmethod
+    def _undo_tip(action: QAction, key: str) -> None:
+        """'Undo Add Fine-tune (Ctrl+Z)': the toolbar shows the icon, the tooltip what it undoes."""
+        import shiboken6
+
+        if not shiboken6.isValid(action):  # the window is being destroyed
+            return
+        text = action.text().replace("&", "")
+        tip = f"{text} ({key})" if action.isEnabled() else f"{text.split(' ')[0]}: nothing to do"
+        if action.toolTip() != tip:  # setting it emits changed again
+            action.setToolTip(tip)
 
     def _make_menus(self) -> None:
         menu = self.menuBar().addMenu("&File")
         for a in (self.act_new, self.act_open):
             menu.addAction(a)
         self.recent_menu = menu.addMenu("Open &recent")
-        for a in (self.act_save, self.act_save_as):
-            menu.addAction(a)
-        menu.addSeparator()
-        menu.addAction(self.act_db)
-        menu.addSeparator()
-        menu.addAction(self.act_quit)
+        for a in (self.act_save, self.act_save_as, None, self.act_model_folder, self.act_custom_data, None,
+                  self.act_db, None, self.act_quit):
+            menu.addSeparator() if a is None else menu.addAction(a)
         edit = self.menuBar().addMenu("&Edit")
         for a in (self.act_undo, self.act_redo, None, self.act_delete, self.act_duplicate, self.act_toggle,
                   self.act_up, self.act_down):
@@ -210,10 +296,29 @@ class MainWindow(QMainWindow):
         run = self.menuBar().addMenu("&Run")
         run.addAction(self.act_run)
         run.addAction(self.act_cancel)
+        run.addSeparator()
+        run.addAction(self.act_runs)
         view = self.menuBar().addMenu("&View")
-        view.addAction(self.palette_dock.toggleViewAction())
+        self.act_palette = view.addAction("Steps &palette")
+        self.act_palette.setCheckable(True)
+        self.act_palette.setChecked(True)
+        self.act_palette.toggled.connect(self.palette.setVisible)
         view.addAction(self.run_dock.toggleViewAction())
+        view.addSeparator()
+        theme = view.addMenu("&Theme")
+        group = QActionGroup(self)
+        self.theme_actions: dict[str, QAction] = {}
+        for mode, text in (("system", "Follow the &system"), ("light", "&Light"), ("dark", "&Dark")):
+            action = theme.addAction(text)
+            action.setCheckable(True)
+            action.setChecked(mode == self.theme_mode)
+            action.triggered.connect(lambda _c=False, m=mode: self.set_theme(m))
+            group.addAction(action)
+            self.theme_actions[mode] = action
         help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(self.act_guide)
+        help_menu.addAction(self.act_whats_this)
+        help_menu.addSeparator()
         help_menu.addAction(self.act_about)
         self._rebuild_recent()
         self.chain_view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
@@ -244,6 +349,7 @@ class MainWindow(QMainWindow):
     def set_document(self, recipe: Recipe, path: Path | None = None) -> None:
         """Start editing ``recipe`` (new or opened): not undoable, so the undo history starts afresh."""
         self.document.path = path
+        self.recipe_panel.pending.clear()
         self.document.set_recipe(recipe)
         self.undo.clear()
         self.undo.setClean()
@@ -261,19 +367,21 @@ class MainWindow(QMainWindow):
         self.model_picker.set_current(recipe.model)
         self.validate()
         self.task_picker.set_current(recipe.task)  # a custom data task has its title once validated
+        self.recipe_panel.refresh()
+        self.data_panel.show_recipe(recipe)
 
     def _update_title(self, *_args: object) -> None:
         dirty = "" if self.undo.isClean() else " *"
-        self.setWindowTitle(f"{self.document.title}{dirty} — Compression Workbench")
+        name = self.document.recipe.name
+        shown = f"{self.document.title} ({name})" if self.document.path and name else self.document.title
+        self.setWindowTitle(f"{shown}{dirty} — Compression Workbench")
 
     def _confirm_discard(self) -> bool:
+        """Before the document is replaced: save, discard or keep editing."""
         if self.undo.isClean():
             return True
-        answer = QMessageBox.question(
-            self, "Unsaved changes", "The recipe has unsaved changes. Discard them?",
-            QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
-        )
-        return answer == QMessageBox.StandardButton.Discard
+        choice = self.ask_close(False, True)
+        return choice == "discard" or (choice == "save" and self.save())
 
     def new(self) -> None:
         if self._confirm_discard():
@@ -305,9 +413,18 @@ class MainWindow(QMainWindow):
         return self.save_path(self.document.path)
 
     def save_as(self) -> bool:
-        path, _ = QFileDialog.getSaveFileName(self, "Save recipe", str(self._recipe_dir() / "recipe.yaml"),
-                                              "Recipes (*.yaml *.yml)")
-        return self.save_path(Path(path)) if path else False
+        start = self.document.path or self._save_dir() / "recipe.yaml"
+        path, _ = QFileDialog.getSaveFileName(self, "Save recipe", str(start), "Recipes (*.yaml *.yml)")
+        if not path:
+            return False
+        renamed = self.document.path is not None and Path(path) != self.document.path
+        if not self.save_path(Path(path)):
+            return False
+        if renamed and self.document.recipe.name:
+            self.statusBar().showMessage(
+                f"Saved as {path}. Its name is still '{self.document.recipe.name}': change it and the description "
+                "in the Recipe tab", 15000)
+        return True
 
     def save_path(self, path: Path) -> bool:
         try:
@@ -323,8 +440,16 @@ class MainWindow(QMainWindow):
         return True
 
     def _recipe_dir(self) -> Path:
-        recent = self.settings.recent("recipes")
-        return Path(recent[0]).parent if recent else Path.home()
+        """Where Open starts: the last recipe's folder, else the shipped recipes."""
+        recent = [Path(p) for p in self.settings.recent("recipes")]
+        folders = [p.parent for p in recent if p.parent.is_dir()]
+        return folders[0] if folders else recipes_dir()
+
+    def _save_dir(self) -> Path:
+        """Where Save As starts: the last recipe's folder, never the installed package's."""
+        recent = [Path(p).parent for p in self.settings.recent("recipes")]
+        folders = [p for p in recent if p.is_dir() and p != recipes_dir()]
+        return folders[0] if folders else Path.home()
 
     # --- chain editing ---------------------------------------------------------------------------
     def _insert_row(self) -> int:
@@ -336,6 +461,23 @@ class MainWindow(QMainWindow):
             index = self.chain.index(row)
             self.chain_view.selectionModel().setCurrentIndex(index, QItemSelectionModel.SelectionFlag.ClearAndSelect)
             self.editor.set_row(row)
+
+    def _current_changed(self, current: Any, _previous: Any) -> None:
+        self.editor.set_row(current.row())
+        if current.isValid():
+            self.side_tabs.setCurrentWidget(self.editor)
+
+    def _sync_editor(self) -> None:
+        """The editor shows the view's current row, and that row is the selected one."""
+        row = self.chain_view.current_row()
+        if 0 <= row < self.chain.rowCount():
+            selection = self.chain_view.selectionModel()
+            if not selection.isSelected(self.chain.index(row)):
+                selection.select(self.chain.index(row), QItemSelectionModel.SelectionFlag.ClearAndSelect)
+            self.editor.set_row(row)
+        else:
+            self.chain_view.selectionModel().clearSelection()
+            self.editor.set_row(-1)
 
     def _select_moved(self, dest_child: int) -> None:
         row = self.chain_view.current_row()
@@ -364,16 +506,24 @@ class MainWindow(QMainWindow):
             self._select(row + delta)
 
     def validate(self) -> list[Problem]:
+        """Every problem of the recipe, plus the values refused in the Recipe tab (still shown there):
+        marked on their steps and fields, summed up under the chain. Run refuses while any is left."""
         problems = validate_recipe(self.document.recipe)
+        problems += [Problem(text, "correct it in the Recipe tab", field="measure")
+                     for text in self.recipe_panel.invalid_inputs()]
         self.chain.set_problems(problems)
         self.editor.refresh_problems()
+        for picker, fields in ((self.model_picker, ("model",)), (self.task_picker, ("task", "data"))):
+            mine = [p for p in problems if p.index is None and p.field in fields]
+            picker.setStyleSheet("QComboBox { border: 1px solid #c0392b; }" if mine else "")
+            picker.setToolTip(mine[0].message if mine else picker.property("tip") or "")
         if problems:
             first = problems[0]
             more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
             where = f"Step {first.index + 1}" if first.index is not None else (first.field or "Recipe").capitalize()
             fix = f". Fix: {first.fix}" if first.fix else ""
             self.chain_status.setText(f"⚠ {where}: {first.message}{fix}{more}")
-            self.chain_status.setStyleSheet("color: #c0392b;")
+            self.chain_status.setStyleSheet(ERROR_STYLE)
         else:
             n = sum(e.enabled for e in self.document.recipe.chain)
             self.chain_status.setText(f"{n} step{'s' if n != 1 else ''} ready to run" if n else "Empty chain")
@@ -415,16 +565,28 @@ class MainWindow(QMainWindow):
     def run(self) -> None:
         if self.run_panel.is_running():
             return
+        focused = QApplication.focusWidget()
+        if focused is not None:
+            focused.clearFocus()  # a field still being typed in commits first (its editingFinished)
         problems = self.validate()
         if problems:
             self.run_dock.show()
             self.run_panel.status.setText("Fix the chain first: " + problems[0].message)
-            self.run_panel.status.setStyleSheet("color: #c0392b;")
+            self.run_panel.status.setStyleSheet(ERROR_STYLE)
             if problems[0].index is not None:
+                self.tabs.setCurrentIndex(0)
                 self._select(problems[0].index)
+            elif problems[0].field == "measure":
+                self.tabs.setCurrentIndex(0)
+                self.side_tabs.setCurrentWidget(self.recipe_panel)
             return
         self.run_dock.show()
         self.run_panel.start(self.run_request())
+
+    def _busy_changed(self, running: bool) -> None:
+        """Run and Cancel in the toolbar and menu say what can be done now."""
+        self.act_run.setEnabled(not running)
+        self.act_cancel.setEnabled(running)
 
     def resume(self) -> None:
         run_id = self.run_panel.resume_button.property("run_id")
@@ -448,6 +610,94 @@ class MainWindow(QMainWindow):
         if run_id is not None:
             button.setText(f"Resume run {run_id}")
 
+    def open_model_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Choose a Hugging Face model folder",
+                                                str(Path(self.document.recipe.model).parent)
+                                                if Path(self.document.recipe.model).is_dir() else str(Path.home()))
+        if path:
+            self.model_picker.set_current(path)
+            self._model_chosen(path)
+
+    def load_run_recipe(self, run_id: int) -> None:
+        """Open the recipe a run executed in the editor (after the unsaved-changes question)."""
+        if not self._confirm_discard():
+            return
+        from workbench import store_client
+        from workbench.background import run_in_background
+
+        db = self.settings.db_path()
+
+        def loaded(data: Any) -> None:
+            try:
+                recipe = Recipe.from_dict(data)
+            except WorkbenchError as exc:
+                QMessageBox.warning(self, "Cannot load the run's recipe", str(exc))
+                return
+            self.set_document(recipe)
+            self.tabs.setCurrentIndex(0)
+            self.statusBar().showMessage(f"Loaded the recipe of run {run_id}; Save As keeps it as a file", 10000)
+
+        run_in_background(self, lambda: store_client.run_recipe(db, run_id), loaded,
+                          lambda error: QMessageBox.warning(self, "Cannot load the run's recipe", error))
+
+    def manage_runs(self, run_id: int | None = None) -> Any:
+        from workbench.runs import RunsDialog
+
+        dialog = RunsDialog(self.settings, self, select_run=run_id)
+        dialog.showRun.connect(self._show_run)
+        dialog.loadRecipe.connect(self.load_run_recipe)
+        dialog.changed.connect(lambda: self.results.refresh())
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
+    def _show_run(self, run_id: int) -> None:
+        self.tabs.setCurrentWidget(self.results)
+        combo = self.results.run_combo
+        combo.setCurrentIndex(max(0, combo.findData(run_id)))
+
+    def getting_started(self) -> None:
+        from workbench.help import GettingStartedDialog
+
+        dialog = GettingStartedDialog(self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+
+    # --- theme ------------------------------------------------------------------------------------
+    def _apply_theme(self) -> None:
+        from workbench.theme import apply_theme
+
+        apply_theme(self.theme_mode)
+        self._restyle_charts()
+
+    def _restyle_charts(self) -> None:
+        results = getattr(self, "results", None)
+        if results is not None and results._charts is not None:
+            results._charts.restyle()
+        panel = getattr(self, "run_panel", None)
+        if panel is not None and panel._curves is not None:
+            panel._curves.restyle()
+
+    def set_theme(self, mode: str) -> None:
+        self.theme_mode = mode
+        self.settings.set_value("view/theme", mode)
+        self._apply_theme()
+
+    def _follow_system(self, _scheme: object = None) -> None:
+        import shiboken6
+
+        if not shiboken6.isValid(self) or not self.isVisible():  # a closed window has no say
+            return
+        # The choice is the application's (the settings file), not one window's.
+        self.theme_mode = str(self.settings.value("view/theme", "system"))
+        if self.theme_mode == "system":
+            self._apply_theme()
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            self._restyle_charts()
+
     def choose_db(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Results database", str(self.settings.db_path()),
                                               "SQLite (*.sqlite *.db)",
@@ -463,18 +713,38 @@ class MainWindow(QMainWindow):
 
     # --- closing ---------------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:
-        if self.run_panel.is_running():
-            answer = QMessageBox.question(
-                self, "A run is in progress",
-                "Closing stops the worker. Finished steps are kept and the run can be resumed later. Close?",
-            )
-            if answer != QMessageBox.StandardButton.Yes:
+        """One question, in the order that loses nothing: Cancel leaves the run and the recipe as
+        they are; only a confirmed close stops the worker (reported as the user's stop)."""
+        running = self.run_panel.is_running()
+        if running or not self.undo.isClean():
+            choice = self.ask_close(running, not self.undo.isClean())
+            if choice == "cancel" or (choice == "save" and not self.save()):
                 event.ignore()
                 return
-            self.run_panel.client.kill()
-        if not self._confirm_discard():
-            event.ignore()
-            return
+        if running:
+            self.run_panel.stop_for_close()
         self.settings.set_window_state(self.saveGeometry(), self.saveState())
         self.settings.sync()
         event.accept()
+
+    def ask_close(self, running: bool, dirty: bool) -> str:
+        """'save', 'discard' (or 'close'), or 'cancel'."""
+        B = QMessageBox.StandardButton
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("Close Compression Workbench")
+        run = f"Run {self.run_panel.run_id}" if self.run_panel.run_id is not None else "A run"
+        stop = (f"{run} is in progress. Closing stops it; its finished steps are kept and it can be "
+                "resumed when you open the workbench again.")
+        if dirty:
+            box.setText((stop + "\n\n" if running else "") + "The recipe has unsaved changes. Save them?")
+            box.setStandardButtons(B.Save | B.Discard | B.Cancel)
+            box.setDefaultButton(B.Save)
+        else:
+            box.setText(stop)
+            box.setStandardButtons(B.Close | B.Cancel)
+            box.button(B.Close).setText("Stop the run and close")
+            box.setDefaultButton(B.Cancel)
+        box.exec()
+        clicked = box.standardButton(box.clickedButton()) if box.clickedButton() is not None else B.Cancel
+        return {B.Save: "save", B.Discard: "discard", B.Close: "close"}.get(clicked, "cancel")

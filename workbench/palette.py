@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QMimeData, Qt, Signal
+from PySide6.QtCore import QMimeData, QSize, Qt, Signal
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QAbstractItemView, QTreeWidget, QTreeWidgetItem, QWidget
 
 from workbench.chain_model import step_mime
@@ -25,7 +26,8 @@ def _tooltip(cls: type) -> str:
 
 
 class Palette(QTreeWidget):
-    """Lists whatever the step registry holds: no step needs GUI code to appear here."""
+    """Lists whatever the step registry holds: no step needs GUI code to appear here. Drag a step
+    into the chain, double-click it, or select it and press Enter."""
 
     stepActivated = Signal(str)
 
@@ -54,9 +56,36 @@ class Palette(QTreeWidget):
             item = QTreeWidgetItem(group, [cls.title])
             item.setData(0, StepIdRole, cls.id)
             item.setToolTip(0, _tooltip(cls))
+            item.setWhatsThis(0, _tooltip(cls))
             item.setIcon(0, category_icon(cls.category))
             item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsDragEnabled)
         self.expandAll()
+        self.setMinimumWidth(self.needed_width())
+
+    def needed_width(self) -> int:
+        """Wide enough for the longest step title at the current font (150 % scale included)."""
+        fm = self.fontMetrics()
+        longest = 0
+        for i in range(self.topLevelItemCount()):
+            group = self.topLevelItem(i)
+            longest = max(longest, fm.horizontalAdvance(group.text(0)))
+            for j in range(group.childCount()):
+                longest = max(longest, fm.horizontalAdvance(group.child(j).text(0)) + self.indentation())
+        icon = self.iconSize().width() if self.iconSize().isValid() else fm.height()
+        scrollbar = self.style().pixelMetric(self.style().PixelMetric.PM_ScrollBarExtent)
+        return longest + icon + self.indentation() + scrollbar + 3 * fm.averageCharWidth()
+
+    def sizeHint(self) -> QSize:
+        hint = super().sizeHint()
+        return QSize(max(hint.width(), self.needed_width()), hint.height())
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        item = self.currentItem()
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and item is not None and item.data(0, StepIdRole):
+            self.stepActivated.emit(item.data(0, StepIdRole))  # the keyboard's way to add a step
+            event.accept()
+            return
+        super().keyPressEvent(event)
 
     def item_for(self, step_id: str) -> QTreeWidgetItem | None:
         for i in range(self.topLevelItemCount()):

@@ -23,8 +23,10 @@ class ModelPicker(QComboBox):
     def __init__(self, recent: list[str], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("modelPicker")
-        self.setMinimumContentsLength(22)
+        self.setMinimumContentsLength(24)
+        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.setToolTip("The model to compress: packaged default, a local Hugging Face folder, or a hub id")
+        self.setProperty("tip", self.toolTip())
         self._recent = recent
         self._current = DEFAULT_MODEL
         self._rebuild()
@@ -93,7 +95,10 @@ class TaskPicker(QComboBox):
         from core.tasks import all_tasks
 
         self.setObjectName("taskPicker")
+        self.setMinimumContentsLength(18)
+        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.setToolTip("The task: its data trains and evaluates every variant")
+        self.setProperty("tip", self.toolTip())
         for task in all_tasks():
             self.addItem(task.title, task.id)
             if task.note:

@@ -1,4 +1,10 @@
-"""The Results tab: a sortable, filterable variants table, charts, side-by-side comparison, export."""
+"""The Results tab: a sortable, filterable variants table, charts, the best variant within an
+accuracy budget, side-by-side comparison, run actions and export.
+
+Every filter (run, task, text, cached copies) applies to the table and to every chart alike: the
+charts draw exactly the rows the table shows. A click on a chart element selects its table row,
+and selecting rows marks them in the charts.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,23 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QRegularExpression, QRunnable, Qt, QThread, QThreadPool, QTimer, Signal
+from PySide6.QtCore import (
+    QItemSelectionModel,
+    QObject,
+    QPoint,
+    QRegularExpression,
+    QRunnable,
+    Qt,
+    QThread,
+    QThreadPool,
+    QTimer,
+    QUrl,
+    Signal,
+)
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
@@ -26,15 +46,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.store.pareto import best_within_budget
 from workbench import store_client
-from workbench.results_model import COLUMNS, ResultsFilter, ResultsModel
+from workbench.background import run_in_background
+from workbench.number_box import NumberBox
+from workbench.results_model import ResultsFilter, ResultsModel
 from workbench.settings import Settings
 
 TABLE_FORMATS = {"csv": ("CSV", "csv"), "markdown": ("Markdown", "md"), "latex": ("LaTeX", "tex")}
+DEFAULT_BUDGET = 99.0
 
 
 class _Loaded(QObject):
-    done = Signal(str, object, object, str)  # db, rows, interrupted run id, error
+    done = Signal(str, object, object, object, str)  # db, rows, runs, interrupted run id, error
 
 
 class _Load(QRunnable):
@@ -49,9 +73,10 @@ class _Load(QRunnable):
             if not self.db.exists():  # nothing to show yet: warm up for when a run's first variant lands
                 store_client.warm_up()
             rows = store_client.results(self.db)
-            result = (str(self.db), rows, _interrupted_run(self.db), "")
+            interrupted = _interrupted_run(self.db)  # marks dead runs first, so their status is right
+            result = (str(self.db), rows, store_client.run_titles(self.db), interrupted, "")
         except Exception as exc:
-            result = (str(self.db), [], None, str(exc))
+            result = (str(self.db), [], {}, None, str(exc))
         with contextlib.suppress(RuntimeError):  # "Signal source has been deleted": the view closed meanwhile
             self.sink.done.emit(*result)
 
@@ -66,8 +91,20 @@ def _interrupted_run(db: Path) -> int | None:
         return None
 
 
+def run_title(run_id: int, info: dict[str, Any] | None, row: dict[str, Any] | None = None) -> str:
+    """'Run 3: my try · sst2' (the user's name, else the recipe's, then the task)."""
+    info = info or {}
+    name = info.get("name") or info.get("recipe_name") or (row or {}).get("model") or ""
+    task = info.get("task") or (row or {}).get("task") or ""
+    tags = f" [{', '.join(info['tags'])}]" if info.get("tags") else ""
+    return f"Run {run_id}: " + " · ".join(p for p in (name, task) if p) + tags
+
+
 class ResultsView(QWidget):
     refreshed = Signal()
+    message = Signal(str)  # for the window's status bar
+    loadRecipeRequested = Signal(int)  # a run id
+    manageRunsRequested = Signal(object)  # a run id to show, or None
 
     def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -82,75 +119,136 @@ class ResultsView(QWidget):
         self.proxy = ResultsFilter(self)
         self.proxy.setSourceModel(self.model)
         self.rows: list[dict[str, Any]] = []
+        self.runs: dict[int, dict[str, Any]] = {}
+        self.best: dict[tuple[str, str], dict[str, Any]] = {}
         self._dirty = True
+        self._columns_fitted = False
+        self._curves_for: int | None = None
 
+        # --- the filter bar ---------------------------------------------------------------------
         self.run_combo = QComboBox()
         self.run_combo.setObjectName("runFilter")
-        self.run_combo.setMinimumContentsLength(24)
+        self.run_combo.setMinimumContentsLength(16)
+        self.run_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.run_combo.setToolTip("Show one run's variants, or all runs (cached copies hidden)")
+        self.task_combo = QComboBox()
+        self.task_combo.setObjectName("taskFilter")
+        self.task_combo.setMinimumContentsLength(10)
+        self.task_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.task_combo.setToolTip("Show one task's variants: a front and a best variant belong to one task")
         self.filter_edit = QLineEdit()
         self.filter_edit.setObjectName("resultsFilter")
-        self.filter_edit.setPlaceholderText("Filter variants (step, model, task)…")
+        self.filter_edit.setPlaceholderText("Filter (step, model, task)…")
         self.filter_edit.setClearButtonEnabled(True)
+        self.cached_check = QCheckBox("Cached copies")
+        self.cached_check.setToolTip("In the all-runs view, also list variants a run reused from the cache "
+                                     "(the same numbers as the variants they copy)")
+        self.count_label = QLabel()
+        self.budget_box = NumberBox("float", 0.0, 100.0)
+        self.budget_box.setObjectName("budgetBox")
+        try:
+            self._budget = min(100.0, max(0.0, float(self.settings.value("results/budget", DEFAULT_BUDGET))))
+        except (TypeError, ValueError):
+            self._budget = DEFAULT_BUDGET
+        self.budget_box.set_value(self._budget)
+        self.budget_box.setMinimumWidth(self.budget_box.fontMetrics().horizontalAdvance("100.00") + 36)
+        self.budget_box.setMaximumWidth(self.budget_box.minimumWidth() + 20)
+        self.budget_box.setToolTip("The share of its baseline's metric a variant must keep to be 'best'")
+        self.best_label = QLabel()
+        self.best_label.setObjectName("bestLabel")
+        self.best_label.setWordWrap(True)
+        self.best_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.runs_button = QToolButton()
+        self.runs_button.setText("Runs…")
+        self.runs_button.setToolTip("Name, tag, note, delete runs; disk use; clean up unused files")
+        self.runs_button.clicked.connect(lambda: self.manageRunsRequested.emit(self.run_combo.currentData()))
         self.export_table_button = QToolButton()
         self.export_table_button.setText("Export table")
         self.export_table_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         menu = QMenu(self)
         for fmt, (title, _ext) in TABLE_FORMATS.items():
-            menu.addAction(title, lambda f=fmt: self.export_table_dialog(f))
+            menu.addAction(f"{title}…", lambda f=fmt: self.export_table_dialog(f))
         self.export_table_button.setMenu(menu)
         self.export_chart_button = QToolButton()
         self.export_chart_button.setText("Export chart")
         self.export_chart_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        from workbench.chart_names import CHARTS
+
         chart_menu = QMenu(self)
+        for name, title in CHARTS.items():
+            for ext in ("png", "svg"):
+                chart_menu.addAction(f"{title} as {ext.upper()}…",
+                                     lambda n=name, e=ext: self.export_chart_dialog(n, e))
+        self.export_chart_button.setMenu(chart_menu)
+        self.export_note = QLabel()
+        self.export_note.setObjectName("exportNote")
+        self.export_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Run:"))
+        bar.addWidget(self.run_combo, 2)
+        bar.addWidget(QLabel("Task:"))
+        bar.addWidget(self.task_combo, 1)
+        bar.addWidget(self.filter_edit, 2)
+        bar.addWidget(self.cached_check)
+        bar.addWidget(self.count_label)
+        bar2 = QHBoxLayout()
+        bar2.addWidget(QLabel("Best: keep ≥"))
+        bar2.addWidget(self.budget_box)
+        bar2.addWidget(QLabel("% of baseline"))
+        bar2.addWidget(self.best_label, 1)
+        bar2.addWidget(self.export_note)
+        bar2.addWidget(self.runs_button)
+        bar2.addWidget(self.export_table_button)
+        bar2.addWidget(self.export_chart_button)
+
         # pyqtgraph (and numpy) take about a second to import: the charts are built the first
         # time the Results tab is shown, so the window opens fast.
         self._charts = None
         self.charts_host = QWidget()
         self.charts_host.setObjectName("chartsHost")
         QVBoxLayout(self.charts_host).setContentsMargins(0, 0, 0, 0)
-        for name in ("scatter", "latency", "waterfall", "sweep"):
-            for ext in ("png", "svg"):
-                chart_menu.addAction(f"{name} as {ext.upper()}", lambda n=name, e=ext: self.export_chart_dialog(n, e))
-        self.export_chart_button.setMenu(chart_menu)
-        self.count_label = QLabel()
-        bar = QHBoxLayout()
-        bar.addWidget(QLabel("Run:"))
-        bar.addWidget(self.run_combo)
-        bar.addWidget(self.filter_edit, 1)
-        bar.addWidget(self.count_label)
-        bar.addWidget(self.export_table_button)
-        bar.addWidget(self.export_chart_button)
 
         self.table = QTableView()
         self.table.setObjectName("resultsTable")
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
+        self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # the runs' order until a header is clicked
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setAlternatingRowColors(True)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._context_menu)
         self.compare = QTableWidget()
         self.compare.setObjectName("compareTable")
         self.compare.hide()
         self.empty = QLabel("No results yet. Build a chain and press Run (Ctrl+R); "
                             "every step's variant appears here as it is measured.")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty.setWordWrap(True)
         self.empty.setStyleSheet("color: palette(mid); padding: 12px;")
 
         left = QSplitter(Qt.Orientation.Vertical)
         left.addWidget(self.table)
         left.addWidget(self.compare)
         left.setSizes([500, 200])
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(left)
-        split.addWidget(self.charts_host)
-        split.setSizes([560, 640])
+        self.split = QSplitter(Qt.Orientation.Horizontal)
+        self.split.setObjectName("resultsSplit")
+        self.split.addWidget(left)
+        self.split.addWidget(self.charts_host)
+        self.split.setStretchFactor(0, 3)
+        self.split.setStretchFactor(1, 2)
+        self.split.setChildrenCollapsible(False)
+        self.charts_host.setMinimumWidth(340)  # a chart narrower than this is cut, not shrunk
+        self._sized = False
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
+        layout.addLayout(bar2)
         layout.addWidget(self.empty)
-        layout.addWidget(split, 1)
+        layout.addWidget(self.split, 1)
 
         self._filter_timer = QTimer(self)
         self._filter_timer.setSingleShot(True)
@@ -158,7 +256,11 @@ class ResultsView(QWidget):
         self._filter_timer.timeout.connect(self._apply_filter)
         self.filter_edit.textChanged.connect(lambda _t: self._filter_timer.start())
         self.run_combo.currentIndexChanged.connect(self._run_changed)
+        self.task_combo.currentIndexChanged.connect(self._task_changed)
+        self.cached_check.toggled.connect(self._cached_toggled)
+        self.budget_box.edited.connect(self._budget_edited)
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._selection_changed())
+        self.table.doubleClicked.connect(lambda _i: self._show_curves_tab())
 
     # --- data ---------------------------------------------------------------------------------
     def refresh(self, select_run: int | None = None) -> None:
@@ -187,10 +289,11 @@ class ResultsView(QWidget):
             QThread.msleep(5)
         return not self.loading
 
-    def _on_loaded(self, db: str, rows: object, interrupted: object, error: str) -> None:
+    def _on_loaded(self, db: str, rows: object, runs: object, interrupted: object, error: str) -> None:
         self.loading = False
         self._interrupted = interrupted if isinstance(interrupted, int) else None
         select_run, self._select_run = self._select_run, None
+        self.runs = runs if isinstance(runs, dict) else {}
         if error:  # a damaged or newer DB (StoreError): say so, keep the window usable
             self.set_rows([])
             self.empty.setText(f"Cannot read results from {db}: {error}")
@@ -202,13 +305,17 @@ class ResultsView(QWidget):
             self.refresh()
 
     def set_rows(self, rows: list[dict[str, Any]], select_run: int | None = None) -> None:
+        selected = {r["variant"] for r in self.selected_rows()}
         self.rows = rows
         self._fill_runs(select_run)
+        self._fill_tasks()
         self.model.set_rows(rows)
-        self.proxy.set_run(self.run_combo.currentData())
+        if rows and not self._columns_fitted:
+            self._columns_fitted = True
+            self.table.resizeColumnsToContents()
         self.empty.setVisible(not rows)
-        self._update_count()
-        self.redraw()
+        self.select_variants(selected)
+        self._filters_changed()
 
     def add_row(self, row: dict[str, Any]) -> None:
         """A variant a running worker has just committed: shown at once, no database query."""
@@ -217,25 +324,39 @@ class ResultsView(QWidget):
         self.rows.append(row)
         if self.run_combo.findData(row.get("run")) < 0:
             self._fill_runs(None)
+        if self.task_combo.findData(row.get("task")) < 0:
+            self._fill_tasks()
         self.model.add_row(row)
         self.empty.hide()
-        self._update_count()
-        self.redraw()
+        self._filters_changed()
 
     def _fill_runs(self, select_run: int | None) -> None:
         current = self.run_combo.currentData() if select_run is None else select_run
         self.run_combo.blockSignals(True)
         self.run_combo.clear()
         self.run_combo.addItem("All runs", None)
-        runs: dict[int, dict[str, Any]] = {}
+        first: dict[int, dict[str, Any]] = {}
         for r in self.rows:
-            runs.setdefault(int(r["run"]), r)
-        for run_id in sorted(runs, reverse=True):
-            r = runs[run_id]
-            self.run_combo.addItem(f"Run {run_id}: {r.get('model') or ''} · {r.get('task') or ''}".strip(" ·"), run_id)
+            first.setdefault(int(r["run"]), r)
+        for run_id in sorted(first, reverse=True):
+            info = self.runs.get(run_id)
+            self.run_combo.addItem(run_title(run_id, info, first[run_id]), run_id)
+            if info and info.get("note"):
+                self.run_combo.setItemData(self.run_combo.count() - 1, info["note"], Qt.ItemDataRole.ToolTipRole)
         self.run_combo.setCurrentIndex(max(0, self.run_combo.findData(current)))
         self.run_combo.blockSignals(False)
         self.proxy.set_run(self.run_combo.currentData())
+
+    def _fill_tasks(self) -> None:
+        current = self.task_combo.currentData()
+        self.task_combo.blockSignals(True)
+        self.task_combo.clear()
+        self.task_combo.addItem("All tasks", None)
+        for task in sorted({str(r.get("task")) for r in self.rows if r.get("task")}):
+            self.task_combo.addItem(task, task)
+        self.task_combo.setCurrentIndex(max(0, self.task_combo.findData(current)))
+        self.task_combo.blockSignals(False)
+        self.proxy.set_task(self.task_combo.currentData())
 
     @property
     def charts(self):  # type: ignore[no-untyped-def]
@@ -245,6 +366,8 @@ class ResultsView(QWidget):
 
             self._charts = Charts()
             self._charts.setObjectName("charts")
+            self._charts.variantClicked.connect(self.select_variant)
+            self._charts.currentChanged.connect(lambda _i: self._maybe_load_curves())
             layout = self.charts_host.layout()
             assert layout is not None
             layout.addWidget(self._charts)
@@ -253,6 +376,10 @@ class ResultsView(QWidget):
 
     def showEvent(self, event) -> None:  # type: ignore[no-untyped-def]
         super().showEvent(event)
+        if not self._sized and self.split.width() > 0:
+            self._sized = True
+            width = self.split.width()
+            self.split.setSizes([int(width * 0.56), width - int(width * 0.56)])
         if self._dirty or self._charts is None:
             self.redraw()
 
@@ -262,72 +389,202 @@ class ResultsView(QWidget):
             self._dirty = True
             return
         self._dirty = False
-        self.charts.update_rows(self.rows, run_id=self.run_combo.currentData(), selected=self.selected_rows())
+        self.charts.update_rows(self.visible_rows(), selected=self.selected_rows(), budget=self.budget())
+        self._maybe_load_curves()
 
     def interrupted_run(self) -> int | None:
         """The newest resumable run, as of the last refresh."""
         return self._interrupted
 
     def visible_rows(self) -> list[dict[str, Any]]:
+        """The rows the table shows, in its order (every filter and the sort applied)."""
         return [self.model.rows[self.proxy.mapToSource(self.proxy.index(i, 0)).row()]
                 for i in range(self.proxy.rowCount())]
 
     def selected_rows(self) -> list[dict[str, Any]]:
         rows = sorted({self.proxy.mapToSource(i).row() for i in self.table.selectionModel().selectedRows()})
-        return [self.model.rows[r] for r in rows]
+        return [self.model.rows[r] for r in rows if r < len(self.model.rows)]
 
+    def budget(self) -> float:
+        """The share of its baseline's metric the best variant keeps: the last valid value typed."""
+        return self._budget
+
+    # --- filters and selection -------------------------------------------------------------------
     def _apply_filter(self) -> None:
         pattern = QRegularExpression.escape(self.filter_edit.text())
         if pattern == self.proxy.filterRegularExpression().pattern():
             return  # unchanged: re-filtering would only drop the selection
         self.proxy.setFilterRegularExpression(QRegularExpression(pattern))
-        self._update_count()
+        self._filters_changed()
 
     def _run_changed(self, _index: int) -> None:
         self.proxy.set_run(self.run_combo.currentData())
-        self._update_count()
+        self._filters_changed()
+
+    def _task_changed(self, _index: int) -> None:
+        self.proxy.set_task(self.task_combo.currentData())
+        self._filters_changed()
+
+    def _cached_toggled(self, on: bool) -> None:
+        self.proxy.set_show_cached(on)
+        self._filters_changed()
+
+    def _budget_edited(self, text: str) -> None:
+        value = self.budget_box.value()
+        if value is None or not 0 <= value <= 100:
+            self.budget_box.lineEdit().setStyleSheet("border: 1px solid #c0392b;")
+            self.budget_box.setToolTip(f"'{text}' is not a share between 0 and 100 %; the best variant keeps "
+                                       f"{self.budget():g} % until it is")
+            self.best_label.setText(f"⚠ '{text}' is not a percentage between 0 and 100")
+            return
+        self.budget_box.lineEdit().setStyleSheet("")
+        self.budget_box.setToolTip("The share of its baseline's metric a variant must keep to be 'best'")
+        self._budget = float(value)
+        self.settings.set_value("results/budget", self._budget)
+        self._filters_changed()
+
+    def _filters_changed(self) -> None:
+        """After any change of rows or filters: count, best variant, comparison and charts follow."""
+        visible = self.visible_rows()
+        self.count_label.setText(f"{len(visible)} of {len(self.rows)} variants")
+        self.best = best_within_budget(visible, self.budget())
+        self.model.set_best({r["variant"] for r in self.best.values()})
+        self._describe_best()
+        self.show_comparison(self.selected_rows())
         self.redraw()
 
-    def _update_count(self) -> None:
-        self.count_label.setText(f"{self.proxy.rowCount()} of {self.model.rowCount()} variants")
+    def _describe_best(self) -> None:
+        if not self.best:
+            self.best_label.setText("no variant with a metric in view" if not self.rows else
+                                    f"no variant keeps {self.budget():g} % of its baseline")
+            return
+        parts = []
+        for (task, metric), r in list(self.best.items())[:3]:
+            smaller = f", {r['pct_smaller']:.0f} % smaller" if r.get("pct_smaller") else ""
+            parts.append(f"★ {task}: #{r['variant']} {r['label']} (run {r['run']}) — {r['size_mb']:.1f} MB{smaller}, "
+                         f"{r['pct_baseline']:.1f} % of the baseline's {metric}")
+        self.best_label.setText("\n".join(parts))
+        self.best_label.setToolTip("The smallest variant in view that keeps the chosen share of its run's "
+                                   "baseline metric (variants within 1 % of its size count as the same size: "
+                                   "the higher metric wins); it is on its task's Pareto front")
 
     def _selection_changed(self) -> None:
         selected = self.selected_rows()
-        if self.isVisible():
+        if self._charts is not None and self.isVisible():
             self.charts.mark_selected(selected)
-            run_id = self.run_combo.currentData()
-            run_rows = [r for r in self.rows if run_id is None or r.get("run") == run_id]
-            if run_id is None and self.rows:
-                last = max(r["run"] for r in self.rows)
-                run_rows = [r for r in self.rows if r["run"] == last]
-            ends = [r for r in selected if r in run_rows]
-            self.charts._update_waterfall(run_rows, ends[-1] if ends else None)
+            self._maybe_load_curves()
         self.show_comparison(selected)
 
+    def select_variant(self, variant_id: int) -> bool:
+        """Select (and scroll to) one variant's row; False when a filter hides it."""
+        for source, row in enumerate(self.model.rows):
+            if row.get("variant") == variant_id:
+                index = self.proxy.mapFromSource(self.model.index(source, 0))
+                if not index.isValid():
+                    self.message.emit(f"Variant #{variant_id} is hidden by the filters")
+                    return False
+                flags = QItemSelectionModel.SelectionFlag
+                self.table.selectionModel().setCurrentIndex(index, flags.ClearAndSelect | flags.Rows)
+                self.table.scrollTo(index)
+                return True
+        return False
+
+    def select_variants(self, ids: set[int]) -> None:
+        flags = QItemSelectionModel.SelectionFlag
+        model = self.table.selectionModel()
+        model.clearSelection()
+        for source, row in enumerate(self.model.rows):
+            if row.get("variant") in ids:
+                index = self.proxy.mapFromSource(self.model.index(source, 0))
+                if index.isValid():
+                    model.select(index, flags.Select | flags.Rows)
+
     def show_comparison(self, rows: list[dict[str, Any]]) -> None:
-        """Two or more selected variants, side by side: one column per variant."""
+        """Two or more selected (and shown) variants, side by side: one column per variant."""
+        shown = {r["variant"] for r in self.visible_rows()} if rows else set()
+        rows = [r for r in rows if r["variant"] in shown]
         if len(rows) < 2:
             self.compare.hide()
             return
         self.compare.clear()
-        cols = [c for c in COLUMNS if c.key not in ("label",)]
+        cols = [c for c in self.model.columns if c.key not in ("label", "run", "variant")]
         self.compare.setRowCount(len(cols))
         self.compare.setColumnCount(len(rows))
-        self.compare.setHorizontalHeaderLabels([f"{r.get('label')} (run {r.get('run')})" for r in rows])
+        self.compare.setHorizontalHeaderLabels([f"#{r['variant']} {r.get('label')} (run {r.get('run')})" for r in rows])
         self.compare.setVerticalHeaderLabels([c.title for c in cols])
         for j, r in enumerate(rows):
             for i, c in enumerate(cols):
-                v = r.get(c.key)
-                text = "—" if v is None else (format(v, c.fmt) if c.fmt else str(v))
+                v = c.value(r)
+                try:
+                    text = "—" if v is None else (format(v, c.fmt) if c.fmt else str(v))
+                except (TypeError, ValueError):
+                    text = str(v)
                 item = QTableWidgetItem(text)
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.compare.setItem(i, j, item)
         self.compare.resizeColumnsToContents()
         self.compare.show()
 
+    # --- training curves ------------------------------------------------------------------------
+    def _show_curves_tab(self) -> None:
+        self.charts.setCurrentWidget(self.charts.curves)
+
+    def _maybe_load_curves(self) -> None:
+        """The curves of the one selected variant, read off the GUI thread when their tab shows."""
+        if self._charts is None or self.charts.currentWidget() is not self.charts.curves:
+            return
+        selected = self.selected_rows()
+        if len(selected) != 1:
+            self._curves_for = None
+            self.charts.curves.reset("select one variant of a training step")
+            return
+        row = selected[0]
+        if self._curves_for == row["variant"]:
+            return
+        self._curves_for = row["variant"]
+        db = self.settings.db_path()
+        subject = f"#{row['variant']} {row['label']} (run {row['run']})"
+
+        def show(curves: Any) -> None:
+            if self._curves_for != row["variant"]:
+                return
+            if curves:
+                self.charts.curves.set_curves(curves, subject)
+            else:
+                self.charts.curves.reset(f"{subject} did not train")
+
+        run_in_background(self, lambda: store_client.curves(db, row["variant"]), show,
+                          lambda error: self.charts.curves.reset(f"cannot read curves: {error}"))
+
+    # --- row actions ----------------------------------------------------------------------------
+    def _context_menu(self, pos: QPoint) -> None:
+        index = self.table.indexAt(pos)
+        if not index.isValid():
+            return
+        row = self.model.rows[self.proxy.mapToSource(index).row()]
+        run = int(row["run"])
+        menu = QMenu(self)
+        menu.addAction("Open the variant's folder", lambda: self.open_folder(row))
+        menu.addAction("Show its training curves", lambda: (self.select_variant(row["variant"]),
+                                                            self._show_curves_tab()))
+        menu.addSeparator()
+        menu.addAction(f"Load run {run}'s recipe into the editor", lambda: self.loadRecipeRequested.emit(run))
+        menu.addAction(f"Show only run {run}", lambda: self.run_combo.setCurrentIndex(self.run_combo.findData(run)))
+        menu.addAction(f"Name, tag, note or delete run {run}…", lambda: self.manageRunsRequested.emit(run))
+        menu.exec(self.table.viewport().mapToGlobal(pos))
+
+    def open_folder(self, row: dict[str, Any]) -> bool:
+        path = row.get("artifact_path")
+        if not path or not Path(path).is_dir():
+            QMessageBox.information(self, "Open folder",
+                                    f"The artifact folder of variant #{row['variant']} is gone"
+                                    + (f" ({path})" if path else "") + "; its numbers are kept.")
+            return False
+        return QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+
     # --- export -------------------------------------------------------------------------------
     def export_text(self, fmt: str) -> str:
-        """The visible rows (filter and run applied), through the same exporter as the CLI."""
+        """The visible rows (filters and sort applied), through the same exporter as the CLI."""
         rows = self.visible_rows()
         if not rows:
             raise ValueError("there are no results to export yet")
@@ -348,9 +605,36 @@ class ResultsView(QWidget):
         except OSError as exc:
             QMessageBox.warning(self, "Export", f"Cannot write {path}: {exc.strerror}")
             return False
+        self._exported(f"{len(self.visible_rows())} variants", path)
         return True
 
     def export_chart_dialog(self, name: str, ext: str) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, f"Export {name} chart", f"{name}.{ext}", f"{ext.upper()} (*.{ext})")
+        from workbench.chart_names import CHARTS
+
+        title = CHARTS[name]
+        default = f"{title.lower().replace(' ', '-')}.{ext}"
+        path, _ = QFileDialog.getSaveFileName(self, f"Export the {title} chart", default, f"{ext.upper()} (*.{ext})")
         if path:
-            self.charts.export(name, Path(path))
+            self.export_chart_to(name, Path(path))
+
+    def export_chart_to(self, name: str, path: Path) -> bool:
+        from workbench.chart_names import CHARTS
+
+        if self._dirty:
+            self.redraw()
+        try:
+            self.charts.export(name, path)
+        except OSError as exc:
+            QMessageBox.warning(self, "Export", f"Cannot write {path}: {exc.strerror or exc}")
+            return False
+        if not path.is_file():
+            QMessageBox.warning(self, "Export", f"The {CHARTS[name]} chart could not be written to {path}")
+            return False
+        self._exported(f"the {CHARTS[name]} chart", path)
+        return True
+
+    def _exported(self, what: str, path: Path) -> None:
+        text = f"Exported {what} to {path}"
+        self.export_note.setText(f"✔ exported {path.name}")
+        self.export_note.setToolTip(text)
+        self.message.emit(text)

@@ -1,13 +1,15 @@
 """A form for one chain step, generated from its config's ``describe()`` metadata.
 
-No step ships GUI code: spin boxes take their range and unit from the metadata, choices become
-combo boxes, list-of-choices a checkable list, and numeric fields accept a comma-separated list
-of values for a sweep. Every edit is validated by constructing the config; a refused value shows
-the ConfigError message under its field and never reaches the chain.
+No step ships GUI code: number fields take their range from the metadata, choices become combo
+boxes, list-of-choices a checkable list, and numeric fields accept a comma-separated list of
+values for a sweep. Every edit lands in the recipe exactly as typed (an undoable edit), so nothing
+is ever silently changed or lost: a value the step's config refuses is marked on its field and on
+its chain row by the recipe check, and the window refuses to run until it is fixed.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +17,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -23,7 +24,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QScrollArea,
-    QSpinBox,
+    QSizePolicy,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -32,21 +33,35 @@ from PySide6.QtWidgets import (
 from core.errors import ConfigError
 from core.recipe import entry_problems
 from workbench.chain_model import ChainModel, effective_config
+from workbench.number_box import NumberBox, format_number
 
-_BIG = 1e12
+ERROR_STYLE = "color: #c0392b;"
 
 
 def parse_values(text: str, kind: str) -> list[Any]:
-    """'0.1, 0.2' -> [0.1, 0.2]; raise ConfigError naming the piece that is not a number."""
+    """'0.1, 0.2' -> [0.1, 0.2]; raise ConfigError naming the piece that is not a (finite) number."""
     out: list[Any] = []
     for piece in (p.strip() for p in text.replace(";", ",").split(",")):
         if not piece:
             continue
         try:
-            out.append(int(piece) if kind == "int" else float(piece) if kind == "float" else piece)
+            value = int(piece) if kind == "int" else float(piece) if kind == "float" else piece
         except ValueError:
             raise ConfigError(f"'{piece}' is not a{'n integer' if kind == 'int' else ' number'}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"'{piece}' is not a finite number")
+        out.append(value)
     return out
+
+
+def typed_value(text: str, kind: str) -> Any:
+    """What a typed numeric field holds: a number, a list (a sweep), None (empty), or, when the
+    text is not a number, the text itself, so the recipe keeps it and the check names it."""
+    try:
+        values = parse_values(text, kind)
+    except ConfigError:
+        return text.strip()
+    return values[0] if len(values) == 1 else (values or None)
 
 
 class FieldEditor(QWidget):
@@ -58,8 +73,11 @@ class FieldEditor(QWidget):
         self._commit = commit
         self.error = QLabel()
         self.error.setObjectName("fieldError")
-        self.error.setStyleSheet("color: #c0392b;")
+        self.error.setStyleSheet(ERROR_STYLE)
         self.error.setWordWrap(True)
+        self.error.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # Grow in height with the wrapped text: a long message is read, not clipped.
+        self.error.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.MinimumExpanding)
         self.error.hide()
         self.widget: QWidget
         self.sweep_edit: QLineEdit | None = None
@@ -89,17 +107,18 @@ class FieldEditor(QWidget):
             for c in choices:
                 w.addItem(str(c), c)
             w.currentIndexChanged.connect(lambda i: self._commit(w.itemData(i)))
-        elif numeric and not is_list and spec.get("default") is not None:
-            w = self._spin(spec)
-        else:  # free text, lists of numbers, optional numbers (empty = none)
+        elif numeric and not is_list:
+            w = NumberBox(kind, spec.get("min"), spec.get("max"), min_exclusive=bool(spec.get("min_exclusive")),
+                          placeholder="empty = none" if spec.get("default") is None else "")
+            w.edited.connect(lambda text: self._commit(typed_value(text, kind)))
+        else:  # free text, lists of numbers
             w = QLineEdit()
-            if spec.get("default") is None and numeric:
-                w.setPlaceholderText("empty = none")
             w.editingFinished.connect(self._text_edited)
         self.widget = w
         row.addWidget(w, 1)
         if numeric and not is_list and not choices and spec.get("sweepable", True):
             self.sweep_edit = QLineEdit()
+            self.sweep_edit.setObjectName("sweepEdit")
             self.sweep_edit.setPlaceholderText("values, comma-separated")
             self.sweep_edit.setToolTip("A sweep: the chain runs once per value")
             self.sweep_edit.hide()
@@ -113,23 +132,7 @@ class FieldEditor(QWidget):
             row.addWidget(self.sweep_button)
         tip = spec.get("help") or ""
         self.setToolTip(tip)
-
-    def _spin(self, spec: dict[str, Any]) -> QWidget:
-        lo = spec["min"] if spec.get("min") is not None else -_BIG
-        hi = spec["max"] if spec.get("max") is not None else _BIG
-        if spec["type"] == "int":
-            w: QSpinBox | QDoubleSpinBox = QSpinBox()
-            w.setRange(int(max(lo, -(2**31) + 1)), int(min(hi, 2**31 - 1)))
-        else:
-            w = QDoubleSpinBox()
-            w.setDecimals(6 if (hi - lo) <= 1 else 4)
-            w.setRange(lo, hi)
-            w.setSingleStep(0.01 if (hi - lo) <= 1 else 0.1)
-        if spec.get("unit"):
-            w.setSuffix(f" {spec['unit']}")
-        w.setKeyboardTracking(False)  # one edit per Enter/focus-out/arrow, not per keystroke
-        w.valueChanged.connect(lambda v: self._commit(v))
-        return w
+        self.setWhatsThis(f"<b>{spec['label']}</b><br>{tip}" if tip else "")
 
     # --- reading widgets ------------------------------------------------------------------
     def _checked(self) -> list[Any]:
@@ -143,28 +146,22 @@ class FieldEditor(QWidget):
         assert isinstance(w, QLineEdit)
         text = w.text().strip()
         kind = self.spec["type"]
-        try:
-            if self.spec["list"]:
+        if self.spec["list"] and kind in ("int", "float"):
+            try:
                 self._commit(parse_values(text, kind))
-            elif kind in ("int", "float"):
-                values = parse_values(text, kind)
-                self._commit(values[0] if len(values) == 1 else (values or None))
-            else:
-                self._commit(text)
-        except ConfigError as exc:
-            self.show_error(f"{self.spec['label']}: {exc}")
+            except ConfigError:
+                self._commit(text)  # kept as typed; the recipe check names the problem
+        elif self.spec["list"]:
+            self._commit([p.strip() for p in text.split(",") if p.strip()])
+        else:
+            self._commit(text)
 
     def _sweep_edited(self) -> None:
         assert self.sweep_edit is not None
-        try:
-            values = parse_values(self.sweep_edit.text(), self.spec["type"])
-        except ConfigError as exc:
-            self.show_error(f"{self.spec['label']}: {exc}")
-            return
-        if not values:
-            self.show_error(f"{self.spec['label']}: give at least one value")
-            return
-        self._commit(values[0] if len(values) == 1 else values)
+        text = self.sweep_edit.text()
+        value = typed_value(text, self.spec["type"])
+        # A sweep keeps the list form even for one value typed here, so the field stays a sweep.
+        self._commit([] if value is None else value if isinstance(value, (list, str)) else [value])
 
     def _sweep_toggled(self, on: bool) -> None:
         assert self.sweep_edit is not None
@@ -172,16 +169,17 @@ class FieldEditor(QWidget):
         self.sweep_edit.setVisible(on)
         if on:
             if not self.sweep_edit.text():
-                self.sweep_edit.setText(str(self._scalar_value()))
+                self.sweep_edit.setText(self._scalar_text())
             self.sweep_edit.setFocus()
+            self._sweep_edited()
         else:
-            self._commit(self._scalar_value())
+            w = self.widget
+            assert isinstance(w, NumberBox)
+            self._commit(typed_value(w.text(), self.spec["type"]))
 
-    def _scalar_value(self) -> Any:
+    def _scalar_text(self) -> str:
         w = self.widget
-        if isinstance(w, (QSpinBox, QDoubleSpinBox)):
-            return w.value()
-        return None
+        return w.text() if isinstance(w, NumberBox) else ""
 
     # --- showing values -------------------------------------------------------------------
     def set_value(self, value: Any) -> None:
@@ -189,45 +187,72 @@ class FieldEditor(QWidget):
         blockers = [w.blockSignals(True)]
         try:
             if self.sweep_edit is not None and self.sweep_button is not None:
-                sweep = isinstance(value, (list, tuple))
+                # A list, or text that was typed as one, is a sweep.
+                sweep = isinstance(value, (list, tuple)) or (isinstance(value, str) and ("," in value or ";" in value))
                 self.sweep_button.blockSignals(True)
                 self.sweep_button.setChecked(sweep)
                 self.sweep_button.blockSignals(False)
                 w.setVisible(not sweep)
                 self.sweep_edit.setVisible(sweep)
-                self.sweep_edit.setText(", ".join(map(str, value)) if sweep else "")
+                self.sweep_edit.setText(", ".join(map(format_number, value)) if isinstance(value, (list, tuple))
+                                        else str(value) if sweep else "")
                 if sweep:
                     return
             if isinstance(w, QCheckBox):
                 w.setChecked(bool(value))
             elif isinstance(w, QListWidget):
-                chosen = set(value or ())
+                chosen = set(value or ()) if isinstance(value, (list, tuple)) else set()
                 for i in range(w.count()):
                     item = w.item(i)
                     item.setCheckState(Qt.CheckState.Checked if item.data(Qt.ItemDataRole.UserRole) in chosen
                                        else Qt.CheckState.Unchecked)
             elif isinstance(w, QComboBox):
                 w.setCurrentIndex(max(0, w.findData(value)))
-            elif isinstance(w, (QSpinBox, QDoubleSpinBox)):
-                w.setValue(value)
+            elif isinstance(w, NumberBox):
+                w.set_text(value if isinstance(value, str) else format_number(value))
             elif isinstance(w, QLineEdit):
                 w.setText(", ".join(map(str, value)) if isinstance(value, (list, tuple)) else
                           "" if value is None else str(value))
         finally:
             w.blockSignals(blockers[0])
 
+    def explain(self, value: Any, message: str) -> str:
+        """The message for a refused value: for text in a number field, what is not a number."""
+        if self.spec["type"] in ("int", "float") and isinstance(value, str):
+            try:
+                parse_values(value, self.spec["type"])
+            except ConfigError as exc:
+                return f"{self.spec['label']}: {exc}"
+        return message
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        self._fit_error()
+
+    def _fit_error(self) -> None:
+        # QFormLayout does not pass height-for-width on to a wrapped label in a field: ask for it.
+        if self.error.text():
+            self.error.setMinimumHeight(self.error.heightForWidth(max(1, self.width())))
+
     def show_error(self, message: str) -> None:
         self.error.setText(message)
+        self.error.setToolTip(message)
+        self._fit_error()
         self.error.setVisible(bool(message))
+        self.setProperty("invalid", bool(message))
+        # The frame of the text, not of a whole spin box (a style sheet there redraws its arrows).
+        target = self.widget.lineEdit() if isinstance(self.widget, NumberBox) else self.widget
+        target.setStyleSheet("border: 1px solid #c0392b;" if message else "")
 
 
 class StepEditor(QScrollArea):
-    """Edits the selected chain row; every accepted change is an undo command on the model."""
+    """Edits the selected chain row; every change is an undo command on the model."""
 
     def __init__(self, model: ChainModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model = model
         self.row = -1
+        self._step_id = ""
         self.fields: dict[str, FieldEditor] = {}
         self.setWidgetResizable(True)
         self._body = QWidget()
@@ -258,7 +283,13 @@ class StepEditor(QScrollArea):
     def set_row(self, row: int) -> None:
         from core.steps import get_step
 
+        if row == self.row and 0 <= row < self.model.rowCount() and self.fields \
+                and self.model.entry(row).step == self._step_id:
+            self._load_values()  # the same step again: keep its widgets (and the focus)
+            self.refresh_problems()
+            return
         self.row = row
+        self._step_id = ""
         while self._form.rowCount():
             self._form.removeRow(0)
         self.fields = {}
@@ -275,33 +306,33 @@ class StepEditor(QScrollArea):
             self.title.setText(entry.step)
             self.description.setText(str(exc))
             return
+        self._step_id = entry.step
         self.title.setText(f"{row + 1}. {cls.title}")
         self.description.setText(cls.description or "")
+        self.setWhatsThis(f"<b>{cls.title}</b> <code>{cls.id}</code><br>{cls.description or ''}")
         for spec in cls.config_cls.describe():
             name = spec["name"]
             editor = FieldEditor(spec, lambda v, n=name: self.try_edit(n, v))
             label = QLabel(spec["label"] + (f" ({spec['unit']})" if spec.get("unit") else ""))
             label.setToolTip(spec.get("help") or "")
+            label.setWhatsThis(editor.whatsThis())
+            label.setBuddy(editor.widget)
             self._form.addRow(label, editor)
             self.fields[name] = editor
         self._load_values()
         self.refresh_problems()
 
     def try_edit(self, name: str, value: Any) -> bool:
-        """Validate by building the config; push an undo command only if it is accepted."""
+        """Put ``value`` into the recipe as given (one undo command); True when the step accepts it.
+
+        A refused value is kept (nothing typed is lost or silently replaced): the recipe check marks
+        it on its field and its chain row, and the window will not run until it is fixed.
+        """
         if self.row < 0:
             return False
         candidate = self.model.entry(self.row).with_value(name, value)
-        problems = entry_problems(candidate, self.row)
-        if problems:
-            first = problems[0]
-            target = self.fields.get(first.field) or self.fields[name]
-            target.show_error(str(first.message))
-            return False
-        for editor in self.fields.values():
-            editor.show_error("")
         self.model.edit_field(self.row, name, value)
-        return True
+        return not entry_problems(candidate, self.row)
 
     def _load_values(self) -> None:
         config = effective_config(self.model.entry(self.row))
@@ -319,9 +350,15 @@ class StepEditor(QScrollArea):
         if self.row < 0:
             return
         problems = self.model.problems(self.row)
+        config = effective_config(self.model.entry(self.row))
         general = [p.message for p in problems if p.field not in self.fields]
+        shown: dict[str, str] = {}
         for p in problems:
-            if p.field in self.fields:
-                self.fields[p.field].show_error(p.message)
+            if p.field in self.fields and p.field not in shown:
+                editor = self.fields[p.field]
+                text = editor.explain(config.get(p.field), p.message).rstrip(".")
+                shown[p.field] = f"{text}. Fix: {p.fix}." if p.fix else f"{text}."
+        for name, editor in self.fields.items():
+            editor.show_error(shown.get(name, ""))
         self.chain_problems.setText("\n".join(general))
         self.chain_problems.setVisible(bool(general))

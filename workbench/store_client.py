@@ -92,6 +92,78 @@ def results(db: Path) -> list[dict[str, Any]]:
     return [r.to_dict() for r in result_rows(store)]
 
 
+def run_titles(db: Path) -> dict[int, dict[str, Any]]:
+    """Each run's id -> its listing (name, tags, note, recipe name, status), for the run picker."""
+    return {int(r["id"]): r for r in list_runs(db)}
+
+
+def curves(db: Path, variant_id: int) -> dict[str, Any]:
+    """The training curves stored with a variant ({phase: {series: [[step, value], ...]}}), or {}."""
+    store = _store(db)
+    if store is None:
+        return {}
+    from core.store import variant_info
+
+    return dict(variant_info(store, variant_id).get("curves") or {})
+
+
+def run_recipe(db: Path, run_id: int) -> dict[str, Any]:
+    """The recipe a run executed, as a dict (core.recipe.Recipe.from_dict reads it)."""
+    import json
+
+    store = _store(db)
+    if store is None:
+        raise FileNotFoundError(f"no results database at {db}")
+    from core.store import run_recipe_text
+
+    return dict(json.loads(run_recipe_text(store, run_id)))
+
+
+def set_labels(db: Path, run_id: int, **labels: Any) -> None:
+    store = _store(db)
+    if store is None:
+        raise FileNotFoundError(f"no results database at {db}")
+    from core.store import set_run_labels
+
+    set_run_labels(store, run_id, **labels)
+
+
+def disk_usage(db: Path) -> dict[int, int]:
+    store = _store(db)
+    if store is None:
+        return {}
+    from core.store import run_disk_usage
+
+    return run_disk_usage(store)
+
+
+def delete_run(db: Path, run_id: int, *, force: bool = False) -> Any:
+    store = _store(db)
+    if store is None:
+        raise FileNotFoundError(f"no results database at {db}")
+    from core.store import delete_run as delete
+
+    return delete(store, run_id, force=force)
+
+
+def dependents(db: Path, run_id: int) -> list[int]:
+    store = _store(db)
+    if store is None:
+        return []
+    from core.store import run_dependents
+
+    return run_dependents(store, run_id)
+
+
+def collect_garbage(db: Path, artifacts: Path, *, dry_run: bool = False) -> Any:
+    store = _store(db)
+    if store is None:
+        raise FileNotFoundError(f"no results database at {db}")
+    from core.store import collect_garbage as collect
+
+    return collect(store, [artifacts], dry_run=dry_run)
+
+
 def export_rows(rows: list[dict[str, Any]], fmt: str) -> str:
     """The given rows through the store's exporter (the CLI's), in the given order."""
     from core.store import ResultRow, export_table, table_of

@@ -71,12 +71,25 @@ class WorkerClient(QObject):
         self._escalation.start(self.terminate_after_ms)
 
     def kill(self, wait_ms: int = 3000) -> None:
-        """Stop at once (the window is closing): reported as cancelled, the run stays resumable."""
+        """Stop at once: reported as cancelled (the user asked), the run stays resumable."""
         if not self.is_running() or self.session is None or self.process is None:
             return
         self.session.cancel_requested = True
         self.process.kill()
         self.process.waitForFinished(wait_ms)
+
+    def stop(self, wait_ms: int = 5000) -> None:
+        """Stop now because the user closes the window: terminate (the worker marks its run
+        interrupted, so it resumes later) and kill only if it does not end within ``wait_ms``.
+        Reported as a stop the user asked for, never as a crash."""
+        if not self.is_running() or self.session is None or self.process is None:
+            return
+        self.session.cancel_requested = True
+        self._escalation.stop()
+        self.process.terminate()
+        if not self.process.waitForFinished(wait_ms):
+            self.process.kill()
+            self.process.waitForFinished(wait_ms)
 
     def _escalate(self) -> None:
         if not self.is_running():

@@ -285,7 +285,27 @@ def entry_problems(entry: ChainEntry, index: int) -> list[Problem]:
                         f"plans at most {MAX_VARIANTS:,} variants", "sweep fewer values", index=index,
                         step=step_cls.id)]
     seen: set[str] = set()
-    failing = 0
+    # Each field on its own first (type, range, choices), so every bad field is named at once,
+    # not only the first one the config's constructor meets; then the whole config (cross-field).
+    try:
+        defaults = step_cls.config_cls()
+    except ConfigError:
+        defaults = None
+    fields = {f.name: f for f, _meta, _elem, _is_list in step_cls.config_cls.fields_meta()}
+    for name, value in entry.config.items() if defaults is not None else ():
+        is_list = meta_by_name[name][2]
+        values = value if isinstance(value, (list, tuple)) and not is_list else [value]
+        for v in values:
+            try:
+                defaults._check_field(fields[name], tuple(v) if isinstance(v, list) else v)
+            except ConfigError as exc:
+                message = str(exc)
+                if message not in seen:
+                    seen.add(message)
+                    problems.append(Problem(message, _fix_for(step_cls, name), index=index, step=step_cls.id,
+                                            field=name))
+                break
+    failing = len(problems)  # the per-field ones count towards the listed maximum
     for values in _configs_to_check(entry):
         try:
             step_cls.config_cls.from_dict(values, step=step_cls.id)

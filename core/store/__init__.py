@@ -10,6 +10,15 @@ from core.store.analysis import (
     sensitivity_maps,
 )
 from core.store.db import SCHEMA_VERSION, Store, StoreError, open_store
+from core.store.manage import (
+    DeleteReport,
+    GarbageReport,
+    collect_garbage,
+    delete_run,
+    run_dependents,
+    run_disk_usage,
+    set_run_labels,
+)
 from core.store.queries import (
     EXPORT_FORMATS,
     RunInfo,
@@ -35,6 +44,8 @@ from core.store.rows import MetricValue, ResultRow, VariantInfo
 __all__ = [
     "EXPORT_FORMATS",
     "SCHEMA_VERSION",
+    "DeleteReport",
+    "GarbageReport",
     "MetricValue",
     "ResultRow",
     "RunInfo",
@@ -44,6 +55,8 @@ __all__ = [
     "StoreError",
     "Table",
     "VariantInfo",
+    "collect_garbage",
+    "delete_run",
     "export_sensitivity",
     "export_table",
     "get_run",
@@ -53,11 +66,14 @@ __all__ = [
     "open_store",
     "result_rows",
     "results_table",
+    "run_dependents",
+    "run_disk_usage",
     "run_environment",
     "run_recipe_text",
     "run_variants",
     "sensitivity_map",
     "sensitivity_maps",
+    "set_run_labels",
     "table_of",
     "variant_info",
     "variant_metrics",

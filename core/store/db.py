@@ -34,7 +34,7 @@ from sqlalchemy.pool import QueuePool
 from core.errors import WorkbenchError
 from core.store.schema import Base
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 BUSY_TIMEOUT_MS = 60_000  # the default; open_store(busy_timeout_ms=...) changes it per store
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _OUR_TABLES = {"runs", "variants", "metrics"}
@@ -99,10 +99,21 @@ def _v4_sensitivity(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX ix_sensitivity_map_id ON sensitivity (map_id)")
 
 
+def _v5_run_labels(conn: Connection) -> None:
+    """Runs get the user's labels: a name, tags (JSON list) and a note; empty for older runs."""
+    conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN name VARCHAR NOT NULL DEFAULT ''")
+    conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN tags TEXT NOT NULL DEFAULT '[]'")
+    conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT ''")
+
+
 # version reached -> function bringing the previous version to it. Append, never edit. A new file is
 # created at SCHEMA_VERSION directly from the declarative schema.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2_swept_and_primary_metric, 3: _v3_flags_seeds_predictions,
-                                                       4: _v4_sensitivity}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    2: _v2_swept_and_primary_metric,
+    3: _v3_flags_seeds_predictions,
+    4: _v4_sensitivity,
+    5: _v5_run_labels,
+}
 
 
 def _wal_exists(path: Path) -> bool:

@@ -44,13 +44,44 @@ class RunInfo:
     artifacts_dir: str
     pid: int | None
     primary_metric: str | None = None
+    name: str = ""  # the user's labels (schema 3); shown name: name or recipe_name
+    tags: tuple[str, ...] = ()
+    note: str = ""
+
+    @property
+    def title(self) -> str:
+        return self.name or self.recipe_name or f"run {self.id}"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "tags": list(self.tags)}
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat(timespec="seconds") + "Z" if value is not None else None
+
+
+def _runs_query(counts: Any) -> Any:
+    return (
+        select(
+            s.Run.id, s.Run.status, s.Model.ref, s.Run.task, s.Recipe.name, s.Run.seed, s.Run.created_at,
+            s.Run.started_at, s.Run.finished_at, s.Run.error, s.Run.error_kind, s.Run.attempts,
+            s.Run.artifacts_dir, s.Run.pid, s.Run.primary_metric, s.Run.name.label("run_name"), s.Run.tags,
+            s.Run.note, counts,
+        )
+        .join(s.Model, s.Model.id == s.Run.model_id)
+        .join(s.Recipe, s.Recipe.id == s.Run.recipe_id)
+    )
+
+
+def _run_info(r: Any) -> RunInfo:
+    seconds = (r.finished_at - r.started_at).total_seconds() if r.finished_at and r.started_at else None
+    return RunInfo(
+        id=r.id, status=r.status, model=r.ref, task=r.task, recipe_name=r.name or "", seed=r.seed,
+        created_at=_iso(r.created_at) or "", started_at=_iso(r.started_at), finished_at=_iso(r.finished_at),
+        seconds=seconds, error=r.error, error_kind=r.error_kind, variants=r[-1], attempts=r.attempts,
+        artifacts_dir=r.artifacts_dir, pid=r.pid, primary_metric=r.primary_metric, name=r.run_name or "",
+        tags=tuple(json.loads(r.tags or "[]")), note=r.note or "",
+    )
 
 
 def list_runs(store: Store, *, model: str | None = None, status: str | None = None,
@@ -60,13 +91,7 @@ def list_runs(store: Store, *, model: str | None = None, status: str | None = No
         select(s.Variant.run_id, func.count(s.Variant.id).label("n")).group_by(s.Variant.run_id).subquery()
     )
     query = (
-        select(
-            s.Run.id, s.Run.status, s.Model.ref, s.Run.task, s.Recipe.name, s.Run.seed, s.Run.created_at,
-            s.Run.started_at, s.Run.finished_at, s.Run.error, s.Run.error_kind, s.Run.attempts,
-            s.Run.artifacts_dir, s.Run.pid, s.Run.primary_metric, func.coalesce(counts.c.n, 0),
-        )
-        .join(s.Model, s.Model.id == s.Run.model_id)
-        .join(s.Recipe, s.Recipe.id == s.Run.recipe_id)
+        _runs_query(func.coalesce(counts.c.n, 0))
         .outerjoin(counts, counts.c.run_id == s.Run.id)
         .order_by(s.Run.id.desc())
     )
@@ -78,50 +103,17 @@ def list_runs(store: Store, *, model: str | None = None, status: str | None = No
         query = query.limit(limit)
     with store.read() as session:
         rows = session.execute(query).all()
-    out = []
-    for r in rows:
-        seconds = (r.finished_at - r.started_at).total_seconds() if r.finished_at and r.started_at else None
-        out.append(
-            RunInfo(
-                id=r.id, status=r.status, model=r.ref, task=r.task, recipe_name=r.name or "", seed=r.seed,
-                created_at=_iso(r.created_at) or "", started_at=_iso(r.started_at), finished_at=_iso(r.finished_at),
-                seconds=seconds, error=r.error, error_kind=r.error_kind, variants=r[-1], attempts=r.attempts,
-                artifacts_dir=r.artifacts_dir, pid=r.pid, primary_metric=r.primary_metric,
-            )
-        )
-    return out
+    return [_run_info(r) for r in rows]
 
 
 def get_run(store: Store, run_id: int) -> RunInfo:
     """One run; StoreError naming the id when it does not exist."""
-    with store.read() as session:
-        exists = session.execute(select(s.Run.id).where(s.Run.id == run_id)).first()
-    if exists is None:
-        raise StoreError(f"No run {run_id} in {store.path}; 'workbench-cli runs' lists them")
-    return _one_run(store, run_id)
-
-
-def _one_run(store: Store, run_id: int) -> RunInfo:
     counts = select(func.count(s.Variant.id)).where(s.Variant.run_id == run_id).scalar_subquery()
-    query = (
-        select(
-            s.Run.id, s.Run.status, s.Model.ref, s.Run.task, s.Recipe.name, s.Run.seed, s.Run.created_at,
-            s.Run.started_at, s.Run.finished_at, s.Run.error, s.Run.error_kind, s.Run.attempts,
-            s.Run.artifacts_dir, s.Run.pid, s.Run.primary_metric, counts,
-        )
-        .join(s.Model, s.Model.id == s.Run.model_id)
-        .join(s.Recipe, s.Recipe.id == s.Run.recipe_id)
-        .where(s.Run.id == run_id)
-    )
     with store.read() as session:
-        r = session.execute(query).one()
-    seconds = (r.finished_at - r.started_at).total_seconds() if r.finished_at and r.started_at else None
-    return RunInfo(
-        id=r.id, status=r.status, model=r.ref, task=r.task, recipe_name=r.name or "", seed=r.seed,
-        created_at=_iso(r.created_at) or "", started_at=_iso(r.started_at), finished_at=_iso(r.finished_at),
-        seconds=seconds, error=r.error, error_kind=r.error_kind, variants=r[-1], attempts=r.attempts,
-        artifacts_dir=r.artifacts_dir, pid=r.pid, primary_metric=r.primary_metric,
-    )
+        row = session.execute(_runs_query(counts).where(s.Run.id == run_id)).first()
+    if row is None:
+        raise StoreError(f"No run {run_id} in {store.path}; 'workbench-cli runs' lists them")
+    return _run_info(row)
 
 
 def run_recipe_text(store: Store, run_id: int) -> str:

@@ -78,6 +78,9 @@ class Run(Base):
     artifacts_dir: Mapped[str] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=1)  # 1 + number of resumes
     primary_metric: Mapped[str | None] = mapped_column(String)  # the task's headline metric (schema 2)
+    name: Mapped[str] = mapped_column(String, default="", server_default="")  # the user's labels (schema 3)
+    tags: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")  # JSON list of short words
+    note: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     recipe: Mapped[Recipe] = relationship()
     model: Mapped[Model] = relationship()

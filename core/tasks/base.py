@@ -47,6 +47,8 @@ class Task:
     note: str = ""  # shown beside every result, e.g. "eval = article split of the dev file"
     label_names: tuple[str, ...] = ()
     data_files: tuple[Path, ...] = ()  # what the loader reads: the cache key hashes their content
+    # The loader's columns as plain lists, read without ``datasets`` (the window's data preview).
+    columns: Callable[[str], dict[str, list[Any]]] | None = field(default=None, repr=False, compare=False)
     # (predictions, references, index matrix) -> metric -> its value on each resample, for fast bootstraps
     resample: Callable[[Any, Any, Any], dict[str, Any]] | None = field(default=None, repr=False, compare=False)
 

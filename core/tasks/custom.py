@@ -278,6 +278,7 @@ def custom_task(
         metrics=metric_names,
         primary_metric=primary,
         loader=load,
+        columns=lambda split: raw[split],
         scorer=scorer,
         resample=resample,
         pair=text_pair is not None,

@@ -51,41 +51,53 @@ def _label_id(value: str, names: tuple[str, ...], where: str) -> int:
 _accuracy = metrics.accuracy
 
 
+def _sst2_columns(split: str) -> dict[str, list[Any]]:
+    rows = _read_tsv(f"sst2/{split}.tsv")
+    return {"text": [r["sentence"] for r in rows], "label": [int(r["label"]) for r in rows]}
+
+
+def _cola_columns(split: str) -> dict[str, list[Any]]:
+    rows = _read_tsv(f"cola/{split}.tsv", header=False, names=["source", "label", "original", "sentence"])
+    return {"text": [r["sentence"] for r in rows], "label": [int(r["label"]) for r in rows]}
+
+
+def _rte_columns(split: str) -> dict[str, list[Any]]:
+    rows = _read_tsv(f"rte/{split}.tsv")
+    where = f"rte/{split}.tsv"
+    return {
+        "text": [r["sentence1"] for r in rows],
+        "text_pair": [r["sentence2"] for r in rows],
+        "label": [_label_id(r["label"], ENTAILMENT_LABELS, where) for r in rows],
+    }
+
+
+def _stsb_columns(split: str) -> dict[str, list[Any]]:
+    rows = _read_tsv(f"stsb/{split}.tsv")
+    return {
+        "text": [r["sentence1"] for r in rows],
+        "text_pair": [r["sentence2"] for r in rows],
+        "label": [float(r["score"]) for r in rows],
+    }
+
+
 @functools.lru_cache(maxsize=8)
 def _load_sst2(split: str) -> Any:
-    rows = _read_tsv(f"sst2/{split}.tsv")
-    return _dataset({"text": [r["sentence"] for r in rows], "label": [int(r["label"]) for r in rows]})
+    return _dataset(_sst2_columns(split))
 
 
 @functools.lru_cache(maxsize=8)
 def _load_cola(split: str) -> Any:
-    rows = _read_tsv(f"cola/{split}.tsv", header=False, names=["source", "label", "original", "sentence"])
-    return _dataset({"text": [r["sentence"] for r in rows], "label": [int(r["label"]) for r in rows]})
+    return _dataset(_cola_columns(split))
 
 
 @functools.lru_cache(maxsize=8)
 def _load_rte(split: str) -> Any:
-    rows = _read_tsv(f"rte/{split}.tsv")
-    where = f"rte/{split}.tsv"
-    return _dataset(
-        {
-            "text": [r["sentence1"] for r in rows],
-            "text_pair": [r["sentence2"] for r in rows],
-            "label": [_label_id(r["label"], ENTAILMENT_LABELS, where) for r in rows],
-        }
-    )
+    return _dataset(_rte_columns(split))
 
 
 @functools.lru_cache(maxsize=8)
 def _load_stsb(split: str) -> Any:
-    rows = _read_tsv(f"stsb/{split}.tsv")
-    return _dataset(
-        {
-            "text": [r["sentence1"] for r in rows],
-            "text_pair": [r["sentence2"] for r in rows],
-            "label": [float(r["score"]) for r in rows],
-        }
-    )
+    return _dataset(_stsb_columns(split))
 
 
 QNLI_SPLIT_SEED = 0
@@ -107,19 +119,21 @@ def qnli_split_indices() -> tuple[list[int], list[int]]:
     return train, dev
 
 
-@functools.lru_cache(maxsize=8)
-def _load_qnli(split: str) -> Any:
+def _qnli_columns(split: str) -> dict[str, list[Any]]:
     rows = _read_tsv("qnli/dev.tsv")
     if split != "dev_full":
         train, dev = qnli_split_indices()
         rows = [rows[i] for i in (train if split == "train" else dev)]
-    return _dataset(
-        {
-            "text": [r["question"] for r in rows],
-            "text_pair": [r["sentence"] for r in rows],
-            "label": [_label_id(r["label"], ENTAILMENT_LABELS, "qnli/dev.tsv") for r in rows],
-        }
-    )
+    return {
+        "text": [r["question"] for r in rows],
+        "text_pair": [r["sentence"] for r in rows],
+        "label": [_label_id(r["label"], ENTAILMENT_LABELS, "qnli/dev.tsv") for r in rows],
+    }
+
+
+@functools.lru_cache(maxsize=8)
+def _load_qnli(split: str) -> Any:
+    return _dataset(_qnli_columns(split))
 
 
 SST2 = register_task(
@@ -133,6 +147,7 @@ SST2 = register_task(
         metrics=("accuracy",),
         primary_metric="accuracy",
         loader=_load_sst2,
+        columns=_sst2_columns,
         scorer=metrics.accuracy,
         resample=metrics.resample_accuracy,
         label_names=("negative", "positive"),
@@ -150,6 +165,7 @@ COLA = register_task(
         metrics=("matthews_correlation",),
         primary_metric="matthews_correlation",
         loader=_load_cola,
+        columns=_cola_columns,
         scorer=metrics.matthews,
         resample=metrics.resample_matthews,
         label_names=("unacceptable", "acceptable"),
@@ -167,6 +183,7 @@ RTE = register_task(
         metrics=("accuracy",),
         primary_metric="accuracy",
         loader=_load_rte,
+        columns=_rte_columns,
         scorer=metrics.accuracy,
         resample=metrics.resample_accuracy,
         pair=True,
@@ -185,6 +202,7 @@ STSB = register_task(
         metrics=("pearson", "spearman", "pearson_spearman_mean"),
         primary_metric="pearson",
         loader=_load_stsb,
+        columns=_stsb_columns,
         scorer=metrics.pearson_spearman,
         resample=metrics.resample_pearson,
         pair=True,
@@ -203,6 +221,7 @@ QNLI = register_task(
         metrics=("accuracy",),
         primary_metric="accuracy",
         loader=_load_qnli,
+        columns=_qnli_columns,
         scorer=metrics.accuracy,
         resample=metrics.resample_accuracy,
         pair=True,

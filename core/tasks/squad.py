@@ -242,12 +242,15 @@ def flatten(articles: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
     return cols
 
 
+def _columns(split: str) -> dict[str, list[Any]]:
+    articles = _articles()
+    return flatten({"train": articles[:TRAIN_ARTICLES], "dev": articles[TRAIN_ARTICLES:], "dev_full": articles}[split])
+
+
 @functools.lru_cache(maxsize=4)
 def _load(split: str) -> Any:
     import datasets
 
-    articles = _articles()
-    part = {"train": articles[:TRAIN_ARTICLES], "dev": articles[TRAIN_ARTICLES:], "dev_full": articles}[split]
     features = datasets.Features(
         {
             "id": datasets.Value("string"),
@@ -260,7 +263,7 @@ def _load(split: str) -> Any:
             },
         }
     )
-    return datasets.Dataset.from_dict(flatten(part), features=features)
+    return datasets.Dataset.from_dict(_columns(split), features=features)
 
 
 # --------------------------------------------------------------------------- features
@@ -420,6 +423,7 @@ SQUAD_V2 = register_task(
         metrics=("exact", "f1", "HasAns_f1", "NoAns_f1", "best_f1", "best_f1_thresh"),
         primary_metric="f1",
         loader=_load,
+        columns=_columns,
         scorer=score,
         resample=resample,
         splits=("train", "dev", "dev_full"),

@@ -203,6 +203,13 @@ def test_each_sweep_value_is_validated_and_only_numbers_sweep(tiny: Path) -> Non
     assert len(problems) == 1 and "empty" in problems[0].message
 
 
+def test_every_bad_field_of_a_step_is_named_at_once(tiny: Path) -> None:
+    """The window marks each field: not only the first one the config's constructor stops at."""
+    problems = validate_recipe(_recipe(tiny, [{"step": "test.slow", "config": {"seconds": -1.0, "chatter": "yes"}}]))
+    assert sorted(p.field for p in problems) == ["chatter", "seconds"]
+    assert all(p.index == 0 and p.fix for p in problems)
+
+
 def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("model: x\ntask: sst2\nchain:\n  - step: [unclosed\n", encoding="utf-8")

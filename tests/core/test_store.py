@@ -147,7 +147,7 @@ def test_older_schema_is_migrated_after_a_backup(tmp_path: Path, monkeypatch: py
     store.close()
 
     def add_notes(conn: object) -> None:
-        conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN note TEXT")  # type: ignore[attr-defined]
+        conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN extra TEXT")  # type: ignore[attr-defined]
 
     monkeypatch.setattr(db, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     monkeypatch.setitem(db.MIGRATIONS, SCHEMA_VERSION + 1, add_notes)
@@ -155,7 +155,7 @@ def test_older_schema_is_migrated_after_a_backup(tmp_path: Path, monkeypatch: py
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA user_version").scalar() == SCHEMA_VERSION + 1
         columns = {r[1] for r in conn.exec_driver_sql("PRAGMA table_info(runs)")}
-    assert "note" in columns
+    assert "extra" in columns
     assert len(list_runs(store)) == 1  # data kept
     store.close()
     backup = tmp_path / f"w.sqlite.v{SCHEMA_VERSION}.bak"
@@ -223,6 +223,9 @@ def test_a_schema_1_database_gains_swept_values_and_primary_metric(tmp_path: Pat
 def _downgrade(path: Path, version: int) -> None:
     """Rewrite a current database file as the given older schema wrote it."""
     with sqlite3.connect(path) as conn:
+        if version < 5:
+            for column in ("name", "tags", "note"):
+                conn.execute(f"ALTER TABLE runs DROP COLUMN {column}")
         if version < 4:
             conn.execute("DROP TABLE sensitivity")
             conn.execute("DROP TABLE sensitivity_maps")

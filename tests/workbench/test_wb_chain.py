@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
-from PySide6.QtWidgets import QApplication, QComboBox, QDoubleSpinBox, QLineEdit, QListWidget
+from PySide6.QtWidgets import QApplication, QComboBox, QLineEdit, QListWidget
 
 
 def _drop(view, mime, pos: QPoint, action=Qt.DropAction.CopyAction) -> bool:  # type: ignore[no-untyped-def]
@@ -77,42 +77,117 @@ def test_drag_from_palette_into_chain_then_reorder_by_drag(window, qtbot) -> Non
     assert window.chain.problems(0) == []
 
 
-def test_invalid_values_are_refused_with_the_message_on_the_field(window, qtbot) -> None:
+def _fully_shown(label, editor) -> bool:  # type: ignore[no-untyped-def]
+    """The label is visible, tall enough for its wrapped text and inside the editor's viewport."""
+    from PySide6.QtCore import QPoint
+
+    if label.isHidden() or not label.text():
+        return False
+    right = label.mapTo(editor.viewport(), QPoint(label.width(), 0)).x()
+    return label.height() >= label.heightForWidth(label.width()) and right <= editor.viewport().width()
+
+
+def test_a_number_typed_out_of_range_is_kept_marked_and_never_run(window, qtbot) -> None:
+    """Major 1: '1.5' typed into Amount (0..1) and Tab used to become 0.5 without a word."""
     window.chain.add_step("wbtest.scale")
-    editor = window.editor
-    assert editor.row == 0
-    amount = editor.fields["amount"]
-    spin = amount.widget
-    assert isinstance(spin, QDoubleSpinBox)
-    assert (spin.minimum(), spin.maximum()) == (0.0, 1.0)  # the range comes from the metadata
-    # A sweep typed as text with one value out of range: refused, message under the field.
-    amount.sweep_button.click()
-    edit = amount.sweep_edit
-    assert isinstance(edit, QLineEdit) and not edit.isHidden() and spin.isHidden()
-    edit.setText("0.1, 1.5")
-    qtbot.keyClick(edit, Qt.Key.Key_Return)
-    assert not amount.error.isHidden()
-    assert "must be <= 1.0" in amount.error.text() and "Amount" in amount.error.text()
-    assert window.chain.entry(0).config["amount"] == 0.5
-    # Not a number at all.
-    edit.setText("0.1, lots")
-    qtbot.keyClick(edit, Qt.Key.Key_Return)
+    window.chain.add_step("wbtest.freeze")
+    window._select(0)
+    amount = window.editor.fields["amount"]
+    box = amount.widget
+    box.setFocus()
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box.lineEdit(), "1.5")
+    qtbot.keyClick(box.lineEdit(), Qt.Key.Key_Tab)
+    assert box.text() == "1.5"  # what was typed stays
+    assert window.chain.entry(0).config["amount"] == 1.5  # in the recipe, as typed: undoable, never replaced
+    qtbot.waitUntil(lambda: _fully_shown(amount.error, window.editor), timeout=2000)
+    assert "must be <= 1.0" in amount.error.text() and "got 1.5" in amount.error.text()
+    assert window.chain.problems(0) and window.chain.data(window.chain.index(0), Qt.ItemDataRole.ForegroundRole)
+    assert "Step 1" in window.chain_status.text() and "ready" not in window.chain_status.text()
+    window.run()
+    assert not window.run_panel.is_running() and "Fix the chain first" in window.run_panel.status.text()
+    # Text in a number field is kept too, and named.
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box.lineEdit(), "lots")
+    qtbot.keyClick(box.lineEdit(), Qt.Key.Key_Return)
+    assert window.chain.entry(0).config["amount"] == "lots"
     assert "'lots' is not a number" in amount.error.text()
-    # A valid sweep is accepted and stored as a list.
-    edit.setText("0.1, 0.2, 0.3")
-    qtbot.keyClick(edit, Qt.Key.Key_Return)
-    assert amount.error.isHidden()
-    assert window.chain.entry(0).config["amount"] == [0.1, 0.2, 0.3]
-    assert "amount: 0.1, 0.2, 0.3" in window.chain.data(window.chain.index(0))
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box.lineEdit(), "nan")
+    qtbot.keyClick(box.lineEdit(), Qt.Key.Key_Return)
+    assert "'nan' is not a finite number" in amount.error.text()
+    # Up steps inside the range only; a valid value clears every mark; each edit was one undo step.
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box.lineEdit(), "0.99")
+    qtbot.keyClick(box.lineEdit(), Qt.Key.Key_Return)
+    qtbot.keyClick(box.lineEdit(), Qt.Key.Key_Up)
+    assert window.chain.entry(0).config["amount"] == 1.0
+    qtbot.keyClick(box.lineEdit(), Qt.Key.Key_Up)
+    assert window.chain.entry(0).config["amount"] == 1.0 and box.text() == "1.0"
+    assert amount.error.isHidden() and window.chain.problems(0) == [] and "ready" in window.chain_status.text()
+    window.undo.undo()
+    assert window.chain.entry(0).config["amount"] == 0.99 and box.text() == "0.99"
     # Cross-field validation (config.validate) names the other field.
-    amount.sweep_button.click()  # back to a single value
-    spin.setValue(0.95)
-    assert window.chain.entry(0).config["amount"] == 0.95
-    mode = editor.fields["mode"].widget
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box.lineEdit(), "0.95")
+    qtbot.keyClick(box.lineEdit(), Qt.Key.Key_Return)
+    mode = window.editor.fields["mode"].widget
     assert isinstance(mode, QComboBox)
     mode.setCurrentIndex(mode.findData("random"))
-    assert window.chain.entry(0).config["mode"] == "l1"  # refused
-    assert "random mode" in editor.fields["amount"].error.text()
+    assert window.chain.entry(0).config["mode"] == "random"
+    assert "random mode" in window.editor.fields["amount"].error.text()
+
+
+def test_a_small_learning_rate_is_shown_and_kept_exactly(window, qtbot) -> None:
+    """A spin box with 4 decimals showed 5e-05 as 0.0001 (and stored that after an edit)."""
+    window.chain.add_step("finetune")
+    lr = window.editor.fields["lr"].widget
+    assert lr.text() == "0.0001"  # the default
+    lr.setFocus()
+    lr.lineEdit().selectAll()
+    qtbot.keyClicks(lr.lineEdit(), "5e-05")
+    qtbot.keyClick(lr.lineEdit(), Qt.Key.Key_Return)
+    assert window.chain.entry(0).config["lr"] == 5e-05 and lr.text() == "5e-05"
+    qtbot.keyClick(lr.lineEdit(), Qt.Key.Key_Up)
+    assert window.chain.entry(0).config["lr"] == 6e-05
+    qtbot.keyClick(lr.lineEdit(), Qt.Key.Key_Tab)
+    assert window.chain.entry(0).config["lr"] == 6e-05
+
+
+def test_an_invalid_sweep_marks_its_step_and_blocks_ctrl_r(window, qtbot) -> None:
+    """Major 2: '0.1, 1.5' showed a clipped error, left the step unmarked and Ctrl+R ran 0.5."""
+    window.resize(1024, 700)
+    window.chain.add_step("wbtest.scale")
+    editor = window.editor
+    amount = editor.fields["amount"]
+    amount.sweep_button.click()
+    edit = amount.sweep_edit
+    assert isinstance(edit, QLineEdit) and not edit.isHidden() and amount.widget.isHidden()
+    edit.selectAll()
+    qtbot.keyClicks(edit, "0.1, 1.5")
+    qtbot.keyClick(edit, Qt.Key.Key_Return)
+    assert window.chain.entry(0).config["amount"] == [0.1, 1.5]
+    assert not edit.isHidden()  # still the sweep, as typed
+    qtbot.waitUntil(lambda: _fully_shown(amount.error, editor), timeout=2000)
+    assert "must be <= 1.0" in amount.error.text() and "Amount" in amount.error.text()
+    assert window.chain.problems(0) and "Step 1" in window.chain_status.text()
+    assert "ready to run" not in window.chain_status.text()
+    window.activateWindow()
+    qtbot.keyClick(window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    assert not window.run_panel.is_running()
+    assert "Fix the chain first" in window.run_panel.status.text()
+    # Not a number at all: kept as typed and named.
+    edit.selectAll()
+    qtbot.keyClicks(edit, "0.1, lots")
+    qtbot.keyClick(edit, Qt.Key.Key_Return)
+    assert "'lots' is not a number" in amount.error.text() and window.chain.problems(0)
+    # A valid sweep is accepted and stored as a list.
+    edit.selectAll()
+    qtbot.keyClicks(edit, "0.1, 0.2, 0.3")
+    qtbot.keyClick(edit, Qt.Key.Key_Return)
+    assert amount.error.isHidden() and window.chain.problems(0) == []
+    assert window.chain.entry(0).config["amount"] == [0.1, 0.2, 0.3]
+    assert "amount: 0.1, 0.2, 0.3" in window.chain.data(window.chain.index(0))
 
 
 def test_list_of_choices_is_a_checkable_list(window) -> None:

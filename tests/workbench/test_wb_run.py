@@ -46,11 +46,14 @@ def test_two_step_chain_runs_in_the_worker_and_fills_table_and_charts(window, qt
     live: list[dict] = []
     window.run_panel.rowAdded.connect(live.append)
     with qtbot.waitSignal(window.run_panel.runFinished, timeout=TIMEOUT_MS) as finished:
+        assert not window.act_cancel.isEnabled()  # nothing to cancel yet
         window.run_panel.run_button.click()
         assert window.run_panel.is_running() and not window.run_panel.run_button.isEnabled()
+        assert not window.act_run.isEnabled() and window.act_cancel.isEnabled()  # the toolbar agrees
     outcome = finished.args[0]
     assert outcome.ok, outcome.message()
     assert warnings == []
+    assert window.act_run.isEnabled() and not window.act_cancel.isEnabled()
     # Each variant reached the table as its worker event arrived, with the row the store computes.
     assert [r["label"] for r in live] == ["baseline", "prune.global_magnitude", "quantize.dynamic_int8"]
     # Every variant row came back (queried off the GUI thread): baseline, pruned, pruned+int8.
@@ -72,13 +75,15 @@ def test_two_step_chain_runs_in_the_worker_and_fills_table_and_charts(window, qt
     window.tabs.setCurrentWidget(results)
     qtbot.waitUntil(lambda: results._charts is not None, timeout=5000)
     charts = results.charts
-    assert len(charts.points.data) == 3
-    assert len(charts.baseline.data) == 1 and charts.baseline.data[0]["x"] == pytest.approx(results.rows[0]["size_mb"])
-    front_x = list(charts.front.getData()[0])
+    points, front = charts.scatter._groups[("sst2", "accuracy")]
+    assert len(points.data) == 3
+    baseline = charts.scatter.baseline
+    assert len(baseline.data) == 1 and baseline.data[0]["x"] == pytest.approx(results.rows[0]["size_mb"])
+    front_x = list(front.getData()[0])
     assert min(r["size_mb"] for r in results.rows) in front_x
     # Sorting by MB on disk puts the int8 variant first.
-    results.table.sortByColumn(6, Qt.SortOrder.AscendingOrder)
-    assert results.proxy.index(0, 1).data() == "quantize.dynamic_int8"
+    results.table.sortByColumn(7, Qt.SortOrder.AscendingOrder)
+    assert "quantize.dynamic_int8" in results.proxy.index(0, 2).data()
     # Filter
     results.filter_edit.setText("int8")
     results._apply_filter()
@@ -185,3 +190,45 @@ def test_a_custom_data_file_runs_from_the_window(window, qtbot, tiny, warnings, 
     assert [r["label"] for r in rows] == ["baseline", "prune.global_magnitude"]
     assert all(r["metric_name"] == "accuracy" and 0 <= r["metric"] <= 1 for r in rows)
     assert warnings == []
+
+
+def test_closing_during_a_run_asks_once_and_cancel_keeps_run_and_window(window, qtbot, tiny, warnings,
+                                                                          monkeypatch) -> None:
+    """Major 4: the worker was killed before the unsaved-changes question, whose Cancel then left
+    the window open with its run dead, reported as 'stopped by SIGKILL (out of memory)'."""
+    asked: list[str] = []
+    answer = {"button": QMessageBox.StandardButton.Cancel}
+
+    def exec_box(box) -> int:  # type: ignore[no-untyped-def]
+        asked.append(box.text())
+        box.button(answer["button"]).click()
+        return 0
+
+    monkeypatch.setattr(QMessageBox, "exec", exec_box)
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(str(a[2])) or answer["button"])
+    window.set_document(_doc(tiny, [0.1, 0.2, 0.3, 0.4]))
+    panel = window.run_panel
+    with qtbot.waitSignal(panel.client.event, timeout=TIMEOUT_MS,
+                          check_params_cb=lambda m: isinstance(m, p.StepStarted)):
+        window.run()
+    window.chain.add_step("quantize.dynamic_int8")  # unsaved changes on top of the run
+    window.close()
+    assert len(asked) == 1, asked  # one question for both
+    assert "is in progress" in asked[0] and "unsaved changes" in asked[0]
+    assert window.isVisible() and panel.is_running()  # Cancel: nothing stopped, nothing lost
+    assert not window.undo.isClean()
+    # Discard and close: the worker is stopped, and that is reported as the user's stop.
+    asked.clear()
+    answer["button"] = QMessageBox.StandardButton.Discard
+    with qtbot.waitSignal(panel.runFinished, timeout=30_000) as finished:
+        window.close()
+    assert len(asked) == 1 and not window.isVisible()
+    outcome = finished.args[0]
+    assert outcome.status == "cancelled", outcome.message()
+    assert "SIGKILL" not in panel.status.text() and "memory" not in panel.status.text()
+    assert warnings == []
+    from workbench import store_client
+
+    (run,) = store_client.list_runs(window.settings.db_path())
+    assert run["status"] == "interrupted"  # the worker marked it itself: resumable, never left 'running'
+    assert run["id"] == outcome.run_id

@@ -15,7 +15,7 @@ def _dominated(i: int, pts: list[tuple[float, float]]) -> bool:
 
 @pytest.mark.parametrize("seed", range(5))
 def test_pareto_front_matches_brute_force_dominance(seed: int) -> None:
-    from workbench.charts import pareto_front
+    from core.store.pareto import pareto_front
 
     rng = random.Random(seed)
     pts = [(round(rng.uniform(1, 100), 1), round(rng.uniform(0.5, 0.95), 3)) for _ in range(200)]
@@ -50,6 +50,7 @@ def test_void_qt_calls_no_longer_run_none_down() -> None:
         obj.setObjectName("x")
     if leaked:  # a whole session's worth of void calls can no longer reach zero
         assert sys.getrefcount(None) > 2**39
+        assert sys.getrefcount(True) > 2**39 and sys.getrefcount(False) > 2**39  # pyqtgraph items lose bools
 
 
 def test_warm_up_runs_the_queries_and_leaves_no_database_open(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,47 @@
+"""Work off the GUI thread: a function runs in Qt's thread pool and its result comes back to the
+GUI thread by a queued signal. Queries, disk walks and file reads go through here, so a worker
+holding the database or a slow disk never freezes the window."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+
+class _Sink(QObject):
+    done = Signal(object, str)  # result, error ('' when none)
+
+
+class _Job(QRunnable):
+    def __init__(self, fn: Callable[[], Any], sink: _Sink) -> None:
+        super().__init__()
+        self.fn, self.sink = fn, sink
+
+    def run(self) -> None:
+        try:
+            result, error = self.fn(), ""
+        except Exception as exc:  # shown to the user by on_error; never a traceback
+            result, error = None, str(exc) or type(exc).__name__
+        with contextlib.suppress(RuntimeError):  # "Signal source has been deleted": the owner closed
+            self.sink.done.emit(result, error)
+
+
+def run_in_background(owner: QObject, fn: Callable[[], Any], on_done: Callable[[Any], None],
+                      on_error: Callable[[str], None] | None = None) -> None:
+    """Call ``fn()`` in the pool; then ``on_done(result)`` (or ``on_error(message)``) on the GUI thread,
+    unless ``owner`` is gone by then."""
+    sink = _Sink(owner)  # lives in the GUI thread: its signal is delivered there (queued)
+
+    def finish(result: Any, error: str) -> None:
+        sink.deleteLater()
+        if error:
+            if on_error is not None:
+                on_error(error)
+        else:
+            on_done(result)
+
+    sink.done.connect(finish)
+    QThreadPool.globalInstance().start(_Job(fn, sink))
