@@ -14,7 +14,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QColor, QFont
 
-from core.store.rows import flag_title
+from core.store.rows import OVER_BUDGET, flag_title
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,14 @@ def extra_metric_columns(rows: list[dict[str, Any]]) -> list[Column]:
             if name not in headline and name not in names:
                 names.append(name)
     return [Column(f"task_metrics.{n}", n.replace("_", " "), ".4f", f"Task metric '{n}'") for n in names]
+
+
+OVER_BUDGET_BACKGROUND = "#f6d5d1"  # light red, with dark text in both themes
+
+
+def over_budget(row: dict[str, Any]) -> bool:
+    """The recipe's accuracy budget flagged this variant: nothing after it ran."""
+    return any(f.get("code") == OVER_BUDGET for f in row.get("flags") or ())
 
 
 class ResultsModel(QAbstractTableModel):
@@ -103,7 +111,8 @@ class ResultsModel(QAbstractTableModel):
 
     def _label(self, row: dict[str, Any], value: Any) -> str:
         marks = "".join(m for m, on in (("★ ", row.get("variant") in self.best_ids),) if on)
-        tail = "".join(m for m, on in ((" ⚑", bool(row.get("flags"))), (" ↺", bool(row.get("cached")))) if on)
+        tail = "".join(m for m, on in ((" ⚑", bool(row.get("flags"))), (" over budget", over_budget(row)),
+                                       (" ↺", bool(row.get("cached")))) if on)
         return f"{marks}{value}{tail}"
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -145,8 +154,12 @@ class ResultsModel(QAbstractTableModel):
             font = QFont()
             font.setBold(True)
             return font
+        if role == Qt.ItemDataRole.ForegroundRole and over_budget(row):
+            return QColor("#5a1a12")  # dark on the light red, whatever the theme
         if role == Qt.ItemDataRole.ForegroundRole and row.get("cached"):
             return QColor("#8a8f98")
+        if role == Qt.ItemDataRole.BackgroundRole and over_budget(row):
+            return QColor(OVER_BUDGET_BACKGROUND)
         return None
 
 
