@@ -122,6 +122,15 @@ BENCHES: tuple[Bench, ...] = (
                        "and fine-tuned on every train-part question (7,572) x 1 epoch"},
     ),
     Bench(
+        "sketch-error", "sketch_error.py", "Random sketching: error against theory",
+        ("sketch_error.json", "sketch_error.md"),
+        quick=("--sentences", "16", "--seeds", "3"),
+        full=("--sentences", "64", "--seeds", "10"),
+        sizes={"quick": "activations of 16 SST-2 dev sentences, 3 sketches per layer",
+               "full": "activations of 64 SST-2 dev sentences (the next 64 calibrate), 10 sketches per layer"},
+        out_flags=lambda d: ["--out", str(d / "sketch_error")],
+    ),
+    Bench(
         "cache", "bench_cache.py", "Prefix cache", ("bench_cache.json", "bench_cache.md"),
         quick=("--train-size", "200"),
         full=("--train-size", "2000"),

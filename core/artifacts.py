@@ -23,6 +23,9 @@ from core.state import ModelState
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 WEIGHTS = "model.safetensors"
+# Training rows a step prepared for later steps (ModelState.data), as JSON lines: kept beside the
+# model so a chain can continue from the artifact, but not shipped, so not counted in its size.
+DATA_DIR = "training-data"
 
 
 class Codec:
@@ -67,13 +70,14 @@ class LoadedArtifact:
     model: Any
     tokenizer: Any
     manifest: dict[str, Any]
+    data: dict[str, list[dict[str, Any]]] | None = None
 
     def state(self) -> ModelState:
         """The variant as the model state a chain continues from."""
         m = self.manifest
         return ModelState(model=self.model, tokenizer=self.tokenizer, task=m["task"], head=m["head"],
                           transforms=list(m.get("transforms", [])), traits=frozenset(m.get("traits", [])),
-                          info=dict(m.get("info", {})))
+                          info=dict(m.get("info", {})), data=dict(self.data or {}))
 
 
 def state_tensors(model: Any) -> tuple[dict[str, Any], dict[str, str]]:
@@ -135,6 +139,9 @@ def save_artifact(state: Any, folder: Path, *, base: str = "", extra: dict[str, 
         "traits": sorted(state.traits),
         **(extra or {}),
     }
+    data: dict[str, list[dict[str, Any]]] = dict(getattr(state, "data", None) or {})
+    if data:
+        manifest["data"] = {split: {"file": f"{DATA_DIR}/{split}.jsonl", "rows": len(rows)} for split, rows in data.items()}
     stored = {k: v.detach().contiguous() for k, v in tensors.items()}
     try:
         if tmp.exists():
@@ -143,6 +150,10 @@ def save_artifact(state: Any, folder: Path, *, base: str = "", extra: dict[str, 
         save_file(stored, str(tmp / WEIGHTS))
         model.config.save_pretrained(str(tmp))
         state.tokenizer.save_pretrained(str(tmp))
+        for split, rows in data.items():
+            (tmp / DATA_DIR).mkdir(exist_ok=True)
+            with (tmp / DATA_DIR / f"{split}.jsonl").open("w", encoding="utf-8") as out:
+                out.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         if folder.exists():
             shutil.rmtree(folder)
@@ -205,8 +216,14 @@ def is_complete_artifact(folder: Path) -> bool:
     return True
 
 
+def shipped_files(folder: Path) -> list[Path]:
+    """The files of a saved variant a user ships: everything but its training rows (``DATA_DIR``)."""
+    folder = Path(folder)
+    return [p for p in folder.rglob("*") if p.is_file() and p.relative_to(folder).parts[0] != DATA_DIR]
+
+
 def folder_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
+    return sum(p.stat().st_size for p in shipped_files(folder))
 
 
 def weights_bytes(folder: Path) -> int:
@@ -273,7 +290,23 @@ def load_artifact(folder: Path) -> LoadedArtifact:
     except AttributeError as exc:
         raise ArtifactError(f"{manifest_path}: field 'aliases' names a tensor the model does not have ({exc})") from exc
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
-    return LoadedArtifact(model=model, tokenizer=tokenizer, manifest=manifest)
+    return LoadedArtifact(model=model, tokenizer=tokenizer, manifest=manifest, data=load_data(folder, manifest))
+
+
+def load_data(folder: Path, manifest: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The training rows saved with a variant (manifest field 'data'), checked against their counts."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for split, entry in (manifest.get("data") or {}).items():
+        path = Path(folder) / entry["file"]
+        try:
+            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, ValueError) as exc:
+            raise ArtifactError(f"{path} (training rows of split {split!r}) is missing or damaged: {exc}") from exc
+        if len(rows) != entry["rows"] or not all(isinstance(r, dict) for r in rows):
+            raise ArtifactError(f"{path} holds {len(rows)} rows; {MANIFEST} says {entry['rows']}: the folder was edited "
+                                "or damaged")
+        out[split] = rows
+    return out
 
 
 def check_manifest(manifest: Any, path: Path) -> None:
@@ -319,6 +352,12 @@ def check_manifest(manifest: Any, path: Path) -> None:
         items = value.items() if isinstance(value, dict) else ((v, v) for v in value)
         if element is not None and not all(isinstance(k, element) and isinstance(v, element) for k, v in items):
             raise bad(field, "holds something other than names")
+    data = manifest.get("data", {})
+    if not isinstance(data, dict) or not all(
+        isinstance(e, dict) and isinstance(e.get("file"), str) and e["file"].startswith(f"{DATA_DIR}/")
+        and ".." not in e["file"] and isinstance(e.get("rows"), int) for e in data.values()
+    ):
+        raise bad("data", f"is {data!r}; expected split -> {{'file': '{DATA_DIR}/<split>.jsonl', 'rows': <count>}}")
     if not isinstance(manifest.get("architecture", ""), str):
         raise bad("architecture", f"is {manifest['architecture']!r}; expected a class name")
 

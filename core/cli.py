@@ -306,6 +306,7 @@ def print_rows(rows: list[Any]) -> None:
         print("no variants")
         return
     scale = 1.0 if any(r.task == "squad_v2" for r in rows) else 100.0
+    backends = list(dict.fromkeys(b for r in rows for b in r.backend_latency))  # measure.backends, as timed
     table = []
     for r in rows:
         metric = _interval(*(None if v is None else v * scale for v in (r.metric, r.metric_ci_low, r.metric_ci_high)), ".1f")
@@ -313,18 +314,22 @@ def print_rows(rows: list[Any]) -> None:
             metric = f"{r.metric * scale:.1f} ± {(r.metric_sd or 0) * scale:.1f} (n={r.seeds})"
         delta = _interval(*(None if v is None else v * scale for v in (r.delta_vs_parent, r.delta_ci_low, r.delta_ci_high)),
                           ".1f", "+")
+        on_backends = [_interval(*r.backend_latency.get(b, [None, None, None]), ".1f") for b in backends]
         table.append([r.variant, r.label, metric, delta, _num(r.pct_baseline, ".1f"), _num(r.size_mb, ".2f"),
                       _num(r.pct_smaller, ".1f"), _interval(r.latency_p50_ms, r.latency_p50_ci_low, r.latency_p50_ci_high, ".1f"),
+                      *on_backends, *([r.fastest_backend or ""] if backends else []),
                       _num(r.speedup, ".2f"), ", ".join(flag_title(f["code"]) for f in r.flags)])
     name = rows[0].metric_name or "metric"
     unit = "" if scale == 1.0 else " (x100)"
     _print_table(["variant", "label", f"{name}{unit} [95% CI]", "vs parent [95% CI]", "% of ref", "MB", "% smaller",
-                  "p50 ms [95% CI]", "speed-up", "flags"], table)
+                  "p50 ms [95% CI]", *(f"{b} p50 ms [95% CI]" for b in backends), *(["fastest"] if backends else []),
+                  "speed-up", "flags"], table)
     first = rows[0]
     print()
     print(f"measured on {first.eval_examples} dev examples; latency batch {first.latency_batch} x seq "
           f"{first.latency_seq_len}, {first.latency_threads} thread(s), {first.latency_repeats} repeats; "
-          "intervals: 95 % seeded bootstrap over examples (paired for 'vs parent'), over repeats for p50")
+          "intervals: 95 % seeded bootstrap over examples (paired for 'vs parent'), over repeats for p50"
+          + ("; backends timed side by side in interleaved rounds, same threads and inputs" if backends else ""))
     for r in rows:
         for f in r.flags:
             print(f"variant {r.variant}: {flag_title(f['code'])}: {f['text']}")

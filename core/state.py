@@ -18,6 +18,7 @@ from core.errors import StepCancelled
 # Traits describe what kind of model flows between steps; chains are validated on them.
 FLOAT = "float"  # weights are floating point tensors
 TRAINABLE = "trainable"  # gradients flow: training steps may run
+DEPLOYED = "deployed"  # the model is a backend artifact (core.backends): saved, loaded and run as that file
 INITIAL_TRAITS = frozenset({FLOAT, TRAINABLE})
 
 
@@ -36,11 +37,15 @@ class ModelState:
     transforms: list[dict[str, Any]] = field(default_factory=list)
     traits: frozenset[str] = INITIAL_TRAITS
     info: dict[str, Any] = field(default_factory=dict)  # step reports (sparsity, vocab stats, ...)
+    # Training rows a step prepared for the training steps after it (split -> task-shaped rows, e.g.
+    # augment.tinybert's augmented sentences); empty: training reads the task's own split.
+    data: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def derive(self, model: Any, **changes: Any) -> ModelState:
         """A new state around ``model`` with copies of this one's lists (the input stays untouched)."""
         base = {"tokenizer": self.tokenizer, "task": self.task, "head": self.head,
-                "transforms": list(self.transforms), "traits": self.traits, "info": dict(self.info)}
+                "transforms": list(self.transforms), "traits": self.traits, "info": dict(self.info),
+                "data": dict(self.data)}
         return ModelState(model=model, **{**base, **changes})
 
 

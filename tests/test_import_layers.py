@@ -15,6 +15,7 @@ LAYERS: list[set[str]] = [
     {"core.models", "core.layers", "core.tasks", "core.state", "core.store"},
     {"core.artifacts"},
     {"core.measure"},
+    {"core.backends"},
     {"core.steps"},
     {"core.recipe"},
     {"core.run", "core.analysis"},
@@ -85,6 +86,6 @@ def test_the_check_catches_an_upward_import(tmp_path: Path, monkeypatch) -> None
     (tmp_path / "workbench" / "w.py").write_text("import core.measure\n")
     monkeypatch.setattr(__import__(__name__), "ROOT", tmp_path)
     assert violations() == [
-        "core.store.bad imports core.run.runner (core.run, layer 7; core.store is layer 2)",
-        "workbench.w imports core.measure (core.measure, layer 4; workbench is layer 9)",
+        "core.store.bad imports core.run.runner (core.run, layer 8; core.store is layer 2)",
+        "workbench.w imports core.measure (core.measure, layer 4; workbench is layer 10)",
     ]

@@ -335,8 +335,18 @@ class ScatterChart(Chart):
         self.selected.setData(x=[float(r["size_mb"]) for r in sel], y=[float(r["metric"]) for r in sel])
 
 
+BACKEND_COLORS = {"torch": _BLUE, "onnxruntime": _ORANGE, "openvino": _PURPLE}
+
+
+def timed_backends(rows: list[dict[str, Any]]) -> list[str]:
+    """The backends any row was timed on (measure.backends), in first-seen order."""
+    return list(dict.fromkeys(b for r in rows for b in (r.get("backend_latency") or {})))
+
+
 class LatencyChart(Chart):
-    """p50 bars over p90 bars, in the table's order; selected bars outlined."""
+    """p50 bars over p90 bars, in the table's order; selected bars outlined. Rows timed on several
+    backends (measure.backends) get one p50 bar per backend, grouped by variant, with a whisker for
+    the 95 % interval and the fastest backend named in the tip."""
 
     MAX_BARS = 60
 
@@ -348,18 +358,30 @@ class LatencyChart(Chart):
                                              pen=pg.mkPen(_GREEN, width=2.5))
         for item in (self.p90_bars, self.p50_bars, self.selected_bars):
             self.plot.addItem(item)
-        self.set_legend([(self.p50_bars, "p50 (median)"), (self.p90_bars, "p90"),
-                         (_sample(pen=pg.mkPen(_GREEN, width=2.5)), "selected")])
+        self.backend_bars: dict[str, pg.BarGraphItem] = {}
+        self.whiskers = pg.ErrorBarItem(x=np.zeros(0), y=np.zeros(0), top=np.zeros(0), bottom=np.zeros(0), beam=0.05,
+                                        pen=pg.mkPen("#555555", width=1))
+        self.plot.addItem(self.whiskers)
         self.rows: list[dict[str, Any]] = []
+        self.backends: list[str] = []
+        self.grouped: list[tuple[float, str, dict[str, Any]]] = []  # (x, backend, row) of every backend bar
+
+    def _bars_for(self, backend: str) -> pg.BarGraphItem:
+        if backend not in self.backend_bars:
+            color = BACKEND_COLORS.get(backend, SERIES_COLORS[len(self.backend_bars) % len(SERIES_COLORS)])
+            self.backend_bars[backend] = pg.BarGraphItem(x=[], height=[], width=0.2, brush=pg.mkBrush(color))
+            self.plot.addItem(self.backend_bars[backend])
+        return self.backend_bars[backend]
 
     def update_rows(self, rows: list[dict[str, Any]], selected: list[dict[str, Any]]) -> None:
-        timed = [r for r in rows if r.get("latency_p50_ms") is not None]
+        timed = [r for r in rows if r.get("latency_p50_ms") is not None or r.get("backend_latency")]
         self.rows = timed[: self.MAX_BARS]
+        self.backends = timed_backends(self.rows)
         xs = list(range(len(self.rows)))
-        p50 = [float(r["latency_p50_ms"]) for r in self.rows]
-        p90 = [float(r.get("latency_p90_ms") or r["latency_p50_ms"]) for r in self.rows]
-        self.p50_bars.setOpts(x=xs, height=p50, width=0.6)
-        self.p90_bars.setOpts(x=xs, height=p90, width=0.6)
+        if self.backends:
+            self._draw_grouped()
+        else:
+            self._draw_p50_p90(xs)
         axis = self.plot.getAxis("bottom")
         if len(self.rows) <= 12:  # the table's names while they fit, else its ID column
             axis.setTicks([[(i, _short(variant_name(r), 14)) for i, r in enumerate(self.rows)]])
@@ -367,18 +389,72 @@ class LatencyChart(Chart):
         else:
             axis.setTicks([[(i, f"#{r['variant']}") for i, r in enumerate(self.rows)]])
             self.plot.setLabel("bottom", "variant ID (the table's ID column)")
-        self.tips.set_bars((i - 0.3, i + 0.3, 0.0, max(a, b), row_tip(r), r["variant"])
-                           for i, (r, a, b) in enumerate(zip(self.rows, p50, p90, strict=True)))
         more = f" (first {self.MAX_BARS} of {len(timed)})" if len(timed) > self.MAX_BARS else ""
-        self.set_title(f"{self.title} p50 / p90{more}")
+        what = "p50 by backend, 95 % interval" if self.backends else "p50 / p90"
+        self.set_title(f"{self.title} {what}{more}")
         self.mark_selected(selected)
         self.plot.enableAutoRange()
         if self.rows:
             self.plot.setXRange(-0.5, len(self.rows) - 0.5, padding=0)
 
+    def _draw_p50_p90(self, xs: list[int]) -> None:
+        p50 = [float(r["latency_p50_ms"]) for r in self.rows]
+        p90 = [float(r.get("latency_p90_ms") or r["latency_p50_ms"]) for r in self.rows]
+        self.p50_bars.setOpts(x=xs, height=p50, width=0.6)
+        self.p90_bars.setOpts(x=xs, height=p90, width=0.6)
+        for bars in self.backend_bars.values():
+            bars.setOpts(x=[], height=[])
+        self.whiskers.setData(x=np.zeros(0), y=np.zeros(0), top=np.zeros(0), bottom=np.zeros(0))
+        self.grouped = []
+        self.set_legend([(self.p50_bars, "p50 (median)"), (self.p90_bars, "p90"),
+                         (_sample(pen=pg.mkPen(_GREEN, width=2.5)), "selected")])
+        self.tips.set_bars((i - 0.3, i + 0.3, 0.0, max(a, b), row_tip(r), r["variant"])
+                           for i, (r, a, b) in enumerate(zip(self.rows, p50, p90, strict=True)))
+
+    def _draw_grouped(self) -> None:
+        self.p50_bars.setOpts(x=[], height=[])
+        self.p90_bars.setOpts(x=[], height=[])
+        width = 0.8 / len(self.backends)
+        self.grouped = []
+        tips = []
+        wx, wy, top, bottom = [], [], [], []
+        for k, backend in enumerate(self.backends):
+            offset = -0.4 + width * (k + 0.5)
+            xs, heights = [], []
+            for i, r in enumerate(self.rows):
+                p50, low, high = ((r.get("backend_latency") or {}).get(backend) or [None, None, None])[:3]
+                if p50 is None:
+                    continue
+                x = i + offset
+                xs.append(x)
+                heights.append(float(p50))
+                self.grouped.append((x, backend, r))
+                fastest = " (fastest)" if r.get("fastest_backend") == backend else ""
+                interval = f" [{low:.2f}, {high:.2f}]" if low is not None and high is not None else ""
+                tips.append((x - width / 2, x + width / 2, 0.0, float(p50),
+                             f"{backend}{fastest}: p50 {p50:.2f} ms{interval}\n{row_tip(r)}", r["variant"]))
+                if low is not None and high is not None:
+                    wx.append(x)
+                    wy.append(float(p50))
+                    top.append(float(high) - float(p50))
+                    bottom.append(float(p50) - float(low))
+            self._bars_for(backend).setOpts(x=xs, height=heights, width=width * 0.9)
+        for backend, bars in self.backend_bars.items():
+            if backend not in self.backends:
+                bars.setOpts(x=[], height=[])
+        self.whiskers.setData(x=np.array(wx), y=np.array(wy), top=np.array(top), bottom=np.array(bottom))
+        self.tips.set_bars(tips)
+        self.set_legend([*((self.backend_bars[b], f"{b} p50") for b in self.backends),
+                         (_sample(pen=pg.mkPen(_GREEN, width=2.5)), "selected")])
+
     def mark_selected(self, selected: list[dict[str, Any]]) -> None:
         ids = {r.get("variant") for r in selected}
         sel = [(i, r) for i, r in enumerate(self.rows) if r.get("variant") in ids]
+        if self.backends:
+            tallest = [max(v[0] for v in (r.get("backend_latency") or {}).values() if v and v[0] is not None)
+                       if r.get("backend_latency") else 0.0 for _, r in sel]
+            self.selected_bars.setOpts(x=[i for i, _ in sel], width=0.9, height=tallest)
+            return
         self.selected_bars.setOpts(x=[i for i, _ in sel], width=0.7,
                                    height=[float(r.get("latency_p90_ms") or r["latency_p50_ms"]) for _, r in sel])
 

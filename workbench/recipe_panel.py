@@ -16,8 +16,10 @@ from typing import Any
 from PySide6.QtCore import QEvent, QObject
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
+    QCheckBox,
     QFormLayout,
     QGroupBox,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
@@ -29,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from core.errors import ConfigError
 from core.recipe import Recipe
+from core.recipe.model import BACKEND_CHOICES
 from workbench.document import Document
 from workbench.number_box import NumberBox, format_number, parse_number
 
@@ -46,6 +49,11 @@ MEASURE_FIELDS: dict[str, tuple[str, str, str]] = {
     "latency_repeats": ("Timed repeats", "Timed passes: p50 and p90 are taken over these", ""),
     "threads": ("Threads", "torch threads while scoring and timing; empty = torch's default", "torch default"),
 }
+
+
+BACKENDS_HELP = ("Runtimes each variant is timed on, side by side (measure.backends): ONNX Runtime and OpenVINO "
+                 "export the variant, check the file against it and time it with the same threads and inputs. "
+                 "Needs the deploy extra: pip install -e \".[deploy]\"")
 
 
 class _FocusOut(QObject):
@@ -119,6 +127,23 @@ class RecipePanel(QScrollArea):
             caption.setBuddy(box)
             mform.addRow(caption, box)
             mform.addRow("", self.errors[name])
+        backends = QWidget()
+        row = QHBoxLayout(backends)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.backend_boxes: dict[str, QCheckBox] = {}
+        for backend in BACKEND_CHOICES:
+            check = QCheckBox(backend)
+            check.setObjectName(f"measure_backend_{backend}")
+            check.setToolTip(BACKENDS_HELP)
+            check.toggled.connect(lambda _on, b=backend: self._backends_edited(b))
+            self.backend_boxes[backend] = check
+            row.addWidget(check)
+        row.addStretch(1)
+        caption = QLabel("Backends")
+        caption.setToolTip(BACKENDS_HELP)
+        self.backends_error = self._error_label()
+        mform.addRow(caption, backends)
+        mform.addRow("", self.backends_error)
         layout.addWidget(measure)
         layout.addStretch(1)
         self.refresh()
@@ -149,6 +174,10 @@ class RecipePanel(QScrollArea):
         for name, box in self.boxes.items():
             if name not in self.pending:
                 box.set_value(values.get(name))
+        for backend, check in self.backend_boxes.items():
+            check.blockSignals(True)
+            check.setChecked(backend in recipe.measure.backends)
+            check.blockSignals(False)
 
     def invalid_inputs(self) -> list[str]:
         """Messages of the values shown but refused: the window runs nothing while there are any."""
@@ -201,6 +230,19 @@ class RecipePanel(QScrollArea):
         self._show(self.errors[name], "")
         label = MEASURE_FIELDS[name][0].lower()
         self._push(dataclasses.replace(self.document.recipe, measure=measure), f"Change {label}")
+
+    def _backends_edited(self, backend: str) -> None:
+        chosen = tuple(b for b, check in self.backend_boxes.items() if check.isChecked())
+        if not chosen:  # nothing to time on: keep the box ticked and say why
+            self.backend_boxes[backend].blockSignals(True)
+            self.backend_boxes[backend].setChecked(True)
+            self.backend_boxes[backend].blockSignals(False)
+            self._show(self.backends_error, "at least one backend times the variants")
+            return
+        self._show(self.backends_error, "")
+        if chosen != self.document.recipe.measure.backends:
+            measure = dataclasses.replace(self.document.recipe.measure, backends=chosen)
+            self._push(dataclasses.replace(self.document.recipe, measure=measure), "Change backends")
 
     def _current(self, name: str) -> str:
         value = getattr(self.document.recipe.measure, name)

@@ -27,7 +27,15 @@ class Column:
     def value(self, row: dict[str, Any]) -> Any:
         if self.key.startswith("task_metrics."):
             return (row.get("task_metrics") or {}).get(self.key.split(".", 1)[1])
+        if self.key.startswith("backend_latency."):
+            return (self.interval(row) or [None])[0]
         return row.get(self.key)
+
+    def interval(self, row: dict[str, Any]) -> list[float | None] | None:
+        """[p50, 95 % low, 95 % high] of a per-backend latency column; None for other columns."""
+        if not self.key.startswith("backend_latency."):
+            return None
+        return (row.get("backend_latency") or {}).get(self.key.split(".", 1)[1])
 
 
 COLUMNS: tuple[Column, ...] = (
@@ -66,6 +74,22 @@ def over_budget(row: dict[str, Any]) -> bool:
     return any(f.get("code") == OVER_BUDGET for f in row.get("flags") or ())
 
 
+def backend_columns(rows: list[dict[str, Any]]) -> list[Column]:
+    """With measure.backends: a p50 column per backend any row was timed on, then the fastest backend."""
+    backends = list(dict.fromkeys(b for r in rows for b in (r.get("backend_latency") or {})))
+    if not backends:
+        return []
+    return [*(Column(f"backend_latency.{b}", f"p50 ms {b}", ".2f",
+                     f"Median latency of one batch on {b}, timed side by side with the other backends "
+                     "(interleaved rounds, same threads and inputs); the tip shows its 95 % interval")
+              for b in backends),
+            Column("fastest_backend", "Fastest backend", tip="The backend with the lowest p50 for this variant")]
+
+
+def columns_for(rows: list[dict[str, Any]]) -> list[Column]:
+    return [*COLUMNS, *backend_columns(rows), *extra_metric_columns(rows)]
+
+
 class ResultsModel(QAbstractTableModel):
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -76,12 +100,12 @@ class ResultsModel(QAbstractTableModel):
     def set_rows(self, rows: list[dict[str, Any]]) -> None:
         self.beginResetModel()
         self.rows = list(rows)  # its own list: the view appends live rows to its list separately
-        self.columns = [*COLUMNS, *extra_metric_columns(rows)]
+        self.columns = columns_for(rows)
         self.endResetModel()
 
     def add_row(self, row: dict[str, Any]) -> None:
         """One variant a running worker has just committed."""
-        columns = [*COLUMNS, *extra_metric_columns([*self.rows, row])]
+        columns = columns_for([*self.rows, row])
         if columns != self.columns:
             self.set_rows([*self.rows, row])
             return
@@ -146,6 +170,9 @@ class ResultsModel(QAbstractTableModel):
                 return "\n".join(notes)
             if col.key == "metric" and row.get("metric_name"):
                 return f"{row['metric_name']} on {row.get('task')}"
+            interval = col.interval(row)
+            if interval and interval[1] is not None and interval[2] is not None:
+                return f"p50 {interval[0]:.2f} ms, 95 % interval [{interval[1]:.2f}, {interval[2]:.2f}] ms"
             if col.tip:
                 return col.tip
         if role == Qt.ItemDataRole.TextAlignmentRole and col.fmt:

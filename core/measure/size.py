@@ -18,7 +18,7 @@ MB = 1_000_000
 class SizeReport:
     params: int  # distinct parameter elements (a tensor shared by several modules counts once)
     nonzero_params: int  # of those, the non-zero ones (effective weights for pruned modules)
-    artifact_bytes: int | None = None  # the whole saved folder: what a user ships
+    artifact_bytes: int | None = None  # the saved folder but its training rows: what a user ships
     weights_bytes: int | None = None  # the weights file(s) alone
 
     @property
@@ -118,8 +118,9 @@ def size_report(model: Any, artifact_folder: Path | str | None = None) -> SizeRe
     nonzero = sum(_nonzero(effective) for _, effective in tensors)
     artifact_bytes = weights_bytes = None
     if artifact_folder is not None:
-        folder = Path(artifact_folder)
-        files = [p for p in folder.rglob("*") if p.is_file()]
+        from core.artifacts import shipped_files
+
+        files = shipped_files(Path(artifact_folder))
         artifact_bytes = sum(p.stat().st_size for p in files)
         weights_bytes = sum(p.stat().st_size for p in files if p.suffix == ".safetensors")
     return SizeReport(params, nonzero, artifact_bytes, weights_bytes)

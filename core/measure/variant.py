@@ -29,7 +29,7 @@ class Measurement:
     values: list[MetricValue]
     size: SizeReport
     evaluation: EvalResult
-    latency: LatencyReport
+    latency: LatencyReport | None  # None when the caller timed it (on every backend)
     seconds: dict[str, float] = field(default_factory=dict)  # phase -> wall time
 
 
@@ -42,9 +42,14 @@ def measure_variant(
     seed: int,
     progress: Callable[[float, str], None] = lambda fraction, message="": None,
     cancelled: Callable[[], bool] = lambda: False,
+    time_latency: bool = True,
+    sizer: Callable[[Path], SizeReport] | None = None,
 ) -> Measurement:
     """Evaluate ``state.model`` on ``task``'s dev split, count its size and the bytes of ``folder``,
-    and time it; ``progress`` runs from 0 to 1 across the three phases."""
+    and time it; ``progress`` runs from 0 to 1 across the three phases.
+
+    ``time_latency=False`` leaves latency to the caller (core.backends times every backend side by
+    side); ``sizer(folder)`` sizes an artifact that is not a torch module (a backend file)."""
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
     progress(0.0, "evaluating")
@@ -58,18 +63,8 @@ def measure_variant(
         raise StepCancelled("Run cancelled by the user")
     progress(PHASES["size"][0], "measuring size")
     clock = time.perf_counter()
-    size = size_report(state.model, folder)
+    size = sizer(folder) if sizer is not None else size_report(state.model, folder)
     seconds["size"] = time.perf_counter() - clock
-    progress(PHASES["latency"][0], "measuring latency")
-    clock = time.perf_counter()
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None  # what else the machine was doing
-    lat = latency(
-        state.model, state.tokenizer, batch_size=settings.latency_batch_size, seq_len=settings.latency_seq_len,
-        warmup=settings.latency_warmup, repeats=settings.latency_repeats, threads=settings.threads,
-    )
-    seconds["latency"] = time.perf_counter() - clock
-    p50 = median_interval(lat.times_ms, seed=seed)
-    progress(1.0, "measured")
     values = [MetricValue(name, float(value), "", "dev") for name, value in ev.metrics.items()]
     values += [
         MetricValue("eval_examples", float(ev.examples), "count", "dev"),
@@ -78,6 +73,28 @@ def measure_variant(
         MetricValue("nonzero_params", float(size.nonzero_params), "count"),
         MetricValue("artifact_bytes", _f(size.artifact_bytes), "bytes"),
         MetricValue("weights_bytes", _f(size.weights_bytes), "bytes"),
+    ]
+    if not time_latency:
+        progress(1.0, "measured")
+        return Measurement(values=values, size=size, evaluation=ev, latency=None, seconds=seconds)
+    progress(PHASES["latency"][0], "measuring latency")
+    clock = time.perf_counter()
+    lat = latency(
+        state.model, state.tokenizer, batch_size=settings.latency_batch_size, seq_len=settings.latency_seq_len,
+        warmup=settings.latency_warmup, repeats=settings.latency_repeats, threads=settings.threads,
+    )
+    seconds["latency"] = time.perf_counter() - clock
+    progress(1.0, "measured")
+    values += latency_values(lat, seed=seed)
+    return Measurement(values=values, size=size, evaluation=ev, latency=lat, seconds=seconds)
+
+
+def latency_values(lat: LatencyReport, *, seed: int) -> list[MetricValue]:
+    """The stored latency of what ships: p50 with its interval over the timed repeats, the settings
+    it was timed under, and the machine's load at the time."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None  # what else the machine was doing
+    p50 = median_interval(lat.times_ms, seed=seed)
+    return [
         MetricValue("latency_p50", float(lat.p50_ms), "ms"),
         MetricValue("latency_p50_ci95_low", p50.low, "ms"),
         MetricValue("latency_p50_ci95_high", p50.high, "ms"),
@@ -89,7 +106,6 @@ def measure_variant(
         MetricValue("latency_repeats", float(lat.repeats), "count"),
         MetricValue("load_avg_1m", load, "runnable tasks"),
     ]
-    return Measurement(values=values, size=size, evaluation=ev, latency=lat, seconds=seconds)
 
 
 def _f(value: Any) -> float | None:

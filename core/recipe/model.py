@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from core.backends.packages import BACKENDS
 from core.errors import ConfigError, brief, brief_names, cap_message
+
+BACKEND_CHOICES = BACKENDS  # what measure.backends may list (torch, onnxruntime, openvino)
 
 RECIPE_FORMAT = 1
 _TOP_KEYS = ("format", "name", "description", "model", "task", "data", "teacher", "seed", "seeds", "measure", "budget",
@@ -81,7 +84,9 @@ class MeasureSettings:
     latency_seq_len: int = 128
     latency_warmup: int = 3
     latency_repeats: int = 20
-    threads: int | None = None  # torch threads; None: torch's default
+    threads: int | None = None  # threads of every backend; None: torch's default
+    # Runtimes each variant is exported to, checked on and timed on, side by side (core.backends).
+    backends: tuple[str, ...] = ("torch",)
 
     # Upper bounds: beyond them a run never ends or runs out of memory (a typo, not a choice);
     # max_length is also checked against the model's position embeddings by validation.
@@ -91,8 +96,22 @@ class MeasureSettings:
     }
 
     def __post_init__(self) -> None:
+        backends = self.backends
+        if isinstance(backends, str) or not isinstance(backends, (list, tuple)) or not backends:
+            raise ConfigError(f"measure.backends must be a list of runtimes such as [torch, onnxruntime, openvino], "
+                              f"got {brief(backends)}", field="measure.backends")
+        for name in backends:
+            if name not in BACKENDS:
+                raise ConfigError(f"measure.backends: unknown backend {brief(name)}; choose from {', '.join(BACKENDS)}",
+                                  field="measure.backends")
+        if len(set(backends)) != len(backends):
+            raise ConfigError(f"measure.backends lists a backend twice: {brief(list(backends))}",
+                              field="measure.backends")
+        object.__setattr__(self, "backends", tuple(backends))
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if f.name == "backends":
+                continue
             if value is None and f.name in ("eval_limit", "threads"):
                 continue
             if not isinstance(value, int) or isinstance(value, bool):
@@ -106,8 +125,17 @@ class MeasureSettings:
                 raise ConfigError(f"measure.{f.name} must be <= {high:,}, got {brief(value)}",
                                   field=f"measure.{f.name}")
 
+    @property
+    def timed_on_backends(self) -> bool:
+        """Whether variants are timed on more than torch alone (exported, checked, timed side by side)."""
+        return self.backends != ("torch",)
+
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        out["backends"] = list(self.backends)
+        if not self.timed_on_backends:  # the default: keeps the cache keys of runs made before the setting
+            del out["backends"]
+        return out
 
     @classmethod
     def from_dict(cls, data: Any) -> MeasureSettings:

@@ -67,6 +67,7 @@ def validate_recipe(recipe: Recipe, *, check_files: bool = True) -> list[Problem
                                 field="model"))
     if incoming is not None:
         problems.extend(_length_problems(recipe, incoming))
+    problems.extend(_backend_problems(recipe))
 
     teacher: Any = None
     if recipe.teacher not in (None, "parent"):
@@ -104,6 +105,14 @@ def validate_recipe(recipe: Recipe, *, check_files: bool = True) -> list[Problem
         problems.extend(own)
         if not entry.enabled:
             continue
+        if not own:
+            missing = sorted({m for config in _configs_to_check(entry) for m in step_cls.missing_packages(config)})
+            if missing:
+                from core.backends.packages import INSTALL_HINT, missing_message
+
+                problems.append(Problem(missing_message(f"'{step_cls.id}' as configured", missing),
+                                        f"run {INSTALL_HINT}, or remove the step", index=index, step=step_cls.id,
+                                        field="backend"))
         if check_files and not own:
             model_problems, incoming = _model_problems(step_cls, entry, index, incoming, teacher, recipe.teacher)
             problems.extend(model_problems)
@@ -189,6 +198,20 @@ def _facts_or_none(text: str) -> Any:
         return model_facts(text)[0]
     except WorkbenchError:
         return None  # reported where the field is checked
+
+
+def _backend_problems(recipe: Recipe) -> list[Problem]:
+    """A backend in measure.backends whose packages are missing (the deploy extra)."""
+    from core.backends.packages import EXPORT_NEEDS, INSTALL_HINT, missing_message, missing_packages
+
+    out = []
+    for backend in recipe.measure.backends:
+        missing = missing_packages(EXPORT_NEEDS[backend])
+        if missing:
+            out.append(Problem(missing_message(f"measure.backends: {backend}", missing),
+                               f"run {INSTALL_HINT}, or remove {backend} from measure.backends",
+                               field="measure.backends"))
+    return out
 
 
 def _length_problems(recipe: Recipe, facts: Any) -> list[Problem]:

@@ -83,8 +83,10 @@ class _Done:
 
 def _usable_artifact(folder: Path) -> bool:
     from core.artifacts import is_complete_artifact
+    from core.backends.artifact import is_complete_backend_artifact
 
-    return is_complete_artifact(folder)  # a manifest alone is not a result: the weights must be whole
+    # a manifest alone is not a result: the weights (or a deployed backend file) must be whole
+    return is_complete_artifact(folder) or is_complete_backend_artifact(folder)
 
 
 class Runner:

@@ -145,9 +145,8 @@ def make_variant(job: Job, task: Any, *, emit: Callable[[Event], None], cancelle
     """Compute ``job``: returns the shipped model state (the reloaded artifact, for the children)
     and what to record. ``state_in`` is the parent's model when still in memory; ``teacher``, when
     given, supplies the distillation teacher (so a caller can keep one loaded)."""
-    from core.artifacts import save_artifact
     from core.measure.variant import measure_variant
-    from core.state import StepContext
+    from core.state import DEPLOYED, StepContext
     from core.steps import get_step, load_state
 
     progress = node_progress(emit, job.node, job.index)
@@ -187,33 +186,79 @@ def make_variant(job: Job, task: Any, *, emit: Callable[[Event], None], cancelle
         clock = time.perf_counter()
         try:
             state = step_cls(job.step.config).apply(state_in, ctx)
+            step_info = {k: v for k, v in state.info.items() if before.get(k) != v}
+            if curves:
+                step_info["curves"] = curves  # stored with the variant, viewable after the run
+            timings["apply"] = time.perf_counter() - clock
+            if cancelled():
+                raise StepCancelled("Run cancelled by the user")
+            # A deployed file (quantize.static_int8) still lies in the step's scratch: saved before it goes.
+            shipped, roundtrip = save_and_reload(job, state, progress, share, timings)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)  # scratch is per step; artifacts are what stays
             with contextlib.suppress(OSError):  # not empty (another node's scratch) or already gone
                 scratch.parent.rmdir()
-        step_info = {k: v for k, v in state.info.items() if before.get(k) != v}
-        if curves:
-            step_info["curves"] = curves  # stored with the variant, viewable after the run
-        timings["apply"] = time.perf_counter() - clock
-    if cancelled():
-        raise StepCancelled("Run cancelled by the user")
-    progress(share["save"][0], "saving the artifact")
-    clock = time.perf_counter()
-    save_artifact(state, job.folder, base=str(job.recipe.model), extra={"info": state.info, "cache_key": job.key})
-    # What ships is measured: the saved artifact, reloaded; the chain continues from it too.
-    shipped = load_state(job.folder)
-    roundtrip = max_output_difference(state, shipped)
-    timings["save"] = time.perf_counter() - clock
-    measured = measure_variant(shipped, job.folder, task, job.recipe.measure, seed=job.seed,
-                               progress=measure_progress(progress, share), cancelled=cancelled)
+    if job.step is None:
+        if cancelled():
+            raise StepCancelled("Run cancelled by the user")
+        shipped, roundtrip = save_and_reload(job, state, progress, share, timings)
+    settings = job.recipe.measure
+    deployed = DEPLOYED in shipped.traits
+    if deployed:
+        from core.backends.artifact import size_report as backend_size_report
+
+        sizer = backend_size_report
+    else:
+        sizer = None
+    measured = measure_variant(shipped, job.folder, task, settings, seed=job.seed,
+                               progress=measure_progress(progress, share), cancelled=cancelled,
+                               time_latency=not settings.timed_on_backends, sizer=sizer)
     timings.update(measured.seconds)
     values, flags = assess(job, task, shipped, measured)
     values.append(MetricValue("roundtrip_max_abs_diff", roundtrip, "", "probe"))
-    info = {**step_info, "timings": {k: round(v, 3) for k, v in timings.items()}}
+    backend_info: dict[str, Any] = {}
+    if settings.timed_on_backends:
+        from core.backends.measure import measure_backends
+
+        clock = time.perf_counter()
+        lo, hi = share["latency"]
+        on_backends = measure_backends(
+            shipped, task, settings, exports=job.folder.parent / "exports" / job.folder.name, seed=job.seed,
+            label=job.step.label if job.step else "baseline", cancelled=cancelled,
+            progress=lambda f, m="": progress(lo + (hi - lo) * f, m),
+        )
+        timings["latency"] = time.perf_counter() - clock
+        values += on_backends.values
+        flags += on_backends.flags
+        backend_info = {"backends": on_backends.info}
+    info = {**step_info, **backend_info, "timings": {k: round(v, 3) for k, v in timings.items()}}
     emit(Log(level="debug", message="timings (s): " + ", ".join(f"{k} {v:.2f}" for k, v in timings.items())))
     predictions = {"indices": measured.evaluation.indices, "predictions": measured.evaluation.predictions,
                    "confidences": measured.evaluation.confidences}
     return shipped, Made(job.folder, values, [f.to_dict() for f in flags], predictions, info, timings)
+
+
+def save_and_reload(job: Job, state: Any, progress: Callable[[float, str], None],
+                    share: dict[str, tuple[float, float]], timings: dict[str, float]) -> tuple[Any, float]:
+    """Save the variant's artifact and reload it: what ships is measured and the chain continues from
+    it. A deployed model (a backend file) is copied as is and reopened on its backend."""
+    from core.artifacts import save_artifact
+    from core.state import DEPLOYED
+    from core.steps import load_state
+
+    progress(share["save"][0], "saving the artifact")
+    clock = time.perf_counter()
+    extra = {"info": state.info, "cache_key": job.key}
+    if DEPLOYED in state.traits:
+        from core.backends.artifact import save_deployed
+
+        save_deployed(state.model, job.folder, extra={**extra, "base": str(job.recipe.model)})
+    else:
+        save_artifact(state, job.folder, base=str(job.recipe.model), extra=extra)
+    shipped = load_state(job.folder, threads=job.recipe.measure.threads)
+    roundtrip = max_output_difference(state, shipped)
+    timings["save"] = time.perf_counter() - clock
+    return shipped, roundtrip
 
 
 def assess(job: Job, task: Any, state: Any, measured: Any) -> tuple[list[MetricValue], list[Any]]:

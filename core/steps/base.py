@@ -61,6 +61,11 @@ class Step:
         return incoming
 
     @classmethod
+    def missing_packages(cls, config: dict[str, Any]) -> list[str]:
+        """Optional packages this config needs that are not installed (found without importing them)."""
+        return []
+
+    @classmethod
     def size_ratio(cls, config: dict[str, Any]) -> tuple[float, float]:
         """Before anything runs: the artifact bytes this step's output takes over its input's, as
         (embedding tables, every other weight), for validation's disk estimate. The default, the
@@ -119,9 +124,14 @@ def get_step(step_id: str) -> type[Step]:
         raise ConfigError(f"Unknown step '{step_id}'. Known steps: {known}", step=step_id) from None
 
 
-def load_state(folder: Path) -> ModelState:
-    """A saved variant as a model state, every step's codec registered first."""
+def load_state(folder: Path, *, threads: int | None = None) -> ModelState:
+    """A saved variant as a model state, every step's codec registered first. A backend artifact
+    (``quantize.static_int8``) opens on its backend with ``threads`` threads."""
     from core.artifacts import load_artifact
+    from core.backends.artifact import is_backend_artifact, load_deployed_state
+
+    if is_backend_artifact(folder):
+        return load_deployed_state(folder, threads=threads)
 
     discover()
     return load_artifact(folder).state()

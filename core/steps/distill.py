@@ -158,6 +158,7 @@ class Distill(Step):
         ctx.progress(0.0, "Preparing teacher and student")
         teacher = self._teacher(state, cfg)
         student, mapping = self._student(teacher, cfg, ctx)
+        student.data = dict(state.data)  # rows a step prepared (augmentation) train the student, and stay with it
         t_dims, s_dims = _dims(teacher.model.config), _dims(student.model.config)
         info: dict[str, Any] = {
             "student": cfg.student,
@@ -166,6 +167,7 @@ class Distill(Step):
             "teacher_params": sum(p.numel() for p in teacher.model.parameters()),
             "student_params": sum(p.numel() for p in student.model.parameters()),
             "layer_mapping": mapping,
+            "training_data": _data_summary(state),
         }
         stage1 = cfg.intermediate_epochs > 0
         stage2 = cfg.prediction_epochs > 0
@@ -376,8 +378,21 @@ class Distill(Step):
                 student.model.set_attn_implementation(previous[0])
                 teacher.model.set_attn_implementation(previous[1])
         stats["final_terms"] = dict(parts)
+        stats["training_data"] = getattr(loader, "training_data", None)
         stats["projection"] = s_hidden != t_hidden
         return stats
+
+
+def _data_summary(state: ModelState) -> dict[str, Any]:
+    """Which rows distillation trains on: the task's split, or the rows an earlier step prepared
+    (with that step's own report, e.g. augment.tinybert's counts and sources)."""
+    rows = state.data.get("train")
+    if not rows:
+        return {"from": "task", "augmented": False}
+    augmented = sum(1 for r in rows if r.get("augmented"))
+    made_by = {k: v for k, v in state.info.items() if k.startswith("augment.") and isinstance(v, dict)}
+    return {"from": "prepared rows", "augmented": augmented > 0, "rows": len(rows), "augmented_rows": augmented,
+            "sentences": len(rows) - augmented, "prepared_by": sorted(made_by)}
 
 
 def masked_mse(student: Any, teacher: Any, mask: Any) -> Any:

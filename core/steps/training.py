@@ -110,7 +110,7 @@ def train(
     )
     state.info["head_trained"] = True  # the task head has now seen task labels (or a teacher's)
     stats.update(max_length=data.max_length, train_examples=data.train_examples,
-                 holdout_examples=len(data.holdout) if data.holdout is not None else 0)
+                 holdout_examples=len(data.holdout) if data.holdout is not None else 0, training_data=data.source)
     if data.holdout is not None:
         stats["learned"] = learned_summary(state, ctx, data.holdout, data.max_length)
         ctx.log(stats["learned"]["summary"])
@@ -137,6 +137,7 @@ class TrainData:
     holdout: Any  # a task-shaped dataset held out of training (None: nothing held out)
     max_length: int
     train_examples: int
+    source: dict[str, Any] | None = None  # where the rows came from: the task, or rows a step prepared
 
 
 def data_max_length(task: Any, tokenizer: Any, dataset: Any, cap: int = 256) -> int:
@@ -155,25 +156,54 @@ def data_max_length(task: Any, tokenizer: Any, dataset: Any, cap: int = 256) -> 
     return int(min(limit, max(16, -(-p99 // 8) * 8)))
 
 
-def train_data(state: ModelState, ctx: StepContext, *, train_size: int | None, max_length: int | None,
-               holdout: Callable[[int], int] | None = None) -> TrainData:
-    """The seeded training subset as model rows, minus a seeded held-out slice when asked."""
+def seeded_subset(n: int, train_size: int | None, seed: int) -> list[int]:
+    """The rows a seeded ``train_size`` subset of ``n`` takes, in draw order (all of them, shuffled,
+    when ``train_size`` is None or at least ``n``). Augmentation and training draw the same rows."""
     import torch
 
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    return order[:train_size] if train_size is not None and train_size < n else order
+
+
+def training_split(state: ModelState, ctx: StepContext) -> tuple[Any, list[int], list[bool]]:
+    """The rows training reads: ``state.data['train']`` when a step prepared them (augmentation),
+    else the task's train split. Returns (dataset, origin of each row, whether each row is an
+    original); a prepared row names the original sentence it came from in its ``origin`` field."""
+    prepared = state.data.get("train")
+    if not prepared:
+        dataset = ctx.task.load("train")
+        return dataset, list(range(len(dataset))), [True] * len(dataset)
+    import datasets
+
+    origins = [int(row.get("origin", i)) for i, row in enumerate(prepared)]
+    originals = [not row.get("augmented", False) for row in prepared]
+    columns = [c for c in prepared[0] if c not in ("origin", "augmented")]
+    return datasets.Dataset.from_list([{c: row[c] for c in columns} for row in prepared]), origins, originals
+
+
+def train_data(state: ModelState, ctx: StepContext, *, train_size: int | None, max_length: int | None,
+               holdout: Callable[[int], int] | None = None) -> TrainData:
+    """The seeded training subset as model rows, minus a seeded held-out slice when asked.
+
+    ``train_size`` and the held-out slice count original sentences: with augmented rows, a sentence
+    brings its augmentations along, and a held-out sentence's augmentations are not trained on."""
     from core.tasks.features import train_features
 
-    dataset = ctx.task.load("train")
-    n = len(dataset)
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(ctx.seed)).tolist()
-    keep = order[:train_size] if train_size is not None and train_size < n else order
+    dataset, origins, originals = training_split(state, ctx)
+    sentences = sorted(set(origins))
+    keep = [sentences[i] for i in seeded_subset(len(sentences), train_size, ctx.seed)]
     held = holdout(len(keep)) if holdout is not None else 0
-    held_rows, train_rows = sorted(keep[:held]), sorted(keep[held:])
+    held_set, train_set = set(keep[:held]), set(keep[held:])
+    train_rows = [i for i, o in enumerate(origins) if o in train_set]
+    held_rows = [i for i, o in enumerate(origins) if o in held_set and originals[i]]
     subset = dataset.select(train_rows)
     length = max_length or data_max_length(ctx.task, state.tokenizer, subset)
     features = train_features(ctx.task, state.tokenizer, subset, max_length=length)
     if len(features) == 0:
         raise ConfigError("The training subset is empty; raise the training subset size", field="train_size")
-    return TrainData(features, dataset.select(held_rows) if held else None, length, len(train_rows))
+    source = {"from": "prepared rows (" + ", ".join(sorted(state.data)) + ")" if state.data.get("train") else "task",
+              "sentences": len(train_set), "rows": len(train_rows)}
+    return TrainData(features, dataset.select(held_rows) if held else None, length, len(train_rows), source)
 
 
 def batches(state: ModelState, ctx: StepContext, features: Any, *, batch_size: int,
@@ -273,7 +303,9 @@ def train_loader(state: ModelState, ctx: StepContext, *, batch_size: int, max_le
                  train_size: int | None, group_by_length: bool = True) -> Any:
     """A DataLoader over the seeded training subset (for loops other than :func:`train`'s)."""
     data = train_data(state, ctx, train_size=train_size, max_length=max_length)
-    return batches(state, ctx, data.features, batch_size=batch_size, group_by_length=group_by_length)
+    loader = batches(state, ctx, data.features, batch_size=batch_size, group_by_length=group_by_length)
+    loader.training_data = data.source  # type: ignore[attr-defined]  # for the caller's report
+    return loader
 
 
 def run_loop(

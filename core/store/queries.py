@@ -19,7 +19,15 @@ from sqlalchemy import func, select
 
 from core.store import schema as s
 from core.store.db import Store, StoreError
-from core.store.rows import MetricValue, ResultRow, RunMeta, VariantInfo, build_rows, reference_of
+from core.store.rows import (
+    BACKEND_LATENCY,
+    MetricValue,
+    ResultRow,
+    RunMeta,
+    VariantInfo,
+    build_rows,
+    reference_of,
+)
 from core.store.rows import merge_seeds as merge_seed_rows
 
 
@@ -305,12 +313,22 @@ UNITS = {"size_mb": "MB", "latency_p50_ms": "ms", "latency_p50_ci_low": "ms", "l
 def table_of(rows: list[ResultRow]) -> Table:
     """Rows as an export table: one column per task metric and per swept field of any row."""
     extra: list[str] = []
+    on_backends: list[str] = []
     for r in rows:
         intervals = [n + s for n in r.task_metrics for s in ("_ci95_low", "_ci95_high")]
         for name in [*r.task_metrics, *intervals, *(f"swept_{k}" for k in r.swept)]:
             if name not in extra:
                 extra.append(name)
-    return Table(columns=[*_LEADING, *extra, *_TRAILING], rows=[r.flat() for r in rows], units=dict(UNITS))
+        for backend in r.backend_latency:
+            for name in (BACKEND_LATENCY + backend + end for end in ("", "_ci95_low", "_ci95_high")):
+                if name not in on_backends:
+                    on_backends.append(name)
+    trailing = list(_TRAILING)
+    if on_backends:  # measure.backends: after the shipped latency, each backend's, then the fastest
+        at = trailing.index("latency_p90_ms")
+        trailing[at:at] = [*on_backends, "fastest_backend"]
+    units = dict(UNITS) | dict.fromkeys(on_backends, "ms")
+    return Table(columns=[*_LEADING, *extra, *trailing], rows=[r.flat() for r in rows], units=units)
 
 
 def results_table(store: Store, run_ids: list[int] | None = None, variant_ids: list[int] | None = None) -> Table:

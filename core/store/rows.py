@@ -27,15 +27,21 @@ DELTA_METRICS = ("delta_vs_parent", "delta_vs_parent_ci95_low", "delta_vs_parent
                  "learned_margin_ci95_low", "learned_margin_ci95_high")
 NON_TASK = frozenset((*SIZE_METRICS, *LATENCY_METRICS, *SETTINGS_METRICS, *DELTA_METRICS))
 CI_LOW, CI_HIGH = "_ci95_low", "_ci95_high"
+# Per-backend measurements (measure.backends, core.backends.measure): name + backend.
+BACKEND_LATENCY = "latency_p50_ms_"
+BACKEND_PREFIXES = (BACKEND_LATENCY, "export_bytes_", "roundtrip_agreement_", "roundtrip_max_abs_diff_")
 
 # Flag codes and what the user reads (core.measure.verdicts decides which apply).
 UNTRAINED_HEAD = "untrained_head"
 DID_NOT_LEARN = "did_not_learn"
 WITHIN_NOISE = "within_noise"
 NOT_SMALLER = "not_smaller"
+EXPORT_DISAGREES = "export_disagrees"  # an exported file predicts differently: not timed as this variant
+NOT_ON_BACKEND = "not_on_backend"  # a backend could not take the variant (package, operator, variant type)
 OVER_BUDGET = "over_budget"  # the recipe's accuracy budget (core.recipe.Budget) is broken: its branch stops
 FLAG_TITLES = {UNTRAINED_HEAD: "untrained head", DID_NOT_LEARN: "did not learn", WITHIN_NOISE: "within noise",
-               NOT_SMALLER: "not smaller on disk", OVER_BUDGET: "over budget"}
+               NOT_SMALLER: "not smaller on disk", OVER_BUDGET: "over budget", EXPORT_DISAGREES: "export disagrees",
+               NOT_ON_BACKEND: "not timed on a backend"}
 
 
 def flag_title(code: str) -> str:
@@ -45,7 +51,20 @@ MB = 1_000_000
 
 
 def is_task_metric(name: str) -> bool:
-    return name not in NON_TASK and not name.endswith((CI_LOW, CI_HIGH))
+    return name not in NON_TASK and not name.endswith((CI_LOW, CI_HIGH)) and not name.startswith(BACKEND_PREFIXES)
+
+
+def backend_latencies(metrics: dict[str, float | None]) -> dict[str, list[float | None]]:
+    """backend -> [p50 ms, 95 % low, 95 % high] of the ``latency_p50_ms_<backend>`` metrics, in stored order."""
+    return {name[len(BACKEND_LATENCY):]: [value, metrics.get(name + CI_LOW), metrics.get(name + CI_HIGH)]
+            for name, value in metrics.items()
+            if name.startswith(BACKEND_LATENCY) and not name.endswith((CI_LOW, CI_HIGH)) and value is not None}
+
+
+def fastest_of(latencies: dict[str, list[float | None]]) -> str | None:
+    """The backend with the lowest p50 (None when nothing was timed on backends)."""
+    timed = {b: v[0] for b, v in latencies.items() if v and v[0] is not None}
+    return min(timed, key=lambda b: timed[b]) if timed else None
 
 
 @dataclass(frozen=True)
@@ -154,6 +173,9 @@ class ResultRow:
     artifact_path: str | None
     seeds: int = 1  # > 1: metric, size and latency are means over seeds
     metric_sd: float | None = None  # standard deviation of the metric over seeds
+    # measure.backends: backend -> [p50 ms, 95 % low, 95 % high], timed side by side in the same rounds
+    backend_latency: dict[str, list[float | None]] = field(default_factory=dict)
+    fastest_backend: str | None = None  # the backend with the lowest p50 of those
 
     @property
     def is_baseline(self) -> bool:
@@ -174,7 +196,10 @@ class ResultRow:
         """The row as export columns: task metrics, their intervals and swept values in their own
         columns (``<metric>_ci95_low``/``_high``), flags as their titles and their reasons."""
         out = {k: v for k, v in self.to_dict().items()
-               if k not in ("task_metrics", "task_intervals", "swept", "artifact_path", "flags")}
+               if k not in ("task_metrics", "task_intervals", "swept", "artifact_path", "flags", "backend_latency")}
+        for backend, (p50, low, high) in self.backend_latency.items():
+            name = BACKEND_LATENCY + backend
+            out[name], out[name + CI_LOW], out[name + CI_HIGH] = p50, low, high
         for name, value in self.task_metrics.items():
             out[name] = value
             low, high = self.task_intervals.get(name, [None, None])
@@ -226,7 +251,8 @@ def build_row(v: VariantInfo, run: RunMeta, reference: VariantInfo | None,
         flags=list(v.flags), eval_examples=_int(m.get("eval_examples")), latency_batch=_int(m.get("latency_batch")),
         latency_seq_len=_int(m.get("latency_seq_len")), latency_threads=_int(m.get("latency_threads")),
         latency_repeats=_int(m.get("latency_repeats")), load_avg_1m=m.get("load_avg_1m"),
-        artifact_path=v.artifact_path,
+        artifact_path=v.artifact_path, backend_latency=(on_backends := backend_latencies(m)),
+        fastest_backend=fastest_of(on_backends),
     )
 
 
@@ -260,6 +286,8 @@ def merge_seeds(rows: list[ResultRow], nodes: list[int | None]) -> list[ResultRo
             return statistics.fmean(values) if values else None
 
         metrics = [r.metric for r in group if r.metric is not None]
+        on_backends = {b: [statistics.fmean(r.backend_latency[b][0] for r in group if b in r.backend_latency), None, None]  # type: ignore[misc]
+                       for b in group[0].backend_latency}
         flags = {f["code"]: f for r in group for f in r.flags}  # a flag any seed raised
         out.append(replace(
             group[0], seeds=len(group), metric=mean("metric"),
@@ -271,7 +299,7 @@ def merge_seeds(rows: list[ResultRow], nodes: list[int | None]) -> list[ResultRo
             speedup=mean("speedup"), flags=list(flags.values()), seed=None,
             task_metrics={k: statistics.fmean(v for r in group if (v := r.task_metrics.get(k)) is not None)
                           for k in group[0].task_metrics if any(r.task_metrics.get(k) is not None for r in group)},
-            task_intervals={},
+            task_intervals={}, backend_latency=on_backends, fastest_backend=fastest_of(on_backends),
         ))
     return out
 

@@ -142,10 +142,22 @@ def gui(launch: float = 0.99, gap: float | None = 31.5) -> dict[str, Any]:
             "run_stall": stall}
 
 
+def sketch_error() -> dict[str, Any]:
+    layer = {"role": "ffn_out", "n": 1536, "m": 512, "out": 384, "tokens": 900, "spread": 15.7,
+             "rel_frobenius_mean": 0.69, "rel_frobenius_sd": 0.01, "rel_frobenius_rms": 0.69,
+             "rel_frobenius_expected": 0.70, "rel_frobenius_bound": 0.98, "op_error_rel_mean": 1.8,
+             "op_sts_minus_i_mean": 6.38, "op_sts_minus_i_mp": 6.46, "best_trained_rel": 0.31}
+    return {"settings": {"model": "all-MiniLM-L6-v2", "sentences": 64, "seeds": 10},
+            "layers": {"encoder.layer.0.output.dense": layer},
+            "drift": {"paper: attention m=256 + FFN output m=512": {"rel_error": 1.94, "cosine_mean": 0.011,
+                                                                     "cosine_min": -0.16}},
+            "wall_s": 385.0, "cpu_s": 44.0}
+
+
 def write(folder: Path, **outputs: dict[str, Any]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     names = {"tinybert": "tinybert.json", "squad": "bench_squad.json", "squad_share": "bench_squad_share.json",
-             "squad_sketch": "bench_squad_sketch.json",
+             "squad_sketch": "bench_squad_sketch.json", "sketch_error": "sketch_error.json",
              "eval": "eval_speed.json",
              "cache": "bench_cache.json", "queries": "bench_queries.json", "gui": "gui.json"}
     for key, data in outputs.items():
@@ -189,7 +201,7 @@ def verdict_of(rows: dict[str, str], contains: str) -> str:
 # --- tests -------------------------------------------------------------------------------------
 def test_full_report_carries_our_values_published_column_and_header(tmp_path: Path) -> None:
     folder = write(tmp_path, tinybert=tinybert(), squad=squad(), squad_share=squad_share(), squad_sketch=squad_sketch(),
-                   eval=eval_speed(),
+                   sketch_error=sketch_error(), eval=eval_speed(),
                    cache=cache(), queries=queries(), gui=gui())
     md = report.render(folder, manifest())
     # header: quick run labelled, machine, date, command
@@ -219,6 +231,8 @@ def test_full_report_carries_our_values_published_column_and_header(tmp_path: Pa
     assert "F1 59.2 / EM 56.0" in share and "then 7572 questions" in share and "-2.1" in share
     sketch = section(md, "SQuAD system: Table 5 with the whole train part")
     assert "then 7572 questions x 1.0 epoch" in sketch and "F1 59.9 / EM 56.0" in sketch
+    errors = section(md, "Random sketching: why")
+    assert "| ffn_out | 1536 | 512 | 15.7 [15.7-15.7] | 0.69 [0.69-0.69] |" in errors and "cosine 0.011" in errors
     assert "not run" not in md
 
 

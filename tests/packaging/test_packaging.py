@@ -111,3 +111,15 @@ def test_smoke_flag_constructs_the_window_and_returns_zero(qapp, capsys: pytest.
 
     assert app.main(["workbench", "--smoke"]) == 0
     assert "smoke: constructed" in capsys.readouterr().out
+
+
+def test_ci_runs_the_readme_test_command_with_the_deploy_extra() -> None:
+    """.ci/run is the README's test command; both install the deploy extra the backend tests need."""
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    ci = (root / ".ci" / "run").read_text(encoding="utf-8")
+    command = next(line for line in ci.splitlines() if line.startswith("python3 -m venv"))
+    assert command in readme
+    assert '-e ".[test,deploy]"' in command
+    install = next(line for line in readme.splitlines() if line.startswith("python3 -m venv") and "workbench" in line)
+    assert '-e ".[deploy]"' in install
