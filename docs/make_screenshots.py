@@ -188,11 +188,32 @@ def static_shots(w, shot, settle, *, full: bool) -> None:  # type: ignore[no-unt
         view.charts.setCurrentWidget(view.charts.curves)
         settle(1.5)
         shot(w, "09_results_training_curves")
+    # The Recipe tab of the run's recipe (name, description, seeds, measurement settings).
+    w.load_run_recipe(view.rows[-1]["run"])
+    settle(1.5)
+    w.tabs.setCurrentIndex(0)
+    w.side_tabs.setCurrentWidget(w.recipe_panel)
+    shot(w, "04_recipe_and_measurement")
+    w.side_tabs.setCurrentWidget(w.editor)
+    w.tabs.setCurrentWidget(view)
     dialog = w.manage_runs(None)
     dialog.wait_idle()
     settle(0.5)
     shot(dialog, "10_runs")
     dialog.close()
+    # A large sweep is confirmed before it starts (core.recipe.run_estimate, as the CLI's --yes).
+    import dataclasses
+
+    from core.recipe import Chain, ChainEntry, run_estimate
+
+    amounts = [round(0.05 * i, 2) for i in range(1, 16)]
+    prune = ChainEntry.default("prune.global_magnitude").with_value("amount", amounts)
+    big = dataclasses.replace(w.document.recipe, chain=Chain((prune, prune)))  # 1 + 15 + 225 variants
+    estimate = run_estimate(big, w.settings.artifacts_dir())
+    box = w.large_run_box(estimate.reasons(), estimate.summary())
+    box.show()
+    shot(box, "12_large_run_confirm")
+    box.close()
     view.charts.setCurrentIndex(0)
     w.set_theme("dark")
     settle(0.8)

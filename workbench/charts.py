@@ -23,7 +23,8 @@ from PySide6.QtCore import QEvent, QPoint, QPointF, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QHelpEvent, QPalette
 from PySide6.QtWidgets import QApplication, QTabWidget, QToolTip, QWidget
 
-from core.store.pareto import best_within_budget, group_rows, pareto_front
+from core.store.pareto import best_within_budget, group_rows, pareto_front, trusted
+from core.store.rows import flag_title
 from workbench._refcount_guard import guard_none_refcount
 from workbench.chart_names import CHARTS
 
@@ -67,19 +68,50 @@ def variant_name(row: dict[str, Any]) -> str:
     return f"{name.replace('_', ' ')} {values}".strip()
 
 
+def metric_error(row: dict[str, Any]) -> tuple[float, float] | None:
+    """(below, above) the metric its error bar spans: the 95 % interval, or ± the sd over seeds."""
+    metric = row.get("metric")
+    if metric is None:
+        return None
+    low, high = row.get("metric_ci_low"), row.get("metric_ci_high")
+    if low is not None and high is not None:
+        return max(0.0, metric - low), max(0.0, high - metric)
+    sd = row.get("metric_sd")
+    return (sd, sd) if sd is not None and (row.get("seeds") or 1) > 1 else None
+
+
+def latency_error(row: dict[str, Any]) -> tuple[float, float] | None:
+    p50, low, high = row.get("latency_p50_ms"), row.get("latency_p50_ci_low"), row.get("latency_p50_ci_high")
+    if p50 is None or low is None or high is None:
+        return None
+    return max(0.0, p50 - low), max(0.0, high - p50)
+
+
 def row_tip(row: dict[str, Any]) -> str:
-    """A variant in a few lines, for any chart element that stands for it."""
+    """A variant in a few lines, for any chart element that stands for it: its numbers with their
+    intervals, its flags and the settings it was measured with."""
+    from workbench.results_model import metric_text, settings_text, within_noise
+
     lines = [f"{row.get('label')} — run {row.get('run')}, variant #{row.get('variant')}"]
     if row.get("metric") is not None:
         pct = f" ({row['pct_baseline']:.1f} % of baseline)" if row.get("pct_baseline") is not None else ""
-        lines.append(f"{row.get('task')}: {row.get('metric_name') or 'metric'} {row['metric']:.4f}{pct}")
+        lines.append(f"{row.get('task')}: {row.get('metric_name') or 'metric'} {metric_text(row)}{pct}")
+    if row.get("delta_vs_parent") is not None:
+        noise = " ≈ within noise" if within_noise(row) else ""
+        lines.append(f"vs parent {row['delta_vs_parent']:+.4f}{noise}")
     if row.get("size_mb") is not None:
         smaller = f" ({row['pct_smaller']:.1f} % smaller)" if row.get("pct_smaller") else ""
         lines.append(f"{row['size_mb']:.2f} MB on disk{smaller}")
     if row.get("latency_p50_ms") is not None:
         speed = f", {row['speedup']:.2f}x" if row.get("speedup") else ""
-        lines.append(f"latency p50 {row['latency_p50_ms']:.2f} ms, p90 {_fmt(row.get('latency_p90_ms'), '.2f')} ms"
-                     f"{speed}")
+        ci = latency_error(row)
+        interval = (f" [{row['latency_p50_ci_low']:.2f}, {row['latency_p50_ci_high']:.2f}]" if ci else "")
+        lines.append(f"latency p50 {row['latency_p50_ms']:.2f} ms{interval}, "
+                     f"p90 {_fmt(row.get('latency_p90_ms'), '.2f')} ms{speed}")
+    if settings_text(row) != "—":
+        lines.append(f"measured with {settings_text(row)}")
+    for flag in row.get("flags") or ():
+        lines.append(f"⚑ {flag_title(flag.get('code', ''))}")
     if row.get("cached"):
         lines.append("reused from the cache")
     return "\n".join(lines)
@@ -251,7 +283,10 @@ class ScatterChart(Chart):
         self.baseline = pg.ScatterPlotItem(size=16, symbol="star", pen=pg.mkPen("#222"), brush=pg.mkBrush(_RED))
         self.best = pg.ScatterPlotItem(size=18, symbol="d", pen=pg.mkPen("#222", width=1.5), brush=pg.mkBrush(_GOLD))
         self.selected = pg.ScatterPlotItem(size=15, symbol="o", pen=pg.mkPen(_GREEN, width=2.5), brush=pg.mkBrush(None))
-        for item in (self.baseline, self.best, self.selected):
+        # Variants whose metric is no result (untrained head, did not learn): crossed out, off the front.
+        self.untrusted = pg.ScatterPlotItem(size=13, symbol="x", pen=pg.mkPen("#555", width=1), brush=pg.mkBrush("#555"))
+        self.errors: dict[tuple[str, str], pg.ErrorBarItem] = {}
+        for item in (self.baseline, self.best, self.selected, self.untrusted):
             item.setZValue(10)
             self.plot.addItem(item)
         self.rows: list[dict[str, Any]] = []
@@ -274,11 +309,22 @@ class ScatterChart(Chart):
             points = pg.ScatterPlotItem(size=9, pen=pg.mkPen(None), brush=pg.mkBrush(c.red(), c.green(), c.blue(), 170))
             front = pg.PlotDataItem(pen=pg.mkPen(color, width=2), symbol="o", symbolSize=6, symbolBrush=color,
                                     symbolPen=pg.mkPen(None))
+            errors = pg.ErrorBarItem(x=np.zeros(0), y=np.zeros(0), pen=pg.mkPen(color, width=1), beam=0.0)
+            self.plot.addItem(errors)
             self.plot.addItem(front)
             self.plot.addItem(points)
             self._groups[key] = (points, front)
+            self.errors[key] = errors
         points, front = self._groups[key]
         return points, front
+
+    def _set_errors(self, key: tuple[str, str], group: list[dict[str, Any]]) -> None:
+        """The metric's 95 % interval (or ± sd over seeds) as a vertical bar through each point."""
+        spans = [(r, e) for r in group if (e := metric_error(r)) is not None]
+        xs = np.array([float(r["size_mb"]) for r, _e in spans], dtype=float)
+        ys = np.array([float(r["metric"]) for r, _e in spans], dtype=float)
+        self.errors[key].setData(x=xs, y=ys, bottom=np.array([e[0] for _r, e in spans], dtype=float),
+                                 top=np.array([e[1] for _r, e in spans], dtype=float), beam=0.0)
 
     def update_rows(self, rows: list[dict[str, Any]], selected: list[dict[str, Any]],
                     best: dict[tuple[str, str], dict[str, Any]]) -> None:
@@ -287,7 +333,7 @@ class ScatterChart(Chart):
         self.rows = [r for g in groups.values() for r in g]
         self.published.update(self.rows)
         for key in [k for k in self._groups if k not in groups]:
-            for item in self._groups.pop(key):
+            for item in (*self._groups.pop(key), self.errors.pop(key)):
                 self.plot.removeItem(item)
         legend: list[tuple[Any, str]] = []
         tips: list[tuple[float, float, str, int | None]] = []
@@ -298,27 +344,36 @@ class ScatterChart(Chart):
             xs = [float(r["size_mb"]) for r in group]
             ys = [float(r["metric"]) for r in group]
             points.setData(x=xs, y=ys)
-            on_front = pareto_front(list(zip(xs, ys, strict=True)))
+            self._set_errors(key, group)
+            ok = [i for i, r in enumerate(group) if trusted(r)]  # a chance-level metric is on no front
+            on_front = [ok[i] for i in pareto_front([(xs[i], ys[i]) for i in ok])]
             front.setData([xs[i] for i in on_front], [ys[i] for i in on_front])
             front_ids = {group[i]["variant"] for i in on_front}
             legend.append((points, f"{key[0]} · {key[1]}"))
             for r, x, y in zip(group, xs, ys, strict=True):
                 notes = [n for n, on in (("★ best within the budget", r["variant"] in best_ids),
                                          ("on the Pareto front of its task", r["variant"] in front_ids),
+                                         ("✗ no result: off every front", not trusted(r)),
                                          ("baseline", r.get("step") == 0)) if on]
                 tips.append((x, y, row_tip(r) + ("\n" + "; ".join(notes) if notes else ""), r["variant"]))
         base = [r for r in self.rows if r.get("step") == 0]
         self.baseline.setData(x=[float(r["size_mb"]) for r in base], y=[float(r["metric"]) for r in base])
+        bad = [r for r in self.rows if not trusted(r)]
+        self.untrusted.setData(x=[float(r["size_mb"]) for r in bad], y=[float(r["metric"]) for r in bad])
         shown_best = [r for r in best.values() if r in self.rows]
         self.best.setData(x=[float(r["size_mb"]) for r in shown_best], y=[float(r["metric"]) for r in shown_best])
         self.tips.set_points(tips)
         self.mark_selected(selected)
         legend += [(_sample(pen=pg.mkPen("#888", width=2)), "Pareto front (per task)"),
+                   (_sample(pen=pg.mkPen("#888", width=1)), "95 % interval"),
                    (_sample(pen=None, symbol="star", symbolSize=12, symbolBrush=_RED, symbolPen="#222"), "baseline"),
                    (_sample(pen=None, symbol="d", symbolSize=12, symbolBrush=_GOLD, symbolPen="#222"),
                     "best within budget"),
                    (_sample(pen=None, symbol="o", symbolSize=11, symbolBrush=None, symbolPen=pg.mkPen(_GREEN, width=2)),
                     "selected")]
+        if bad:
+            legend.append((_sample(pen=None, symbol="x", symbolSize=11, symbolBrush="#555", symbolPen="#555"),
+                           "untrained head / did not learn"))
         published = self.published.legend_entry()
         if published is not None:
             legend.append(published)
@@ -356,8 +411,10 @@ class LatencyChart(Chart):
         self.p50_bars = pg.BarGraphItem(x=[], height=[], width=0.6, brush=pg.mkBrush(_BLUE))
         self.selected_bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush=pg.mkBrush(None),
                                              pen=pg.mkPen(_GREEN, width=2.5))
-        for item in (self.p90_bars, self.p50_bars, self.selected_bars):
+        self.errors = pg.ErrorBarItem(x=np.zeros(0), y=np.zeros(0), pen=pg.mkPen("#222", width=1.5), beam=0.25)
+        for item in (self.p90_bars, self.p50_bars, self.selected_bars, self.errors):
             self.plot.addItem(item)
+        self.mixed = ""  # the warning when the bars were timed with different settings
         self.backend_bars: dict[str, pg.BarGraphItem] = {}
         self.whiskers = pg.ErrorBarItem(x=np.zeros(0), y=np.zeros(0), top=np.zeros(0), bottom=np.zeros(0), beam=0.05,
                                         pen=pg.mkPen("#555555", width=1))
@@ -390,8 +447,12 @@ class LatencyChart(Chart):
             axis.setTicks([[(i, f"#{r['variant']}") for i, r in enumerate(self.rows)]])
             self.plot.setLabel("bottom", "variant ID (the table's ID column)")
         more = f" (first {self.MAX_BARS} of {len(timed)})" if len(timed) > self.MAX_BARS else ""
+        from workbench.results_model import latency_settings
+
+        kinds = {latency_settings(r) for r in self.rows}
+        self.mixed = "⚠ timed with different settings" if len(kinds) > 1 else ""
         what = "p50 by backend, 95 % interval" if self.backends else "p50 / p90"
-        self.set_title(f"{self.title} {what}{more}")
+        self.set_title(f"{self.title} {what}{more}" + (f" — {self.mixed}" if self.mixed else ""))
         self.mark_selected(selected)
         self.plot.enableAutoRange()
         if self.rows:
@@ -402,11 +463,19 @@ class LatencyChart(Chart):
         p90 = [float(r.get("latency_p90_ms") or r["latency_p50_ms"]) for r in self.rows]
         self.p50_bars.setOpts(x=xs, height=p50, width=0.6)
         self.p90_bars.setOpts(x=xs, height=p90, width=0.6)
+        spans = [(i, r, e) for i, r in enumerate(self.rows) if (e := latency_error(r)) is not None]
+        text = QApplication.palette().color(QPalette.ColorRole.Text)
+        self.errors.setData(x=np.array([i for i, _r, _e in spans], dtype=float),
+                            y=np.array([float(r["latency_p50_ms"]) for _i, r, _e in spans], dtype=float),
+                            bottom=np.array([e[0] for _i, _r, e in spans], dtype=float),
+                            top=np.array([e[1] for _i, _r, e in spans], dtype=float), beam=0.25,
+                            pen=pg.mkPen(text, width=1.5))
         for bars in self.backend_bars.values():
             bars.setOpts(x=[], height=[])
         self.whiskers.setData(x=np.zeros(0), y=np.zeros(0), top=np.zeros(0), bottom=np.zeros(0))
         self.grouped = []
         self.set_legend([(self.p50_bars, "p50 (median)"), (self.p90_bars, "p90"),
+                         (_sample(pen=pg.mkPen(text, width=1.5)), "p50 95 % interval"),
                          (_sample(pen=pg.mkPen(_GREEN, width=2.5)), "selected")])
         self.tips.set_bars((i - 0.3, i + 0.3, 0.0, max(a, b), row_tip(r), r["variant"])
                            for i, (r, a, b) in enumerate(zip(self.rows, p50, p90, strict=True)))
@@ -414,6 +483,7 @@ class LatencyChart(Chart):
     def _draw_grouped(self) -> None:
         self.p50_bars.setOpts(x=[], height=[])
         self.p90_bars.setOpts(x=[], height=[])
+        self.errors.setData(x=np.zeros(0), y=np.zeros(0), top=np.zeros(0), bottom=np.zeros(0))  # whiskers instead
         width = 0.8 / len(self.backends)
         self.grouped = []
         tips = []

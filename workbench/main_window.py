@@ -363,6 +363,7 @@ class MainWindow(QMainWindow):
         """Start editing ``recipe`` (new or opened): not undoable, so the undo history starts afresh."""
         self.document.path = path
         self.recipe_panel.pending.clear()
+        self.recipe_panel.seeds_pending = ""
         self.document.set_recipe(recipe)
         self.undo.clear()
         self.undo.setClean()
@@ -593,8 +594,43 @@ class MainWindow(QMainWindow):
                 self.tabs.setCurrentIndex(0)
                 self.side_tabs.setCurrentWidget(self.recipe_panel)
             return
+        if not self.confirm_run_size():
+            self.run_dock.show()
+            self.run_panel.status.setText("Run not started: the run is larger than the limits; sweep fewer "
+                                          "values or choose another artifacts folder")
+            self.run_panel.status.setStyleSheet(ERROR_STYLE)
+            return
         self.run_dock.show()
         self.run_panel.start(self.run_request())
+
+    def confirm_run_size(self) -> bool:
+        """A large run (many variants, or artifacts that would nearly fill the disk) starts only
+        when the user confirms it, as the CLI's ``--yes`` (core.recipe.run_estimate)."""
+        from core.recipe import run_estimate
+
+        estimate = run_estimate(self.document.recipe, self.settings.artifacts_dir())
+        if not estimate.needs_confirmation:
+            return True
+        return self.ask_large_run(estimate.reasons(), estimate.summary())
+
+    def ask_large_run(self, reasons: list[str], summary: str) -> bool:
+        box = self.large_run_box(reasons, summary)
+        box.exec()
+        clicked = box.clickedButton()
+        return clicked is not None and box.buttonRole(clicked) == QMessageBox.ButtonRole.AcceptRole
+
+    def large_run_box(self, reasons: list[str], summary: str) -> QMessageBox:
+        box = QMessageBox(self)
+        box.setObjectName("largeRunBox")
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("A large run")
+        box.setText("This run is large: " + "; ".join(reasons) + ".")
+        box.setInformativeText(f"{summary}.\n\nSweep fewer values or choose another artifacts folder "
+                               "(File > Results database… sets where results and artifacts go), or run it anyway.")
+        box.addButton("Run anyway", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        return box
 
     def _busy_changed(self, running: bool) -> None:
         """Run and Cancel in the toolbar and menu say what can be done now."""

@@ -1,6 +1,6 @@
-"""The recipe's own settings: its name and description, the seed, the accuracy budget
-(workbench.budget_editor) and how every variant is measured (the ``measure:`` block: dev examples,
-batch sizes, latency shape, warm-up, repeats, threads).
+"""The recipe's own settings: its name and description, the seed (or several seeds), the accuracy
+budget (workbench.budget_editor) and how every variant is measured (the ``measure:`` block: dev
+examples, batch sizes, latency shape, warm-up, repeats, threads).
 
 Each change is one undoable RecipeEdit. A value the measurement settings refuse cannot enter the
 recipe (they validate themselves); it stays in its field with the reason beside it, and the window
@@ -93,10 +93,20 @@ class RecipePanel(QScrollArea):
         self.seed_box.setToolTip("Seeds training, sampling of dev examples and latency inputs: same seed, same run")
         self.seed_box.edited.connect(self._seed_edited)
         self.seed_error = self._error_label()
+        self.seeds_edit = QLineEdit()
+        self.seeds_edit.setObjectName("recipeSeeds")
+        self.seeds_edit.setPlaceholderText("one run per seed, e.g. 1, 2, 3 (empty: the seed above)")
+        self.seeds_edit.setToolTip("Several seeds make every variant once per seed; the results then show each "
+                                   "variant's mean ± standard deviation over the seeds (recipe 'seeds:')")
+        self.seeds_edit.editingFinished.connect(self._seeds_edited)
+        self.seeds_error = self._error_label()
+        self.seeds_pending = ""  # the message of refused seeds still shown
         form.addRow("Name", self.name_edit)
         form.addRow("Description", self.description_edit)
         form.addRow("Seed", self.seed_box)
         form.addRow("", self.seed_error)
+        form.addRow("Seeds", self.seeds_edit)
+        form.addRow("", self.seeds_error)
         layout.addWidget(about)
 
         from workbench.budget_editor import BudgetEditor
@@ -170,6 +180,10 @@ class RecipePanel(QScrollArea):
             description.setModified(False)
         self.seed_box.set_value(recipe.seed)
         self._show(self.seed_error, "")
+        if not self.seeds_edit.isModified() or not self.seeds_pending:
+            self.seeds_edit.setModified(False)
+            self.seeds_edit.setText(", ".join(str(s) for s in recipe.seeds))
+            self._show(self.seeds_error, "")
         values = recipe.measure.to_dict()
         for name, box in self.boxes.items():
             if name not in self.pending:
@@ -181,7 +195,9 @@ class RecipePanel(QScrollArea):
 
     def invalid_inputs(self) -> list[str]:
         """Messages of the values shown but refused: the window runs nothing while there are any."""
-        return [f"{MEASURE_FIELDS[n][0]}: {m}" for n, m in self.pending.items()] + self.budget_editor.invalid_inputs()
+        seeds = [f"Seeds: {self.seeds_pending}"] if self.seeds_pending else []
+        return (seeds + [f"{MEASURE_FIELDS[n][0]}: {m}" for n, m in self.pending.items()]
+                + self.budget_editor.invalid_inputs())
 
     # --- edits ---------------------------------------------------------------------------------
     def _push(self, recipe: Recipe, text: str) -> None:
@@ -206,6 +222,32 @@ class RecipePanel(QScrollArea):
             return
         self._show(self.seed_error, "")
         self._push(dataclasses.replace(self.document.recipe, seed=int(value)), "Change seed")
+
+    def _seeds_edited(self) -> None:
+        text = self.seeds_edit.text()
+        parts = [p for p in text.replace(",", " ").split() if p]
+        values = [parse_number(p, "int") for p in parts]
+        message = ""
+        if any(v is None or not 0 <= v < 2**63 for v in values):
+            bad = next(p for p, v in zip(parts, values, strict=True) if v is None or not 0 <= v < 2**63)
+            message = f"'{bad}' is not a seed: give whole numbers from 0, separated by commas (e.g. 1, 2, 3)"
+        elif len(set(values)) != len(values):
+            message = "a seed is listed twice: give each seed once"
+        self.seeds_pending = message
+        if message:
+            self._show(self.seeds_error, message + ". The recipe keeps its seeds until this is fixed; nothing "
+                                                   "runs meanwhile.")
+            return
+        self.seeds_edit.setModified(False)
+        self._show(self.seeds_error, "")
+        seeds = tuple(int(v) for v in values if v is not None)
+        if len(seeds) == 1:  # one seed is the seed
+            self.seeds_edit.setText("")
+            if seeds[0] != self.document.recipe.seed or self.document.recipe.seeds:
+                self._push(dataclasses.replace(self.document.recipe, seed=seeds[0], seeds=()), "Change seed")
+            return
+        if seeds != self.document.recipe.seeds:
+            self._push(dataclasses.replace(self.document.recipe, seeds=seeds), "Change seeds")
 
     def _measure_edited(self, name: str, text: str) -> None:
         optional = bool(MEASURE_FIELDS[name][2]) and name in ("eval_limit", "threads")

@@ -51,7 +51,7 @@ from core.store.pareto import best_within_budget
 from workbench import store_client
 from workbench.background import run_in_background
 from workbench.number_box import NumberBox
-from workbench.results_model import ResultsFilter, ResultsModel
+from workbench.results_model import FlagsDelegate, ResultsFilter, ResultsModel, display_text, mixed_settings
 from workbench.settings import Settings
 
 TABLE_FORMATS = {"csv": ("CSV", "csv"), "markdown": ("Markdown", "md"), "latex": ("LaTeX", "tex")}
@@ -192,6 +192,12 @@ class ResultsView(QWidget):
             "reference of the newest run shown: published, not measured here. Not drawn (no metric change "
             f"reported): {missing}")
         self.published_check.toggled.connect(self._published_toggled)
+        self.settings_warning = QLabel()
+        self.settings_warning.setObjectName("settingsWarning")
+        self.settings_warning.setWordWrap(True)
+        self.settings_warning.setStyleSheet("color: #b9770e;")
+        self.settings_warning.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.settings_warning.hide()
         self.export_note = QLabel()
         self.export_note.setObjectName("exportNote")
         self.export_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -233,6 +239,7 @@ class ResultsView(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setAlternatingRowColors(True)
+        self.flags_delegate = FlagsDelegate(self.table)
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.customContextMenuRequested.connect(self._context_menu)
         self.compare = QTableWidget()
@@ -260,6 +267,7 @@ class ResultsView(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
         layout.addLayout(bar2)
+        layout.addWidget(self.settings_warning)
         layout.addWidget(self.empty)
         layout.addWidget(self.split, 1)
 
@@ -323,6 +331,7 @@ class ResultsView(QWidget):
         self._fill_runs(select_run)
         self._fill_tasks()
         self.model.set_rows(rows)
+        self._set_delegates()
         if rows and not self._columns_fitted:
             self._columns_fitted = True
             self.table.resizeColumnsToContents()
@@ -340,8 +349,14 @@ class ResultsView(QWidget):
         if self.task_combo.findData(row.get("task")) < 0:
             self._fill_tasks()
         self.model.add_row(row)
+        self._set_delegates()
         self.empty.hide()
         self._filters_changed()
+
+    def _set_delegates(self) -> None:
+        """Flags as badges (their column may move when task-metric columns come and go)."""
+        for i, col in enumerate(self.model.columns):
+            self.table.setItemDelegateForColumn(i, self.flags_delegate if col.key == "flags" else None)
 
     def _fill_runs(self, select_run: int | None) -> None:
         current = self.run_combo.currentData() if select_run is None else select_run
@@ -466,6 +481,9 @@ class ResultsView(QWidget):
         """After any change of rows or filters: count, best variant, comparison and charts follow."""
         visible = self.visible_rows()
         self.count_label.setText(f"{len(visible)} of {len(self.rows)} variants")
+        warning = mixed_settings(visible)
+        self.settings_warning.setText(warning)
+        self.settings_warning.setVisible(bool(warning))
         self.best = best_within_budget(visible, self.budget())
         self.model.set_best({r["variant"] for r in self.best.values()})
         self._describe_best()
@@ -475,17 +493,21 @@ class ResultsView(QWidget):
     def _describe_best(self) -> None:
         if not self.best:
             self.best_label.setText("no variant with a metric in view" if not self.rows else
-                                    f"no variant keeps {self.budget():g} % of its baseline")
+                                    f"no trained variant keeps {self.budget():g} % of its reference")
             return
         parts = []
         for (task, metric), r in list(self.best.items())[:3]:
             smaller = f", {r['pct_smaller']:.0f} % smaller" if r.get("pct_smaller") else ""
+            ref = next((x for x in self.rows if x["variant"] == r.get("reference")), None)
+            yardstick = ("the baseline's" if ref is None or ref.get("step") == 0 else
+                         f"#{ref['variant']}'s (the baseline's head is untrained)")
             parts.append(f"★ {task}: #{r['variant']} {r['label']} (run {r['run']}) — {r['size_mb']:.1f} MB{smaller}, "
-                         f"{r['pct_baseline']:.1f} % of the baseline's {metric}")
+                         f"{r['pct_baseline']:.1f} % of {yardstick} {metric}")
         self.best_label.setText("\n".join(parts))
         self.best_label.setToolTip("The smallest variant in view that keeps the chosen share of its run's "
-                                   "baseline metric (variants within 1 % of its size count as the same size: "
-                                   "the higher metric wins); it is on its task's Pareto front")
+                                   "reference metric (variants within 1 % of its size count as the same size: "
+                                   "the higher metric wins); it is on its task's Pareto front. Variants "
+                                   "flagged 'untrained head' or 'did not learn' are never best")
 
     def _selection_changed(self) -> None:
         selected = self.selected_rows()
@@ -533,12 +555,12 @@ class ResultsView(QWidget):
         self.compare.setVerticalHeaderLabels([c.title for c in cols])
         for j, r in enumerate(rows):
             for i, c in enumerate(cols):
-                v = c.value(r)
-                try:
-                    text = "—" if v is None else (format(v, c.fmt) if c.fmt else str(v))
-                except (TypeError, ValueError):
-                    text = str(v)
-                item = QTableWidgetItem(text)
+                item = QTableWidgetItem(display_text(c, r))
+                source = self.model.rows.index(r)
+                for role in (Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.FontRole):
+                    value = self.model.index(source, self.model.columns.index(c)).data(role)
+                    if value is not None:
+                        item.setData(role, value)
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.compare.setItem(i, j, item)
         self.compare.resizeColumnsToContents()

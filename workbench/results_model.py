@@ -4,6 +4,11 @@ Rows are :class:`core.store.ResultRow` dicts: from :func:`workbench.store_client
 from a running worker's events (the same rows the CLI exports). Columns are read by name; a row
 lacking one shows "—", and fields the table does not know are left alone. Task metrics besides
 each row's headline metric (F1, Matthews, Spearman, ...) get columns of their own.
+
+Every number carries its uncertainty and settings, as core.store computes them: the metric with its
+95 % interval (or mean ± sd over seeds), the change against the parent greyed and marked "≈" when
+its paired interval includes 0, flags as badges with their reasons, and the measurement settings
+(dev examples, latency batch × sequence, threads, repeats, machine load) beside the numbers.
 """
 
 from __future__ import annotations
@@ -11,10 +16,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
-from PySide6.QtGui import QColor, QFont
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QRectF,
+    QSize,
+    QSortFilterProxyModel,
+    Qt,
+)
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette
+from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
-from core.store.rows import OVER_BUDGET, flag_title
+from core.store.pareto import UNTRUSTED
+from core.store.rows import DID_NOT_LEARN, NOT_SMALLER, OVER_BUDGET, UNTRAINED_HEAD, WITHIN_NOISE, flag_title
+
+# Badge colours by what a flag means: the numbers are not results (red), a difference is not one
+# (grey), the step did not pay off (orange).
+FLAG_COLORS = {UNTRAINED_HEAD: "#c0392b", DID_NOT_LEARN: "#c0392b", WITHIN_NOISE: "#7f8790", NOT_SMALLER: "#d9822b",
+               OVER_BUDGET: "#c0392b"}
+NOISE_COLOR = "#8a8f98"
 
 
 @dataclass(frozen=True)
@@ -43,16 +64,250 @@ COLUMNS: tuple[Column, ...] = (
     Column("variant", "ID", "d", "Variant id: the charts' ticks, 'workbench-cli compare' and the folder names use it"),
     Column("label", "Variant", tip="The step after which this variant was measured (★ best within the budget, "
                                    "⚑ a warning, ↺ reused from the cache)"),
-    Column("metric", "Metric", ".4f", "Task metric (primary) on the evaluation split"),
-    Column("pct_baseline", "% of baseline", ".1f", "Metric as a percentage of the run's baseline"),
-    Column("params", "Params", ",d", "Parameters, shared tensors counted once"),
-    Column("nonzero_params", "Non-zeros", ",d", "Parameters that are not zero"),
+    Column("metric", "Metric [95 % CI]", ".4f", "Task metric (primary) on the evaluation split, with its 95 % "
+                                                "bootstrap interval over the dev examples (mean ± sd over seeds "
+                                                "when a run used several)"),
+    Column("delta_vs_parent", "Δ parent", "+.4f", "Metric change against the parent variant on the same examples; "
+                                                  "'≈' and grey when its paired 95 % interval includes 0 (within "
+                                                  "noise: not a difference these dev examples can tell)"),
+    Column("flags", "Flags", tip="Warnings about the numbers: untrained head, did not learn, within noise, "
+                                 "not smaller on disk (hover for the reasons)"),
+    Column("pct_baseline", "% of baseline", ".1f", "Metric as a percentage of the run's reference: its baseline, or "
+                                               "its first trained variant when the baseline's head is untrained"),
     Column("size_mb", "MB on disk", ".2f", "Bytes of the reloadable artifact folder, in MB (10^6)"),
     Column("pct_smaller", "% smaller", ".1f", "Size saved against the run's baseline"),
     Column("latency_p50_ms", "p50 ms", ".2f", "Median latency of one batch"),
+    Column("speedup", "Speed-up", ".2f", "Reference p50 / this p50, measured in the same run"),
+    Column("settings", "Measured with", tip="Dev examples the metric used · latency batch × sequence · threads · "
+                                            "timed repeats (hover for the machine's load)"),
     Column("latency_p90_ms", "p90 ms", ".2f", "90th-percentile latency of one batch"),
-    Column("speedup", "Speed-up", ".2f", "Baseline p50 / this p50, measured in the same run"),
+    Column("params", "Params", ",d", "Parameters, shared tensors counted once"),
+    Column("nonzero_params", "Non-zeros", ",d", "Parameters that are not zero"),
 )
+
+
+def _points(row: dict[str, Any], key: str) -> str:
+    value = row.get(key)
+    return "—" if value is None else f"{value:.4f}"
+
+
+def metric_text(row: dict[str, Any]) -> str:
+    """'0.860 [0.826, 0.894]', or '0.860 ± 0.012 (3 seeds)', or '0.8600' without an interval (the
+    tooltip has four decimals; the interval's width says how many of them mean anything)."""
+    value = row.get("metric")
+    if value is None:
+        return "—"
+    if (row.get("seeds") or 1) > 1:
+        sd = row.get("metric_sd")
+        return f"{value:.3f} ± {sd:.3f} ({row['seeds']} seeds)" if sd is not None else f"{value:.3f} ({row['seeds']} seeds)"
+    low, high = row.get("metric_ci_low"), row.get("metric_ci_high")
+    if low is not None and high is not None:
+        return f"{value:.3f} [{low:.3f}, {high:.3f}]"
+    return f"{value:.4f}"
+
+
+def metric_tip(row: dict[str, Any]) -> str:
+    name, task = row.get("metric_name") or "metric", row.get("task") or ""
+    lines = [f"{name} on {task}: {_points(row, 'metric')}"]
+    if (row.get("seeds") or 1) > 1:
+        sd = row.get("metric_sd")
+        lines.append(f"mean over {row['seeds']} seeds" + (f", standard deviation {sd:.4f}" if sd is not None else ""))
+    elif row.get("metric_ci_low") is not None:
+        lines.append(f"95 % interval {_points(row, 'metric_ci_low')} – {_points(row, 'metric_ci_high')} "
+                     f"(bootstrap over {row.get('eval_examples') or 'the'} dev examples)")
+    else:
+        lines.append("no interval was measured for this variant")
+    return "\n".join(lines)
+
+
+def within_noise(row: dict[str, Any]) -> bool:
+    """Whether the change against the parent is not one: its paired 95 % interval includes 0."""
+    if any(f.get("code") == WITHIN_NOISE for f in row.get("flags") or ()):
+        return True
+    low, high = row.get("delta_ci_low"), row.get("delta_ci_high")
+    return low is not None and high is not None and low <= 0.0 <= high
+
+
+def delta_text(row: dict[str, Any]) -> str:
+    delta = row.get("delta_vs_parent")
+    if delta is None:
+        return "—"
+    return ("≈ " if within_noise(row) else "") + f"{delta:+.4f}"
+
+
+def delta_tip(row: dict[str, Any]) -> str:
+    delta = row.get("delta_vs_parent")
+    if delta is None:
+        return "No parent to compare with (the baseline), or no paired measurement"
+    parent = f" #{row['parent']}" if row.get("parent") is not None else ""
+    text = f"Change against the parent{parent}: {delta:+.4f}"
+    low, high = row.get("delta_ci_low"), row.get("delta_ci_high")
+    if low is not None and high is not None:
+        text += f"\npaired 95 % interval [{low:+.4f}, {high:+.4f}]"
+        text += ("\n≈ within noise: the interval includes 0, so these dev examples cannot tell the two apart"
+                 if within_noise(row) else "\na real difference: the interval excludes 0")
+    return text
+
+
+def flags_text(row: dict[str, Any]) -> str:
+    return " · ".join(flag_title(f.get("code", "")) for f in row.get("flags") or ())
+
+
+def flags_tip(row: dict[str, Any]) -> str:
+    lines = []
+    for flag in row.get("flags") or ():
+        title = flag_title(flag.get("code", ""))
+        lines.append(f"⚑ {title[:1].upper()}{title[1:]}: {flag.get('text', '')}")
+    return "\n".join(lines) or "No warning"
+
+
+def latency_settings(row: dict[str, Any]) -> tuple[Any, ...] | None:
+    """(batch, sequence, threads, repeats) a variant was timed with; None when it was not timed."""
+    if row.get("latency_p50_ms") is None:
+        return None
+    return tuple(row.get(k) for k in ("latency_batch", "latency_seq_len", "latency_threads", "latency_repeats"))
+
+
+def describe_latency_settings(settings: tuple[Any, ...]) -> str:
+    batch, seq, threads, repeats = ("?" if v is None else v for v in settings)
+    return f"batch {batch} × sequence {seq}, {threads} thread{'s' if threads != 1 else ''}, {repeats} repeats"
+
+
+def settings_text(row: dict[str, Any]) -> str:
+    parts = []
+    if row.get("eval_examples") is not None:
+        parts.append(f"{row['eval_examples']:,} ex")
+    if row.get("latency_batch") is not None:
+        parts.append(f"{row['latency_batch']}×{row.get('latency_seq_len') or '?'}")
+    if row.get("latency_threads") is not None:
+        parts.append(f"{row['latency_threads']} thr")
+    if row.get("latency_repeats") is not None:
+        parts.append(f"{row['latency_repeats']} rep")
+    return " · ".join(parts) or "—"
+
+
+def settings_tip(row: dict[str, Any]) -> str:
+    lines = []
+    if row.get("eval_examples") is not None:
+        lines.append(f"Metric measured on {row['eval_examples']:,} dev examples")
+    settings = latency_settings(row)
+    if settings is not None:
+        lines.append("Latency timed with " + describe_latency_settings(settings))
+    if row.get("load_avg_1m") is not None:
+        lines.append(f"Machine load while timing: {row['load_avg_1m']:.2f} (1-minute average)")
+    return "\n".join(lines) or "No measurement settings were recorded for this variant"
+
+
+def latency_tip(row: dict[str, Any]) -> str:
+    p50 = row.get("latency_p50_ms")
+    if p50 is None:
+        return "Not timed"
+    text = f"Median latency of one batch: {p50:.2f} ms"
+    low, high = row.get("latency_p50_ci_low"), row.get("latency_p50_ci_high")
+    if low is not None and high is not None:
+        text += f"\n95 % interval {low:.2f} – {high:.2f} ms over the timed repeats"
+    return text + "\n" + settings_tip(row)
+
+
+def mixed_settings(rows: list[dict[str, Any]]) -> str:
+    """A warning when the rows compared were measured under different settings (latency settings,
+    or different numbers of dev examples for one task); '' when they compare like with like."""
+    warnings = []
+    timed: dict[tuple[Any, ...], int] = {}
+    for r in rows:
+        settings = latency_settings(r)
+        if settings is not None:
+            timed[settings] = timed.get(settings, 0) + 1
+    if len(timed) > 1:
+        kinds = "; ".join(f"{describe_latency_settings(k)} ({n} variant{'s' if n != 1 else ''})"
+                          for k, n in sorted(timed.items(), key=lambda kv: -kv[1]))
+        warnings.append(f"⚠ Latencies in view were timed with different settings: {kinds}. Compare latencies "
+                        "and speed-ups within one setting (filter by run)")
+    examples: dict[str, set[Any]] = {}
+    for r in rows:
+        if r.get("metric") is not None and r.get("eval_examples") is not None:
+            examples.setdefault(str(r.get("task")), set()).add(r["eval_examples"])
+    for task, counts in examples.items():
+        if len(counts) > 1:
+            warnings.append(f"⚠ {task} metrics in view were measured on different numbers of dev examples "
+                            f"({', '.join(f'{c:,}' for c in sorted(counts))})")
+    return "\n".join(warnings)
+
+
+def display_text(col: Column, row: dict[str, Any]) -> str:
+    """What a cell shows (the table and the comparison pane alike)."""
+    if col.key == "metric":
+        return metric_text(row)
+    if col.key == "delta_vs_parent":
+        return delta_text(row)
+    if col.key == "flags":
+        return flags_text(row)
+    if col.key == "settings":
+        return settings_text(row)
+    value = col.value(row)
+    if value is None:
+        return "—"
+    try:
+        return format(value, col.fmt) if col.fmt else str(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+class FlagsDelegate(QStyledItemDelegate):
+    """Paints a row's flags as coloured badges (the cell's text, for copying and exports, is the
+    same titles joined by ' · ')."""
+
+    PAD, GAP = 5, 4
+
+    def _flags(self, index: QModelIndex | QPersistentModelIndex) -> list[dict[str, str]]:
+        flags = index.data(FLAGS_ROLE)
+        return list(flags) if flags else []
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem,
+              index: QModelIndex | QPersistentModelIndex) -> None:
+        flags = self._flags(index)
+        if not flags:
+            super().paint(painter, option, index)
+            return
+        opt = QStyleOptionViewItem(option)
+        self.initStyleOption(opt, index)
+        opt.text = ""
+        style = opt.widget.style() if opt.widget is not None else None
+        if style is not None:
+            style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, opt.widget)
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        metrics = QFontMetrics(option.font)
+        x = float(option.rect.left() + 3)
+        height = float(min(option.rect.height() - 4, metrics.height() + 2))
+        y = option.rect.top() + (option.rect.height() - height) / 2
+        for flag in flags:
+            title = flag_title(flag.get("code", ""))
+            width = float(metrics.horizontalAdvance(title) + 2 * self.PAD)
+            if x + width > option.rect.right():
+                painter.setPen(option.palette.color(QPalette.ColorRole.Text))
+                painter.drawText(QRectF(x, y, option.rect.right() - x, height), Qt.AlignmentFlag.AlignVCenter, "…")
+                break
+            color = QColor(FLAG_COLORS.get(flag.get("code", ""), "#7f8790"))
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(color)
+            painter.drawRoundedRect(QRectF(x, y, width, height), height / 2, height / 2)
+            painter.setPen(QColor("white"))
+            painter.drawText(QRectF(x, y, width, height), Qt.AlignmentFlag.AlignCenter, title)
+            x += width + self.GAP
+        painter.restore()
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
+        flags = self._flags(index)
+        base = super().sizeHint(option, index)
+        if not flags:
+            return base
+        metrics = QFontMetrics(option.font)
+        width = sum(metrics.horizontalAdvance(flag_title(f.get("code", ""))) + 2 * self.PAD + self.GAP for f in flags)
+        return QSize(width + 6, max(base.height(), metrics.height() + 6))
+
+
+FLAGS_ROLE = Qt.ItemDataRole.UserRole + 1  # a row's flags list, for the badge delegate
 
 
 def extra_metric_columns(rows: list[dict[str, Any]]) -> list[Column]:
@@ -146,15 +401,16 @@ class ResultsModel(QAbstractTableModel):
         col = self.columns[index.column()]
         value = col.value(row)
         if role == Qt.ItemDataRole.DisplayRole:
-            if value is None:
-                return "—"
-            if col.key == "label":
+            if col.key == "label" and value is not None:
                 return self._label(row, value)
-            try:
-                return format(value, col.fmt) if col.fmt else str(value)
-            except (TypeError, ValueError):
-                return str(value)
+            return display_text(col, row)
+        if role == FLAGS_ROLE:
+            return row.get("flags") or [] if col.key == "flags" else None
         if role == Qt.ItemDataRole.UserRole:  # sort key
+            if col.key == "flags":
+                return len(row.get("flags") or ())
+            if col.key == "settings":
+                return settings_text(row)
             return value if value is not None else float("-inf")
         if role == Qt.ItemDataRole.ToolTipRole:
             if col.key == "label":
@@ -162,31 +418,44 @@ class ResultsModel(QAbstractTableModel):
                 if row.get("variant") in self.best_ids:
                     notes.append("★ Best within the budget: the smallest variant keeping the chosen share "
                                  "of its baseline's metric")
-                for flag in row.get("flags") or ():
-                    title = flag_title(flag.get("code", ""))
-                    notes.append(f"⚑ {title[:1].upper()}{title[1:]}: {flag.get('text', '')}")
+                if row.get("flags"):
+                    notes.append(flags_tip(row))
                 if row.get("cached"):
                     notes.append("↺ Reused from the cache: the same numbers as the variant it copies")
                 return "\n".join(notes)
-            if col.key == "metric" and row.get("metric_name"):
-                return f"{row['metric_name']} on {row.get('task')}"
+            if col.key == "metric":
+                return metric_tip(row)
+            if col.key == "delta_vs_parent":
+                return delta_tip(row)
+            if col.key == "flags":
+                return flags_tip(row)
+            if col.key == "settings":
+                return settings_tip(row)
+            if col.key in ("latency_p50_ms", "speedup"):
+                return latency_tip(row)
             interval = col.interval(row)
             if interval and interval[1] is not None and interval[2] is not None:
                 return f"p50 {interval[0]:.2f} ms, 95 % interval [{interval[1]:.2f}, {interval[2]:.2f}] ms"
             if col.tip:
                 return col.tip
-        if role == Qt.ItemDataRole.TextAlignmentRole and col.fmt:
+        if role == Qt.ItemDataRole.TextAlignmentRole and (col.fmt or col.key == "metric"):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.FontRole and (row.get("step") == 0 or row.get("variant") in self.best_ids):
-            font = QFont()
-            font.setBold(True)
-            return font
-        if role == Qt.ItemDataRole.ForegroundRole and over_budget(row):
-            return QColor("#5a1a12")  # dark on the light red, whatever the theme
-        if role == Qt.ItemDataRole.ForegroundRole and row.get("cached"):
-            return QColor("#8a8f98")
         if role == Qt.ItemDataRole.BackgroundRole and over_budget(row):
             return QColor(OVER_BUDGET_BACKGROUND)
+        if role == Qt.ItemDataRole.ForegroundRole and over_budget(row):
+            return QColor("#5a1a12")  # dark on the light red, whatever the theme
+        if role == Qt.ItemDataRole.FontRole:
+            noise = col.key == "delta_vs_parent" and within_noise(row)
+            if noise or row.get("step") == 0 or row.get("variant") in self.best_ids:
+                font = QFont()
+                font.setBold(not noise)
+                font.setItalic(noise)
+                return font
+        if role == Qt.ItemDataRole.ForegroundRole:
+            if row.get("cached") or (col.key == "delta_vs_parent" and within_noise(row)):
+                return QColor(NOISE_COLOR)
+            if col.key in ("metric", "pct_baseline") and UNTRUSTED & {f.get("code") for f in row.get("flags") or ()}:
+                return QColor(NOISE_COLOR)  # not a result: a head at chance, or a model that did not learn
         return None
 
 

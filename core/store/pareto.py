@@ -7,6 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from core.store.rows import DID_NOT_LEARN, UNTRAINED_HEAD
+
+UNTRUSTED = frozenset({UNTRAINED_HEAD, DID_NOT_LEARN})
+
 
 def _get(row: Any, key: str) -> Any:
     return row.get(key) if isinstance(row, Mapping) else getattr(row, key, None)
@@ -46,13 +50,20 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 SIZE_TIE = 0.01
 
 
+def trusted(row: Any) -> bool:
+    """Whether a row's metric is a result at all: not a task head that was never trained, not a
+    model that did not learn (core.measure.verdicts flags both)."""
+    return not any((f.get("code") if isinstance(f, Mapping) else f) in UNTRUSTED for f in _get(row, "flags") or ())
+
+
 def best_within_budget(rows: Iterable[Any], budget_pct: float) -> dict[tuple[str, str], Any]:
-    """Per (task, metric): the smallest variant keeping at least ``budget_pct`` % of its run's
-    baseline metric; among variants within SIZE_TIE (1 %) of that size, the one with the highest
-    metric (then the smallest). It lies on its group's Pareto front up to that 1 % of size."""
+    """Per (task, metric): the smallest trusted variant keeping at least ``budget_pct`` % of its
+    run's reference metric; among variants within SIZE_TIE (1 %) of that size, the one with the
+    highest metric (then the smallest). It lies on its group's Pareto front up to that 1 % of size."""
     out: dict[tuple[str, str], Any] = {}
     for key, group in group_rows(rows).items():
-        kept = [r for r in group if _get(r, "pct_baseline") is not None and _get(r, "pct_baseline") >= budget_pct]
+        kept = [r for r in group if _get(r, "pct_baseline") is not None and _get(r, "pct_baseline") >= budget_pct
+                and trusted(r)]
         if kept:
             smallest = min(float(_get(r, "size_mb")) for r in kept)
             near = [r for r in kept if float(_get(r, "size_mb")) <= smallest * (1 + SIZE_TIE)]

@@ -37,3 +37,14 @@ def test_a_near_tie_in_size_goes_to_the_higher_metric_and_tasks_stay_apart() -> 
     assert best_within_budget([_row("sst2", 10.0, 0.5, 90.0, 1)], 99.0) == {}
     assert list(group_rows(rows)) == [("sst2", "accuracy"), ("rte", "accuracy")]
     assert pareto_front([(1.0, 0.5), (1.0, 0.6), (2.0, 0.55)]) == [1]
+
+
+def test_a_variant_whose_metric_is_no_result_is_never_best() -> None:
+    """A fresh head at chance, or a model that did not learn, may keep 100 % of a chance-level
+    reference at the smallest size: it is still not the variant to ship."""
+    untrained = {**_row("sst2", 5.0, 0.51, 100.0, 1), "flags": [{"code": "untrained_head", "text": "never trained"}]}
+    chance = {**_row("sst2", 6.0, 0.50, 99.5, 2), "flags": [{"code": "did_not_learn", "text": "at chance"}]}
+    noise = {**_row("sst2", 20.0, 0.85, 99.2, 3), "flags": [{"code": "within_noise", "text": "+0.1 points"}]}
+    best = best_within_budget([untrained, chance, noise, _row("sst2", 90.0, 0.86, 100.0, 4)], 99.0)
+    assert best[("sst2", "accuracy")]["variant"] == 3  # within noise of its parent is still a result
+    assert best_within_budget([untrained, chance], 90.0) == {}

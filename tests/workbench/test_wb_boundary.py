@@ -23,6 +23,7 @@ assert w.results.wait_loaded(60_000)  # the threaded results query has landed
 w.tabs.setCurrentIndex(1)
 w.results.charts  # built on first show: pyqtgraph and numpy, not torch
 w.validate()
+assert w.confirm_run_size()  # the run estimate Run asks for: the default recipe is small, and torch-free
 for _ in range(20):
     app.processEvents()
 heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers', 'datasets'))
@@ -41,6 +42,7 @@ def test_building_and_showing_the_main_window_leaves_torch_out(tmp_path: Path) -
     out = subprocess.run([sys.executable, "-c", _CODE], capture_output=True, text=True, env=env, timeout=120,
                          cwd=ROOT)
     assert out.returncode == 0, out.stderr
+    assert "malformed" not in out.stderr, out.stderr  # Qt: "shared QObject was deleted directly" at exit
     heavy = next(line for line in out.stdout.splitlines() if line.startswith("HEAVY:"))
     # If this fails, a step or task module imports torch/transformers/datasets at module level:
     # the names listed say which package leaked; `python -X importtime` shows which module did it.
