@@ -36,6 +36,7 @@ class BudgetEditor(QWidget):
         self.value = NumberBox("float", 0.0, None)
         self.value.setObjectName("budgetValue")
         self.value.set_value(DEFAULT_VALUE)
+        self.value.setMinimumWidth(self.value.fontMetrics().horizontalAdvance("100.00") + 40)
         self.unit = QComboBox()
         self.unit.setObjectName("budgetUnit")
         for key, title in UNITS:

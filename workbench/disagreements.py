@@ -129,7 +129,10 @@ def _matrix(title: str, labels: list[str], matrix: list[list[int]]) -> QWidget:
                 item.setBackground(QColor(220, 240, 220))
             table.setItem(i, j, item)
     table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-    table.setMaximumHeight(40 + 30 * len(labels))
+    table.resizeRowsToContents()
+    # Every row shown without a scroll bar (a 2 x 2 matrix was cut to one and a half rows).
+    table.setFixedHeight(table.horizontalHeader().sizeHint().height() + 2 * table.frameWidth()
+                         + sum(table.rowHeight(i) for i in range(len(labels))))
     table.setToolTip("Rows: gold label; columns: predicted")
     layout.addWidget(table)
     return box
