@@ -149,6 +149,7 @@ def save_artifact(state: Any, folder: Path, *, base: str = "", extra: dict[str, 
         tmp.mkdir(parents=True)
         save_file(stored, str(tmp / WEIGHTS))
         model.config.save_pretrained(str(tmp))
+        _forget_call_settings(state.tokenizer)
         state.tokenizer.save_pretrained(str(tmp))
         for split, rows in data.items():
             (tmp / DATA_DIR).mkdir(exist_ok=True)
@@ -168,6 +169,16 @@ def save_artifact(state: Any, folder: Path, *, base: str = "", extra: dict[str, 
             raise ArtifactError(f"Cannot write the artifact folder {folder}: {why}") from exc
         raise
     return folder_bytes(folder)
+
+
+def _forget_call_settings(tokenizer: Any) -> None:
+    """A fast tokenizer keeps the truncation and padding of its last call and would save them: the
+    same variant's files would then depend on whether its tokenizer had been used (evaluated in
+    memory) or freshly loaded. Cleared here; each call sets what it needs again."""
+    backend = getattr(tokenizer, "_tokenizer", None)
+    if backend is not None and hasattr(backend, "no_truncation"):
+        backend.no_truncation()
+        backend.no_padding()
 
 
 def _no_space(exc: BaseException) -> bool:
@@ -197,6 +208,55 @@ def disk_full_message(folder: Path, need_bytes: int) -> str:
         f"{free_mb} MB are free. Free at least {short_mb} MB there, or choose another artifacts folder "
         "(workbench-cli run --artifacts DIR, or WORKBENCH_HOME for database and artifacts together)."
     )
+
+
+def pack_artifact(folder: Path) -> bytes:
+    """An artifact folder as one uncompressed zip (safetensors barely compress): how a variant made on
+    another machine travels back (core.run.cluster). Only files, by their path inside the folder."""
+    import io
+    import zipfile
+
+    folder = Path(folder)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            archive.write(path, path.relative_to(folder).as_posix())
+    return buffer.getvalue()
+
+
+def unpack_artifact(data: bytes, folder: Path) -> int:
+    """Write a packed artifact to ``folder`` (through ``<folder>.partial``, like save_artifact); return
+    its bytes. A member naming a path outside the folder is refused, not written."""
+    import io
+    import zipfile
+
+    folder = Path(folder)
+    tmp = folder.with_name(folder.name + ".partial")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = archive.namelist()
+            bad = [n for n in names if n.startswith("/") or ".." in Path(n).parts]
+            if bad:
+                raise ArtifactError(f"A packed artifact for {folder} names a path outside it: {bad[0]}")
+            if MANIFEST not in names:
+                raise ArtifactError(f"A packed artifact for {folder} has no {MANIFEST}")
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            tmp.mkdir(parents=True)
+            archive.extractall(tmp)
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if _no_space(exc):
+            raise ArtifactError(disk_full_message(folder, len(data))) from exc
+        if isinstance(exc, OSError):
+            raise ArtifactError(f"Cannot write the artifact folder {folder}: {exc.strerror or exc}") from exc
+        if isinstance(exc, zipfile.BadZipFile):
+            raise ArtifactError(f"The packed artifact for {folder} is damaged: {exc}") from exc
+        raise
+    return folder_bytes(folder)
 
 
 def is_complete_artifact(folder: Path) -> bool:

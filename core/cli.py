@@ -1,7 +1,8 @@
 """``workbench-cli``: run recipes headless and read the results database.
 
     workbench-cli run RECIPE [--db FILE] [--artifacts DIR] [--yes]  run in a worker process, with progress
-    workbench-cli resume RUN                                   continue a failed/cancelled/interrupted run
+          [--ray auto|HOST:PORT [--shared-artifacts DIR]]      the sweep's branches on a Ray cluster
+    workbench-cli resume RUN [--ray ...]                       continue a failed/cancelled/interrupted run
     workbench-cli validate RECIPE [--artifacts DIR] [--yes]    list every problem, run nothing
     workbench-cli runs | show RUN | compare VARIANT...         read results (runs: with disk use)
     workbench-cli label RUN [--name N] [--tags a,b] [--note T]  name, tag and annotate a run
@@ -58,6 +59,7 @@ class Progress:
         self.total = 0
         self.done = 0
         self.label = ""
+        self.labels: dict[int, str] = {}  # node -> label: on a Ray cluster several variants are in flight
         self._line_len = 0
 
     def _draw(self, fraction: float, message: str) -> None:
@@ -86,13 +88,15 @@ class Progress:
             resumed = " (resumed)" if event.resumed else ""
             self._line(f"run {event.run_id}{resumed}: {self.total} variant(s) to produce")
         elif isinstance(event, p.StepStarted):
-            self.label = event.label or event.step
+            self.label = self.labels[event.node] = event.label or event.step
             if not self.tty:
                 self._line(f"[{self.done + 1}/{self.total}] {self.label} ...")
             self._draw(0.0, "")
         elif isinstance(event, p.Progress):
+            self.label = self.labels.get(event.node, self.label)
             self._draw(event.fraction, event.message)
         elif isinstance(event, p.StepFinished):
+            self.label = self.labels.get(event.node, self.label)
             how = "cached" if event.cached else f"{event.seconds:.1f} s"
             self._line(f"[{self.done + 1}/{self.total}] {self.label}: done ({how}, variant {event.variant_id})")
             self.done += 1
@@ -159,6 +163,21 @@ def _run_worker(request: Any, args: argparse.Namespace) -> int:
     return EXIT_CANCELLED if outcome.status == "cancelled" else EXIT_RUN_FAILED
 
 
+def _execution(args: argparse.Namespace) -> dict[str, Any]:
+    """The request's Ray fields (--ray, --shared-artifacts), checked before a worker starts."""
+    from core.run import cluster
+
+    shared = getattr(args, "shared_artifacts", None)
+    if args.ray is None:
+        if shared:
+            raise WorkbenchError("--shared-artifacts needs --ray: it names the folder every Ray node shares")
+        return {}
+    address = cluster.check_address(args.ray)
+    if not cluster.ray_available():
+        raise WorkbenchError(f"--ray needs Ray on this machine: {cluster.INSTALL_HINT} (docs/CLUSTER.md)")
+    return {"ray": address, "shared_artifacts": bool(shared)}
+
+
 def _artifacts(args: argparse.Namespace) -> Path:
     from core.paths import default_artifacts
 
@@ -184,23 +203,27 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     recipe = load_recipe(args.recipe)
     check_recipe(recipe)
-    artifacts = _artifacts(args)
+    execution = _execution(args)
+    if execution.get("shared_artifacts") and args.artifacts:
+        raise WorkbenchError("give --artifacts or --shared-artifacts, not both: the shared folder holds the artifacts")
+    artifacts = Path(args.shared_artifacts).expanduser() if execution.get("shared_artifacts") else _artifacts(args)
     _confirm_size(recipe, artifacts, args)
     db = _db(args)
     open_store(db).close()  # a corrupt or newer database fails here, before a worker starts
-    return _run_worker(RunRequest(recipe=recipe.to_dict(), db=str(db), artifacts=str(artifacts)), args)
+    return _run_worker(RunRequest(recipe=recipe.to_dict(), db=str(db), artifacts=str(artifacts), **execution), args)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from core.store import get_run
 
+    execution = _execution(args)
     with _open(args) as store:
         run = get_run(store, args.run)
     if run.status not in ("failed", "cancelled", "interrupted"):
         raise WorkbenchError(f"run {run.id} is {run.status}; only failed, cancelled or interrupted runs resume. "
                              "To repeat it, start its recipe again with 'workbench-cli run' (finished variants are "
                              "reused from the cache)")
-    return _run_worker(RunRequest(db=str(_db(args)), resume_run=run.id), args)
+    return _run_worker(RunRequest(db=str(_db(args)), resume_run=run.id, **execution), args)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -566,11 +589,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="show the worker's log output")
     p.add_argument("-y", "--yes", action="store_true",
                    help="go ahead with a large run (over 200 variants, or artifacts nearly filling the drive)")
+    p.add_argument("--ray", metavar="auto|HOST:PORT",
+                   help="make the sweep's branches on this Ray cluster (this machine must be one of its nodes; "
+                        "'auto': RAY_ADDRESS or the one started here); docs/CLUSTER.md")
+    p.add_argument("--shared-artifacts", metavar="DIR",
+                   help="with --ray: an artifacts folder every node mounts at this same path (artifacts are then "
+                        "written there by the nodes instead of travelling through Ray)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("resume", parents=[common], help="continue a failed, cancelled or interrupted run")
     p.add_argument("run", type=int)
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--ray", metavar="auto|HOST:PORT", help="make the remaining branches on this Ray cluster")
+    p.add_argument("--shared-artifacts", action="store_true",
+                   help="with --ray: the run's artifacts folder is mounted at the same path on every node")
     p.set_defaults(func=cmd_resume)
 
     p = sub.add_parser("validate", parents=[common], help="check a recipe and list every problem")

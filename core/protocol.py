@@ -36,10 +36,28 @@ class Message:
 # --- requests (client -> worker) ---------------------------------------------------------------
 
 
+def ray_address_problem(address: str) -> str | None:
+    """What is wrong with a ``RunRequest.ray`` value ("auto" or the head's HOST:PORT), or None."""
+    text = address.strip()
+    if text == "auto":
+        return None
+    if text.startswith("ray://"):
+        return (f"{text}: Ray Client addresses (ray://) are not supported; the workbench's worker must be a "
+                "node of the cluster. Join it with 'ray start --address HEAD:6379 --num-cpus 0' on this machine "
+                "and use 'auto' (docs/CLUSTER.md)")
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return f"{text or 'an empty address'}: give 'auto' or the head's HOST:PORT, e.g. 10.0.0.5:6379"
+    return None
+
+
+
 @dataclass(frozen=True)
 class RunRequest(Message):
     """Run ``recipe`` (a recipe dict) or resume run ``resume_run``; None paths mean core.paths'
-    defaults. ``background`` lowers the worker's CPU priority so the window stays responsive."""
+    defaults. ``background`` lowers the worker's CPU priority so the window stays responsive.
+    ``ray`` ("auto" or HOST:PORT) makes the sweep's branches on that Ray cluster; with
+    ``shared_artifacts`` every node reads and writes ``artifacts`` at the same path."""
 
     type: ClassVar[str] = "run"
     recipe: dict[str, Any] | None = None
@@ -47,6 +65,8 @@ class RunRequest(Message):
     artifacts: str | None = None
     resume_run: int | None = None
     background: bool = False
+    ray: str | None = None
+    shared_artifacts: bool = False
 
 
 @dataclass(frozen=True)

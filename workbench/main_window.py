@@ -34,6 +34,7 @@ from workbench.chain_view import ChainView
 from workbench.data_preview import DataPreviewPanel
 from workbench.document import Document
 from workbench.edits import push_edit
+from workbench.execution import ExecutionDialog, describe, request_fields
 from workbench.icons import icon
 from workbench.palette import Palette
 from workbench.pickers import ModelPicker, TaskPicker
@@ -306,6 +307,9 @@ class MainWindow(QMainWindow):
         run = self.menuBar().addMenu("&Run")
         run.addAction(self.act_run)
         run.addAction(self.act_cancel)
+        self.act_where = self._action("&Where to run…", self.choose_where_to_run,
+                                      tip="On this machine, or the sweep's branches on a Ray cluster")
+        run.addAction(self.act_where)
         run.addSeparator()
         run.addAction(self.act_runs)
         analysis = self.menuBar().addMenu("&Analysis")
@@ -572,9 +576,15 @@ class MainWindow(QMainWindow):
         db.parent.mkdir(parents=True, exist_ok=True)
         return RunRequest(
             recipe=None if resume_run is not None else self.document.recipe.to_dict(), db=str(db),
-            artifacts=str(self.settings.artifacts_dir()), resume_run=resume_run,
-            background=True,  # the worker yields the CPU to this window (see core.run.worker)
+            resume_run=resume_run, background=True,  # the worker yields the CPU to this window (see core.run.worker)
+            # artifacts, and whether the sweep's branches go to a Ray cluster (workbench.execution)
+            **request_fields(self.settings, str(self.settings.artifacts_dir())),
         )
+
+    def choose_where_to_run(self) -> None:
+        """Run › Where to run…: this machine, or the sweep's branches on a Ray cluster (docs/CLUSTER.md)."""
+        if ExecutionDialog(self.settings, self).exec():
+            self.statusBar().showMessage(f"Runs: {describe(self.settings)}", 10000)
 
     def run(self) -> None:
         if self.run_panel.is_running():

@@ -4,7 +4,7 @@ Importing this package does not import torch; each function imports it when call
 """
 
 from core.measure.evaluation import EvalResult, evaluate, subset_indices
-from core.measure.machine import environment
+from core.measure.machine import environment, machine_fingerprint
 from core.measure.size import SizeReport, size_flag, size_report
 from core.measure.timing import LatencyReport, latency
 
@@ -15,6 +15,7 @@ __all__ = [
     "environment",
     "evaluate",
     "latency",
+    "machine_fingerprint",
     "size_flag",
     "size_report",
     "subset_indices",

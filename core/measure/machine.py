@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import socket
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -68,4 +69,13 @@ def environment() -> dict[str, Any]:
         env["torch_quantized_engine"] = torch.backends.quantized.engine
     except ImportError:
         env["threads"] = None
+    return env
+
+
+def machine_fingerprint() -> dict[str, Any]:
+    """Where a variant was made and timed: :func:`environment` and the host name, without the torch
+    thread count (each variant's latency records the threads it used). Two variants with the same
+    fingerprint were timed on the same machine with the same libraries."""
+    env = {k: v for k, v in environment().items() if k != "threads"}
+    env["host"] = socket.gethostname()
     return env

@@ -87,6 +87,9 @@ class MeasureSettings:
     threads: int | None = None  # threads of every backend; None: torch's default
     # Runtimes each variant is exported to, checked on and timed on, side by side (core.backends).
     backends: tuple[str, ...] = ("torch",)
+    # Time every variant again on the machine running the run, at its end, so that all latencies of a
+    # run come from one machine (branches made on a Ray cluster were timed where they were made).
+    retime_on_driver: bool = False
 
     # Upper bounds: beyond them a run never ends or runs out of memory (a typo, not a choice);
     # max_length is also checked against the model's position embeddings by validation.
@@ -111,6 +114,10 @@ class MeasureSettings:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name == "backends":
+                continue
+            if f.name == "retime_on_driver":
+                if not isinstance(value, bool):
+                    raise ConfigError(f"measure.{f.name} must be true or false, got {value!r}", field=f"measure.{f.name}")
                 continue
             if value is None and f.name in ("eval_limit", "threads"):
                 continue

@@ -117,7 +117,8 @@ def root_key(recipe: Any, ref: Any, task: Any, hasher: Hasher) -> str:
         "data_hash": hasher.data(task),
         "data_spec": recipe.data.to_dict() if recipe.data is not None else None,
         "seed": recipe.seed,
-        "measure": recipe.measure.to_dict(),
+        # Where latencies are timed at the end of a run changes no variant: not part of the key.
+        "measure": {k: v for k, v in recipe.measure.to_dict().items() if k != "retime_on_driver"},
         "code": code_hash("core.measure", "core.artifacts", "core.models", task.loader.__module__),
     })
 

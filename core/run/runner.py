@@ -9,6 +9,11 @@ accuracy budget (core.recipe.Budget) flags a variant that breaks it; its subtree
 of its sweep, are reported skipped and not run.
 
 Events (core.protocol) report progress; every finished variant's event carries its result row.
+
+*Where* variants are made is an executor's business: :class:`LocalExecutor` walks the tree here,
+depth first, handing each parent model to its children in memory; ``core.run.cluster.RayExecutor``
+makes the shared prefix here and the independent branches as Ray tasks. Either way this process
+decides what to compute (cache, resume), records every row and reports every event.
 """
 
 from __future__ import annotations
@@ -50,9 +55,10 @@ from core.store.record import (
     find_cached,
     find_in_run,
     finish_run,
+    machine_hash,
     mark_interrupted_runs,
 )
-from core.store.rows import OVER_BUDGET, MetricValue, RunMeta, VariantInfo, build_row
+from core.store.rows import OVER_BUDGET, MetricValue, RunMeta, VariantInfo, build_row, machine_label
 
 Emit = Callable[[Event], None]
 Terminal = RunFinished | RunFailed | RunCancelled
@@ -81,6 +87,33 @@ class _Done:
                 "artifact_bytes": self.info.size_bytes}
 
 
+@dataclass
+class Slot:
+    """One node of the tree in one walk: its event id, its depth-first place, its chain position."""
+
+    node: VariantNode
+    seq: int  # event id: unique across the whole run (seeds included), as planned in RunStarted
+    tree_node: int  # its place in one walk of the tree (the same for every seed)
+    index: int  # chain position, 0 = baseline
+    step_id: str
+    label: str
+    started: float = 0.0
+
+    def started_event(self) -> StepStarted:
+        return StepStarted(node=self.seq, index=self.index, step=self.step_id, label=self.label,
+                           title=_title(self.step_id))
+
+
+class LocalExecutor:
+    """Every variant in this process, depth first; a parent's model goes to its children in memory."""
+
+    def walk(self, runner: Runner, tree: VariantNode, key: str) -> None:
+        runner.visit(tree, None, key, None)
+
+    def close(self) -> None:
+        pass
+
+
 def _usable_artifact(folder: Path) -> bool:
     from core.artifacts import is_complete_artifact
     from core.backends.artifact import is_complete_backend_artifact
@@ -94,7 +127,7 @@ class Runner:
     through :func:`run_recipe`."""
 
     def __init__(self, recipe: Recipe, store: Store, emit: Emit, cancelled: Callable[[], bool], *,
-                 run: RunMeta, artifacts: Path, resuming: bool) -> None:
+                 run: RunMeta, artifacts: Path, resuming: bool, executor: Any = None) -> None:
         from core.models import ModelRef
 
         self.recipe = recipe
@@ -109,13 +142,24 @@ class Runner:
         self.hasher = keys.Hasher()
         self.teacher_id = keys.teacher_identity(recipe, self.hasher)
         self.walk_recipe = recipe  # the recipe with the seed of the walk in progress (recipes may list several)
-        self.node_seq = 0  # event ids: unique across the whole run
-        self.tree_node = 0  # the node's place in one walk of the tree (the same for every seed)
+        self.executor = executor or LocalExecutor()
+        self.places: dict[int, int] = {}  # id(node) -> its depth-first place in the tree
+        self.seed_index = 0  # which of the run's seeds is being walked
         self.current_index: int | None = None  # chain position (0 = baseline) of the step in flight
         self.reference: VariantInfo | None = None  # what "% of reference" compares with (core.store.rows)
         self.baseline: VariantInfo | None = None
         self._teacher: Any = None  # the recipe's teacher model, loaded once
         self.seconds: dict[str, float] = {}  # phase (or "apply:<step id>") -> its last measured wall time
+        self._machine: dict[str, Any] | None = None
+
+    @property
+    def machine(self) -> dict[str, Any]:
+        """This machine's fingerprint (core.measure.machine_fingerprint): where local variants are timed."""
+        if self._machine is None:
+            from core.measure import machine_fingerprint
+
+            self._machine = machine_fingerprint()
+        return self._machine
 
     @property
     def seed(self) -> int:
@@ -130,72 +174,86 @@ class Runner:
 
     # -- the walk ------------------------------------------------------------------------
     def walk(self, tree: VariantNode) -> None:
-        for seed in self.recipe.run_seeds:
-            self.tree_node, self.reference, self.baseline = 0, None, None
+        self.places = {id(n): i for i, n in enumerate(tree.walk())}
+        for i, seed in enumerate(self.recipe.run_seeds):
+            self.seed_index, self.reference, self.baseline = i, None, None
             self.walk_recipe = dataclasses.replace(self.recipe, seed=seed, seeds=())
-            self.visit(tree, None, keys.root_key(self.walk_recipe, self.ref, self.task, self.hasher), None)
+            self.executor.walk(self, tree, keys.root_key(self.walk_recipe, self.ref, self.task, self.hasher))
 
-    def visit(self, node: VariantNode, parent: _Done | None, key: str, state: Any) -> bool:
-        """Produce ``node``'s variant (``state`` is its parent's model when still in memory); True
-        when it broke the recipe's accuracy budget (its subtree was skipped)."""
-        self.check_cancelled()
-        seq, self.node_seq = self.node_seq, self.node_seq + 1
-        tree_node, self.tree_node = self.tree_node, self.tree_node + 1
-        index = node.step.index + 1 if node.step else 0
+    def slot(self, node: VariantNode) -> Slot:
+        tree_node = self.places[id(node)]
         step_id, label = (node.step.step, node.step.label) if node.step else ("baseline", "baseline")
         if len(self.recipe.run_seeds) > 1:
             label += f" [seed {self.seed}]"
-        self.current_index = index
-        self.emit(StepStarted(node=seq, index=index, step=step_id, label=label, title=_title(step_id)))
-        start = time.perf_counter()
+        return Slot(node, self.seed_index * len(self.places) + tree_node, tree_node,
+                    node.step.index + 1 if node.step else 0, step_id, label, time.perf_counter())
 
+    def visit(self, node: VariantNode, parent: _Done | None, key: str, state: Any) -> bool:
+        """Produce ``node``'s variant here, then its children's (``state``: its parent's model, when in
+        memory); True when it broke the recipe's accuracy budget (its subtree was skipped)."""
+        done, new_state = self.produce(node, parent, key, state)
+        if self.over_budget(done):
+            for child in node.children:
+                self.skip(child, f"{self.slot(node).label} is over the accuracy budget")
+            return True
+        # A sweep's values run in the order written; the first one over budget ends the sweep.
+        over_at: str | None = None
+        for i, child in enumerate(node.children):
+            assert child.step is not None
+            if over_at is not None:
+                self.skip(child, f"an earlier value of this sweep ({over_at}) is over the accuracy budget")
+                continue
+            # A step may change its input in place: only the last child gets the model in memory,
+            # its siblings read it from the artifact (else a sibling would start from a changed model).
+            last = i == len(node.children) - 1
+            if self.visit(child, done, keys.child_key(key, child.step, self.teacher_id), new_state if last else None):
+                over_at = child.step.label
+        return False
+
+    def produce(self, node: VariantNode, parent: _Done | None, key: str, state: Any) -> tuple[_Done, Any]:
+        """One node in this process: reuse it or compute it, record it, report it. Returns it and
+        its shipped model (None when reused)."""
+        self.check_cancelled()
+        slot = self.slot(node)
+        self.current_index = slot.index
+        self.emit(slot.started_event())
+        new_state = None
+        done = self.reuse(slot, parent, key)
+        if done is None:
+            new_state, done = self.compute(slot, parent, key, state)
+        self.report(slot, done)
+        return done, new_state
+
+    def reuse(self, slot: Slot, parent: _Done | None, key: str) -> _Done | None:
+        """This run's own finished variant (resuming) or a cached one, recorded; None: compute it."""
+        node, label = slot.node, slot.label
         reused = find_in_run(self.store, self.run.id, key) if self.resuming else None
         if reused is not None and not _usable_artifact(reused.artifact_path):
             self.log(f"{label}: its artifact {reused.artifact_path} is gone or damaged; making it again", "warning")
             reused = None
-        new_state = None
         if reused is not None:
-            done = _Done(self._info_of(reused, node, parent, tree_node), key, _predictions(reused))
             self.log(f"{label}: already finished in this run (variant {reused.id})")
-        else:
-            cached = find_cached(self.store, key, _usable_artifact)
-            if cached is not None:
-                flags = [f for f in cached.flags if f.get("code") != OVER_BUDGET]  # judged by this run's budget
-                over = self.budget_flag({m.name: m.value for m in cached.metrics})
-                done = self.record(node, parent, key, cached.metrics, cached.artifact_path, time.perf_counter() - start,
-                                   cached.info, flags=flags + ([over.to_dict()] if over else []), tree_node=tree_node,
-                                   predictions=cached.predictions, cached_from=cached.id)
-                self.log(f"{label}: reused from cache (variant {cached.id})")
-            else:
-                new_state, done = self.compute(node, parent, key, state, seq, index, start, tree_node)
-        if node.step is None:
-            self.baseline = done.info
-        if self.reference is None and done.info.head_trained:
-            self.reference = done.info
-        row = build_row(done.info, self.run, self.reference, self.baseline)
-        self.emit(StepFinished(node=seq, index=index, variant_id=done.info.id, cached=done.info.cached,
-                               seconds=round(time.perf_counter() - start, 3), row=row.to_dict()))
-        if any(f.get("code") == OVER_BUDGET for f in done.info.flags):
-            for child in node.children:
-                self.skip(child, f"{label} is over the accuracy budget")
-            return True
-        # A sweep's values run in the order written; the first one over budget ends the sweep.
-        over_at: str | None = None
-        for child in node.children:
-            assert child.step is not None
-            if over_at is not None:
-                self.skip(child, f"an earlier value of this sweep ({over_at}) is over the accuracy budget")
-            elif self.visit(child, done, keys.child_key(key, child.step, self.teacher_id), new_state):
-                over_at = child.step.label
-        return False
+            return _Done(self._info_of(reused, node, parent, slot.tree_node), key, _predictions(reused))
+        cached = find_cached(self.store, key, _usable_artifact)
+        if cached is None:
+            return None
+        flags = [f for f in cached.flags if f.get("code") != OVER_BUDGET]  # judged by this run's budget
+        over = self.budget_flag({m.name: m.value for m in cached.metrics})
+        done = self.record(node, parent, key, cached.metrics, cached.artifact_path, time.perf_counter() - slot.started,
+                           cached.info, flags=flags + ([over.to_dict()] if over else []), tree_node=slot.tree_node,
+                           predictions=cached.predictions, cached_from=cached.id, machine=cached.machine)
+        self.log(f"{label}: reused from cache (variant {cached.id})")
+        return done
+
+    @staticmethod
+    def over_budget(done: _Done) -> bool:
+        return any(f.get("code") == OVER_BUDGET for f in done.info.flags)
 
     def skip(self, node: VariantNode, reason: str) -> None:
         """Account for a subtree that will not run: its planned nodes are reported skipped."""
         for n in node.walk():
-            assert n.step is not None
-            seq, self.node_seq, self.tree_node = self.node_seq, self.node_seq + 1, self.tree_node + 1
-            label = n.step.label + (f" [seed {self.seed}]" if len(self.recipe.run_seeds) > 1 else "")
-            self.emit(StepSkipped(node=seq, index=n.step.index + 1, label=label, reason=reason))
+            slot = self.slot(n)
+            self.emit(StepSkipped(node=slot.seq, index=slot.index, label=slot.label, reason=reason))
         self.log(f"{node.step.label if node.step else 'baseline'} and what follows it not run: {reason}")
 
     def budget_flag(self, metrics: dict[str, float | None]) -> Any:
@@ -208,38 +266,59 @@ class Runner:
         return verdicts.over_budget(self.task, metrics.get(name), self.reference.metrics.get(name), self.reference.id,
                                     self.recipe.budget)
 
-    def compute(self, node: VariantNode, parent: _Done | None, key: str, state_in: Any, seq: int,
-                index: int, start: float, tree_node: int) -> tuple[Any, _Done]:
+    def job(self, slot: Slot, parent: _Done | None, key: str, *, loads: bool) -> variant.Job:
+        """What to compute for ``slot`` (``loads``: its parent's model must be read from its artifact)."""
         from core.state import TRAINABLE
         from core.steps import get_step
 
+        node = slot.node
         step_id = node.step.step if node.step else None
         trains = False
         if step_id is not None:
             step_cls = get_step(step_id)
             trains = step_cls.needs_teacher or TRAINABLE in step_cls.requires
         plan = variant.shares(variant.expected_seconds(self.recipe.measure, self.seconds, step_id, trains=trains,
-                                                       loads=node.step is None or state_in is None))
-        job = variant.Job(
-            recipe=self.walk_recipe, step=node.step, key=key, node=seq, index=index, shares=plan,
-            folder=self.artifacts / f"{seq:03d}-{step_id or 'baseline'}-{key[:8]}",
+                                                       loads=node.step is None or loads))
+        return variant.Job(
+            recipe=self.walk_recipe, step=node.step, key=key, node=slot.seq, index=slot.index, shares=plan,
+            folder=self.artifacts / f"{slot.seq:03d}-{step_id or 'baseline'}-{key[:8]}",
             parent_artifact=parent.artifact if parent else None,
             parent_predictions=parent.predictions if parent else None, parent_size=parent.size if parent else None,
         )
+
+    def compute(self, slot: Slot, parent: _Done | None, key: str, state_in: Any) -> tuple[Any, _Done]:
+        job = self.job(slot, parent, key, loads=state_in is None)
         shipped, made = variant.make_variant(job, self.task, emit=self.emit, cancelled=self.cancelled,
                                              state_in=state_in, teacher=lambda: self.teacher_for(parent))
+        return shipped, self.made(slot, parent, key, made, time.perf_counter() - slot.started, self.machine)
+
+    def made(self, slot: Slot, parent: _Done | None, key: str, made: variant.Made, seconds: float,
+             machine: dict[str, Any]) -> _Done:
+        """Record a computed variant (made here or on a Ray node, timed on ``machine``)."""
         self.seconds.update({k: v for k, v in made.timings.items() if k != "apply"})
-        if step_id is not None:
-            self.seconds[f"apply:{step_id}"] = made.timings["apply"]
+        if slot.node.step is not None:
+            self.seconds[f"apply:{slot.step_id}"] = made.timings["apply"]
         over = self.budget_flag({v.name: v.value for v in made.values})
-        done = self.record(node, parent, key, made.values, made.folder, time.perf_counter() - start, made.info,
-                           flags=made.flags + ([over.to_dict()] if over is not None else []), tree_node=tree_node,
-                           predictions=made.predictions)
-        return shipped, done
+        return self.record(slot.node, parent, key, made.values, made.folder, seconds, made.info,
+                           flags=made.flags + ([over.to_dict()] if over is not None else []),
+                           tree_node=slot.tree_node, predictions=made.predictions, machine=machine)
+
+    def report(self, slot: Slot, done: _Done) -> None:
+        """The finished variant's row, to whoever listens."""
+        info = done.info
+        if slot.node.step is None:
+            self.baseline = info
+        ref = self.reference
+        if info.head_trained and (ref is None or (ref.step_index != 0 and (info.node or 0) < (ref.node or 0))):
+            self.reference = info  # the baseline if trained, else the first trained variant (core.store.rows)
+        row = build_row(info, self.run, self.reference, self.baseline)
+        self.emit(StepFinished(node=slot.seq, index=slot.index, variant_id=info.id, cached=info.cached,
+                               seconds=round(time.perf_counter() - slot.started, 3), row=row.to_dict()))
 
     def record(self, node: VariantNode, parent: _Done | None, key: str, metrics: list[MetricValue], folder: Path,
                seconds: float, info: dict[str, Any], *, flags: list[dict[str, str]], tree_node: int,
-               predictions: dict[str, Any] | None, cached_from: int | None = None) -> _Done:
+               predictions: dict[str, Any] | None, cached_from: int | None = None,
+               machine: dict[str, Any] | None = None) -> _Done:
         from core.artifacts import folder_bytes
 
         step = node.step
@@ -251,7 +330,7 @@ class Runner:
             step_index=step.index + 1 if step else 0, step_id=step.step if step else "baseline",
             label=step.label if step else "baseline", config=config, swept=swept, cache_key=key, metrics=metrics,
             artifact_path=folder, artifact_bytes=nbytes, seconds=seconds, flags=flags, info=info,
-            cached_from=cached_from, seed=self.seed, node=tree_node, predictions=predictions,
+            cached_from=cached_from, seed=self.seed, node=tree_node, predictions=predictions, machine=machine,
         )
         info_row = VariantInfo(
             id=vid, run_id=self.run.id, parent_id=parent.info.id if parent else None,
@@ -259,7 +338,7 @@ class Runner:
             label=step.label if step else "baseline", config=config, cached=cached_from is not None,
             cached_from_id=cached_from, seconds=seconds, flags=flags, artifact_path=str(folder), artifact_bytes=nbytes,
             metrics={m.name: m.value for m in metrics}, units={m.name: m.unit for m in metrics}, swept=swept,
-            seed=self.seed, node=tree_node,
+            seed=self.seed, node=tree_node, **_machine_fields(machine),
         )
         return _Done(info_row, key, predictions["predictions"] if predictions else None)
 
@@ -273,7 +352,7 @@ class Runner:
             cached=True, cached_from_id=None, seconds=0.0, flags=stored.flags,
             artifact_path=str(stored.artifact_path), artifact_bytes=None,
             metrics={m.name: m.value for m in stored.metrics}, units={m.name: m.unit for m in stored.metrics},
-            swept=step.swept_values if step else {}, seed=self.seed, node=tree_node,
+            swept=step.swept_values if step else {}, seed=self.seed, node=tree_node, **_machine_fields(stored.machine),
         )
 
     def teacher_for(self, parent: _Done | None) -> Any:
@@ -283,6 +362,12 @@ class Runner:
         if self._teacher is None:
             self._teacher = variant.load_teacher(self.recipe, self.task, None)
         return self._teacher
+
+
+def _machine_fields(machine: dict[str, Any] | None) -> dict[str, str | None]:
+    if machine is None:
+        return {"machine": None, "machine_label": None}
+    return {"machine": machine_hash(machine), "machine_label": machine_label(machine)}
 
 
 def _predictions(stored: StoredVariant) -> list[Any] | None:
@@ -315,6 +400,8 @@ def run_recipe(
     emit: Emit | None = None,
     cancelled: Callable[[], bool] | None = None,
     resume_run: int | None = None,
+    ray: str | None = None,
+    shared_artifacts: bool = False,
 ) -> Terminal:
     """Run (or resume) a recipe into the database, reporting events through ``emit``; return the
     terminal event (finished, failed or cancelled).
@@ -322,7 +409,10 @@ def run_recipe(
     Raises RecipeError/StoreError before a run is recorded (invalid recipe, unusable database);
     once the run exists, errors end it as failed/cancelled and are returned as the terminal event.
     ``resume_run`` continues a failed, cancelled or interrupted run from its last finished step
-    (``recipe`` may then be None: the run's own recipe is used).
+    (``recipe`` may then be None: the run's own recipe is used). ``ray`` ("auto" or a cluster's
+    address) makes the independent branches on that Ray cluster (core.run.cluster); with
+    ``shared_artifacts`` every Ray node reads and writes the artifacts folder at the same path
+    instead of sending artifacts through Ray's object store.
     """
     from core.models import ModelRef
     from core.paths import default_artifacts
@@ -330,6 +420,7 @@ def run_recipe(
     emit = emit or (lambda event: None)
     cancelled = cancelled or (lambda: False)
     store = open_store(db_url_or_path)
+    executor: Any = None
     try:
         mark_interrupted_runs(store)
         if resume_run is not None:
@@ -347,6 +438,10 @@ def run_recipe(
             torch.set_num_threads(recipe.measure.threads)
         tree = variant_tree(recipe)
         ref, task = ModelRef.parse(recipe.model), recipe_task(recipe)
+        if ray is not None:  # reach the cluster before a run is recorded: a wrong address records nothing
+            from core.run.cluster import RayExecutor
+
+            executor = RayExecutor.connect(ray, shared_artifacts=shared_artifacts, emit=emit, recipe=recipe)
         env = _environment(recipe)
         if resume_run is not None:
             ctx, _ = claim_run_for_resume(store, resume_run, env)
@@ -359,9 +454,11 @@ def run_recipe(
             )
             ctx = create_run(store, ident, Path(artifacts_dir) if artifacts_dir else default_artifacts(store.path))
         runner = Runner(recipe, store, emit, cancelled, run=RunMeta(ctx.run_id, str(ref), task.id, task.primary_metric),
-                        artifacts=ctx.artifacts_dir, resuming=resume_run is not None)
+                        artifacts=ctx.artifacts_dir, resuming=resume_run is not None, executor=executor)
         return _execute(runner, tree)
     finally:
+        if executor is not None:
+            executor.close()
         store.close()
 
 
@@ -388,12 +485,17 @@ def _execute(runner: Runner, tree: VariantNode) -> Terminal:
                 "choose a writable folder (--artifacts)"
             ) from None
         runner.walk(tree)
+        if runner.recipe.measure.retime_on_driver:
+            from core.run.retime import retime_run
+
+            retime_run(runner)
     except StepCancelled as exc:
         finish_run(runner.store, run_id, s.CANCELLED, str(exc), "StepCancelled")
         terminal = RunCancelled(run_id=run_id)
     except WorkbenchError as exc:
-        finish_run(runner.store, run_id, s.FAILED, str(exc), type(exc).__name__)
-        terminal = RunFailed(run_id=run_id, error=str(exc), kind=type(exc).__name__, index=runner.current_index)
+        kind = getattr(exc, "kind", None) or type(exc).__name__  # a step that failed on a Ray node keeps its type
+        finish_run(runner.store, run_id, s.FAILED, str(exc), kind)
+        terminal = RunFailed(run_id=run_id, error=str(exc), kind=kind, index=runner.current_index)
     except Exception as exc:
         traceback.print_exc(file=sys.stderr)
         message = f"Internal error ({type(exc).__name__}): {exc}"

@@ -43,6 +43,35 @@ class Job:
     def seed(self) -> int:
         return int(self.recipe.seed)
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values, to run the job in another process (core.run.cluster)."""
+        step = self.step
+        return {
+            "recipe": self.recipe.to_dict(), "key": self.key, "folder": str(self.folder), "node": self.node,
+            "index": self.index,
+            "step": None if step is None else {"index": step.index, "step": step.step, "config": step.config.to_dict(),
+                                               "swept": list(step.swept)},
+            "parent_artifact": None if self.parent_artifact is None else str(self.parent_artifact),
+            "parent_predictions": self.parent_predictions, "parent_size": self.parent_size,
+            "shares": {k: list(v) for k, v in self.shares.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Job:
+        """The job :meth:`to_dict` wrote; the steps it names must be registered here."""
+        from core.recipe import Recipe, ResolvedStep
+        from core.steps import get_step
+
+        s = data["step"]
+        step = None if s is None else ResolvedStep(
+            index=s["index"], step=s["step"], config=get_step(s["step"]).config_cls.from_dict(s["config"], step=s["step"]),
+            swept=tuple(s["swept"]))
+        return cls(recipe=Recipe.from_dict(data["recipe"]), step=step, key=data["key"], folder=Path(data["folder"]),
+                   node=data["node"], index=data["index"],
+                   parent_artifact=None if data["parent_artifact"] is None else Path(data["parent_artifact"]),
+                   parent_predictions=data["parent_predictions"], parent_size=data["parent_size"],
+                   shares={k: (float(v[0]), float(v[1])) for k, v in data["shares"].items()})
+
 
 @dataclass
 class Made:

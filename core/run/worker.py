@@ -145,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         terminal = run_recipe(request.recipe, db_url_or_path=request.db, artifacts_dir=request.artifacts, emit=emit,
-                              cancelled=cancel.is_set, resume_run=request.resume_run)
+                              cancelled=cancel.is_set, resume_run=request.resume_run, ray=request.ray,
+                              shared_artifacts=request.shared_artifacts)
     except Interrupted:
         return EXIT_TERMINATED
     except WorkbenchError as exc:  # before the run was recorded: bad recipe, unusable database

@@ -10,12 +10,25 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from core.errors import ConfigError
 from core.params import StepConfig
 from core.state import FLOAT, ModelState, StepContext
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What making one variant of a step asks of a Ray node (scheduling requests, not limits): the
+    apply, the save and the measuring. Torch on that node runs as many threads as ``cpus``."""
+
+    cpus: float = 1.0
+    memory_gb: float = 2.0
+
+
+TRAINING_RESOURCES = Resources(cpus=1.0, memory_gb=4.0)  # optimizer state, activations kept for backward
 
 
 class Step:
@@ -33,6 +46,7 @@ class Step:
     needs_teacher: ClassVar[bool] = False
     compresses: ClassVar[bool] = True  # False for steps that only train: no "not smaller on disk" flag
     replaces: ClassVar[tuple[str, ...]] = ()  # former ids of this step
+    resources: ClassVar[Resources] = Resources()  # what one variant asks of a Ray node (core.run.cluster)
 
     def __init__(self, config: StepConfig) -> None:
         self.config = config

@@ -24,7 +24,7 @@ from typing import Any
 from core.errors import ConfigError
 from core.params import StepConfig, param
 from core.state import FLOAT, INITIAL_TRAITS, ModelState, StepContext
-from core.steps.base import Step, register
+from core.steps.base import TRAINING_RESOURCES, Step, register
 
 STEP_ID = "distill"
 
@@ -123,6 +123,7 @@ class Distill(Step):
     description = "TinyBERT two-stage task distillation into a layer subset, another model or a fresh small configuration."
     config_cls = DistillConfig
     requires = frozenset({FLOAT})
+    resources = TRAINING_RESOURCES
     heads = frozenset({"classification", "regression", "qa"})
 
     @classmethod

@@ -14,7 +14,7 @@ from typing import Any
 from core.errors import ConfigError
 from core.params import StepConfig, param
 from core.state import FLOAT, TRAINABLE, ModelState, StepContext
-from core.steps.base import Step, register
+from core.steps.base import TRAINING_RESOURCES, Step, register
 
 TRAINED_HEADS = frozenset({"classification", "regression", "qa"})
 
@@ -47,6 +47,7 @@ class Finetune(Step):
     description = "Train the encoder and task head (AdamW, linear warm-up and decay)."
     config_cls = FinetuneConfig
     requires = frozenset({FLOAT, TRAINABLE})
+    resources = TRAINING_RESOURCES
     heads = TRAINED_HEADS
     compresses = False
 

@@ -20,7 +20,7 @@ from core.errors import ConfigError
 from core.params import param
 from core.state import FLOAT, TRAINABLE, ModelState, StepContext
 from core.steps._tuning import TuneConfig, finetune
-from core.steps.base import Step, register
+from core.steps.base import TRAINING_RESOURCES, Step, register
 
 CODEC_ID = "shared_layers"
 
@@ -130,6 +130,7 @@ class ShareLayers(Step):
     )
     config_cls = ShareLayersConfig
     requires = frozenset({FLOAT, TRAINABLE})
+    resources = TRAINING_RESOURCES
 
     def apply(self, state: ModelState, ctx: StepContext) -> ModelState:
         import copy

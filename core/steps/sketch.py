@@ -18,7 +18,7 @@ from core.layers import ATTENTION_ROLES, ROLES, encoder_layout
 from core.params import param
 from core.state import FLOAT, TRAINABLE, ModelState, StepContext
 from core.steps._tuning import TuneConfig, finetune
-from core.steps.base import Step, register
+from core.steps.base import TRAINING_RESOURCES, Step, register
 
 CODEC_ID = "sketch"
 STEP_ID = "sketch.random"
@@ -95,6 +95,7 @@ class RandomSketch(Step):
     )
     config_cls = SketchConfig
     requires = frozenset({FLOAT, TRAINABLE})
+    resources = TRAINING_RESOURCES
 
     def apply(self, state: ModelState, ctx: StepContext) -> ModelState:
         from core.steps._sketched_linear import SketchedLinear

@@ -34,7 +34,7 @@ from sqlalchemy.pool import QueuePool
 from core.errors import WorkbenchError
 from core.store.schema import Base
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 BUSY_TIMEOUT_MS = 60_000  # the default; open_store(busy_timeout_ms=...) changes it per store
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _OUR_TABLES = {"runs", "variants", "metrics"}
@@ -106,6 +106,32 @@ def _v5_run_labels(conn: Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT ''")
 
 
+def _v6_variant_machines(conn: Connection) -> None:
+    """Variants record the machine they were made and timed on (a run's variants may come from
+    several Ray nodes). Older variants were all made by their run's worker: their fingerprint is
+    the run's environment without the run's own fields, plus the run's host, which is exactly what
+    core.measure.machine_fingerprint gives on that machine."""
+    import hashlib
+    import json
+    from datetime import datetime, timezone
+
+    conn.exec_driver_sql("ALTER TABLE variants ADD COLUMN environment_id INTEGER")
+    runs = conn.exec_driver_sql(
+        "SELECT r.id, r.host, e.body FROM runs r JOIN environments e ON e.id = r.environment_id").all()
+    created = datetime.now(timezone.utc).replace(tzinfo=None)
+    for run_id, host, body in runs:
+        env = {k: v for k, v in json.loads(body).items() if k not in ("threads", "seed", "workbench")}
+        env["host"] = host
+        text = json.dumps(env, sort_keys=True)
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        found = conn.exec_driver_sql("SELECT id FROM environments WHERE content_hash = ?", (digest,)).scalar()
+        if found is None:
+            conn.exec_driver_sql("INSERT INTO environments (content_hash, body, created_at) VALUES (?, ?, ?)",
+                                 (digest, text, created))
+            found = conn.exec_driver_sql("SELECT id FROM environments WHERE content_hash = ?", (digest,)).scalar()
+        conn.exec_driver_sql("UPDATE variants SET environment_id = ? WHERE run_id = ?", (found, run_id))
+
+
 # version reached -> function bringing the previous version to it. Append, never edit. A new file is
 # created at SCHEMA_VERSION directly from the declarative schema.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
@@ -113,6 +139,7 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     3: _v3_flags_seeds_predictions,
     4: _v4_sensitivity,
     5: _v5_run_labels,
+    6: _v6_variant_machines,
 }
 
 

@@ -26,6 +26,7 @@ from core.store.rows import (
     RunMeta,
     VariantInfo,
     build_rows,
+    machine_label,
     reference_of,
 )
 from core.store.rows import merge_seeds as merge_seed_rows
@@ -146,7 +147,7 @@ def run_environment(store: Store, run_id: int) -> dict[str, Any]:
 
 _VARIANTS_SQL = (
     "SELECT v.id, v.run_id, v.parent_id, v.step_index, v.step_id, v.label, v.config, v.cached, v.cached_from_id,"
-    " v.seconds, v.flags, a.path, a.bytes, v.swept, v.seed, v.node FROM variants v"
+    " v.seconds, v.flags, a.path, a.bytes, v.swept, v.seed, v.node, v.environment_id FROM variants v"
     " LEFT JOIN artifacts a ON a.variant_id = v.id"
     " WHERE {where} ORDER BY v.run_id, v.id"
 )
@@ -166,6 +167,10 @@ def _variants(store: Store, where: str, params: tuple[Any, ...]) -> list[Variant
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         rows = cursor.execute(_VARIANTS_SQL.format(where=where), params).fetchall()
         metric_rows = cursor.execute(_METRICS_SQL.format(where=where), params).fetchall()
+        env_ids = sorted({r[16] for r in rows if r[16] is not None})
+        machines = {eid: (digest, machine_label(json.loads(body))) for eid, digest, body in cursor.execute(
+            f"SELECT id, content_hash, body FROM environments WHERE id IN ({','.join('?' * len(env_ids))})",
+            env_ids).fetchall()} if env_ids else {}
         cursor.close()
     metrics: dict[int, dict[str, float | None]] = defaultdict(dict)
     units: dict[int, dict[str, str]] = defaultdict(dict)
@@ -179,6 +184,7 @@ def _variants(store: Store, where: str, params: tuple[Any, ...]) -> list[Variant
             config=loads(r[6]), cached=bool(r[7]), cached_from_id=r[8], seconds=r[9], flags=loads(r[10] or "[]"),
             artifact_path=r[11], artifact_bytes=r[12], metrics=metrics.get(r[0], {}), units=units.get(r[0], {}),
             swept=loads(r[13] or "{}"), seed=r[14], node=r[15],
+            machine=machines.get(r[16], (None, None))[0], machine_label=machines.get(r[16], (None, None))[1],
         )
         for r in rows
     ]

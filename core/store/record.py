@@ -193,6 +193,7 @@ class StoredVariant:
     info: dict[str, Any]
     flags: list[dict[str, str]] = field(default_factory=list)
     predictions: dict[str, Any] | None = None  # {"indices": [...], "predictions": [...]} on the dev split
+    machine: dict[str, Any] | None = None  # the fingerprint of the machine it was made and timed on
 
 
 def add_variant(
@@ -216,14 +217,17 @@ def add_variant(
     seed: int | None = None,
     node: int | None = None,
     predictions: dict[str, Any] | None = None,
+    machine: dict[str, Any] | None = None,
 ) -> int:
-    """Commit one finished variant with its metrics and artifact in one transaction; return its id."""
+    """Commit one finished variant with its metrics and artifact in one transaction; return its id.
+    ``machine`` is the fingerprint of the machine it was made and timed on."""
     with store.write() as session:
+        environment_id = _environment(session, machine).id if machine is not None else None
         variant = s.Variant(
             run_id=run_id, parent_id=parent_id, step_index=step_index, step_id=step_id, label=label,
             config=json.dumps(config, sort_keys=True), swept=json.dumps(swept or {}), cache_key=cache_key, cached=cached_from is not None,
             cached_from_id=cached_from, seconds=seconds, flags=json.dumps(flags or []),
-            info=json.dumps(info or {}, default=str), seed=seed, node=node,
+            info=json.dumps(info or {}, default=str), seed=seed, node=node, environment_id=environment_id,
             created_at=now(),
         )
         session.add(variant)
@@ -237,6 +241,34 @@ def add_variant(
         return variant.id
 
 
+def machine_hash(body: dict[str, Any]) -> str:
+    """The content hash a fingerprint (or any environment) is stored under: equal hashes, same machine."""
+    return sha256_text(json.dumps(body, sort_keys=True))
+
+
+def _environment(session: Any, body: dict[str, Any]) -> s.Environment:
+    text = json.dumps(body, sort_keys=True)
+    return _get_or_create(session, s.Environment, {"content_hash": sha256_text(text)}, body=text, created_at=now())
+
+
+def replace_latency(store: Store, variant_id: int, metrics: list[MetricValue], machine: dict[str, Any],
+                    note: dict[str, Any]) -> None:
+    """Swap a variant's latency metrics for ones timed again on ``machine`` (measure.retime_on_driver),
+    in one transaction; ``note`` (what was replaced, and where it had been timed) joins its info."""
+    names = [m.name for m in metrics]
+    with store.write() as session:
+        variant = session.get(s.Variant, variant_id)
+        if variant is None:
+            return
+        for old in session.scalars(select(s.Metric).where(s.Metric.variant_id == variant_id, s.Metric.name.in_(names))):
+            session.delete(old)
+        session.add_all(
+            s.Metric(variant_id=variant_id, name=m.name, value=m.value, unit=m.unit, split=m.split) for m in metrics
+        )
+        variant.environment_id = _environment(session, machine).id
+        variant.info = json.dumps({**json.loads(variant.info or "{}"), **note}, default=str)
+
+
 def _stored(session: Any, variant: s.Variant) -> StoredVariant | None:
     artifact = session.scalars(select(s.Artifact).where(s.Artifact.variant_id == variant.id)).first()
     if artifact is None:
@@ -246,9 +278,11 @@ def _stored(session: Any, variant: s.Variant) -> StoredVariant | None:
         for m in session.scalars(select(s.Metric).where(s.Metric.variant_id == variant.id).order_by(s.Metric.id))
     ]
     body = session.scalars(select(s.Prediction.body).where(s.Prediction.variant_id == variant.id)).first()
+    machine = session.get(s.Environment, variant.environment_id) if variant.environment_id is not None else None
     return StoredVariant(id=variant.id, artifact_path=Path(artifact.path), metrics=metrics,
                          info=json.loads(variant.info or "{}"), flags=json.loads(variant.flags or "[]"),
-                         predictions=json.loads(body) if body else None)
+                         predictions=json.loads(body) if body else None,
+                         machine=json.loads(machine.body) if machine is not None else None)
 
 
 def find_in_run(store: Store, run_id: int, cache_key: str) -> StoredVariant | None:

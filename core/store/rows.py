@@ -39,13 +39,21 @@ NOT_SMALLER = "not_smaller"
 EXPORT_DISAGREES = "export_disagrees"  # an exported file predicts differently: not timed as this variant
 NOT_ON_BACKEND = "not_on_backend"  # a backend could not take the variant (package, operator, variant type)
 OVER_BUDGET = "over_budget"  # the recipe's accuracy budget (core.recipe.Budget) is broken: its branch stops
+TIMED_ELSEWHERE = "timed_elsewhere"  # computed per row: its latency and its yardstick's come from two machines
 FLAG_TITLES = {UNTRAINED_HEAD: "untrained head", DID_NOT_LEARN: "did not learn", WITHIN_NOISE: "within noise",
                NOT_SMALLER: "not smaller on disk", OVER_BUDGET: "over budget", EXPORT_DISAGREES: "export disagrees",
-               NOT_ON_BACKEND: "not timed on a backend"}
+               NOT_ON_BACKEND: "not timed on a backend", TIMED_ELSEWHERE: "timed elsewhere"}
 
 
 def flag_title(code: str) -> str:
     return FLAG_TITLES.get(code, code.replace("_", " "))
+
+
+def machine_label(fingerprint: dict[str, Any]) -> str:
+    """A machine fingerprint (core.measure.machine_fingerprint) in words: host and CPU."""
+    host, cpu = fingerprint.get("host"), fingerprint.get("cpu_model")
+    cores = fingerprint.get("cores_available") or fingerprint.get("cores")
+    return " ".join(str(x) for x in (host or "unknown host", f"({cpu}, {cores} cores)" if cpu else "") if x)
 
 MB = 1_000_000
 
@@ -99,6 +107,8 @@ class VariantInfo:
     swept: dict[str, Any] = field(default_factory=dict)
     seed: int | None = None
     node: int | None = None
+    machine: str | None = None  # content hash of the fingerprint of the machine it was made and timed on
+    machine_label: str | None = None  # that machine in words (host, CPU)
 
     @property
     def task_metrics(self) -> dict[str, float | None]:
@@ -172,6 +182,7 @@ class ResultRow:
     load_avg_1m: float | None  # the machine's load when the variant was timed
     artifact_path: str | None
     seeds: int = 1  # > 1: metric, size and latency are means over seeds
+    machine: str | None = None  # where it was made and timed (core.store.rows.machine_label)
     metric_sd: float | None = None  # standard deviation of the metric over seeds
     # measure.backends: backend -> [p50 ms, 95 % low, 95 % high], timed side by side in the same rounds
     backend_latency: dict[str, list[float | None]] = field(default_factory=dict)
@@ -248,12 +259,24 @@ def build_row(v: VariantInfo, run: RunMeta, reference: VariantInfo | None,
         latency_p50_ms=p50, latency_p50_ci_low=m.get("latency_p50" + CI_LOW),
         latency_p50_ci_high=m.get("latency_p50" + CI_HIGH), latency_p90_ms=m.get("latency_p90"),
         speedup=ref_p50 / p50 if ref_p50 and p50 else None,
-        flags=list(v.flags), eval_examples=_int(m.get("eval_examples")), latency_batch=_int(m.get("latency_batch")),
+        flags=list(v.flags) + timed_elsewhere(v, yardstick), eval_examples=_int(m.get("eval_examples")), latency_batch=_int(m.get("latency_batch")),
         latency_seq_len=_int(m.get("latency_seq_len")), latency_threads=_int(m.get("latency_threads")),
         latency_repeats=_int(m.get("latency_repeats")), load_avg_1m=m.get("load_avg_1m"),
-        artifact_path=v.artifact_path, backend_latency=(on_backends := backend_latencies(m)),
+        artifact_path=v.artifact_path, machine=v.machine_label, backend_latency=(on_backends := backend_latencies(m)),
         fastest_backend=fastest_of(on_backends),
     )
+
+
+def timed_elsewhere(v: VariantInfo, yardstick: VariantInfo | None) -> list[dict[str, str]]:
+    """The flag a row gets when its latency and its yardstick's were timed on different machines
+    (a run whose branches ran on a Ray cluster): its speed-up would compare two machines."""
+    if (yardstick is None or v.machine is None or yardstick.machine is None or v.machine == yardstick.machine
+            or v.metrics.get("latency_p50") is None):
+        return []
+    return [{"code": TIMED_ELSEWHERE, "text": (
+        f"timed on {v.machine_label}, its reference (variant {yardstick.id}) on {yardstick.machine_label}: "
+        "the speed-up compares two machines; set measure.retime_on_driver: true to time every variant of "
+        "the run on one machine at its end")}]
 
 
 def build_rows(variants: list[VariantInfo], runs: dict[int, RunMeta],

@@ -53,7 +53,7 @@ class Environment(Base):
     __tablename__ = "environments"
     id: Mapped[int] = mapped_column(primary_key=True)
     content_hash: Mapped[str] = mapped_column(String, unique=True)
-    body: Mapped[str] = mapped_column(Text)  # JSON: versions, CPU model/flags, cores, threads
+    body: Mapped[str] = mapped_column(Text)  # JSON: versions, CPU model/flags, cores (a run's: threads too; a variant's: host)
     created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
@@ -108,6 +108,9 @@ class Variant(Base):
     flags: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of {code, text} (schema 3)
     seed: Mapped[int | None] = mapped_column(Integer)  # the seed this variant was made with (schema 3)
     node: Mapped[int | None] = mapped_column(Integer)  # its place in the variant tree, depth first (schema 3)
+    # The machine it was made and timed on: environments.id of its fingerprint (schema 4). A plain
+    # integer, not a declared foreign key, so migrated and new files have the same table.
+    environment_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     __table_args__ = (Index("ix_variants_run_step", "run_id", "step_index"),)
 

@@ -29,6 +29,18 @@ def test_round_trip_gives_identical_outputs(tmp_path: Path) -> None:
         assert torch.equal(state.model(**batch).logits, loaded.model(**batch).logits)
 
 
+def test_the_saved_files_do_not_depend_on_how_the_tokenizer_was_last_called(tmp_path: Path) -> None:
+    """A tokenizer used with truncation and padding (evaluated in memory) saves the same files as a
+    fresh one: a variant made from an in-memory parent equals one made from its artifact."""
+    state = _state(tmp_path)
+    save_artifact(state, tmp_path / "fresh")
+    state.tokenizer(["a good movie"], truncation=True, max_length=8, padding="max_length")
+    save_artifact(state, tmp_path / "used")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        assert (tmp_path / "used" / name).read_bytes() == (tmp_path / "fresh" / name).read_bytes(), name
+    assert state.tokenizer(["a good movie"], truncation=True, max_length=4)["input_ids"][0].__len__() == 4
+
+
 def test_shared_tensors_are_stored_once_and_retied(tmp_path: Path) -> None:
     state = _state(tmp_path)
     layers = state.model.base_model.encoder.layer

@@ -228,6 +228,8 @@ def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
         ({"task": "sst2"}, "'model' is missing"),
         ({"model": "m", "task": "sst2", "chain": [{"config": {}}]}, "step 1 has no step id"),
         ({"model": "m", "task": "sst2", "measure": {"eval_limit": -1}}, "measure.eval_limit must be >= 1"),
+        ({"model": "m", "task": "sst2", "measure": {"retime_on_driver": "yes"}},
+         "measure.retime_on_driver must be true or false"),
         ({"model": "m", "task": "sst2", "format": 99}, "newer than this workbench reads"),
     ],
 )

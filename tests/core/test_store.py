@@ -4,6 +4,7 @@ migrations, concurrent writers in separate processes, and the query/export funct
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -223,6 +224,8 @@ def test_a_schema_1_database_gains_swept_values_and_primary_metric(tmp_path: Pat
 def _downgrade(path: Path, version: int) -> None:
     """Rewrite a current database file as the given older schema wrote it."""
     with sqlite3.connect(path) as conn:
+        if version < 6:
+            conn.execute("ALTER TABLE variants DROP COLUMN environment_id")
         if version < 5:
             for column in ("name", "tags", "note"):
                 conn.execute(f"ALTER TABLE runs DROP COLUMN {column}")
@@ -238,6 +241,64 @@ def _downgrade(path: Path, version: int) -> None:
             conn.execute("ALTER TABLE variants DROP COLUMN swept")
             conn.execute("ALTER TABLE runs DROP COLUMN primary_metric")
         conn.execute(f"PRAGMA user_version={version}")
+
+
+def test_a_schema_5_database_gets_each_variant_timed_on_its_runs_machine(tmp_path: Path) -> None:
+    """Schema 6 records the machine of every variant; before it, a run's worker made them all: the
+    migration gives them the fingerprint machine_fingerprint() gives on that machine."""
+    from core.measure import machine_fingerprint
+    from core.store.record import RunIdentity
+
+    path = tmp_path / "w.sqlite"
+    store = open_store(path)
+    env = {**machine_fingerprint(), "threads": 2, "seed": 0, "workbench": "0.1.0"}
+    del env["host"]
+    ident = RunIdentity(model_ref="m", model_kind="local", model_hash="h", task="sst2", data_hash="d",
+                        recipe_json="{}", recipe_name="", seed=0, primary_metric="accuracy", environment=env)
+    ctx = create_run(store, ident, tmp_path / "artifacts")
+    ids = [add_variant(store, run_id=ctx.run_id, parent_id=None, step_index=i, step_id="s", label=f"v{i}", config={},
+                       cache_key=f"k{i}", metrics=_metrics(0.9, 100, 5.0), artifact_path=tmp_path / f"a{i}",
+                       artifact_bytes=100, seconds=1.0) for i in range(2)]
+    store.close()
+    _downgrade(path, 5)
+    store = open_store(path)
+    variants = run_variants(store, ctx.run_id)
+    here = machine_fingerprint()
+    from core.store.record import sha256_text
+
+    assert {v.machine for v in variants} == {sha256_text(json.dumps(here, sort_keys=True))}
+    assert variants[0].machine_label.startswith(here["host"])
+    assert [v.id for v in variants] == ids
+    assert (tmp_path / "w.sqlite.v5.bak").is_file()
+
+
+def test_latencies_from_two_machines_are_flagged_and_retiming_clears_the_flag(tmp_path: Path) -> None:
+    from core.store import variant_info
+    from core.store.record import replace_latency
+
+    here = {"host": "desk", "cpu_model": "Slow CPU", "cores": 2}
+    there = {"host": "node-7", "cpu_model": "Fast CPU", "cores": 64}
+    store = open_store(tmp_path / "w.sqlite")
+    ctx = create_run(store, _ident(), tmp_path / "artifacts")
+    base = add_variant(store, run_id=ctx.run_id, parent_id=None, step_index=0, step_id="baseline", label="baseline",
+                       config={}, cache_key="k0", metrics=_metrics(0.9, 4000, 10.0), artifact_path=tmp_path / "a0",
+                       artifact_bytes=4000, seconds=1.0, machine=here)
+    kids = [add_variant(store, run_id=ctx.run_id, parent_id=base, step_index=1, step_id="s", label=f"s{i}", config={},
+                        cache_key=f"k{i}", metrics=_metrics(0.88, 2000, 4.0), artifact_path=tmp_path / f"a{i}",
+                        artifact_bytes=2000, seconds=1.0, machine=machine) for i, machine in ((1, here), (2, there))]
+    rows = result_rows(store, run_ids=[ctx.run_id])
+    assert [r.flag_codes for r in rows] == [[], [], ["timed_elsewhere"]]
+    assert "node-7 (Fast CPU, 64 cores)" in rows[2].flags[0]["text"] and "desk (Slow CPU" in rows[2].flags[0]["text"]
+    assert [r.machine for r in rows] == ["desk (Slow CPU, 2 cores)"] * 2 + ["node-7 (Fast CPU, 64 cores)"]
+    assert rows[2].speedup == pytest.approx(2.5)
+
+    timed_again = [MetricValue("latency_p50", 8.0, "ms"), MetricValue("latency_p90", 9.0, "ms")]
+    replace_latency(store, kids[1], timed_again, here, {"retimed": {"latency_p50": 4.0}})
+    rows = result_rows(store, run_ids=[ctx.run_id])
+    assert [r.flag_codes for r in rows] == [[], [], []]
+    assert rows[2].latency_p50_ms == 8.0 and rows[2].latency_p90_ms == 9.0 and rows[2].speedup == pytest.approx(1.25)
+    assert run_variants(store, ctx.run_id)[2].metrics["accuracy"] == pytest.approx(0.88)  # only latency replaced
+    assert variant_info(store, kids[1])["retimed"] == {"latency_p50": 4.0}
 
 
 def test_queries_return_plain_rows_with_metrics(tmp_path: Path) -> None:
@@ -496,7 +557,9 @@ def test_a_schema_3_database_gains_the_sensitivity_tables(tmp_path: Path) -> Non
     store.close()
     _downgrade(path, 3)
     store = open_store(path)
-    assert run_variants(store, run_id) == before and (tmp_path / "w.sqlite.v3.bak").is_file()
+    # untouched but for schema 6, which gives each variant its run's machine
+    after = [dataclasses.replace(v, machine=None, machine_label=None) for v in run_variants(store, run_id)]
+    assert after == before and (tmp_path / "w.sqlite.v3.bak").is_file()
     map_id = create_sensitivity_map(store, variant_id=ids[0], metric="accuracy", base_metric=0.9, examples=10, seed=0,
                                     grouping="layer", transforms=["nbit:4"], body={"parts": ["layer 0"]})
     add_sensitivity_cell(store, map_id, SensitivityCell("nbit:4", "layer 0", 0, 0.8, -0.1, -0.2, 0.0, 10, 0))

@@ -151,6 +151,7 @@ def test_a_schema_4_database_gains_run_labels(tmp_path: Path) -> None:
     run_id, _ = _run(store, tmp_path / "artifacts", 0, [10])
     store.close()
     with sqlite3.connect(path) as conn:  # as a schema-4 workbench wrote it
+        conn.execute("ALTER TABLE variants DROP COLUMN environment_id")  # schema 6's
         for column in ("name", "tags", "note"):
             conn.execute(f"ALTER TABLE runs DROP COLUMN {column}")
         conn.execute("PRAGMA user_version=4")

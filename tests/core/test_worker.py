@@ -131,6 +131,23 @@ def test_sweep_runs_the_shared_prefix_once(tiny: Path, tmp_path: Path) -> None:
     assert [e.row["swept"] for e in _finished(events)] == [{}, {}, {"factor": 1.5}, {"factor": 2.0}]
 
 
+def test_sibling_branches_never_start_from_a_model_a_sibling_changed(tiny: Path, tmp_path: Path) -> None:
+    """test.scale (like quantize.linear_nbit) changes its input in place: the second branch of a sweep
+    must still start from its parent as saved, and equal the same chain run without a sweep."""
+    from core.artifacts import load_artifact
+
+    swept = _run_here(tmp_path / "a", tiny_recipe(tiny, [{"step": "test.scale", "config": {"factor": 0.5}},
+                                                          {"step": "test.scale", "config": {"factor": [2.0, 3.0]}}]))
+    single = _run_here(tmp_path / "b", tiny_recipe(tiny, [{"step": "test.scale", "config": {"factor": 0.5}},
+                                                           {"step": "test.scale", "config": {"factor": 3.0}}]))
+    first = run_variants(open_store(tmp_path / "a" / "w.sqlite"), swept.run_id)[-1]
+    second = run_variants(open_store(tmp_path / "b" / "w.sqlite"), single.run_id)[-1]
+    assert first.label == "test.scale(factor=3.0)"
+    a = load_artifact(Path(first.artifact_path)).model.state_dict()
+    b = load_artifact(Path(second.artifact_path)).model.state_dict()
+    assert all((a[k] == b[k]).all() for k in a)
+
+
 def test_distillation_gets_a_separate_teacher_and_step_failures_are_recorded(tiny: Path, tmp_path: Path) -> None:
     ok = _run_here(tmp_path, tiny_recipe(tiny, [{"step": "test.train"}, {"step": "test.distil"}]))
     assert isinstance(ok, p.RunFinished), ok

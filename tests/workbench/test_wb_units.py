@@ -92,3 +92,35 @@ def test_closing_the_results_view_while_its_query_runs_is_quiet(qtbot, tmp_path,
     release.set()
     assert QThreadPool.globalInstance().waitForDone(10_000)
     # pytest-qt fails the test if the pool thread raised ("Signal source has been deleted")
+
+
+def test_where_to_run_dialog_saves_a_checked_setting_and_gives_the_request_fields(qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from core.protocol import RunRequest
+    from workbench.execution import ExecutionDialog, describe, request_fields
+    from workbench.settings import Settings
+
+    settings = Settings(tmp_path / "s.ini")
+    assert request_fields(settings, "/art") == {"artifacts": "/art"} and describe(settings) == "on this machine"
+    dialog = ExecutionDialog(settings)
+    qtbot.addWidget(dialog)
+    assert dialog.local.isChecked() and not dialog.address.isEnabled()
+    dialog.cluster.setChecked(True)
+    dialog.address.setText("head-node")  # no port: refused, named, nothing saved
+    dialog.accept()
+    assert "give 'auto' or the head's HOST:PORT" in dialog.problem.text() and request_fields(settings, "/a") == {"artifacts": "/a"}
+    dialog.address.setText("10.0.0.5:6379")
+    dialog.shared.setText("relative/dir")
+    dialog.accept()
+    assert "absolute path" in dialog.problem.text()
+    dialog.shared.setText("/mnt/shared/wb")
+    dialog.accept()
+    fields = request_fields(settings, "/art")
+    assert fields == {"artifacts": "/mnt/shared/wb", "ray": "10.0.0.5:6379", "shared_artifacts": True}
+    request = RunRequest(recipe=None, db="/db", resume_run=1, **fields)
+    assert request.ray == "10.0.0.5:6379" and describe(settings) == "sweep branches on the Ray cluster 10.0.0.5:6379"
+    again = ExecutionDialog(settings)  # reopened: shows what was saved
+    qtbot.addWidget(again)
+    assert again.cluster.isChecked() and again.address.text() == "10.0.0.5:6379"
+    again.local.setChecked(True)
+    again.accept()
+    assert request_fields(settings, "/art") == {"artifacts": "/art"}

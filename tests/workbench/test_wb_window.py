@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 
 from core.recipe import Chain, ChainEntry, MeasureSettings, Recipe, dumps_recipe, load_recipe
 from workbench.settings import Settings
@@ -202,3 +202,34 @@ def test_a_custom_data_file_becomes_the_recipe_task_and_survives_save_and_open(w
     assert "data" not in window.document.recipe.to_dict()
     window.undo.undo()  # ... and that is one undoable edit
     assert window.document.recipe.data is not None and window.task_picker.current() == "custom:mine"
+
+
+def test_run_where_to_run_sends_the_next_run_to_a_ray_cluster(window, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Run › Where to run… (workbench.execution): the setting the dialog saves is in the next RunRequest,
+    the status bar says it, and the dialog fits the smallest window size the layout tests use."""
+    from PySide6.QtWidgets import QApplication
+
+    from workbench.execution import ExecutionDialog
+
+    run_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Run")
+    assert window.act_where in run_menu.actions()
+    assert window.run_request().ray is None
+    seen: list[ExecutionDialog] = []
+
+    def answer() -> None:
+        dialog = QApplication.activeModalWidget()
+        assert isinstance(dialog, ExecutionDialog)
+        seen.append(dialog)
+        hint = dialog.sizeHint()
+        assert hint.width() <= 1024 and hint.height() <= 700, hint
+        dialog.cluster.setChecked(True)
+        dialog.address.setText("127.0.0.1:6379")
+        dialog.accept()
+
+    QTimer.singleShot(0, answer)
+    window.act_where.trigger()
+    assert seen, "Run › Where to run… opened no dialog"
+    request = window.run_request()
+    assert (request.ray, request.shared_artifacts, request.artifacts) == (
+        "127.0.0.1:6379", False, str(window.settings.artifacts_dir()))
+    assert window.statusBar().currentMessage() == "Runs: sweep branches on the Ray cluster 127.0.0.1:6379"
