@@ -2,7 +2,8 @@
 
 They appear only in columns and tables labelled "published" or "target"; nothing here is ever
 mixed into a measured column. Sources: /work/shared/DESIGN.md, issue 4 (the TinyBERT study),
-issue 5 (the SQuAD system), issues 3, 6 and 7 (engine, cache and GUI targets).
+issue 5 (the SQuAD system), issues 3, 6 and 7 (engine, cache and GUI targets), issue 14 (fine-tuning that
+learns) and issue 20 (teachers, augmentation, sharing and sketching).
 """
 
 from __future__ import annotations
@@ -25,6 +26,18 @@ TARGETS = {
     "redraw_ms": 100.0,  # issue 7 "fluid with 1,000 variants": bench_gui's own threshold
     "pan_ms": 33.0,  # bench_gui's own threshold (30 frames/s)
 }
+# Issue 14: the packaged model fine-tuned with the shipped finetune defaults (a step with no config).
+# task -> (floor of the primary metric, minutes); None = "clearly above its majority class" (the
+# model's 95 % interval and the majority predictor's do not overlap). "pairs" is a sentence-pair
+# custom data file (a seeded subset of the bundled QNLI file written as CSV, used through `data:`).
+FINETUNE_TARGETS: dict[str, tuple[float | None, float]] = {
+    "sst2": (0.87, 10.0), "stsb": (0.82, 15.0), "cola": (0.30, 15.0), "rte": (0.60, 15.0), "pairs": (None, 15.0),
+}
+# Issue 20: the TinyBERT study's teachers (packaged model, whole bundled training splits) and what the
+# 3-layer student keeps of its teacher, with and without data augmentation.
+TEACHER_TARGETS: dict[str, float] = {"sst2": 0.88, "cola": 0.35, "stsb": 0.85, "rte": 0.62, "qnli": 0.83}
+STUDENT_RETENTION = 0.95
+
 # Our reading of issue 5's "qualitative shape": 16 and 10 bits within this many points of the
 # start, and the lowest bit width at or below 6 at least this many points below it.
 SHAPE_FREE_POINTS = 1.0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -47,11 +48,45 @@ class RecipeRun:
     run_id: int
     seconds: float
     rows: list[Any] = field(default_factory=list)  # core.store.ResultRow, baseline first
+    cpu_seconds: float | None = None  # this process's CPU time (every thread) while the recipe ran
+    load: dict[str, float] = field(default_factory=dict)  # the machine's 1-min load average meanwhile
 
     def summary(self) -> dict[str, Any]:
         return {"key": self.key, "name": self.recipe.name, "run_id": self.run_id, "seconds": round(self.seconds, 1),
+                "cpu_seconds": None if self.cpu_seconds is None else round(self.cpu_seconds, 1), "load": self.load,
                 "variants": len(self.rows), "cached": [r.label for r in self.rows if r.cached],
                 "recipe": self.recipe.to_dict()}
+
+
+class LoadSampler:
+    """The machine's 1-minute load average, sampled every ``every`` seconds while a block runs: on a
+    shared machine a wall time means little without it."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        self.every = every
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while True:
+            self.samples.append(os.getloadavg()[0])
+            if self._stop.wait(self.every):
+                return
+
+    def __enter__(self) -> LoadSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.samples.append(os.getloadavg()[0])
+
+    def summary(self) -> dict[str, float]:
+        s = self.samples
+        return {"start": round(s[0], 2), "end": round(s[-1], 2), "mean": round(sum(s) / len(s), 2),
+                "max": round(max(s), 2), "samples": len(s)} if s else {}
 
 
 class Study:
@@ -102,15 +137,18 @@ class Study:
                     f"{'—' if metric is None else f'{metric:.4f}'}, {row.get('size_mb') or 0:.2f} MB")
 
         log(f"{key}: running recipe '{recipe.name}' ({len(recipe.chain)} steps) into {self.db}")
-        started = time.perf_counter()
-        terminal = run_recipe(recipe, db_url_or_path=self.db, artifacts_dir=self.artifacts, emit=emit)
-        seconds = time.perf_counter() - started
+        started, cpu = time.perf_counter(), time.process_time()
+        with LoadSampler() as load:
+            terminal = run_recipe(recipe, db_url_or_path=self.db, artifacts_dir=self.artifacts, emit=emit)
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         if not isinstance(terminal, RunFinished):
             error = getattr(terminal, "error", "cancelled")
             raise StudyError(f"recipe '{recipe.name}' ({key}) did not finish: {error}")
         with open_store(self.db) as store:
             rows = result_rows(store, run_ids=[terminal.run_id])
-        done = RecipeRun(key, recipe, terminal.run_id, seconds, rows)
+        done = RecipeRun(key, recipe, terminal.run_id, seconds, rows, cpu, load.summary())
+        log(f"{key}: {seconds:.0f} s wall, {cpu:.0f} s CPU, load average {done.load.get('mean')} "
+            f"(max {done.load.get('max')})")
         self.runs.append(done)
         return done
 

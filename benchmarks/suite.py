@@ -72,6 +72,15 @@ BENCHES: tuple[Bench, ...] = (
         sizes={"quick": "SST-2 dev, first 200 examples, 1 round", "full": "SST-2 dev, all 872 examples, 3 rounds"},
     ),
     Bench(
+        "finetune", "bench_finetune.py", "Fine-tuning targets (issue 14)", ("bench_finetune.json", "bench_finetune.md"),
+        quick=("--tasks", "pairs", "--config", "max_steps=60"),
+        full=(),
+        sizes={"quick": "the custom pairs task only, 60 steps (a smoke run: not the shipped defaults)",
+               "full": "SST-2, STS-B, CoLA, RTE and the custom pairs file with the shipped finetune defaults: whole "
+                       "training splits, whole dev sets"},
+        out_flags=lambda d: ["--out", str(d / "bench_finetune")],
+    ),
+    Bench(
         "tinybert", "bench_tinybert.py", "TinyBERT study", ("tinybert.json", "tinybert.md"),
         quick=("--tasks", "sst2", "--train-size", "500", "--teacher-epochs", "2", "--stage1-epochs", "1",
                "--stage2-epochs", "1", "--eval-limit", "300", "--latency-repeats", "10", "--torchao", "--reduced"),

@@ -295,7 +295,7 @@ class Runner:
     def made(self, slot: Slot, parent: _Done | None, key: str, made: variant.Made, seconds: float,
              machine: dict[str, Any]) -> _Done:
         """Record a computed variant (made here or on a Ray node, timed on ``machine``)."""
-        self.seconds.update({k: v for k, v in made.timings.items() if k != "apply"})
+        self.seconds.update({k: v for k, v in made.timings.items() if k not in ("apply", "apply_cpu")})
         if slot.node.step is not None:
             self.seconds[f"apply:{slot.step_id}"] = made.timings["apply"]
         over = self.budget_flag({v.name: v.value for v in made.values})

@@ -212,13 +212,14 @@ def make_variant(job: Job, task: Any, *, emit: Callable[[Event], None], cancelle
             teacher=teacher_state, threads=job.recipe.measure.threads, curve=curve,
         )
         before = dict(state_in.info)
-        clock = time.perf_counter()
+        clock, cpu = time.perf_counter(), time.process_time()
         try:
             state = step_cls(job.step.config).apply(state_in, ctx)
             step_info = {k: v for k, v in state.info.items() if before.get(k) != v}
             if curves:
                 step_info["curves"] = curves  # stored with the variant, viewable after the run
             timings["apply"] = time.perf_counter() - clock
+            timings["apply_cpu"] = time.process_time() - cpu  # this process, every thread: a shared machine's load shows less here
             if cancelled():
                 raise StepCancelled("Run cancelled by the user")
             # A deployed file (quantize.static_int8) still lies in the step's scratch: saved before it goes.

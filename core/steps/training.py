@@ -361,7 +361,7 @@ def run_loop(
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     all_params = [p for group in optimizer.param_groups for p in group["params"]]
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     step = 0
     every = max(1, math.ceil(total / CURVE_POINTS))
     losses: list[float] = []
@@ -411,6 +411,9 @@ def run_loop(
         "final_loss": losses[-1] if losses else float("nan"),
         "mean_loss_last_epoch": sum(tail) / len(tail) if tail else float("nan"),
         "seconds": time.perf_counter() - started,
+        # every thread of this process: on a shared machine the wall time grows with the load, the
+        # CPU time much less, so it tells what the training costs on a quiet one
+        "cpu_seconds": time.process_time() - cpu_started,
     }
     if stopper is not None:
         out.update(stopper.finish())

@@ -142,6 +142,11 @@ def gui(launch: float = 0.99, gap: float | None = 31.5) -> dict[str, Any]:
             "run_stall": stall}
 
 
+def finetune() -> dict[str, Any]:
+    return {"benchmark": "finetune", "settings": {"shipped_defaults": True}, "environment": ENV, "seconds": 600.0,
+            "tasks": [finetune_task("sst2", 0.884, 0.861, 0.905, 500.0, 900.0)]}
+
+
 def sketch_error() -> dict[str, Any]:
     layer = {"role": "ffn_out", "n": 1536, "m": 512, "out": 384, "tokens": 900, "spread": 15.7,
              "rel_frobenius_mean": 0.69, "rel_frobenius_sd": 0.01, "rel_frobenius_rms": 0.69,
@@ -159,7 +164,8 @@ def write(folder: Path, **outputs: dict[str, Any]) -> Path:
     names = {"tinybert": "tinybert.json", "squad": "bench_squad.json", "squad_share": "bench_squad_share.json",
              "squad_sketch": "bench_squad_sketch.json", "sketch_error": "sketch_error.json",
              "eval": "eval_speed.json",
-             "cache": "bench_cache.json", "queries": "bench_queries.json", "gui": "gui.json"}
+             "cache": "bench_cache.json", "queries": "bench_queries.json", "gui": "gui.json",
+             "finetune": "bench_finetune.json"}
     for key, data in outputs.items():
         (folder / names[key]).write_text(json.dumps(data), encoding="utf-8")
     return folder
@@ -202,7 +208,7 @@ def verdict_of(rows: dict[str, str], contains: str) -> str:
 def test_full_report_carries_our_values_published_column_and_header(tmp_path: Path) -> None:
     folder = write(tmp_path, tinybert=tinybert(), squad=squad(), squad_share=squad_share(), squad_sketch=squad_sketch(),
                    sketch_error=sketch_error(), eval=eval_speed(),
-                   cache=cache(), queries=queries(), gui=gui())
+                   cache=cache(), queries=queries(), gui=gui(), finetune=finetune())
     md = report.render(folder, manifest())
     # header: quick run labelled, machine, date, command
     assert "QUICK RUN" in md
@@ -219,6 +225,7 @@ def test_full_report_carries_our_values_published_column_and_header(tmp_path: Pa
     assert "20.0x" in section(md, "Prefix cache")
     assert "116.3" in section(md, "Store queries")
     assert "0.99 s" in section(md, "GUI") and "31.5 ms" in section(md, "GUI")
+    assert "0.884 [0.861, 0.905]" in section(md, "Fine-tuning")
     # published figures in their own columns / table, named
     assert "## Published figures" in md and "Compressed SQuAD 2.0 model with BERT" in md
     assert "| student int8 | 6.10 | 43.74 (TinyBERT int8) |" in tb
@@ -572,3 +579,42 @@ def test_a_quick_report_goes_to_the_quick_folder_not_over_the_full_report(tmp_pa
     assert run_all.main(["--quick", "--report-only", "--results", str(folder)]) == 0
     assert "116.3" in (folder / "RESULTS.md").read_text(encoding="utf-8")
     assert report.REPORT.read_text(encoding="utf-8") == full
+
+
+def finetune_task(task: str, metric: float | None, low: float, high: float, seconds: float, cpu: float,
+                  majority_high: float = 0.53) -> dict[str, Any]:
+    """One task of bench_finetune.py's JSON (field names copied from the script)."""
+    return {"task": task, "metric_name": "accuracy", "metric": metric, "ci_low": low, "ci_high": high,
+            "steps": 1000, "epochs_seen": 0.5, "max_length": 66, "stopped_early": False, "best_step": 875,
+            "finetune_seconds": seconds, "finetune_cpu_seconds": cpu, "quiet_minutes_estimate": cpu / 2 / 60,
+            "load": {"mean": 9.5, "max": 15.0}, "learned": {"summary": "learned: held-out accuracy 0.88"},
+            "versus_trivial": {"majority": {"value": 0.5, "low": 0.47, "high": majority_high},
+                               "margin": {"value": 0.38, "low": 0.35, "high": 0.41}}}
+
+
+@pytest.mark.parametrize(("metric", "low", "high", "expected"), [
+    (0.884, 0.861, 0.905, "met (point estimate; the interval reaches below)"),
+    (0.884, 0.871, 0.905, "met (whole interval above)"),
+    (0.866, 0.843, 0.889, "**not met** (the interval reaches the target)"),
+    (0.80, 0.77, 0.83, "**not met**")])
+def test_finetune_metric_verdict_follows_value_and_interval(metric: float, low: float, high: float,
+                                                            expected: str) -> None:
+    md = report.section_markdown("finetune", {"settings": {}, "tasks": [finetune_task("sst2", metric, low, high,
+                                                                                      500.0, 900.0)]})
+    assert verdict_of(summary(md), "sst2: accuracy >= 0.87") == expected
+
+
+@pytest.mark.parametrize(("seconds", "cpu", "expected"), [(500.0, 900.0, "met"), (1500.0, 500.0, "met on a quiet"),
+                                                          (1500.0, 1000.0, "likely on a quiet machine, not shown"),
+                                                          (1500.0, 1400.0, "**not met**")])
+def test_finetune_time_verdict_uses_wall_time_then_the_cpu_estimate(seconds: float, cpu: float, expected: str) -> None:
+    md = report.section_markdown("finetune", {"settings": {}, "tasks": [finetune_task("sst2", 0.88, 0.86, 0.9,
+                                                                                      seconds, cpu)]})
+    assert verdict_of(summary(md), "sst2: within 10 minutes").startswith(expected)
+
+
+@pytest.mark.parametrize(("majority_high", "expected"), [(0.53, "met"), (0.62, "**not met**")])
+def test_custom_pairs_verdict_needs_intervals_apart(majority_high: float, expected: str) -> None:
+    task = finetune_task("pairs", 0.70, 0.60, 0.80, 300.0, 500.0, majority_high=majority_high)
+    md = report.section_markdown("finetune", {"settings": {}, "tasks": [task]})
+    assert verdict_of(summary(md), "pairs: accuracy clearly above").startswith(expected)

@@ -1,0 +1,243 @@
+"""Issue 14's fine-tuning targets: the packaged MiniLM-L6 fine-tuned with the SHIPPED defaults of the
+finetune step (a chain of one ``finetune`` step with no config) on SST-2, STS-B, CoLA, RTE and a
+sentence-pair custom data file, each run through the engine (core.run.runner) like a user's recipe.
+
+The custom data task ("pairs") is a seeded subset of the bundled QNLI file written as CSV files
+(train: 3,668 rows of our QNLI train part, MRPC's size; dev: our whole QNLI dev part, no question
+shared with train) and used through the recipe's ``data:``, exactly as a user's own file.
+
+For each task the JSON records the dev metric with its 95 % bootstrap interval, the majority-class
+(or constant) predictor's metric and interval on the same dev rows, the paired margin between them,
+the step's own "learned" summary on its held-out slice, the fine-tune's wall time, its CPU time and
+the machine's load meanwhile (a shared 2-core machine: the CPU time bounds a quiet machine's wall
+time, see ``quiet_minutes``).
+
+    python benchmarks/bench_finetune.py                         # the five tasks, shipped defaults
+    python benchmarks/bench_finetune.py --tasks cola --config lr=2e-4 epochs=5 --out /tmp/cola_try
+                                                                # a candidate default (explorations)
+
+Writes benchmarks/results/bench_finetune.json and .md (or --out PREFIX) and the database PREFIX.sqlite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+# Before torch loads OpenMP: idle threads sleep rather than spin. On the shared 2-core machine a spinning
+# 2-thread step waited for both threads to be scheduled: 0.03 steps/s at load 13, 0.45 with PASSIVE.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.report import section_markdown  # noqa: E402
+from benchmarks.study import Study, environment, log, quiet_libraries  # noqa: E402
+
+MODEL = "all-MiniLM-L6-v2"
+TASKS = ("sst2", "stsb", "cola", "rte", "pairs")
+PAIRS_TRAIN_ROWS = 3668  # MRPC's training size: a typical user's paraphrase-sized file
+PAIRS_SEED = 0
+# Cores the quiet-machine estimate assumes the training keeps busy (torch runs on 2 threads here).
+QUIET_CORES = 2
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Whole dev sets; up to 256 tokens, so no pair is truncated at evaluation; latency barely matters here."""
+    return {"eval_limit": None, "eval_batch_size": 64, "max_length": 256, "latency_batch_size": 8,
+            "latency_seq_len": 128, "latency_warmup": 1, "latency_repeats": 5, "threads": args.threads}
+
+
+def write_pairs(folder: Path) -> tuple[Path, Path]:
+    """The custom sentence-pair data set, as CSV files a user could have written."""
+    from core.tasks.glue import _read_tsv, qnli_split_indices
+
+    rows = _read_tsv("qnli/dev.tsv")
+    train, dev = qnli_split_indices()
+    chosen = sorted(random.Random(PAIRS_SEED).sample(train, PAIRS_TRAIN_ROWS))
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = folder / "pairs_train.csv", folder / "pairs_dev.csv"
+    for path, indices in zip(paths, (chosen, dev), strict=True):
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["question", "sentence", "label"])
+            writer.writerows([rows[i]["question"], rows[i]["sentence"], rows[i]["label"]] for i in indices)
+    return paths
+
+
+def parse_config(items: list[str]) -> dict[str, Any]:
+    """``lr=2e-4 epochs=5`` -> finetune config overrides (JSON values; bare words stay strings)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--config {item}: expected FIELD=VALUE")
+        try:
+            out[name] = json.loads(value)
+        except json.JSONDecodeError:
+            out[name] = value
+    return out
+
+
+def recipe(args: argparse.Namespace, task: str, pairs: tuple[Path, Path] | None) -> dict[str, Any]:
+    step: dict[str, Any] = {"step": "finetune"}
+    if args.config:
+        step["config"] = dict(args.config)
+    out: dict[str, Any] = {"name": f"fine-tuning targets: {task}", "model": args.model, "seed": args.seed,
+                           "measure": measure(args), "chain": [step]}
+    if task == "pairs":
+        assert pairs is not None
+        out["data"] = {"path": str(pairs[0]), "dev_path": str(pairs[1]), "text": "question", "text_pair": "sentence",
+                       "label": "label", "name": "qnli_pairs"}
+    else:
+        out["task"] = task
+    return out
+
+
+def trivial_comparison(study: Study, row: Any, task: Any, seed: int) -> dict[str, Any]:
+    """The majority-class (constant) predictor on the same dev rows: its metric and interval, and
+    the paired margin of the model over it."""
+    from core.measure import verdicts
+    from core.measure.intervals import metric_interval
+    from core.store import open_store, variant_predictions
+
+    with open_store(study.db) as store:
+        stored = variant_predictions(store, row.variant)
+    assert stored is not None, "the runner stores every variant's dev predictions"
+    dev = task.load("dev")
+    references = [dev[int(i)]["label"] for i in stored["indices"]]
+    predictions = stored["predictions"]
+    trivial = verdicts.trivial_predictions(task, len(references))
+    metric = task.primary_metric
+    out: dict[str, Any] = {"examples": len(references)}
+    if task.head != "regression":
+        base = metric_interval(metric, trivial, references, task.score, task.resample, seed=seed)
+        out["majority"] = {"value": base.value, "low": base.low, "high": base.high}
+    margin = verdicts.learned(task, predictions, references, seed=seed)
+    out["margin"] = {"value": margin.value, "low": margin.low, "high": margin.high}
+    return out
+
+
+def quiet_minutes(cpu_seconds: float | None) -> float | None:
+    """The least wall time a quiet machine could need: the training's CPU time over the cores it can
+    keep busy (a lower bound; the CPU time itself is the upper one, one core busy at a time)."""
+    return None if cpu_seconds is None else cpu_seconds / QUIET_CORES / 60
+
+
+def run_task(study: Study, args: argparse.Namespace, task_id: str, pairs: tuple[Path, Path] | None) -> dict[str, Any]:
+    from core.recipe import Recipe, recipe_task
+
+    rec = Recipe.from_dict(recipe(args, task_id, pairs))
+    task = recipe_task(rec)
+    done = study.run(task_id, rec)
+    row = next(r for r in done.rows if r.step_id == "finetune")
+    info = study.step_info(row)
+    stats = info.get("finetune") or {}
+    timings = info.get("timings") or {}
+    return {
+        "task": task_id,
+        "task_id": task.id,
+        "metric_name": task.primary_metric,
+        "metric": row.metric,
+        "ci_low": row.metric_ci_low,
+        "ci_high": row.metric_ci_high,
+        "flags": row.flag_codes,
+        "cached": row.cached,
+        "variant_id": row.variant,
+        "train_examples": stats.get("train_examples"),
+        "holdout_examples": stats.get("holdout_examples"),
+        "steps": stats.get("steps"),
+        "max_steps": stats.get("max_steps"),
+        "epochs_seen": stats.get("epochs_seen"),
+        "max_length": stats.get("max_length"),
+        "stopped_early": stats.get("stopped_early"),
+        "best_step": stats.get("best_step"),
+        "held_out_scores": stats.get("held_out_scores"),
+        "learned": stats.get("learned"),
+        "train_seconds": stats.get("seconds"),
+        "train_cpu_seconds": stats.get("cpu_seconds"),
+        "finetune_seconds": timings.get("apply"),
+        "finetune_cpu_seconds": timings.get("apply_cpu"),
+        "quiet_minutes_estimate": quiet_minutes(timings.get("apply_cpu")),
+        "recipe_seconds": done.seconds,
+        "recipe_cpu_seconds": done.cpu_seconds,
+        "load": done.load,
+        "versus_trivial": trivial_comparison(study, row, task, args.seed),
+    }
+
+
+def settings(args: argparse.Namespace, tasks: list[str]) -> dict[str, Any]:
+    from core.steps.finetune import FinetuneConfig
+
+    shipped = FinetuneConfig().to_dict()
+    return {"model": args.model, "tasks": tasks, "seed": args.seed, "threads": args.threads,
+            "config_overrides": dict(args.config), "shipped_defaults": not args.config,
+            "finetune_config": {**shipped, **args.config}, "finetune_config_version": FinetuneConfig.version,
+            "pairs": {"source": "bundled QNLI file (our train part / dev part)", "train_rows": PAIRS_TRAIN_ROWS,
+                      "seed": PAIRS_SEED}, "measure": measure(args), "quiet_cores": QUIET_CORES,
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "nice": os.nice(0)}
+
+
+def write(result: dict[str, Any], out: Path) -> str:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
+    text = section_markdown("finetune", result)
+    out.with_suffix(".md").write_text(text, encoding="utf-8")
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated, from {', '.join(TASKS)}")
+    parser.add_argument("--model", default=MODEL)
+    parser.add_argument("--config", nargs="*", default=[], metavar="FIELD=VALUE",
+                        help="finetune config overrides: the run then measures a candidate, not the shipped defaults")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "bench_finetune"),
+                        help="output prefix: PREFIX.json, PREFIX.md, the database PREFIX.sqlite, data in PREFIX-data/")
+    parser.add_argument("--reuse", action="store_true", help="keep an existing database and reuse its variants")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the tasks of an existing PREFIX.json that this run does not redo")
+    args = parser.parse_args(argv)
+    try:
+        args.config = parse_config(args.config)
+    except ValueError as exc:
+        parser.error(str(exc))
+    tasks = [t for t in args.tasks.split(",") if t]
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown:
+        parser.error(f"--tasks: unknown {', '.join(unknown)}; choose from {', '.join(TASKS)}")
+    out = Path(args.out)
+    quiet_libraries()
+    started = time.perf_counter()
+    study = Study(out.with_suffix(".sqlite"), reuse=args.reuse or args.merge)
+    pairs = write_pairs(Path(f"{out}-data")) if "pairs" in tasks else None
+    earlier: list[dict[str, Any]] = []
+    if args.merge and out.with_suffix(".json").exists():
+        old = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
+        if old.get("settings", {}).get("finetune_config") != settings(args, tasks)["finetune_config"]:
+            parser.error(f"--merge: {out.with_suffix('.json')} was measured with another finetune config")
+        earlier = [t for t in old.get("tasks", []) if t["task"] not in tasks]
+    results = []
+    for task_id in tasks:
+        results.append(run_task(study, args, task_id, pairs))
+        result = {"benchmark": "finetune", "settings": settings(args, [t["task"] for t in earlier + results]),
+                  "environment": environment(), "study": study.summary(), "tasks": earlier + results,
+                  "seconds": time.perf_counter() - started}
+        write(result, out)  # after every task: a long run keeps what it measured
+    print(out.with_suffix(".md").read_text(encoding="utf-8"))
+    log(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
