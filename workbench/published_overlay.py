@@ -52,11 +52,10 @@ class PublishedLayer:
         self.tips = tips
         self.item = pg.ScatterPlotItem(size=12, symbol="d", pen=pg.mkPen(_COLOUR, width=2), brush=pg.mkBrush(None))
         self.item.setZValue(5)
-        plot.addItem(self.item)
+        self.plot = plot  # the item is in the plot only while it shows: an empty one upsets auto-range
 
     def update(self, rows: list[dict[str, Any]], run_id: int | None = None) -> None:
         self.points = overlay_for(rows, run_id)
-        self.item.setData(x=[p.x_mb for p in self.points], y=[p.y_metric for p in self.points])
         self._show()
 
     def set_visible(self, visible: bool) -> None:
@@ -68,6 +67,14 @@ class PublishedLayer:
         return self.visible and bool(self.points)
 
     def _show(self) -> None:
+        # Hidden means gone from the axes' range too, not just undrawn.
+        shown = self.points if self.shown else []
+        self.item.setData(x=[p.x_mb for p in shown], y=[p.y_metric for p in shown])
+        in_plot = self.item.scene() is not None
+        if self.shown and not in_plot:
+            self.plot.addItem(self.item)
+        elif not self.shown and in_plot:
+            self.plot.removeItem(self.item)
         self.item.setVisible(self.shown)
         self.tips.set_points([(p.x_mb, p.y_metric, p.tip, None) for p in self.points] if self.shown else [])
 
