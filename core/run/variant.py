@@ -240,8 +240,16 @@ def make_variant(job: Job, task: Any, *, emit: Callable[[Event], None], cancelle
         sizer = backend_size_report
     else:
         sizer = None
-    measured = measure_variant(shipped, job.folder, task, settings, seed=job.seed,
-                               progress=measure_progress(progress, share), cancelled=cancelled,
+    on_measure = measure_progress(progress, share)
+    if settings.timed_on_backends:  # latency is timed after, on every backend: the bar stops before its slice
+        from core.measure.variant import PHASES as MEASURE_PHASES
+
+        measuring = on_measure
+
+        def on_measure(fraction: float, message: str = "") -> None:
+            measuring(min(fraction, MEASURE_PHASES["latency"][0]), message)
+    measured = measure_variant(shipped, job.folder, task, settings, seed=job.seed, progress=on_measure,
+                               cancelled=cancelled,
                                time_latency=not settings.timed_on_backends, sizer=sizer)
     timings.update(measured.seconds)
     values, flags = assess(job, task, shipped, measured)

@@ -130,9 +130,13 @@ def test_a_disagreeing_export_is_flagged_and_not_timed(tiny: Path, tmp_path: Pat
     from core.backends import verify
 
     monkeypatch.setattr(verify, "MIN_AGREEMENT", 1.01)  # no export can agree that well
-    terminal, _ = _run(tiny, tmp_path, [], ["torch", "openvino"])
+    terminal, events = _run(tiny, tmp_path, [], ["torch", "openvino"])
     (row,) = result_rows(open_store(tmp_path / "w.sqlite"), run_ids=[terminal.run_id])
     assert list(row.backend_latency) == ["torch"]
+    # The bar stays below 100 % until the backends are timed (it used to reach it when evaluation ended).
+    progress = [e for e in events if isinstance(e, p.Progress)]
+    timing = next(i for i, e in enumerate(progress) if e.message.startswith("latency: timing"))
+    assert all(e.fraction < 1.0 for e in progress[:timing]) and progress[-1].fraction == 1.0
     (flag,) = [f for f in row.flags if f["code"] == "export_disagrees"]
     assert flag["text"].startswith("OpenVINO:")
 
