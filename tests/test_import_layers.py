@@ -26,7 +26,7 @@ LAYERS: list[set[str]] = [
 # session; never what computes (torch lives there) nor the runner.
 WORKBENCH_MAY_IMPORT = {"core", "core.errors", "core.params", "core.paths", "core.protocol", "core.logtail", "core.models",
                         "core.tasks", "core.state", "core.store", "core.steps", "core.recipe", "core.run.session",
-                        "core.published", "core.analysis.client", "core.analysis.mixed"}
+                        "core.published", "core.analysis.client", "core.analysis.mixed", "core.analysis.disagreements"}
 # The one exception: a frozen bundle's single executable hands `--worker` to the worker, before any Qt.
 WORKBENCH_EXCEPTIONS = {("workbench.app", "core.run.worker")}
 

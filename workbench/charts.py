@@ -290,6 +290,18 @@ class ScatterChart(Chart):
             item.setZValue(10)
             self.plot.addItem(item)
         self.rows: list[dict[str, Any]] = []
+        from workbench.published_overlay import PublishedLayer
+
+        published_tips = HoverTips(self.plot)
+        self.add_tips(published_tips)
+        self.published = PublishedLayer(self.plot, published_tips)  # the papers' points, switchable
+        self._last: tuple[list[dict[str, Any]], list[dict[str, Any]], dict[tuple[str, str], dict[str, Any]]] | None = None
+
+    def set_published_visible(self, visible: bool) -> None:
+        """Show or hide the published points (and their legend entry)."""
+        self.published.set_visible(visible)
+        if self._last is not None:
+            self.update_rows(*self._last)
 
     def _group_items(self, key: tuple[str, str], color: str) -> tuple[pg.ScatterPlotItem, pg.PlotDataItem]:
         if key not in self._groups:
@@ -316,8 +328,10 @@ class ScatterChart(Chart):
 
     def update_rows(self, rows: list[dict[str, Any]], selected: list[dict[str, Any]],
                     best: dict[tuple[str, str], dict[str, Any]]) -> None:
+        self._last = (rows, selected, best)
         groups = group_rows(rows)
         self.rows = [r for g in groups.values() for r in g]
+        self.published.update(self.rows)
         for key in [k for k in self._groups if k not in groups]:
             for item in (*self._groups.pop(key), self.errors.pop(key)):
                 self.plot.removeItem(item)
@@ -360,6 +374,9 @@ class ScatterChart(Chart):
         if bad:
             legend.append((_sample(pen=None, symbol="x", symbolSize=11, symbolBrush="#555", symbolPen="#555"),
                            "untrained head / did not learn"))
+        published = self.published.legend_entry()
+        if published is not None:
+            legend.append(published)
         self.set_legend(legend)
         names = {key[1] for key in groups}
         self.plot.setLabel("left", next(iter(names)) if len(names) == 1 else

@@ -157,6 +157,8 @@ class MainWindow(QMainWindow):
         self.results.message.connect(lambda text: self.statusBar().showMessage(text, 10000))
         self.results.loadRecipeRequested.connect(self.load_run_recipe)
         self.results.manageRunsRequested.connect(self.manage_runs)
+        self.results.sensitivityRequested.connect(self.open_sensitivity)
+        self.results.disagreementsRequested.connect(self.open_disagreements)
         # A bound method, not a lambda: the connection dies with this window.
         QGuiApplication.styleHints().colorSchemeChanged.connect(self._follow_system)
 
@@ -242,6 +244,14 @@ class MainWindow(QMainWindow):
         self.act_whats_this.setText("What's &this?")
         self.addAction(self.act_whats_this)
         self.act_about = self._action("&About", self.about)
+        self.act_sensitivity = self._action("&Sensitivity of the selected variant…", lambda: self.open_sensitivity(),
+                                            None, "Which layers can take int8, fewer bits or pruning: a heatmap, "
+                                            "and mixed precision from it in one click")
+        self.act_disagreements = self._action("&Disagreements of two selected variants…",
+                                              lambda: self.open_disagreements(), None,
+                                              "The dev examples where two variants' predictions differ, and a "
+                                              "confusion matrix per variant")
+        self._analysis_dialogs: list[Any] = []
 
     def _make_toolbar(self) -> None:
         bar = QToolBar("Main")
@@ -302,6 +312,9 @@ class MainWindow(QMainWindow):
         run.addAction(self.act_where)
         run.addSeparator()
         run.addAction(self.act_runs)
+        analysis = self.menuBar().addMenu("&Analysis")
+        analysis.addAction(self.act_sensitivity)
+        analysis.addAction(self.act_disagreements)
         view = self.menuBar().addMenu("&View")
         self.act_palette = view.addAction("Steps &palette")
         self.act_palette.setCheckable(True)
@@ -752,6 +765,50 @@ class MainWindow(QMainWindow):
             self.settings.set_db_path(path)
             self.results.refresh()
 
+    # --- analyses (issue 18) ---------------------------------------------------------------------
+    def _selected_variants(self, count: int, what: str) -> list[dict[str, Any]] | None:
+        rows = self.results.selected_rows()
+        if len(rows) != count:
+            QMessageBox.information(self, what, f"Select {'one variant' if count == 1 else f'{count} variants'} "
+                                    f"in the Results table first (you selected {len(rows)}).")
+            self.tabs.setCurrentWidget(self.results)
+            return None
+        return rows
+
+    def open_sensitivity(self, row: dict[str, Any] | None = None) -> Any:
+        rows = [row] if row is not None else self._selected_variants(1, "Sensitivity")
+        if not rows:
+            return None
+        from workbench.sensitivity_view import SensitivityDialog
+
+        dialog = SensitivityDialog(self.settings.db_path(), rows[0], add_step=self.add_planned_step, parent=self)
+        self._analysis_dialogs.append(dialog)
+        dialog.finished.connect(lambda _r, d=dialog: self._analysis_dialogs.remove(d)
+                                if d in self._analysis_dialogs else None)
+        dialog.show()
+        return dialog
+
+    def add_planned_step(self, plan: Any) -> None:
+        """A mixed-precision plan from the sensitivity view, as one undoable edit of the chain."""
+        from core.analysis.mixed import add_to_chain
+
+        self.edit(add_to_chain(self.document.recipe, plan), "Add mixed precision")
+        self.tabs.setCurrentIndex(0)
+        self._select(len(self.document.recipe.chain) - 1)
+
+    def open_disagreements(self, rows: list[dict[str, Any]] | None = None) -> Any:
+        rows = rows if rows is not None else self._selected_variants(2, "Disagreements")
+        if not rows:
+            return None
+        from workbench.disagreements import DisagreementsDialog
+
+        dialog = DisagreementsDialog(self.settings.db_path(), int(rows[0]["variant"]), int(rows[1]["variant"]), self)
+        self._analysis_dialogs.append(dialog)
+        dialog.finished.connect(lambda _r, d=dialog: self._analysis_dialogs.remove(d)
+                                if d in self._analysis_dialogs else None)
+        dialog.show()
+        return dialog
+
     def about(self) -> None:
         from workbench.about import AboutDialog
 
@@ -769,6 +826,8 @@ class MainWindow(QMainWindow):
                 return
         if running:
             self.run_panel.stop_for_close()
+        for dialog in list(self._analysis_dialogs):
+            dialog.done(0)  # stops any analysis process
         self.settings.set_window_state(self.saveGeometry(), self.saveState())
         self.settings.sync()
         event.accept()

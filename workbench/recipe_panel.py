@@ -1,5 +1,6 @@
-"""The recipe's own settings: its name and description, the seed (or several seeds), and how every
-variant is measured (the ``measure:`` block: dev examples, batch sizes, latency shape, warm-up, repeats, threads).
+"""The recipe's own settings: its name and description, the seed (or several seeds), the accuracy
+budget (workbench.budget_editor) and how every variant is measured (the ``measure:`` block: dev
+examples, batch sizes, latency shape, warm-up, repeats, threads).
 
 Each change is one undoable RecipeEdit. A value the measurement settings refuse cannot enter the
 recipe (they validate themselves); it stays in its field with the reason beside it, and the window
@@ -108,6 +109,14 @@ class RecipePanel(QScrollArea):
         form.addRow("", self.seeds_error)
         layout.addWidget(about)
 
+        from workbench.budget_editor import BudgetEditor
+
+        budget = QGroupBox("Accuracy budget: where a chain stops")
+        budget.setToolTip("budget: in the recipe; the results mark a variant over it 'over budget'")
+        self.budget_editor = BudgetEditor(document, edit)
+        QVBoxLayout(budget).addWidget(self.budget_editor)
+        layout.addWidget(budget)
+
         measure = QGroupBox("Measurement: how every variant is measured")
         measure.setToolTip("Recorded with each run; variants compare only when measured the same way")
         mform = QFormLayout(measure)
@@ -187,7 +196,8 @@ class RecipePanel(QScrollArea):
     def invalid_inputs(self) -> list[str]:
         """Messages of the values shown but refused: the window runs nothing while there are any."""
         seeds = [f"Seeds: {self.seeds_pending}"] if self.seeds_pending else []
-        return seeds + [f"{MEASURE_FIELDS[n][0]}: {m}" for n, m in self.pending.items()]
+        return (seeds + [f"{MEASURE_FIELDS[n][0]}: {m}" for n, m in self.pending.items()]
+                + self.budget_editor.invalid_inputs())
 
     # --- edits ---------------------------------------------------------------------------------
     def _push(self, recipe: Recipe, text: str) -> None:

@@ -46,6 +46,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.published import not_drawn
 from core.store.pareto import best_within_budget
 from workbench import store_client
 from workbench.background import run_in_background
@@ -105,6 +106,8 @@ class ResultsView(QWidget):
     message = Signal(str)  # for the window's status bar
     loadRecipeRequested = Signal(int)  # a run id
     manageRunsRequested = Signal(object)  # a run id to show, or None
+    sensitivityRequested = Signal(dict)  # a variant's row: open its sensitivity view
+    disagreementsRequested = Signal(list)  # two variants' rows: open the disagreement explorer
 
     def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -180,6 +183,15 @@ class ResultsView(QWidget):
                 chart_menu.addAction(f"{title} as {ext.upper()}…",
                                      lambda n=name, e=ext: self.export_chart_dialog(n, e))
         self.export_chart_button.setMenu(chart_menu)
+        self.published_check = QCheckBox("Published points")
+        self.published_check.setObjectName("publishedCheck")
+        self.published_check.setChecked(str(self.settings.value("results/published", "true")).lower() != "false")
+        missing = "; ".join(f"{p.system}: {p.label} ({p.note})" for p in not_drawn())
+        self.published_check.setToolTip(
+            "The two published systems' reported results on the metric-vs-size chart, placed against the "
+            "reference of the newest run shown: published, not measured here. Not drawn (no metric change "
+            f"reported): {missing}")
+        self.published_check.toggled.connect(self._published_toggled)
         self.settings_warning = QLabel()
         self.settings_warning.setObjectName("settingsWarning")
         self.settings_warning.setWordWrap(True)
@@ -203,6 +215,7 @@ class ResultsView(QWidget):
         bar2.addWidget(self.budget_box)
         bar2.addWidget(QLabel("% of baseline"))
         bar2.addWidget(self.best_label, 1)
+        bar2.addWidget(self.published_check)
         bar2.addWidget(self.export_note)
         bar2.addWidget(self.runs_button)
         bar2.addWidget(self.export_table_button)
@@ -383,6 +396,7 @@ class ResultsView(QWidget):
             self._charts.setObjectName("charts")
             self._charts.variantClicked.connect(self.select_variant)
             self._charts.currentChanged.connect(lambda _i: self._maybe_load_curves())
+            self._charts.scatter.published.set_visible(self.published_check.isChecked())
             layout = self.charts_host.layout()
             assert layout is not None
             layout.addWidget(self._charts)
@@ -443,6 +457,11 @@ class ResultsView(QWidget):
     def _cached_toggled(self, on: bool) -> None:
         self.proxy.set_show_cached(on)
         self._filters_changed()
+
+    def _published_toggled(self, on: bool) -> None:
+        self.settings.set_value("results/published", "true" if on else "false")
+        if self._charts is not None:
+            self._charts.scatter.set_published_visible(on)
 
     def _budget_edited(self, text: str) -> None:
         value = self.budget_box.value()
@@ -589,6 +608,11 @@ class ResultsView(QWidget):
         menu.addAction("Open the variant's folder", lambda: self.open_folder(row))
         menu.addAction("Show its training curves", lambda: (self.select_variant(row["variant"]),
                                                             self._show_curves_tab()))
+        menu.addAction("Sensitivity of this variant…", lambda: self.sensitivityRequested.emit(row))
+        selected = self.selected_rows()
+        if len(selected) == 2 and row in selected:
+            menu.addAction(f"Disagreements of #{selected[0]['variant']} and #{selected[1]['variant']}…",
+                           lambda: self.disagreementsRequested.emit(selected))
         menu.addSeparator()
         menu.addAction(f"Load run {run}'s recipe into the editor", lambda: self.loadRecipeRequested.emit(run))
         menu.addAction(f"Show only run {run}", lambda: self.run_combo.setCurrentIndex(self.run_combo.findData(run)))

@@ -29,11 +29,12 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from core.store.pareto import UNTRUSTED
-from core.store.rows import DID_NOT_LEARN, NOT_SMALLER, UNTRAINED_HEAD, WITHIN_NOISE, flag_title
+from core.store.rows import DID_NOT_LEARN, NOT_SMALLER, OVER_BUDGET, UNTRAINED_HEAD, WITHIN_NOISE, flag_title
 
 # Badge colours by what a flag means: the numbers are not results (red), a difference is not one
 # (grey), the step did not pay off (orange).
-FLAG_COLORS = {UNTRAINED_HEAD: "#c0392b", DID_NOT_LEARN: "#c0392b", WITHIN_NOISE: "#7f8790", NOT_SMALLER: "#d9822b"}
+FLAG_COLORS = {UNTRAINED_HEAD: "#c0392b", DID_NOT_LEARN: "#c0392b", WITHIN_NOISE: "#7f8790", NOT_SMALLER: "#d9822b",
+               OVER_BUDGET: "#c0392b"}
 NOISE_COLOR = "#8a8f98"
 
 
@@ -320,6 +321,14 @@ def extra_metric_columns(rows: list[dict[str, Any]]) -> list[Column]:
     return [Column(f"task_metrics.{n}", n.replace("_", " "), ".4f", f"Task metric '{n}'") for n in names]
 
 
+OVER_BUDGET_BACKGROUND = "#f6d5d1"  # light red, with dark text in both themes
+
+
+def over_budget(row: dict[str, Any]) -> bool:
+    """The recipe's accuracy budget flagged this variant: nothing after it ran."""
+    return any(f.get("code") == OVER_BUDGET for f in row.get("flags") or ())
+
+
 def backend_columns(rows: list[dict[str, Any]]) -> list[Column]:
     """With measure.backends: a p50 column per backend any row was timed on, then the fastest backend."""
     backends = list(dict.fromkeys(b for r in rows for b in (r.get("backend_latency") or {})))
@@ -381,7 +390,8 @@ class ResultsModel(QAbstractTableModel):
 
     def _label(self, row: dict[str, Any], value: Any) -> str:
         marks = "".join(m for m, on in (("★ ", row.get("variant") in self.best_ids),) if on)
-        tail = "".join(m for m, on in ((" ⚑", bool(row.get("flags"))), (" ↺", bool(row.get("cached")))) if on)
+        tail = "".join(m for m, on in ((" ⚑", bool(row.get("flags"))), (" over budget", over_budget(row)),
+                                       (" ↺", bool(row.get("cached")))) if on)
         return f"{marks}{value}{tail}"
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -430,6 +440,10 @@ class ResultsModel(QAbstractTableModel):
                 return col.tip
         if role == Qt.ItemDataRole.TextAlignmentRole and (col.fmt or col.key == "metric"):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.BackgroundRole and over_budget(row):
+            return QColor(OVER_BUDGET_BACKGROUND)
+        if role == Qt.ItemDataRole.ForegroundRole and over_budget(row):
+            return QColor("#5a1a12")  # dark on the light red, whatever the theme
         if role == Qt.ItemDataRole.FontRole:
             noise = col.key == "delta_vs_parent" and within_noise(row)
             if noise or row.get("step") == 0 or row.get("variant") in self.best_ids:

@@ -88,6 +88,7 @@ class StepProgress:
         self.cached = False
         self.prior: float | None = None  # the least time an earlier computed variant took
         self.step = ""  # its step id (from the run's plan)
+        self.skipped = False  # not run: the accuracy budget stopped its branch
 
     def start(self, title: str) -> None:
         self.label.setText(title)
@@ -325,6 +326,14 @@ class RunPanel(QWidget):
             self._log_row(event.row)
             self.rowAdded.emit(event.row)
             self._show_status()
+        elif isinstance(event, p.StepSkipped):
+            row = self._row(event.node, event.label)
+            row.stop("not run")
+            row.skipped = True
+            row.time.setText("over the accuracy budget" if "budget" in event.reason else "")
+            row.time.setToolTip(event.reason)
+            self.log_line(f"⊘ {event.label}: not run ({event.reason})", "info")
+            self._show_status()
         elif isinstance(event, p.RunFailed):
             self.log_line(f"✖ {event.error}", "error")
         elif isinstance(event, p.RunCancelled):
@@ -339,7 +348,7 @@ class RunPanel(QWidget):
         if self._current is None or self._current not in self.rows:
             return None
         current = self.rows[self._current].left()
-        waiting = [self._expected_seconds(r.step) for r in self.rows.values() if r.started is None]
+        waiting = [self._expected_seconds(r.step) for r in self.rows.values() if r.started is None and not r.skipped]
         if current is None or None in waiting:
             return None
         return max(current, 0.0) + sum(w or 0.0 for w in waiting)
@@ -359,8 +368,11 @@ class RunPanel(QWidget):
     def _show_status(self) -> None:
         if self._current is None:
             return
-        done = sum(1 for r in self.rows.values() if r.done)
+        done = sum(1 for r in self.rows.values() if r.done and not r.skipped)
+        skipped = sum(1 for r in self.rows.values() if r.skipped)
         text = f"Run {self.run_id}: {self._current_title} · {done} of {self.planned or len(self.rows)} variants done"
+        if skipped:
+            text += f", {skipped} not run (over budget)"
         left = self.run_left()
         if left is not None:
             text += f" · about {_fmt_left(left).removeprefix('~').removesuffix(' left')} left in the run"

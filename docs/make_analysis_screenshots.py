@@ -1,0 +1,112 @@
+"""Screenshots of issue 18's views on real numbers: the results with published points, the
+sensitivity heatmap with a mixed-precision plan, the disagreement explorer and the budget row.
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python docs/make_analysis_screenshots.py --db DB
+
+DB is a results database holding a fine-tuned variant with sensitivity maps, e.g. the one
+`benchmarks/bench_sensitivity.py --db DB` leaves (nothing is run or measured here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "docs" / "screenshots"
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--db", required=True)
+    parser.add_argument("--size", default="1600x1000")
+    args = parser.parse_args()
+    os.environ["WORKBENCH_HOME"] = tempfile.mkdtemp(prefix="wb-shots-analysis-")
+    os.environ["WORKBENCH_DB"] = str(Path(args.db).resolve())
+    from PySide6.QtCore import QItemSelectionModel, Qt
+    from PySide6.QtWidgets import QApplication
+
+    from workbench._refcount_guard import guard_none_refcount
+
+    guard_none_refcount()
+    app = QApplication(sys.argv[:1])
+    from workbench.main_window import MainWindow
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    width, height = (int(v) for v in args.size.split("x"))
+
+    def settle(seconds: float = 0.8) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            app.processEvents()
+            time.sleep(0.01)
+
+    def shot(widget, name: str) -> None:  # type: ignore[no-untyped-def]
+        settle()
+        path = OUT / f"{name}.png"
+        widget.grab().save(str(path))
+        print("wrote", path, flush=True)
+
+    w = MainWindow(load_initial=False)
+    w.resize(width, height)
+    w.show()
+    settle(1.0)
+    view = w.results
+    view.refresh()
+    view.wait_loaded()
+    w.resizeDocks([w.run_dock], [120], Qt.Orientation.Vertical)
+    w.tabs.setCurrentWidget(view)
+    view.run_combo.setCurrentIndex(0)  # all runs
+    settle(1.0)
+    rows = view.visible_rows()
+    tuned = next(r for r in rows if r.get("step_id") == "finetune")
+    quantized = [r for r in rows if r.get("step_id") == "quantize.linear_nbit"]
+    flags = QItemSelectionModel.SelectionFlag
+    model = view.table.selectionModel()
+    model.clearSelection()
+    for i, row in enumerate(view.visible_rows()):
+        if row["variant"] == tuned["variant"]:
+            model.select(view.proxy.index(i, 0), flags.Select | flags.Rows)
+    shot(w, "12_results_published_points")
+
+    dialog = w.open_sensitivity(tuned)
+    dialog.resize(1100, 860)
+    combo = dialog.view.map_combo
+    finished = [i for i in range(combo.count()) if "finished" in combo.itemText(i)]
+    if finished:
+        combo.setCurrentIndex(finished[0])  # the newest finished map
+    dialog.view.objective_combo.setCurrentIndex(dialog.view.objective_combo.findData("target_mb"))
+    six = next((r for r in quantized if (r.get("swept") or {}).get("bits") == 6), None)
+    if six is not None:
+        dialog.view.budget_spin.setValue(round(float(six["size_mb"]), 2))
+    settle(1.0)
+    shot(dialog, "13_sensitivity_heatmap")
+    dialog.done(0)
+
+    if len(quantized) >= 2:
+        pair = [tuned, min(quantized, key=lambda r: r.get("metric") or 0.0)]
+        explorer = w.open_disagreements(pair)
+        explorer.resize(1300, 860)
+        end = time.monotonic() + 120
+        while explorer.report is None and time.monotonic() < end and "Cannot" not in explorer.summary.text():
+            settle(0.5)
+        shot(explorer, "14_disagreements")
+        explorer.done(0)
+
+    w.tabs.setCurrentIndex(0)
+    w.side_tabs.setCurrentWidget(w.recipe_panel)
+    w.recipe_panel.budget_editor.check.setChecked(True)
+    shot(w, "15_recipe_budget")
+    w.undo.setClean()
+    w.close()
+    app.quit()
+    os._exit(0)  # skip interpreter teardown (Qt objects owned by C++ and Python both)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,271 @@
+"""The disagreement explorer: for two variants evaluated on the same dev examples, the examples where
+their predictions differ (text, gold label, both predictions and confidences), sortable and
+filterable, with a confusion matrix per variant and exports (CSV, Markdown, JSON: the CLI's).
+
+Opened from Analysis > Disagreements… with two variants selected in the results table. The report is
+computed by ``python -m core.analysis.disagreements`` in a child process (the dev texts need the
+datasets library, which the window never imports); this module only shows and exports it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QMessageBox,
+    QSplitter,
+    QTableView,
+    QTableWidget,
+    QTableWidgetItem,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.analysis.client import disagreements_command
+from core.analysis.disagreements import DisagreementReport, export_disagreements, summary
+
+COLUMNS = [("index", "Row"), ("outcome", "Outcome"), ("gold", "Gold"), ("a", "A predicts"),
+           ("a_confidence", "A conf."), ("b", "B predicts"), ("b_confidence", "B conf."), ("text", "Text")]
+OUTCOMES = [("all", "All disagreements"), ("A right", "A right, B wrong"), ("B right", "B right, A wrong"),
+            ("both wrong", "Both wrong")]
+EXPORTS = {"csv": ("CSV", "csv"), "markdown": ("Markdown", "md"), "json": ("JSON", "json")}
+_Index = QModelIndex | QPersistentModelIndex
+
+
+class DisagreementModel(QAbstractTableModel):
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.rows: list[dict[str, Any]] = []
+
+    def set_rows(self, rows: list[dict[str, Any]]) -> None:
+        self.beginResetModel()
+        self.rows = rows
+        self.endResetModel()
+
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 (Qt's signature)
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        row, key = self.rows[index.row()], COLUMNS[index.column()][0]
+        value = row.get(key)
+        if role == Qt.ItemDataRole.DisplayRole:
+            if value is None:
+                return "—"
+            return f"{value:.3f}" if isinstance(value, float) else str(value)
+        if role == Qt.ItemDataRole.UserRole:  # what sorting compares: numbers as numbers
+            return value if value is not None else -1.0
+        if role == Qt.ItemDataRole.ToolTipRole and key == "text":
+            return str(value)
+        if role == Qt.ItemDataRole.ForegroundRole and key in ("a", "b"):
+            correct = row.get(f"{key}_correct")
+            if correct is not None:
+                return QColor("#1e8449") if correct else QColor("#c0392b")
+        return None
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section][1]
+        return None
+
+
+class DisagreementFilter(QSortFilterProxyModel):
+    """Free text over the text and labels, and an outcome (A right / B right / both wrong)."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.text = ""
+        self.outcome = "all"
+        self.setSortRole(Qt.ItemDataRole.UserRole)
+
+    def set_filter(self, text: str | None = None, outcome: str | None = None) -> None:
+        self.beginFilterChange()
+        if text is not None:
+            self.text = text.lower()
+        if outcome is not None:
+            self.outcome = outcome
+        self.endFilterChange()
+
+    def filterAcceptsRow(self, source_row: int, source_parent: _Index) -> bool:
+        row = self.sourceModel().rows[source_row]  # type: ignore[attr-defined]
+        if self.outcome != "all" and row.get("outcome") != self.outcome:
+            return False
+        if self.text:
+            haystack = " ".join(str(row.get(k, "")) for k in ("text", "gold", "a", "b")).lower()
+            return self.text in haystack
+        return True
+
+
+def _matrix(title: str, labels: list[str], matrix: list[list[int]]) -> QWidget:
+    box = QWidget()
+    layout = QVBoxLayout(box)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(QLabel(title))
+    table = QTableWidget(len(labels), len(labels))
+    table.setObjectName("confusionMatrix")
+    table.setHorizontalHeaderLabels([f"→ {x}" for x in labels])
+    table.setVerticalHeaderLabels(labels)
+    for i, row in enumerate(matrix):
+        for j, value in enumerate(row):
+            item = QTableWidgetItem(str(value))
+            item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+            if i == j:
+                item.setBackground(QColor(220, 240, 220))
+            table.setItem(i, j, item)
+    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+    table.resizeRowsToContents()
+    # Every row shown without a scroll bar (a 2 x 2 matrix was cut to one and a half rows).
+    table.setFixedHeight(table.horizontalHeader().sizeHint().height() + 2 * table.frameWidth()
+                         + sum(table.rowHeight(i) for i in range(len(labels))))
+    table.setToolTip("Rows: gold label; columns: predicted")
+    layout.addWidget(table)
+    return box
+
+
+class DisagreementsDialog(QDialog):
+    """Two variants' disagreements, loaded in a child process; ``report`` once it has arrived."""
+
+    def __init__(self, db: Path, a: int, b: int, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        from workbench.analysis_process import JsonProcess
+
+        self.setWindowTitle(f"Disagreements — variants {a} and {b}")
+        self.setObjectName("disagreementsDialog")
+        self.db, self.a, self.b = Path(db), a, b
+        self.report: DisagreementReport | None = None
+        self.summary = QLabel(f"Comparing variants {a} and {b} on their dev examples…")
+        self.summary.setObjectName("disagreementSummary")
+        self.summary.setWordWrap(True)
+        self.matrices = QHBoxLayout()
+        self.filter_edit = QLineEdit()
+        self.filter_edit.setObjectName("disagreementFilter")
+        self.filter_edit.setPlaceholderText("Filter by text or label…")
+        self.filter_edit.setClearButtonEnabled(True)
+        self.outcome_combo = QComboBox()
+        self.outcome_combo.setObjectName("outcomeFilter")
+        for key, title in OUTCOMES:
+            self.outcome_combo.addItem(title, key)
+        self.count = QLabel()
+        self.export_button = QToolButton()
+        self.export_button.setText("Export")
+        self.export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self)
+        for fmt, (name, _ext) in EXPORTS.items():
+            menu.addAction(f"{name}…", lambda f=fmt: self.export_dialog(f))
+        self.export_button.setMenu(menu)
+        bar = QHBoxLayout()
+        bar.addWidget(self.filter_edit, 1)
+        bar.addWidget(self.outcome_combo)
+        bar.addWidget(self.count)
+        bar.addWidget(self.export_button)
+        self.model = DisagreementModel(self)
+        self.proxy = DisagreementFilter(self)
+        self.proxy.setSourceModel(self.model)
+        self.table = QTableView()
+        self.table.setObjectName("disagreementTable")
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
+        top = QWidget()
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(0, 0, 0, 0)
+        top_layout.addWidget(self.summary)
+        top_layout.addLayout(self.matrices)
+        bottom = QWidget()
+        bottom_layout = QVBoxLayout(bottom)
+        bottom_layout.setContentsMargins(0, 0, 0, 0)
+        bottom_layout.addLayout(bar)
+        bottom_layout.addWidget(self.table)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(top)
+        split.addWidget(bottom)
+        split.setStretchFactor(1, 1)
+        QVBoxLayout(self).addWidget(split)
+        self.resize(1000, 720)
+
+        self.filter_edit.textChanged.connect(lambda t: self._filter(text=t))
+        self.outcome_combo.currentIndexChanged.connect(lambda _i: self._filter(outcome=self.outcome_combo.currentData()))
+        self.process = JsonProcess(self)
+        self.process.done.connect(self._loaded)
+        self.process.start(disagreements_command(str(self.db), a, b))
+
+    def _loaded(self, data: Any, error: str) -> None:
+        if data is None:
+            self.summary.setText(f"Cannot compare variants {self.a} and {self.b}: {error}")
+            self.summary.setStyleSheet("color: #c0392b;")
+            return
+        self.set_report(DisagreementReport.from_dict(data))
+
+    def set_report(self, report: DisagreementReport) -> None:
+        self.report = report
+        self.summary.setText("\n".join(summary(report)))
+        while self.matrices.count():
+            item = self.matrices.takeAt(0)
+            if item.widget() is not None:
+                item.widget().deleteLater()
+        if report.labels:
+            self.matrices.addWidget(_matrix(f"A: {report.a_label}", report.labels, report.confusion_a))
+            self.matrices.addWidget(_matrix(f"B: {report.b_label}", report.labels, report.confusion_b))
+        self.model.set_rows([r.to_dict() for r in report.rows])
+        self.table.resizeColumnsToContents()
+        self._update_count()
+
+    def _filter(self, text: str | None = None, outcome: str | None = None) -> None:
+        self.proxy.set_filter(text=text, outcome=outcome)
+        self._update_count()
+
+    def _update_count(self) -> None:
+        self.count.setText(f"{self.proxy.rowCount()} of {self.model.rowCount()} shown")
+
+    def visible_report(self) -> DisagreementReport | None:
+        """The report with only the rows the filter shows, in the order shown."""
+        if self.report is None:
+            return None
+        shown = [self.model.rows[self.proxy.mapToSource(self.proxy.index(i, 0)).row()]["index"]
+                 for i in range(self.proxy.rowCount())]
+        by_index = {r.index: r for r in self.report.rows}
+        data = self.report.to_dict()
+        data["rows"] = [by_index[i].to_dict() for i in shown]
+        return DisagreementReport.from_dict(data)
+
+    def export_to(self, fmt: str, path: Path) -> bool:
+        report = self.visible_report()
+        if report is None:
+            QMessageBox.warning(self, "Export", "The comparison has not arrived yet.")
+            return False
+        try:
+            path.write_text(export_disagreements(report, fmt), encoding="utf-8")
+        except OSError as exc:
+            QMessageBox.warning(self, "Export", f"Cannot write {path}: {exc.strerror or exc}")
+            return False
+        return True
+
+    def export_dialog(self, fmt: str) -> None:
+        name, ext = EXPORTS[fmt]
+        path, _ = QFileDialog.getSaveFileName(self, f"Export disagreements as {name}", f"disagreements.{ext}",
+                                              f"{name} (*.{ext})")
+        if path:
+            self.export_to(fmt, Path(path))
+
+    def done(self, result: int) -> None:
+        self.process.kill()
+        super().done(result)
