@@ -8,7 +8,6 @@ replaces stay in the variant's info (``retimed``), with the machine they came fr
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -22,26 +21,12 @@ LATENCY_NAMES = ("latency_p50", "latency_p50_ci95_low", "latency_p50_ci95_high",
 def latency_values(state: Any, settings: Any, seed: int) -> list[Any]:
     """Time ``state``'s model with the run's settings, as the metrics measure_variant records."""
     from core.measure import latency
-    from core.measure.intervals import median_interval
-    from core.store.rows import MetricValue
+    from core.measure.variant import latency_values as measured
 
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     lat = latency(state.model, state.tokenizer, batch_size=settings.latency_batch_size,
                   seq_len=settings.latency_seq_len, warmup=settings.latency_warmup,
                   repeats=settings.latency_repeats, threads=settings.threads)
-    p50 = median_interval(lat.times_ms, seed=seed)
-    return [
-        MetricValue("latency_p50", float(lat.p50_ms), "ms"),
-        MetricValue("latency_p50_ci95_low", p50.low, "ms"),
-        MetricValue("latency_p50_ci95_high", p50.high, "ms"),
-        MetricValue("latency_p90", float(lat.p90_ms), "ms"),
-        MetricValue("latency_mean", float(lat.mean_ms), "ms"),
-        MetricValue("latency_batch", float(lat.batch_size), "count"),
-        MetricValue("latency_seq_len", float(lat.seq_len), "tokens"),
-        MetricValue("latency_threads", float(lat.threads), "count"),
-        MetricValue("latency_repeats", float(lat.repeats), "count"),
-        MetricValue("load_avg_1m", load, "runnable tasks"),
-    ]
+    return measured(lat, seed=seed)
 
 
 def retime_run(runner: Any) -> None:
