@@ -88,6 +88,11 @@ def test_the_variant_is_the_deployable_folder(quantized: dict[str, Any], backend
     loaded = load_backend_artifact(target, threads=1)
     batch = state.tokenizer(["the good movie", "a bad film !"], return_tensors="pt", padding=True)
     assert (loaded.model(**batch).logits == state.model(**batch).logits).all()
+    if backend == "openvino":  # timed and scored as a plain compile_model runs it, not pinned to f32
+        import openvino as ov
+
+        default = ov.Core().compile_model(str(target / "model.xml"), "CPU").get_property("INFERENCE_PRECISION_HINT")
+        assert loaded.session.precision == "default" and loaded.session.used_precision == default.get_type_name()
     # a static int8 file runs on its own backend only
     other = "onnxruntime" if backend == "openvino" else "openvino"
     task = quantized["task"]
