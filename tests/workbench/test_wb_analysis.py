@@ -134,9 +134,12 @@ def test_measure_runs_the_analysis_process_and_cancel_keeps_what_it_measured(win
     assert view.map_combo.currentData() == newest.id and view.model.columnCount() == 2
     assert view.status.text() == f"Map {newest.id} measured." and not view.progress.isVisible()
     # Cancel as soon as the map exists: the cells measured so far stay, marked cancelled.
-    # Enough cells (4 parts x 20 transforms) that a fast machine cannot measure them all before the click.
+    # Enough work (4 parts x 20 transforms on 400 examples) that a fast machine cannot measure every cell
+    # between the map appearing and the click (24 cells on 16 examples finished first on a quiet machine).
     many = [f"nbit:{b}" for b in range(2, 17) if b != 4] + [f"prune:{a}" for a in (0.1, 0.3, 0.5, 0.7, 0.9, 0.95)]
     view.transforms_edit.setText(", ".join(many))
+    view.examples_spin.setValue(400)
+    assert view.examples_spin.value() == 400
     with qtbot.waitSignal(view.analysisFinished, timeout=TIMEOUT_MS) as done:
         view.measure()
         qtbot.waitUntil(lambda: view.map_combo.count() == 2 or not view.process.is_running(), timeout=TIMEOUT_MS)
