@@ -263,11 +263,6 @@ class SensitivityView(QWidget):
         """Re-read this variant's maps; show ``select`` (default: the one shown, else the newest)."""
         current = select if select is not None else self.map_combo.currentData()
         try:
-            # A store kept open across reloads went on returning the maps of an earlier read (a map the
-            # analysis process had committed never appeared); a fresh one per reload sees every commit.
-            if self._store is not None:
-                self._store.close()
-                self._store = None
             self.maps = sensitivity_maps(self._open(), int(self.variant["variant"]))
         except WorkbenchError as exc:
             self.maps = []
