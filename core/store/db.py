@@ -18,7 +18,6 @@ than the timeout becomes a :class:`StoreError` that says who holds it, when that
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,7 +35,6 @@ from core.store.schema import Base
 
 SCHEMA_VERSION = 6
 BUSY_TIMEOUT_MS = 60_000  # the default; open_store(busy_timeout_ms=...) changes it per store
-_SQLITE_HEADER = b"SQLite format 3\x00"
 _OUR_TABLES = {"runs", "variants", "metrics"}
 
 
@@ -171,18 +169,18 @@ def read_only_reason(path: Path) -> str | None:
 
 
 def _inspect(path: Path, timeout_s: float) -> tuple[int, set[str]]:
-    """(user_version, table names) read without writing; StoreError when not a usable SQLite file."""
-    try:
-        with path.open("rb") as fh:
-            header = fh.read(len(_SQLITE_HEADER))
-    except OSError as exc:
-        raise StoreError(f"Cannot read the results database {path}: {exc.strerror or exc}; "
-                         "choose a database file with --db or WORKBENCH_DB") from None
-    if header != _SQLITE_HEADER:
-        raise StoreError(
-            f"{path} is not a workbench results database (not an SQLite file, or damaged); "
-            "it was left untouched. Choose another file with --db or WORKBENCH_DB."
-        )
+    """(user_version, table names) read without writing; StoreError when not a usable SQLite file.
+
+    Only SQLite opens the file: closing any other descriptor of it (a header read with open()) would drop
+    every POSIX lock this process holds on it, so another process could delete the -wal/-shm files under
+    a connection we keep open, which from then on reads a stale snapshot ("How To Corrupt An SQLite
+    Database File", 2.2)."""
+    effective = os.access in os.supports_effective_ids
+    problem = ("Is a directory" if path.is_dir()
+               else None if os.access(path, os.R_OK, effective_ids=effective) else "Permission denied")
+    if problem:
+        raise StoreError(f"Cannot read the results database {path}: {problem}; "
+                         "choose a database file with --db or WORKBENCH_DB")
     immutable = not _wal_exists(path)
     try:
         return _read_schema(path, _ro_uri(path), timeout_s)
@@ -197,6 +195,8 @@ def _inspect(path: Path, timeout_s: float) -> tuple[int, set[str]]:
             ) from None
         first: sqlite3.DatabaseError = exc
     except sqlite3.DatabaseError as exc:
+        if _not_sqlite(exc):
+            raise _not_ours(path) from None
         first = exc
     if immutable and read_only_reason(path) is None:
         # An immutable read takes no lock: a process that opened the file meanwhile and wrote to it
@@ -212,6 +212,17 @@ def _inspect(path: Path, timeout_s: float) -> tuple[int, set[str]]:
             for leftover in created:
                 leftover.unlink(missing_ok=True)
     raise _damaged(path, first) from None
+
+
+def _not_sqlite(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB or "not a database" in str(exc)
+
+
+def _not_ours(path: Path) -> StoreError:
+    return StoreError(
+        f"{path} is not a workbench results database (not an SQLite file, or damaged); "
+        "it was left untouched. Choose another file with --db or WORKBENCH_DB."
+    )
 
 
 def _read_schema(path: Path, uri: str, timeout_s: float) -> tuple[int, set[str]]:
@@ -425,6 +436,18 @@ def open_store(path: str | Path | None = None, *, create: bool = True,
     return store
 
 
+def _backup(path: Path, to: Path) -> None:
+    """A consistent copy through SQLite (what the -wal holds included). A file copy would miss the -wal,
+    and closing its descriptor would drop this process's locks on the database (see _inspect)."""
+    source = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    target = sqlite3.connect(to)
+    try:
+        source.backup(target)
+    finally:
+        target.close()
+        source.close()
+
+
 def _migrate(store: Store, found: int) -> None:
     if found == 0:
         with store.engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
@@ -433,7 +456,7 @@ def _migrate(store: Store, found: int) -> None:
                 conn.exec_driver_sql(f"PRAGMA user_version={SCHEMA_VERSION}")
         return
     backup = store.path.with_name(f"{store.path.name}.v{found}.bak")  # keep the old file first
-    shutil.copy2(store.path, backup)
+    _backup(store.path, backup)
     for version in range(found + 1, SCHEMA_VERSION + 1):
         with store.engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
             current = conn.exec_driver_sql("PRAGMA user_version").scalar() or 0

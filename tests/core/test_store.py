@@ -199,6 +199,32 @@ def test_two_processes_writing_at_once_never_see_database_is_locked(tmp_path: Pa
     assert all(r.variants == 1 for r in runs)
 
 
+def test_a_long_lived_store_sees_what_other_processes_commit_after_reopening_the_file(tmp_path: Path) -> None:
+    """Opening a second store on the file in this process must not drop this process's SQLite locks: a writer
+    exiting then thought it was the last user, deleted the -wal under our open connection, and every later
+    read of the long-lived store returned that old snapshot (the window's sensitivity view showed no new map)."""
+    path = tmp_path / "w.sqlite"
+    long_lived = open_store(path)
+    assert list_runs(long_lived) == []
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from pathlib import Path
+        from core.store import open_store
+        from core.store.record import RunIdentity, create_run
+        with open_store({str(path)!r}) as store:
+            create_run(store, RunIdentity("m", "local", "h", "sst2", "d", json.dumps({{"p": sys.argv[1]}}), "r", 0, {{}}),
+                       Path({str(tmp_path)!r}))
+        """
+    )
+    for writer in range(1, 4):
+        open_store(path).close()  # e.g. a dialog reading the same database
+        subprocess.run([sys.executable, "-c", script, str(writer)], check=True, timeout=120)
+        assert len(list_runs(long_lived)) == writer
+    long_lived.close()
+
+
 def test_a_schema_1_database_gains_swept_values_and_primary_metric(tmp_path: Path) -> None:
     """Schema 2 keeps swept values as JSON; a v1 file's rows get them from their labels, once."""
     path = tmp_path / "w.sqlite"

@@ -113,10 +113,6 @@ def test_mixed_precision_from_the_heatmap_is_one_undoable_chain_edit(window, qtb
     dialog.done(0)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known bug, open: after other tests stored maps in this module's database, the view does not show a new map "
-    "while its analysis runs (it appears only at the end), so the cancel click comes after the last cell; the "
-    "test passes when run on its own"))
 def test_measure_runs_the_analysis_process_and_cancel_keeps_what_it_measured(window, qtbot, stored) -> None:
     from core.store import open_store, sensitivity_maps
     from workbench.sensitivity_view import SensitivityView
