@@ -9,10 +9,17 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from shiboken6 import isValid
 
 
 class _Sink(QObject):
     done = Signal(object, str)  # result, error ('' when none)
+
+
+# Sinks waiting for their job. A sink has no Qt parent, so closing the owner cannot delete it while
+# a pool thread emits through it (that race crashed the process), and this set holds the last
+# reference, so it is never freed from the pool thread either: ``finish`` releases it on the GUI thread.
+_pending: set[_Sink] = set()
 
 
 class _Job(QRunnable):
@@ -25,7 +32,7 @@ class _Job(QRunnable):
             result, error = self.fn(), ""
         except Exception as exc:  # shown to the user by on_error; never a traceback
             result, error = None, str(exc) or type(exc).__name__
-        with contextlib.suppress(RuntimeError):  # "Signal source has been deleted": the owner closed
+        with contextlib.suppress(RuntimeError):  # the application is shutting down
             self.sink.done.emit(result, error)
 
 
@@ -33,10 +40,14 @@ def run_in_background(owner: QObject, fn: Callable[[], Any], on_done: Callable[[
                       on_error: Callable[[str], None] | None = None) -> None:
     """Call ``fn()`` in the pool; then ``on_done(result)`` (or ``on_error(message)``) on the GUI thread,
     unless ``owner`` is gone by then."""
-    sink = _Sink(owner)  # lives in the GUI thread: its signal is delivered there (queued)
+    sink = _Sink()  # created on the GUI thread, so its signal is delivered there (queued)
+    _pending.add(sink)
 
     def finish(result: Any, error: str) -> None:
+        _pending.discard(sink)
         sink.deleteLater()
+        if not isValid(owner):
+            return
         if error:
             if on_error is not None:
                 on_error(error)
