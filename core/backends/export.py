@@ -68,13 +68,9 @@ def trace_inputs(model: Any, tokenizer: Any, names: list[str], *, batch: int = 2
     """A small batch whose second row is padded, so the traced graph keeps the attention-mask path."""
     import torch
 
-    vocab = len(tokenizer)
-    with contextlib.suppress(AttributeError, NotImplementedError, TypeError):
-        vocab = min(vocab, int(model.get_input_embeddings().num_embeddings))
-    special = set(tokenizer.all_special_ids)
-    low = max(special, default=0) + 1 if max(special, default=0) + 1 < vocab else 0
-    gen = torch.Generator().manual_seed(seed)
-    ids = torch.randint(low, vocab, (batch, seq), generator=gen)
+    from core.measure.timing import random_token_ids
+
+    ids = random_token_ids(model, tokenizer, batch, seq, seed)
     mask = torch.ones_like(ids)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     for row in range(1, batch):

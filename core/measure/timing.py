@@ -32,8 +32,9 @@ class LatencyReport:
         return asdict(self)
 
 
-def probe_batch(model: Any, tokenizer: Any, *, batch_size: int, seq_len: int, seed: int) -> dict[str, Any]:
-    """A fixed-shape batch of seeded random token ids (with [CLS]/[SEP] where the tokenizer has them)."""
+def random_token_ids(model: Any, tokenizer: Any, batch_size: int, seq_len: int, seed: int) -> Any:
+    """Seeded random ids of ordinary tokens (no special token), inside both the tokenizer's vocabulary and
+    the model's embedding table (a vocabulary-reduced model has fewer rows)."""
     import torch
 
     vocab = len(tokenizer)
@@ -41,8 +42,14 @@ def probe_batch(model: Any, tokenizer: Any, *, batch_size: int, seq_len: int, se
         vocab = min(vocab, int(model.get_input_embeddings().num_embeddings))
     special = set(tokenizer.all_special_ids)
     low = max(special, default=0) + 1 if max(special, default=0) + 1 < vocab else 0
-    gen = torch.Generator().manual_seed(seed)
-    ids = torch.randint(low, vocab, (batch_size, seq_len), generator=gen)
+    return torch.randint(low, vocab, (batch_size, seq_len), generator=torch.Generator().manual_seed(seed))
+
+
+def probe_batch(model: Any, tokenizer: Any, *, batch_size: int, seq_len: int, seed: int) -> dict[str, Any]:
+    """A fixed-shape batch of seeded random token ids (with [CLS]/[SEP] where the tokenizer has them)."""
+    import torch
+
+    ids = random_token_ids(model, tokenizer, batch_size, seq_len, seed)
     if tokenizer.cls_token_id is not None and tokenizer.sep_token_id is not None and seq_len >= 2:
         ids[:, 0] = tokenizer.cls_token_id
         ids[:, -1] = tokenizer.sep_token_id
