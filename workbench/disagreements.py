@@ -17,30 +17,27 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
-    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
-    QMenu,
     QMessageBox,
     QSplitter,
     QTableView,
     QTableWidget,
     QTableWidgetItem,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from core.analysis.client import disagreements_command
 from core.analysis.disagreements import DisagreementReport, export_disagreements, summary
+from workbench.exports import TEXT_FORMATS, ask_save_path, export_button, write_text
 
 COLUMNS = [("index", "Row"), ("outcome", "Outcome"), ("gold", "Gold"), ("a", "A predicts"),
            ("a_confidence", "A conf."), ("b", "B predicts"), ("b_confidence", "B conf."), ("text", "Text")]
 OUTCOMES = [("all", "All disagreements"), ("A right", "A right, B wrong"), ("B right", "B right, A wrong"),
             ("both wrong", "Both wrong")]
-EXPORTS = {"csv": ("CSV", "csv"), "markdown": ("Markdown", "md"), "json": ("JSON", "json")}
 _Index = QModelIndex | QPersistentModelIndex
 
 
@@ -162,13 +159,8 @@ class DisagreementsDialog(QDialog):
         for key, title in OUTCOMES:
             self.outcome_combo.addItem(title, key)
         self.count = QLabel()
-        self.export_button = QToolButton()
-        self.export_button.setText("Export")
-        self.export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        menu = QMenu(self)
-        for fmt, (name, _ext) in EXPORTS.items():
-            menu.addAction(f"{name}…", lambda f=fmt: self.export_dialog(f))
-        self.export_button.setMenu(menu)
+        self.export_button = export_button(self, "Export", [(f"{name}…", lambda f=fmt: self.export_dialog(f))
+                                                            for fmt, (name, _ext) in TEXT_FORMATS.items()])
         bar = QHBoxLayout()
         bar.addWidget(self.filter_edit, 1)
         bar.addWidget(self.outcome_combo)
@@ -252,19 +244,13 @@ class DisagreementsDialog(QDialog):
         if report is None:
             QMessageBox.warning(self, "Export", "The comparison has not arrived yet.")
             return False
-        try:
-            path.write_text(export_disagreements(report, fmt), encoding="utf-8")
-        except OSError as exc:
-            QMessageBox.warning(self, "Export", f"Cannot write {path}: {exc.strerror or exc}")
-            return False
-        return True
+        return write_text(self, path, export_disagreements(report, fmt))
 
     def export_dialog(self, fmt: str) -> None:
-        name, ext = EXPORTS[fmt]
-        path, _ = QFileDialog.getSaveFileName(self, f"Export disagreements as {name}", f"disagreements.{ext}",
-                                              f"{name} (*.{ext})")
-        if path:
-            self.export_to(fmt, Path(path))
+        name, ext = TEXT_FORMATS[fmt]
+        path = ask_save_path(self, f"Export disagreements as {name}", "disagreements", name, ext)
+        if path is not None:
+            self.export_to(fmt, path)
 
     def done(self, result: int) -> None:
         self.process.kill()

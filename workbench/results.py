@@ -50,6 +50,7 @@ from core.published import not_drawn
 from core.store.pareto import best_within_budget
 from workbench import store_client
 from workbench.background import run_in_background
+from workbench.exports import ask_save_path, export_button, write_text
 from workbench.number_box import NumberBox
 from workbench.results_model import FlagsDelegate, ResultsFilter, ResultsModel, display_text, mixed_settings
 from workbench.settings import Settings
@@ -165,24 +166,14 @@ class ResultsView(QWidget):
         self.runs_button.setText("Runs…")
         self.runs_button.setToolTip("Name, tag, note, delete runs; disk use; clean up unused files")
         self.runs_button.clicked.connect(lambda: self.manageRunsRequested.emit(self.run_combo.currentData()))
-        self.export_table_button = QToolButton()
-        self.export_table_button.setText("Export table")
-        self.export_table_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        menu = QMenu(self)
-        for fmt, (title, _ext) in TABLE_FORMATS.items():
-            menu.addAction(f"{title}…", lambda f=fmt: self.export_table_dialog(f))
-        self.export_table_button.setMenu(menu)
-        self.export_chart_button = QToolButton()
-        self.export_chart_button.setText("Export chart")
-        self.export_chart_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.export_table_button = export_button(
+            self, "Export table",
+            [(f"{title}…", lambda f=fmt: self.export_table_dialog(f)) for fmt, (title, _ext) in TABLE_FORMATS.items()])
         from workbench.chart_names import CHARTS
 
-        chart_menu = QMenu(self)
-        for name, title in CHARTS.items():
-            for ext in ("png", "svg"):
-                chart_menu.addAction(f"{title} as {ext.upper()}…",
-                                     lambda n=name, e=ext: self.export_chart_dialog(n, e))
-        self.export_chart_button.setMenu(chart_menu)
+        self.export_chart_button = export_button(
+            self, "Export chart", [(f"{title} as {ext.upper()}…", lambda n=name, e=ext: self.export_chart_dialog(n, e))
+                                   for name, title in CHARTS.items() for ext in ("png", "svg")])
         self.published_check = QCheckBox("Published points")
         self.published_check.setObjectName("publishedCheck")
         self.published_check.setChecked(str(self.settings.value("results/published", "true")).lower() != "false")
@@ -638,18 +629,17 @@ class ResultsView(QWidget):
 
     def export_table_dialog(self, fmt: str) -> None:
         title, ext = TABLE_FORMATS[fmt]
-        path, _ = QFileDialog.getSaveFileName(self, f"Export table as {title}", f"variants.{ext}", f"{title} (*.{ext})")
-        if path:
-            self.export_table_to(fmt, Path(path))
+        path = ask_save_path(self, f"Export table as {title}", "variants", title, ext)
+        if path is not None:
+            self.export_table_to(fmt, path)
 
     def export_table_to(self, fmt: str, path: Path) -> bool:
         try:
-            path.write_text(self.export_text(fmt), encoding="utf-8")
+            text = self.export_text(fmt)
         except ValueError as exc:
             QMessageBox.warning(self, "Export", f"Nothing exported: {exc}")
             return False
-        except OSError as exc:
-            QMessageBox.warning(self, "Export", f"Cannot write {path}: {exc.strerror}")
+        if not write_text(self, path, text):
             return False
         self._exported(f"{len(self.visible_rows())} variants", path)
         return True

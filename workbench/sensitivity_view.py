@@ -19,20 +19,17 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
-    QMenu,
     QMessageBox,
     QProgressBar,
     QPushButton,
     QSpinBox,
     QTableView,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -41,9 +38,9 @@ from core import protocol as p
 from core.analysis.client import sensitivity_command
 from core.errors import WorkbenchError
 from core.store.analysis import SensitivityMap, describe, export_sensitivity, interval_text, sensitivity_maps
+from workbench.exports import TEXT_FORMATS, ask_save_path, export_button, write_text
 
 DEFAULT_TRANSFORMS = "int8, nbit:6, prune:0.3"
-EXPORTS = {"csv": ("CSV", "csv"), "markdown": ("Markdown", "md"), "json": ("JSON", "json")}
 _Index = QModelIndex | QPersistentModelIndex
 
 
@@ -185,13 +182,8 @@ class SensitivityView(QWidget):
         self.caption.setObjectName("heatmapCaption")
         self.caption.setWordWrap(True)
         self.caption.setStyleSheet("color: palette(mid);")
-        self.export_button = QToolButton()
-        self.export_button.setText("Export map")
-        self.export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        menu = QMenu(self)
-        for fmt, (name, _ext) in EXPORTS.items():
-            menu.addAction(f"{name}…", lambda f=fmt: self.export_dialog(f))
-        self.export_button.setMenu(menu)
+        self.export_button = export_button(self, "Export map", [(f"{name}…", lambda f=fmt: self.export_dialog(f))
+                                                                for fmt, (name, _ext) in TEXT_FORMATS.items()])
         maps_row = QHBoxLayout()
         maps_row.addWidget(QLabel("Map:"))
         maps_row.addWidget(self.map_combo, 1)
@@ -383,19 +375,16 @@ class SensitivityView(QWidget):
         if m is None:
             QMessageBox.warning(self, "Export", "There is no map to export yet.")
             return False
-        try:
-            path.write_text(export_sensitivity(m, fmt), encoding="utf-8")
-        except OSError as exc:
-            QMessageBox.warning(self, "Export", f"Cannot write {path}: {exc.strerror or exc}")
+        if not write_text(self, path, export_sensitivity(m, fmt)):
             return False
         self.status.setText(f"Exported map {m.id} to {path}")
         return True
 
     def export_dialog(self, fmt: str) -> None:
-        name, ext = EXPORTS[fmt]
-        path, _ = QFileDialog.getSaveFileName(self, f"Export map as {name}", f"sensitivity.{ext}", f"{name} (*.{ext})")
-        if path:
-            self.export_to(fmt, Path(path))
+        name, ext = TEXT_FORMATS[fmt]
+        path = ask_save_path(self, f"Export map as {name}", "sensitivity", name, ext)
+        if path is not None:
+            self.export_to(fmt, path)
 
     def close_store(self) -> None:
         self.process.kill()

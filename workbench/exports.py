@@ -1,0 +1,39 @@
+"""The one way a view offers exports: a button with a menu of formats, a save dialog, and a write that
+says what went wrong (full disk, read-only folder) instead of losing the user's click."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QToolButton, QWidget
+
+# The text formats of the CLI's exporters: format -> (name shown, file extension)
+TEXT_FORMATS = {"csv": ("CSV", "csv"), "markdown": ("Markdown", "md"), "json": ("JSON", "json")}
+
+
+def export_button(parent: QWidget, text: str, entries: Iterable[tuple[str, Callable[[], None]]]) -> QToolButton:
+    """A tool button whose click opens a menu of (label, action) entries."""
+    button = QToolButton(parent)
+    button.setText(text)
+    button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+    menu = QMenu(button)
+    for label, action in entries:
+        menu.addAction(label, action)
+    button.setMenu(menu)
+    return button
+
+
+def ask_save_path(parent: QWidget, title: str, default_stem: str, name: str, ext: str) -> Path | None:
+    path, _ = QFileDialog.getSaveFileName(parent, title, f"{default_stem}.{ext}", f"{name} (*.{ext})")
+    return Path(path) if path else None
+
+
+def write_text(parent: QWidget, path: Path, text: str) -> bool:
+    """Write ``text`` to ``path``; a warning naming the file and the reason when the system refuses."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        QMessageBox.warning(parent, "Export", f"Cannot write {path}: {exc.strerror or exc}")
+        return False
+    return True
