@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "docs" / "screenshots"
 sys.path.insert(0, str(ROOT))
 
 
@@ -29,28 +28,14 @@ def main() -> None:
     os.environ["WORKBENCH_HOME"] = tempfile.mkdtemp(prefix="wb-shots-analysis-")
     os.environ["WORKBENCH_DB"] = str(Path(args.db).resolve())
     from PySide6.QtCore import QItemSelectionModel, Qt
-    from PySide6.QtWidgets import QApplication
 
-    from workbench._refcount_guard import guard_none_refcount
+    from docs.camera import Camera
 
-    guard_none_refcount()
-    app = QApplication(sys.argv[:1])
+    camera = Camera(pause=0.8)
+    app, settle, shot = camera.app, camera.settle, camera.shot
     from workbench.main_window import MainWindow
 
-    OUT.mkdir(parents=True, exist_ok=True)
     width, height = (int(v) for v in args.size.split("x"))
-
-    def settle(seconds: float = 0.8) -> None:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            app.processEvents()
-            time.sleep(0.01)
-
-    def shot(widget, name: str) -> None:  # type: ignore[no-untyped-def]
-        settle()
-        path = OUT / f"{name}.png"
-        widget.grab().save(str(path))
-        print("wrote", path, flush=True)
 
     w = MainWindow(load_initial=False)
     w.resize(width, height)

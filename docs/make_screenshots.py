@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "docs" / "screenshots"
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
@@ -42,30 +41,15 @@ def main() -> None:
     args = _args()
     os.environ["WORKBENCH_HOME"] = args.home or tempfile.mkdtemp(prefix="wb-shots-")
     print("WORKBENCH_HOME", os.environ["WORKBENCH_HOME"], flush=True)
-    from PySide6.QtWidgets import QApplication
+    from docs.camera import Camera
 
-    from workbench._refcount_guard import guard_none_refcount
-
-    guard_none_refcount()
-    app = QApplication(sys.argv[:1])
+    camera = Camera(prefix=args.prefix, pause=0.6)
+    app, settle, shot = camera.app, camera.settle, camera.shot
     from workbench.icons import icon
     from workbench.main_window import MainWindow
 
     app.setWindowIcon(icon("workbench"))
-    OUT.mkdir(parents=True, exist_ok=True)
     width, height = (int(v) for v in args.size.split("x"))
-
-    def settle(seconds: float = 0.6) -> None:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            app.processEvents()
-            time.sleep(0.01)
-
-    def shot(widget, name: str) -> None:  # type: ignore[no-untyped-def]
-        settle()
-        path = OUT / f"{args.prefix}{name}.png"
-        widget.grab().save(str(path))
-        print("wrote", path, flush=True)
 
     w = MainWindow()
     w.resize(width, height)

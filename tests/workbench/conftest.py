@@ -85,3 +85,18 @@ def window(qtbot):  # type: ignore[no-untyped-def]
     qtbot.waitExposed(w)
     yield w
     w.run_panel.client.kill()
+
+
+@pytest.fixture
+def results(window, qtbot):  # type: ignore[no-untyped-def]
+    """The results view over tests/workbench/results_data.py's runs (9 variants), loaded."""
+    from tests.workbench.results_data import fill_database
+
+    ids = fill_database(window.settings.db_path())
+    view = window.results
+    window.tabs.setCurrentWidget(view)
+    view.refresh()
+    assert view.wait_loaded()
+    qtbot.waitUntil(lambda: len(view.rows) == 9, timeout=10_000)
+    view.ids = ids  # run -> variant ids, in RUNS order
+    return view

@@ -6,28 +6,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from PySide6.QtCore import QItemSelectionModel, Qt
 from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtWidgets import QMessageBox
 
-from tests.workbench.results_data import CURVES, RUNS, fill_database
+from tests.workbench.results_data import CURVES, RUNS
 
 
 def _brute_front(points: list[tuple[float, float]]) -> set[tuple[float, float]]:
     return {p for p in points if not any(q != p and q[0] <= p[0] and q[1] >= p[1] for q in points)}
-
-
-@pytest.fixture
-def results(window, qtbot):  # type: ignore[no-untyped-def]
-    ids = fill_database(window.settings.db_path())
-    view = window.results
-    window.tabs.setCurrentWidget(view)
-    view.refresh()
-    assert view.wait_loaded()
-    qtbot.waitUntil(lambda: len(view.rows) == 9, timeout=10_000)
-    view.ids = ids  # run -> variant ids, in RUNS order
-    return view
 
 
 def _scatter_points(view) -> dict[tuple[str, str], list[tuple[float, float]]]:  # type: ignore[no-untyped-def]

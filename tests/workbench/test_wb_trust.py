@@ -13,20 +13,8 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from core.recipe import Chain, ChainEntry
-from tests.workbench.results_data import METRIC_HALF, fill_database
+from tests.workbench.results_data import METRIC_HALF
 from workbench.results_model import NOISE_COLOR, FlagsDelegate
-
-
-@pytest.fixture
-def results(window, qtbot):  # type: ignore[no-untyped-def]
-    ids = fill_database(window.settings.db_path())
-    view = window.results
-    window.tabs.setCurrentWidget(view)
-    view.refresh()
-    assert view.wait_loaded()
-    qtbot.waitUntil(lambda: len(view.rows) == 9, timeout=10_000)
-    view.ids = ids  # run -> variant ids, in RUNS order
-    return view
 
 
 def _cell(view, variant: int, key: str, role=Qt.ItemDataRole.DisplayRole):  # type: ignore[no-untyped-def]
