@@ -13,7 +13,8 @@
     workbench-cli evaluate MODEL --task T                      evaluate one model (needs core.measure)
     workbench-cli sensitivity VARIANT --transform int8 --transform nbit:6 [--examples 400] [--by layer|role]
     workbench-cli sensitivity --show MAP [--format csv|markdown|json] [-o FILE] | --list [VARIANT]
-    workbench-cli mixed-precision --sensitivity MAP (--target-mb X | --max-drop POINTS) [--recipe IN] -o OUT
+    workbench-cli mixed-precision --sensitivity MAP (--target-mb X | --max-drop POINTS | --size-of-uniform BITS |
+                  --drop-of-uniform BITS) [--estimate interval|point] [--min-bits B] [--max-bits B] [--recipe IN] -o OUT
     workbench-cli disagreements A B [--format csv|markdown|json] [-o FILE]
 
 User errors print one line to stderr and exit 2 (a failed run exits 1, a cancelled one 130); never a
@@ -541,14 +542,24 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
 
 
 def cmd_mixed_precision(args: argparse.Namespace) -> int:
-    from core.analysis.mixed import add_to_chain, plan
+    from core.analysis.mixed import add_to_chain, plan, uniform
     from core.recipe import load_recipe, save_recipe
     from core.store import sensitivity_map
 
     with _open(args) as store:
         m = sensitivity_map(store, args.sensitivity)
-        chosen = plan(m, scheme=args.scheme, max_drop=args.max_drop,
-                      target_bytes=None if args.target_mb is None else int(args.target_mb * 1_000_000))
+        max_drop, target_bytes = args.max_drop, None if args.target_mb is None else int(args.target_mb * 1_000_000)
+        rival = args.size_of_uniform if args.size_of_uniform is not None else args.drop_of_uniform
+        if rival is not None:  # the budget is the map's own prediction for every part at that width
+            same = uniform(m, rival, scheme=args.scheme, estimate=args.estimate)
+            print(f"uniform {rival}-bit as the map predicts it: {same.predicted_bytes / 1e6:.2f} MB, drop "
+                  f"{same.predicted_drop:.2f} points")
+            if args.size_of_uniform is not None:
+                target_bytes = same.predicted_bytes
+            else:
+                max_drop = same.predicted_drop
+        chosen = plan(m, scheme=args.scheme, max_drop=max_drop, target_bytes=target_bytes, estimate=args.estimate,
+                      min_bits=args.min_bits, max_bits=args.max_bits)
         if args.recipe:
             recipe = load_recipe(args.recipe)
         else:
@@ -686,6 +697,16 @@ def build_parser() -> argparse.ArgumentParser:
     budget = p.add_mutually_exclusive_group(required=True)
     budget.add_argument("--target-mb", type=float, help="the artifact must fit in this many MB (least drop)")
     budget.add_argument("--max-drop", type=float, help="at most this many points of the metric lost (smallest)")
+    budget.add_argument("--size-of-uniform", type=int, metavar="BITS",
+                        help="within the predicted size of every part at BITS (least drop): to beat uniform BITS-bit")
+    budget.add_argument("--drop-of-uniform", type=int, metavar="BITS",
+                        help="within the predicted drop of every part at BITS (smallest): to be smaller than uniform "
+                             "BITS-bit at no more loss (with --max-bits BITS)")
+    p.add_argument("--estimate", choices=["interval", "point"], default="interval",
+                   help="a choice's drop: the pessimistic end of its paired 95 %% interval (default) or the measured "
+                        "change (gains read as 0)")
+    p.add_argument("--min-bits", type=int, metavar="B", help="choose no width below B bits (e.g. 5: no 4-bit parts)")
+    p.add_argument("--max-bits", type=int, metavar="B", help="choose no width above B bits, and no float")
     p.add_argument("--scheme", choices=["nbit", "int8"], default="nbit",
                    help="nbit: bits per layer (quantize.linear_nbit); int8: layers kept in float (quantize.dynamic_int8)")
     p.add_argument("--recipe", help="append the step to this recipe (default: the chain that made the map's variant)")

@@ -203,6 +203,17 @@ class SensitivityView(QWidget):
         self.budget_spin.setDecimals(2)
         self.budget_spin.setRange(0.0, 1e6)
         self.budget_spin.setValue(1.0)
+        self.estimate_combo = QComboBox()
+        self.estimate_combo.setObjectName("estimateCombo")
+        self.estimate_combo.addItem("pessimistic end of each cell's 95 % interval", "interval")
+        self.estimate_combo.addItem("measured change (gains read as 0)", "point")
+        self.estimate_combo.setToolTip("How a part's drop is read from its cell: the interval's low end does not "
+                                       "mistake a cell measured on few examples for a free one")
+        self.min_bits_combo = QComboBox()
+        self.min_bits_combo.setObjectName("minBitsCombo")
+        self.max_bits_combo = QComboBox()
+        self.max_bits_combo.setObjectName("maxBitsCombo")
+        self.max_bits_combo.setToolTip("e.g. 8 for a plan smaller than uniform 8-bit: no part kept in float")
         self.plan_label = QLabel()
         self.plan_label.setObjectName("planLabel")
         self.plan_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -218,6 +229,13 @@ class SensitivityView(QWidget):
         goal.addWidget(self.objective_combo, 1)
         goal.addWidget(self.budget_spin)
         form.addRow("Goal:", goal)
+        form.addRow("Drop of a choice:", self.estimate_combo)
+        widths = QHBoxLayout()
+        widths.addWidget(QLabel("from"))
+        widths.addWidget(self.min_bits_combo, 1)
+        widths.addWidget(QLabel("to"))
+        widths.addWidget(self.max_bits_combo, 1)
+        form.addRow("Widths:", widths)
         inner = QVBoxLayout(box)
         inner.addLayout(form)
         inner.addWidget(self.plan_label)
@@ -236,7 +254,10 @@ class SensitivityView(QWidget):
         self.run_button.clicked.connect(self.measure)
         self.cancel_button.clicked.connect(self.process.cancel)
         self.map_combo.currentIndexChanged.connect(lambda _i: self._show_current())
-        for signal in (self.scheme_combo.currentIndexChanged, self.objective_combo.currentIndexChanged):
+        self.scheme_combo.currentIndexChanged.connect(lambda _i: self._fill_widths())
+        for signal in (self.scheme_combo.currentIndexChanged, self.objective_combo.currentIndexChanged,
+                       self.estimate_combo.currentIndexChanged, self.min_bits_combo.currentIndexChanged,
+                       self.max_bits_combo.currentIndexChanged):
             signal.connect(lambda _i: self.update_plan())
         self.objective_combo.currentIndexChanged.connect(lambda _i: self._default_budget())
         self.budget_spin.valueChanged.connect(lambda _v: self.update_plan())
@@ -283,6 +304,7 @@ class SensitivityView(QWidget):
             self.caption.setText(describe(m) + ". Red: the metric falls when only this part is transformed; "
                                  "hover a cell for its interval.")
         self._default_budget()
+        self._fill_widths()
         self.update_plan()
         self.mapShown.emit(m)
 
@@ -343,6 +365,24 @@ class SensitivityView(QWidget):
             self.budget_spin.setValue(1.0)
             self.budget_spin.blockSignals(False)
 
+    def _fill_widths(self) -> None:
+        """The width bounds offered: the widths the shown map measured for the scheme (any / float
+        leave that side open); the choices kept when still offered."""
+        m = self.current_map()
+        scheme = self.scheme_combo.currentData()
+        measured = sorted({8 if t == "int8" else int(t.split(":")[1]) for t in (m.transforms if m else [])
+                           if (t == "int8" if scheme == "int8" else t.startswith("nbit:"))})
+        for combo, open_end, label in ((self.min_bits_combo, None, "any"), (self.max_bits_combo, None, "float")):
+            kept = combo.currentData()
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItem(label, open_end)
+            for bits in measured:
+                combo.addItem(f"{bits} bits", bits)
+            index = combo.findData(kept)
+            combo.setCurrentIndex(index if index >= 0 else 0)
+            combo.blockSignals(False)
+
     def update_plan(self) -> None:
         from core.analysis.mixed import plan
 
@@ -353,11 +393,13 @@ class SensitivityView(QWidget):
             self.plan_label.setText("Measure a map by layer with nbit:B transforms (or int8) to plan from it.")
             return
         value = self.budget_spin.value()
+        how = {"scheme": self.scheme_combo.currentData(), "estimate": self.estimate_combo.currentData(),
+               "min_bits": self.min_bits_combo.currentData(), "max_bits": self.max_bits_combo.currentData()}
         try:
             if self.objective_combo.currentData() == "target_mb":
-                self.plan = plan(m, scheme=self.scheme_combo.currentData(), target_bytes=int(value * 1e6))
+                self.plan = plan(m, target_bytes=int(value * 1e6), **how)
             else:
-                self.plan = plan(m, scheme=self.scheme_combo.currentData(), max_drop=value)
+                self.plan = plan(m, max_drop=value, **how)
         except WorkbenchError as exc:
             self.plan_label.setText(str(exc))
             return

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from core.analysis.mixed import FLOAT, add_to_chain, options, plan
+from core.analysis.mixed import FLOAT, add_to_chain, options, plan, tighten, uniform
 from core.cli import main
 from core.errors import ConfigError
 from core.recipe import Recipe, load_recipe
@@ -24,8 +24,10 @@ BITS = (4, 6, 8)
 
 
 def fake_map(parts: list[str], drops: dict[tuple[str, int], float], params: dict[str, int], *, grouping: str = "layer",
-             transforms: tuple[str, ...] = tuple(f"nbit:{b}" for b in BITS), base_bytes: int | None = None) -> SensitivityMap:
-    """A map as core.analysis.sensitivity stores it, with chosen drops (points) and part sizes."""
+             transforms: tuple[str, ...] = tuple(f"nbit:{b}" for b in BITS), base_bytes: int | None = None,
+             half_widths: dict[tuple[str, int], float | None] | None = None) -> SensitivityMap:
+    """A map as core.analysis.sensitivity stores it, with chosen drops (points), the half widths of
+    their intervals (points; 0 unless given, None for no interval) and part sizes."""
     sizes = {p: {"params": params[p], "float_bytes": 4 * params[p], "tensors": 2, "linear_params": params[p] - 10,
                  "linear_rows": 10, "linear_biases": 1, "embedding_params": params[p] - 10 if p == "embeddings" else 0,
                  "embedding_rows": 10 if p == "embeddings" else 0} for p in parts}
@@ -33,7 +35,9 @@ def fake_map(parts: list[str], drops: dict[tuple[str, int], float], params: dict
     for pos, p in enumerate(parts):
         for t in transforms:
             key = (p, 8 if t == "int8" else int(t.split(":")[1]))
-            cells.append(SensitivityCell(t, p, pos, None, -drops[key] / 100, None, None, 100, 0))
+            half = (half_widths or {}).get(key, 0.0)
+            low, high = (None, None) if half is None else ((-drops[key] - half) / 100, (-drops[key] + half) / 100)
+            cells.append(SensitivityCell(t, p, pos, None, -drops[key] / 100, low, high, 100, 0))
     body = {"parts": parts, "sizes": sizes, "points": 100.0,
             "artifact_bytes": base_bytes or sum(4 * v for v in params.values()) + 5000}
     return SensitivityMap(id=7, variant_id=3, metric="accuracy", base_metric=0.9, examples=100, seed=0,
@@ -45,19 +49,24 @@ def random_map(seed: int, n_layers: int = 4) -> SensitivityMap:
     rng = random.Random(seed)
     parts = ["embeddings", *(f"layer {i}" for i in range(n_layers)), "head"]
     params = {p: rng.randint(1000, 50_000) for p in parts}
-    drops = {}
+    drops, halves = {}, {}
     for p in parts:
         worst = rng.uniform(0, 10)
         drops[(p, 4)], drops[(p, 6)], drops[(p, 8)] = worst, worst * rng.uniform(0, 0.5), rng.uniform(-0.5, 0.3)
-    return fake_map(parts, drops, params)
+        for b in BITS:
+            halves[(p, b)] = rng.uniform(0, 3)
+    return fake_map(parts, drops, params, half_widths=halves)
 
 
-def brute_force(m: SensitivityMap, *, target_bytes: int | None = None, max_drop: float | None = None) -> tuple[float, float]:
+def brute_force(m: SensitivityMap, *, target_bytes: int | None = None, max_drop: float | None = None,
+                estimate: str = "interval", min_bits: int = 0, max_bits: int = 99) -> tuple[float, float]:
     """Every assignment, written out with itertools: the best (drop, bytes) for the budget."""
-    opts = options(m, "nbit")
+    opts = options(m, "nbit", estimate)
     fixed = m.body["artifact_bytes"] - sum(choices[0].bytes for choices in opts.values())
+    width = {FLOAT: 32, "nbit:4": 4, "nbit:6": 6, "nbit:8": 8}
+    kept = [[c for c in cs if min_bits <= width[c.name] <= max_bits] for cs in opts.values()]
     best: tuple[float, float] | None = None
-    for combo in itertools.product(*opts.values()):
+    for combo in itertools.product(*kept):
         size = fixed + sum(c.bytes for c in combo)
         drop = sum(c.drop for c in combo)
         if target_bytes is not None and size <= target_bytes:
@@ -84,6 +93,13 @@ def test_exhaustive_search_finds_what_brute_force_finds(seed: int) -> None:
         p = plan(m, max_drop=budget)
         assert (p.predicted_bytes, p.predicted_drop) == pytest.approx(brute_force(m, max_drop=budget))
         assert p.predicted_drop <= budget + 1e-9
+        q = plan(m, max_drop=budget, estimate="point")
+        assert (q.predicted_bytes, q.predicted_drop) == pytest.approx(brute_force(m, max_drop=budget, estimate="point"))
+    # Bounded widths: the same optimum among the allowed choices only.
+    for lo, hi in ((6, 99), (0, 8), (6, 8)):
+        p = plan(m, max_drop=20.0, min_bits=lo if lo else None, max_bits=hi if hi < 99 else None)
+        assert all(lo <= (32 if c.name == FLOAT else c.bits) <= hi for c in p.choices)
+        assert (p.predicted_bytes, p.predicted_drop) == pytest.approx(brute_force(m, max_drop=20.0, min_bits=lo, max_bits=hi))
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -108,13 +124,81 @@ def test_greedy_is_optimal_when_every_layer_is_alike() -> None:
         assert plan(m, max_drop=budget, exhaustive_limit=0).predicted_bytes == plan(m, max_drop=budget).predicted_bytes
 
 
-def test_measured_gains_count_as_no_drop_and_the_plan_says_so() -> None:
+def test_measured_gains_count_as_no_drop_with_the_point_estimate_and_the_plan_says_so() -> None:
     parts = ["embeddings", "layer 0", "head"]
     drops = {(p, b): -1.0 for p in parts for b in BITS}  # every transform "improved" the metric: noise
-    p = plan(fake_map(parts, drops, dict.fromkeys(parts, 1000)), max_drop=0.0)
+    p = plan(fake_map(parts, drops, dict.fromkeys(parts, 1000)), max_drop=0.0, estimate="point")
     assert p.predicted_drop == 0.0 and all(c.name == "nbit:4" for c in p.choices)
     assert all(c.measured == pytest.approx(1.0) and c.drop == 0.0 for c in p.choices)
     assert any("search: exhaustive over 64 assignment(s)" in line for line in p.lines())
+    assert "each the measured change, gains read as 0" in p.lines()[1]
+
+
+def test_the_interval_estimate_reads_each_choice_at_the_pessimistic_end_of_its_interval() -> None:
+    """A measured gain on few examples (wide interval) is not free: the default estimate charges
+    the low end of the paired interval, so a precisely measured small loss beats it."""
+    parts = ["embeddings", "layer 0", "head"]
+    drops = {(p, b): 0.0 for p in parts for b in BITS}
+    drops[("layer 0", 4)] = -1.0  # a measured gain of 1 point...
+    halves = {(p, b): 0.0 for p in parts for b in BITS}
+    halves[("layer 0", 4)] = 6.0  # ...+-6 points: as pessimistic as a 5-point loss
+    drops[("layer 0", 6)], halves[("layer 0", 6)] = 0.5, 0.25  # a loss of 0.5 [0.25, 0.75]
+    m = fake_map(parts, drops, dict.fromkeys(parts, 1000), half_widths=halves)
+    by_name = {c.name: c for c in options(m, "nbit")["layer 0"]}
+    assert by_name["nbit:4"].drop == pytest.approx(5.0) and by_name["nbit:4"].measured == pytest.approx(1.0)
+    assert by_name["nbit:6"].drop == pytest.approx(0.75)
+    assert (by_name["nbit:4"].ci_low, by_name["nbit:4"].ci_high) == pytest.approx((-5.0, 7.0))
+    pessimistic = plan(m, max_drop=1.0)
+    assert [c.name for c in pessimistic.choices] == ["nbit:4", "nbit:6", "nbit:4"]
+    assert pessimistic.predicted_drop == pytest.approx(0.75) and pessimistic.estimate == "interval"
+    assert "each the pessimistic end of its paired 95 % interval" in pessimistic.lines()[1]
+    assert any("measured -0.50 [-0.75, -0.25]" in line for line in pessimistic.lines())
+    optimistic = plan(m, max_drop=1.0, estimate="point")  # the old reading takes the "gain"
+    assert [c.name for c in optimistic.choices] == ["nbit:4", "nbit:4", "nbit:4"] and optimistic.predicted_drop == 0.0
+    # With a budget of 0 both of layer 0's low widths are refused, its exact zero at 8 bits kept.
+    assert [c.name for c in plan(m, max_drop=0.0).choices] == ["nbit:4", "nbit:8", "nbit:4"]
+    with pytest.raises(ConfigError, match="measure it on more examples or plan with the point estimate"):
+        plan(fake_map(parts, drops, dict.fromkeys(parts, 1000), half_widths={("head", 8): None}), max_drop=1.0)
+    with pytest.raises(ConfigError, match="estimate must be one of interval, point"):
+        plan(m, max_drop=1.0, estimate="mean")
+
+
+def test_bounded_widths_uniform_rivals_and_tightening() -> None:
+    parts = ["embeddings", "layer 0", "layer 1", "head"]
+    drops = {(p, b): {4: 2.0, 6: 0.2, 8: 0.0}[b] for p in parts for b in BITS}
+    halves = {(p, b): {4: 3.0, 6: 0.5, 8: 0.3}[b] for p in parts for b in BITS}
+    halves[("layer 1", 6)] = 1.5  # the most uncertain 6-bit cell
+    drops[("embeddings", 6)], halves[("embeddings", 6)] = 0.0, 0.3  # as safe as 8 bits for the biggest part
+    m = fake_map(parts, drops, {"embeddings": 40_000, "layer 0": 10_000, "layer 1": 10_000, "head": 1000},
+                 half_widths=halves)
+    eight = uniform(m, 8)
+    assert [c.name for c in eight.choices] == ["nbit:8"] * 4 and eight.predicted_drop == pytest.approx(4 * 0.3)
+    assert eight.predicted_bytes == m.body["artifact_bytes"] - sum(4 * v for v in (40_000, 10_000, 10_000, 1000)) + sum(
+        c.bytes for c in eight.choices)
+    # Smaller than uniform 8-bit at no more predicted drop: nothing in float, nothing at 4 bits here.
+    smaller = plan(m, max_drop=eight.predicted_drop, max_bits=8)
+    assert FLOAT not in [c.name for c in smaller.choices]
+    assert smaller.predicted_bytes < eight.predicted_bytes and smaller.predicted_drop <= eight.predicted_drop + 1e-9
+    assert [c.name for c in smaller.choices] == ["nbit:6", "nbit:8", "nbit:8", "nbit:8"]
+    assert "at most 8 bits (no float)" in smaller.lines()[2]
+    no_four = plan(m, max_drop=100.0, min_bits=6)
+    assert all(c.name != "nbit:4" for c in no_four.choices) and "at least 6 bits" in no_four.lines()[2]
+    # Tightening: the chosen part with the widest interval goes one width up, then the plan is made again.
+    six = plan(m, target_bytes=uniform(m, 6).predicted_bytes, min_bits=6)
+    assert [c.name for c in six.choices] == ["nbit:6"] * 4
+    assert tighten(six) == ("layer 1", 8)
+    raised = plan(m, target_bytes=six.predicted_bytes + 3000, min_bits=6, floors={"layer 1": 8})
+    assert raised.choices[2].name == "nbit:8" and "layer 1 at least 8 bits" in raised.lines()[2]
+    assert tighten(plan(m, max_drop=100.0, min_bits=8, max_bits=8)) is None  # nowhere to go
+    assert tighten(plan(m, max_drop=0.0)) is None  # everything float already
+    with pytest.raises(ConfigError, match="no measured choice for embeddings between 5 and 4 bits|above the most bits"):
+        plan(m, max_drop=1.0, min_bits=5, max_bits=4)
+    with pytest.raises(ConfigError, match="no part named layer 9"):
+        plan(m, max_drop=1.0, floors={"layer 9": 8})
+    with pytest.raises(ConfigError, match=r"the least predicted drop with these widths is 1\.20"):
+        plan(m, max_drop=0.5, max_bits=8)
+    with pytest.raises(ConfigError, match="has no nbit:5 cell for embeddings"):
+        uniform(m, 5)
 
 
 def test_budgets_that_cannot_be_met_or_maps_that_cannot_be_used_are_refused_clearly() -> None:
@@ -233,3 +317,32 @@ def test_cli_appends_to_a_given_recipe_and_refuses_a_missing_map(mapped: tuple[P
     assert main(["mixed-precision", "--sensitivity", "999", "--max-drop", "1", "-o", str(tmp_path / "x.yaml"),
                  "--db", str(db)]) == 2
     assert "No sensitivity map 999" in capsys.readouterr().err
+
+
+def test_cli_plans_against_a_uniform_rival_with_bounded_widths_and_the_estimate_asked_for(
+        mapped: tuple[Path, int, int], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from core.store import open_store, sensitivity_map
+
+    db, _variant, map_id = mapped
+    with open_store(db) as store:
+        m = sensitivity_map(store, map_id)
+    for estimate in ("interval", "point"):
+        out = tmp_path / f"{estimate}.yaml"
+        assert main(["mixed-precision", "--sensitivity", str(map_id), "--drop-of-uniform", "8", "--max-bits", "8",
+                     "--estimate", estimate, "-o", str(out), "--db", str(db)]) == 0
+        printed = capsys.readouterr().out
+        rival = uniform(m, 8, estimate=estimate)
+        assert f"uniform 8-bit as the map predicts it: {rival.predicted_bytes / 1e6:.2f} MB" in printed
+        words = "pessimistic end of its paired 95 % interval" if estimate == "interval" else "the measured change"
+        assert words in printed and "at most 8 bits (no float)" in printed
+        config = load_recipe(out).chain[-1].config
+        assert 0 not in config["layer_bits"] and config["embedding_bits"] and config["head_bits"]  # nothing in float
+        expected = plan(m, max_drop=rival.predicted_drop, max_bits=8, estimate=estimate)
+        assert config == expected.step_config(config) and expected.predicted_bytes <= rival.predicted_bytes
+    assert main(["mixed-precision", "--sensitivity", str(map_id), "--size-of-uniform", "4", "--min-bits", "4",
+                 "-o", str(tmp_path / "b.yaml"), "--db", str(db)]) == 0
+    config = load_recipe(tmp_path / "b.yaml").chain[-1].config
+    assert min(b for b in config["layer_bits"]) >= 4 and config["embedding_bits"] >= 4
+    assert main(["mixed-precision", "--sensitivity", str(map_id), "--size-of-uniform", "6", "-o",
+                 str(tmp_path / "c.yaml"), "--db", str(db)]) == 2
+    assert "has no nbit:6 cell" in capsys.readouterr().err

@@ -94,9 +94,22 @@ def test_mixed_precision_from_the_heatmap_is_one_undoable_chain_edit(window, qtb
     dialog = window.open_sensitivity(_row(db, variant))
     view = dialog.view
     view.objective_combo.setCurrentIndex(view.objective_combo.findData("max_drop"))
+    # The default reads each cell at the low end of its interval (every cell here is +-3 points wide).
+    assert view.estimate_combo.currentData() == "interval"
+    view.budget_spin.setValue(6.5)
+    assert [c.name for c in view.plan.choices] == ["nbit:4", "float", "float", "nbit:4"]
+    assert view.plan.predicted_drop == pytest.approx(6.0)
+    assert "pessimistic end of its paired 95 % interval" in view.plan_label.text()
+    # Widths come from the map; nothing wider than 8 bits cannot fit 6.5 points at 3 per part.
+    assert [view.max_bits_combo.itemText(i) for i in range(view.max_bits_combo.count())] == ["float", "4 bits", "8 bits"]
+    view.max_bits_combo.setCurrentIndex(view.max_bits_combo.findData(8))
+    assert view.plan is None and "the least predicted drop with these widths is 12.00" in view.plan_label.text()
+    view.max_bits_combo.setCurrentIndex(0)
+    view.estimate_combo.setCurrentIndex(view.estimate_combo.findData("point"))  # the measured changes themselves
     view.budget_spin.setValue(2.5)
     assert view.plan is not None and view.add_button.isEnabled()
     assert "smallest predicted artifact within a drop of 2.5 points" in view.plan_label.text()
+    assert "the measured change, gains read as 0" in view.plan_label.text()
     assert [c.name for c in view.plan.choices] == ["nbit:4", "nbit:8", "nbit:4", "nbit:4"]
     before = len(window.document.recipe.chain)
     qtbot.mouseClick(view.add_button, Qt.MouseButton.LeftButton)
