@@ -325,9 +325,12 @@ def _exhaustive(opts: dict[str, list[Choice]], parts: list[str], fixed: int, tar
 
 def _greedy(opts: dict[str, list[Choice]], parts: list[str], fixed: int, target_bytes: int | None,
             max_drop: float | None) -> list[int] | None:
-    picks = [0] * len(parts)  # every part in float
-    size = fixed + sum(opts[p][0].bytes for p in parts)
-    drop = 0.0
+    # Start from every part at its widest allowed choice (float unless the widths are bounded).
+    picks = [max(range(len(opts[p])), key=lambda i, p=p: (opts[p][i].rank, -opts[p][i].drop)) for p in parts]
+    size = fixed + sum(opts[p][i].bytes for p, i in zip(parts, picks, strict=True))
+    drop = sum(opts[p][i].drop for p, i in zip(parts, picks, strict=True))
+    if max_drop is not None and drop > max_drop + 1e-9:
+        return None
     while True:
         if target_bytes is not None and size <= target_bytes:
             return picks

@@ -111,6 +111,11 @@ def test_greedy_search_stays_within_budget_and_near_the_optimum(seed: int) -> No
         assert greedy.method == "greedy" and greedy.predicted_drop <= budget + 1e-9
         assert greedy.predicted_bytes >= exact.predicted_bytes  # never better than the optimum...
         assert greedy.predicted_bytes <= exact.predicted_bytes * 1.6  # ...and not far off on these maps
+    for budget in (2.0, 6.0):  # bounded widths: greedy starts from the widest allowed choice, not float
+        bounded = plan(m, max_drop=budget + 3 * 6, max_bits=8, exhaustive_limit=0)
+        exact = plan(m, max_drop=budget + 3 * 6, max_bits=8)
+        assert FLOAT not in [c.name for c in bounded.choices] and bounded.predicted_drop <= budget + 18 + 1e-9
+        assert exact.predicted_bytes <= bounded.predicted_bytes <= exact.predicted_bytes * 1.6
     target = int(m.body["artifact_bytes"] * 0.45)
     greedy = plan(m, target_bytes=target, exhaustive_limit=0)
     assert greedy.predicted_bytes <= target and greedy.predicted_drop >= plan(m, target_bytes=target).predicted_drop - 1e-9
