@@ -1,32 +1,37 @@
 """Deployment backends side by side (issue 15), through the engine: torch, ONNX Runtime, OpenVINO.
 
-Two recipes run through the runner (benchmarks/study.py) into one results database, sharing their
+Three recipes run through the runner (benchmarks/study.py) into one results database, sharing their
 fine-tuned prefix through the cache, every variant measured with ``measure.backends: [torch,
 onnxruntime, openvino]`` (exported, round-trip checked, timed side by side per variant):
 
     packaged MiniLM-L6 -> finetune (the step's defaults, a step budget of --max-steps) -> quantize.dynamic_int8
     packaged MiniLM-L6 -> finetune (cached)                                             -> quantize.static_int8 (openvino, NNCF)
+    packaged MiniLM-L6 -> finetune (cached) -> distill (3 layers) -> vocab.reduce -> quantize.static_int8 (openvino)
+                                                       with the recipe's accuracy budget {metric_drop: 1.0}
 
 Then every model is loaded from its saved file and timed in the same interleaved rounds, with the same
-threads and inputs, at batch 8 x 128 and 1 x 128 (core.backends.timing):
+threads and input shapes, at batch 8 x 128 and 1 x 128 (core.backends.timing):
 
 - torch fp32: the fine-tuned variant's artifact;             torch dynamic int8: the int8 variant's artifact
 - OpenVINO fp32: the fine-tuned variant's export kept by the run (its round trip is in the JSON)
 - OpenVINO NNCF static int8: the static int8 variant's artifact (its deployable file)
+- the chain (issue 15's second target): the last variant of the third recipe, its deployable file
 - ONNX Runtime dynamic int8: the engine has no step for it; made here with ONNX Runtime's own
   ``quantize_dynamic`` from the run's ONNX export of the fine-tuned variant
 - hand-written NNCF + OpenVINO static int8 of the same fp32 model, as NNCF's guide writes it
   (convert_model, nncf.quantize with model_type=TRANSFORMER and its defaults, save_model), the
   issue's yardstick.
 
-Accuracy: on the whole SST-2 dev set (872 sentences) by running each file, with 95 % bootstrap
-intervals; speed ratios vs torch fp32 are per-round paired medians with 95 % bootstrap intervals.
-Other jobs may share the machine: the 1-minute load average is recorded before and after each phase.
+Accuracy: on the SST-2 dev set (all 872 sentences, or a seeded --eval-limit subset) by running each
+file, with 95 % bootstrap intervals; speed ratios are per-round paired medians with 95 % bootstrap
+intervals. Size: the bytes of the folder a user ships (model file(s), tokenizer, config). Other jobs
+may share the machine: the 1-minute load average is recorded before and after each phase. The
+Markdown is rendered by benchmarks/report.py (the same section as in RESULTS.md).
 
-    python benchmarks/bench_backends.py                    # ~15 min on 2 quiet cores
+    python benchmarks/bench_backends.py                    # ~30 min on 2 quiet cores
     python benchmarks/bench_backends.py --quick            # smoke run: small budget and few rounds
 
-Writes benchmarks/results/bench_backends.json and .md (--out FOLDER; --quick: results/quick/).
+Writes bench_backends.json and .md into --out (default benchmarks/results; --quick: results/quick/).
 """
 
 from __future__ import annotations
@@ -67,6 +72,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--db", type=Path, default=None, help="keep the results database here (default: a temporary one)")
     p.add_argument("--reuse", action="store_true", help="keep --db and reuse its variants with the same cache key")
     p.add_argument("--out", type=Path, default=None, help="output folder (default benchmarks/results)")
+    p.add_argument("--no-chain", action="store_true", help="skip the distil -> vocab -> static int8 chain (target 2)")
+    p.add_argument("--student-layers", type=int, default=3, help="the chain's distilled student depth")
+    p.add_argument("--distill-train-size", type=int, default=8000, help="training sentences the distillation sees")
+    p.add_argument("--distill-max-length", type=int, default=64, help="tokens per sentence while distilling")
+    p.add_argument("--stage1-epochs", type=float, default=1.0, help="distill: intermediate-layer epochs")
+    p.add_argument("--stage2-epochs", type=float, default=1.0, help="distill: prediction-layer epochs")
+    p.add_argument("--distill-lr", type=float, default=1e-4, help="distill: learning rate of both stages")
+    p.add_argument("--keep-percent", type=float, default=25.0, help="vocab: share of the vocabulary kept")
+    p.add_argument("--budget-points", type=float, default=1.0, help="the chain recipe's budget: metric_drop")
     args = p.parse_args(argv)
     if args.quick:
         args.max_steps = min(args.max_steps, 20)
@@ -74,23 +88,44 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.warmup = min(args.warmup, 1)
         args.calibration_size = min(args.calibration_size, 32)
         args.eval_limit = args.eval_limit or 64
+        args.distill_train_size = min(args.distill_train_size, 64)
+        args.stage1_epochs = min(args.stage1_epochs, 1.0)
+        args.stage2_epochs = min(args.stage2_epochs, 1.0)
     if args.out is None:
         args.out = ROOT / "benchmarks" / "results" / ("quick" if args.quick else "")
     return args
 
 
-def recipe(args: argparse.Namespace, last: dict[str, Any]) -> dict[str, Any]:
-    return {
+def recipe(args: argparse.Namespace, *after: dict[str, Any], budget: dict[str, float] | None = None) -> dict[str, Any]:
+    """A recipe of this study: the shared fine-tuning, then ``after``; the measure settings are the
+    same for all (they are part of the cache key, so the fine-tuned prefix is computed once)."""
+    out = {
         "format": 1,
-        "name": f"bench_backends: finetune -> {last['step']}",
+        "name": "bench_backends: finetune -> " + " -> ".join(step["step"] for step in after),
         "model": "all-MiniLM-L6-v2",
         "task": "sst2",
         "seed": 0,
         "measure": {"eval_limit": args.eval_limit, "eval_batch_size": 32, "max_length": 128,
                     "latency_batch_size": 8, "latency_seq_len": 128, "latency_warmup": args.warmup,
                     "latency_repeats": args.rounds, "threads": args.threads, "backends": BACKENDS},
-        "chain": [{"step": "finetune", "config": {"max_steps": args.max_steps}}, last],
+        "chain": [{"step": "finetune", "config": {"max_steps": args.max_steps}}, *after],
     }
+    if budget is not None:
+        out["budget"] = budget
+    return out
+
+
+def chain_steps(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Issue 15's second target as a user's chain: distil to a few layers, shrink the vocabulary,
+    then static int8 on OpenVINO (the fastest backend of the first target)."""
+    return [
+        {"step": "distill", "config": {"student": "teacher_layers", "student_layers": args.student_layers,
+                                       "train_size": args.distill_train_size, "max_length": args.distill_max_length,
+                                       "intermediate_epochs": args.stage1_epochs, "prediction_epochs": args.stage2_epochs,
+                                       "intermediate_lr": args.distill_lr, "lr": args.distill_lr}},
+        {"step": "vocab.reduce", "config": {"keep_percent": args.keep_percent}},
+        {"step": "quantize.static_int8", "config": {"backend": "openvino", "calibration_size": args.calibration_size}},
+    ]
 
 
 def ort_dynamic_int8(onnx_file: Path, out: Path) -> Path:
@@ -140,9 +175,12 @@ def hand_written_nncf(fp32_folder: Path, task: Any, out: Path, size: int, seed: 
 
 
 def file_bytes(path: Path) -> int:
-    """The model file(s) a user ships: model.onnx, or model.xml + model.bin."""
+    """The model file(s) alone: model.onnx, or model.xml + model.bin."""
     files = [path] + ([path.with_suffix(".bin")] if path.suffix == ".xml" else [])
     return sum(f.stat().st_size for f in files)
+
+
+ROLES = ("fp32", "engine int8", "chain", "hand-written", "other")  # what each contender stands for in the targets
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,15 +189,18 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from transformers import AutoConfig, AutoTokenizer
 
+    from benchmarks.report import section_markdown
+    from core.backends.artifact import folder_bytes  # what a user ships: model file(s), tokenizer, config
     from core.backends.packages import versions
     from core.backends.session import SessionModel, TorchSession, open_session
     from core.backends.timing import TimedSession, paired_ratio, time_sessions
     from core.measure import verdicts
     from core.measure.evaluation import evaluate
     from core.steps import load_state
+    from core.store.rows import OVER_BUDGET
     from core.tasks.base import get_task
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     loads: dict[str, Any] = {"start": load()}
     task = get_task("sst2")
     tmp = tempfile.TemporaryDirectory()
@@ -170,6 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     static = study.run("openvino int8", recipe(args, {"step": "quantize.static_int8", "config": {
         "backend": "openvino", "calibration_size": args.calibration_size}}))
     loads["after openvino int8 recipe"] = load()
+    chain = None
+    if not args.no_chain:
+        chain = study.run("chain", recipe(args, *chain_steps(args), budget={"metric_drop": args.budget_points}))
+        loads["after chain recipe"] = load()
     tuned_row, dyn_row = dynamic.rows[1], dynamic.rows[2]
     static_row = static.rows[2]
     tuned = Path(tuned_row.artifact_path or "")
@@ -193,35 +238,56 @@ def main(argv: list[str] | None = None) -> int:
     config = AutoConfig.from_pretrained(str(tuned))
     contenders: list[dict[str, Any]] = []
 
-    def add(name: str, backend: str, session: Any, model: Any, nbytes: int, made_by: str, row: Any = None) -> None:
-        contenders.append({"name": name, "backend": backend, "session": session, "model": model, "bytes": nbytes,
-                           "made_by": made_by, "row": row})
+    def add(name: str, role: str, backend: str, session: Any, model: Any, folder: Path, model_file: Path | None,
+            made_by: str, row: Any = None, tok: Any = None) -> None:
+        contenders.append({"name": name, "role": role, "backend": backend, "session": session, "model": model,
+                           "bytes": folder_bytes(folder),
+                           "model_bytes": None if model_file is None else file_bytes(model_file),
+                           "made_by": made_by, "row": row, "tokenizer": tok or tokenizer})
 
     fp32 = load_state(tuned)
-    add("torch fp32", "torch", TorchSession(fp32.model, "classification", threads=threads), fp32.model,
-        int(tuned_row.size_mb * MB), "engine: finetune", tuned_row)
-    int8 = load_state(Path(dyn_row.artifact_path or ""))
-    add("torch dynamic int8", "torch", TorchSession(int8.model, "classification", threads=threads), int8.model,
-        int(dyn_row.size_mb * MB), "engine: quantize.dynamic_int8", dyn_row)
+    add("torch fp32", "fp32", "torch", TorchSession(fp32.model, "classification", threads=threads), fp32.model,
+        tuned, tuned / "model.safetensors", "engine: finetune", tuned_row)
+    int8_folder = Path(dyn_row.artifact_path or "")
+    int8 = load_state(int8_folder)
+    add("torch dynamic int8", "engine int8", "torch", TorchSession(int8.model, "classification", threads=threads),
+        int8.model, int8_folder, None, "engine: quantize.dynamic_int8", dyn_row)
     ort = open_session(ort_int8, "onnxruntime", "classification", threads=threads)
-    add("ONNX Runtime dynamic int8", "onnxruntime", ort, SessionModel(ort, config), file_bytes(ort_int8),
+    add("ONNX Runtime dynamic int8", "other", "onnxruntime", ort, SessionModel(ort, config), ort_int8.parent, ort_int8,
         "here: onnxruntime.quantization.quantize_dynamic of the run's export")
     ov_fp32 = open_session(exports / "openvino" / "model.xml", "openvino", "classification", threads=threads)
-    add("OpenVINO fp32", "openvino", ov_fp32, SessionModel(ov_fp32, config),
-        file_bytes(exports / "openvino" / "model.xml"), "engine: measure.backends export of the fine-tuned variant")
-    static_state = load_state(Path(static_row.artifact_path or ""), threads=threads)
-    add("OpenVINO NNCF static int8", "openvino", static_state.model.session, static_state.model,
-        file_bytes(Path(static_row.artifact_path or "") / "model.xml"), "engine: quantize.static_int8 (openvino)",
-        static_row)
+    add("OpenVINO fp32", "other", "openvino", ov_fp32, SessionModel(ov_fp32, config), exports / "openvino",
+        exports / "openvino" / "model.xml", "engine: measure.backends export of the fine-tuned variant")
+    static_folder = Path(static_row.artifact_path or "")
+    static_state = load_state(static_folder, threads=threads)
+    add("OpenVINO NNCF static int8", "engine int8", "openvino", static_state.model.session, static_state.model,
+        static_folder, static_folder / "model.xml", "engine: quantize.static_int8 (openvino)", static_row)
+    chain_info: dict[str, Any] | None = None
+    if chain is not None:
+        last = chain.rows[-1]
+        over = [{"label": r.label, "text": f["text"]} for r in chain.rows for f in r.flags if f["code"] == OVER_BUDGET]
+        finished = last.step_id == "quantize.static_int8"
+        chain_info = {"recipe": chain.recipe.to_dict(), "budget": {"metric_drop": args.budget_points},
+                      "reached_the_end": finished, "over_budget": over, "shipped": last.label if finished else None,
+                      "rows": [r.to_dict() for r in chain.rows]}
+        if finished:
+            chain_folder = Path(last.artifact_path or "")
+            chain_state = load_state(chain_folder, threads=threads)
+            steps = " -> ".join(s["step"] for s in chain_steps(args))
+            add(f"chain: {args.student_layers} layers, vocab {args.keep_percent:g} %, OpenVINO int8", "chain", "openvino",
+                chain_state.model.session, chain_state.model, chain_folder, chain_folder / "model.xml",
+                f"engine: finetune -> {steps}", last, chain_state.tokenizer)
+        else:
+            log(f"the chain stopped at {last.label}: {over or 'no budget flag'}; nothing after it was made")
     if hand is not None:
         hw = open_session(hand, "openvino", "classification", threads=threads, precision="default")
-        add("hand-written NNCF + OpenVINO int8", "openvino", hw, SessionModel(hw, config), file_bytes(hand),
-            "here: NNCF's guide, OpenVINO defaults")
+        add("hand-written NNCF + OpenVINO int8", "hand-written", "openvino", hw, SessionModel(hw, config), hand.parent,
+            hand, "here: NNCF's guide, OpenVINO defaults")
 
     log("accuracy of every file on the dev set")
     evaluations = {}
     for c in contenders:
-        ev = evaluate(c["model"], tokenizer, task, "dev", batch_size=32, max_length=128, limit=args.eval_limit,
+        ev = evaluate(c["model"], c["tokenizer"], task, "dev", batch_size=32, max_length=128, limit=args.eval_limit,
                       sample_seed=0, threads=threads)
         ci = verdicts.intervals(task, ev.predictions, ev.references, seed=0)["accuracy"]
         evaluations[c["name"]] = ev
@@ -239,20 +305,20 @@ def main(argv: list[str] | None = None) -> int:
     for batch in (8, 1):
         log(f"timing every file side by side at batch {batch} x 128, {threads} threads, {args.rounds} rounds")
         loads[f"before timing b{batch}"] = load()
-        results = time_sessions([TimedSession(c["name"], c["session"], tokenizer) for c in contenders],
+        results = time_sessions([TimedSession(c["name"], c["session"], c["tokenizer"]) for c in contenders],
                                 batch_size=batch, seq_len=128, threads=threads, rounds=args.rounds,
                                 warmup=args.warmup, seed=0)
         loads[f"after timing b{batch}"] = load()
-        base = results[0]
+        by_name = {r.name: r for r in results}
+        base, yardstick = by_name["torch fp32"], by_name.get("hand-written NNCF + OpenVINO int8")
         timings[f"b{batch}"] = {r.name: {**{k: getattr(r, k) for k in ("p50_ms", "p25_ms", "p75_ms", "p90_ms",
                                                                           "min_ms", "max_ms")},
                                          "speedup_vs_torch_fp32": paired_ratio(base, r),
+                                         **({"speedup_vs_hand_written": paired_ratio(yardstick, r)} if yardstick else {}),
                                          "settings": r.settings, "times_ms": [round(t, 3) for t in r.times_ms]}
                                 for r in results}
-        if hand is not None:
-            for r in results:
-                timings[f"b{batch}"][r.name]["speedup_vs_hand_written"] = paired_ratio(results[-1], r)
 
+    recipes = [dynamic, static] + ([chain] if chain is not None else [])
     report = {
         "benchmark": "bench_backends",
         "quick": args.quick,
@@ -260,90 +326,34 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {"threads": threads, "rounds": args.rounds, "warmup": args.warmup, "seq_len": 128,
                      "batches": [8, 1], "finetune_max_steps": args.max_steps,
                      "calibration_size": args.calibration_size, "eval_limit": args.eval_limit,
-                     "recipes": [dynamic.recipe.to_dict(), static.recipe.to_dict()]},
-        "contenders": [{k: v for k, v in c.items() if k not in ("session", "model", "row")} for c in contenders],
+                     "recipes": [r.recipe.to_dict() for r in recipes],
+                     "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "nice": os.nice(0)},
+        "contenders": [{k: v for k, v in c.items() if k not in ("session", "model", "row", "tokenizer")}
+                       for c in contenders],
         "timings": timings,
-        "engine_rows": [r.to_dict() for r in (*dynamic.rows, static_row)],
+        "chain": chain_info,
+        "engine_rows": [r.to_dict() for r in (*dynamic.rows, static_row, *(chain.rows[2:] if chain else []))],
         "engine_variant_info": {"finetune": study.step_info(tuned_row).get("backends")},
         "build_seconds": build_s,
         "prefix_cached": static.rows[1].cached,  # the second recipe's fine-tuning came from the first's
         "load_average_1m": loads,
         "study": study.summary(),
-        "machine": environment(),
+        "environment": environment(),
         "versions": versions(),
         "torch_threads": torch.get_num_threads(),
         "seconds": round(time.perf_counter() - started, 1),
+        "cpu_seconds": round(time.process_time() - cpu_started, 1),
     }
     for info in (report["engine_variant_info"]["finetune"] or {}).values():
         (info.get("latency") or {}).pop("times_ms", None)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    name = "bench_backends_quick" if args.quick else "bench_backends"
-    (out / f"{name}.json").write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
-    text = markdown(report)
-    (out / f"{name}.md").write_text(text, encoding="utf-8")
+    (out / "bench_backends.json").write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    text = section_markdown("backends", report)
+    (out / "bench_backends.md").write_text(text, encoding="utf-8")
     print(text)
     tmp.cleanup()
     return 0
-
-
-def _ci(d: dict[str, float], fmt: str = ".2f", suffix: str = "") -> str:
-    return f"{d['value'] if 'value' in d else d['ratio']:{fmt}}{suffix} [{d['low']:{fmt}}, {d['high']:{fmt}}]"
-
-
-def markdown(report: dict[str, Any]) -> str:
-    s = report["settings"]
-    lines = [
-        "# Deployment backends side by side (packaged MiniLM-L6 fine-tuned on SST-2)",
-        "",
-        f"Command: `{report['command'].strip()}`" + ("  **--quick: checks the script, not for quoting.**"
-                                                    if report["quick"] else ""),
-        "",
-        f"Fine-tuning: the finetune step's defaults with a budget of {s['finetune_max_steps']} steps, through the "
-        "runner; every model below loaded from its saved file. Accuracy on "
-        f"{report['contenders'][0]['accuracy']['examples']} SST-2 dev sentences by running that file, 95 % bootstrap "
-        f"interval; latency: p50 (p25-p75) over {s['rounds']} interleaved rounds ({s['warmup']} warm-up), "
-        f"{s['threads']} threads, sequence {s['seq_len']}, the same inputs for all; speed-up = per-round paired "
-        "median ratio vs torch fp32 with a 95 % bootstrap interval.",
-        "",
-        "| model | backend | made by | MB | accuracy % [95 % CI] | vs torch fp32 (points) | b8 p50 ms | b8 speed-up "
-        "| b1 p50 ms | b1 speed-up |",
-        "|---|---|---|---:|---|---|---:|---|---:|---|",
-    ]
-    for c in report["contenders"]:
-        b8, b1 = report["timings"]["b8"][c["name"]], report["timings"]["b1"][c["name"]]
-        acc = {k: 100 * c["accuracy"][k] for k in ("value", "low", "high")}
-        lines.append(
-            f"| {c['name']} | {c['backend']} | {c['made_by']} | {c['bytes'] / MB:.1f} | {_ci(acc, '.1f')} | "
-            f"{_ci(c['accuracy_vs_fp32_points'], '+.1f')} | {b8['p50_ms']:.1f} ({b8['p25_ms']:.1f}-{b8['p75_ms']:.1f}) | "
-            f"{_ci(b8['speedup_vs_torch_fp32'], '.2f', 'x')} | {b1['p50_ms']:.1f} ({b1['p25_ms']:.1f}-{b1['p75_ms']:.1f}) "
-            f"| {_ci(b1['speedup_vs_torch_fp32'], '.2f', 'x')} |")
-    ours = next((c for c in report["contenders"] if c["name"] == "OpenVINO NNCF static int8"), None)
-    if ours and "speedup_vs_hand_written" in report["timings"]["b8"][ours["name"]]:
-        lines += ["", "## The workbench's OpenVINO int8 vs the hand-written NNCF + OpenVINO int8", ""]
-        for b in ("b8", "b1"):
-            r = report["timings"][b][ours["name"]]["speedup_vs_hand_written"]
-            lines.append(f"- {b}: {r['ratio']:.2f}x [{r['low']:.2f}, {r['high']:.2f}] (> 1: the workbench's is faster)")
-    lines += ["", "## The engine's own rows (measure.backends: each variant timed on every backend in its own "
-              "interleaved rounds)", "", "| variant | accuracy % | MB | torch p50 ms | onnxruntime p50 ms | openvino p50 ms "
-              "| fastest | flags |", "|---|---|---:|---|---|---|---|---|"]
-    for r in report["engine_rows"]:
-        cells = []
-        for b in BACKENDS:
-            v = r["backend_latency"].get(b)
-            cells.append(f"{v[0]:.1f} [{v[1]:.1f}, {v[2]:.1f}]" if v else "not timed")
-        acc = "" if r["metric"] is None else f"{100 * r['metric']:.1f} [{100 * r['metric_ci_low']:.1f}, {100 * r['metric_ci_high']:.1f}]"
-        flags = "; ".join(f["code"] for f in r["flags"])
-        lines.append(f"| {r['label']} | {acc} | {r['size_mb']:.1f} | {' | '.join(cells)} | {r['fastest_backend'] or ''} "
-                     f"| {flags} |")
-    m = report["machine"]
-    lines += ["", f"Machine: {m.get('cpu_model', '?')}, {m.get('cores', '?')} cores; versions: "
-              + ", ".join(f"{k} {v}" for k, v in report["versions"].items()),
-              "", "Load average (1 min) while it ran, other jobs sharing the 2 cores: "
-              + ", ".join(f"{k} {v}" for k, v in report["load_average_1m"].items()),
-              "", f"Total {report['seconds'] / 60:.1f} min (building outside the engine: "
-              + ", ".join(f"{k} {v} s" for k, v in report["build_seconds"].items()) + ")."]
-    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

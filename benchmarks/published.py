@@ -2,7 +2,7 @@
 
 They appear only in columns and tables labelled "published" or "target"; nothing here is ever
 mixed into a measured column. Sources: /work/shared/DESIGN.md, issue 4 (the TinyBERT study),
-issue 5 (the SQuAD system), issues 3, 6 and 7 (engine, cache and GUI targets), issue 14 (fine-tuning that
+issue 5 (the SQuAD system), issue 15 (deployment backends), issues 3, 6 and 7 (engine, cache and GUI targets), issue 14 (fine-tuning that
 learns) and issue 20 (teachers, augmentation, sharing and sketching).
 """
 
@@ -33,6 +33,12 @@ TARGETS = {
 FINETUNE_TARGETS: dict[str, tuple[float | None, float]] = {
     "sst2": (0.87, 10.0), "stsb": (0.82, 15.0), "cola": (0.30, 15.0), "rte": (0.60, 15.0), "pairs": (None, 15.0),
 }
+# Issue 15: deployment backends. Target 1: the workbench's fastest int8 variant no slower than a hand-written
+# NNCF + OpenVINO static int8 of the same fp32 model (speed ratio >= 1), within 1 point of fp32 accuracy.
+# Target 2: its best chain under a 1-point budget >= 1.5x faster than that hand-written model, <= 0.15x the
+# fp32 model's bytes.
+BACKEND_TARGETS = {"int8_vs_hand_written": 1.0, "int8_metric_drop": 1.0, "chain_vs_hand_written": 1.5,
+                   "chain_bytes_ratio": 0.15, "chain_metric_drop": 1.0}
 # Issue 20: the TinyBERT study's teachers (packaged model, whole bundled training splits) and what the
 # 3-layer student keeps of its teacher, with and without data augmentation.
 TEACHER_TARGETS: dict[str, float] = {"sst2": 0.88, "cola": 0.35, "stsb": 0.85, "rte": 0.62, "qnli": 0.83}

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.published import (
+    BACKEND_TARGETS,
     FINETUNE_TARGETS,
     PUBLISHED_SQUAD,
     PUBLISHED_TINYBERT,
@@ -121,7 +122,8 @@ TITLES = {"tinybert": "TinyBERT study: Tables 1-2, pruning curve, int8 speed-up 
           "sketch-error": "Random sketching: why a sketched model stays at 'no answer' (error against theory)",
           "eval": "Engine throughput vs a plain loop", "cache": "Prefix cache speed-up",
           "queries": "Store queries with 10,000 variants", "gui": "GUI start-up, stall and chart redraw",
-          "finetune": "Fine-tuning the packaged model with the shipped defaults (issue 14 targets)"}
+          "finetune": "Fine-tuning the packaged model with the shipped defaults (issue 14 targets)",
+          "backends": "Deployment backends: torch, ONNX Runtime, OpenVINO side by side (issue 15 targets)"}
 
 
 def render(results: Path, manifest: dict[str, Any]) -> str:
@@ -839,10 +841,167 @@ def _finetune(r: Report, d: dict[str, Any]) -> None:
           "measured on an idle machine.", "")
 
 
+MB = 1e6
+BACKENDS_AREA = "Deployment backends (issue 15)"
+_ROLE_BY_NAME = {"torch fp32": "fp32", "torch dynamic int8": "engine int8", "OpenVINO NNCF static int8": "engine int8",
+                 "hand-written NNCF + OpenVINO int8": "hand-written"}  # files written before contenders had a role
+
+
+def _role(c: dict[str, Any]) -> str:
+    return c.get("role") or _ROLE_BY_NAME.get(c["name"], "other")
+
+
+def _ratio(d: dict[str, float], fmt: str = ".2f", suffix: str = "x") -> str:
+    value = d["ratio"] if "ratio" in d else d["value"]
+    return f"{value:{fmt}}{suffix} [{d['low']:{fmt}}, {d['high']:{fmt}}]"
+
+
+def interval_verdict(value: float, low: float, high: float, target: float, *, at_most: bool = False) -> str:
+    """met / not met from the point estimate, saying when the 95 % interval reaches across the target."""
+    ok = value <= target if at_most else value >= target
+    across = (high > target) if at_most else (low < target)
+    reaches = (low <= target) if at_most else (high >= target)
+    if ok:
+        return "met" + (f" (point estimate; the interval reaches {'above' if at_most else 'below'})" if across else "")
+    return "**not met**" + (" (the interval reaches the target)" if reaches else "")
+
+
+def backend_verdicts(d: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """Issue 15's targets as (area, target, ours, verdict), computed from the recorded values."""
+    t = BACKEND_TARGETS
+    by_role: dict[str, list[dict[str, Any]]] = {}
+    for c in d["contenders"]:
+        by_role.setdefault(_role(c), []).append(c)
+    fp32 = by_role["fp32"][0]
+    hand = (by_role.get("hand-written") or [None])[0]
+    out: list[tuple[str, str, str, str]] = []
+    engine_int8 = by_role.get("engine int8", [])
+    for b in ("b8", "b1"):
+        label = f"fastest int8 variant no slower than a hand-written NNCF + OpenVINO int8, batch {b[1:]} x 128"
+        timed = d["timings"][b]
+        if hand is None or not engine_int8:
+            out.append((BACKENDS_AREA, label, "no hand-written reference timed" if hand is None else "no int8 variant",
+                        "n/a"))
+            continue
+        best = min(engine_int8, key=lambda c: timed[c["name"]]["p50_ms"])
+        r = timed[best["name"]]["speedup_vs_hand_written"]
+        out.append((BACKENDS_AREA, label, f"{_ratio(r)} ({best['name']})",
+                    interval_verdict(r["ratio"], r["low"], r["high"], t["int8_vs_hand_written"])))
+    if engine_int8:
+        best = min(engine_int8, key=lambda c: d["timings"]["b8"][c["name"]]["p50_ms"])
+        a = best["accuracy_vs_fp32_points"]
+        out.append((BACKENDS_AREA, f"that int8 variant within {t['int8_metric_drop']:g} point of the fp32 accuracy",
+                    f"{_ratio(a, '+.1f', '')} points ({best['name']})",
+                    interval_verdict(-a["value"], -a["high"], -a["low"], t["int8_metric_drop"], at_most=True)))
+    chain = d.get("chain")
+    ours = (by_role.get("chain") or [None])[0]
+    name = "best chain under a 1-point budget"
+    if chain is None:
+        out.append((BACKENDS_AREA, f"{name} (target 2)", "not run (--no-chain)", "n/a"))
+        return out
+    if ours is None:
+        why = "; ".join(f"{o['label']}: {o['text']}" for o in chain.get("over_budget") or []) or "stopped early"
+        out.append((BACKENDS_AREA, f"{name} (target 2)", f"no file: the chain did not reach its end ({why})",
+                    "**not met**"))
+        return out
+    for b in ("b8", "b1"):
+        label = f"{name} >= {t['chain_vs_hand_written']:g}x faster than the hand-written OpenVINO int8, batch {b[1:]}"
+        if hand is None:
+            out.append((BACKENDS_AREA, label, "no hand-written reference timed", "n/a"))
+            continue
+        r = d["timings"][b][ours["name"]]["speedup_vs_hand_written"]
+        out.append((BACKENDS_AREA, label, _ratio(r),
+                    interval_verdict(r["ratio"], r["low"], r["high"], t["chain_vs_hand_written"])))
+    ratio = ours["bytes"] / fp32["bytes"]
+    out.append((BACKENDS_AREA, f"{name} <= {t['chain_bytes_ratio']:g}x the fp32 model's bytes",
+                f"{ours['bytes'] / MB:.2f} / {fp32['bytes'] / MB:.2f} MB = {ratio:.3f}x",
+                verdict(ratio, t["chain_bytes_ratio"], at_most=True)))
+    a = ours["accuracy_vs_fp32_points"]
+    engine = "over budget" if chain.get("over_budget") else "within budget"
+    out.append((BACKENDS_AREA, f"{name}: within {t['chain_metric_drop']:g} point of the fp32 accuracy",
+                f"{_ratio(a, '+.1f', '')} points (the engine's budget check: {engine})",
+                interval_verdict(-a["value"], -a["high"], -a["low"], t["chain_metric_drop"], at_most=True)))
+    return out
+
+
+def _backends(r: Report, d: dict[str, Any]) -> None:
+    s = d["settings"]
+    contenders = d["contenders"]
+    examples = contenders[0]["accuracy"]["examples"]
+    if d.get("quick"):
+        r.add("**--quick: a smoke run that checks the script; its figures are not for quoting.**", "")
+    r.add(f"Command: `{d['command'].strip()}`", "",
+          f"Fine-tuning: the finetune step's defaults with a budget of {s['finetune_max_steps']} steps, through the "
+          f"runner; every model below loaded from its saved file. Accuracy on {examples} SST-2 dev sentences"
+          f"{' (a seeded subset)' if s.get('eval_limit') else ''} by running that file, 95 % bootstrap interval; "
+          f"latency: p50 (p25-p75) over {s['rounds']} interleaved rounds ({s['warmup']} warm-up), {s['threads']} "
+          f"threads, sequence {s['seq_len']}, inputs of the same shape for all (seeded ids, the same batch for files "
+          "sharing a tokenizer); speed-up = per-round paired median ratio with a 95 % bootstrap interval. MB = the "
+          "folder a user ships (model file(s), tokenizer, config).", "",
+          "| model | backend | made by | MB | accuracy % [95 % CI] | vs torch fp32 (points) | b8 p50 ms | b8 vs torch "
+          "fp32 | b8 vs hand-written | b1 p50 ms | b1 vs torch fp32 | b1 vs hand-written |",
+          "|---|---|---|---:|---|---|---:|---|---|---:|---|---|")
+    for c in contenders:
+        cells = []
+        for b in ("b8", "b1"):
+            t = d["timings"][b][c["name"]]
+            hand = t.get("speedup_vs_hand_written")
+            cells.append(f"{t['p50_ms']:.1f} ({t['p25_ms']:.1f}-{t['p75_ms']:.1f}) | {_ratio(t['speedup_vs_torch_fp32'])} "
+                         f"| {_ratio(hand) if hand else '—'}")
+        acc = {k: 100 * c["accuracy"][k] for k in ("value", "low", "high")}
+        r.add(f"| {c['name']} | {c['backend']} | {c['made_by']} | {c['bytes'] / MB:.2f} | {_ratio(acc, '.1f', '')} | "
+              f"{_ratio(c['accuracy_vs_fp32_points'], '+.1f', '')} | {' | '.join(cells)} |")
+    chain = d.get("chain")
+    if chain is not None:
+        steps = " -> ".join(f"{st['step']} {json.dumps(st.get('config') or {}, sort_keys=True)}"
+                            for st in chain["recipe"]["chain"])
+        r.add("", "### Target 2's chain, run as a user's recipe", "",
+              f"Recipe `{chain['recipe']['name']}` with `budget: {json.dumps(chain['budget'])}` (the reference is the "
+              f"run's first trained variant, the fine-tuned model): {steps}.", "",
+              "| variant | accuracy % [95 % CI] | change vs parent (points) | MB | flags |", "|---|---|---|---:|---|")
+        for row in chain["rows"]:
+            acc = "—" if row["metric"] is None else (f"{100 * row['metric']:.1f} [{100 * row['metric_ci_low']:.1f}, "
+                                                     f"{100 * row['metric_ci_high']:.1f}]")
+            change = "—" if row["delta_vs_parent"] is None else (
+                f"{100 * row['delta_vs_parent']:+.1f} [{100 * row['delta_ci_low']:+.1f}, {100 * row['delta_ci_high']:+.1f}]")
+            flags = "; ".join(f["code"] for f in row["flags"])
+            r.add(f"| {row['label']}{' (cached)' if row['cached'] else ''} | {acc} | {change} | {row['size_mb']:.2f} | "
+                  f"{flags} |")
+        r.add("", "The budget: " + ("; ".join(f"**{o['label']} over budget**: {o['text']}" for o in chain["over_budget"])
+                                    if chain["over_budget"] else "every variant of the chain within it") + ".")
+    r.add("", "### Targets", "", "| target | ours | verdict |", "|---|---|---|")
+    for area, target, ours, verdict_ in backend_verdicts(d):
+        r.add(f"| {target} | {ours} | {verdict_} |")
+        r.target(area, target, ours, verdict_)
+    r.add("", "### The engine's own rows (measure.backends: each variant timed on every backend in its own "
+          "interleaved rounds)", "", "| variant | accuracy % | MB | torch p50 ms | onnxruntime p50 ms | openvino p50 ms "
+          "| fastest | flags |", "|---|---|---:|---|---|---|---|---|")
+    for row in d["engine_rows"]:
+        cells = []
+        for b in ("torch", "onnxruntime", "openvino"):
+            v = (row.get("backend_latency") or {}).get(b)
+            cells.append(f"{v[0]:.1f} [{v[1]:.1f}, {v[2]:.1f}]" if v else "not timed")
+        acc = "" if row["metric"] is None else (f"{100 * row['metric']:.1f} [{100 * row['metric_ci_low']:.1f}, "
+                                                f"{100 * row['metric_ci_high']:.1f}]")
+        flags = "; ".join(f["code"] for f in row["flags"])
+        r.add(f"| {row['label']} | {acc} | {row['size_mb']:.2f} | {' | '.join(cells)} | {row['fastest_backend'] or ''} "
+              f"| {flags} |")
+    env = d.get("environment") or d.get("machine") or {}
+    cpu = d.get("cpu_seconds")
+    r.add("", f"Machine: {env.get('cpu_model', '?')}, {env.get('cores', '?')} cores; versions: "
+          + ", ".join(f"{k} {v}" for k, v in (d.get("versions") or {}).items()) + ".", "",
+          "Load average (1 min) while it ran, other jobs sharing the 2 cores: "
+          + ", ".join(f"{k} {v}" for k, v in d["load_average_1m"].items()) + ".", "",
+          f"Total {d['seconds'] / 60:.1f} min wall{'' if cpu is None else f', {cpu / 60:.1f} min CPU (this process)'}"
+          f" (building outside the engine: " + ", ".join(f"{k} {v} s" for k, v in d["build_seconds"].items()) + ").",
+          "")
+
+
 SECTIONS: dict[str, Callable[[Report, dict[str, Any]], None]] = {
     "finetune": _finetune,
     "tinybert": _tinybert, "squad": _squad, "squad-share": _squad_share, "squad-sketch": _squad_sketch,
     "sketch-error": _sketch_error, "eval": _eval, "cache": _cache, "queries": _queries, "gui": _gui,
+    "backends": _backends,
 }
 
 

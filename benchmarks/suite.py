@@ -81,6 +81,17 @@ BENCHES: tuple[Bench, ...] = (
         out_flags=lambda d: ["--out", str(d / "bench_finetune")],
     ),
     Bench(
+        "backends", "bench_backends.py", "Deployment backends (issue 15)", ("bench_backends.json", "bench_backends.md"),
+        quick=("--quick",),
+        full=("--max-steps", "120", "--eval-limit", "500"),
+        sizes={"quick": "finetune 20 steps, distillation on 64 sentences, 32 calibration sentences, 64 dev sentences, "
+                        "3 timed rounds (a smoke run)",
+               "full": "finetune 120 steps x 32 sentences; the chain distils to 3 layers on 8,000 sentences at 64 "
+                       "tokens, 1 + 1 epochs; 300 calibration sentences; a seeded 500 of the 872 dev sentences; 20 "
+                       "interleaved timed rounds at batch 8 and 1 x 128"},
+        timeout_s={"quick": 1800, "full": 3 * 3600},
+    ),
+    Bench(
         "tinybert", "bench_tinybert.py", "TinyBERT study", ("tinybert.json", "tinybert.md"),
         quick=("--tasks", "sst2", "--train-size", "500", "--teacher-epochs", "2", "--stage1-epochs", "1",
                "--stage2-epochs", "1", "--eval-limit", "300", "--latency-repeats", "10", "--torchao", "--reduced"),

@@ -159,13 +159,71 @@ def sketch_error() -> dict[str, Any]:
             "wall_s": 385.0, "cpu_s": 44.0}
 
 
+def backends(chain_b8: float = 1.9, chain_mb: float = 9.2, chain_points: float = -0.6,
+             over_budget: bool = False) -> dict[str, Any]:
+    """Shaped like bench_backends.py's JSON (the fields the report reads, names copied from a real run)."""
+    def ratio(value: float) -> dict[str, float]:
+        return {"ratio": value, "low": value * 0.9, "high": value * 1.1}
+
+    def contender(name: str, role: str, backend: str, mb: float, points: float) -> dict[str, Any]:
+        return {"name": name, "role": role, "backend": backend, "bytes": int(mb * 1e6), "model_bytes": int(mb * 1e6) - 700_000,
+                "made_by": "engine: x", "accuracy": {"value": 0.838 + points / 100, "low": 0.806, "high": 0.87,
+                                                     "examples": 500},
+                "accuracy_vs_fp32_points": {"value": points, "low": points - 1.0, "high": min(points + 1.0, 0.0)}}
+
+    hand_b8, hand_b1 = 99.2, 19.1
+    chain_name = "chain: 3 layers, vocab 25 %, OpenVINO int8"
+    # name -> (role, backend, MB, points, speed-up vs hand-written at b8, at b1)
+    rows = {"torch fp32": ("fp32", "torch", 91.58, 0.0, 0.27, 0.28),
+            "torch dynamic int8": ("engine int8", "torch", 23.79, -0.6, 0.53, 0.57),
+            "OpenVINO NNCF static int8": ("engine int8", "openvino", 24.2, -0.4, 1.01, 1.05),
+            chain_name: ("chain", "openvino", chain_mb, chain_points, chain_b8, 1.7),
+            "hand-written NNCF + OpenVINO int8": ("hand-written", "openvino", 24.2, -0.4, 1.0, 1.0)}
+    if over_budget:
+        del rows[chain_name]
+    contenders = [contender(n, role, b, mb, pts) for n, (role, b, mb, pts, _, _) in rows.items()]
+    timings = {b: {n: {"p50_ms": base / v[4 if b == "b8" else 5], "p25_ms": 1.0, "p75_ms": 2.0, "p90_ms": 3.0,
+                       "min_ms": 1.0, "max_ms": 3.0, "speedup_vs_torch_fp32": ratio(1.0 / 0.27),
+                       "speedup_vs_hand_written": ratio(v[4 if b == "b8" else 5]), "settings": {}, "times_ms": [1.0]}
+                   for n, v in rows.items()}
+               for b, base in (("b8", hand_b8), ("b1", hand_b1))}
+
+    def row(label: str, metric: float, mb: float, flags: list[dict[str, str]]) -> dict[str, Any]:
+        return {"label": label, "cached": label in ("baseline", "finetune"), "metric": metric, "metric_ci_low": metric - 0.03,
+                "metric_ci_high": metric + 0.03, "delta_vs_parent": -0.004, "delta_ci_low": -0.01, "delta_ci_high": 0.0,
+                "size_mb": mb, "flags": flags, "backend_latency": {"openvino": [75.9, 72.6, 81.2]},
+                "fastest_backend": "openvino"}
+
+    over = [{"code": "over_budget", "text": "accuracy 80.2 is 3.6 points below the reference"}]
+    chain_rows = [row("baseline", 0.542, 91.58, []), row("finetune", 0.838, 91.58, []),
+                  row("distill", 0.802 if over_budget else 0.834, 70.3, over if over_budget else [])]
+    if not over_budget:
+        chain_rows += [row("vocab", 0.834, 58.1, []), row("quantize.static_int8", 0.832, chain_mb, [])]
+    return {"benchmark": "bench_backends", "quick": False,
+            "command": "python benchmarks/bench_backends.py --max-steps 120 --eval-limit 500",
+            "settings": {"threads": 2, "rounds": 20, "warmup": 3, "seq_len": 128, "batches": [8, 1],
+                         "finetune_max_steps": 120, "calibration_size": 300, "eval_limit": 500, "recipes": []},
+            "contenders": contenders, "timings": timings,
+            "chain": {"recipe": {"name": "bench_backends: finetune -> distill -> vocab -> quantize.static_int8",
+                                 "chain": [{"step": "finetune", "config": {"max_steps": 120}},
+                                           {"step": "distill", "config": {"student_layers": 3}},
+                                           {"step": "vocab", "config": {"keep_percent": 25.0}},
+                                           {"step": "quantize.static_int8", "config": {"backend": "openvino"}}]},
+                      "budget": {"metric_drop": 1.0}, "reached_the_end": not over_budget,
+                      "over_budget": [{"label": "distill", "text": over[0]["text"]}] if over_budget else [],
+                      "shipped": None if over_budget else "quantize.static_int8", "rows": chain_rows},
+            "engine_rows": chain_rows, "build_seconds": {"hand-written nncf": 26.9},
+            "load_average_1m": {"start": 3.7, "after timing b1": 4.2}, "environment": ENV,
+            "versions": {"openvino": "2026.4.1", "nncf": "3.4.0"}, "seconds": 1800.0, "cpu_seconds": 2400.0}
+
+
 def write(folder: Path, **outputs: dict[str, Any]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     names = {"tinybert": "tinybert.json", "squad": "bench_squad.json", "squad_share": "bench_squad_share.json",
              "squad_sketch": "bench_squad_sketch.json", "sketch_error": "sketch_error.json",
              "eval": "eval_speed.json",
              "cache": "bench_cache.json", "queries": "bench_queries.json", "gui": "gui.json",
-             "finetune": "bench_finetune.json"}
+             "finetune": "bench_finetune.json", "backends": "bench_backends.json"}
     for key, data in outputs.items():
         (folder / names[key]).write_text(json.dumps(data), encoding="utf-8")
     return folder
@@ -208,7 +266,7 @@ def verdict_of(rows: dict[str, str], contains: str) -> str:
 def test_full_report_carries_our_values_published_column_and_header(tmp_path: Path) -> None:
     folder = write(tmp_path, tinybert=tinybert(), squad=squad(), squad_share=squad_share(), squad_sketch=squad_sketch(),
                    sketch_error=sketch_error(), eval=eval_speed(),
-                   cache=cache(), queries=queries(), gui=gui(), finetune=finetune())
+                   cache=cache(), queries=queries(), gui=gui(), finetune=finetune(), backends=backends())
     md = report.render(folder, manifest())
     # header: quick run labelled, machine, date, command
     assert "QUICK RUN" in md
@@ -618,3 +676,42 @@ def test_custom_pairs_verdict_needs_intervals_apart(majority_high: float, expect
     task = finetune_task("pairs", 0.70, 0.60, 0.80, 300.0, 500.0, majority_high=majority_high)
     md = report.section_markdown("finetune", {"settings": {}, "tasks": [task]})
     assert verdict_of(summary(md), "pairs: accuracy clearly above").startswith(expected)
+
+
+def test_backends_section_renders_both_issue_15_targets(tmp_path: Path) -> None:
+    data = backends()
+    md = report.render(write(tmp_path, backends=data), manifest())
+    part = section(md, report.TITLES["backends"])
+    assert "| OpenVINO NNCF static int8 | openvino | engine: x | 24.20 |" in part
+    assert "budget: {\"metric_drop\": 1.0}" in part and "every variant of the chain within it" in part
+    rows = summary(md)
+    assert verdict_of(rows, "no slower than a hand-written NNCF + OpenVINO int8, batch 8") == \
+        "met (point estimate; the interval reaches below)"  # 1.01x [0.91, 1.11]: the OpenVINO int8, the faster one
+    assert "1.01x [0.91, 1.11] (OpenVINO NNCF static int8)" in md
+    assert verdict_of(rows, "that int8 variant within 1 point") == "met (point estimate; the interval reaches above)"
+    assert verdict_of(rows, ">= 1.5x faster than the hand-written OpenVINO int8, batch 8") == "met"
+    assert verdict_of(rows, "<= 0.15x the fp32 model's bytes") == "met"
+    assert "9.20 / 91.58 MB = 0.100x" in md
+    assert verdict_of(rows, "budget: within 1 point") == "met (point estimate; the interval reaches above)"
+    alone = report.section_markdown("backends", data)  # the script's own .md: the same renderer, same verdicts
+    assert summary(alone) == {k: v for k, v in summary(md).items() if k.startswith("Deployment backends")}
+
+
+@pytest.mark.parametrize(("kwargs", "target", "expected"), [
+    ({"chain_b8": 1.4}, ">= 1.5x faster than the hand-written OpenVINO int8, batch 8", "**not met** (the interval"),
+    ({"chain_b8": 1.2}, ">= 1.5x faster than the hand-written OpenVINO int8, batch 8", "**not met**"),
+    ({"chain_mb": 15.0}, "<= 0.15x the fp32 model's bytes", "**not met**"),
+    ({"chain_points": -1.6}, "budget: within 1 point of the fp32", "**not met** (the interval reaches the target)"),
+])
+def test_backends_target_2_verdicts_follow_the_values(kwargs: dict[str, Any], target: str, expected: str) -> None:
+    md = report.section_markdown("backends", backends(**kwargs))
+    assert verdict_of(summary(md), target).startswith(expected)
+
+
+def test_a_chain_stopped_by_its_budget_misses_target_2_and_says_why() -> None:
+    md = report.section_markdown("backends", backends(over_budget=True))
+    rows = summary(md)
+    assert verdict_of(rows, "target 2") == "**not met**"
+    assert "did not reach its end (distill: accuracy 80.2 is 3.6 points below" in md
+    assert "**distill over budget**" in md
+    assert verdict_of(rows, "no slower than a hand-written NNCF + OpenVINO int8, batch 1").startswith("met")

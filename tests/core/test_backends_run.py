@@ -196,3 +196,35 @@ def test_static_int8_variant_is_its_deployable_file_measured_on_that_backend(tin
     # Reused from the cache on a second run: the backend file counts as a whole artifact.
     again, _ = _run(tiny, tmp_path, chain, BACKENDS)
     assert all(r.cached for r in result_rows(store, run_ids=[again.run_id]))
+
+
+def test_a_distilled_vocabulary_reduced_chain_ships_an_int8_file_with_its_own_tokenizer(tiny: Path,
+                                                                                       tmp_path: Path) -> None:
+    """Issue 15's second target as a recipe (bench_backends.py's chain): distil -> vocab -> static int8 on
+    OpenVINO under an accuracy budget; the file reloads with the reduced tokenizer and predicts what was stored."""
+    import openvino as ov
+    from transformers import AutoTokenizer
+
+    chain = [{"step": "distill", "config": {"student_layers": 1, "train_size": 16, "max_length": 16,
+                                            "intermediate_epochs": 1.0, "prediction_epochs": 1.0}},
+             {"step": "vocab.reduce", "config": {"keep_percent": 50.0}},
+             {"step": "quantize.static_int8", "config": {"backend": "openvino", "calibration_size": 8}}]
+    recipe = tiny_recipe(tiny, chain, budget={"metric_drop": 100.0})
+    recipe["measure"] = {**recipe["measure"], "backends": BACKENDS, "latency_repeats": 2}
+    terminal = run_recipe(recipe, db_url_or_path=tmp_path / "w.sqlite", artifacts_dir=tmp_path / "a", emit=None)
+    assert isinstance(terminal, p.RunFinished), terminal
+    store = open_store(tmp_path / "w.sqlite")
+    rows = result_rows(store, run_ids=[terminal.run_id])
+    assert [r.step_id for r in rows] == ["baseline", "distill", "vocab.reduce", "quantize.static_int8"]
+    folder = Path(rows[-1].artifact_path or "")
+    shipped = AutoTokenizer.from_pretrained(str(folder))
+    assert len(shipped) < len(AutoTokenizer.from_pretrained(str(tiny)))  # the reduced vocabulary ships with it
+    assert list(rows[-1].backend_latency) == ["openvino"]
+    assert all("over_budget" not in r.flag_codes for r in rows)  # a budget no chain can break: all of it ran
+    stored = variant_predictions(store, rows[-1].variant)
+    assert stored is not None
+    batch = _dev_batch(folder, stored["indices"])
+    compiled = ov.Core().compile_model(str(folder / "model.xml"), "CPU")
+    names = {i.get_any_name() for i in compiled.inputs}
+    logits = compiled({k: v.astype(np.int64) for k, v in batch.items() if k in names})[compiled.output(0)]
+    assert logits.argmax(-1).tolist() == stored["predictions"]
