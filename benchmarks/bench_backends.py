@@ -28,7 +28,7 @@ intervals. Size: the bytes of the folder a user ships (model file(s), tokenizer,
 may share the machine: the 1-minute load average is recorded before and after each phase. The
 Markdown is rendered by benchmarks/report.py (the same section as in RESULTS.md).
 
-    python benchmarks/bench_backends.py                    # ~30 min on 2 quiet cores
+    python benchmarks/bench_backends.py                    # ~20 min on 2 quiet cores (--max-steps 120: ~15)
     python benchmarks/bench_backends.py --quick            # smoke run: small budget and few rounds
 
 Writes bench_backends.json and .md into --out (default benchmarks/results; --quick: results/quick/).
@@ -74,10 +74,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=None, help="output folder (default benchmarks/results)")
     p.add_argument("--no-chain", action="store_true", help="skip the distil -> vocab -> static int8 chain (target 2)")
     p.add_argument("--student-layers", type=int, default=3, help="the chain's distilled student depth")
-    p.add_argument("--distill-train-size", type=int, default=8000, help="training sentences the distillation sees")
+    p.add_argument("--distill-train-size", type=int, default=12000, help="training sentences the distillation sees")
     p.add_argument("--distill-max-length", type=int, default=64, help="tokens per sentence while distilling")
-    p.add_argument("--stage1-epochs", type=float, default=1.0, help="distill: intermediate-layer epochs")
-    p.add_argument("--stage2-epochs", type=float, default=1.0, help="distill: prediction-layer epochs")
+    p.add_argument("--stage1-epochs", type=float, default=2.0, help="distill: intermediate-layer epochs")
+    p.add_argument("--stage2-epochs", type=float, default=2.0, help="distill: prediction-layer epochs")
     p.add_argument("--distill-lr", type=float, default=1e-4, help="distill: learning rate of both stages")
     p.add_argument("--keep-percent", type=float, default=25.0, help="vocab: share of the vocabulary kept")
     p.add_argument("--budget-points", type=float, default=1.0, help="the chain recipe's budget: metric_drop")
@@ -180,7 +180,7 @@ def file_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in files)
 
 
-ROLES = ("fp32", "engine int8", "chain", "hand-written", "other")  # what each contender stands for in the targets
+ROLES = ("fp32", "engine int8", "chain", "chain over budget", "hand-written", "other")  # what each contender stands for in the targets
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -263,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     add("OpenVINO NNCF static int8", "engine int8", "openvino", static_state.model.session, static_state.model,
         static_folder, static_folder / "model.xml", "engine: quantize.static_int8 (openvino)", static_row)
     chain_info: dict[str, Any] | None = None
+    recipes_extra: list[Any] = []
     if chain is not None:
         last = chain.rows[-1]
         over = [{"label": r.label, "text": f["text"]} for r in chain.rows for f in r.flags if f["code"] == OVER_BUDGET]
@@ -277,8 +278,18 @@ def main(argv: list[str] | None = None) -> int:
             add(f"chain: {args.student_layers} layers, vocab {args.keep_percent:g} %, OpenVINO int8", "chain", "openvino",
                 chain_state.model.session, chain_state.model, chain_folder, chain_folder / "model.xml",
                 f"engine: finetune -> {steps}", last, chain_state.tokenizer)
-        else:
-            log(f"the chain stopped at {last.label}: {over or 'no budget flag'}; nothing after it was made")
+        else:  # how far the rest of the chain would get: the same recipe without its budget (the prefix cached)
+            log(f"the chain stopped at {last.label}: {over or 'no budget flag'}; running it again without a budget")
+            free = study.run("chain without budget", recipe(args, *chain_steps(args)))
+            loads["after chain without budget"] = load()
+            recipes_extra.append(free)
+            chain_info["without_budget"] = {"recipe": free.recipe.to_dict(), "rows": [r.to_dict() for r in free.rows]}
+            last = free.rows[-1]
+            chain_folder = Path(last.artifact_path or "")
+            chain_state = load_state(chain_folder, threads=threads)
+            add(f"chain without its budget: {args.student_layers} layers, vocab {args.keep_percent:g} %, OpenVINO int8",
+                "chain over budget", "openvino", chain_state.model.session, chain_state.model, chain_folder,
+                chain_folder / "model.xml", "engine: the same recipe without budget", last, chain_state.tokenizer)
     if hand is not None:
         hw = open_session(hand, "openvino", "classification", threads=threads, precision="default")
         add("hand-written NNCF + OpenVINO int8", "hand-written", "openvino", hw, SessionModel(hw, config), hand.parent,
@@ -318,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
                                          "settings": r.settings, "times_ms": [round(t, 3) for t in r.times_ms]}
                                 for r in results}
 
-    recipes = [dynamic, static] + ([chain] if chain is not None else [])
+    recipes = [dynamic, static] + ([chain] if chain is not None else []) + recipes_extra
     report = {
         "benchmark": "bench_backends",
         "quick": args.quick,

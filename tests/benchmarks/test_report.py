@@ -179,8 +179,9 @@ def backends(chain_b8: float = 1.9, chain_mb: float = 9.2, chain_points: float =
             "OpenVINO NNCF static int8": ("engine int8", "openvino", 24.2, -0.4, 1.01, 1.05),
             chain_name: ("chain", "openvino", chain_mb, chain_points, chain_b8, 1.7),
             "hand-written NNCF + OpenVINO int8": ("hand-written", "openvino", 24.2, -0.4, 1.0, 1.0)}
-    if over_budget:
-        del rows[chain_name]
+    if over_budget:  # the script then runs the same recipe without its budget and times that file
+        rows = {(n.replace("chain:", "chain without its budget:") if n == chain_name else n):
+                (("chain over budget", *v[1:]) if n == chain_name else v) for n, v in rows.items()}
     contenders = [contender(n, role, b, mb, pts) for n, (role, b, mb, pts, _, _) in rows.items()]
     timings = {b: {n: {"p50_ms": base / v[4 if b == "b8" else 5], "p25_ms": 1.0, "p75_ms": 2.0, "p90_ms": 3.0,
                        "min_ms": 1.0, "max_ms": 3.0, "speedup_vs_torch_fp32": ratio(1.0 / 0.27),
@@ -714,4 +715,8 @@ def test_a_chain_stopped_by_its_budget_misses_target_2_and_says_why() -> None:
     assert verdict_of(rows, "target 2") == "**not met**"
     assert "did not reach its end (distill: accuracy 80.2 is 3.6 points below" in md
     assert "**distill over budget**" in md
+    # what the rest of the chain would give, from the file of the same recipe run without its budget
+    assert verdict_of(rows, "without its budget >= 1.5x faster than the hand-written OpenVINO int8, batch 8") == \
+        "met (its file breaks the budget)"
+    assert verdict_of(rows, "without its budget <= 0.15x").endswith("(its file breaks the budget)")
     assert verdict_of(rows, "no slower than a hand-written NNCF + OpenVINO int8, batch 1").startswith("met")
