@@ -160,6 +160,7 @@ def main() -> int:
     store = open_store(study.db)
     settings = Settings(examples=args.examples, seed=0, threads=args.threads)
     map_cpu: float | None = None
+    map_nice: int | None = os.nice(0)
     if args.timed_map is not None:
         timed = sensitivity_map(store, args.timed_map)
         from core.store import get_variants
@@ -171,9 +172,9 @@ def main() -> int:
         timed_id, map_seconds = timed.id, float(timed.seconds or 0.0)
         earlier = _map_log(study.db, timed_id)
         if earlier:  # the invocation that measured it (--stop-after-map) logged its CPU time and load
-            map_cpu, loads["timed_map"] = earlier["cpu_seconds"], earlier["load"]
+            map_cpu, loads["timed_map"], map_nice = earlier["cpu_seconds"], earlier["load"], earlier.get("nice")
         else:
-            loads["timed_map"] = "measured by an earlier invocation (its load is in that run's log)"
+            loads["timed_map"], map_nice = "measured by an earlier invocation (its load is in that run's log)", None
     else:
         from benchmarks.study import LoadSampler
 
@@ -184,7 +185,7 @@ def main() -> int:
         loads["timed_map"] = sampled.summary()
         timed = sensitivity_map(store, timed_id)
         _write_map_log(study.db, timed_id, map_seconds, map_cpu, loads["timed_map"])
-    log(f"map {timed_id}: {map_seconds:.1f} s wall, {map_cpu} s CPU, "
+    log(f"map {timed_id}: {map_seconds:.1f} s wall, {map_cpu if map_cpu is None else round(map_cpu, 1)} s CPU, "
         f"load {loads['timed_map']}")
     if args.stop_after_map:
         store.close()
@@ -294,6 +295,7 @@ def main() -> int:
         "uniform": {"start": row_summary(base), "8-bit": row_summary(eight), "6-bit": row_summary(six)},
         "map": {"id": timed_id, "transforms": MAP_TRANSFORMS, "parts": timed.layers, "cells": len(timed.cells),
                 "seconds": round(map_seconds, 1), "cpu_seconds": None if map_cpu is None else round(map_cpu, 1),
+                "nice": map_nice,
                 "seconds_per_evaluation": round(per_cell, 2),
                 "seconds_6x3_estimate": round(per_cell * (18 + 1), 1), "target_seconds": TARGET_SECONDS,
                 "met": map_seconds <= TARGET_SECONDS, "grid": sensitivity_grid(timed)},
@@ -398,7 +400,7 @@ def markdown(d: dict[str, Any]) -> str:
     lines = [
         "# Sensitivity map and automatic mixed precision (issue 18)", "",
         f"MiniLM-L6 fine-tuned on SST-2 (the finetune step's defaults with 2,000 sentences and 1 epoch; {_finetune(d)}), "
-        f"{d['threads']} threads on a {d['cores']}-core machine, run under `nice -n {d.get('nice', 0)}`. "
+        f"{d['threads']} threads on a {d['cores']}-core machine; this invocation ran at nice {d.get('nice', 0)}. "
         f"1-minute load average (whole machine, sampled every 10 s): at start {loads.get('at_start')}, "
         f"during the timed map {_load(loads.get('timed_map'))}, during the plan map {_load(pm.get('load'))}, "
         f"at end {loads.get('at_end')}. Other jobs shared the machine: the wall times include their contention.", "",
@@ -406,8 +408,8 @@ def markdown(d: dict[str, Any]) -> str:
         f"Map {m['id']}: {len(m['parts'])} parts (embeddings, 6 layers, head) x {len(m['transforms'])} transforms = "
         f"{m['cells']} cells + the untouched variant, **{m['seconds']:.0f} s** wall{_cpu_words(m)} "
         f"({m['seconds_per_evaluation']:.1f} s per evaluation; the 6 layers x 3 transforms alone: about "
-        f"{m['seconds_6x3_estimate']:.0f} s). Target {m['target_seconds']:.0f} s: **{'met' if m['met'] else 'not met'}**, "
-        f"at the load above.", "",
+        f"{m['seconds_6x3_estimate']:.0f} s), measured at nice {m.get('nice', 'unknown')}. Target "
+        f"{m['target_seconds']:.0f} s: **{'met' if m['met'] else 'not met'}**, at the load above.", "",
         "Change of accuracy in points when one part alone gets the transform (95 % paired bootstrap interval, "
         f"{d['examples']} dev examples):", "", *_grid(m["grid"]), "",
         "## Target 2: automatic mixed precision against uniform 8 and 6 bits", "",

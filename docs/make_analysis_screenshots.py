@@ -76,7 +76,8 @@ def main() -> None:
     dialog.view.objective_combo.setCurrentIndex(dialog.view.objective_combo.findData("target_mb"))
     six = next((r for r in quantized if (r.get("swept") or {}).get("bits") == 6), None)
     if six is not None:
-        dialog.view.budget_spin.setValue(round(float(six["size_mb"]), 2))
+        dialog.view.budget_spin.set_value(round(float(six["size_mb"]), 2))
+        dialog.view.update_plan()
     five = dialog.view.min_bits_combo.findData(5)
     if five >= 0:  # as benchmarks/bench_sensitivity.py plans (--min-bits 5)
         dialog.view.min_bits_combo.setCurrentIndex(five)

@@ -18,7 +18,6 @@ from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
-    QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -39,6 +38,7 @@ from core.analysis.client import sensitivity_command
 from core.errors import WorkbenchError
 from core.store.analysis import SensitivityMap, describe, export_sensitivity, interval_text, sensitivity_maps
 from workbench.exports import TEXT_FORMATS, ask_save_path, export_button, write_text
+from workbench.number_box import NumberBox
 
 DEFAULT_TRANSFORMS = "int8, nbit:6, prune:0.3"
 _Index = QModelIndex | QPersistentModelIndex
@@ -198,11 +198,12 @@ class SensitivityView(QWidget):
         self.objective_combo.setObjectName("objectiveCombo")
         self.objective_combo.addItem("least drop within a size (MB)", "target_mb")
         self.objective_combo.addItem("smallest within a drop (points)", "max_drop")
-        self.budget_spin = QDoubleSpinBox()
+        # What is typed is what is planned: a spin box would round 0.125 MB to 0.13 or clamp -1 to 0.
+        self.budget_spin = NumberBox("float", 0.0, None)
         self.budget_spin.setObjectName("budgetSpin")
-        self.budget_spin.setDecimals(2)
-        self.budget_spin.setRange(0.0, 1e6)
-        self.budget_spin.setValue(1.0)
+        self.budget_spin.set_value(1.0)
+        self.budget_spin.setMinimumWidth(self.budget_spin.fontMetrics().horizontalAdvance("0000.000") + 40)
+        self.budget_unit = QLabel("points")
         self.estimate_combo = QComboBox()
         self.estimate_combo.setObjectName("estimateCombo")
         self.estimate_combo.addItem("pessimistic end of each cell's 95 % interval", "interval")
@@ -228,6 +229,7 @@ class SensitivityView(QWidget):
         goal = QHBoxLayout()
         goal.addWidget(self.objective_combo, 1)
         goal.addWidget(self.budget_spin)
+        goal.addWidget(self.budget_unit)
         form.addRow("Goal:", goal)
         form.addRow("Drop of a choice:", self.estimate_combo)
         widths = QHBoxLayout()
@@ -260,7 +262,7 @@ class SensitivityView(QWidget):
                        self.max_bits_combo.currentIndexChanged):
             signal.connect(lambda _i: self.update_plan())
         self.objective_combo.currentIndexChanged.connect(lambda _i: self._default_budget())
-        self.budget_spin.valueChanged.connect(lambda _v: self.update_plan())
+        self.budget_spin.edited.connect(lambda _text: self.update_plan())
         self.add_button.clicked.connect(self._add)
         self.reload()
 
@@ -355,15 +357,11 @@ class SensitivityView(QWidget):
         m = self.current_map()
         if self.objective_combo.currentData() == "target_mb":
             size = (m.body.get("artifact_bytes") or 0) / 1e6 if m is not None else 0.0
-            self.budget_spin.blockSignals(True)
-            self.budget_spin.setSuffix(" MB")
-            self.budget_spin.setValue(round(size * 0.25, 2) if size else 10.0)  # about uniform 8-bit
-            self.budget_spin.blockSignals(False)
+            self.budget_unit.setText("MB")
+            self.budget_spin.set_value(round(size * 0.25, 2) if size else 10.0)  # about uniform 8-bit
         else:
-            self.budget_spin.blockSignals(True)
-            self.budget_spin.setSuffix(" points")
-            self.budget_spin.setValue(1.0)
-            self.budget_spin.blockSignals(False)
+            self.budget_unit.setText("points")
+            self.budget_spin.set_value(1.0)
 
     def _fill_widths(self) -> None:
         """The width bounds offered: the widths the shown map measured for the scheme (any / float
@@ -393,6 +391,10 @@ class SensitivityView(QWidget):
             self.plan_label.setText("Measure a map by layer with nbit:B transforms (or int8) to plan from it.")
             return
         value = self.budget_spin.value()
+        if value is None:
+            what = "a size in MB" if self.objective_combo.currentData() == "target_mb" else "a drop in points"
+            self.plan_label.setText(f"The goal '{self.budget_spin.text()}' is not a number: give {what}.")
+            return
         how = {"scheme": self.scheme_combo.currentData(), "estimate": self.estimate_combo.currentData(),
                "min_bits": self.min_bits_combo.currentData(), "max_bits": self.max_bits_combo.currentData()}
         try:

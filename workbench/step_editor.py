@@ -64,6 +64,15 @@ def typed_value(text: str, kind: str) -> Any:
     return values[0] if len(values) == 1 else (values or None)
 
 
+
+def empty_placeholder(help_text: str) -> str:
+    """What an empty optional number means, as its help says ("empty = all", "empty = from the data"),
+    so the empty field tells the truth; "empty = none" when the help does not say."""
+    import re
+
+    found = re.search(r"empty = ([^;(.]+)", help_text)
+    return f"empty = {found.group(1).strip()}" if found else "empty = none"
+
 class FieldEditor(QWidget):
     """One field: a value widget plus an error line. ``commit(value)`` is called on each edit."""
 
@@ -109,7 +118,7 @@ class FieldEditor(QWidget):
             w.currentIndexChanged.connect(lambda i: self._commit(w.itemData(i)))
         elif numeric and not is_list:
             w = NumberBox(kind, spec.get("min"), spec.get("max"), min_exclusive=bool(spec.get("min_exclusive")),
-                          placeholder="empty = none" if spec.get("default") is None else "")
+                          placeholder=empty_placeholder(spec.get("help") or "") if spec.get("default") is None else "")
             w.edited.connect(lambda text: self._commit(typed_value(text, kind)))
         else:  # free text, lists of numbers
             w = QLineEdit()

@@ -40,6 +40,15 @@ def _row(db: Path, variant: int) -> dict[str, Any]:
         return next(r.to_dict() for r in result_rows(store) if r.variant == variant)
 
 
+def _type_goal(view, qtbot, text: str) -> None:  # type: ignore[no-untyped-def]
+    """As a user sets the goal: select the field's text, type, press Enter."""
+    box = view.budget_spin
+    box.setFocus()
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box.lineEdit(), text)
+    qtbot.keyClick(box.lineEdit(), Qt.Key.Key_Return)
+
+
 def _map_with_cells(db: Path, variant: int) -> int:
     """A stored map with chosen numbers (what the engine writes), for the view's drawing and planning."""
     from core.store import open_store
@@ -96,7 +105,7 @@ def test_mixed_precision_from_the_heatmap_is_one_undoable_chain_edit(window, qtb
     view.objective_combo.setCurrentIndex(view.objective_combo.findData("max_drop"))
     # The default reads each cell at the low end of its interval (every cell here is +-3 points wide).
     assert view.estimate_combo.currentData() == "interval"
-    view.budget_spin.setValue(6.5)
+    _type_goal(view, qtbot, "6.5")
     assert [c.name for c in view.plan.choices] == ["nbit:4", "float", "float", "nbit:4"]
     assert view.plan.predicted_drop == pytest.approx(6.0)
     assert "pessimistic end of its paired 95 % interval" in view.plan_label.text()
@@ -106,7 +115,7 @@ def test_mixed_precision_from_the_heatmap_is_one_undoable_chain_edit(window, qtb
     assert view.plan is None and "the least predicted drop with these widths is 12.00" in view.plan_label.text()
     view.max_bits_combo.setCurrentIndex(0)
     view.estimate_combo.setCurrentIndex(view.estimate_combo.findData("point"))  # the measured changes themselves
-    view.budget_spin.setValue(2.5)
+    _type_goal(view, qtbot, "2.5")
     assert view.plan is not None and view.add_button.isEnabled()
     assert "smallest predicted artifact within a drop of 2.5 points" in view.plan_label.text()
     assert "the measured change, gains read as 0" in view.plan_label.text()
@@ -121,8 +130,14 @@ def test_mixed_precision_from_the_heatmap_is_one_undoable_chain_edit(window, qtb
     assert len(window.document.recipe.chain) == before
     # A size goal the map cannot reach says so instead of planning.
     view.objective_combo.setCurrentIndex(view.objective_combo.findData("target_mb"))
-    view.budget_spin.setValue(0.01)
+    assert view.budget_unit.text() == "MB"
+    _type_goal(view, qtbot, "0.015")  # kept as typed: a spin box showed 0.01 (or 0.02)
+    assert view.budget_spin.text() == "0.015"
     assert view.plan is None and not view.add_button.isEnabled() and "the smallest is" in view.plan_label.text()
+    _type_goal(view, qtbot, "-1")
+    assert view.budget_spin.text() == "-1" and view.plan is None and "above 0" in view.plan_label.text()
+    _type_goal(view, qtbot, "abc")
+    assert view.plan is None and "'abc' is not a number: give a size in MB" in view.plan_label.text()
     dialog.done(0)
 
 

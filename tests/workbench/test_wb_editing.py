@@ -259,3 +259,13 @@ def test_a_bad_model_folder_marks_the_model_picker(window, tmp_path: Path) -> No
     assert "border" in window.model_picker.styleSheet() and "config.json" in window.model_picker.toolTip()
     window.undo.undo()
     assert window.model_picker.styleSheet() == "" and "model to compress" in window.model_picker.toolTip()
+
+
+def test_an_empty_optional_field_says_what_empty_means(window) -> None:
+    """Newcomer check: the fine-tune's empty max length read "empty = none" though it means "from the data"."""
+    window.chain.add_step("finetune")
+    placeholders = {name: f.widget.lineEdit().placeholderText() for name, f in window.editor.fields.items()
+                    if hasattr(f.widget, "lineEdit") and f.widget.lineEdit() is not None}
+    assert placeholders["max_length"] == "empty = from the data"
+    assert placeholders["train_size"] == "empty = all"
+    assert placeholders["lr"] == ""  # a value is required: no placeholder
