@@ -23,6 +23,12 @@ import core
 # Modules whose change must not invalidate results: they orchestrate and store, they do not compute.
 _NOT_CODE = ("core.run", "core.store", "core.cli", "core.recipe", "core.protocol")
 
+# What model a step starts from is the runner's choice, not in any step's code: bumped whenever that
+# changes, so variants made the old way are made again rather than reused. 2: every branch of a sweep
+# starts from its parent as saved (before 0d659fc a later branch started from the model its sibling had
+# changed in place; a bits [8, 6] sweep shipped 6 bits of the 8-bit grid as 6-bit, 74.66 instead of 71.44).
+STEP_INPUT_VERSION = 2
+
 
 class Hasher:
     """Content hashes of files, each file read once per (path, size, mtime) for this hasher's life."""
@@ -135,6 +141,7 @@ def child_key(parent_key: str, step: Any, teacher: str | None) -> str:
         "config_version": step_cls.config_cls.version,
         "teacher": teacher if step_cls.needs_teacher else None,
         "code": code_hash(step_cls.__module__),
+        "step_input": STEP_INPUT_VERSION,
     })
 
 

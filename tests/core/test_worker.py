@@ -148,6 +148,40 @@ def test_sibling_branches_never_start_from_a_model_a_sibling_changed(tiny: Path,
     assert all((a[k] == b[k]).all() for k in a)
 
 
+def test_a_branch_cached_before_the_sweep_fix_is_made_again(tiny: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before 0d659fc every branch of a sweep got its parent's model in memory, so a step that changes its
+    input in place (test.scale, quantize.linear_nbit) fed the next branch its own output. Those cached
+    variants must not be served today: the key says how a step's input was made (STEP_INPUT_VERSION)."""
+    from core.artifacts import load_artifact
+    from core.run import keys
+    from core.run.runner import Runner
+
+    def visit_before_the_fix(self: Any, node: Any, parent: Any, key: str, state: Any) -> bool:
+        done, new_state = self.produce(node, parent, key, state)
+        for child in node.children:
+            self.visit(child, done, keys.child_key(key, child.step, self.teacher_id), new_state)
+        return False
+
+    chain = [{"step": "test.scale", "config": {"factor": 0.5}}, {"step": "test.scale", "config": {"factor": [2.0, 3.0]}}]
+    with monkeypatch.context() as old:
+        old.setattr(Runner, "visit", visit_before_the_fix)
+        old.setattr(keys, "STEP_INPUT_VERSION", getattr(keys, "STEP_INPUT_VERSION", 2) - 1, raising=False)
+        _run_here(tmp_path / "a", tiny_recipe(tiny, chain))
+    db = open_store(tmp_path / "a" / "w.sqlite")
+    stale = run_variants(db, 1)[-1]
+    assert stale.label == "test.scale(factor=3.0)"  # 2.0 then 3.0 on one model: the stale entry is wrong
+    again = run_variants(db, _run_here(tmp_path / "a", tiny_recipe(tiny, chain)).run_id)[-1]
+    single = _run_here(tmp_path / "b", tiny_recipe(tiny, [chain[0], {"step": "test.scale", "config": {"factor": 3.0}}]))
+    right = run_variants(open_store(tmp_path / "b" / "w.sqlite"), single.run_id)[-1]
+    a = load_artifact(Path(again.artifact_path)).model.state_dict()
+    b = load_artifact(Path(right.artifact_path)).model.state_dict()
+    s = load_artifact(Path(stale.artifact_path)).model.state_dict()
+    assert not all((s[k] == b[k]).all() for k in s)  # the old runner really made a different model
+    assert again.cached_from_id is None
+    assert all((a[k] == b[k]).all() for k in a)
+
+
 def test_distillation_gets_a_separate_teacher_and_step_failures_are_recorded(tiny: Path, tmp_path: Path) -> None:
     ok = _run_here(tmp_path, tiny_recipe(tiny, [{"step": "test.train"}, {"step": "test.distil"}]))
     assert isinstance(ok, p.RunFinished), ok
