@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
@@ -541,6 +542,28 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _finite_float(text: str) -> float:
+    """An argparse type: a finite number (NaN and infinity are refused, never planned with)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a finite number")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number above 0 (a bit width)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} is not above 0")
+    return value
+
+
 def cmd_mixed_precision(args: argparse.Namespace) -> int:
     from core.analysis.mixed import add_to_chain, plan, uniform
     from core.recipe import load_recipe, save_recipe
@@ -548,7 +571,7 @@ def cmd_mixed_precision(args: argparse.Namespace) -> int:
 
     with _open(args) as store:
         m = sensitivity_map(store, args.sensitivity)
-        max_drop, target_bytes = args.max_drop, None if args.target_mb is None else int(args.target_mb * 1_000_000)
+        max_drop, target_bytes = args.max_drop, None if args.target_mb is None else round(args.target_mb * 1_000_000)
         rival = args.size_of_uniform if args.size_of_uniform is not None else args.drop_of_uniform
         if rival is not None:  # the budget is the map's own prediction for every part at that width
             same = uniform(m, rival, scheme=args.scheme, estimate=args.estimate)
@@ -695,18 +718,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="pick bits per layer from a sensitivity map and write the recipe")
     p.add_argument("--sensitivity", type=int, required=True, metavar="MAP")
     budget = p.add_mutually_exclusive_group(required=True)
-    budget.add_argument("--target-mb", type=float, help="the artifact must fit in this many MB (least drop)")
-    budget.add_argument("--max-drop", type=float, help="at most this many points of the metric lost (smallest)")
-    budget.add_argument("--size-of-uniform", type=int, metavar="BITS",
+    budget.add_argument("--target-mb", type=_finite_float, help="the artifact must fit in this many MB (least drop)")
+    budget.add_argument("--max-drop", type=_finite_float, help="at most this many points of the metric lost (smallest)")
+    budget.add_argument("--size-of-uniform", type=_positive_int, metavar="BITS",
                         help="within the predicted size of every part at BITS (least drop): to beat uniform BITS-bit")
-    budget.add_argument("--drop-of-uniform", type=int, metavar="BITS",
+    budget.add_argument("--drop-of-uniform", type=_positive_int, metavar="BITS",
                         help="within the predicted drop of every part at BITS (smallest): to be smaller than uniform "
                              "BITS-bit at no more loss (with --max-bits BITS)")
     p.add_argument("--estimate", choices=["interval", "point"], default="interval",
                    help="a choice's drop: the pessimistic end of its paired 95 %% interval (default) or the measured "
                         "change (gains read as 0)")
-    p.add_argument("--min-bits", type=int, metavar="B", help="choose no width below B bits (e.g. 5: no 4-bit parts)")
-    p.add_argument("--max-bits", type=int, metavar="B", help="choose no width above B bits, and no float")
+    p.add_argument("--min-bits", type=_positive_int, metavar="B", help="choose no width below B bits (e.g. 5: no 4-bit parts)")
+    p.add_argument("--max-bits", type=_positive_int, metavar="B", help="choose no width above B bits, and no float")
     p.add_argument("--scheme", choices=["nbit", "int8"], default="nbit",
                    help="nbit: bits per layer (quantize.linear_nbit); int8: layers kept in float (quantize.dynamic_int8)")
     p.add_argument("--recipe", help="append the step to this recipe (default: the chain that made the map's variant)")

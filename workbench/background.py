@@ -17,8 +17,9 @@ class _Sink(QObject):
 
 
 # Sinks waiting for their job. A sink has no Qt parent, so closing the owner cannot delete it while
-# a pool thread emits through it (that race crashed the process), and this set holds the last
-# reference, so it is never freed from the pool thread either: ``finish`` releases it on the GUI thread.
+# a pool thread emits through it (that race crashed the process). The job drops its reference on the
+# pool thread; this set keeps one until ``finish`` runs on the GUI thread, which releases it there with
+# deleteLater, so the sink is never freed on the pool thread.
 _pending: set[_Sink] = set()
 
 

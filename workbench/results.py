@@ -30,7 +30,6 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QComboBox,
-    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -648,10 +647,9 @@ class ResultsView(QWidget):
         from workbench.chart_names import CHARTS
 
         title = CHARTS[name]
-        default = f"{title.lower().replace(' ', '-')}.{ext}"
-        path, _ = QFileDialog.getSaveFileName(self, f"Export the {title} chart", default, f"{ext.upper()} (*.{ext})")
-        if path:
-            self.export_chart_to(name, Path(path))
+        path = ask_save_path(self, f"Export the {title} chart", title.lower().replace(" ", "-"), ext.upper(), ext)
+        if path is not None:
+            self.export_chart_to(name, path)
 
     def export_chart_to(self, name: str, path: Path) -> bool:
         from workbench.chart_names import CHARTS

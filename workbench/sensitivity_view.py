@@ -257,11 +257,12 @@ class SensitivityView(QWidget):
         self.cancel_button.clicked.connect(self.process.cancel)
         self.map_combo.currentIndexChanged.connect(lambda _i: self._show_current())
         self.scheme_combo.currentIndexChanged.connect(lambda _i: self._fill_widths())
+        # A new objective first takes its default goal in its own unit, then plans with it.
+        self.objective_combo.currentIndexChanged.connect(lambda _i: self._default_budget())
         for signal in (self.scheme_combo.currentIndexChanged, self.objective_combo.currentIndexChanged,
                        self.estimate_combo.currentIndexChanged, self.min_bits_combo.currentIndexChanged,
                        self.max_bits_combo.currentIndexChanged):
             signal.connect(lambda _i: self.update_plan())
-        self.objective_combo.currentIndexChanged.connect(lambda _i: self._default_budget())
         self.budget_spin.edited.connect(lambda _text: self.update_plan())
         self.add_button.clicked.connect(self._add)
         self.reload()
@@ -399,7 +400,7 @@ class SensitivityView(QWidget):
                "min_bits": self.min_bits_combo.currentData(), "max_bits": self.max_bits_combo.currentData()}
         try:
             if self.objective_combo.currentData() == "target_mb":
-                self.plan = plan(m, target_bytes=int(value * 1e6), **how)
+                self.plan = plan(m, target_bytes=round(value * 1e6), **how)
             else:
                 self.plan = plan(m, max_drop=value, **how)
         except WorkbenchError as exc:

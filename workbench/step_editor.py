@@ -10,6 +10,7 @@ its chain row by the recipe check, and the window refuses to run until it is fix
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -64,14 +65,12 @@ def typed_value(text: str, kind: str) -> Any:
     return values[0] if len(values) == 1 else (values or None)
 
 
-
 def empty_placeholder(help_text: str) -> str:
     """What an empty optional number means, as its help says ("empty = all", "empty = from the data"),
     so the empty field tells the truth; "empty = none" when the help does not say."""
-    import re
-
-    found = re.search(r"empty = ([^;(.]+)", help_text)
+    found = re.search(r"empty = (.+?)(?=[;(]|\.\s|\.$|$)", help_text)
     return f"empty = {found.group(1).strip()}" if found else "empty = none"
+
 
 class FieldEditor(QWidget):
     """One field: a value widget plus an error line. ``commit(value)`` is called on each edit."""

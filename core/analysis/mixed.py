@@ -206,7 +206,8 @@ def candidates(opts: dict[str, list[Choice]], *, min_bits: int | None = None, ma
         kept = [c for c in choices if c.rank >= floor and (max_bits is None or c.rank <= max_bits)]
         if not kept:
             measured = ", ".join(c.name for c in choices)
-            raise ConfigError(f"no measured choice for {part} between {floor or 'any'} and {max_bits or 'float'} bits "
+            raise ConfigError(f"no measured choice for {part} between {floor if floor else 'any'} and "
+                              f"{'float' if max_bits is None else max_bits} bits "
                               f"(measured: {measured}); widen the bounds or measure that width", field="max_bits")
         out[part] = kept
     return out
@@ -270,6 +271,9 @@ def uniform(sensitivity: Any, bits: int, *, scheme: str = "nbit", estimate: str 
     e.g. ``plan(m, max_drop=uniform(m, 8).predicted_drop, max_bits=8)`` is smaller than uniform 8-bit
     at no more predicted drop, by the same estimate."""
     m = _as_map(sensitivity)
+    if scheme == "int8" and bits != 8:
+        raise ConfigError(f"the int8 scheme has one width, 8 bits, not {bits}; use --scheme nbit for {bits}-bit",
+                          field="bits")
     every = options(m, scheme, estimate)
     name = "int8" if scheme == "int8" else f"nbit:{bits}"
     missing = [p for p, cs in every.items() if not any(c.name == name for c in cs)]

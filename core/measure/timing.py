@@ -33,8 +33,9 @@ class LatencyReport:
 
 
 def random_token_ids(model: Any, tokenizer: Any, batch_size: int, seq_len: int, seed: int) -> Any:
-    """Seeded random ids of ordinary tokens (no special token), inside both the tokenizer's vocabulary and
-    the model's embedding table (a vocabulary-reduced model has fewer rows)."""
+    """Seeded random ids inside both the tokenizer's vocabulary and the model's embedding table (a
+    vocabulary-reduced model has fewer rows), above every special id when those come first (BERT); where a
+    special id sits at the end (RoBERTa's and MPNet's <mask>) the whole range is drawn from."""
     import torch
 
     vocab = len(tokenizer)

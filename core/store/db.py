@@ -436,11 +436,11 @@ def open_store(path: str | Path | None = None, *, create: bool = True,
     return store
 
 
-def _backup(path: Path, to: Path) -> None:
+def _backup(path: Path, to: Path, timeout_s: float) -> None:
     """A consistent copy through SQLite (what the -wal holds included). A file copy would miss the -wal,
     and closing its descriptor would drop this process's locks on the database (see _inspect)."""
-    source = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    target = sqlite3.connect(to)
+    source = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout_s)
+    target = sqlite3.connect(to, timeout=timeout_s)
     try:
         source.backup(target)
     finally:
@@ -456,7 +456,7 @@ def _migrate(store: Store, found: int) -> None:
                 conn.exec_driver_sql(f"PRAGMA user_version={SCHEMA_VERSION}")
         return
     backup = store.path.with_name(f"{store.path.name}.v{found}.bak")  # keep the old file first
-    _backup(store.path, backup)
+    _backup(store.path, backup, store.busy_timeout_ms / 1000)
     for version in range(found + 1, SCHEMA_VERSION + 1):
         with store.engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
             current = conn.exec_driver_sql("PRAGMA user_version").scalar() or 0

@@ -218,6 +218,10 @@ def test_budgets_that_cannot_be_met_or_maps_that_cannot_be_used_are_refused_clea
         plan(fake_map(["embeddings", "query", "head"], {(p, b): 0.0 for p in ("embeddings", "query", "head")
                                                           for b in BITS}, dict.fromkeys(("embeddings", "query", "head"), 10),
                       grouping="role"), max_drop=1.0)
+    with pytest.raises(ConfigError, match="the int8 scheme has one width, 8 bits, not 4"):
+        uniform(m, 4, scheme="int8")  # was planned against int8 while saying "uniform 4-bit"
+    with pytest.raises(ConfigError, match="between any and 3 bits"):
+        plan(m, max_drop=1.0, max_bits=3)  # the map measured 4, 6 and 8 bits
     with pytest.raises(ConfigError, match="measured no nbit transform"):
         plan(fake_map(["embeddings", "head"], {(p, 8): 0.0 for p in ("embeddings", "head")},
                       dict.fromkeys(("embeddings", "head"), 10), transforms=("int8",)), max_drop=1.0)
@@ -351,3 +355,11 @@ def test_cli_plans_against_a_uniform_rival_with_bounded_widths_and_the_estimate_
     assert main(["mixed-precision", "--sensitivity", str(map_id), "--size-of-uniform", "6", "-o",
                  str(tmp_path / "c.yaml"), "--db", str(db)]) == 2
     assert "has no nbit:6 cell" in capsys.readouterr().err
+    for bad, words in ((["--max-drop", "nan"], "'nan' is not a finite number"),
+                       (["--target-mb", "inf"], "'inf' is not a finite number"),
+                       (["--max-drop", "1", "--min-bits", "0"], "0 is not above 0"),
+                       (["--size-of-uniform", "-8"], "-8 is not above 0")):
+        with pytest.raises(SystemExit) as refused:
+            main(["mixed-precision", "--sensitivity", str(map_id), *bad, "-o", str(tmp_path / "n.yaml"), "--db", str(db)])
+        assert refused.value.code == 2 and words in capsys.readouterr().err
+    assert not (tmp_path / "n.yaml").exists()

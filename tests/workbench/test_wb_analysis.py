@@ -131,6 +131,8 @@ def test_mixed_precision_from_the_heatmap_is_one_undoable_chain_edit(window, qtb
     # A size goal the map cannot reach says so instead of planning.
     view.objective_combo.setCurrentIndex(view.objective_combo.findData("target_mb"))
     assert view.budget_unit.text() == "MB"
+    # The new objective planned with its own default goal, in MB (not the 1.0 points left in the field).
+    assert f"{view.budget_spin.value():.2f} MB" in view.plan_label.text() and view.budget_spin.value() != 1.0
     _type_goal(view, qtbot, "0.015")  # kept as typed: a spin box showed 0.01 (or 0.02)
     assert view.budget_spin.text() == "0.015"
     assert view.plan is None and not view.add_button.isEnabled() and "the smallest is" in view.plan_label.text()
