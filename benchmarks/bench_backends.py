@@ -51,7 +51,6 @@ if str(ROOT) not in sys.path:
 
 from benchmarks.study import Study, environment, log, quiet_libraries  # noqa: E402
 
-MB = 1e6
 BACKENDS = ["torch", "onnxruntime", "openvino"]
 
 
@@ -180,7 +179,6 @@ def file_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in files)
 
 
-ROLES = ("fp32", "engine int8", "chain", "chain over budget", "hand-written", "other")  # what each contender stands for in the targets
 
 
 def main(argv: list[str] | None = None) -> int:
