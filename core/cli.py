@@ -542,26 +542,22 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _finite_float(text: str) -> float:
-    """An argparse type: a finite number (NaN and infinity are refused, never planned with)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"'{text}' is not a finite number")
-    return value
+def _number_arg(cast: Any, ok: Any, why: str) -> Any:
+    """An argparse type: ``cast(text)`` when ``ok`` of it, else the error ``why`` (NaN, infinity and
+    out-of-range values are refused, never planned with)."""
+    def parse(text: str) -> Any:
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a {'whole ' if cast is int else ''}number") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(why.format(text=text, value=value))
+        return value
+    return parse
 
 
-def _positive_int(text: str) -> int:
-    """An argparse type: a whole number above 0 (a bit width)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} is not above 0")
-    return value
+_finite_float = _number_arg(float, math.isfinite, "'{text}' is not a finite number")
+_positive_int = _number_arg(int, lambda value: value > 0, "{value} is not above 0")
 
 
 def cmd_mixed_precision(args: argparse.Namespace) -> int:
