@@ -60,6 +60,9 @@ def default_recipe_path() -> Path:
 class MainWindow(QMainWindow):
     def __init__(self, settings: Settings | None = None, *, load_initial: bool = True) -> None:
         super().__init__()
+        from workbench import gc_on_gui_thread
+
+        gc_on_gui_thread.install()  # before any background query can collect widgets on a pool thread
         self.settings = settings or Settings()
         self.setWindowTitle("Compression Workbench")
         self.setWindowIcon(icon("workbench"))

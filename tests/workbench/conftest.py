@@ -73,6 +73,14 @@ def _none_refcount_guard() -> None:
     guard_none_refcount()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _gc_on_gui_thread(qapp) -> None:  # type: ignore[no-untyped-def]
+    """As every MainWindow does: see workbench/gc_on_gui_thread.py (widgets collected on a pool thread hung a test)."""
+    from workbench import gc_on_gui_thread
+
+    gc_on_gui_thread.install()
+
+
 @pytest.fixture
 def window(qtbot):  # type: ignore[no-untyped-def]
     from workbench.main_window import MainWindow

@@ -61,3 +61,28 @@ def test_an_export_menu_lists_its_formats_and_a_refused_write_names_the_file(qtb
     missing = tmp_path / "no-such-folder" / "x.csv"
     assert not write_text(owner, missing, "a,b\n")
     assert shown == [f"Cannot write {missing}: No such file or directory"]
+
+
+def test_garbage_cycles_are_collected_on_the_gui_thread_only(qtbot) -> None:
+    """A pool thread that triggered the collector freed widgets there and deadlocked with the GUI thread."""
+    import gc
+    import weakref
+
+    from workbench import gc_on_gui_thread
+
+    assert gc_on_gui_thread.installed() and not gc.isenabled()
+
+    class Node:
+        pass
+
+    where: list[bool] = []
+    cycle = Node()
+    cycle.me = cycle  # type: ignore[attr-defined]
+    weakref.finalize(cycle, lambda: where.append(threading.current_thread() is threading.main_thread()))
+    del cycle
+    owner = QWidget()
+    # Enough live allocations in a pool thread to pass the first threshold there: no collection may run in it.
+    done: list[object] = []
+    background.run_in_background(owner, lambda: [[] for _ in range(3 * gc.get_threshold()[0])], done.append)
+    qtbot.waitUntil(lambda: bool(done) and bool(where), timeout=10_000)
+    assert where == [True]
