@@ -5,7 +5,7 @@ thread) triggered it, it freed Python-owned widgets caught in reference cycles t
 Qt connection lock and waited for the GIL, while the GUI thread held the GIL and waited for that lock
 (seen as a hung test: the GUI thread in QLabel.setBuddy, a pool thread in QObject::~QObject). So the
 automatic collector is switched off and a timer on the GUI thread collects, generation by generation,
-when the allocation counts pass the usual thresholds (the pattern calibre uses for the same reason).
+when the allocation counts pass the usual thresholds.
 """
 
 from __future__ import annotations
