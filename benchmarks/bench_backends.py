@@ -37,7 +37,6 @@ Writes bench_backends.json and .md into --out (default benchmarks/results; --qui
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -187,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from transformers import AutoConfig, AutoTokenizer
 
-    from benchmarks.report import section_markdown
+    from benchmarks.report import write_section
     from core.backends.artifact import folder_bytes  # what a user ships: model file(s), tokenizer, config
     from core.backends.packages import versions
     from core.backends.session import SessionModel, TorchSession, open_session
@@ -355,11 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     for info in (report["engine_variant_info"]["finetune"] or {}).values():
         (info.get("latency") or {}).pop("times_ms", None)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench_backends.json").write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
-    text = section_markdown("backends", report)
-    (out / "bench_backends.md").write_text(text, encoding="utf-8")
+    text = write_section("backends", report, Path(args.out) / "bench_backends.json")
     print(text)
     tmp.cleanup()
     return 0

@@ -17,7 +17,6 @@ Writes JSON + Markdown to benchmarks/results/.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.published import TARGETS  # noqa: E402
-from benchmarks.report import section_markdown  # noqa: E402
+from benchmarks.report import write_section  # noqa: E402
 from benchmarks.study import Study, environment, quiet_libraries  # noqa: E402
 
 TARGET = TARGETS["cache_speedup"]
@@ -96,11 +95,7 @@ def main() -> int:
         "meets_target": changed >= TARGET,
         "machine": environment(),
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench_cache.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-    text = section_markdown("cache", report)  # the report's renderer: the same table as RESULTS.md
-    (out / "bench_cache.md").write_text(text, encoding="utf-8")
+    text = write_section("cache", report, Path(args.out) / "bench_cache.json")  # the same table as RESULTS.md
     print(text)
     return 0  # a missed target is a verdict in the report, not a failed benchmark
 

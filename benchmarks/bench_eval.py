@@ -10,7 +10,6 @@ Writes benchmarks/results/eval_speed.json and eval_speed.md. Target: engine >= 1
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -23,7 +22,7 @@ if str(ROOT) not in sys.path:
 RESULTS = ROOT / "benchmarks" / "results"
 
 from benchmarks.published import TARGETS  # noqa: E402
-from benchmarks.report import section_markdown  # noqa: E402
+from benchmarks.report import write_section  # noqa: E402
 
 TARGET = TARGETS["engine_speedup"]
 
@@ -115,10 +114,7 @@ def main() -> None:
         "environment": environment(),
         "caveat": "shared, noisy 2-core machine: other processes ran during the measurement",
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "eval_speed.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    text = section_markdown("eval", report)  # the report's renderer: the same table as RESULTS.md
-    (args.out / "eval_speed.md").write_text(text, encoding="utf-8")
+    text = write_section("eval", report, args.out / "eval_speed.json")  # the same table as RESULTS.md
     print(text)
 
 

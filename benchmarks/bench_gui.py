@@ -10,7 +10,6 @@ a run (10 ms timer probe); charts fluid with 1,000 variants. Timings on a shared
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import random
@@ -27,7 +26,7 @@ if str(ROOT) not in sys.path:
 RESULTS = ROOT / "benchmarks" / "results"
 
 from benchmarks.published import TARGETS  # noqa: E402
-from benchmarks.report import section_markdown  # noqa: E402
+from benchmarks.report import write_section  # noqa: E402
 
 _KEEP: list = []
 
@@ -237,10 +236,7 @@ def main() -> None:
     result["launch"] = bench_launch(args.repeats)
     result["charts"] = bench_charts()
     result["run_stall"] = {"skipped": "--no-run"} if args.no_run else bench_run_stall()
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "gui.json").write_text(json.dumps(result, indent=2) + "\n")
-    text = section_markdown("gui", result)  # the report's renderer: the same table as RESULTS.md
-    (args.out / "gui.md").write_text(text)
+    text = write_section("gui", result, args.out / "gui.json")  # the same table as RESULTS.md
     print(text, flush=True)
     os._exit(0)  # skip interpreter teardown: PySide6 + pyqtgraph can crash while collecting at exit
 

@@ -25,7 +25,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.published import TARGETS  # noqa: E402
-from benchmarks.report import section_markdown  # noqa: E402
+from benchmarks.report import write_section  # noqa: E402
 from core.store import (  # noqa: E402
     list_runs,
     open_store,
@@ -143,11 +143,7 @@ def main() -> int:
         "machine": {"python": platform.python_version(), "machine": platform.machine(), "processor": platform.processor()},
         "results": results,
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench_queries.json").write_text(json.dumps(report, indent=2) + "\n")
-    text = section_markdown("queries", report)  # the report's renderer: the same table as RESULTS.md
-    (out / "bench_queries.md").write_text(text, encoding="utf-8")
+    text = write_section("queries", report, Path(args.out) / "bench_queries.json")  # the same table as RESULTS.md
     print(text)
     return 0
 

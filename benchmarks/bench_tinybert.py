@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.report import section_markdown, tinybert_ratios  # noqa: E402
+from benchmarks.report import tinybert_ratios, write_section  # noqa: E402
 from benchmarks.study import Study, environment, log, quiet_libraries  # noqa: E402
 
 MODEL = "all-MiniLM-L6-v2"
@@ -134,11 +134,7 @@ def settings(args: argparse.Namespace, tasks: list[str]) -> dict[str, Any]:
 
 
 def write(result: dict[str, Any], out: Path) -> str:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
-    text = section_markdown("tinybert", result)
-    out.with_suffix(".md").write_text(text, encoding="utf-8")
-    return text
+    return write_section("tinybert", result, out.with_suffix(".json"))
 
 
 def combine(paths: list[str], out: Path) -> dict[str, Any]:

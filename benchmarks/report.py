@@ -159,6 +159,16 @@ def section_markdown(key: str, data: dict[str, Any]) -> str:
     return "\n".join(head + r.lines + (_summary(r) if r.summary else [])).rstrip() + "\n"
 
 
+def write_section(key: str, data: dict[str, Any], json_path: Path) -> str:
+    """What every benchmark script writes: its JSON at ``json_path`` and, beside it with the same stem,
+    its section of RESULTS.md rendered by :func:`section_markdown`. Returns the Markdown."""
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    text = section_markdown(key, data)
+    json_path.with_suffix(".md").write_text(text, encoding="utf-8")
+    return text
+
+
 def _header(m: dict[str, Any]) -> list[str]:
     mode = m.get("mode")
     lines = ["# Compression Workbench — benchmark results", ""]
