@@ -37,6 +37,7 @@ from core.store import schema as s  # noqa: E402
 from core.store.record import now  # noqa: E402
 
 TARGET_MS = TARGETS["query_ms"]
+LARGEST_RUN = 1000  # one sweep of this many variants, the rest typical runs
 METRICS = [("accuracy", "", "dev"), ("eval_examples", "count", "dev"), ("eval_seconds", "s", "dev"),
            ("params", "count", ""), ("nonzero_params", "count", ""), ("artifact_bytes", "bytes", ""),
            ("weights_bytes", "bytes", ""), ("latency_p50", "ms", ""), ("latency_p90", "ms", ""),
@@ -49,12 +50,12 @@ def build(path: Path, n_variants: int, seed: int = 0) -> dict[str, int]:
     store = open_store(path)
     models = [f"/models/model-{i}" for i in range(5)]
     sizes = []
-    remaining = n_variants - 1000
+    remaining = n_variants - LARGEST_RUN
     while remaining > 0:
         k = min(remaining, rng.randint(5, 60))
         sizes.append(k)
         remaining -= k
-    sizes.append(1000)
+    sizes.append(LARGEST_RUN)
     with store.write() as session:
         model_rows = [s.Model(ref=m, kind="local", content_hash=f"h{i}", created_at=now()) for i, m in enumerate(models)]
         session.add_all(model_rows)
@@ -92,7 +93,7 @@ def build(path: Path, n_variants: int, seed: int = 0) -> dict[str, int]:
                             for v in variants)
     store.close()
     return {"runs": len(sizes), "variants": n_variants, "metrics": n_variants * len(METRICS),
-            "largest_run": 1000, "median_run": int(statistics.median(sizes[:-1]))}
+            "largest_run": LARGEST_RUN, "median_run": int(statistics.median(sizes[:-1]))}
 
 
 def timed(fn, repeats: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -113,6 +114,9 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args()
+    if args.variants < LARGEST_RUN + 5:  # the typical runs' median needs at least one beside the sweep
+        ap.error(f"--variants must be at least {LARGEST_RUN + 5}: the database holds one {LARGEST_RUN}-variant "
+                 "sweep plus typical runs of 5 to 60 variants")
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.sqlite"

@@ -905,7 +905,7 @@ def backend_verdicts(d: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                     interval_verdict(-a["value"], -a["high"], -a["low"], t["int8_metric_drop"], at_most=True)))
     chain = d.get("chain")
     ours = (by_role.get("chain") or [None])[0]
-    name = "best chain under a 1-point budget"
+    name = f"best chain under a {t['chain_metric_drop']:g}-point budget"
     if chain is None:
         out.append((BACKENDS_AREA, f"{name} (target 2)", "not run (--no-chain)", "n/a"))
         return out
