@@ -164,6 +164,29 @@ def test_older_schema_is_migrated_after_a_backup(tmp_path: Path, monkeypatch: py
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
+def test_the_backup_holds_what_only_the_wal_held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copy of the main file alone would miss the last commits: they sit in the -wal while any
+    connection keeps the database open (here one that never checkpoints)."""
+    path = tmp_path / "w.sqlite"
+    store = open_store(path)
+    _fill(store, tmp_path)
+    store.close()
+    with closing(sqlite3.connect(path)) as holder:
+        holder.execute("PRAGMA wal_autocheckpoint=0")
+        with holder:
+            holder.execute("UPDATE runs SET name = 'only in the wal'")
+        wal = path.with_name(path.name + "-wal")
+        assert wal.stat().st_size > 0
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)) as main_file_only:
+            assert main_file_only.execute("SELECT name FROM runs").fetchall() != [("only in the wal",)]
+
+        monkeypatch.setattr(db, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+        monkeypatch.setitem(db.MIGRATIONS, SCHEMA_VERSION + 1, lambda conn: None)
+        open_store(path).close()
+    with closing(sqlite3.connect(tmp_path / f"w.sqlite.v{SCHEMA_VERSION}.bak")) as backup:
+        assert backup.execute("SELECT name FROM runs").fetchall() == [("only in the wal",)]
+
+
 def test_two_processes_writing_at_once_never_see_database_is_locked(tmp_path: Path) -> None:
     path = tmp_path / "w.sqlite"
     open_store(path).close()
