@@ -876,6 +876,25 @@ def interval_verdict(value: float, low: float, high: float, target: float, *, at
     return "**not met**" + (" (the interval reaches the target)" if reaches else "")
 
 
+def _row_metric(row: dict[str, Any], missing: str) -> str:
+    """An engine row's accuracy in % with its 95 % interval."""
+    if row["metric"] is None:
+        return missing
+    return f"{100 * row['metric']:.1f} [{100 * row['metric_ci_low']:.1f}, {100 * row['metric_ci_high']:.1f}]"
+
+
+def _row_change(row: dict[str, Any]) -> str:
+    """An engine row's change against its parent in points with its paired 95 % interval."""
+    if row["delta_vs_parent"] is None:
+        return "—"
+    return f"{100 * row['delta_vs_parent']:+.1f} [{100 * row['delta_ci_low']:+.1f}, {100 * row['delta_ci_high']:+.1f}]"
+
+
+def _flag_codes(row: dict[str, Any]) -> str:
+    """Each flag code once (a variant not runnable on two backends carries not_on_backend twice, one per text)."""
+    return "; ".join(dict.fromkeys(f["code"] for f in row["flags"]))
+
+
 def backend_verdicts(d: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     """Issue 15's targets as (area, target, ours, verdict), computed from the recorded values."""
     t = BACKEND_TARGETS
@@ -974,20 +993,13 @@ def _backends(r: Report, d: dict[str, Any]) -> None:
               f"run's first trained variant, the fine-tuned model): {steps}.", "",
               "| variant | accuracy % [95 % CI] | change vs parent (points) | MB | flags |", "|---|---|---|---:|---|")
         for row in chain["rows"]:
-            acc = "—" if row["metric"] is None else (f"{100 * row['metric']:.1f} [{100 * row['metric_ci_low']:.1f}, "
-                                                     f"{100 * row['metric_ci_high']:.1f}]")
-            change = "—" if row["delta_vs_parent"] is None else (
-                f"{100 * row['delta_vs_parent']:+.1f} [{100 * row['delta_ci_low']:+.1f}, {100 * row['delta_ci_high']:+.1f}]")
-            flags = "; ".join(f["code"] for f in row["flags"])
+            acc, change = _row_metric(row, "—"), _row_change(row)
             r.add(f"| {row['label']}{' (cached)' if row['cached'] else ''} | {acc} | {change} | {row['size_mb']:.2f} | "
-                  f"{flags} |")
+                  f"{_flag_codes(row)} |")
         for row in (chain.get("without_budget") or {}).get("rows", [])[3:]:
-            acc = "—" if row["metric"] is None else (f"{100 * row['metric']:.1f} [{100 * row['metric_ci_low']:.1f}, "
-                                                     f"{100 * row['metric_ci_high']:.1f}]")
-            change = "—" if row["delta_vs_parent"] is None else (
-                f"{100 * row['delta_vs_parent']:+.1f} [{100 * row['delta_ci_low']:+.1f}, {100 * row['delta_ci_high']:+.1f}]")
+            acc, change = _row_metric(row, "—"), _row_change(row)
             r.add(f"| {row['label']} (the recipe run again without its budget) | {acc} | {change} | {row['size_mb']:.2f} | "
-                  f"{'; '.join(f['code'] for f in row['flags'])} |")
+                  f"{_flag_codes(row)} |")
         r.add("", "The budget: " + ("; ".join(f"**{o['label']} over budget**: {o['text']}" for o in chain["over_budget"])
                                     if chain["over_budget"] else "every variant of the chain within it") + ".")
     r.add("", "### Targets", "", "| target | ours | verdict |", "|---|---|---|")
@@ -1002,11 +1014,8 @@ def _backends(r: Report, d: dict[str, Any]) -> None:
         for b in ("torch", "onnxruntime", "openvino"):
             v = (row.get("backend_latency") or {}).get(b)
             cells.append(f"{v[0]:.1f} [{v[1]:.1f}, {v[2]:.1f}]" if v else "not timed")
-        acc = "" if row["metric"] is None else (f"{100 * row['metric']:.1f} [{100 * row['metric_ci_low']:.1f}, "
-                                                f"{100 * row['metric_ci_high']:.1f}]")
-        flags = "; ".join(f["code"] for f in row["flags"])
-        r.add(f"| {row['label']} | {acc} | {row['size_mb']:.2f} | {' | '.join(cells)} | {row['fastest_backend'] or ''} "
-              f"| {flags} |")
+        r.add(f"| {row['label']} | {_row_metric(row, '')} | {row['size_mb']:.2f} | {' | '.join(cells)} | "
+              f"{row['fastest_backend'] or ''} | {_flag_codes(row)} |")
     env = d.get("environment") or d.get("machine") or {}
     cpu = d.get("cpu_seconds")
     r.add("", f"Machine: {env.get('cpu_model', '?')}, {env.get('cores', '?')} cores; versions: "
