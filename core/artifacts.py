@@ -295,7 +295,9 @@ def load_artifact(folder: Path) -> LoadedArtifact:
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoTokenizer
 
+    from core.errors import ModelLoadError
     from core.models import model_class_for
+    from core.pooling import install_pooling
 
     folder = Path(folder)
     manifest_path = folder / MANIFEST
@@ -315,7 +317,10 @@ def load_artifact(folder: Path) -> LoadedArtifact:
         config = AutoConfig.from_pretrained(str(folder))
     except (OSError, ValueError, KeyError) as exc:
         raise ArtifactError(f"{folder / 'config.json'} is damaged or not a model configuration: {exc}") from exc
-    model = model_class_for(manifest["head"]).from_config(config)
+    try:
+        model = install_pooling(model_class_for(manifest["head"]).from_config(config))
+    except ModelLoadError as exc:
+        raise ArtifactError(f"{folder / 'config.json'}: {exc}") from None
     model.eval()
     stored_as = manifest.get("architecture")
     if stored_as is not None and stored_as != type(model).__name__:

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS: list[set[str]] = [
     {"core", "core.errors"},
     {"core.params", "core.paths", "core.protocol", "core.logtail", "core.published"},
-    {"core.models", "core.layers", "core.tasks", "core.state", "core.store"},
+    {"core.models", "core.pooling", "core.layers", "core.tasks", "core.state", "core.store"},
     {"core.artifacts"},
     {"core.measure"},
     {"core.backends"},

@@ -280,6 +280,8 @@ class Distill(Step):
     def _fresh(self, teacher: ModelState, cfg: DistillConfig, ctx: StepContext, model_class_for: Any) -> Any:
         import torch
 
+        from core.pooling import install_pooling
+
         t = _dims(teacher.model.config)
         config = copy.deepcopy(teacher.model.config)
         want = {
@@ -311,7 +313,7 @@ class Distill(Step):
             config.hidden_dim = want["ffn_size"]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(ctx.seed)
-            return model_class_for(teacher.head).from_config(config)
+            return install_pooling(model_class_for(teacher.head).from_config(config))  # the teacher's pooling
 
     # --- stage 1 ------------------------------------------------------------------------
     def _intermediate(

@@ -13,6 +13,7 @@ from typing import Any
 
 from core.errors import ConfigError
 from core.params import StepConfig, param
+from core.pooling import FIRST_TOKEN, MEAN, POOLED_HEADS, POOLINGS, pooling_of, set_pooling
 from core.state import FLOAT, TRAINABLE, ModelState, StepContext
 from core.steps.base import TRAINING_RESOURCES, Step, register
 
@@ -25,7 +26,7 @@ class FinetuneConfig(StepConfig):
     MiniLM reaches its SST-2 target within the 1,000-step budget; small data sets (RTE, CoLA) stop at
     the epoch cap or earlier on the held-out slice."""
 
-    version = 2
+    version = 3
     lr: float = param(1e-4, label="Learning rate", help="Peak AdamW learning rate; 1e-4 suits MiniLM-sized encoders (384 wide), 2e-5 to 5e-5 BERT-base", min=0.0, max=1.0, min_exclusive=True)
     max_steps: int | None = param(1000, label="Step budget", help="Optimizer steps at most (the epochs below cap it on small data); empty = epochs only", min=1)
     epochs: float = param(3.0, label="Epochs", help="Passes over the training subset at most (fractions allowed)", min=0.0, max=100.0, min_exclusive=True)
@@ -36,6 +37,7 @@ class FinetuneConfig(StepConfig):
     early_stopping: bool = param(True, label="Early stopping", help="Hold out 10 % of the training subset (at most 500 rows), score it 8 times, stop after 3 scores without a gain and keep the best weights; it also tells whether the model learned", sweepable=False)
     group_by_length: bool = param(True, label="Group by length", help="Batch rows of similar lengths: far less padding, about twice the speed", sweepable=False)
     weight_decay: float = param(0.01, label="Weight decay", help="AdamW decoupled weight decay (not on biases or LayerNorm)", min=0.0, max=1.0)
+    pooling: str = param(MEAN, label="Pooling", help="What a new classification or regression head reads: mean = the average of the sentence's token vectors (how sentence encoders such as the packaged MiniLM were trained; better on its small tasks, see benchmarks/RESULTS.md), first_token = [CLS] as in Hugging Face's heads. A head trained before keeps the pooling it learned with", choices=POOLINGS)
     seed_offset: int = param(0, label="Seed offset", help="Added to the run seed, e.g. to repeat training with other shuffles", min=0, max=1_000_000, sweepable=True)
 
 
@@ -53,10 +55,13 @@ class Finetune(Step):
 
     @classmethod
     def migrate(cls, config: dict[str, Any], from_version: int) -> dict[str, Any]:
-        """Version 1 recipes ran every epoch at a fixed 128 tokens, without early stopping: keep that."""
+        """Version 1 recipes ran every epoch at a fixed 128 tokens, without early stopping; versions 1 and 2
+        read the first token: keep that."""
         if from_version < 2:
             config = {"max_steps": None, "max_length": 128, "early_stopping": False, "group_by_length": False,
                       "lr": 5e-5, **config}
+        if from_version < 3:
+            config = {"pooling": FIRST_TOKEN, **config}
         return config
 
     def apply(self, state: ModelState, ctx: StepContext) -> ModelState:
@@ -71,6 +76,7 @@ class Finetune(Step):
         ctx.check_cancelled()
         model = copy.deepcopy(state.model)
         new = state.derive(model)
+        pooling = self._pool(model, state, ctx)
         import dataclasses
 
         run_ctx = dataclasses.replace(ctx, seed=ctx.seed + cfg.seed_offset)
@@ -88,7 +94,21 @@ class Finetune(Step):
             early_stopping=EarlyStopping() if cfg.early_stopping else None,
             group_by_length=cfg.group_by_length,
         )
-        new.info[self.id] = stats
+        new.info[self.id] = {**stats, "pooling": pooling}
         ctx.log(f"finetune: {stats['steps']} steps at {stats['max_length']} tokens, final loss {stats['final_loss']:.4f}, "
                 f"{stats['seconds']:.1f} s" + (", stopped early" if stats.get("stopped_early") else ""))
         return new
+
+    def _pool(self, model: Any, state: ModelState, ctx: StepContext) -> str | None:
+        """Set the configured pooling on a head that has not learned yet; a trained head keeps its own."""
+        cfg: FinetuneConfig = self.config  # type: ignore[assignment]
+        if state.head not in POOLED_HEADS:
+            return None
+        if not state.info.get("head_trained"):
+            set_pooling(model, cfg.pooling)
+            return cfg.pooling
+        current = pooling_of(model.config)
+        if current != cfg.pooling:
+            ctx.log(f"finetune: the task head was trained reading {current}; it keeps that pooling "
+                    f"(pooling: {cfg.pooling} applies to a head that has not been trained)")
+        return current

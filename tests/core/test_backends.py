@@ -25,6 +25,7 @@ from core.backends.session import SessionModel, TorchSession
 from core.backends.timing import TimedSession, paired_ratio, time_sessions
 from core.backends.verify import compare, probe_batches
 from core.measure import evaluate
+from core.pooling import MEAN, set_pooling
 from tests.core.backends_support import FAMILIES, family_state
 from tests.core.steps_support import tiny_state, tiny_task
 
@@ -67,6 +68,25 @@ def test_every_family_and_head_exports_to_both_backends_and_agrees(deployed: dic
     inputs = variants["onnxruntime"].session.input_names
     takes_types = case[0] in ("bert", "roberta")
     assert inputs == ["input_ids", "attention_mask"] + (["token_type_ids"] if takes_types else [])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_mean_pooling_is_baked_into_both_exported_files(tmp_path: Path, family: str) -> None:
+    state = family_state(tmp_path, family)
+    texts = ["the good movie", "a bad film is not very good !"]  # padded: the mask must reach the mean
+    feed = dict(state.tokenizer(texts, return_tensors="pt", padding=True, return_token_type_ids=False))
+    with torch.inference_mode():
+        first_token = state.model(**feed).logits.numpy()
+        set_pooling(state.model, MEAN)
+        mean = state.model(**feed).logits.numpy()
+    assert not np.allclose(first_token, mean, atol=1e-3)
+    variants = deploy_all(state.model, state.tokenizer, tiny_task(), ["onnxruntime", "openvino"], tmp_path / "out",
+                          threads=1, variant=f"{family} mean")  # fmt: skip
+    for backend in ("onnxruntime", "openvino"):
+        assert variants[backend].status == OK, variants[backend].message
+        names = variants[backend].session.input_names
+        got = variants[backend].session.run({k: v for k, v in feed.items() if k in names})["logits"]
+        assert np.allclose(got, mean, atol=1e-4)
 
 
 def test_dynamic_axes_accept_other_batch_and_sequence_sizes(deployed: dict[str, Any]) -> None:
