@@ -11,8 +11,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # Lowest first. A unit is a package or a top-level module of core; workbench is one unit on top.
 LAYERS: list[set[str]] = [
     {"core", "core.errors"},
-    {"core.params", "core.paths", "core.protocol", "core.logtail", "core.published"},
-    {"core.models", "core.pooling", "core.layers", "core.tasks", "core.state", "core.store"},
+    {"core.params", "core.paths", "core.protocol", "core.logtail", "core.published", "core.pooling"},
+    {"core.models", "core.layers", "core.tasks", "core.state", "core.store"},
     {"core.artifacts"},
     {"core.measure"},
     {"core.backends"},
