@@ -269,6 +269,11 @@ class Chart(pg.GraphicsLayoutWidget):
         self.restyle()
 
 
+def _ink() -> str:
+    """The palette's text colour: marks that must read on a light and on a dark background."""
+    return QApplication.palette().color(QPalette.ColorRole.Text).name()
+
+
 def _sample(**opts: Any) -> pg.PlotDataItem:
     """A legend sample that is not drawn in the plot."""
     return pg.PlotDataItem([], [], **opts)
@@ -284,11 +289,12 @@ class ScatterChart(Chart):
         self.best = pg.ScatterPlotItem(size=18, symbol="d", pen=pg.mkPen("#222", width=1.5), brush=pg.mkBrush(_GOLD))
         self.selected = pg.ScatterPlotItem(size=15, symbol="o", pen=pg.mkPen(_GREEN, width=2.5), brush=pg.mkBrush(None))
         # Variants whose metric is no result (untrained head, did not learn): crossed out, off the front.
-        self.untrusted = pg.ScatterPlotItem(size=13, symbol="x", pen=pg.mkPen("#555", width=1), brush=pg.mkBrush("#555"))
+        self.untrusted = pg.ScatterPlotItem(size=13, symbol="x")  # coloured by restyle: the text colour
         self.errors: dict[tuple[str, str], pg.ErrorBarItem] = {}
         for item in (self.baseline, self.best, self.selected, self.untrusted):
             item.setZValue(10)
             self.plot.addItem(item)
+        self.restyle()
         self.rows: list[dict[str, Any]] = []
         from workbench.published_overlay import PublishedLayer
 
@@ -296,6 +302,21 @@ class ScatterChart(Chart):
         self.add_tips(published_tips)
         self.published = PublishedLayer(self.plot, published_tips)  # the papers' points, switchable
         self._last: tuple[list[dict[str, Any]], list[dict[str, Any]], dict[tuple[str, str], dict[str, Any]]] | None = None
+
+    def restyle(self) -> None:
+        """The crossed-out marks (and their legend sample) in the text colour: grey vanished on dark."""
+        super().restyle()
+        if getattr(self, "untrusted", None) is None:  # Chart.__init__ restyles before this chart's items exist
+            return
+        ink = _ink()
+        self.untrusted.setPen(pg.mkPen(ink, width=1.5))
+        self.untrusted.setBrush(pg.mkBrush(ink))
+        for sample, _label in self.legend.items:
+            item = getattr(sample, "item", None)  # the legend's ItemSample wraps the PlotDataItem it draws
+            if isinstance(item, pg.PlotDataItem) and item.opts.get("symbol") == "x":
+                item.setSymbolPen(ink)
+                item.setSymbolBrush(ink)
+                sample.update()
 
     def set_published_visible(self, visible: bool) -> None:
         """Show or hide the published points (and their legend entry)."""
@@ -372,7 +393,8 @@ class ScatterChart(Chart):
                    (_sample(pen=None, symbol="o", symbolSize=11, symbolBrush=None, symbolPen=pg.mkPen(_GREEN, width=2)),
                     "selected")]
         if bad:
-            legend.append((_sample(pen=None, symbol="x", symbolSize=11, symbolBrush="#555", symbolPen="#555"),
+            ink = _ink()
+            legend.append((_sample(pen=None, symbol="x", symbolSize=11, symbolBrush=ink, symbolPen=ink),
                            "untrained head / did not learn"))
         published = self.published.legend_entry()
         if published is not None:

@@ -168,9 +168,11 @@ def test_dark_theme_follows_the_system_and_the_view_menu(window, qtbot, monkeypa
         monkeypatch.setattr(theme, "system_is_dark", lambda: True)
         hints.colorSchemeChanged.emit(Qt.ColorScheme.Dark)
         assert base() < 80 and chart.backgroundBrush().color().lightness() < 80
+        assert chart.untrusted.opts["pen"].color().lightness() > 170  # the × of a variant with no result reads on dark
         monkeypatch.setattr(theme, "system_is_dark", lambda: False)
         hints.colorSchemeChanged.emit(Qt.ColorScheme.Light)
         assert base() > 200 and chart.backgroundBrush().color().lightness() > 200
+        assert chart.untrusted.opts["pen"].color().lightness() < 90
         window.theme_actions["dark"].trigger()  # the user's choice wins over the system's
         assert window.settings.value("view/theme") == "dark" and base() < 80
         hints.colorSchemeChanged.emit(Qt.ColorScheme.Light)
