@@ -28,7 +28,9 @@ POOLED_HEADS = frozenset({"classification", "regression"})  # QA heads read ever
 
 def pooling_of(config: Any) -> str:
     """The pooling a model's config records; first token when it records none (every plain checkpoint)."""
-    value = getattr(config, POOLING_FIELD, None) or FIRST_TOKEN
+    value = getattr(config, POOLING_FIELD, None)
+    if value is None:
+        return FIRST_TOKEN
     if value not in POOLINGS:
         raise ModelLoadError(
             f"config.json: field '{POOLING_FIELD}' is {value!r}; it must be one of {', '.join(POOLINGS)}"
@@ -39,10 +41,11 @@ def pooling_of(config: Any) -> str:
 def install_pooling(model: Any) -> Any:
     """Make ``model`` pool as its config says (idempotent); returns the model."""
     base = model.base_model
+    wanted = pooling_of(model.config) == MEAN
     installed = _mean_into_first_token in base._forward_hooks.values()
-    if pooling_of(model.config) == MEAN and not installed:
+    if wanted and not installed:
         base.register_forward_hook(_mean_into_first_token, with_kwargs=True)
-    elif pooling_of(model.config) != MEAN and installed:
+    elif installed and not wanted:  # hook handles do not survive deepcopy, so remove by identity
         for key, hook in list(base._forward_hooks.items()):
             if hook is _mean_into_first_token:
                 del base._forward_hooks[key]

@@ -170,6 +170,11 @@ class HoverTips:
         return self.vb.mapViewToScene(QPointF(x, y))
 
 
+def _ink() -> str:
+    """The palette's text colour: marks that must read on a light and on a dark background."""
+    return QApplication.palette().color(QPalette.ColorRole.Text).name()
+
+
 class Chart(pg.GraphicsLayoutWidget):
     """One plot (or a few stacked) with a legend row beneath; hover tips and click-to-select."""
 
@@ -260,18 +265,13 @@ class Chart(pg.GraphicsLayoutWidget):
             label.setText(label.text)
 
     def set_title(self, text: str) -> None:
-        self.plot.setTitle(text, size="10pt", color=QApplication.palette().color(QPalette.ColorRole.Text).name())
+        self.plot.setTitle(text, size="10pt", color=_ink())
 
     def set_legend(self, entries: list[tuple[Any, str]]) -> None:
         self.legend.clear()
         for item, name in entries:
             self.legend.addItem(item, name)
         self.restyle()
-
-
-def _ink() -> str:
-    """The palette's text colour: marks that must read on a light and on a dark background."""
-    return QApplication.palette().color(QPalette.ColorRole.Text).name()
 
 
 def _sample(**opts: Any) -> pg.PlotDataItem:

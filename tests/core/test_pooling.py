@@ -55,6 +55,20 @@ def test_every_family_reads_the_masked_mean(tmp_path: Path, family: str) -> None
     assert not torch.allclose(logits, first_token_logits, atol=1e-4)
 
 
+@pytest.mark.parametrize("family", ["bert", "distilbert"])  # with a pooler, and without
+def test_tuple_outputs_pool_like_dict_outputs(tmp_path: Path, family: str) -> None:
+    """A base model called with return_dict=False hands the hook a tuple."""
+    state = family_state(tmp_path, family)
+    set_pooling(state.model, MEAN)
+    batch = _batch(state.tokenizer)
+    with torch.inference_mode():
+        as_dict = state.model.base_model(**batch)
+        as_tuple = state.model.base_model(**batch, return_dict=False)
+    assert torch.equal(as_tuple[0], as_dict["last_hidden_state"])
+    if "pooler_output" in as_dict:
+        assert torch.equal(as_tuple[1], as_dict["pooler_output"])
+
+
 @pytest.mark.parametrize("family", ["bert", "distilbert"])
 def test_a_padded_row_scores_like_the_row_alone(tmp_path: Path, family: str) -> None:
     state = family_state(tmp_path, family)
@@ -100,14 +114,13 @@ def test_an_artifact_reloads_with_its_pooling(tmp_path: Path) -> None:
 
 
 def test_a_model_folder_with_a_bad_pooling_value_is_refused(tmp_path: Path) -> None:
-    state = tiny_state(tmp_path)
+    tiny_state(tmp_path)
     folder = next(p for p in tmp_path.iterdir() if (p / "config.json").exists())
     config = json.loads((folder / "config.json").read_text())
     config[POOLING_FIELD] = "MEAN"
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelLoadError, match="one of first_token, mean"):
         tiny_state(tmp_path)
-    assert state.model is not None
 
 
 def test_finetune_pools_a_new_head_by_default_and_a_trained_head_keeps_its_own(tmp_path: Path) -> None:
