@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -315,6 +316,23 @@ def _check(path: Path, timeout_s: float = BUSY_TIMEOUT_MS / 1000) -> int:
     return version
 
 
+def _switch_to_wal(cur: sqlite3.Cursor, timeout_s: float) -> None:
+    """WAL mode, retried while another connection holds the file: SQLite answers a journal-mode change
+    that meets a lock with SQLITE_BUSY at once, without calling the busy handler (two processes
+    creating one new database at the same moment hit this)."""
+    deadline = time.monotonic() + timeout_s
+    pause = 0.005
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if not _is_locked(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
+
+
 def _setup_engine(engine: Engine, busy_timeout_ms: int, read_only: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -322,7 +340,7 @@ def _setup_engine(engine: Engine, busy_timeout_ms: int, read_only: bool) -> None
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         if not read_only:  # a read-only connection keeps the file's journal mode and writes nothing
-            cur.execute("PRAGMA journal_mode=WAL")
+            _switch_to_wal(cur, busy_timeout_ms / 1000)
             cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -546,6 +547,22 @@ def test_a_new_database_locked_while_being_created_is_explained_in_words(tmp_pat
         _assert_lock_explained(str(info.value), path, holder)
     finally:
         holder.communicate("")
+
+
+def test_a_new_database_locked_for_a_moment_while_being_created_waits_for_the_lock(tmp_path: Path) -> None:
+    # SQLite refuses the switch to WAL at once (no busy handler) while another connection holds the
+    # write lock of a new file: two runs starting together on one new database failed this way.
+    path = tmp_path / "new.sqlite"
+    holder = _hold_write_lock(path)
+    release = threading.Timer(0.5, holder.communicate, args=("",))
+    release.start()
+    try:
+        with open_store(path, busy_timeout_ms=20_000) as store:
+            assert list_runs(store) == []
+            create_run(store, _ident(), tmp_path)
+        assert holder.poll() is not None  # it did wait for the holder to let go
+    finally:
+        release.join()
 
 
 def _wal_database(path: Path) -> Path:
