@@ -68,6 +68,25 @@ def test_the_disk_estimate_follows_the_step_kinds_and_matches_a_real_run(tiny: P
     assert run_estimate(same_size, tmp_path).bytes > estimate.bytes  # type: ignore[operator]
 
 
+def test_files_exported_to_other_backends_are_counted_and_match_a_real_run(tiny: Path, tmp_path: Path) -> None:
+    from core.artifacts import folder_bytes
+    from core.run.runner import run_recipe
+
+    chain = [{"step": "test.scale", "config": {"factor": [0.5, 2.0]}}]
+    plain = _recipe(tiny, chain)
+    recipe = tiny_recipe(tiny, chain)
+    recipe["measure"] = {**recipe["measure"], "backends": ["torch", "onnxruntime", "openvino"]}
+    exported = Recipe.from_dict(recipe)
+    estimate, without = run_estimate(exported, tmp_path).bytes, run_estimate(plain, tmp_path).bytes
+    assert estimate is not None and without is not None and estimate > 2 * without  # two float copies per variant
+    result = run_recipe(exported, db_url_or_path=tmp_path / "w.sqlite", artifacts_dir=tmp_path / "artifacts")
+    assert type(result).__name__ == "RunFinished"
+    exports = list((tmp_path / "artifacts").rglob("exports"))
+    assert exports and sum(folder_bytes(folder) for folder in exports) > without  # the kept files are real
+    actual = folder_bytes(tmp_path / "artifacts")
+    assert 0.7 * actual < estimate < 1.5 * actual, (estimate, actual)
+
+
 def _write(tiny: Path, tmp_path: Path, values: int) -> Path:
     path = tmp_path / "sweep.yaml"
     factors = [round(0.01 * i, 2) for i in range(1, values + 1)]
