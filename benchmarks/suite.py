@@ -77,7 +77,7 @@ BENCHES: tuple[Bench, ...] = (
         full=(),
         sizes={"quick": "the custom pairs task only, 60 steps (a smoke run: not the shipped defaults)",
                "full": "SST-2, STS-B, CoLA, RTE and the custom pairs file with the shipped finetune defaults: whole "
-                       "training splits, whole dev sets"},
+                       "training splits, whole dev sets; CoLA and RTE over 3 seeds (judged on their mean)"},
         out_flags=lambda d: ["--out", str(d / "bench_finetune")],
     ),
     Bench(

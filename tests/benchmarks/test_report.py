@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -677,6 +678,53 @@ def test_custom_pairs_verdict_needs_intervals_apart(majority_high: float, expect
     task = finetune_task("pairs", 0.70, 0.60, 0.80, 300.0, 500.0, majority_high=majority_high)
     md = report.section_markdown("finetune", {"settings": {}, "tasks": [task]})
     assert verdict_of(summary(md), "pairs: accuracy clearly above").startswith(expected)
+
+
+def _seeded(task: str, values: list[float], walls: list[float]) -> dict[str, Any]:
+    """A task entry as bench_finetune.over_seeds makes it from one run per seed."""
+    from benchmarks.bench_finetune import over_seeds
+
+    runs = [{**finetune_task(task, v, v - 0.06, v + 0.06, wall, wall * 1.5), "seed": seed}
+            for seed, (v, wall) in enumerate(zip(values, walls, strict=True))]
+    return over_seeds(runs)
+
+
+def test_the_small_tasks_get_three_seeds_unless_told() -> None:
+    import argparse
+
+    from benchmarks.bench_finetune import seeds_of
+
+    shipped = argparse.Namespace(seed=5, seeds=None)
+    assert [seeds_of(shipped, t) for t in ("sst2", "cola", "rte")] == [[5], [5, 6, 7], [5, 6, 7]]
+    assert seeds_of(argparse.Namespace(seed=0, seeds=[3, 1]), "sst2") == [3, 1]
+
+
+def test_several_seeds_are_judged_on_their_mean_and_shown_one_by_one() -> None:
+    entry = _seeded("cola", [0.286, 0.340, 0.252], [360.0, 500.0, 380.0])
+    assert entry["metric"] == pytest.approx(0.29267, abs=1e-5) and entry["seeds"] == [0, 1, 2]
+    assert entry["metric_sd"] == pytest.approx(statistics.stdev([0.286, 0.340, 0.252]))
+    assert entry["finetune_seconds"] == 500.0  # the slowest seed: each fine-tune must fit the budget
+    md = report.section_markdown("finetune", {"settings": {"seed": 0}, "tasks": [entry]})
+    rows = summary(md)
+    assert verdict_of(rows, "cola: accuracy >= 0.3") == "**not met** (mean of 3 seeds; 1 of 3 reach it alone)"
+    assert verdict_of(rows, "cola: within 15 minutes") == "met (the slowest of 3 seeds)"
+    assert "mean 0.293 ± 0.044 sd over 3 seeds (seed 0: 0.286 [0.226, 0.346]; seed 1: 0.340" in md
+    assert "several seeds: cola 0, 1, 2" in md and md.count("learned: held-out") == 3
+    above = _seeded("cola", [0.31, 0.33, 0.29], [300.0, 300.0, 300.0])
+    md = report.section_markdown("finetune", {"settings": {}, "tasks": [above]})
+    assert verdict_of(summary(md), "cola: accuracy >= 0.3") == "met (mean of 3 seeds; 2 of 3 reach it alone)"
+
+
+@pytest.mark.parametrize(("majority_highs", "expected"), [((0.53, 0.53), "met (intervals apart in 2 of 2 seeds)"),
+                                                          ((0.53, 0.70), "**not met** (intervals apart in 1 of 2 seeds)")])
+def test_pairs_over_seeds_need_intervals_apart_in_every_seed(majority_highs: tuple[float, float],
+                                                             expected: str) -> None:
+    from benchmarks.bench_finetune import over_seeds
+
+    runs = [{**finetune_task("pairs", 0.70, 0.65, 0.75, 300.0, 500.0, majority_high=high), "seed": seed}
+            for seed, high in enumerate(majority_highs)]
+    md = report.section_markdown("finetune", {"settings": {}, "tasks": [over_seeds(runs)]})
+    assert verdict_of(summary(md), "pairs: accuracy clearly above") == expected
 
 
 def test_backends_section_renders_both_issue_15_targets(tmp_path: Path) -> None:
