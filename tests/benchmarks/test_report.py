@@ -768,3 +768,20 @@ def test_a_chain_stopped_by_its_budget_misses_target_2_and_says_why() -> None:
         "met (its file breaks the budget)"
     assert verdict_of(rows, "without its budget <= 0.15x").endswith("(its file breaks the budget)")
     assert verdict_of(rows, "no slower than a hand-written NNCF + OpenVINO int8, batch 1").startswith("met")
+
+
+def test_each_committed_benchmark_markdown_is_the_rendering_of_its_json() -> None:
+    # A script writes both files at once; a Markdown file written by an older script version (or edited by
+    # hand) would show other words than RESULTS.md, which is rendered from the same JSON.
+    from benchmarks import suite
+
+    results = Path(report.__file__).parent / "results"
+    checked = []
+    for bench in suite.BENCHES:
+        for name in (o for o in bench.outputs if o.endswith(".json")):
+            data = results / name
+            if data.exists():
+                rendered = report.section_markdown(bench.key, json.loads(data.read_text(encoding="utf-8")))
+                assert data.with_suffix(".md").read_text(encoding="utf-8") == rendered, f"{name}: re-render its .md"
+                checked.append(name)
+    assert len(checked) >= 10, checked
