@@ -97,13 +97,15 @@ class Report:
     def source(self, bench: Bench) -> None:
         entry = self.manifest.get("benches", {}).get(bench.key)
         path = self.results / bench.outputs[0]
-        when = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC") \
-            if path.exists() else "?"
+        written = (load(self.results, bench.outputs[0]) or {}).get("written_at")
+        when = written or (dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+                           if path.exists() else "?")
         if entry:
             self.add(f"_Source: `{rel(path)}` written {entry.get('finished', when)} by `{entry['command']}` ({entry['status']}, "
                      f"{entry['seconds']:.0f} s). Sizes: {_sizes(entry, bench.key)}._", "")
         else:
-            self.add(f"_Source: `{rel(path)}` (file modified {when}); not produced by this invocation of run_all, "
+            self.add(f"_Source: `{rel(path)}` ({'written' if written else 'file modified'} {when}); not produced by this "
+                     "invocation of run_all, "
                      "so its sizes are the ones stated in the file._", "")
 
 
@@ -159,10 +161,15 @@ def section_markdown(key: str, data: dict[str, Any]) -> str:
     return "\n".join(head + r.lines + (_summary(r) if r.summary else [])).rstrip() + "\n"
 
 
+def now_utc() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def write_section(key: str, data: dict[str, Any], json_path: Path) -> str:
     """What every benchmark script writes: its JSON at ``json_path`` and, beside it with the same stem,
     its section of RESULTS.md rendered by :func:`section_markdown`. Returns the Markdown."""
     json_path.parent.mkdir(parents=True, exist_ok=True)
+    data = {**data, "written_at": now_utc()}  # a clone's file times say when it was checked out, not measured
     json_path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
     text = section_markdown(key, data)
     json_path.with_suffix(".md").write_text(text, encoding="utf-8")

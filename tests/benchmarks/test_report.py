@@ -785,3 +785,15 @@ def test_each_committed_benchmark_markdown_is_the_rendering_of_its_json() -> Non
                 assert data.with_suffix(".md").read_text(encoding="utf-8") == rendered, f"{name}: re-render its .md"
                 checked.append(name)
     assert len(checked) >= 10, checked
+
+
+def test_a_file_not_run_by_this_invocation_is_dated_by_its_own_stamp_not_its_file_time(tmp_path: Path) -> None:
+    import os
+
+    folder = tmp_path / "results"
+    report.write_section("finetune", finetune(), folder / "bench_finetune.json")
+    stamp = json.loads((folder / "bench_finetune.json").read_text(encoding="utf-8"))["written_at"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", stamp)
+    os.utime(folder / "bench_finetune.json", (0, 0))  # what a fresh clone does to file times
+    md = report.render(folder, manifest())
+    assert f"`(written {stamp})" in md.replace("` (", "`(") and "1970" not in md
