@@ -952,7 +952,9 @@ def backend_verdicts(d: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     fp32 = by_role["fp32"][0]
     hand = (by_role.get("hand-written") or [None])[0]
     out: list[tuple[str, str, str, str]] = []
-    engine_int8 = by_role.get("engine int8", [])
+    # Every int8 file the workbench made of the fine-tuned model counts, the chain's included when it kept
+    # its 1-point budget (a chain over budget is role "chain over budget" and does not).
+    engine_int8 = by_role.get("engine int8", []) + by_role.get("chain", [])
     for b in ("b8", "b1"):
         label = f"fastest int8 variant no slower than a hand-written NNCF + OpenVINO int8, batch {b[1:]} x 128"
         timed = d["timings"][b]
@@ -1050,7 +1052,9 @@ def _backends(r: Report, d: dict[str, Any]) -> None:
                   f"{_flag_codes(row)} |")
         r.add("", "The budget: " + ("; ".join(f"**{o['label']} over budget**: {o['text']}" for o in chain["over_budget"])
                                     if chain["over_budget"] else "every variant of the chain within it") + ".")
-    r.add("", "### Targets", "", "| target | ours | verdict |", "|---|---|---|")
+    r.add("", "### Targets", "", "Target 1 takes the fastest of every int8 file the workbench made of the fine-tuned "
+          "model: the same-depth ones above, and the chain's when it kept its 1-point budget.", "",
+          "| target | ours | verdict |", "|---|---|---|")
     for area, target, ours, verdict_ in backend_verdicts(d):
         r.add(f"| {target} | {ours} | {verdict_} |")
         r.target(area, target, ours, verdict_)
