@@ -19,7 +19,8 @@ the held-out slice) moved the score by more than the distance to the target (CoL
 mean and standard deviation; its verdict is on the mean, its time on the slowest seed.
 
     python benchmarks/bench_finetune.py                         # the five tasks, shipped defaults
-    python benchmarks/bench_finetune.py --tasks cola,rte --merge  # redo the two small tasks only
+    python benchmarks/bench_finetune.py --tasks cola,rte --merge  # the small tasks' seeds again, into the
+                                                                  # same file (seed 0's stored runs reused)
     python benchmarks/bench_finetune.py --tasks cola --config lr=2e-4 epochs=5 --out /tmp/cola_try
                                                                 # a candidate default (explorations)
 
@@ -181,7 +182,7 @@ def run_task(study: Study, args: argparse.Namespace, task_id: str, pairs: tuple[
         "quiet_minutes_estimate": quiet_minutes(timings.get("apply_cpu")),
         "recipe_seconds": done.seconds,
         "recipe_cpu_seconds": done.cpu_seconds,
-        "load": done.load,
+        "load": None if row.cached else done.load,  # a reused run's times are the stored ones; this load is not theirs
         "versus_trivial": trivial_comparison(study, row, task, seed),
     }
 
@@ -204,7 +205,7 @@ def over_seeds(runs: list[dict[str, Any]]) -> dict[str, Any]:
     values = [r["metric"] for r in runs]
     slowest = max(runs, key=lambda r: r.get("finetune_seconds") or 0.0)
     timing = ("finetune_seconds", "finetune_cpu_seconds", "quiet_minutes_estimate", "load", "train_seconds",
-              "train_cpu_seconds")
+              "train_cpu_seconds", "recipe_seconds", "recipe_cpu_seconds")
     return {**runs[0], **{k: slowest.get(k) for k in timing}, "seed": None, "seeds": [r["seed"] for r in runs],
             "metric": None if None in values else statistics.fmean(values),
             "metric_sd": None if None in values else statistics.stdev(values),
@@ -215,7 +216,7 @@ def settings(args: argparse.Namespace, tasks: list[str]) -> dict[str, Any]:
     from core.steps.finetune import FinetuneConfig
 
     shipped = FinetuneConfig().to_dict()
-    return {"model": args.model, "tasks": tasks, "seed": args.seed, "threads": args.threads,  # a task's seeds: its entry
+    return {"model": args.model, "tasks": tasks, "seed": args.seed, "threads": args.threads,  # each entry: its seeds
             "config_overrides": dict(args.config), "shipped_defaults": not args.config,
             "finetune_config": {**shipped, **args.config}, "finetune_config_version": FinetuneConfig.version,
             "pairs": {"source": "bundled QNLI file (our train part / dev part)", "train_rows": PAIRS_TRAIN_ROWS,

@@ -689,6 +689,17 @@ def _seeded(task: str, values: list[float], walls: list[float]) -> dict[str, Any
     return over_seeds(runs)
 
 
+def test_the_seeds_named_are_the_ones_each_task_ran_with() -> None:
+    from benchmarks.bench_finetune import over_seeds
+
+    three = [{**finetune_task("sst2", 0.88, 0.86, 0.9, 300.0, 500.0), "seed": 3}]
+    md = report.section_markdown("finetune", {"settings": {"seed": 0}, "tasks": three})
+    assert ", seed 3, " in md and "seed 0" not in md
+    pair = over_seeds([{**finetune_task("rte", 0.6, 0.55, 0.65, 300.0, 500.0), "seed": s} for s in (1, 2)])
+    md = report.section_markdown("finetune", {"settings": {"seed": 0}, "tasks": [*three, pair]})
+    assert ", seeds sst2 3; rte 1, 2, " in md
+
+
 def test_the_small_tasks_get_three_seeds_unless_told() -> None:
     import argparse
 
@@ -700,6 +711,8 @@ def test_the_small_tasks_get_three_seeds_unless_told() -> None:
 
 
 def test_several_seeds_are_judged_on_their_mean_and_shown_one_by_one() -> None:
+    from benchmarks.bench_finetune import over_seeds
+
     entry = _seeded("cola", [0.286, 0.340, 0.252], [360.0, 500.0, 380.0])
     assert entry["metric"] == pytest.approx(0.29267, abs=1e-5) and entry["seeds"] == [0, 1, 2]
     assert entry["metric_sd"] == pytest.approx(statistics.stdev([0.286, 0.340, 0.252]))
@@ -707,9 +720,16 @@ def test_several_seeds_are_judged_on_their_mean_and_shown_one_by_one() -> None:
     md = report.section_markdown("finetune", {"settings": {"seed": 0}, "tasks": [entry]})
     rows = summary(md)
     assert verdict_of(rows, "cola: accuracy >= 0.3") == "**not met** (mean of 3 seeds; 1 of 3 reach it alone)"
-    assert verdict_of(rows, "cola: within 15 minutes") == "met (the slowest of 3 seeds)"
+    assert verdict_of(rows, "cola: within 15 minutes") == "met (the worst of 3 seeds)"
     assert "mean 0.293 ± 0.044 sd over 3 seeds (seed 0: 0.286 [0.226, 0.346]; seed 1: 0.340" in md
-    assert "several seeds: cola 0, 1, 2" in md and md.count("learned: held-out") == 3
+    assert "all-MiniLM" not in md and ", seeds 0, 1, 2, " in md and md.count("learned: held-out") == 3
+    # The time verdict is the worst seed's, not the slowest wall's: seed 1 is faster on the wall but its CPU time
+    # shows a quiet machine could not be shown to fit; seed 0's wall is longer but its CPU time fits.
+    runs = [{**finetune_task("cola", 0.3, 0.25, 0.35, 1200.0, 840.0), "seed": 0},
+            {**finetune_task("cola", 0.3, 0.25, 0.35, 1140.0, 1380.0), "seed": 1}]
+    md = report.section_markdown("finetune", {"settings": {}, "tasks": [over_seeds(runs)]})
+    assert verdict_of(summary(md), "cola: within 15 minutes").startswith("likely on a quiet machine")
+    assert verdict_of(summary(md), "cola: within 15 minutes").endswith("(the worst of 2 seeds)")
     above = _seeded("cola", [0.31, 0.33, 0.29], [300.0, 300.0, 300.0])
     md = report.section_markdown("finetune", {"settings": {}, "tasks": [above]})
     assert verdict_of(summary(md), "cola: accuracy >= 0.3") == "met (mean of 3 seeds; 2 of 3 reach it alone)"
@@ -737,6 +757,8 @@ def test_backends_section_renders_both_issue_15_targets(tmp_path: Path) -> None:
     # The chain kept its budget, so its int8 file is the workbench's fastest int8 variant within 1 point.
     assert verdict_of(rows, "no slower than a hand-written NNCF + OpenVINO int8, batch 8") == "met"
     assert "1.90x [1.71, 2.09] (chain: 3 layers" in md
+    assert verdict_of(rows, "same depth only (no distillation): fastest int8 vs the hand-written one, batch 8") == \
+        "met (point estimate; the interval reaches below)"  # shown beside: 1.01x, the OpenVINO int8
     assert verdict_of(rows, "that int8 variant within 1 point") == "met (point estimate; the interval reaches above)"
     over = summary(report.section_markdown("backends", backends(over_budget=True)))  # then only same-depth files
     assert verdict_of(over, "no slower than a hand-written NNCF + OpenVINO int8, batch 8") == \
@@ -798,7 +820,7 @@ def test_a_file_not_run_by_this_invocation_is_dated_by_its_own_stamp_not_its_fil
     folder = tmp_path / "results"
     report.write_section("finetune", finetune(), folder / "bench_finetune.json")
     stamp = json.loads((folder / "bench_finetune.json").read_text(encoding="utf-8"))["written_at"]
-    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", stamp)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", stamp)
     os.utime(folder / "bench_finetune.json", (0, 0))  # what a fresh clone does to file times
     md = report.render(folder, manifest())
     assert f"`(written {stamp})" in md.replace("` (", "`(") and "1970" not in md
