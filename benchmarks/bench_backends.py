@@ -28,7 +28,7 @@ intervals. Size: the bytes of the folder a user ships (model file(s), tokenizer,
 may share the machine: the 1-minute load average is recorded before and after each phase. The
 Markdown is rendered by benchmarks/report.py (the same section as in RESULTS.md).
 
-    python benchmarks/bench_backends.py                    # ~20 min on 2 quiet cores (--max-steps 120: ~15)
+    python benchmarks/bench_backends.py                    # ~45 min on 2 cores (AMD EPYC), 35 of them distilling
     python benchmarks/bench_backends.py --quick            # smoke run: small budget and few rounds
 
 Writes bench_backends.json and .md into --out (default benchmarks/results; --quick: results/quick/).
@@ -72,12 +72,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=None, help="output folder (default benchmarks/results)")
     p.add_argument("--no-chain", action="store_true", help="skip the distil -> vocab -> static int8 chain (target 2)")
     p.add_argument("--student-layers", type=int, default=3, help="the chain's distilled student depth")
-    p.add_argument("--distill-train-size", type=int, default=12000, help="training sentences the distillation sees")
+    p.add_argument("--distill-train-size", type=int, default=32000, help="training sentences the distillation sees")
     p.add_argument("--distill-max-length", type=int, default=64, help="tokens per sentence while distilling")
     p.add_argument("--stage1-epochs", type=float, default=2.0, help="distill: intermediate-layer epochs")
     p.add_argument("--stage2-epochs", type=float, default=2.0, help="distill: prediction-layer epochs")
     p.add_argument("--distill-lr", type=float, default=1e-4, help="distill: learning rate of both stages")
-    p.add_argument("--keep-percent", type=float, default=25.0, help="vocab: share of the vocabulary kept")
+    p.add_argument("--keep-percent", type=float, default=50.0, help="vocab: share of the vocabulary kept")
     p.add_argument("--budget-points", type=float, default=1.0, help="the chain recipe's budget: metric_drop")
     args = p.parse_args(argv)
     if args.quick:

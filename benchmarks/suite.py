@@ -83,12 +83,12 @@ BENCHES: tuple[Bench, ...] = (
     Bench(
         "backends", "bench_backends.py", "Deployment backends (issue 15)", ("bench_backends.json", "bench_backends.md"),
         quick=("--quick",),
-        full=("--max-steps", "120", "--eval-limit", "500"),
+        full=(),
         sizes={"quick": "finetune 20 steps, distillation on 64 sentences, 32 calibration sentences, 64 dev sentences, "
                         "3 timed rounds (a smoke run)",
-               "full": "finetune 120 steps x 32 sentences; the chain distils to 3 layers on 12,000 sentences at 64 "
-                       "tokens, 2 + 2 epochs; 300 calibration sentences; a seeded 500 of the 872 dev sentences; 20 "
-                       "interleaved timed rounds at batch 8 and 1 x 128"},
+               "full": "finetune 250 steps x 32 sentences; the chain distils to 3 layers on 32,000 sentences at 64 "
+                       "tokens, 2 + 2 epochs, then keeps 50 % of the vocabulary; 300 calibration sentences; all 872 "
+                       "dev sentences; 20 interleaved timed rounds at batch 8 and 1 x 128"},
         timeout_s={"quick": 1800, "full": 3 * 3600},
     ),
     Bench(

@@ -172,7 +172,9 @@ def static_shots(w, shot, settle, *, full: bool) -> None:  # type: ignore[no-unt
         view.charts.setCurrentWidget(view.charts.curves)
         settle(1.5)
         shot(w, "09_results_training_curves")
-    # The Recipe tab of the run's recipe (name, description, seeds, measurement settings).
+    # The Recipe tab of the run's recipe (name, description, seeds, measurement settings). The edited recipe
+    # counts as saved, or loading another one first asks whether to save it (a modal question no one answers).
+    w.undo.setClean()
     w.load_run_recipe(view.rows[-1]["run"])
     settle(1.5)
     w.tabs.setCurrentIndex(0)
