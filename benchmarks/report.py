@@ -480,16 +480,25 @@ def _squad_published(row: dict[str, Any]) -> str:
     return "—"
 
 
-def _squad_table(r: Report, rows: list[dict[str, Any]], starts: dict[str, dict[str, Any]]) -> None:
-    r.add("| task | variant | params | artifact MB | % smaller | score | change vs start (points) | p50 ms | published |",
-          "|---|---|---:|---:|---:|---|---:|---:|---|")
+def _squad_table(r: Report, rows: list[dict[str, Any]], starts: dict[str, dict[str, Any]], *,
+                 step_costs: bool = False) -> None:
+    """One table; ``step_costs`` adds what each row cost against the row before it (a progressive schedule:
+    the cost of each merge), the first against the start."""
+    step = " change vs the row before (points) |" if step_costs else ""
+    r.add(f"| task | variant | params | artifact MB | % smaller | score | change vs start (points) |{step} p50 ms | "
+          "published |", "|---|---|---:|---:|---:|---|---:|" + ("---:|" if step_costs else "") + "---:|---|")
+    before: dict[str, float | None] = {task: _score(start) for task, start in starts.items()}
     for row in rows:
         start = starts.get(row["task"])
         score = _score(row)
         delta = None if start is None or score is None or _score(start) is None else score - _score(start)
+        previous = before.get(row["task"])
+        cost = "" if not step_costs else \
+            f" {_f(None if score is None or previous is None else score - previous, '+.1f')} |"
+        before[row["task"]] = score
         metric = _qa_metric(row) if row.get("f1") is not None else f"acc {_pct(row.get('accuracy'))}"
         r.add(f"| {row['task']} | {row['variant']} | {_f(row.get('params'), ',')} | {_f(row.get('artifact_mb'))} | "
-              f"{_f(row.get('smaller_pct'), '.1f')} | {metric} | {_f(delta, '+.1f')} | "
+              f"{_f(row.get('smaller_pct'), '.1f')} | {metric} | {_f(delta, '+.1f')} |{cost} "
               f"{_f(row.get('latency_p50_ms'), '.1f')} | {_squad_published(row)} |")
     r.add("")
 
@@ -515,7 +524,7 @@ def _squad_retuned(r: Report, d: dict[str, Any], table: str, change: str, epochs
           f"epoch; {change}, then {', '.join(map(str, tuned)) or '?'} questions x {epochs} epoch of fine-tuning; evaluated "
           f"on {s.get('squad_eval')} eval-part questions; max length {s.get('squad_max_length')}.", "")
     _squad_engine(r, d)
-    _squad_table(r, [row for row in rows if row["table"] == table], starts)
+    _squad_table(r, [row for row in rows if row["table"] == table], starts, step_costs=table == "layers")
 
 
 def _squad_share(r: Report, d: dict[str, Any]) -> None:
@@ -608,7 +617,7 @@ def _squad(r: Report, d: dict[str, Any]) -> None:
         if not chosen:
             r.add("not run (no rows of this table in the JSON).", "")
             continue
-        _squad_table(r, chosen, starts)
+        _squad_table(r, chosen, starts, step_costs=table == "layers")
     # starting model and smallest result vs the paper's final sizes
     final = [row for row in rows if row["table"] != "start" and row.get("artifact_mb") is not None]
     if final:

@@ -824,3 +824,17 @@ def test_a_file_not_run_by_this_invocation_is_dated_by_its_own_stamp_not_its_fil
     os.utime(folder / "bench_finetune.json", (0, 0))  # what a fresh clone does to file times
     md = report.render(folder, manifest())
     assert f"`(written {stamp})" in md.replace("` (", "`(") and "1970" not in md
+
+
+def test_the_sharing_table_shows_what_each_merge_cost() -> None:
+    data = squad()
+    layers = [r for r in data["rows"] if r["table"] == "layers"]
+    data["rows"].append({**layers[-1], "variant": "2 layers", "f1": 50.27})
+    md = report.section_markdown("squad", data)
+    table = md.split("Table 2 — layers", 1)[1].split("###", 1)[0]
+    assert "change vs the row before (points)" in table
+    rows = [line for line in table.splitlines() if line.startswith("| squad_v2 |")]
+    # start F1 61.37 -> 6 layers 61.37 -> 3 layers 57.77 -> 2 layers 50.27: each merge against the one before
+    assert [r.split("|")[7].strip() + " " + r.split("|")[8].strip() for r in rows] == \
+        ["+0.0 +0.0", "-3.6 -3.6", "-11.1 -7.5"]
+    assert "change vs the row before" not in md.split("Table 3", 1)[1]  # only the progressive schedule has it
