@@ -16,7 +16,7 @@ CoLA and RTE are fine-tuned three times (seeds --seed, +1, +2; ``--seeds`` sets 
 task), the others once: on their small dev sets the seed (the head's initialisation, the shuffles,
 the held-out slice) moved the score by more than the distance to the target (CoLA MCC 0.286 / 0.340 /
 0.252, RTE 0.592 / 0.523 / 0.592). Such a task's entry holds every seed's run (``per_seed``), their
-mean and standard deviation; its verdict is on the mean, its time on the slowest seed.
+mean and standard deviation; its verdict is on the mean, its time verdict the worst seed's.
 
     python benchmarks/bench_finetune.py                         # the five tasks, shipped defaults
     python benchmarks/bench_finetune.py --tasks cola,rte --merge  # the small tasks' seeds again, into the
