@@ -113,30 +113,6 @@ def recipe(args: argparse.Namespace, task: str, pairs: tuple[Path, Path] | None,
     return out
 
 
-def trivial_comparison(study: Study, row: Any, task: Any, seed: int) -> dict[str, Any]:
-    """The majority-class (constant) predictor on the same dev rows: its metric and interval, and
-    the paired margin of the model over it."""
-    from core.measure import verdicts
-    from core.measure.intervals import metric_interval
-    from core.store import open_store, variant_predictions
-
-    with open_store(study.db) as store:
-        stored = variant_predictions(store, row.variant)
-    assert stored is not None, "the runner stores every variant's dev predictions"
-    dev = task.load("dev")
-    references = [dev[int(i)]["label"] for i in stored["indices"]]
-    predictions = stored["predictions"]
-    trivial = verdicts.trivial_predictions(task, len(references))
-    metric = task.primary_metric
-    out: dict[str, Any] = {"examples": len(references)}
-    if task.head != "regression":
-        base = metric_interval(metric, trivial, references, task.score, task.resample, seed=seed)
-        out["majority"] = {"value": base.value, "low": base.low, "high": base.high}
-    margin = verdicts.learned(task, predictions, references, seed=seed)
-    out["margin"] = {"value": margin.value, "low": margin.low, "high": margin.high}
-    return out
-
-
 def quiet_minutes(cpu_seconds: float | None) -> float | None:
     """The least wall time a quiet machine could need: the training's CPU time over the cores it can
     keep busy (a lower bound; the CPU time itself is the upper one, one core busy at a time)."""
@@ -183,7 +159,7 @@ def run_task(study: Study, args: argparse.Namespace, task_id: str, pairs: tuple[
         "recipe_seconds": done.seconds,
         "recipe_cpu_seconds": done.cpu_seconds,
         "load": None if row.cached else done.load,  # a reused run's times are the stored ones; this load is not theirs
-        "versus_trivial": trivial_comparison(study, row, task, seed),
+        "versus_trivial": study.versus_trivial(row, task, seed),
     }
 
 

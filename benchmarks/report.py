@@ -25,7 +25,9 @@ from benchmarks.published import (
     SHAPE_DROP_POINTS,
     SHAPE_FREE_POINTS,
     SQUAD_PAPER,
+    STUDENT_RETENTION,
     TARGETS,
+    TEACHER_TARGETS,
     TINYBERT_PAPER,
 )
 from benchmarks.suite import BY_KEY, ROOT, Bench, command, now, rel
@@ -288,27 +290,22 @@ def _tinybert(r: Report, d: dict[str, Any]) -> None:
            "saved artifact) and read back from the study's results database." if d.get("study") or d.get("studies")
            else "Every figure from the reloaded artifact (measured by the script itself, before the benchmarks ran "
            "through the engine).")
-    r.add(f"Teacher = MiniLM-L6 fine-tuned; student = its layers 2, 4, 6. {how} Scores x100. Settings (reduced "
-          "training, as run):", "")
+    r.add(f"Teacher = MiniLM-L6 fine-tuned; student = its layers 2, 4, 6. {how} Scores x100. Settings (as run):", "")
     for t in tasks:  # a combined file (bench_tinybert.py --combine) carries settings per task
-        s = t.get("settings") or d.get("settings") or {}
-        limit = s.get("eval_limit")
-        timing = (f"{s.get('latency_rounds')} rounds x {s.get('latency_repeats')} repeats" if "latency_rounds" in s
-                  else f"{s.get('latency_repeats')} repeats per variant")
-        r.add(f"- {t['task']}: training subset {s.get('train_size') or 'all'} examples; teacher "
-              f"{s.get('teacher_epochs')} epochs, distillation {s.get('stage1_epochs')} + {s.get('stage2_epochs')} "
-              f"epochs; dev evaluation {f'{limit} rows' if limit else 'full'}; "
-              f"latency batch 8 x seq 128 on {s.get('threads')} thread(s), {timing}")
+        r.add(f"- {t['task']}: {_tinybert_settings(t.get('settings') or d.get('settings') or {})}")
     r.add("")
     if d.get("latency"):
         r.add(d["latency"], "")
     _recipes_and_cache(r, [d.get("study")] if d.get("study") else d.get("studies") or [])
     for t in tasks:
         for key, use in (t.get("prefix_cache") or {}).items():
-            ok = use.get("teacher_and_student_reused")
-            r.target(f"TinyBERT {t['task']}", f"recipe '{key}' reuses the teacher and student (prefix cache)",
-                     f"run {use.get('run')}: {len(use.get('cached', []))} cached variant(s)",
+            only_teacher = "teacher_and_student_reused" not in use  # the augmented branch trains its own student
+            ok = use.get("teacher_reused") if only_teacher else use.get("teacher_and_student_reused")
+            r.target(f"TinyBERT {t['task']}", f"recipe '{key}' reuses the teacher{'' if only_teacher else ' and student'}"
+                     " (prefix cache)", f"run {use.get('run')}: {len(use.get('cached', []))} cached variant(s)",
                      "met" if ok else "**not met**")
+    if any(t.get("teacher_and_students") for t in tasks):
+        _teachers_and_students(r, tasks)
     # Table 1
     variants: list[str] = []
     for t in tasks:
@@ -386,11 +383,96 @@ def _tinybert(r: Report, d: dict[str, Any]) -> None:
                  f"{_f(speed)}x", verdict(speed, pub_speed))
         r.target(f"TinyBERT {t['task']}", f"int8/fp32 size beats the published {p['int8_vs_fp32_artifact_ratio']:.3f} "
                  "(vs published)", f"{_f(size, '.3f')}", verdict(size, p["int8_vs_fp32_artifact_ratio"], at_most=True))
-        if t["task"] == "sst2":
+        if t["task"] == "sst2" and not t.get("teacher_and_students"):  # else judged with its interval above
             keep = q.get("student_vs_teacher_metric_retention")
             r.target("TinyBERT sst2", f"3-layer student keeps >= {TARGETS['student_retention_sst2']:.0%} of teacher "
                      "accuracy", _f(keep, ".3f"), vacuous if constant else verdict(keep, TARGETS["student_retention_sst2"]))
     _torchao_line(r, tasks, d)
+    r.add("")
+
+
+def _tinybert_settings(s: dict[str, Any]) -> str:
+    """One task's training and measuring settings, in words."""
+    limit = s.get("eval_limit")
+    timing = (f"{s.get('latency_rounds')} rounds x {s.get('latency_repeats')} repeats" if "latency_rounds" in s
+              else f"{s.get('latency_repeats')} repeats per variant")
+    if s.get("teacher") == "shipped finetune defaults" or ("teacher" in s and not s.get("teacher_epochs")
+                                                           and not s.get("train_size")):
+        teacher = "teacher fine-tuned with the shipped finetune defaults on the whole training split"
+    else:
+        teacher = (f"training subset {s.get('train_size') or 'all'} examples; teacher "
+                   f"{s.get('teacher_epochs') or 'default'} epochs")
+    budget = (f"at most {s['distill_steps']} steps per stage (epochs cap {s.get('stage1_epochs')} + "
+              f"{s.get('stage2_epochs')})" if s.get("distill_steps") else
+              f"{s.get('stage1_epochs')} + {s.get('stage2_epochs')} epochs")
+    augment = (f"; augmented student: {s['augment']} rewrites per training sentence (augment.tinybert), the same "
+               "step budget" if s.get("augment") else "")
+    return (f"{teacher}; distillation {budget}{augment}; dev evaluation {f'{limit} rows' if limit else 'full'}; "
+            f"latency batch 8 x seq 128 on {s.get('threads')} thread(s), {timing}"
+            + (" (a reduced run)" if s.get("reduced") else ""))
+
+
+def _retention(change: dict[str, Any], teacher: dict[str, Any]) -> tuple[float, float, float] | None:
+    """What a student keeps of its teacher's metric, with the paired interval of their difference
+    carried over (divided by the teacher's value)."""
+    base = teacher.get("value")
+    if not base or base <= 0 or change.get("value") is None:
+        return None
+    return 1 + change["value"] / base, 1 + change["low"] / base, 1 + change["high"] / base
+
+
+def _teachers_and_students(r: Report, tasks: list[dict[str, Any]]) -> None:
+    """Issue 20's table: did each teacher learn and reach its target, what each student keeps of it,
+    with and without augmented rows, and what augmentation adds (paired, on the same dev examples)."""
+    r.add("### Teachers and students: did the teacher learn, what the students keep, what augmentation adds", "",
+          "Every value with its 95 % bootstrap interval over the dev examples; changes are paired (the same examples). "
+          "'Keeps' = student / teacher, its interval the paired interval of their difference over the teacher's "
+          "value. Majority = the train split's majority class predicted everywhere (STS-B: a constant has no "
+          "correlation, so the teacher's interval must lie above 0).", "",
+          "| task | metric | teacher [95 % CI] | target | verdict | majority [95 % CI] | teacher learned | "
+          "student [95 % CI] | keeps | student, augmented [95 % CI] | keeps | augmentation adds [95 % CI] |",
+          "|---|---|---|---:|---|---|---|---|---:|---|---:|---|")
+    for t in tasks:
+        c = t.get("teacher_and_students")
+        if not c:
+            continue
+        task, teacher = t["task"], c["teacher"]
+        floor = TEACHER_TARGETS.get(task)
+        reached = ("n/a" if floor is None or teacher.get("value") is None else
+                   interval_verdict(teacher["value"], teacher["low"], teacher["high"], floor))
+        majority = (c.get("teacher_vs_trivial") or {}).get("majority")
+        apart = (teacher["low"] > majority["high"]) if majority else (teacher["low"] > 0)
+        margin = (c.get("teacher_vs_trivial") or {}).get("margin") or {}
+        words = ("yes, intervals apart", "**no**, intervals overlap") if majority else \
+            ("yes, interval above 0", "**no**, interval reaches 0")
+        learned = words[0 if apart else 1] + \
+            f" (margin {_interval(margin.get('value'), margin.get('low'), margin.get('high'), '+.3f')})"
+        keeps, cells = {}, []
+        for key in ("student", "augmented"):
+            kept = _retention(c[f"{key}_vs_teacher"], teacher) if key in c else None
+            keeps[key] = kept
+            cells += ["—", "—"] if key not in c else [_interval(c[key]["value"], c[key]["low"], c[key]["high"]),
+                                                      "—" if kept is None else f"{kept[0]:.1%} [{kept[1]:.1%}, {kept[2]:.1%}]"]
+        adds = c.get("augmented_vs_student")
+        added = "—" if not adds else (_interval(adds["value"], adds["low"], adds["high"], "+.3f") +
+                                      (" within noise" if adds["low"] <= 0 <= adds["high"] else ""))
+        r.add(f"| {task} | {c['metric']} | {_interval(teacher['value'], teacher['low'], teacher['high'])} | "
+              f"{_f(floor, '.2f')} | {reached} | "
+              f"{'—' if not majority else _interval(majority['value'], majority['low'], majority['high'])} | "
+              f"{learned} | " + " | ".join(cells) + f" | {added} |")
+        area = f"TinyBERT {task}"
+        if floor is not None:
+            r.target(area, f"teacher {c['metric']} >= {floor:.2f} (issue 20)",
+                     _interval(teacher["value"], teacher["low"], teacher["high"]), reached)
+        r.target(area, "teacher clearly beats its majority class (intervals apart)", learned,
+                 "met" if apart else "**not met**")
+        for key, words in (("student", "without"), ("augmented", "with")):
+            kept = keeps.get(key)
+            if key in c:  # keeping a teacher that learned nothing says nothing
+                r.target(area, f"3-layer student keeps >= {STUDENT_RETENTION:.0%} of its teacher, {words} augmentation",
+                         "—" if kept is None else f"{kept[0]:.1%} [{kept[1]:.1%}, {kept[2]:.1%}]",
+                         "n/a (the teacher did not learn)" if not apart else
+                         "n/a" if kept is None else interval_verdict(*kept, STUDENT_RETENTION))
     r.add("")
 
 
@@ -420,15 +502,15 @@ def _recipes_and_cache(r: Report, studies: list[dict[str, Any] | None]) -> None:
             continue
         r.add(f"Recipes, run through the engine into `{rel(Path(study['database']))}`"
               + (" (an earlier database kept with --reuse)" if study.get("reused_database") else "") + ":", "")
-        first: list[dict[str, Any]] = []
+        firsts: dict[tuple[Any, Any], list[dict[str, Any]]] = {}  # (model, task) -> its first recipe's chain
         for run in study.get("recipes", []):
             steps = run["recipe"]["chain"]
-            shared = next((i for i, (a, b) in enumerate(zip(first, steps, strict=False)) if a != b),
-                          min(len(first), len(steps)))
+            first = firsts.setdefault((run["recipe"].get("model"), run["recipe"].get("task")), steps)
+            shared = 0 if first is steps else next(
+                (i for i, (a, b) in enumerate(zip(first, steps, strict=False)) if a != b), min(len(first), len(steps)))
             chain = " -> ".join(_step_words(e) for e in steps[shared:])
             if shared:
                 chain = f"the first recipe's first {shared} step(s), then {chain}"
-            first = first or steps
             cached = run.get("cached") or []
             r.add(f"- {run['key']} (run {run['run_id']}, {run['seconds']:.0f} s): {chain}; "
                   + (f"{len(cached)} of {run['variants']} variants reused from the cache ({', '.join(cached)})"

@@ -160,6 +160,45 @@ class Study:
         with open_store(self.db) as store:
             return variant_info(store, row.variant)
 
+    def dev_predictions(self, row: Any, task: Any) -> tuple[list[Any], list[Any]]:
+        """A variant's stored dev predictions and the dev references of the same examples."""
+        from core.store import open_store, variant_predictions
+
+        with open_store(self.db) as store:
+            stored = variant_predictions(store, row.variant)
+        if stored is None:
+            raise StudyError(f"variant {row.variant} ({row.label}) has no stored dev predictions")
+        dev = task.load("dev")
+        return list(stored["predictions"]), [dev[int(i)]["label"] for i in stored["indices"]]
+
+    def versus_trivial(self, row: Any, task: Any, seed: int) -> dict[str, Any]:
+        """The majority-class (constant) predictor on the same dev rows: its metric and interval, and
+        the paired margin of the model over it (STS-B: a constant has no correlation, so no majority)."""
+        from core.measure import verdicts
+        from core.measure.intervals import metric_interval
+
+        predictions, references = self.dev_predictions(row, task)
+        out: dict[str, Any] = {"examples": len(references)}
+        if task.head != "regression":
+            trivial = verdicts.trivial_predictions(task, len(references))
+            base = metric_interval(task.primary_metric, trivial, references, task.score, task.resample, seed=seed)
+            out["majority"] = {"value": base.value, "low": base.low, "high": base.high}
+        margin = verdicts.learned(task, predictions, references, seed=seed)
+        out["margin"] = {"value": margin.value, "low": margin.low, "high": margin.high}
+        return out
+
+    def paired_change(self, row: Any, reference: Any, task: Any, seed: int) -> dict[str, Any]:
+        """``row``'s metric minus ``reference``'s on the same dev examples, with its paired 95 % interval."""
+        from core.measure.intervals import paired_delta_interval
+
+        predictions, references = self.dev_predictions(row, task)
+        baseline, same = self.dev_predictions(reference, task)
+        if same != references:
+            raise StudyError(f"variants {row.variant} and {reference.variant} were scored on different dev examples")
+        delta = paired_delta_interval(task.primary_metric, predictions, baseline, references, task.score,
+                                      task.resample, seed=seed)
+        return {"value": delta.value, "low": delta.low, "high": delta.high, "examples": len(references)}
+
     @staticmethod
     def latency(row: Any) -> dict[str, float | None]:
         """p50 / p90 of one variant: the one place tables read latency from.

@@ -73,6 +73,7 @@ class DistillConfig(StepConfig):
     max_length: int = param(128, label="Max length", min=8, max=4096, unit="tokens")
     warmup_ratio: float = param(0.1, label="Warm-up", min=0.0, max=0.9)
     train_size: int | None = param(None, label="Training subset", help="Examples drawn (seeded) from the train split; empty = all", min=1)
+    max_steps: int | None = param(None, label="Step budget per stage", help="Optimizer steps at most in each stage (its epochs cap it); empty = epochs only. An equal budget compares runs with and without augmented rows fairly", min=1)
     weight_decay: float = param(0.01, label="Weight decay", min=0.0, max=1.0)
 
     def validate(self) -> None:
@@ -191,6 +192,7 @@ class Distill(Step):
                 teacher=teacher,
                 distill_alpha=cfg.alpha,
                 temperature=cfg.temperature,
+                max_steps=cfg.max_steps,
             )
         student.model.eval()
         student.info = {**state.info, self.id: info}
@@ -375,6 +377,7 @@ class Distill(Step):
                 warmup_ratio=cfg.warmup_ratio,
                 weight_decay=cfg.weight_decay,
                 label="Training",
+                max_steps=cfg.max_steps,
             )
         finally:
             if need_att:

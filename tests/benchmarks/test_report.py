@@ -838,3 +838,46 @@ def test_the_sharing_table_shows_what_each_merge_cost() -> None:
     assert [r.split("|")[7].strip() + " " + r.split("|")[8].strip() for r in rows] == \
         ["+0.0 +0.0", "-3.6 -3.6", "-11.1 -7.5"]
     assert "change vs the row before" not in md.split("Table 3", 1)[1]  # only the progressive schedule has it
+
+
+def _with_teachers(teacher: tuple[float, float, float], majority: tuple[float, float, float],
+                   student_change: tuple[float, float, float], augmented_change: tuple[float, float, float]) -> dict:
+    """A TinyBERT task carrying issue 20's comparisons (as bench_tinybert.teachers_and_students writes them)."""
+    def iv(v: tuple[float, float, float]) -> dict[str, float]:
+        return {"value": v[0], "low": v[1], "high": v[2]}
+
+    t0, student = teacher[0], tuple(teacher[0] + d for d in student_change)
+    data = tinybert()
+    data["tasks"][0]["teacher_and_students"] = {
+        "metric": "accuracy", "teacher": iv(teacher),
+        "teacher_vs_trivial": {"majority": iv(majority), "margin": iv(tuple(x - majority[0] for x in teacher))},
+        "student": iv(student), "student_vs_teacher": iv(student_change),
+        "augmented": iv(tuple(s + a for s, a in zip(student, augmented_change, strict=True))),
+        "augmented_vs_teacher": iv(tuple(s + a for s, a in zip(student_change, augmented_change, strict=True))),
+        "augmented_vs_student": iv(augmented_change)}
+    assert t0 == teacher[0]
+    return data
+
+
+def test_teachers_and_students_verdicts_follow_the_intervals(tmp_path: Path) -> None:
+    # a teacher above its 0.88 target and apart from the majority; the student keeps 98 % of it (interval
+    # 96-100 %), the augmented student 93 % (interval reaching above 95 %), augmentation's change within noise
+    data = _with_teachers((0.90, 0.87, 0.92), (0.51, 0.48, 0.54), (-0.018, -0.036, 0.0), (-0.045, -0.07, 0.01))
+    md = report.render(write(tmp_path, tinybert=data), manifest())
+    rows = summary(md)
+    assert verdict_of(rows, "teacher accuracy >= 0.88") == "met (point estimate; the interval reaches below)"
+    assert verdict_of(rows, "teacher clearly beats its majority class") == "met"
+    assert verdict_of(rows, "of its teacher, without augmentation") == "met"
+    assert verdict_of(rows, "of its teacher, with augmentation") == \
+        "**not met** (the interval reaches the target)"
+    assert "3-layer student keeps >= 95% of teacher accuracy" not in md  # judged above, with its interval
+    table = section(md, "TinyBERT study").split("### Teachers and students", 1)[1].split("###", 1)[0]
+    assert "| sst2 | accuracy | 0.900 [0.870, 0.920] | 0.88 | met (point estimate; the interval reaches below) |" \
+        in table
+    assert "98.0% [96.0%, 100.0%]" in table and "-0.045 [-0.070, +0.010] within noise" in table
+    # a teacher whose interval overlaps the majority's did not learn: what a student keeps of it is no verdict
+    data = _with_teachers((0.55, 0.50, 0.60), (0.51, 0.48, 0.54), (0.0, -0.02, 0.02), (0.01, -0.01, 0.03))
+    rows = summary(report.render(write(tmp_path, tinybert=data), manifest()))
+    assert verdict_of(rows, "teacher clearly beats its majority class") == "**not met**"
+    assert verdict_of(rows, "teacher accuracy >= 0.88") == "**not met**"
+    assert verdict_of(rows, "of its teacher, without augmentation") == "n/a (the teacher did not learn)"

@@ -29,7 +29,7 @@ def tiny6(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tinybert_args(model: Path, **changes: object) -> argparse.Namespace:
     args = dict(model=str(model), train_size=16, teacher_epochs=1.0, teacher_lr=1e-3, stage1_epochs=0.5,
                 stage2_epochs=0.5, distill_lr=1e-3, prune_amounts=[0.1, 0.4], eval_limit=16, threads=1,
-                latency_repeats=2, torchao=False, full_range=True, seed=0, reduced=True)
+                latency_repeats=2, torchao=False, full_range=True, seed=0, reduced=True, distill_steps=None, augment=0)
     return argparse.Namespace(**(args | changes))
 
 
@@ -65,12 +65,43 @@ def test_tinybert_study_trains_teacher_and_student_once(tiny6: Path, tmp_path: P
     assert task["ratios"]["int8_vs_fp32_artifact_ratio"] == pytest.approx(int8["artifact_mb"] / student["artifact_mb"])
 
 
+def test_tinybert_augmented_student_reuses_the_teacher_and_is_compared_paired(tiny6: Path, tmp_path: Path) -> None:
+    study = Study(tmp_path / "tinybert.sqlite")
+    task = bench_tinybert.run_task(study, tinybert_args(tiny6, full_range=False, prune_amounts=[0.2], augment=2,
+                                                        distill_steps=1, stage1_epochs=5.0, stage2_epochs=5.0), "sst2")
+    assert [run.key for run in study.runs] == ["sst2 prune", "sst2 int8", "sst2 augmented"]
+    augmented_run = study.runs[-1]
+    # baseline and teacher come from the cache; augmentation and the student trained on its rows are new
+    assert [(r.step_id, r.cached) for r in augmented_run.rows] == [
+        ("baseline", True), ("finetune", True), ("augment.tinybert", False), ("distill", False)]
+    assert task["prefix_cache"]["augmented"]["teacher_reused"] is True
+    names = [row["variant"] for row in task["rows"]]
+    assert names[-1] == bench_tinybert.AUGMENTED
+    # the step budget binds both students equally (the epochs would allow more)
+    plain, augmented = task["training"]["distill"], task["training"]["distill_augmented"]
+    assert plain["stage1"]["steps"] == augmented["stage1"]["steps"] == 1
+    assert plain["stage2"]["steps"] == augmented["stage2"]["steps"] == 1
+    assert augmented["training_data"]["augmented"] is True and plain["training_data"]["augmented"] is False
+    assert task["training"]["augment"]["rows"] > 16
+    # the comparisons are paired on the stored dev predictions and agree with the stored metrics
+    c = task["teacher_and_students"]
+    by_name = {row["variant"]: row for row in task["rows"]}
+    assert c["teacher"]["value"] == by_name[bench_tinybert.TEACHER]["metric"]
+    assert c["augmented_vs_student"]["value"] == pytest.approx(
+        by_name[bench_tinybert.AUGMENTED]["metric"] - by_name[bench_tinybert.STUDENT]["metric"])
+    assert c["augmented_vs_student"]["low"] <= c["augmented_vs_student"]["value"] <= c["augmented_vs_student"]["high"]
+    assert c["teacher_vs_trivial"]["majority"]["low"] <= c["teacher_vs_trivial"]["majority"]["value"]
+    md = report.section_markdown("tinybert", {"benchmark": "tinybert", "settings": bench_tinybert.settings(
+        tinybert_args(tiny6, augment=2, distill_steps=1), ["sst2"]), "environment": {}, "tasks": [task], "seconds": 1})
+    assert "### Teachers and students" in md and "student, augmented" in md
+
+
 def test_tinybert_script_writes_json_markdown_and_database(tiny6: Path, tmp_path: Path) -> None:
     out = tmp_path / "out" / "tinybert"
     code = bench_tinybert.main(["--model", str(tiny6), "--tasks", "sst2", "--train-size", "16", "--teacher-epochs", "1",
                                 "--stage1-epochs", "0.5", "--stage2-epochs", "0.5", "--eval-limit", "16",
                                 "--latency-repeats", "2", "--threads", "1", "--prune-amounts", "0.2", "--reduced",
-                                "--out", str(out)])
+                                "--augment", "0", "--out", str(out)])
     assert code == 0
     data = json.loads(out.with_suffix(".json").read_text())
     assert Path(data["study"]["database"]) == out.with_suffix(".sqlite").resolve()
@@ -83,7 +114,8 @@ def test_tinybert_script_writes_json_markdown_and_database(tiny6: Path, tmp_path
     # a second run without --reuse starts afresh: nothing is reused from the first
     bench_tinybert.main(["--model", str(tiny6), "--tasks", "sst2", "--train-size", "16", "--teacher-epochs", "1",
                          "--stage1-epochs", "0.5", "--stage2-epochs", "0.5", "--eval-limit", "16",
-                         "--latency-repeats", "2", "--threads", "1", "--prune-amounts", "0.2", "--out", str(out)])
+                         "--latency-repeats", "2", "--threads", "1", "--prune-amounts", "0.2", "--augment", "0",
+                         "--out", str(out)])
     again = json.loads(out.with_suffix(".json").read_text())
     assert again["study"]["recipes"][0]["cached"] == [] and again["study"]["recipes"][0]["run_id"] == 1
 

@@ -76,6 +76,18 @@ def test_stage2_pulls_predictions_towards_the_teacher(tmp_path: Path, head: str)
     assert "stage1" not in out.info["distill"]
 
 
+def test_the_step_budget_caps_each_stage(tmp_path: Path) -> None:
+    teacher = tiny_state(tmp_path, layers=2)
+    # 16 rows at batch 8 = 2 steps per epoch: 5 epochs would be 10 steps in each stage
+    cfg = _cfg(student="fresh", student_layers=1, hidden_size=16, intermediate_epochs=5, prediction_epochs=5,
+               max_steps=3)
+    info = STEP(cfg).apply(teacher, make_ctx(tmp_path, tiny_task())).info["distill"]
+    assert info["stage1"]["steps"] == 3 and info["stage2"]["steps"] == 3
+    uncapped = STEP(_cfg(student="fresh", student_layers=1, hidden_size=16, intermediate_epochs=1,
+                         prediction_epochs=1, max_steps=50)).apply(teacher, make_ctx(tmp_path, tiny_task()))
+    assert uncapped.info["distill"]["stage1"]["steps"] == 2  # the epochs cap a larger budget
+
+
 def test_distillation_is_deterministic_given_the_seed(tmp_path: Path) -> None:
     teacher = tiny_state(tmp_path, layers=2)
     cfg = _cfg(student="fresh", student_layers=1, hidden_size=16, intermediate_epochs=1, prediction_epochs=1)
