@@ -855,6 +855,7 @@ def _with_teachers(teacher: tuple[float, float, float], majority: tuple[float, f
         "augmented": iv(tuple(s + a for s, a in zip(student, augmented_change, strict=True))),
         "augmented_vs_teacher": iv(tuple(s + a for s, a in zip(student_change, augmented_change, strict=True))),
         "augmented_vs_student": iv(augmented_change)}
+    data["tasks"][0]["training"] = {"distill": {"stage2": {"examples_seen": 4800, "training_data": {"sentences": 2490}}}}
     assert t0 == teacher[0]
     return data
 
@@ -875,9 +876,24 @@ def test_teachers_and_students_verdicts_follow_the_intervals(tmp_path: Path) -> 
     assert "| sst2 | accuracy | 0.900 [0.870, 0.920] | 0.88 | met (point estimate; the interval reaches below) |" \
         in table
     assert "98.0% [96.0%, 100.0%]" in table and "-0.045 [-0.070, +0.010] within noise" in table
+    assert table.rstrip().endswith("| 4,800 / 2,490 = 1.93 |")  # how often the budget shows each sentence
     # a teacher whose interval overlaps the majority's did not learn: what a student keeps of it is no verdict
     data = _with_teachers((0.55, 0.50, 0.60), (0.51, 0.48, 0.54), (0.0, -0.02, 0.02), (0.01, -0.01, 0.03))
     rows = summary(report.render(write(tmp_path, tinybert=data), manifest()))
     assert verdict_of(rows, "teacher clearly beats its majority class") == "**not met**"
     assert verdict_of(rows, "teacher accuracy >= 0.88") == "**not met**"
     assert verdict_of(rows, "of its teacher, without augmentation") == "n/a (the teacher did not learn)"
+
+
+def test_a_disturbed_timing_gives_no_speed_up_verdict(tmp_path: Path) -> None:
+    data = tinybert(speedup_int8=0.8)  # int8 "slower" than fp32 ...
+    student = next(row for row in data["tasks"][0]["rows"] if row["variant"] == "student (3 layers)")
+    student["latency_p90_ms"] = 2.5 * student["latency_p50_ms"]  # ... because the fp32 timing was interrupted
+    rows = summary(report.render(write(tmp_path, tinybert=data), manifest()))
+    assert verdict_of(rows, "int8 vs fp32 latency") == \
+        "n/a (timing disturbed: student (3 layers) p90 2.50x its p50)"
+    assert verdict_of(rows, "int8 speed-up beats the published").startswith("n/a (timing disturbed")
+    assert verdict_of(rows, "int8 artifact <=") == "met"  # sizes do not depend on timing
+    steady = tinybert(speedup_int8=0.8)
+    assert verdict_of(summary(report.render(write(tmp_path, tinybert=steady), manifest())),
+                      "int8 vs fp32 latency") == "**not met**"
