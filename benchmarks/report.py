@@ -106,9 +106,11 @@ class Report:
             self.add(f"_Source: `{rel(path)}` written {entry.get('finished', when)} by `{entry['command']}` ({entry['status']}, "
                      f"{entry['seconds']:.0f} s). Sizes: {_sizes(entry, bench.key)}._", "")
         else:
-            self.add(f"_Source: `{rel(path)}` ({'written' if written else 'file modified'} {when}); not produced by this "
-                     "invocation of run_all, "
-                     "so its sizes are the ones stated in the file._", "")
+            env = data.get("environment") or {}
+            where = f" on {env['cpu_model']} ({env.get('cores', '?')} cores)" if env.get("cpu_model") else ""
+            self.add(f"_Source: `{rel(path)}` ({'written' if written else 'file modified'} {when}{where}); not produced "
+                     "by this invocation of run_all (whose machine the header names), so its sizes are the ones stated "
+                     "in the file._", "")
 
 
 def _sizes(entry: dict[str, Any], key: str) -> str:

@@ -823,7 +823,7 @@ def test_a_file_not_run_by_this_invocation_is_dated_by_its_own_stamp_not_its_fil
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", stamp)
     os.utime(folder / "bench_finetune.json", (0, 0))  # what a fresh clone does to file times
     md = report.render(folder, manifest())
-    assert f"`(written {stamp})" in md.replace("` (", "`(") and "1970" not in md
+    assert f"`(written {stamp} on Test CPU 9000 (2 cores))" in md.replace("` (", "`(") and "1970" not in md
 
 
 def test_the_sharing_table_shows_what_each_merge_cost() -> None:
