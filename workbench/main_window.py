@@ -829,11 +829,22 @@ class MainWindow(QMainWindow):
                 return
         if running:
             self.run_panel.stop_for_close()
+            self._mark_stopped_run()
         for dialog in list(self._analysis_dialogs):
             dialog.done(0)  # stops any analysis process
         self.settings.set_window_state(self.saveGeometry(), self.saveState())
         self.settings.sync()
         event.accept()
+
+    def _mark_stopped_run(self) -> None:
+        """A worker killed before it could mark its run (SIGTERM not handled within the grace period, e.g.
+        on a starved machine) leaves it 'running'; mark it interrupted now, so it is resumable at once."""
+        import contextlib
+
+        from workbench import store_client
+
+        with contextlib.suppress(WorkbenchError):  # a locked or damaged database: the next start marks it
+            store_client.mark_interrupted(self.settings.db_path())
 
     def ask_close(self, running: bool, dirty: bool) -> str:
         """'save', 'discard' (or 'close'), or 'cancel'."""

@@ -234,3 +234,30 @@ def test_closing_during_a_run_asks_once_and_cancel_keeps_run_and_window(window, 
     (run,) = store_client.list_runs(window.settings.db_path())
     assert run["status"] == "interrupted"  # the worker marked it itself: resumable, never left 'running'
     assert run["id"] == outcome.run_id
+
+
+def test_a_worker_killed_on_close_leaves_its_run_interrupted_not_running(window, qtbot, tiny, monkeypatch) -> None:
+    """On a starved machine the worker may not handle SIGTERM within the grace period and is killed
+    before it marks its run; the window marks it as it closes, so the run is resumable at once."""
+    asked: list[str] = []
+
+    def discard(box) -> int:  # type: ignore[no-untyped-def]
+        asked.append(box.text())
+        box.button(QMessageBox.StandardButton.Discard).click()
+        return 0
+
+    monkeypatch.setattr(QMessageBox, "exec", discard)
+    window.set_document(_doc(tiny, [0.1, 0.2, 0.3, 0.4]))
+    panel = window.run_panel
+    with qtbot.waitSignal(panel.client.event, timeout=TIMEOUT_MS,
+                          check_params_cb=lambda m: isinstance(m, p.StepStarted)):
+        window.run()
+    window.chain.add_step("quantize.dynamic_int8")  # unsaved changes: the question offers Discard
+    monkeypatch.setattr(panel.client, "stop", panel.client.kill)  # SIGKILL at once: the worker marks nothing
+    with qtbot.waitSignal(panel.runFinished, timeout=30_000):
+        window.close()
+    assert len(asked) == 1 and not window.isVisible()
+    from workbench import store_client
+
+    (run,) = store_client.list_runs(window.settings.db_path())
+    assert run["status"] == "interrupted"
