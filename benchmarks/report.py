@@ -256,6 +256,11 @@ def _pct(metric: float | None) -> str:
     return _f(None if metric is None else 100 * metric, ".1f")
 
 
+def is_plain_student(variant: str) -> bool:
+    """The fp32 3-layer student distilled from the task's own rows (not the augmented one)."""
+    return variant.startswith("student (") and "augmented" not in variant
+
+
 def tinybert_ratios(task: dict[str, Any]) -> dict[str, float | None]:
     """The study's ratios recomputed from the rows shown in Tables 1-2 (the script's own
     ``ratios`` only fill a gap), so every verdict follows from the printed numbers."""
@@ -265,7 +270,7 @@ def tinybert_ratios(task: dict[str, Any]) -> dict[str, float | None]:
         return next((row for row in rows if pred(row["variant"])), None)
 
     teacher = find(lambda v: v.startswith("teacher"))
-    student = find(lambda v: v.startswith("student ("))
+    student = find(is_plain_student)
     int8 = find(lambda v: v == "student int8")
 
     def ratio(a: dict[str, Any] | None, b: dict[str, Any] | None, key: str) -> float | None:
@@ -346,7 +351,7 @@ def _tinybert(r: Report, d: dict[str, Any]) -> None:
           "| task | amount | sparsity | metric x100 | change vs student (points) | artifact MB |",
           "|---|---:|---:|---:|---:|---:|")
     for t in tasks:
-        student = next((row for row in t["rows"] if row["variant"].startswith("student (")), None)
+        student = next((row for row in t["rows"] if is_plain_student(row["variant"])), None)
         for row in t["rows"]:
             if "sparsity" not in row:
                 continue
@@ -412,12 +417,11 @@ def _tinybert_settings(s: dict[str, Any]) -> str:
     limit = s.get("eval_limit")
     timing = (f"{s.get('latency_rounds')} rounds x {s.get('latency_repeats')} repeats" if "latency_rounds" in s
               else f"{s.get('latency_repeats')} repeats per variant")
-    if s.get("teacher") == "shipped finetune defaults" or ("teacher" in s and not s.get("teacher_epochs")
-                                                           and not s.get("train_size")):
+    if s.get("teacher") == "shipped finetune defaults":
         teacher = "teacher fine-tuned with the shipped finetune defaults on the whole training split"
-    else:
+    else:  # overridden (a reduced run), or a file from before the teacher used the shipped defaults
         teacher = (f"training subset {s.get('train_size') or 'all'} examples; teacher "
-                   f"{s.get('teacher_epochs') or 'default'} epochs")
+                   f"{s.get('teacher_epochs') or 'default'} epochs, learning rate {s.get('teacher_lr') or 'default'}")
     budget = (f"at most {s['distill_steps']} steps per stage (epochs cap {s.get('stage1_epochs')} + "
               f"{s.get('stage2_epochs')})" if s.get("distill_steps") else
               f"{s.get('stage1_epochs')} + {s.get('stage2_epochs')} epochs")

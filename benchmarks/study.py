@@ -160,14 +160,18 @@ class Study:
         with open_store(self.db) as store:
             return variant_info(store, row.variant)
 
-    def dev_predictions(self, row: Any, task: Any) -> tuple[list[Any], list[Any]]:
-        """A variant's stored dev predictions and the dev references of the same examples."""
+    def _stored_predictions(self, row: Any) -> dict[str, Any]:
         from core.store import open_store, variant_predictions
 
         with open_store(self.db) as store:
             stored = variant_predictions(store, row.variant)
         if stored is None:
             raise StudyError(f"variant {row.variant} ({row.label}) has no stored dev predictions")
+        return stored
+
+    def dev_predictions(self, row: Any, task: Any) -> tuple[list[Any], list[Any]]:
+        """A variant's stored dev predictions and the dev references of the same examples."""
+        stored = self._stored_predictions(row)
         dev = task.load("dev")
         return list(stored["predictions"]), [dev[int(i)]["label"] for i in stored["indices"]]
 
@@ -191,10 +195,10 @@ class Study:
         """``row``'s metric minus ``reference``'s on the same dev examples, with its paired 95 % interval."""
         from core.measure.intervals import paired_delta_interval
 
-        predictions, references = self.dev_predictions(row, task)
-        baseline, same = self.dev_predictions(reference, task)
-        if same != references:
+        if self._stored_predictions(row)["indices"] != self._stored_predictions(reference)["indices"]:
             raise StudyError(f"variants {row.variant} and {reference.variant} were scored on different dev examples")
+        predictions, references = self.dev_predictions(row, task)
+        baseline, _ = self.dev_predictions(reference, task)
         delta = paired_delta_interval(task.primary_metric, predictions, baseline, references, task.score,
                                       task.resample, seed=seed)
         return {"value": delta.value, "low": delta.low, "high": delta.high, "examples": len(references)}
