@@ -38,6 +38,7 @@ class FinetuneConfig(StepConfig):
     group_by_length: bool = param(True, label="Group by length", help="Batch rows of similar lengths: far less padding, about twice the speed", sweepable=False)
     weight_decay: float = param(0.01, label="Weight decay", help="AdamW decoupled weight decay (not on biases or LayerNorm)", min=0.0, max=1.0)
     pooling: str = param(MEAN, label="Pooling", help="What a new classification or regression head reads: mean = the average of the sentence's token vectors (how sentence encoders such as the packaged MiniLM were trained; better on its small tasks, see benchmarks/RESULTS.md), first_token = [CLS] as in Hugging Face's heads. A head trained before keeps the pooling it learned with", choices=POOLINGS)
+    layer_lr_decay: float = param(1.0, label="Layer-wise LR decay", help="Each block below the head learns at this factor of the one above (ELECTRA's layer-wise decay); 1 = one rate for all", min=0.0, max=1.0, min_exclusive=True)
     seed_offset: int = param(0, label="Seed offset", help="Added to the run seed, e.g. to repeat training with other shuffles", min=0, max=1_000_000, sweepable=True)
 
 
@@ -93,6 +94,7 @@ class Finetune(Step):
             max_steps=cfg.max_steps,
             early_stopping=EarlyStopping() if cfg.early_stopping else None,
             group_by_length=cfg.group_by_length,
+            layer_lr_decay=cfg.layer_lr_decay,
         )
         new.info[self.id] = {**stats, "pooling": pooling}
         ctx.log(f"finetune: {stats['steps']} steps at {stats['max_length']} tokens, final loss {stats['final_loss']:.4f}, "

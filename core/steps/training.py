@@ -48,13 +48,15 @@ def train(
     max_steps: int | None = None,
     early_stopping: EarlyStopping | None = None,
     group_by_length: bool = True,
+    layer_lr_decay: float = 1.0,
 ) -> dict[str, Any]:
     """Train ``state.model`` in place on ``ctx.task``'s train split; return training statistics.
 
     With a teacher: loss = alpha * soft + (1 - alpha) * hard, where soft is the soft cross-entropy
     at ``temperature`` (scaled by T^2, Hinton et al.) for classification and QA (start and end
     logits averaged), and the MSE between predictions for regression. ``max_length`` None: from
-    the data (see :func:`data_max_length`).
+    the data (see :func:`data_max_length`). ``layer_lr_decay`` < 1 scales each part's learning rate
+    by that factor per block below the head (see :func:`layer_lr_scales`).
     """
     import torch
 
@@ -107,6 +109,7 @@ def train(
         max_steps=max_steps,
         evaluate=held_out,
         early_stopping=early_stopping,
+        lr_scales=layer_lr_scales(model, layer_lr_decay) if layer_lr_decay != 1.0 else None,
     )
     state.info["head_trained"] = True  # the task head has now seen task labels (or a teacher's)
     stats.update(max_length=data.max_length, train_examples=data.train_examples,
@@ -115,6 +118,19 @@ def train(
         stats["learned"] = learned_summary(state, ctx, data.holdout, data.max_length)
         ctx.log(stats["learned"]["summary"])
     return stats
+
+
+def layer_lr_scales(model: Any, decay: float) -> dict[str, float]:
+    """Layer-wise learning-rate decay (ELECTRA, Clark et al. 2020): the head trains at the full rate,
+    the top block at ``decay``, each block below at one more factor, the embeddings at one more still.
+    Parts are found by structure (:func:`core.layers.tensor_parts`), so every encoder family works."""
+    from core.layers import EMBEDDINGS, HEAD, tensor_parts
+
+    names = [n for n, _ in model.named_parameters()]
+    parts = tensor_parts(model, names)
+    blocks = max((p for p in parts.values() if isinstance(p, int)), default=-1) + 1
+    depth = {HEAD: 0, EMBEDDINGS: blocks + 1}
+    return {n: decay ** (depth[p] if not isinstance(p, int) else blocks - p) for n, p in parts.items()}
 
 
 @dataclass(frozen=True)
@@ -324,10 +340,12 @@ def run_loop(
     max_steps: int | None = None,
     evaluate: Callable[[], float] | None = None,
     early_stopping: EarlyStopping | None = None,
+    lr_scales: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Generic AdamW loop over ``loader`` minimising ``loss_fn(batch)``; shared by every trainer.
 
-    ``parameters`` are (name, tensor) pairs: biases and LayerNorm weights get no weight decay.
+    ``parameters`` are (name, tensor) pairs: biases and LayerNorm weights get no weight decay;
+    ``lr_scales`` multiplies a name's learning rate (missing names: 1).
     ``modules`` are put in train mode for the loop and back in eval mode afterwards. The budget is
     ``epochs`` passes, or ``max_steps`` optimizer steps when that is fewer. With ``evaluate`` (a
     held-out score, higher is better) and ``early_stopping``, the loop scores the model at regular
@@ -344,14 +362,17 @@ def run_loop(
         total = max(1, min(total, max_steps))
     stopper = _Stopper(evaluate, early_stopping, total, modules, ctx, label) if evaluate and early_stopping else None
     warmup = int(warmup_ratio * total)
-    decay, no_decay = [], []
+    groups: dict[tuple[float, float], list[Any]] = {}
     for name, p in parameters:
         if not p.requires_grad:
             continue
         lname = name.lower()
-        (no_decay if lname.endswith("bias") or "norm" in lname else decay).append(p)
+        wd = 0.0 if lname.endswith("bias") or "norm" in lname else weight_decay
+        scale = lr_scales.get(name, 1.0) if lr_scales else 1.0
+        groups.setdefault((-scale, -wd), []).append(p)
+    # the full-rate group first: its rate is the one the curve shows
     optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr
+        [{"params": ps, "weight_decay": -wd, "lr": lr * -scale} for (scale, wd), ps in sorted(groups.items())], lr=lr
     )
 
     def factor(step: int) -> float:

@@ -225,3 +225,24 @@ def test_every_tensor_belongs_to_one_part(family: str) -> None:
             assert part == EMBEDDINGS, name
             assert "embed" in name or "relative_attention_bias" in name or "position_ids" in name, name
     assert sorted({p for p in parts.values() if isinstance(p, int)}) == list(range(LAYERS))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_layer_wise_lr_decay_scales_by_depth_below_the_head(family: str) -> None:
+    """The head at the full rate, block i at decay^(layers - i), the embeddings one factor below block 0
+    (ELECTRA's schedule), checked against each family's module names written out above."""
+    from core.steps.training import layer_lr_scales
+
+    model = tiny_model(family)
+    scales = layer_lr_scales(model, 0.5)
+    assert set(scales) == {n for n, _ in model.named_parameters()}
+    block = EXPECTED[family]["block"]
+    for name, scale in scales.items():
+        owner = name.rpartition(".")[0]
+        index = next((i for i in range(LAYERS) if name.startswith(block.format(i=i) + ".")), None)
+        if index is not None:
+            assert scale == 0.5 ** (LAYERS - index), name
+        elif any(owner == h or owner.startswith(h + ".") for h in EXPECTED[family]["head"]):
+            assert scale == 1.0, name
+        else:
+            assert scale == 0.5 ** (LAYERS + 1), name

@@ -162,3 +162,23 @@ def test_the_sequence_length_comes_from_the_data(tmp_path: Path) -> None:
     assert data_max_length(tiny_task(), state.tokenizer, data) == expected == 104
     assert data_max_length(tiny_task(), state.tokenizer, data, cap=64) == 64
     assert data_max_length(tiny_task("qa"), state.tokenizer, data) == 384  # QA windows keep the SQuAD length
+
+
+def test_layer_wise_lr_decay_moves_the_lower_parts_less(tmp_path: Path) -> None:
+    """With a tiny decay factor the embeddings barely move while the head trains as before; at 1 they move."""
+    config_cls = get_step("finetune").config_cls
+    moved = {}
+    for decay in (1.0, 0.01):
+        state = tiny_state(tmp_path)
+        before = _weights(state.model)
+        step = get_step("finetune")(config_cls(lr=3e-3, epochs=2, batch_size=8, train_size=None,
+                                               early_stopping=False, layer_lr_decay=decay))
+        after = step.apply(state, make_ctx(tmp_path, tiny_task(n=32))).model.state_dict()
+        change = {k: float((after[k] - before[k]).abs().max()) for k in before if before[k].is_floating_point()}
+        embedding = next(k for k in change if "word_embeddings" in k)
+        head = next(k for k in change if k.startswith("classifier") and k.endswith("weight"))
+        moved[decay] = change[embedding], change[head]
+    assert moved[0.01][0] < moved[1.0][0] / 100  # embeddings train at 0.01 ** (layers + 1) of the rate
+    assert moved[0.01][1] == pytest.approx(moved[1.0][1], rel=0.5)  # the head at the full rate either way
+    with pytest.raises(Exception, match="layer_lr_decay"):
+        config_cls(layer_lr_decay=float("nan"))
