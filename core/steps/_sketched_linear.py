@@ -38,6 +38,18 @@ class SketchedLinear(nn.Module):
                 module.bias = linear.bias  # same Parameter: keeps any sharing with other layers
         return module
 
+    def fit(self, gram: torch.Tensor, cross: torch.Tensor, target_sq: float) -> float:
+        """Set ``weight`` to the least-squares W' of ||W' S X - W X||: W' = (W X)(S X)^T ((S X)(S X)^T)^-1,
+        from the sums ``gram`` = (S X)(S X)^T and ``cross`` = (W X)(S X)^T over calibration tokens, with a
+        ridge of 1e-6 of the mean diagonal for a singular gram. Returns the relative error on those
+        tokens, ||W' S X - W X||_F / ||W X||_F, given ``target_sq`` = ||W X||_F^2."""
+        ridge = 1e-6 * float(gram.diagonal().mean()) * torch.eye(self.m, dtype=gram.dtype)
+        fitted = torch.linalg.solve(gram + ridge, cross.T).T  # gram is symmetric
+        residual_sq = float((fitted @ gram * fitted).sum() - 2 * (fitted * cross).sum()) + target_sq
+        with torch.no_grad():
+            self.weight.copy_(fitted.to(self.weight.dtype))
+        return math.sqrt(max(0.0, residual_sq) / target_sq) if target_sq > 0 else 0.0
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.linear(nn.functional.linear(x, self.sketch), self.weight, self.bias)
 

@@ -4,6 +4,11 @@ S is m x n with entries +-1/sqrt(m), so E[S^T S] = I and (W S^T) S x is an unbia
 W x. Only the out x m product W S^T is a parameter (trained further if asked); S is rebuilt from
 its seed, so the artifact carries a seed per layer and never S itself. The paper used m = 256 for
 the attention projections and m = 512 for the FFN output.
+
+W S^T is a poor start for this model (benchmarks/sketch_error.py: the sketched MiniLM's last hidden
+state is unrelated to the dense one), so ``init: least_squares`` instead fits each layer's out x m
+weight to the dense layer's outputs on the inputs of a few training rows:
+W' = argmin ||W' S X - W X||, same parameters, same artifact.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from core.steps.base import TRAINING_RESOURCES, Step, register
 
 CODEC_ID = "sketch"
 STEP_ID = "sketch.random"
+
+PRODUCT, LEAST_SQUARES = "product", "least_squares"
+INITS = (PRODUCT, LEAST_SQUARES)
 
 # Config field -> the block roles (core.layers) it sketches.
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -46,6 +54,17 @@ class SketchConfig(TuneConfig):
     m_ffn_out: int = param(
         512, label="m for FFN output", help="Sketch size for the FFN's output Linear (intermediate -> hidden); 0 = dense.",
         min=0,
+    )
+
+    init: str = param(
+        PRODUCT, label="Initial W S^T",
+        help="product = W S^T (the paper); least_squares = fitted to the dense layer's outputs on the inputs of "
+        "the calibration rows (far closer to the dense model before any fine-tuning)",
+        choices=INITS,
+    )
+    calibration_rows: int = param(
+        256, label="Calibration rows", help="Training rows whose activations the least-squares init is fitted on",
+        min=1, max=100_000, sweepable=False,
     )
 
     def validate(self) -> None:
@@ -118,8 +137,8 @@ class RandomSketch(Step):
         layers: dict[str, dict[str, Any]] = {}
         by_weight: dict[int, Any] = {}  # layers sharing a weight (share_layers) stay shared
         params_before = sum(p.numel() for p in state.model.parameters())
-        for i, (name, linear, m) in enumerate(targets):
-            ctx.check_cancelled()
+        sketched_modules = []
+        for name, linear, m in targets:
             first = by_weight.get(id(linear.weight))
             if first is None:
                 sketched = SketchedLinear.from_linear(linear, m, layer_seed(ctx.seed, name))
@@ -127,6 +146,11 @@ class RandomSketch(Step):
             else:
                 sketched = SketchedLinear(linear.in_features, linear.out_features, first.m, first.seed, linear.bias is not None)
                 sketched.weight, sketched.bias = first.weight, first.bias
+            sketched_modules.append(sketched)
+        fit_errors: dict[str, float] = {}
+        if cfg.init == LEAST_SQUARES:
+            fit_errors = fit_to_activations(state, ctx.scaled(0.0, 0.1, "calibrating: "), cfg, targets, by_weight)
+        for (name, _, _), sketched in zip(targets, sketched_modules, strict=True):
             _replace(state.model, name, sketched)
             layers[name] = {
                 "in": sketched.in_features,
@@ -135,20 +159,78 @@ class RandomSketch(Step):
                 "seed": sketched.seed,
                 "bias": sketched.bias is not None,
             }
-            ctx.progress(0.1 * (i + 1) / len(targets), f"sketched {name}")
+        ctx.progress(0.1, f"sketched {len(layers)} layers")
         params_after = sum(p.numel() for p in state.model.parameters())
         ctx.log(f"sketched {len(layers)} Linear layers: {params_before} -> {params_after} parameters")
 
         stats = finetune(state, ctx.scaled(0.1, 1.0, "fine-tuning: "), cfg)
         info = dict(state.info)
         info[self.id] = {"layers": len(layers), "params_before": params_before, "params_after": params_after,
-                         "training": stats}
+                         "init": cfg.init, "training": stats}
+        if fit_errors:
+            info[self.id].update(calibration_rows=cfg.calibration_rows, fit_relative_error=fit_errors)
         ctx.progress(1.0, "sketched")
         return state.derive(
             state.model,
             transforms=[*state.transforms, {"codec": CODEC_ID, "layers": layers}],
             info=info,
         )
+
+
+def fit_to_activations(state: ModelState, ctx: StepContext, cfg: SketchConfig, targets: list[tuple[str, Any, int]],
+                       by_weight: dict[int, Any]) -> dict[str, float]:
+    """Fit every sketch of ``by_weight`` (dense weight id -> its SketchedLinear) by least squares on the
+    dense model's inputs to its layer over ``cfg.calibration_rows`` training rows (real tokens only).
+    Layers sharing a weight pool their tokens. Returns each layer's relative error on those tokens."""
+    import torch
+
+    from core.measure.evaluation import pinned_threads
+    from core.steps.training import MODEL_INPUTS, batches, train_data
+
+    data = train_data(state, ctx, train_size=cfg.calibration_rows, max_length=cfg.max_length)
+    loader = batches(state, ctx, data.features, batch_size=16)
+    sums: dict[int, dict[str, Any]] = {}
+    keep: dict[str, Any] = {}
+
+    def accumulate(module: Any, inputs: tuple[Any, ...], _out: Any) -> None:
+        slot = sums[id(module.weight)]
+        x = inputs[0].reshape(-1, inputs[0].shape[-1])[keep["mask"]].double()
+        sx = x @ slot["sketch"].sketch.double().T
+        wx = x @ module.weight.detach().double().T
+        slot["gram"] += sx.T @ sx
+        slot["cross"] += wx.T @ sx
+        slot["target"] += float((wx * wx).sum())
+
+    hooks, hooked = [], set()
+    for _, linear, _ in targets:
+        key = id(linear.weight)
+        if key not in sums:
+            sketch = by_weight[key]
+            sums[key] = {"sketch": sketch, "gram": torch.zeros(sketch.m, sketch.m, dtype=torch.float64),
+                         "cross": torch.zeros(sketch.out_features, sketch.m, dtype=torch.float64), "target": 0.0}
+        if id(linear) not in hooked:  # a module used by several blocks is hooked once, counted per call
+            hooked.add(id(linear))
+            hooks.append(linear.register_forward_hook(accumulate))
+    try:
+        with torch.inference_mode(), pinned_threads(ctx.threads):
+            state.model.eval()
+            for i, batch in enumerate(loader):
+                ctx.check_cancelled()
+                keep["mask"] = batch["attention_mask"].reshape(-1).bool()
+                state.model(**{k: v for k, v in batch.items() if k in MODEL_INPUTS})
+                ctx.progress((i + 1) / len(loader), f"batch {i + 1}/{len(loader)}")
+    finally:
+        for hook in hooks:
+            hook.remove()
+    errors = {}
+    for name, linear, _ in targets:
+        slot = sums[id(linear.weight)]
+        if "error" not in slot:
+            slot["error"] = slot["sketch"].fit(slot["gram"], slot["cross"], slot["target"])
+        errors[name] = round(slot["error"], 4)
+    ctx.log(f"least-squares init on {len(data.features)} calibration rows: relative error per layer "
+            f"{min(errors.values()):.3f}-{max(errors.values()):.3f}")
+    return errors
 
 
 @register_codec

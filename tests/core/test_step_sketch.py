@@ -116,3 +116,52 @@ def test_fine_tuning_trains_w_st_and_leaves_s_alone(tmp_path: Path) -> None:
     save_artifact(out, tmp_path / "art")
     loaded = load_artifact(tmp_path / "art")
     assert torch.equal(logits(out.model.eval(), out.tokenizer), logits(loaded.model, loaded.tokenizer))
+
+
+def _dense_inputs(state, tmp_path: Path, name: str, rows: int, max_length: int) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    """The real-token inputs of layer ``name`` on the rows the step calibrates on (tokens x in)."""
+    from core.steps.training import MODEL_INPUTS, batches, train_data
+
+    ctx = make_ctx(tmp_path)
+    data = train_data(state, ctx, train_size=rows, max_length=max_length)
+    seen = []
+    module = state.model.get_submodule(name)
+    for batch in batches(state, ctx, data.features, batch_size=16):
+        hook = module.register_forward_hook(lambda m, inp, out: seen.append(inp[0]))
+        with torch.inference_mode():
+            state.model.eval()(**{k: v for k, v in batch.items() if k in MODEL_INPUTS})
+        hook.remove()
+        seen[-1] = seen[-1].reshape(-1, seen[-1].shape[-1])[batch["attention_mask"].reshape(-1).bool()]
+    return torch.cat(seen).double()
+
+
+@pytest.mark.parametrize("name", ["bert.encoder.layer.0.attention.self.query", "bert.encoder.layer.1.output.dense"])
+def test_least_squares_init_matches_scipy_on_the_calibration_activations(tmp_path: Path, name: str) -> None:
+    import scipy.linalg
+
+    dense = sst2_tiny_state(tmp_path, hidden=32)
+    x = _dense_inputs(dense, tmp_path, name, rows=40, max_length=32)
+    w = dense.model.get_submodule(name).weight.detach().double()
+    out = _apply(sst2_tiny_state(tmp_path, hidden=32), tmp_path, m_attention=16, m_ffn_out=24,
+                 init="least_squares", calibration_rows=40, max_length=32)
+    sketched = out.model.get_submodule(name)
+    sx = (x @ sketched.sketch.double().T).numpy()
+    reference = scipy.linalg.lstsq(sx, (x @ w.T).numpy())[0].T
+    assert sketched.weight.detach().double().numpy() == pytest.approx(reference, rel=1e-3, abs=1e-5)
+    wx = (x @ w.T).numpy()
+    error = float(((sx @ reference.T - wx) ** 2).sum() ** 0.5 / (wx**2).sum() ** 0.5)
+    info = out.info["sketch.random"]
+    assert info["init"] == "least_squares" and info["calibration_rows"] == 40
+    assert info["fit_relative_error"][name] == pytest.approx(error, abs=2e-4)
+
+
+def test_least_squares_init_keeps_the_model_closer_to_the_dense_one(tmp_path: Path) -> None:
+    dense = logits(sst2_tiny_state(tmp_path, hidden=32).model, sst2_tiny_state(tmp_path, hidden=32).tokenizer)
+    gaps = {}
+    for init in ("product", "least_squares"):
+        out = _apply(sst2_tiny_state(tmp_path, hidden=32), tmp_path, m_attention=8, m_ffn_out=16, init=init,
+                     calibration_rows=64, max_length=32)
+        gaps[init] = float((logits(out.model, out.tokenizer) - dense).norm() / dense.norm())
+    assert gaps["least_squares"] < gaps["product"] / 2, gaps
+    with pytest.raises(ConfigError, match="init"):
+        SketchConfig(init="svd")
