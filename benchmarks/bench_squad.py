@@ -63,6 +63,8 @@ class Settings:
     sketch_train: int = 1500
     sketch_attention: int = 256  # m of the attention projections' sketch
     sketch_ffn_out: int = 512  # m of the FFN output's sketch
+    sketch_init: tuple[str, ...] = ("product",)  # W S^T as published, least_squares (fitted on activations), or both
+    sketch_calibration: int = 256  # training rows the least-squares init is fitted on
     batch_size: int = 16
     lr: float = 5e-5
     latency_repeats: int = 10
@@ -125,20 +127,26 @@ def recipes(s: Settings, task: str, tables: tuple[str, ...]) -> dict[str, dict[s
         chains["vocab"] = [{"step": "vocab.reduce", "config": {"keep_percent": [float(v) for v in s.vocab if v != 100]}}]
     if "bits" in tables:
         chains["bits"] = [{"step": "quantize.linear_nbit", "config": {"bits": list(s.bits)}}]
-    if "sketch" in tables:
-        chains["sketch"] = [{"step": "sketch.random", "config": {"m_attention": s.sketch_attention, "m_ffn_out": s.sketch_ffn_out,
-                                                                 "epochs": [0.0, 1.0], "train_size": s.sketch_train,
-                                                                 **train}}]
+    if "sketch" in tables:  # one recipe per init, all from the same start (the prefix cache)
+        for init in s.sketch_init:
+            chains["sketch" if init == "product" else f"sketch {init}"] = [
+                {"step": "sketch.random", "config": {"m_attention": s.sketch_attention, "m_ffn_out": s.sketch_ffn_out,
+                                                     "epochs": [0.0, 1.0], "train_size": s.sketch_train, "init": init,
+                                                     "calibration_rows": s.sketch_calibration, **train}}]
+    if "control" in tables:  # the dense start given the fine-tuning a sketch gets: what that budget alone buys
+        chains["control"] = [{"step": "finetune", "config": {"epochs": 1.0, "train_size": s.sketch_train, "warmup_ratio": 0.1,
+                                                             "early_stopping": False, "max_steps": None, **train}}]
     if "layers" in tables:
         chains["layers"] = [{"step": "share_layers", "config": {"targets": [target], "epochs": s.share_epochs,
                                                                 "train_size": s.share_train, "distill": True, **train}}
                             for target in s.layers]
-    return {table: {"name": f"SQuAD-system Table {TABLE_NUMBER[table]}, {task}", "model": s.model, "task": task,
+    return {table: {"name": f"SQuAD-system Table {TABLE_NUMBER[table.split()[0]]}"
+                            + (f" ({table.split()[1]} init)" if " " in table else "") + f", {task}", "model": s.model, "task": task,
                     "seed": s.seed, "measure": measure(s, task), "chain": [start_step(s, task), *chain]}
             for table, chain in chains.items()}
 
 
-TABLE_NUMBER = {"layers": 2, "vocab": 3, "bits": 4, "sketch": 5}
+TABLE_NUMBER = {"layers": 2, "vocab": 3, "bits": 4, "sketch": 5, "control": 5}
 
 
 # -- rows ------------------------------------------------------------------------------------------
@@ -156,7 +164,11 @@ def table_row(study: Study, row: Any, table: str, variant: str, start: Any | Non
             "step_id": row.step_id, "label": row.label, "cached": row.cached, "params": row.params,
             "artifact_mb": row.size_mb,
             "smaller_pct": None if start is None or not row.size_mb else 100 * (1 - row.size_mb / start.size_mb),
-            "latency_p50_ms": latency["p50_ms"], **scores}
+            "latency_p50_ms": latency["p50_ms"], **scores,
+            # the engine's intervals: 95 % bootstrap over the dev examples, paired for the change vs the parent
+            "intervals": {k: row.task_intervals.get(k) for k in scores if row.task_intervals.get(k)},
+            "delta_vs_parent": row.delta_vs_parent, "delta_ci95": [row.delta_ci_low, row.delta_ci_high],
+            "eval_examples": row.eval_examples, "flags": row.flag_codes}
 
 
 class Bench:
@@ -182,7 +194,7 @@ class Bench:
             else:  # the start must come from the prefix cache, not a second training
                 self.prefix_cache[f"{task_id} {table}"] = {"run": done.run_id, "start_reused": start.cached,
                                                           "cached": [r.label for r in done.rows if r.cached]}
-            self.add_table(task, table, done, recipe)
+            self.add_table(task, table.split()[0], done, recipe)
 
     def add_table(self, task: Any, table: str, done: Any, recipe: dict[str, Any]) -> None:
         start = self._starts[task.id]
@@ -202,9 +214,13 @@ class Bench:
                 row["packed_bytes"] = self.study.step_info(r)["quantize.linear_nbit"]["packed_bytes"]
             elif table == "sketch":
                 tuned = r.swept["epochs"] > 0
-                row = table_row(self.study, r, table, "sketched" + (", fine-tuned" if tuned else ", no fine-tuning"),
+                init = "" if config["init"] == "product" else f" ({config['init'].replace('_', '-')} init)"
+                row = table_row(self.study, r, table, f"sketched{init}" + (", fine-tuned" if tuned else ", no fine-tuning"),
                                 start)
                 row["tune_examples"] = _train_examples(task, self.s.sketch_train) if tuned else 0
+            elif table == "control":
+                row = table_row(self.study, r, table, "dense, fine-tuned again (control)", start)
+                row["tune_examples"] = _train_examples(task, self.s.sketch_train)
             else:
                 row = table_row(self.study, r, table, f"{config['targets'][0]} layers", start)
                 row["tune_examples"] = _train_examples(task, self.s.share_train)
@@ -218,6 +234,7 @@ PARTS = {  # part -> (task, tables)
     "squad-sweeps": ("squad_v2", ("vocab", "bits")),
     "squad-share": ("squad_v2", ("layers",)),
     "squad-sketch": ("squad_v2", ("sketch",)),
+    "sst2-sketch": ("sst2", ("sketch", "control")),
 }
 
 
@@ -269,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
                    "study": study.summary(), "prefix_cache": bench.prefix_cache, "rows": bench.rows,
                    "seconds": round(time.perf_counter() - started)}
         (args.out / f"{stem}.json").write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
-        key = {"squad-share": "squad-share", "squad-sketch": "squad-sketch"}.get(args.parts[0], "squad")
+        key = {"squad-share": "squad-share", "squad-sketch": "squad-sketch", "sst2-sketch": "sketch-init"}.get(
+            args.parts[0], "squad")
         (args.out / f"{stem}.md").write_text(section_markdown(key, payload), encoding="utf-8")
     log(f"wrote {args.out / stem}.json and .md")
     return 0

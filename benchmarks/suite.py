@@ -143,6 +143,19 @@ BENCHES: tuple[Bench, ...] = (
                        "and fine-tuned on every train-part question (7,572) x 1 epoch"},
     ),
     Bench(
+        "sketch-init", "bench_squad.py", "Random sketching end to end: W S^T against a least-squares init",
+        ("bench_sst2_sketch_init.json", "bench_sst2_sketch_init.md"),
+        quick=("--parts", "sst2-sketch", "--name", "bench_sst2_sketch_init", "--set", "sst2_train=200", "sketch_train=50",
+               "sketch_calibration=32", "latency_repeats=3", "sketch_init=product,least_squares"),
+        full=("--parts", "sst2-sketch", "--name", "bench_sst2_sketch_init", "--set", "sst2_train=4000",
+              "sketch_train=4000", "sketch_init=product,least_squares"),
+        sizes={"quick": "SST-2 start on 200 examples; sketched with both inits (32 calibration rows), 50 examples "
+                        "of fine-tuning, and the dense start given the same",
+               "full": "SST-2 start on 4,000 examples x 1 epoch; sketched with both inits (256 calibration rows), "
+                       "4,000 examples x 1 epoch of fine-tuning, and the dense start given the same; whole dev set"},
+        out_flags=lambda d: ["--out", str(d), "--db", str(d / "sketch_init.sqlite")],  # not the SQuAD benches' database
+    ),
+    Bench(
         "sketch-error", "sketch_error.py", "Random sketching: error against theory",
         ("sketch_error.json", "sketch_error.md"),
         quick=("--sentences", "16", "--seeds", "3"),

@@ -105,6 +105,26 @@ def squad_sketch() -> dict[str, Any]:
     return data | {"rows": rows, "squad_train_questions": 7572}
 
 
+def sketch_init(fitted_delta: tuple[float, float, float] = (-0.011, -0.030, 0.008)) -> dict[str, Any]:
+    """bench_squad.py --parts sst2-sketch with both inits: a start and four sketched rows."""
+    def row(variant: str, acc: float, delta: tuple[float, float, float] | None, table: str = "sketch") -> dict[str, Any]:
+        return {"table": table, "task": "sst2", "variant": variant, "params": 19_175_042 if table == "sketch" else 22_713_602,
+                "artifact_mb": 77.43 if table == "sketch" else 91.58, "accuracy": acc,
+                "intervals": {"accuracy": [acc - 0.025, acc + 0.024]}, "eval_examples": 872,
+                "delta_vs_parent": delta and delta[0], "delta_ci95": list(delta[1:]) if delta else [None, None],
+                "flags": ["did_not_learn"] if acc < 0.55 else []}
+    rows = [row("fine-tuned fp32", 0.842, None, "start"),
+            row("sketched, no fine-tuning", 0.490, (-0.352, -0.39, -0.31)),
+            row("sketched, fine-tuned", 0.511, (-0.331, -0.37, -0.29)),
+            row("sketched (least-squares init), no fine-tuning", 0.781, (-0.061, -0.085, -0.038)),
+            row("sketched (least-squares init), fine-tuned", 0.842 + fitted_delta[0], fitted_delta),
+            row("dense, fine-tuned again (control)", 0.851, (0.009, -0.004, 0.022), table="control")]
+    return {"benchmark": "squad", "parts": ["sst2-sketch"], "rows": rows, "study": {"database": "benchmarks/results/sketch_init.sqlite", "recipes": []},
+            "prefix_cache": {},
+            "settings": {"sst2_train": 4000, "sst2_epochs": 1.0, "lr": 5e-5, "sst2_max_length": 64,
+                         "sketch_attention": 256, "sketch_ffn_out": 512, "sketch_calibration": 256, "sketch_train": 800}}
+
+
 def eval_speed(engine: float = 40.0, naive: float = 127.0) -> dict[str, Any]:
     return {"benchmark": "SST-2 dev evaluation", "model": "packaged:all-MiniLM-L6-v2", "examples": 200,
             "batch_size": 32, "max_length": 128, "threads": 2, "rounds": 1, "accuracy": 0.5,
@@ -223,6 +243,7 @@ def write(folder: Path, **outputs: dict[str, Any]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     names = {"tinybert": "tinybert.json", "squad": "bench_squad.json", "squad_share": "bench_squad_share.json",
              "squad_sketch": "bench_squad_sketch.json", "sketch_error": "sketch_error.json",
+             "sketch_init": "bench_sst2_sketch_init.json",
              "eval": "eval_speed.json",
              "cache": "bench_cache.json", "queries": "bench_queries.json", "gui": "gui.json",
              "finetune": "bench_finetune.json", "backends": "bench_backends.json"}
@@ -267,7 +288,7 @@ def verdict_of(rows: dict[str, str], contains: str) -> str:
 # --- tests -------------------------------------------------------------------------------------
 def test_full_report_carries_our_values_published_column_and_header(tmp_path: Path) -> None:
     folder = write(tmp_path, tinybert=tinybert(), squad=squad(), squad_share=squad_share(), squad_sketch=squad_sketch(),
-                   sketch_error=sketch_error(), eval=eval_speed(),
+                   sketch_error=sketch_error(), sketch_init=sketch_init(), eval=eval_speed(),
                    cache=cache(), queries=queries(), gui=gui(), finetune=finetune(), backends=backends())
     md = report.render(folder, manifest())
     # header: quick run labelled, machine, date, command
@@ -300,7 +321,23 @@ def test_full_report_carries_our_values_published_column_and_header(tmp_path: Pa
     assert "then 7572 questions x 1.0 epoch" in sketch and "F1 59.9 / EM 56.0" in sketch
     errors = section(md, "Random sketching: why")
     assert "| ffn_out | 1536 | 512 | 15.7 [15.7-15.7] | 0.69 [0.69-0.69] |" in errors and "cosine 0.011" in errors
+    init = section(md, "Random sketching end to end")
+    assert "| sketched (least-squares init), fine-tuned | 19,175,042 | 77.43 | 83.1 [80.6, 85.5] | -1.1 [-3.0, +0.8] " \
+           "(within noise) | — |" in init
+    assert "| sketched, fine-tuned | 19,175,042 | 77.43 | 51.1 [48.6, 53.5] | -33.1 [-37.0, -29.0] | did_not_learn |" in init
+    assert "holds here" in init and "on 256 training rows" in init
+    assert "The dense start given the same fine-tuning (the control row) reaches 85.1, +0.9 [-0.4, +2.2] " \
+           "(within noise) points against the start: at an equal training budget the sketched model is -2.0 points " \
+           "from the dense one (not paired here; their intervals overlap)" in init
     assert "not run" not in md
+
+
+def test_the_sketch_init_reading_follows_the_paired_interval() -> None:
+    held = report.section_markdown("sketch-init", sketch_init())
+    lost = report.section_markdown("sketch-init", sketch_init(fitted_delta=(-0.05, -0.07, -0.03)))
+    assert "holds here" in held and "beyond noise" not in held
+    assert "still a loss of 5.0 points beyond noise" in lost and "holds here" not in lost
+    assert "| met (within noise) |" in held and "**not met** (a loss beyond noise" in lost
 
 
 def test_missing_output_is_not_run_with_the_command(tmp_path: Path) -> None:

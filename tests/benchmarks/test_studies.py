@@ -126,17 +126,20 @@ def test_squad_tables_share_the_fine_tuned_start(tmp_path: Path) -> None:
     model = tiny_bert_folder(tmp_path / "bert4", layers=4, hidden=32)
     settings = bench_squad.Settings(model=str(model), threads=1, squad_train=16, squad_eval=8, squad_max_length=64,
                                     share_train=8, sketch_train=8, sketch_attention=16,
-                                    sketch_ffn_out=16, latency_repeats=2, bits=(16, 4),
-                                    vocab=(100, 50), layers=(3, 2))
+                                    sketch_ffn_out=16, sketch_init=("product", "least_squares"), sketch_calibration=8,
+                                    latency_repeats=2, bits=(16, 4), vocab=(100, 50), layers=(3, 2))
     bench = bench_squad.Bench(settings, Study(tmp_path / "squad.sqlite"))
     bench.run("squad_v2", ("vocab", "bits", "sketch", "layers"))
     assert [run.key for run in bench.study.runs] == ["squad_v2 vocab", "squad_v2 bits", "squad_v2 sketch",
-                                                     "squad_v2 layers"]
-    assert set(bench.prefix_cache) == {"squad_v2 bits", "squad_v2 sketch", "squad_v2 layers"}
+                                                     "squad_v2 sketch least_squares", "squad_v2 layers"]
+    assert set(bench.prefix_cache) == {"squad_v2 bits", "squad_v2 sketch", "squad_v2 sketch least_squares",
+                                       "squad_v2 layers"}
     assert all(use["start_reused"] for use in bench.prefix_cache.values())
     by = {(r["table"], r["variant"]): r for r in bench.rows}
     assert set(by) == {("start", "fine-tuned fp32"), ("vocab", "100%"), ("vocab", "50%"), ("bits", "16 bits"),
                        ("bits", "4 bits"), ("sketch", "sketched, no fine-tuning"), ("sketch", "sketched, fine-tuned"),
+                       ("sketch", "sketched (least-squares init), no fine-tuning"),
+                       ("sketch", "sketched (least-squares init), fine-tuned"),
                        ("layers", "6 layers"), ("layers", "3 layers"), ("layers", "2 layers")}
     start = by[("start", "fine-tuned fp32")]
     assert not start["cached"] and "f1" in start and "HasAns_f1" in start
