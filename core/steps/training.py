@@ -23,10 +23,9 @@ from typing import Any
 
 from core.errors import ConfigError
 from core.state import ModelState, StepContext
+from core.tasks.features import MODEL_INPUTS as MODEL_INPUTS  # re-exported: the trainers import it from here
+from core.tasks.features import TARGETS as TARGETS
 
-# Forward kwargs a training batch may carry; anything else a feature set holds is dropped.
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-TARGETS = ("labels", "start_positions", "end_positions")
 CURVE_POINTS = 400  # at most this many points per training curve series
 
 
