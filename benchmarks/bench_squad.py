@@ -132,7 +132,8 @@ def recipes(s: Settings, task: str, tables: tuple[str, ...]) -> dict[str, dict[s
             chains["sketch" if init == "product" else f"sketch {init}"] = [
                 {"step": "sketch.random", "config": {"m_attention": s.sketch_attention, "m_ffn_out": s.sketch_ffn_out,
                                                      "epochs": [0.0, 1.0], "train_size": s.sketch_train, "init": init,
-                                                     "calibration_rows": s.sketch_calibration, **train}}]
+                                                     **({"calibration_rows": s.sketch_calibration}
+                                                        if init == "least_squares" else {}), **train}}]
     if "control" in tables:  # the dense start given the fine-tuning a sketch gets: what that budget alone buys
         chains["control"] = [{"step": "finetune", "config": {"epochs": 1.0, "train_size": s.sketch_train, "warmup_ratio": 0.1,
                                                              "early_stopping": False, "max_steps": None, **train}}]
@@ -141,7 +142,8 @@ def recipes(s: Settings, task: str, tables: tuple[str, ...]) -> dict[str, dict[s
                                                                 "train_size": s.share_train, "distill": True, **train}}
                             for target in s.layers]
     return {table: {"name": f"SQuAD-system Table {TABLE_NUMBER[table.split()[0]]}"
-                            + (f" ({table.split()[1]} init)" if " " in table else "") + f", {task}", "model": s.model, "task": task,
+                            + (f" ({table.split()[1]} init)" if " " in table else "")
+                            + (" (control)" if table == "control" else "") + f", {task}", "model": s.model, "task": task,
                     "seed": s.seed, "measure": measure(s, task), "chain": [start_step(s, task), *chain]}
             for table, chain in chains.items()}
 
@@ -179,6 +181,8 @@ class Bench:
         self.study = study
         self.rows: list[dict[str, Any]] = []
         self.prefix_cache: dict[str, Any] = {}
+        self.results: dict[tuple[str, str, str], Any] = {}  # (task, table, variant) -> its ResultRow
+        self.paired: list[dict[str, Any]] = []  # comparisons of variants that are not parent and child
         self._starts: dict[str, Any] = {}  # task -> the start's ResultRow (first computed)
 
     def run(self, task_id: str, tables: tuple[str, ...]) -> None:
@@ -195,6 +199,17 @@ class Bench:
                 self.prefix_cache[f"{task_id} {table}"] = {"run": done.run_id, "start_reused": start.cached,
                                                           "cached": [r.label for r in done.rows if r.cached]}
             self.add_table(task, table.split()[0], done, recipe)
+        self.compare(task)
+
+    def compare(self, task: Any) -> None:
+        """The least-squares sketch after fine-tuning against the dense start given the same fine-tuning,
+        paired on the same dev examples (neither is the other's parent, so the engine's delta does not say)."""
+        fitted = self.results.get((task.id, "sketch", "sketched (least-squares init), fine-tuned"))
+        control = self.results.get((task.id, "control", "dense, fine-tuned again (control)"))
+        if fitted is not None and control is not None:
+            self.paired.append({"task": task.id, "row": "sketched (least-squares init), fine-tuned",
+                                "reference": "dense, fine-tuned again (control)",
+                                **self.study.paired_change(fitted, control, task, self.s.seed)})
 
     def add_table(self, task: Any, table: str, done: Any, recipe: dict[str, Any]) -> None:
         start = self._starts[task.id]
@@ -225,6 +240,7 @@ class Bench:
                 row = table_row(self.study, r, table, f"{config['targets'][0]} layers", start)
                 row["tune_examples"] = _train_examples(task, self.s.share_train)
             self.rows.append(row)
+            self.results[(task.id, table, row["variant"])] = r
 
 
 PARTS = {  # part -> (task, tables)
@@ -284,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
                    "squad_train_questions": squad_questions, "environment": environment(),
                    "latency": Study.latency_note(MeasureSettings(**measure(settings, "squad_v2"))),
                    "study": study.summary(), "prefix_cache": bench.prefix_cache, "rows": bench.rows,
+                   "paired": bench.paired,
                    "seconds": round(time.perf_counter() - started)}
         (args.out / f"{stem}.json").write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
         key = {"squad-share": "squad-share", "squad-sketch": "squad-sketch", "sst2-sketch": "sketch-init"}.get(

@@ -146,10 +146,10 @@ BENCHES: tuple[Bench, ...] = (
         "sketch-init", "bench_squad.py", "Random sketching end to end: W S^T against a least-squares init",
         ("bench_sst2_sketch_init.json", "bench_sst2_sketch_init.md"),
         quick=("--parts", "sst2-sketch", "--name", "bench_sst2_sketch_init", "--set", "sst2_train=200", "sketch_train=50",
-               "sketch_calibration=32", "latency_repeats=3", "sketch_init=product,least_squares"),
+               "sketch_calibration=128", "latency_repeats=3", "sketch_init=product,least_squares"),
         full=("--parts", "sst2-sketch", "--name", "bench_sst2_sketch_init", "--set", "sst2_train=4000",
               "sketch_train=4000", "sketch_init=product,least_squares"),
-        sizes={"quick": "SST-2 start on 200 examples; sketched with both inits (32 calibration rows), 50 examples "
+        sizes={"quick": "SST-2 start on 200 examples; sketched with both inits (128 calibration rows), 50 examples "
                         "of fine-tuning, and the dense start given the same",
                "full": "SST-2 start on 4,000 examples x 1 epoch; sketched with both inits (256 calibration rows), "
                        "4,000 examples x 1 epoch of fine-tuning, and the dense start given the same; whole dev set"},

@@ -168,7 +168,7 @@ class RandomSketch(Step):
         info[self.id] = {"layers": len(layers), "params_before": params_before, "params_after": params_after,
                          "init": cfg.init, "training": stats}
         if fit_errors:
-            info[self.id].update(calibration_rows=cfg.calibration_rows, fit_relative_error=fit_errors)
+            info[self.id].update(calibration_rows=cfg.calibration_rows, calibration_relative_error=fit_errors)
         ctx.progress(1.0, "sketched")
         return state.derive(
             state.model,
@@ -181,7 +181,8 @@ def fit_to_activations(state: ModelState, ctx: StepContext, cfg: SketchConfig, t
                        by_weight: dict[int, Any]) -> dict[str, float]:
     """Fit every sketch of ``by_weight`` (dense weight id -> its SketchedLinear) by least squares on the
     dense model's inputs to its layer over ``cfg.calibration_rows`` training rows (real tokens only).
-    Layers sharing a weight pool their tokens. Returns each layer's relative error on those tokens."""
+    Layers sharing a weight pool their tokens. Returns each layer's relative error on those tokens (in-sample:
+    a held-out error is higher). Refuses, naming ``calibration_rows``, a layer with no more tokens than m."""
     import torch
 
     from core.measure.evaluation import pinned_threads
@@ -194,7 +195,12 @@ def fit_to_activations(state: ModelState, ctx: StepContext, cfg: SketchConfig, t
 
     def accumulate(module: Any, inputs: tuple[Any, ...], _out: Any) -> None:
         slot = sums[id(module.weight)]
+        if tuple(inputs[0].shape[:-1]) != tuple(keep["mask_shape"]):  # only per-token calls can be masked
+            raise ConfigError(f"init least_squares cannot calibrate {slot['name']}: it was called on inputs of shape "
+                              f"{tuple(inputs[0].shape)}, not one vector per token; use init: product",
+                              step=STEP_ID, field="init")
         x = inputs[0].reshape(-1, inputs[0].shape[-1])[keep["mask"]].double()
+        slot["tokens"] += x.shape[0]
         sx = x @ slot["sketch"].sketch.double().T
         wx = x @ module.weight.detach().double().T
         slot["gram"] += sx.T @ sx
@@ -202,12 +208,13 @@ def fit_to_activations(state: ModelState, ctx: StepContext, cfg: SketchConfig, t
         slot["target"] += float((wx * wx).sum())
 
     hooks, hooked = [], set()
-    for _, linear, _ in targets:
+    for name, linear, _ in targets:
         key = id(linear.weight)
         if key not in sums:
             sketch = by_weight[key]
             sums[key] = {"sketch": sketch, "gram": torch.zeros(sketch.m, sketch.m, dtype=torch.float64),
-                         "cross": torch.zeros(sketch.out_features, sketch.m, dtype=torch.float64), "target": 0.0}
+                         "cross": torch.zeros(sketch.out_features, sketch.m, dtype=torch.float64), "target": 0.0,
+                         "tokens": 0, "name": name}
         if id(linear) not in hooked:  # a module used by several blocks is hooked once, counted per call
             hooked.add(id(linear))
             hooks.append(linear.register_forward_hook(accumulate))
@@ -217,6 +224,7 @@ def fit_to_activations(state: ModelState, ctx: StepContext, cfg: SketchConfig, t
             for i, batch in enumerate(loader):
                 ctx.check_cancelled()
                 keep["mask"] = batch["attention_mask"].reshape(-1).bool()
+                keep["mask_shape"] = batch["attention_mask"].shape
                 state.model(**{k: v for k, v in batch.items() if k in MODEL_INPUTS})
                 ctx.progress((i + 1) / len(loader), f"batch {i + 1}/{len(loader)}")
     finally:
@@ -225,11 +233,15 @@ def fit_to_activations(state: ModelState, ctx: StepContext, cfg: SketchConfig, t
     errors = {}
     for name, linear, _ in targets:
         slot = sums[id(linear.weight)]
+        if slot["tokens"] <= slot["sketch"].m:  # fewer equations than unknowns per output: the fit would only memorise
+            raise ConfigError(f"init least_squares: {name} saw {slot['tokens']} calibration tokens, not more than its "
+                              f"sketch size m = {slot['sketch'].m}; raise calibration_rows", step=STEP_ID,
+                              field="calibration_rows")
         if "error" not in slot:
             slot["error"] = slot["sketch"].fit(slot["gram"], slot["cross"], slot["target"])
         errors[name] = round(slot["error"], 4)
-    ctx.log(f"least-squares init on {len(data.features)} calibration rows: relative error per layer "
-            f"{min(errors.values()):.3f}-{max(errors.values()):.3f}")
+    ctx.log(f"least-squares init on {len(data.features)} calibration rows: relative error per layer on those rows' "
+            f"tokens (in-sample) {min(errors.values()):.3f}-{max(errors.values()):.3f}")
     return errors
 
 

@@ -119,7 +119,10 @@ def sketch_init(fitted_delta: tuple[float, float, float] = (-0.011, -0.030, 0.00
             row("sketched (least-squares init), no fine-tuning", 0.781, (-0.061, -0.085, -0.038)),
             row("sketched (least-squares init), fine-tuned", 0.842 + fitted_delta[0], fitted_delta),
             row("dense, fine-tuned again (control)", 0.851, (0.009, -0.004, 0.022), table="control")]
-    return {"benchmark": "squad", "parts": ["sst2-sketch"], "rows": rows, "study": {"database": "benchmarks/results/sketch_init.sqlite", "recipes": []},
+    paired = [{"task": "sst2", "row": "sketched (least-squares init), fine-tuned",
+               "reference": "dense, fine-tuned again (control)", "value": -0.020, "low": -0.035, "high": -0.004,
+               "examples": 872}]
+    return {"benchmark": "squad", "parts": ["sst2-sketch"], "rows": rows, "paired": paired, "study": {"database": "benchmarks/results/sketch_init.sqlite", "recipes": []},
             "prefix_cache": {},
             "settings": {"sst2_train": 4000, "sst2_epochs": 1.0, "lr": 5e-5, "sst2_max_length": 64,
                          "sketch_attention": 256, "sketch_ffn_out": 512, "sketch_calibration": 256, "sketch_train": 800}}
@@ -325,19 +328,25 @@ def test_full_report_carries_our_values_published_column_and_header(tmp_path: Pa
     assert "| sketched (least-squares init), fine-tuned | 19,175,042 | 77.43 | 83.1 [80.6, 85.5] | -1.1 [-3.0, +0.8] " \
            "(within noise) | — |" in init
     assert "| sketched, fine-tuned | 19,175,042 | 77.43 | 51.1 [48.6, 53.5] | -33.1 [-37.0, -29.0] | did_not_learn |" in init
-    assert "holds here" in init and "on 256 training rows" in init
+    assert "consistent with the published 'no loss after fine-tuning'" in init and "on 256 training rows" in init
+    assert "(a loss of more than 3.0 points is ruled out)" in init
     assert "The dense start given the same fine-tuning (the control row) reaches 85.1, +0.9 [-0.4, +2.2] " \
-           "(within noise) points against the start: at an equal training budget the sketched model is -2.0 points " \
-           "from the dense one (not paired here; their intervals overlap)" in init
+           "(within noise) points against the start: at an equal training budget the sketched model is -2.0 " \
+           "[-3.5, -0.4] points from the dense one (paired on the same 872 sentences; beyond noise)" in init
     assert "not run" not in md
 
 
 def test_the_sketch_init_reading_follows_the_paired_interval() -> None:
     held = report.section_markdown("sketch-init", sketch_init())
     lost = report.section_markdown("sketch-init", sketch_init(fitted_delta=(-0.05, -0.07, -0.03)))
-    assert "holds here" in held and "beyond noise" not in held
-    assert "still a loss of 5.0 points beyond noise" in lost and "holds here" not in lost
-    assert "| met (within noise) |" in held and "**not met** (a loss beyond noise" in lost
+    gained = report.section_markdown("sketch-init", sketch_init(fitted_delta=(0.03, 0.01, 0.05)))
+    assert "consistent with the published" in held and "beyond noise." not in held
+    assert "a loss of 5.0 points beyond noise" in lost and "consistent with" not in lost
+    assert "a gain of 3.0 points beyond noise" in gained and "loss of" not in gained
+    assert verdict_of(summary(held), "no loss vs the start") == "met (within noise)"
+    assert verdict_of(summary(lost), "no loss vs the start") == "**not met** (a loss beyond noise)"
+    assert verdict_of(summary(gained), "no loss vs the start") == "met (a gain beyond noise)"
+    assert verdict_of(summary(held), "dense start given the same fine-tuning") == "**a loss beyond noise**"
 
 
 def test_missing_output_is_not_run_with_the_command(tmp_path: Path) -> None:

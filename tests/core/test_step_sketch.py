@@ -152,7 +152,7 @@ def test_least_squares_init_matches_scipy_on_the_calibration_activations(tmp_pat
     error = float(((sx @ reference.T - wx) ** 2).sum() ** 0.5 / (wx**2).sum() ** 0.5)
     info = out.info["sketch.random"]
     assert info["init"] == "least_squares" and info["calibration_rows"] == 40
-    assert info["fit_relative_error"][name] == pytest.approx(error, abs=2e-4)
+    assert info["calibration_relative_error"][name] == pytest.approx(error, abs=2e-4)
 
 
 def test_least_squares_init_keeps_the_model_closer_to_the_dense_one(tmp_path: Path) -> None:
@@ -165,3 +165,31 @@ def test_least_squares_init_keeps_the_model_closer_to_the_dense_one(tmp_path: Pa
     assert gaps["least_squares"] < gaps["product"] / 2, gaps
     with pytest.raises(ConfigError, match="init"):
         SketchConfig(init="svd")
+
+
+def test_too_few_calibration_tokens_for_m_are_refused_naming_the_field(tmp_path: Path) -> None:
+    """m unknowns per output need more than m tokens; fewer would fit the calibration tokens exactly."""
+    with pytest.raises(ConfigError, match="raise calibration_rows") as info:
+        _apply(sst2_tiny_state(tmp_path, hidden=32), tmp_path, m_attention=31, m_ffn_out=0, init="least_squares",
+               calibration_rows=1, max_length=16)  # at most 16 tokens for 31 unknowns per output
+    assert info.value.field == "calibration_rows"
+
+
+def test_least_squares_on_shared_layers_pools_their_tokens_and_keeps_them_shared(tmp_path: Path) -> None:
+    import scipy.linalg
+
+    from core.steps.share_layers import encoder_layers
+
+    share = get_step("share_layers")
+    state = share(share.config_cls(targets=[2], epochs=0)).apply(sst2_tiny_state(tmp_path, layers=4, hidden=64),
+                                                               make_ctx(tmp_path))
+    name0, name1 = "bert.encoder.layer.0.output.dense", "bert.encoder.layer.1.output.dense"
+    x = torch.cat([_dense_inputs(state, tmp_path, n, rows=40, max_length=32) for n in (name0, name1)])
+    w = state.model.get_submodule(name0).weight.detach().double()
+    out = _apply(state, tmp_path, m_attention=32, m_ffn_out=64, init="least_squares", calibration_rows=40,
+                 max_length=32)
+    layers = encoder_layers(out.model)
+    assert layers[0].output.dense.weight is layers[1].output.dense.weight
+    sketched = layers[0].output.dense
+    reference = torch.from_numpy(scipy.linalg.lstsq((x @ sketched.sketch.double().T).numpy(), (x @ w.T).numpy())[0].T)
+    assert float((sketched.weight.detach().double() - reference).norm() / reference.norm()) < 1e-3

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.errors import StepCancelled
+from core.errors import ConfigError, StepCancelled
 from core.steps.base import get_step
 from core.steps.training import soft_cross_entropy, train
 from tests.core.steps_support import make_ctx, outputs, sample_batch, tiny_state, tiny_task
@@ -180,5 +180,5 @@ def test_layer_wise_lr_decay_moves_the_lower_parts_less(tmp_path: Path) -> None:
         moved[decay] = change[embedding], change[head]
     assert moved[0.01][0] < moved[1.0][0] / 100  # embeddings train at 0.01 ** (layers + 1) of the rate
     assert moved[0.01][1] == pytest.approx(moved[1.0][1], rel=0.5)  # the head at the full rate either way
-    with pytest.raises(Exception, match="layer_lr_decay"):
+    with pytest.raises(ConfigError, match="layer_lr_decay"):
         config_cls(layer_lr_decay=float("nan"))
