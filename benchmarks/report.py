@@ -676,13 +676,16 @@ def _sketch_init(r: Report, d: dict[str, Any]) -> None:
         low, high = (row.get("intervals") or {}).get("accuracy") or (None, None)  # older rows carry none
         return f"{_pct(row.get('accuracy'))}" + (f" [{100 * low:.1f}, {100 * high:.1f}]" if low is not None else "")
 
+    def points(value: float, low: float, high: float) -> str:
+        return _interval(100 * value, 100 * low, 100 * high, "+.1f")
+
     def change(row: dict[str, Any]) -> str:
         low, high = row.get("delta_ci95") or (None, None)
         if row.get("delta_vs_parent") is None:
             return "—"
-        inside = low is not None and low <= 0 <= high
-        return (f"{100 * row['delta_vs_parent']:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
-                + (" (within noise)" if inside else "")) if low is not None else f"{100 * row['delta_vs_parent']:+.1f}"
+        if low is None:
+            return f"{100 * row['delta_vs_parent']:+.1f}"
+        return points(row["delta_vs_parent"], low, high) + (" (within noise)" if low <= 0 <= high else "")
 
     for row in rows:
         r.add(f"| {row['variant']} | {_f(row.get('params'), ',')} | {_f(row.get('artifact_mb'))} | {acc(row)} | "
@@ -708,10 +711,10 @@ def _sketch_init(r: Report, d: dict[str, Any]) -> None:
         budget = (f" The dense start given the same fine-tuning (the control row) reaches {_pct(control.get('accuracy'))}, "
                   f"{change(control)} points against the start")
         if paired:
-            inside = paired["low"] <= 0 <= paired["high"]
-            budget += (f": at an equal training budget the sketched model is {100 * paired['value']:+.1f} "
-                       f"[{100 * paired['low']:+.1f}, {100 * paired['high']:+.1f}] points from the dense one (paired on "
-                       f"the same {paired['examples']} sentences; {'within noise' if inside else 'beyond noise'})")
+            budget += (f": at an equal training budget the sketched model is "
+                       f"{points(paired['value'], paired['low'], paired['high'])} points from the dense one (paired on "
+                       f"the same {paired['examples']} sentences; "
+                       f"{'within noise' if paired['low'] <= 0 <= paired['high'] else 'beyond noise'})")
         budget += "; the start itself was not trained to convergence, so 'vs the start' flatters the sketch."
     r.add(f"**Reading.** Starting from W S^T, fine-tuning ends at {_pct(paper.get('accuracy'))} (the start: "
           f"{_pct(start.get('accuracy'))}); starting from the least-squares fit, at {_pct(fitted.get('accuracy'))}: "
@@ -721,10 +724,10 @@ def _sketch_init(r: Report, d: dict[str, Any]) -> None:
              {"within": "met (within noise)", "below": "**not met** (a loss beyond noise)",
               "above": "met (a gain beyond noise)"}[moved])
     if paired:
-        inside = paired["low"] <= 0 <= paired["high"]
         r.target("Sketching (issue 20)", "the same against the dense start given the same fine-tuning (paired)",
-                 f"{100 * paired['value']:+.1f} [{100 * paired['low']:+.1f}, {100 * paired['high']:+.1f}] points",
-                 "within noise" if inside else ("**a loss beyond noise**" if paired["high"] < 0 else "a gain beyond noise"))
+                 f"{points(paired['value'], paired['low'], paired['high'])} points",
+                 "within noise" if paired["low"] <= 0 <= paired["high"] else
+                 ("**a loss beyond noise**" if paired["high"] < 0 else "a gain beyond noise"))
 
 
 def _sketch_error(r: Report, d: dict[str, Any]) -> None:

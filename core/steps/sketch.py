@@ -191,15 +191,15 @@ def fit_to_activations(state: ModelState, ctx: StepContext, cfg: SketchConfig, t
     data = train_data(state, ctx, train_size=cfg.calibration_rows, max_length=cfg.max_length)
     loader = batches(state, ctx, data.features, batch_size=16)
     sums: dict[int, dict[str, Any]] = {}
-    keep: dict[str, Any] = {}
+    real_tokens: dict[str, Any] = {}  # the current batch's attention mask, as booleans
 
     def accumulate(module: Any, inputs: tuple[Any, ...], _out: Any) -> None:
-        slot = sums[id(module.weight)]
-        if tuple(inputs[0].shape[:-1]) != tuple(keep["mask_shape"]):  # only per-token calls can be masked
+        slot, mask = sums[id(module.weight)], real_tokens["mask"]
+        if inputs[0].shape[:-1] != mask.shape:  # only per-token calls can be masked
             raise ConfigError(f"init least_squares cannot calibrate {slot['name']}: it was called on inputs of shape "
                               f"{tuple(inputs[0].shape)}, not one vector per token; use init: product",
                               step=STEP_ID, field="init")
-        x = inputs[0].reshape(-1, inputs[0].shape[-1])[keep["mask"]].double()
+        x = inputs[0][mask].double()
         slot["tokens"] += x.shape[0]
         sx = x @ slot["sketch"].sketch.double().T
         wx = x @ module.weight.detach().double().T
@@ -223,8 +223,7 @@ def fit_to_activations(state: ModelState, ctx: StepContext, cfg: SketchConfig, t
             state.model.eval()
             for i, batch in enumerate(loader):
                 ctx.check_cancelled()
-                keep["mask"] = batch["attention_mask"].reshape(-1).bool()
-                keep["mask_shape"] = batch["attention_mask"].shape
+                real_tokens["mask"] = batch["attention_mask"].bool()
                 state.model(**{k: v for k, v in batch.items() if k in MODEL_INPUTS})
                 ctx.progress((i + 1) / len(loader), f"batch {i + 1}/{len(loader)}")
     finally:

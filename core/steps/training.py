@@ -368,10 +368,11 @@ def run_loop(
         lname = name.lower()
         wd = 0.0 if lname.endswith("bias") or "norm" in lname else weight_decay
         scale = lr_scales.get(name, 1.0) if lr_scales else 1.0
-        groups.setdefault((-scale, -wd), []).append(p)
+        groups.setdefault((scale, wd), []).append(p)
     # the full-rate group first: its rate is the one the curve shows
     optimizer = torch.optim.AdamW(
-        [{"params": ps, "weight_decay": -wd, "lr": lr * -scale} for (scale, wd), ps in sorted(groups.items())], lr=lr
+        [{"params": ps, "weight_decay": wd, "lr": lr * scale} for (scale, wd), ps in sorted(groups.items(), reverse=True)],
+        lr=lr,
     )
 
     def factor(step: int) -> float:
