@@ -254,6 +254,17 @@ PARTS = {  # part -> (task, tables)
 }
 
 
+def section_key(name: str, first_part: str) -> str:
+    """The report section that renders NAME.md: the suite's bench writing NAME.json, else the first part's."""
+    from benchmarks.suite import BENCHES
+
+    for bench in BENCHES:
+        if bench.script == "bench_squad.py" and bench.outputs[0] == f"{name}.json":
+            return bench.key
+    return {"squad-share": "squad-share", "squad-sketch": "squad-sketch", "sst2-sketch": "sketch-init"}.get(
+        first_part, "squad")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", nargs="+", default=["sst2", "squad"], choices=list(PARTS))
@@ -303,8 +314,7 @@ def main(argv: list[str] | None = None) -> int:
                    "paired": bench.paired,
                    "seconds": round(time.perf_counter() - started)}
         (args.out / f"{stem}.json").write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
-        key = {"squad-share": "squad-share", "squad-sketch": "squad-sketch", "sst2-sketch": "sketch-init"}.get(
-            args.parts[0], "squad")
+        key = section_key(args.name, args.parts[0])
         (args.out / f"{stem}.md").write_text(section_markdown(key, payload), encoding="utf-8")
     log(f"wrote {args.out / stem}.json and .md")
     return 0

@@ -125,6 +125,7 @@ TITLES = {"tinybert": "TinyBERT study: Tables 1-2, pruning curve, int8 speed-up 
           "squad": "SQuAD system: Tables 2-5 and n-bit size vs theory",
           "squad-share": "SQuAD system: Table 2 with the whole train part after the merge",
           "squad-sketch": "SQuAD system: Table 5 with the whole train part after sketching",
+          "squad-sketch-ls": "SQuAD system: Table 5 again, the sketch fitted by least squares before fine-tuning",
           "sketch-init": "Random sketching end to end: W S^T as published against a least-squares init (SST-2)",
           "sketch-error": "Random sketching: why a sketched model stays at 'no answer' (error against theory)",
           "eval": "Engine throughput vs a plain loop", "cache": "Prefix cache speed-up",
@@ -651,6 +652,50 @@ def _squad_sketch(r: Report, d: dict[str, Any]) -> None:
     s = d.get("settings", {})
     _squad_retuned(r, d, "sketch", f"Linear layers sketched (m = {s.get('sketch_attention', 256)} for attention "
                    f"projections, {s.get('sketch_ffn_out', 512)} for the FFN output)")
+
+
+def _squad_sketch_ls(r: Report, d: dict[str, Any]) -> None:
+    """bench_squad.py --parts squad-sketch with sketch_init=least_squares: the SQuAD table, then each row's F1
+    with its interval and its paired change against the start, and whether the sketch now answers."""
+    _squad_sketch(r, d)
+    rows = [row for row in d["rows"] if row["table"] == "sketch"]
+    r.add(f"Least-squares init: the out x m weights fitted to the dense layers' outputs on "
+          f"{d.get('settings', {}).get('sketch_calibration')} training rows (the same S as W S^T). Intervals: 95 % "
+          "bootstrap over the evaluated questions; the change is paired against the start on the same questions.", "",
+          "| variant | F1 [95 % CI] | HasAns F1 | change in F1 vs start, points [paired 95 % CI] | flags |",
+          "|---|---|---:|---|---|")
+
+    def change(row: dict[str, Any]) -> str:
+        low, high = row.get("delta_ci95") or (None, None)
+        if row.get("delta_vs_parent") is None or low is None:
+            return "—"
+        return (_interval(row["delta_vs_parent"], low, high, "+.1f")
+                + (" (within noise)" if low <= 0 <= high else ""))
+
+    for row in rows:
+        low, high = (row.get("intervals") or {}).get("f1") or (None, None)
+        f1 = _f(row.get("f1"), ".1f") + (f" [{low:.1f}, {high:.1f}]" if low is not None else "")
+        r.add(f"| {row['variant']} | {f1} | {_f(row.get('HasAns_f1'), '.1f')} | {change(row)} | "
+              f"{', '.join(row.get('flags') or []) or '—'} |")
+    r.add("")
+    fitted = next((row for row in rows if "least-squares" in row["variant"] and "fine-tuned" in row["variant"]), None)
+    low, high = (fitted or {}).get("delta_ci95") or (None, None)
+    if fitted is None or fitted.get("delta_vs_parent") is None or low is None:
+        r.target("Sketching on SQuAD (issue 20)", "fine-tuned sketch from a least-squares init: no loss vs the start",
+                 "not run", "n/a")
+        return
+    answers = (fitted.get("HasAns_f1") or 0) > 0
+    moved = "within" if low <= 0 <= high else ("below" if high < 0 else "above")
+    r.add(f"**Reading.** From the least-squares init the fine-tuned sketch "
+          f"{'answers (HasAns F1 ' + _f(fitted.get('HasAns_f1'), '.1f') + ')' if answers else 'still answers nothing (HasAns F1 0)'}"
+          f" and its F1 moves {change(fitted)} points against the start: "
+          + {"within": "no loss beyond noise, the paper's claim",
+             "below": "a loss beyond noise",
+             "above": "a gain beyond noise"}[moved] + ".", "")
+    r.target("Sketching on SQuAD (issue 20)", "fine-tuned sketch from a least-squares init: no loss vs the start",
+             f"{change(fitted)} F1 points; HasAns F1 {_f(fitted.get('HasAns_f1'), '.1f')}",
+             {"within": "met (within noise)", "below": "**not met** (a loss beyond noise)",
+              "above": "met (a gain beyond noise)"}[moved])
 
 
 def _sketch_init(r: Report, d: dict[str, Any]) -> None:
@@ -1311,6 +1356,7 @@ def _backends(r: Report, d: dict[str, Any]) -> None:
 SECTIONS: dict[str, Callable[[Report, dict[str, Any]], None]] = {
     "finetune": _finetune,
     "tinybert": _tinybert, "squad": _squad, "squad-share": _squad_share, "squad-sketch": _squad_sketch,
+    "squad-sketch-ls": _squad_sketch_ls,
     "sketch-init": _sketch_init, "sketch-error": _sketch_error, "eval": _eval, "cache": _cache, "queries": _queries, "gui": _gui,
     "backends": _backends,
 }

@@ -42,9 +42,9 @@ class Bench:
     timeout_s: dict[str, int] = field(default_factory=lambda: {"quick": 1200, "full": 4 * 3600})
 
 
-# The three SQuAD benches write into one database (bench_squad.py's default OUT/squad.sqlite): "squad"
-# starts it afresh and trains the fine-tuned start (51 min in a full run); "squad-share" and
-# "squad-sketch" run with --reuse and the same start and measure settings, so the runner's cache gives
+# The four SQuAD benches write into one database (bench_squad.py's default OUT/squad.sqlite): "squad"
+# starts it afresh and trains the fine-tuned start (51 min in a full run); "squad-share", "squad-sketch"
+# and "squad-sketch-ls" run with --reuse and the same start and measure settings, so the runner's cache gives
 # them that start. Ends with --set; each bench appends its own fields.
 SQUAD_START = ("--set", "squad_train=8000", "squad_epochs=2", "squad_max_length=192", "squad_eval=300")
 SQUAD_START_QUICK = ("--set", "squad_train=100", "squad_eval=40", "latency_repeats=3")
@@ -141,6 +141,20 @@ BENCHES: tuple[Bench, ...] = (
                         "training questions), 40 evaluation questions; 100 questions after sketching",
                "full": "the SQuAD start of the 'squad' benchmark (reused from results/squad.sqlite), sketched "
                        "and fine-tuned on every train-part question (7,572) x 1 epoch"},
+    ),
+    Bench(
+        "squad-sketch-ls", "bench_squad.py", "SQuAD sketching from a least-squares init, full fine-tuning",
+        ("bench_squad_sketch_ls.json", "bench_squad_sketch_ls.md"),
+        quick=("--parts", "squad-sketch", "--name", "bench_squad_sketch_ls", "--reuse", *SQUAD_START_QUICK,
+               "sketch_train=100", "sketch_calibration=64", "sketch_init=least_squares"),
+        full=("--parts", "squad-sketch", "--name", "bench_squad_sketch_ls", "--reuse", *SQUAD_START, "sketch_train=8000",
+              "sketch_init=least_squares"),
+        sizes={"quick": "the start of the 'squad' benchmark (reused from its database when it ran first: 100 "
+                        "training questions), 40 evaluation questions; sketched with the least-squares init (64 "
+                        "calibration rows), then 100 questions",
+               "full": "the SQuAD start of the 'squad' benchmark (reused from results/squad.sqlite), sketched with the "
+                       "least-squares init (256 calibration rows) and fine-tuned on every train-part question (7,572) "
+                       "x 1 epoch"},
     ),
     Bench(
         "sketch-init", "bench_squad.py", "Random sketching end to end: W S^T against a least-squares init",

@@ -128,6 +128,24 @@ def sketch_init(fitted_delta: tuple[float, float, float] = (-0.011, -0.030, 0.00
                          "sketch_attention": 256, "sketch_ffn_out": 512, "sketch_calibration": 256, "sketch_train": 800}}
 
 
+def squad_sketch_ls(fitted: tuple[float, float, float] = (-1.2, -4.0, 1.5), has_ans: float = 41.0) -> dict[str, Any]:
+    """bench_squad.py --parts squad-sketch with sketch_init=least_squares: a start and two sketched rows
+    (F1 and its change in points)."""
+    def row(variant: str, f1: float, delta: tuple[float, float, float] | None, table: str = "sketch",
+            answered: float = 40.0) -> dict[str, Any]:
+        return {"table": table, "task": "squad_v2", "variant": variant, "params": 19_027_202, "artifact_mb": 76.84,
+                "f1": f1, "exact": f1 - 2, "HasAns_f1": answered, "intervals": {"f1": [f1 - 5.0, f1 + 5.0]},
+                "delta_vs_parent": delta and delta[0], "delta_ci95": list(delta[1:]) if delta else [None, None],
+                "tune_examples": 7572 if "fine-tuned" in variant else 0, "flags": []}
+    rows = [row("fine-tuned fp32", 58.0, None, "start", 45.2),
+            row("sketched (least-squares init), no fine-tuning", 40.0, (-18.0, -23.0, -13.0), answered=20.0),
+            row("sketched (least-squares init), fine-tuned", 58.0 + fitted[0], fitted, answered=has_ans)]
+    return {"benchmark": "squad", "parts": ["squad-sketch"], "rows": rows, "paired": [], "prefix_cache": {},
+            "study": {"database": "benchmarks/results/squad.sqlite", "recipes": []}, "squad_train_questions": 7572,
+            "settings": {"squad_epochs": 2.0, "squad_eval": 300, "squad_max_length": 192, "sketch_attention": 256,
+                         "sketch_ffn_out": 512, "sketch_calibration": 256, "sketch_init": ["least_squares"]}}
+
+
 def eval_speed(engine: float = 40.0, naive: float = 127.0) -> dict[str, Any]:
     return {"benchmark": "SST-2 dev evaluation", "model": "packaged:all-MiniLM-L6-v2", "examples": 200,
             "batch_size": 32, "max_length": 128, "threads": 2, "rounds": 1, "accuracy": 0.5,
@@ -245,7 +263,8 @@ def backends(chain_b8: float = 1.9, chain_mb: float = 9.2, chain_points: float =
 def write(folder: Path, **outputs: dict[str, Any]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     names = {"tinybert": "tinybert.json", "squad": "bench_squad.json", "squad_share": "bench_squad_share.json",
-             "squad_sketch": "bench_squad_sketch.json", "sketch_error": "sketch_error.json",
+             "squad_sketch": "bench_squad_sketch.json", "squad_sketch_ls": "bench_squad_sketch_ls.json",
+             "sketch_error": "sketch_error.json",
              "sketch_init": "bench_sst2_sketch_init.json",
              "eval": "eval_speed.json",
              "cache": "bench_cache.json", "queries": "bench_queries.json", "gui": "gui.json",
@@ -291,7 +310,7 @@ def verdict_of(rows: dict[str, str], contains: str) -> str:
 # --- tests -------------------------------------------------------------------------------------
 def test_full_report_carries_our_values_published_column_and_header(tmp_path: Path) -> None:
     folder = write(tmp_path, tinybert=tinybert(), squad=squad(), squad_share=squad_share(), squad_sketch=squad_sketch(),
-                   sketch_error=sketch_error(), sketch_init=sketch_init(), eval=eval_speed(),
+                   squad_sketch_ls=squad_sketch_ls(), sketch_error=sketch_error(), sketch_init=sketch_init(), eval=eval_speed(),
                    cache=cache(), queries=queries(), gui=gui(), finetune=finetune(), backends=backends())
     md = report.render(folder, manifest())
     # header: quick run labelled, machine, date, command
@@ -322,6 +341,7 @@ def test_full_report_carries_our_values_published_column_and_header(tmp_path: Pa
     assert "F1 59.2 / EM 56.0" in share and "then 7572 questions" in share and "-2.1" in share
     sketch = section(md, "SQuAD system: Table 5 with the whole train part")
     assert "then 7572 questions x 1.0 epoch" in sketch and "F1 59.9 / EM 56.0" in sketch
+    assert "| sketched (least-squares init), fine-tuned | 56.8 [51.8, 61.8] | 41.0 |" in section(md, "SQuAD system: Table 5 again")
     errors = section(md, "Random sketching: why")
     assert "| ffn_out | 1536 | 512 | 15.7 [15.7-15.7] | 0.69 [0.69-0.69] |" in errors and "cosine 0.011" in errors
     init = section(md, "Random sketching end to end")
@@ -334,6 +354,16 @@ def test_full_report_carries_our_values_published_column_and_header(tmp_path: Pa
            "(within noise) points against the start: at an equal training budget the sketched model is -2.0 " \
            "[-3.5, -0.4] points from the dense one (paired on the same 872 sentences; beyond noise)" in init
     assert "not run" not in md
+
+
+def test_the_squad_least_squares_sketch_reading_follows_its_paired_interval_and_answers() -> None:
+    held = report.section_markdown("squad-sketch-ls", squad_sketch_ls())
+    lost = report.section_markdown("squad-sketch-ls", squad_sketch_ls(fitted=(-9.7, -14.0, -5.5), has_ans=0.0))
+    assert "| sketched (least-squares init), fine-tuned | 56.8 [51.8, 61.8] | 41.0 | -1.2 [-4.0, +1.5] (within noise) |" in held
+    assert "answers (HasAns F1 41.0)" in held and "no loss beyond noise" in held
+    assert "still answers nothing (HasAns F1 0)" in lost and "a loss beyond noise" in lost
+    assert verdict_of(summary(held), "least-squares init: no loss vs the start") == "met (within noise)"
+    assert verdict_of(summary(lost), "least-squares init: no loss vs the start") == "**not met** (a loss beyond noise)"
 
 
 def test_the_sketch_init_reading_follows_the_paired_interval() -> None:
@@ -618,7 +648,7 @@ def test_squad_parts_and_settings_fields_exist() -> None:
     fields = set(module.Settings.__dataclass_fields__)
     help_text = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, cwd=ROOT,
                                timeout=120, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}).stdout
-    for flags in (f for key in ("squad", "squad-share", "squad-sketch") for f in (suite.BY_KEY[key].quick, suite.BY_KEY[key].full)):
+    for flags in (f for key in ("squad", "squad-share", "squad-sketch", "squad-sketch-ls") for f in (suite.BY_KEY[key].quick, suite.BY_KEY[key].full)):
         parts = _flag_values(flags, "--parts")
         assert parts and all(re.search(rf"[{{,]{re.escape(p)}[,}}]", help_text) for p in parts), parts
         names = [a.split("=", 1)[0] for a in _flag_values(flags, "--set")]

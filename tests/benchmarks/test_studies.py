@@ -173,7 +173,7 @@ def test_the_suites_squad_benches_can_reuse_one_fine_tuned_start(mode: str) -> N
         return bench_squad.override(bench_squad.Settings(), list(flags[flags.index("--set") + 1 :]))
 
     first = settings("squad")
-    for key in ("squad-share", "squad-sketch"):
+    for key in ("squad-share", "squad-sketch", "squad-sketch-ls"):
         flags = suite.BY_KEY[key].quick if mode == "quick" else suite.BY_KEY[key].full
         assert "--reuse" in flags and "--db" not in flags  # the default database: OUT/squad.sqlite
         later = settings(key)
