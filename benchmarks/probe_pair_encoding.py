@@ -17,7 +17,13 @@ and scores two readouts fitted on the train split only: a threshold on the cosin
 regularisation chosen by 5-fold cross-validation on train (scikit-learn). Every dev accuracy carries its
 bootstrap interval; each encoding is compared with ``cross`` paired on the same dev pairs.
 
+``--finetune-seeds`` then trains the whole encoder as a siamese classifier (Sentence-BERT's classification
+objective: each sentence encoded alone, mean pooling, a linear layer on [u, v, |u - v|, u * v], cross-entropy),
+with AdamW, linear warm-up over 10 % of the steps and decay to 0, batches of similar premise lengths, and
+scores the dev split once at the end: what a siamese pair head would give, before building one.
+
     python benchmarks/probe_pair_encoding.py      # writes benchmarks/results/candidates/pair_encoding_probe.*
+    python benchmarks/probe_pair_encoding.py --finetune-seeds 0,1,2   # adds the fine-tuned siamese runs
 """
 
 from __future__ import annotations
@@ -106,6 +112,64 @@ def readouts(train: tuple[Any, Any, Any], dev: tuple[Any, Any, Any], seed: int) 
     }
 
 
+def finetune_siamese(model: Any, tokenizer: Any, train: Any, dev: Any, *, seed: int, lr: float, epochs: float,
+                     batch_size: int, max_length: int) -> dict[str, Any]:
+    """Fine-tune ``model`` (changed in place) with a new linear head on [u, v, |u - v|, u * v]; dev predictions."""
+    import numpy as np
+    import torch
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    head = torch.nn.Linear(4 * model.config.hidden_size, 2)
+
+    def embed(texts: list[str]) -> Any:
+        enc = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        hidden = model(**enc).last_hidden_state
+        w = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        return (hidden * w).sum(1) / w.sum(1)
+
+    def logits(premises: list[str], hypotheses: list[str]) -> Any:
+        u, v = embed(premises), embed(hypotheses)
+        return head(torch.cat([u, v, (u - v).abs(), u * v], dim=-1))
+
+    params = [*model.parameters(), *head.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    n = len(train["label"])
+    steps = int(epochs * n / batch_size)
+    warmup = int(0.1 * steps)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda k: k / max(1, warmup) if k < warmup else max(0.0, (steps - k) / max(1, steps - warmup)))
+    lengths = np.array([len(t) for t in train["text"]])
+    labels = torch.tensor(train["label"])
+    model.train()
+    done, started = 0, time.perf_counter()
+    while done < steps:
+        order = rng.permutation(n)
+        chunk = 8 * batch_size  # sort each chunk of 8 batches by premise length: less padding, still shuffled
+        order = np.concatenate([c[np.argsort(lengths[c], kind="stable")] for c in np.array_split(order, max(1, n // chunk))])
+        batches = [order[i:i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
+        for b in rng.permutation(len(batches)):
+            idx = batches[b]
+            loss = torch.nn.functional.cross_entropy(
+                logits([train["text"][i] for i in idx], [train["text_pair"][i] for i in idx]), labels[idx])
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad()
+            done += 1
+            if done % 50 == 0:
+                log(f"siamese seed {seed}: step {done}/{steps}, loss {loss.item():.3f}")
+            if done >= steps:
+                break
+    model.eval()
+    predictions: list[int] = []
+    with torch.no_grad():
+        for i in range(0, len(dev["label"]), 64):
+            predictions += logits(dev["text"][i:i + 64], dev["text_pair"][i:i + 64]).argmax(-1).tolist()
+    return {"predictions": predictions, "steps": steps, "seconds": round(time.perf_counter() - started, 1)}
+
+
 def finetuned_reference() -> dict[str, Any] | None:
     """The fine-tuned cross-encoder's RTE figures as bench_finetune.json stores them (read, not copied)."""
     if not FINETUNE_RESULTS.exists():
@@ -117,11 +181,15 @@ def finetuned_reference() -> dict[str, Any] | None:
             "source": str(FINETUNE_RESULTS.relative_to(ROOT))}
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def accuracy(predictions: Any, references: Any) -> dict[str, float]:
+    return {"accuracy": sum(int(p == r) for p, r in zip(predictions, references, strict=True)) / len(references)}
+
+
+def load(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
+    """The frozen encoder, its tokenizer and RTE's train and dev splits (the first ``--limit`` pairs of each)."""
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from core.measure.intervals import metric_interval, paired_delta_interval
     from core.models import ModelRef
     from core.tasks import get_task
 
@@ -139,11 +207,35 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     splits = {name: task.load(name) for name in ("train", "dev")}
     if args.limit:
         splits = {name: ds.select(range(min(args.limit, len(ds)))) for name, ds in splits.items()}
+    return model, tokenizer, splits
+
+
+def run_finetune(args: argparse.Namespace) -> dict[str, Any]:
+    """The siamese fine-tune once per seed, each from the packaged weights; dev accuracy with its interval."""
+    import numpy as np
+
+    from core.measure.intervals import metric_interval
+
+    runs = []
+    for seed in args.finetune_seeds:
+        model, tokenizer, splits = load(args)
+        out = finetune_siamese(model, tokenizer, splits["train"], splits["dev"], seed=seed, lr=args.lr,
+                               epochs=args.epochs, batch_size=args.train_batch_size, max_length=args.max_length)
+        out["accuracy"] = metric_interval("accuracy", out.pop("predictions"), splits["dev"]["label"], accuracy,
+                                          seed=args.seed).to_dict()
+        runs.append({"seed": seed, **out})
+        log(f"siamese seed {seed}: dev accuracy {out['accuracy']['value']:.4f} ({out['seconds']} s)")
+    values = np.array([r["accuracy"]["value"] for r in runs])
+    return {"lr": args.lr, "epochs": args.epochs, "batch_size": args.train_batch_size, "weight_decay": 0.01,
+            "warmup_ratio": 0.1, "threads": args.threads, "per_seed": runs, "mean": float(values.mean()),
+            "sd": float(values.std(ddof=1)) if len(values) > 1 else None}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from core.measure.intervals import metric_interval, paired_delta_interval
+
+    model, tokenizer, splits = load(args)
     labels = {name: ds["label"] for name, ds in splits.items()}
-
-    def accuracy(predictions: Any, references: Any) -> dict[str, float]:
-        return {"accuracy": sum(int(p == r) for p, r in zip(predictions, references, strict=True)) / len(references)}
-
     majority = max(set(labels["train"]), key=labels["train"].count)
     results: dict[str, Any] = {"majority": {"label": majority, **metric_interval(
         "accuracy", [majority] * len(labels["dev"]), labels["dev"], accuracy, seed=args.seed).to_dict()}}
@@ -201,6 +293,15 @@ def markdown(payload: dict[str, Any]) -> str:
         e = r[encoding]
         lines.append(f"| {encoding} | {pct(e['cosine']['accuracy'])} | {change(e['cosine'].get('change_vs_cross'))} | "
                      f"{pct(e['logistic']['accuracy'])} | {change(e['logistic'].get('change_vs_cross'))} | {e['seconds']} |")
+    tuned = payload.get("finetuned_siamese")
+    if tuned:
+        seeds = "; ".join(f"seed {x['seed']}: {pct(x['accuracy'])} ({x['steps']} steps, {x['seconds'] / 60:.1f} min)"
+                          for x in tuned["per_seed"])
+        sd = f", sd {100 * tuned['sd']:.1f}" if tuned.get("sd") is not None else ""
+        lines += ["", f"Fine-tuned as a siamese classifier (each sentence alone; a linear layer on [u, v, |u - v|, "
+                      f"u * v]; AdamW lr {tuned['lr']}, {tuned['epochs']} epochs, batch {tuned['batch_size']}, weight "
+                      f"decay {tuned['weight_decay']}, warm-up {tuned['warmup_ratio']}; {tuned['threads']} threads), "
+                      f"scored once on dev at the end: mean {100 * tuned['mean']:.1f} %{sd} ({seeds})."]
     ref = payload.get("finetuned_cross_encoder")
     if ref:
         seeds = " / ".join(f"{100 * m:.1f}" for m in ref["per_seed"])
@@ -221,11 +322,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--limit", type=int, default=None, help="first N pairs of each split (a quick check)")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--finetune-seeds", type=lambda t: [int(x) for x in t.split(",")], default=None,
+                        metavar="N,N,...", help="fine-tune the siamese classifier with these seeds and add the runs to "
+                                                 "the JSON already in --out (the frozen probe is not repeated)")
+    parser.add_argument("--lr", type=float, default=5e-5, help="siamese fine-tune: peak learning rate")
+    parser.add_argument("--epochs", type=float, default=3.0, help="siamese fine-tune: passes over train")
+    parser.add_argument("--train-batch-size", type=int, default=32, help="siamese fine-tune: pairs per step")
     args = parser.parse_args(argv)
     quiet_libraries()
-    payload = run(args)
-    args.out.mkdir(parents=True, exist_ok=True)
     stem = "pair_encoding_probe" + ("_quick" if args.limit else "")
+    if args.finetune_seeds:
+        existing = args.out / f"{stem}.json"
+        if not existing.exists():
+            parser.error(f"{existing} does not exist: run the frozen probe first (without --finetune-seeds)")
+        payload = json.loads(existing.read_text(encoding="utf-8"))
+        payload["finetuned_siamese"] = run_finetune(args)
+    else:
+        payload = run(args)
+    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{stem}.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     (args.out / f"{stem}.md").write_text(markdown(payload), encoding="utf-8")
     log(f"wrote {args.out / stem}.json and .md")

@@ -49,3 +49,27 @@ def test_readouts_learn_the_direction_of_the_cosine_from_train() -> None:
         accuracy = (np.asarray(out[readout]["predictions"]) == dy).mean()
         assert accuracy > 0.9, (readout, accuracy)
     assert 0.0 < out["cosine"]["threshold"] < 1.0
+
+
+def test_the_siamese_fine_tune_learns_a_pair_task_the_frozen_encoder_cannot_read(tmp_path: Path) -> None:
+    """Label 0 when the hypothesis repeats the premise, 1 when it is another sentence: a random tiny encoder
+    needs training to tell them apart through [u, v, |u - v|, u * v]."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from benchmarks.probe_pair_encoding import finetune_siamese
+
+    folder = tiny_bert_folder(tmp_path / "bert")
+    words = ["the", "a", "good", "bad", "movie", "film", "is", "was", "not", "very"]
+    rng = np.random.default_rng(0)
+    sentences = [" ".join(rng.choice(words, size=5)) for _ in range(96)]
+    labels = [i % 2 for i in range(96)]
+    pairs = [s if y == 0 else sentences[(i + 7) % 96] for i, (s, y) in enumerate(zip(sentences, labels, strict=True))]
+    train = {"text": sentences[:64], "text_pair": pairs[:64], "label": labels[:64]}
+    dev = {"text": sentences[64:], "text_pair": pairs[64:], "label": labels[64:]}
+    model = AutoModel.from_pretrained(folder)
+    before = [p.detach().clone() for p in model.parameters()]
+    out = finetune_siamese(model, AutoTokenizer.from_pretrained(folder), train, dev, seed=0, lr=3e-3, epochs=15,
+                           batch_size=16, max_length=32)
+    assert out["steps"] == 60 and len(out["predictions"]) == 32
+    assert np.mean(np.asarray(out["predictions"]) == np.asarray(dev["label"])) >= 0.75  # chance is 0.5 on 32 pairs
+    assert any(not np.allclose(b, a.detach()) for b, a in zip(before, model.parameters(), strict=True))  # encoder trained
