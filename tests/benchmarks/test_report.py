@@ -364,6 +364,11 @@ def test_the_squad_least_squares_sketch_reading_follows_its_paired_interval_and_
     assert "still answers nothing (HasAns F1 0)" in lost and "a loss beyond noise" in lost
     assert verdict_of(summary(held), "least-squares init: no loss vs the start") == "met (within noise)"
     assert verdict_of(summary(lost), "least-squares init: no loss vs the start") == "**not met** (a loss beyond noise)"
+    unlearned = squad_sketch_ls()
+    unlearned["rows"][0]["flags"] = ["did_not_learn"]
+    weak = report.section_markdown("squad-sketch-ls", unlearned)
+    assert "HasAns F1 41.0 against the start's 45.2" in weak and "cannot confirm the paper's claim" in weak
+    assert verdict_of(summary(weak), "least-squares init: no loss vs the start") == "inconclusive: the start did not learn"
 
 
 def test_the_sketch_init_reading_follows_the_paired_interval() -> None:
