@@ -47,14 +47,19 @@ ENCODINGS = ("cross", "masked", "separate")
 FINETUNE_RESULTS = ROOT / "benchmarks" / "results" / "bench_finetune.json"
 
 
+def masked_mean(hidden: Any, mask: Any) -> Any:
+    """The mean of each row's token vectors where ``mask`` is set (batch x tokens)."""
+    w = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * w).sum(1) / w.sum(1).clamp(min=1.0)
+
+
 def segment_means(model: Any, tokenizer: Any, premises: list[str], hypotheses: list[str], encoding: str, *,
                   batch_size: int, max_length: int) -> tuple[Any, Any]:
     """L2-normalised mean token vectors of the premise (u) and hypothesis (v) under ``encoding``."""
     import torch
 
-    def mean(hidden: Any, weights: Any) -> Any:
-        w = weights.unsqueeze(-1).to(hidden.dtype)
-        return torch.nn.functional.normalize((hidden * w).sum(1) / w.sum(1).clamp(min=1.0), dim=-1)
+    def mean(hidden: Any, mask: Any) -> Any:
+        return torch.nn.functional.normalize(masked_mean(hidden, mask), dim=-1)
 
     us, vs = [], []
     with torch.no_grad():
@@ -117,6 +122,7 @@ def finetune_siamese(model: Any, tokenizer: Any, train: Any, dev: Any, *, seed: 
     """Fine-tune ``model`` (changed in place) with a new linear head on [u, v, |u - v|, u * v]; dev predictions."""
     import numpy as np
     import torch
+    from transformers import get_linear_schedule_with_warmup
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -124,9 +130,7 @@ def finetune_siamese(model: Any, tokenizer: Any, train: Any, dev: Any, *, seed: 
 
     def embed(texts: list[str]) -> Any:
         enc = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-        hidden = model(**enc).last_hidden_state
-        w = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        return (hidden * w).sum(1) / w.sum(1)
+        return masked_mean(model(**enc).last_hidden_state, enc["attention_mask"])
 
     def logits(premises: list[str], hypotheses: list[str]) -> Any:
         u, v = embed(premises), embed(hypotheses)
@@ -136,9 +140,7 @@ def finetune_siamese(model: Any, tokenizer: Any, train: Any, dev: Any, *, seed: 
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     n = len(train["label"])
     steps = int(epochs * n / batch_size)
-    warmup = int(0.1 * steps)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda k: k / max(1, warmup) if k < warmup else max(0.0, (steps - k) / max(1, steps - warmup)))
+    schedule = get_linear_schedule_with_warmup(optimizer, int(0.1 * steps), steps)
     lengths = np.array([len(t) for t in train["text"]])
     labels = torch.tensor(train["label"])
     model.train()
@@ -181,10 +183,6 @@ def finetuned_reference() -> dict[str, Any] | None:
             "source": str(FINETUNE_RESULTS.relative_to(ROOT))}
 
 
-def accuracy(predictions: Any, references: Any) -> dict[str, float]:
-    return {"accuracy": sum(int(p == r) for p, r in zip(predictions, references, strict=True)) / len(references)}
-
-
 def load(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
     """The frozen encoder, its tokenizer and RTE's train and dev splits (the first ``--limit`` pairs of each)."""
     import torch
@@ -215,6 +213,7 @@ def run_finetune(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
     from core.measure.intervals import metric_interval
+    from core.tasks.metrics import accuracy, resample_accuracy
 
     runs = []
     for seed in args.finetune_seeds:
@@ -222,7 +221,7 @@ def run_finetune(args: argparse.Namespace) -> dict[str, Any]:
         out = finetune_siamese(model, tokenizer, splits["train"], splits["dev"], seed=seed, lr=args.lr,
                                epochs=args.epochs, batch_size=args.train_batch_size, max_length=args.max_length)
         out["accuracy"] = metric_interval("accuracy", out.pop("predictions"), splits["dev"]["label"], accuracy,
-                                          seed=args.seed).to_dict()
+                                          resample_accuracy, seed=args.seed).to_dict()
         runs.append({"seed": seed, **out})
         log(f"siamese seed {seed}: dev accuracy {out['accuracy']['value']:.4f} ({out['seconds']} s)")
     values = np.array([r["accuracy"]["value"] for r in runs])
@@ -232,16 +231,17 @@ def run_finetune(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    import numpy as np
+
     from core.measure.intervals import metric_interval, paired_delta_interval
+    from core.tasks.metrics import accuracy, resample_accuracy
 
     model, tokenizer, splits = load(args)
     labels = {name: ds["label"] for name, ds in splits.items()}
     majority = max(set(labels["train"]), key=labels["train"].count)
     results: dict[str, Any] = {"majority": {"label": majority, **metric_interval(
-        "accuracy", [majority] * len(labels["dev"]), labels["dev"], accuracy, seed=args.seed).to_dict()}}
+        "accuracy", [majority] * len(labels["dev"]), labels["dev"], accuracy, resample_accuracy, seed=args.seed).to_dict()}}
     cross_predictions: dict[str, list[int]] = {}
-    import numpy as np
-
     for encoding in ENCODINGS:
         started = time.perf_counter()
         vectors = {name: segment_means(model, tokenizer, ds["text"], ds["text_pair"], encoding,
@@ -251,12 +251,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         entry: dict[str, Any] = {"seconds": round(time.perf_counter() - started, 1)}
         for readout, out in fitted.items():
             predictions = out.pop("predictions")
-            out["accuracy"] = metric_interval("accuracy", predictions, labels["dev"], accuracy, seed=args.seed).to_dict()
+            out["accuracy"] = metric_interval("accuracy", predictions, labels["dev"], accuracy, resample_accuracy, seed=args.seed).to_dict()
             if encoding == "cross":
                 cross_predictions[readout] = predictions
             else:
                 out["change_vs_cross"] = paired_delta_interval(
-                    "accuracy", predictions, cross_predictions[readout], labels["dev"], accuracy, seed=args.seed).to_dict()
+                    "accuracy", predictions, cross_predictions[readout], labels["dev"], accuracy, resample_accuracy, seed=args.seed).to_dict()
             entry[readout] = out
         results[encoding] = entry
         log(f"{encoding}: cosine {entry['cosine']['accuracy']['value']:.3f}, "

@@ -654,6 +654,17 @@ def _squad_sketch(r: Report, d: dict[str, Any]) -> None:
                    f"projections, {s.get('sketch_ffn_out', 512)} for the FFN output)")
 
 
+def _paired_change(row: dict[str, Any], scale: float) -> str:
+    """A row's change against its parent in points, with its paired interval and whether it is within noise."""
+    low, high = row.get("delta_ci95") or (None, None)
+    if row.get("delta_vs_parent") is None:
+        return "—"
+    if low is None:
+        return f"{scale * row['delta_vs_parent']:+.1f}"
+    return (_interval(scale * row["delta_vs_parent"], scale * low, scale * high, "+.1f")
+            + (" (within noise)" if low <= 0 <= high else ""))
+
+
 def _squad_sketch_ls(r: Report, d: dict[str, Any]) -> None:
     """bench_squad.py --parts squad-sketch with sketch_init=least_squares: the SQuAD table, then each row's F1
     with its interval and its paired change against the start, and whether the sketch now answers."""
@@ -666,11 +677,7 @@ def _squad_sketch_ls(r: Report, d: dict[str, Any]) -> None:
           "|---|---|---:|---|---|")
 
     def change(row: dict[str, Any]) -> str:
-        low, high = row.get("delta_ci95") or (None, None)
-        if row.get("delta_vs_parent") is None or low is None:
-            return "—"
-        return (_interval(row["delta_vs_parent"], low, high, "+.1f")
-                + (" (within noise)" if low <= 0 <= high else ""))
+        return _paired_change(row, scale=1.0)  # SQuAD's F1 is in points already
 
     for row in rows:
         low, high = (row.get("intervals") or {}).get("f1") or (None, None)
@@ -734,12 +741,7 @@ def _sketch_init(r: Report, d: dict[str, Any]) -> None:
         return _interval(100 * value, 100 * low, 100 * high, "+.1f")
 
     def change(row: dict[str, Any]) -> str:
-        low, high = row.get("delta_ci95") or (None, None)
-        if row.get("delta_vs_parent") is None:
-            return "—"
-        if low is None:
-            return f"{100 * row['delta_vs_parent']:+.1f}"
-        return points(row["delta_vs_parent"], low, high) + (" (within noise)" if low <= 0 <= high else "")
+        return _paired_change(row, scale=100.0)  # accuracy as a fraction, shown in points
 
     for row in rows:
         r.add(f"| {row['variant']} | {_f(row.get('params'), ',')} | {_f(row.get('artifact_mb'))} | {acc(row)} | "
