@@ -39,6 +39,7 @@ class FinetuneConfig(StepConfig):
     weight_decay: float = param(0.01, label="Weight decay", help="AdamW decoupled weight decay (not on biases or LayerNorm)", min=0.0, max=1.0)
     pooling: str = param(MEAN, label="Pooling", help="What a new classification or regression head reads: mean = the average of the sentence's token vectors (how sentence encoders such as the packaged MiniLM were trained; better on its small tasks, see benchmarks/RESULTS.md), first_token = [CLS] as in Hugging Face's heads. A head trained before keeps the pooling it learned with", choices=POOLINGS)
     layer_lr_decay: float = param(1.0, label="Layer-wise LR decay", help="Each block below the head learns at this factor of the one above (ELECTRA's layer-wise decay); 1 = one rate for all", min=0.0, max=1.0, min_exclusive=True)
+    head_first: float = param(0.0, label="Head first", help="Before fine-tuning, train a new task head alone, the encoder frozen, for this fraction of the step budget at 10x the rate (LP-FT, Kumar et al. 2022): the encoder's first updates then come from a head that reads it, not from random weights; 0 = off", min=0.0, max=1.0)
     seed_offset: int = param(0, label="Seed offset", help="Added to the run seed, e.g. to repeat training with other shuffles", min=0, max=1_000_000, sweepable=True)
 
 
@@ -95,6 +96,7 @@ class Finetune(Step):
             early_stopping=EarlyStopping() if cfg.early_stopping else None,
             group_by_length=cfg.group_by_length,
             layer_lr_decay=cfg.layer_lr_decay,
+            head_first=cfg.head_first,
         )
         new.info[self.id] = {**stats, "pooling": pooling}
         ctx.log(f"finetune: {stats['steps']} steps at {stats['max_length']} tokens, final loss {stats['final_loss']:.4f}, "

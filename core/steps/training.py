@@ -48,6 +48,7 @@ def train(
     early_stopping: EarlyStopping | None = None,
     group_by_length: bool = True,
     layer_lr_decay: float = 1.0,
+    head_first: float = 0.0,
 ) -> dict[str, Any]:
     """Train ``state.model`` in place on ``ctx.task``'s train split; return training statistics.
 
@@ -55,7 +56,8 @@ def train(
     at ``temperature`` (scaled by T^2, Hinton et al.) for classification and QA (start and end
     logits averaged), and the MSE between predictions for regression. ``max_length`` None: from
     the data (see :func:`data_max_length`). ``layer_lr_decay`` < 1 scales each part's learning rate
-    by that factor per block below the head (see :func:`layer_lr_scales`).
+    by that factor per block below the head (see :func:`layer_lr_scales`). ``head_first`` > 0 first
+    trains a head that has not been trained yet alone, the encoder frozen (see :func:`train_head_first`).
     """
     import torch
 
@@ -93,6 +95,10 @@ def train(
     held_out = None
     if early_stopping is not None and data.holdout is not None:
         held_out = _held_out_score(state, ctx, data.holdout, data.max_length)
+    head_stats = None
+    if head_first > 0 and teacher is None and not state.info.get("head_trained"):
+        head_stats = train_head_first(state, ctx, loader, loss_fn, fraction=head_first, lr=lr, epochs=epochs,
+                                      max_steps=max_steps, weight_decay=weight_decay, max_grad_norm=max_grad_norm)
     stats = run_loop(
         ctx,
         parameters=list(model.named_parameters()),
@@ -111,12 +117,49 @@ def train(
         lr_scales=layer_lr_scales(model, layer_lr_decay) if layer_lr_decay != 1.0 else None,
     )
     state.info["head_trained"] = True  # the task head has now seen task labels (or a teacher's)
+    if head_stats is not None:
+        stats["head_first"] = head_stats
     stats.update(max_length=data.max_length, train_examples=data.train_examples,
                  holdout_examples=len(data.holdout) if data.holdout is not None else 0, training_data=data.source)
     if data.holdout is not None:
         stats["learned"] = learned_summary(state, ctx, data.holdout, data.max_length)
         ctx.log(stats["learned"]["summary"])
     return stats
+
+
+HEAD_FIRST_LR_FACTOR = 10.0  # a lone linear head on frozen features takes a far larger step than the encoder
+
+
+def train_head_first(state: ModelState, ctx: StepContext, loader: Any, loss_fn: Callable[[dict[str, Any]], Any], *,
+                     fraction: float, lr: float, epochs: float, max_steps: int | None, weight_decay: float,
+                     max_grad_norm: float) -> dict[str, Any]:
+    """Linear probing before fine-tuning (LP-FT, Kumar et al. 2022): train only the task head (the parts
+    :func:`core.layers.tensor_parts` calls the head, the pooler included), the encoder frozen, for
+    ``fraction`` of the main budget at :data:`HEAD_FIRST_LR_FACTOR` times the rate. The encoder's first
+    updates then come from a head that already reads it rather than from random weights. Frozen, the
+    encoder runs no backward pass, so a head step costs about a third of a full one."""
+    from core.layers import HEAD, tensor_parts
+
+    model = state.model
+    named = list(model.named_parameters())
+    parts = tensor_parts(model, [n for n, _ in named])
+    head = [(n, p) for n, p in named if parts.get(n) == HEAD]
+    if not head:
+        raise ConfigError("head_first: this model has no task-head parameters to train alone", field="head_first")
+    budget = max(1, math.ceil(epochs * len(loader)))
+    if max_steps is not None:
+        budget = min(budget, max_steps)
+    steps = max(1, round(fraction * budget))
+    frozen = [p for n, p in named if parts.get(n) != HEAD and p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        return run_loop(ctx, parameters=head, modules=[model], loader=loader, loss_fn=loss_fn, epochs=epochs,
+                        lr=lr * HEAD_FIRST_LR_FACTOR, warmup_ratio=0.0, weight_decay=weight_decay,
+                        max_grad_norm=max_grad_norm, label="Head first", max_steps=steps)
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
 
 
 def layer_lr_scales(model: Any, decay: float) -> dict[str, float]:

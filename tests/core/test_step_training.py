@@ -182,3 +182,34 @@ def test_layer_wise_lr_decay_moves_the_lower_parts_less(tmp_path: Path) -> None:
     assert moved[0.01][1] == pytest.approx(moved[1.0][1], rel=0.5)  # the head at the full rate either way
     with pytest.raises(ConfigError, match="layer_lr_decay"):
         config_cls(layer_lr_decay=float("nan"))
+
+
+def test_head_first_trains_only_the_new_head_then_everything(tmp_path: Path) -> None:
+    """LP-FT: the head-only phase leaves every encoder tensor as it was and moves the head; the encoder
+    is trainable again afterwards, and the full fine-tune then moves it."""
+    from core.layers import HEAD, tensor_parts
+    from core.steps.training import batches, train_data, train_head_first
+
+    state = tiny_state(tmp_path)
+    ctx = make_ctx(tmp_path, tiny_task(n=32))
+    before = _weights(state.model)
+    data = train_data(state, ctx, train_size=None, max_length=32)
+    loader = batches(state, ctx, data.features, batch_size=8)
+    stats = train_head_first(state, ctx, loader, lambda b: state.model(**b).loss, fraction=0.5, lr=1e-3, epochs=2,
+                             max_steps=None, weight_decay=0.01, max_grad_norm=1.0)
+    assert stats["steps"] == 4  # half of 2 epochs x 4 batches
+    parts = tensor_parts(state.model)
+    after = state.model.state_dict()
+    moved = {k for k in before if before[k].is_floating_point() and not torch.equal(before[k], after[k])}
+    assert moved and all(parts[k] == HEAD for k in moved)
+    assert all(p.requires_grad for p in state.model.parameters())
+
+    config_cls = get_step("finetune").config_cls
+    out = get_step("finetune")(config_cls(lr=3e-3, epochs=2, batch_size=8, train_size=None, early_stopping=False,
+                                          head_first=0.5)).apply(tiny_state(tmp_path), ctx)
+    info = out.info["finetune"]
+    assert info["head_first"]["steps"] == 4 and info["steps"] == 8
+    changed = out.model.state_dict()
+    assert any(parts[k] != HEAD and not torch.equal(before[k], changed[k]) for k in before if before[k].is_floating_point())
+    with pytest.raises(ConfigError, match="head_first"):
+        config_cls(head_first=float("nan"))
