@@ -114,6 +114,7 @@ def train(
         max_steps=max_steps,
         evaluate=held_out,
         early_stopping=early_stopping,
+        worse=_worse_beyond_noise(ctx) if held_out is not None else None,
         lr_scales=layer_lr_scales(model, layer_lr_decay) if layer_lr_decay != 1.0 else None,
     )
     state.info["head_trained"] = True  # the task head has now seen task labels (or a teacher's)
@@ -177,8 +178,12 @@ def layer_lr_scales(model: Any, decay: float) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class EarlyStopping:
-    """Hold out ``holdout`` of the training subset (at most ``holdout_cap`` rows), score it ``evals``
-    times over the budget, stop after ``patience`` scores without a gain and keep the best weights."""
+    """Hold out ``holdout`` of the training subset (at most ``holdout_cap`` rows) and score it ``evals``
+    times over the budget and once at its end. A score counts against ``patience`` only when it lies below
+    the best beyond noise (the paired 95 % interval of the difference on the held-out rows is below 0), and
+    the best weights replace the final ones only when the final ones are below them beyond noise: on a
+    small slice (RTE: 249 rows) chance alone moves the score by several points, and acting on that stopped
+    runs half-way and rolled them back to barely trained weights (benchmarks/results/candidates/)."""
 
     holdout: float = 0.1
     holdout_cap: int = 500
@@ -187,6 +192,15 @@ class EarlyStopping:
 
     def holdout_rows(self, n: int) -> int:
         return max(1, min(self.holdout_cap, round(n * self.holdout))) if n >= 20 else 0
+
+
+@dataclass(frozen=True)
+class HeldOutScore:
+    """One scoring of the held-out slice: the primary metric and the predictions it came from."""
+
+    value: float
+    predictions: list[Any]
+    references: list[Any]
 
 
 @dataclass
@@ -303,15 +317,28 @@ class _LengthGrouped:
         return iter(out)
 
 
-def _held_out_score(state: ModelState, ctx: StepContext, holdout: Any, max_length: int) -> Callable[[], float]:
+def _held_out_score(state: ModelState, ctx: StepContext, holdout: Any, max_length: int) -> Callable[[], HeldOutScore]:
     from core.measure.evaluation import predict
 
-    def score() -> float:
+    def score() -> HeldOutScore:
         predictions, references = predict(state.model, state.tokenizer, ctx.task, holdout, batch_size=64,
                                           max_length=max_length, cancelled=ctx.cancelled)
-        return float(ctx.task.score(predictions, references)[ctx.task.primary_metric])
+        value = float(ctx.task.score(predictions, references)[ctx.task.primary_metric])
+        return HeldOutScore(value, list(predictions), list(references))
 
     return score
+
+
+def _worse_beyond_noise(ctx: StepContext) -> Callable[[HeldOutScore, HeldOutScore], bool]:
+    """Whether a held-out score lies below another beyond noise: the paired 95 % interval of their
+    difference on the same rows is entirely below 0."""
+    from core.measure import verdicts
+
+    def worse(score: HeldOutScore, than: HeldOutScore) -> bool:
+        delta = verdicts.versus_parent(ctx.task, score.predictions, than.predictions, score.references, seed=ctx.seed)
+        return delta.high < 0
+
+    return worse
 
 
 def learned_summary(state: ModelState, ctx: StepContext, holdout: Any, max_length: int) -> dict[str, Any]:
@@ -380,9 +407,10 @@ def run_loop(
     max_grad_norm: float = 1.0,
     label: str = "Training",
     max_steps: int | None = None,
-    evaluate: Callable[[], float] | None = None,
+    evaluate: Callable[[], HeldOutScore] | None = None,
     early_stopping: EarlyStopping | None = None,
     lr_scales: dict[str, float] | None = None,
+    worse: Callable[[HeldOutScore, HeldOutScore], bool] | None = None,
 ) -> dict[str, Any]:
     """Generic AdamW loop over ``loader`` minimising ``loss_fn(batch)``; shared by every trainer.
 
@@ -390,8 +418,10 @@ def run_loop(
     ``lr_scales`` multiplies a name's learning rate (missing names: 1).
     ``modules`` are put in train mode for the loop and back in eval mode afterwards. The budget is
     ``epochs`` passes, or ``max_steps`` optimizer steps when that is fewer. With ``evaluate`` (a
-    held-out score, higher is better) and ``early_stopping``, the loop scores the model at regular
-    steps, stops after ``patience`` scores without a gain and restores the best weights.
+    held-out score, higher is better), ``early_stopping`` and ``worse`` (whether one score is below another
+    beyond noise), the loop scores the model at regular steps and at the end, stops after ``patience``
+    scores below the best beyond noise, and restores the best weights when the final ones are below them
+    beyond noise (:class:`EarlyStopping`).
     """
     import torch
 
@@ -402,7 +432,8 @@ def run_loop(
     total = max(1, math.ceil(epochs * per_epoch))
     if max_steps is not None:
         total = max(1, min(total, max_steps))
-    stopper = _Stopper(evaluate, early_stopping, total, modules, ctx, label) if evaluate and early_stopping else None
+    stopper = (_Stopper(evaluate, early_stopping, total, modules, ctx, label, worse or (lambda a, b: a.value < b.value))
+               if evaluate and early_stopping else None)
     warmup = int(warmup_ratio * total)
     groups: dict[tuple[float, float], list[Any]] = {}
     for name, p in parameters:
@@ -480,43 +511,62 @@ def run_loop(
         "cpu_seconds": time.process_time() - cpu_started,
     }
     if stopper is not None:
-        out.update(stopper.finish())
+        out.update(stopper.finish(step))
     return out
 
 
 class _Stopper:
-    """Early stopping on a held-out score: keeps a copy of the best weights and restores them."""
+    """Early stopping on a held-out score that does not act on noise (see :class:`EarlyStopping`)."""
 
-    def __init__(self, evaluate: Callable[[], float], rule: EarlyStopping, total: int, modules: list[Any],
-                 ctx: StepContext, label: str) -> None:
+    def __init__(self, evaluate: Callable[[], HeldOutScore], rule: EarlyStopping, total: int, modules: list[Any],
+                 ctx: StepContext, label: str, worse: Callable[[HeldOutScore, HeldOutScore], bool]) -> None:
         self.evaluate, self.rule, self.modules, self.ctx, self.label = evaluate, rule, modules, ctx, label
+        self.worse = worse
         self.every = max(1, math.ceil(total / max(1, rule.evals)))
-        self.best = -math.inf
+        self.best: HeldOutScore | None = None
         self.best_step = 0
         self.best_state: list[dict[str, Any]] | None = None
-        self.since_best = 0
+        self.last: HeldOutScore | None = None
+        self.last_step = 0
+        self.worse_since_best = 0
         self.scores: list[list[float]] = []
         self.stopped = False
 
     def after(self, step: int) -> bool:
         if step % self.every:
             return False
+        self._score(step)
+        self.stopped = self.worse_since_best >= self.rule.patience
+        return self.stopped
+
+    def _score(self, step: int) -> None:
         score = self.evaluate()
         for m in self.modules:
             m.train()  # predict() restores eval mode; training continues
-        self.scores.append([step, score])
-        self.ctx.curve(self.label, "held_out", step, score)
-        if score > self.best:
-            self.best, self.best_step, self.since_best = score, step, 0
+        self.scores.append([step, score.value])
+        self.ctx.curve(self.label, "held_out", step, score.value)
+        self.last, self.last_step = score, step
+        if self.best is None or score.value > self.best.value:
+            self.best, self.best_step, self.worse_since_best = score, step, 0
             self.best_state = [{k: v.detach().clone() for k, v in m.state_dict().items()} for m in self.modules]
-            return False
-        self.since_best += 1
-        self.stopped = self.since_best >= self.rule.patience
-        return self.stopped
+        elif self.worse(score, self.best):
+            self.worse_since_best += 1
 
-    def finish(self) -> dict[str, Any]:
-        if self.best_state is not None and self.scores and self.scores[-1][1] < self.best:
+    def finish(self, step: int) -> dict[str, Any]:
+        """Score the final weights when the last scoring was earlier, then keep them unless the best are
+        better beyond noise."""
+        if step and step != self.last_step:
+            self._score(step)
+            for m in self.modules:
+                m.eval()
+        kept = "final"
+        if (self.best_state is not None and self.last is not None and self.best is not None
+                and self.best_step != self.last_step and self.worse(self.last, self.best)):
             for m, state in zip(self.modules, self.best_state, strict=True):
                 m.load_state_dict(state)
-        return {"held_out_scores": self.scores, "best_step": self.best_step, "best_held_out": self.best,
-                "stopped_early": self.stopped}
+            kept = "best"
+        best = self.best.value if self.best is not None else -math.inf
+        return {"held_out_scores": self.scores, "best_step": self.best_step, "best_held_out": best,
+                "stopped_early": self.stopped, "kept": kept,
+                "kept_step": self.best_step if kept == "best" else step,
+                "kept_held_out": best if kept == "best" else (self.last.value if self.last else None)}

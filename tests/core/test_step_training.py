@@ -121,15 +121,59 @@ def test_early_stopping_holds_out_rows_keeps_the_best_weights_and_says_whether_i
     assert [list(x) for x in held] == stats["held_out_scores"]
     assert stats["best_held_out"] == max(v for _, v in held)
     assert stats["stopped_early"] == (stats["steps"] < 30 * 8)
-    # The kept weights are the best ones: the held-out score of the final model is the best score.
+    assert held[-1][0] == stats["steps"]  # the final weights are scored too
+    # The kept weights are the ones the stats name: the held-out score of the model as returned.
     from core.measure.evaluation import predict
 
     task = ctx.task
     holdout = task.load("train").select(sorted(__import__("torch").randperm(40, generator=__import__("torch")
                                                        .Generator().manual_seed(ctx.seed)).tolist()[:10]))
     predictions, references = predict(state.model, state.tokenizer, task, holdout, max_length=stats["max_length"])
-    assert task.score(predictions, references)["accuracy"] == pytest.approx(stats["best_held_out"])
+    assert task.score(predictions, references)["accuracy"] == pytest.approx(stats["kept_held_out"])
+    assert stats["kept"] in ("best", "final")
     assert stats["learned"]["learned"] in (True, False) and "held-out accuracy" in stats["learned"]["summary"]
+
+
+def _scripted_stopper(tmp_path: Path, right: list[int], patience: int = 2) -> tuple[object, torch.nn.Linear]:
+    """A stopper scoring a fixed 200-row held-out slice: the i-th scoring gets ``right[i]`` rows right, and
+    the module's weight is set to i before it, so the kept weights say which scoring they came from."""
+    from core.steps.training import EarlyStopping, HeldOutScore, _Stopper, _worse_beyond_noise
+
+    ctx = make_ctx(tmp_path, tiny_task())
+    module = torch.nn.Linear(1, 1)
+    references = [i % 2 for i in range(200)]
+    calls = iter(range(len(right)))
+
+    def evaluate() -> HeldOutScore:
+        i = next(calls)
+        with torch.no_grad():
+            module.weight.fill_(float(i))
+        wrong = {(37 * i + k) % 200 for k in range(200 - right[i])}  # other rows each time, as chance would
+        predictions = [1 - r if k in wrong else r for k, r in enumerate(references)]
+        return HeldOutScore(right[i] / 200, predictions, references)
+
+    stopper = _Stopper(evaluate, EarlyStopping(evals=len(right), patience=patience), len(right), [module], ctx,
+                       "Training", _worse_beyond_noise(ctx))
+    return stopper, module
+
+
+def test_early_stopping_ignores_drops_within_noise_and_keeps_the_final_weights(tmp_path: Path) -> None:
+    """An early lucky score (RTE: 0.56 at step 27) neither stops the run nor is rolled back to: the later
+    scores are lower, but within the paired interval of 200 rows."""
+    stopper, module = _scripted_stopper(tmp_path, [120, 114, 112, 113, 115])
+    assert not any(stopper.after(step) for step in range(1, 6))
+    out = stopper.finish(5)
+    assert out["kept"] == "final" and out["kept_step"] == 5 and not out["stopped_early"]
+    assert out["best_step"] == 1 and float(module.weight) == 4.0
+
+
+def test_early_stopping_stops_and_rolls_back_on_a_drop_beyond_noise(tmp_path: Path) -> None:
+    stopper, module = _scripted_stopper(tmp_path, [150, 180, 120, 150, 110, 100])
+    # 0.75 and 0.6 lie below the best 0.9 beyond noise: the second such score stops the run (patience 2)
+    assert [stopper.after(step) for step in range(1, 5)] == [False, False, False, True]
+    out = stopper.finish(4)
+    assert out["stopped_early"] and out["kept"] == "best" and out["kept_step"] == 2
+    assert out["kept_held_out"] == pytest.approx(0.9) and float(module.weight) == 1.0
 
 
 def test_length_grouped_batches_cover_every_row_once_per_epoch_with_little_padding() -> None:
