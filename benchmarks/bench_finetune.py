@@ -149,6 +149,8 @@ def run_task(study: Study, args: argparse.Namespace, task_id: str, pairs: tuple[
         "max_length": stats.get("max_length"),
         "stopped_early": stats.get("stopped_early"),
         "best_step": stats.get("best_step"),
+        "kept": stats.get("kept"),  # which weights the step returned: the final ones or the best held-out
+        "kept_step": stats.get("kept_step"),
         "held_out_scores": stats.get("held_out_scores"),
         "learned": stats.get("learned"),
         "train_seconds": stats.get("seconds"),

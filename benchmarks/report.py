@@ -1039,6 +1039,17 @@ def _apart_from_majority(t: dict[str, Any]) -> bool:
     return t.get("ci_low") is not None and majority.get("high") is not None and t["ci_low"] > majority["high"]
 
 
+def _early_stop(run: dict[str, Any]) -> str:
+    """Where one fine-tune's early stopping left it: stopped or not, and which weights it kept."""
+    if run.get("best_step") is None:
+        return "—"
+    if run.get("kept") is None:  # runs from before early stopping said which weights it kept
+        return f"step {run['best_step']} (stopped)" if run.get("stopped_early") else f"best at step {run['best_step']}"
+    end = f"stopped at {run.get('steps')}" if run.get("stopped_early") else "ran to the end"
+    kept = f"kept step {run.get('kept_step')} (best)" if run["kept"] == "best" else "kept the final weights"
+    return f"{end}, {kept}"
+
+
 def _finetune_metric(t: dict[str, Any]) -> str:
     """The metric with its interval; over several seeds their mean ± sd, then each seed's."""
     runs = t.get("per_seed")
@@ -1132,7 +1143,7 @@ def _finetune(r: Report, d: dict[str, Any]) -> None:
           "recipe's `data:`. Intervals: 95 % bootstrap over the dev examples (the engine's); majority = the train "
           "split's majority class predicted everywhere (STS-B: a constant, which has no correlation).", "",
           "| task | metric | ours [95 % CI] | target | verdict | majority [95 % CI] | margin over it [95 % CI] | steps "
-          "(epochs seen) | tokens | early stop at | fine-tune wall (min) | CPU (min) | quiet machine (min) | load "
+          "(epochs seen) | tokens | early stopping | fine-tune wall (min) | CPU (min) | quiet machine (min) | load "
           "mean / max | within (min) | time verdict |",
           "|---|---|---|---|---|---|---|---|---|---|---:|---:|---:|---|---:|---|")
     for t in d["tasks"]:
@@ -1141,9 +1152,7 @@ def _finetune(r: Report, d: dict[str, Any]) -> None:
         tv = t.get("versus_trivial") or {}
         maj, load = tv.get("majority") or {}, t.get("load") or {}
         runs = t.get("per_seed") or [t]  # several seeds: their training columns one after the other
-        stopped = " / ".join((f"step {x.get('best_step')} (stopped)" if x.get("stopped_early") else
-                              f"best at step {x.get('best_step')}") if x.get("best_step") is not None else "—"
-                             for x in runs)
+        stopped = " / ".join(_early_stop(x) for x in runs)
         steps = " / ".join(f"{x.get('steps')} ({_f(x.get('epochs_seen'), '.2f')})" for x in runs)
         cpu = t.get("finetune_cpu_seconds")
         r.add(f"| {t['task']} | {t['metric_name']} | {_finetune_metric(t)} | "

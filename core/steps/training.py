@@ -9,7 +9,7 @@ What makes it learn at desktop budgets (measured on 2 CPU cores, see benchmarks/
 a budget in optimizer steps (``max_steps``) capped by epochs, batches of similar lengths (padding
 fell from 67 % to 3 % of SST-2 batch tokens, twice the steps per second), a sequence length taken
 from the data instead of a fixed 128, and early stopping on a held-out slice of the training split
-that keeps the best weights; the held-out slice also says whether the model learned at all.
+that acts only on drops beyond noise; the held-out slice also says whether the model learned at all.
 """
 
 from __future__ import annotations

@@ -977,3 +977,15 @@ def test_a_disturbed_timing_gives_no_speed_up_verdict(tmp_path: Path) -> None:
     steady = tinybert(speedup_int8=0.8)
     assert verdict_of(summary(report.render(write(tmp_path, tinybert=steady), manifest())),
                       "int8 vs fp32 latency") == "**not met**"
+
+
+@pytest.mark.parametrize(("fields", "expected"), [
+    ({"stopped_early": False, "kept": "final", "kept_step": 1000}, "ran to the end, kept the final weights"),
+    ({"stopped_early": True, "steps": 500, "kept": "best", "kept_step": 250}, "stopped at 500, kept step 250 (best)"),
+    ({"stopped_early": True, "kept": None}, "step 875 (stopped)"),  # a run from before the rule said what it kept
+])
+def test_the_early_stopping_column_says_which_weights_were_kept(fields: dict[str, Any], expected: str) -> None:
+    md = report.section_markdown("finetune", {"settings": {}, "tasks": [{**finetune_task("sst2", 0.88, 0.86, 0.9,
+                                                                                          300.0, 500.0), **fields}]})
+    row = next(line for line in md.splitlines() if line.startswith("| sst2 |"))
+    assert f"| {expected} |" in row
