@@ -94,7 +94,7 @@ def train(
 
     held_out = None
     if early_stopping is not None and data.holdout is not None:
-        held_out = _held_out_score(state, ctx, data.holdout, data.max_length)
+        held_out = _HeldOutScorer(state, ctx, data.holdout, data.max_length)
     head_stats = None
     if head_first > 0 and teacher is None and not state.info.get("head_trained"):
         head_stats = train_head_first(state, ctx, loader, loss_fn, fraction=head_first, lr=lr, epochs=epochs,
@@ -123,7 +123,8 @@ def train(
     stats.update(max_length=data.max_length, train_examples=data.train_examples,
                  holdout_examples=len(data.holdout) if data.holdout is not None else 0, training_data=data.source)
     if data.holdout is not None:
-        stats["learned"] = learned_summary(state, ctx, data.holdout, data.max_length)
+        kept = held_out.kept(stats) if held_out is not None else None
+        stats["learned"] = learned_summary(state, ctx, data.holdout, data.max_length, scored=kept)
         ctx.log(stats["learned"]["summary"])
     return stats
 
@@ -317,16 +318,33 @@ class _LengthGrouped:
         return iter(out)
 
 
-def _held_out_score(state: ModelState, ctx: StepContext, holdout: Any, max_length: int) -> Callable[[], HeldOutScore]:
-    from core.measure.evaluation import predict
+class _HeldOutScorer:
+    """Scores the held-out rows on demand and remembers each score, so that the step's "learned" summary
+    reuses the kept weights' score instead of predicting the same rows again."""
 
-    def score() -> HeldOutScore:
-        predictions, references = predict(state.model, state.tokenizer, ctx.task, holdout, batch_size=64,
-                                          max_length=max_length, cancelled=ctx.cancelled)
-        value = float(ctx.task.score(predictions, references)[ctx.task.primary_metric])
-        return HeldOutScore(value, list(predictions), list(references))
+    def __init__(self, state: ModelState, ctx: StepContext, holdout: Any, max_length: int) -> None:
+        self.state, self.ctx, self.holdout, self.max_length = state, ctx, holdout, max_length
+        self.history: list[HeldOutScore] = []
 
-    return score
+    def __call__(self) -> HeldOutScore:
+        from core.measure.evaluation import predict
+
+        predictions, references = predict(self.state.model, self.state.tokenizer, self.ctx.task, self.holdout,
+                                          batch_size=64, max_length=self.max_length, cancelled=self.ctx.cancelled)
+        value = float(self.ctx.task.score(predictions, references)[self.ctx.task.primary_metric])
+        score = HeldOutScore(value, list(predictions), list(references))
+        self.history.append(score)
+        return score
+
+    def kept(self, stats: dict[str, Any]) -> HeldOutScore | None:
+        """The score of the weights the loop kept (its ``kept_step``), if that step was scored."""
+        steps = [step for step, _ in stats.get("held_out_scores", [])]
+        if "kept_step" not in stats or len(steps) != len(self.history):
+            return None
+        for step, score in zip(reversed(steps), reversed(self.history), strict=True):
+            if step == stats["kept_step"]:
+                return score
+        return None
 
 
 def _worse_beyond_noise(ctx: StepContext) -> Callable[[HeldOutScore, HeldOutScore], bool]:
@@ -341,15 +359,20 @@ def _worse_beyond_noise(ctx: StepContext) -> Callable[[HeldOutScore, HeldOutScor
     return worse
 
 
-def learned_summary(state: ModelState, ctx: StepContext, holdout: Any, max_length: int) -> dict[str, Any]:
-    """Whether the trained model beats the trivial predictor on the held-out rows beyond noise."""
+def learned_summary(state: ModelState, ctx: StepContext, holdout: Any, max_length: int,
+                    scored: HeldOutScore | None = None) -> dict[str, Any]:
+    """Whether the trained model beats the trivial predictor on the held-out rows beyond noise
+    (``scored``: the model's held-out score already taken, so the rows are not predicted again)."""
     from core.measure import verdicts
     from core.measure.evaluation import predict
 
     task = ctx.task
-    predictions, references = predict(state.model, state.tokenizer, task, holdout, batch_size=64,
-                                      max_length=max_length, cancelled=ctx.cancelled)
-    value = float(task.score(predictions, references)[task.primary_metric])
+    if scored is None:
+        predictions, references = predict(state.model, state.tokenizer, task, holdout, batch_size=64,
+                                          max_length=max_length, cancelled=ctx.cancelled)
+        value = float(task.score(predictions, references)[task.primary_metric])
+    else:
+        predictions, references, value = scored.predictions, scored.references, scored.value
     margin = verdicts.learned(task, predictions, references, seed=ctx.seed)
     learned = margin.low > 0
     what = "the trivial predictor" if task.head != "regression" else "no correlation"
@@ -432,8 +455,9 @@ def run_loop(
     total = max(1, math.ceil(epochs * per_epoch))
     if max_steps is not None:
         total = max(1, min(total, max_steps))
-    stopper = (_Stopper(evaluate, early_stopping, total, modules, ctx, label, worse or (lambda a, b: a.value < b.value))
-               if evaluate and early_stopping else None)
+    if evaluate and early_stopping and worse is None:
+        raise ValueError("run_loop: early stopping needs `worse`, the rule for a score below another beyond noise")
+    stopper = _Stopper(evaluate, early_stopping, total, modules, ctx, label, worse) if evaluate and early_stopping and worse else None
     warmup = int(warmup_ratio * total)
     groups: dict[tuple[float, float], list[Any]] = {}
     for name, p in parameters:

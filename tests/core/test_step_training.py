@@ -157,6 +157,34 @@ def _scripted_stopper(tmp_path: Path, right: list[int], patience: int = 2) -> tu
     return stopper, module
 
 
+def test_the_learned_summary_reuses_the_kept_weights_held_out_score(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.measure.evaluation as evaluation
+    from core.steps.training import EarlyStopping
+
+    calls: list[int] = []
+    real_predict = evaluation.predict
+
+    def counting_predict(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return real_predict(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(evaluation, "predict", counting_predict)
+    stats = train(tiny_state(tmp_path), make_ctx(tmp_path, tiny_task(n=40)), **{**KW, "epochs": 4, "lr": 3e-3,
+                  "train_size": None}, early_stopping=EarlyStopping(holdout=0.25, evals=4, patience=2))
+    assert len(calls) == len(stats["held_out_scores"])  # no extra pass over the held-out rows for the summary
+    assert stats["learned"]["value"] == pytest.approx(stats["kept_held_out"])
+    assert stats["learned"]["examples"] == stats["holdout_examples"]
+
+
+def test_early_stopping_without_a_noise_rule_is_refused(tmp_path: Path) -> None:
+    from core.steps.training import EarlyStopping, HeldOutScore, run_loop
+
+    ctx = make_ctx(tmp_path, tiny_task())
+    with pytest.raises(ValueError, match="worse"):
+        run_loop(ctx, parameters=[], modules=[], loader=[], loss_fn=lambda b: b, epochs=1, lr=1e-3, warmup_ratio=0.0,
+                 evaluate=lambda: HeldOutScore(0.0, [], []), early_stopping=EarlyStopping())
+
+
 def test_early_stopping_ignores_drops_within_noise_and_keeps_the_final_weights(tmp_path: Path) -> None:
     """An early lucky score (RTE: 0.56 at step 27) neither stops the run nor is rolled back to: the later
     scores are lower, but within the paired interval of 200 rows."""
