@@ -96,11 +96,17 @@ def train(
     if early_stopping is not None and data.holdout is not None:
         held_out = _HeldOutScorer(state, ctx, data.holdout, data.max_length)
     head_stats = None
+    loop_ctx = ctx
     if head_first > 0 and teacher is None and not state.info.get("head_trained"):
-        head_stats = train_head_first(state, ctx, loader, loss_fn, fraction=head_first, lr=lr, epochs=epochs,
-                                      max_steps=max_steps, weight_decay=weight_decay, max_grad_norm=max_grad_norm)
+        budget = step_budget(epochs, len(loader), max_steps)
+        head_cost = head_first_steps(head_first, budget) / 3  # a head step runs no backward pass through the encoder
+        split = head_cost / (head_cost + budget)  # one progress bar over both loops, in proportion to their cost
+        head_stats = train_head_first(state, ctx.scaled(0.0, split), loader, loss_fn, fraction=head_first, lr=lr,
+                                      epochs=epochs, max_steps=max_steps, weight_decay=weight_decay,
+                                      max_grad_norm=max_grad_norm)
+        loop_ctx = ctx.scaled(split, 1.0)
     stats = run_loop(
-        ctx,
+        loop_ctx,
         parameters=list(model.named_parameters()),
         modules=[model],
         loader=loader,
@@ -148,10 +154,7 @@ def train_head_first(state: ModelState, ctx: StepContext, loader: Any, loss_fn: 
     head = [(n, p) for n, p in named if parts.get(n) == HEAD]
     if not head:
         raise ConfigError("head_first: this model has no task-head parameters to train alone", field="head_first")
-    budget = max(1, math.ceil(epochs * len(loader)))
-    if max_steps is not None:
-        budget = min(budget, max_steps)
-    steps = max(1, round(fraction * budget))
+    steps = head_first_steps(fraction, step_budget(epochs, len(loader), max_steps))
     frozen = [p for n, p in named if parts.get(n) != HEAD and p.requires_grad]
     for p in frozen:
         p.requires_grad_(False)
@@ -162,6 +165,16 @@ def train_head_first(state: ModelState, ctx: StepContext, loader: Any, loss_fn: 
     finally:
         for p in frozen:
             p.requires_grad_(True)
+
+
+def step_budget(epochs: float, per_epoch: int, max_steps: int | None) -> int:
+    """Optimizer steps of a loop: ``epochs`` passes of ``per_epoch`` batches, at most ``max_steps``."""
+    total = max(1, math.ceil(epochs * per_epoch))
+    return max(1, min(total, max_steps)) if max_steps is not None else total
+
+
+def head_first_steps(fraction: float, budget: int) -> int:
+    return max(1, round(fraction * budget))
 
 
 def layer_lr_scales(model: Any, decay: float) -> dict[str, float]:
@@ -452,9 +465,7 @@ def run_loop(
         raise ConfigError(f"epochs must be > 0; got {epochs}", field="epochs")
     modules = list(modules)
     per_epoch = len(loader)
-    total = max(1, math.ceil(epochs * per_epoch))
-    if max_steps is not None:
-        total = max(1, min(total, max_steps))
+    total = step_budget(epochs, per_epoch, max_steps)
     if evaluate and early_stopping and worse is None:
         raise ValueError("run_loop: early stopping needs `worse`, the rule for a score below another beyond noise")
     stopper = _Stopper(evaluate, early_stopping, total, modules, ctx, label, worse) if evaluate and early_stopping and worse else None

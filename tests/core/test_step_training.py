@@ -277,8 +277,15 @@ def test_head_first_trains_only_the_new_head_then_everything(tmp_path: Path) -> 
     assert all(p.requires_grad for p in state.model.parameters())
 
     config_cls = get_step("finetune").config_cls
+    progress: list[tuple[float, str]] = []
+    ctx.progress = lambda fraction, message="": progress.append((fraction, message))  # type: ignore[method-assign]
     out = get_step("finetune")(config_cls(lr=3e-3, epochs=2, batch_size=8, train_size=None, early_stopping=False,
                                           head_first=0.5)).apply(tiny_state(tmp_path), ctx)
+    # one progress bar over both loops: it never goes back, and the head-only steps take its first part
+    fractions = [f for f, _ in progress]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    head_end = max(f for f, m in progress if m.startswith("Head first"))
+    assert 0 < head_end < 0.5 and any(m.startswith("Training") for _, m in progress)
     info = out.info["finetune"]
     assert info["head_first"]["steps"] == 4 and info["steps"] == 8
     changed = out.model.state_dict()
