@@ -151,6 +151,7 @@ class Runner:
         self._teacher: Any = None  # the recipe's teacher model, loaded once
         self.seconds: dict[str, float] = {}  # phase (or "apply:<step id>") -> its last measured wall time
         self._machine: dict[str, Any] | None = None
+        self._train_rows: int | None = -1  # -1: not read yet; None: the task's training rows cannot be read
 
     @property
     def machine(self) -> dict[str, Any]:
@@ -273,12 +274,14 @@ class Runner:
 
         node = slot.node
         step_id = node.step.step if node.step else None
-        trains = False
+        trains, work = False, None
         if step_id is not None:
             step_cls = get_step(step_id)
             trains = step_cls.needs_teacher or TRAINABLE in step_cls.requires
+            if f"apply:{step_id}" not in self.seconds and self.train_rows() is not None:
+                work = step_cls(node.step.config).training_work(self.train_rows())
         plan = variant.shares(variant.expected_seconds(self.recipe.measure, self.seconds, step_id, trains=trains,
-                                                       loads=node.step is None or loads))
+                                                       work=work, loads=node.step is None or loads))
         return variant.Job(
             recipe=self.walk_recipe, step=node.step, key=key, node=slot.seq, index=slot.index, shares=plan,
             folder=self.artifacts / f"{slot.seq:03d}-{step_id or 'baseline'}-{key[:8]}",
@@ -296,6 +299,9 @@ class Runner:
              machine: dict[str, Any]) -> _Done:
         """Record a computed variant (made here or on a Ray node, timed on ``machine``)."""
         self.seconds.update({k: v for k, v in made.timings.items() if k not in ("apply", "apply_cpu")})
+        evaluated = len(made.predictions.get("indices") or ())
+        if evaluated and made.timings.get("evaluate"):
+            self.seconds["evaluate_per_row"] = made.timings["evaluate"] / evaluated
         if slot.node.step is not None:
             self.seconds[f"apply:{slot.step_id}"] = made.timings["apply"]
         over = self.budget_flag({v.name: v.value for v in made.values})
@@ -354,6 +360,15 @@ class Runner:
             metrics={m.name: m.value for m in stored.metrics}, units={m.name: m.unit for m in stored.metrics},
             swept=step.swept_values if step else {}, seed=self.seed, node=tree_node, **_machine_fields(stored.machine),
         )
+
+    def train_rows(self) -> int | None:
+        """Rows of the task's train split, read once, for the progress plan of steps not yet timed."""
+        if self._train_rows == -1:
+            try:
+                self._train_rows = len(self.task.load("train")) if "train" in self.task.splits else None
+            except Exception:  # only an estimate: the step itself reports a data problem, in its words
+                self._train_rows = None
+        return self._train_rows
 
     def teacher_for(self, parent: _Done | None) -> Any:
         """A fresh copy of the step's input ('parent'), or the recipe's teacher, loaded once per run."""

@@ -347,13 +347,14 @@ def max_output_difference(a: Any, b: Any) -> float:
 
 
 def expected_seconds(measure: Any, history: dict[str, float], step_id: str | None, *, trains: bool = False,
-                     loads: bool = True) -> dict[str, float]:
+                     work: float | None = None, loads: bool = True) -> dict[str, float]:
     """How long each phase of the next node should take, so its 0..1 progress runs with the clock.
 
-    From the run's last measured node (``history``: phase, or "apply:<step id>", -> seconds); before
-    the first one, from the measurement settings (forward-pass tokens at an assumed 2.5 ms each:
-    only the ratios matter). A step not yet seen is assumed to take 3x the measuring when it trains,
-    else 0.2x.
+    From the run's last measured node (``history``: phase, "evaluate_per_row", or "apply:<step id>",
+    -> seconds); before the first one, from the measurement settings (forward-pass tokens at an assumed
+    2.5 ms each: only the ratios matter). A step not yet seen costs its ``work`` (one-row forward
+    passes, ``Step.training_work``) at the evaluation's pace per row; without it, 3x the measuring when
+    it trains, else 0.2x.
     """
     per_token = 0.0025
     eval_rows = measure.eval_limit or 1000
@@ -366,7 +367,14 @@ def expected_seconds(measure: Any, history: dict[str, float], step_id: str | Non
     out = {k: history.get(k, v) for k, v in guess.items()}
     measuring = out["evaluate"] + out["size"] + out["latency"]
     out["load"] = out["load"] if loads else 0.0
-    out["apply"] = 0.0 if step_id is None else history.get(f"apply:{step_id}", (3.0 if trains else 0.2) * measuring)
+    if step_id is None:
+        out["apply"] = 0.0
+    elif f"apply:{step_id}" in history:
+        out["apply"] = history[f"apply:{step_id}"]
+    elif work is not None:
+        out["apply"] = work * history.get("evaluate_per_row", per_token * measure.max_length / 2)
+    else:
+        out["apply"] = (3.0 if trains else 0.2) * measuring
     return {k: v if k in ("load", "apply") else max(v, 0.01) for k, v in out.items()}
 
 

@@ -79,6 +79,12 @@ class Step:
         """Optional packages this config needs that are not installed (found without importing them)."""
         return []
 
+    def training_work(self, train_rows: int) -> float | None:
+        """Roughly how many one-row forward passes ``apply`` costs when the task has ``train_rows``
+        training rows (a backward pass counts as two), so the progress bar can give a step the run has
+        not timed yet its share of the node; None: the step does not train, or cannot tell."""
+        return None
+
     @classmethod
     def size_ratio(cls, config: dict[str, Any]) -> tuple[float, float]:
         """Before anything runs: the artifact bytes this step's output takes over its input's, as

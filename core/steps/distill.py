@@ -152,6 +152,20 @@ class Distill(Step):
             return facts(config["teacher_model"].strip())
         return incoming
 
+    def training_work(self, train_rows: int) -> float | None:
+        """Per optimizer step and row, a teacher forward and the student's forward and backward (3 of its
+        forwards); a student about half the teacher's depth makes that about 2.5 teacher forwards. Rows an
+        augmentation step added before this one are not known here."""
+        import math
+
+        from core.steps.training import step_budget
+
+        cfg: DistillConfig = self.config  # type: ignore[assignment]
+        batches = math.ceil(min(train_rows, cfg.train_size or train_rows) / cfg.batch_size)
+        steps = sum(step_budget(epochs, batches, cfg.max_steps)
+                    for epochs in (cfg.intermediate_epochs, cfg.prediction_epochs) if epochs > 0)
+        return 2.5 * steps * cfg.batch_size
+
     def apply(self, state: ModelState, ctx: StepContext) -> ModelState:
         from core.steps.training import train
 

@@ -66,6 +66,20 @@ class Finetune(Step):
             config = {"pooling": FIRST_TOKEN, **config}
         return config
 
+    def training_work(self, train_rows: int) -> float | None:
+        """Each optimizer step a forward and a backward pass (3 forwards) of a batch, and the held-out
+        slice predicted at each of its scorings; the head-only steps of ``head_first`` cost about a third."""
+        import math
+
+        from core.steps.training import EarlyStopping, step_budget
+
+        cfg: FinetuneConfig = self.config  # type: ignore[assignment]
+        rows = min(train_rows, cfg.train_size or train_rows)
+        stopping = EarlyStopping()
+        held_out = stopping.holdout_rows(rows) if cfg.early_stopping else 0
+        steps = step_budget(cfg.epochs, math.ceil((rows - held_out) / cfg.batch_size), cfg.max_steps)
+        return 3.0 * steps * cfg.batch_size * (1 + cfg.head_first / 3) + held_out * (stopping.evals + 1)
+
     def apply(self, state: ModelState, ctx: StepContext) -> ModelState:
         from core.steps.training import EarlyStopping, train
 

@@ -43,6 +43,11 @@ def test_slices_follow_the_expected_seconds_and_what_the_run_measured() -> None:
     assert prune["apply"][1] - prune["apply"][0] == pytest.approx(0.2 * 87.8 / (17.56 + 0.2 + 87.8), rel=1e-3)
     finetune = shares(expected_seconds(measure, history, "finetune", trains=True, loads=False))
     assert finetune["apply"][1] - finetune["apply"][0] == pytest.approx(3 / 4, abs=0.01)
+    # A training step not timed yet costs its own work (one-row forward passes) at the evaluation's pace:
+    # 1,200 distillation steps of 32 rows at 0.02 s a row take far longer than the measuring.
+    history["evaluate_per_row"] = 0.02
+    distill = shares(expected_seconds(measure, history, "distill", trains=True, work=2.5 * 1200 * 32, loads=False))
+    assert distill["apply"][1] - distill["apply"][0] == pytest.approx(1920 / (1920 + 88.0), rel=1e-3)
     history["apply:prune"] = 5.0  # a sweep's next branch: as long as the first took
     again = shares(expected_seconds(measure, history, "prune", loads=False))
     assert again["apply"][1] - again["apply"][0] == pytest.approx(5.0 / (5.0 + 0.2 + 87.8), rel=1e-3)
@@ -82,3 +87,18 @@ def test_a_runs_progress_never_goes_back_and_every_phase_is_announced(tiny: Path
     first = [e for e in by_node[1] if e.message == "sleeping"]
     second = [e for e in by_node[2] if e.message == "sleeping"]
     assert first and second and second[-1].fraction > first[-1].fraction + 0.1
+
+
+def test_a_training_step_not_timed_yet_gets_the_bar_its_step_budget_needs(tiny: Path, tmp_path: Path) -> None:
+    """The runner sizes a fine-tune's slice from the steps it will run (Step.training_work) at the pace the
+    baseline's evaluation measured, not from a fixed multiple of the measuring: 32 optimizer steps of 8 rows
+    dwarf measuring 8 rows, so training fills most of the bar (the fixed guess gave it 3/4, and a
+    distillation, which the guess did not count as training, a sixth)."""
+    chain = [{"step": "finetune", "config": {"train_size": 256, "batch_size": 8, "epochs": 1,
+                                            "early_stopping": False, "max_length": 16}}]
+    events: list[Any] = []
+    terminal = run_recipe(tiny_recipe(tiny, chain), db_url_or_path=tmp_path / "w.sqlite",
+                          artifacts_dir=tmp_path / "artifacts", emit=events.append)
+    assert isinstance(terminal, p.RunFinished)
+    training = [e.fraction for e in events if isinstance(e, p.Progress) and e.node == 1 and e.message.startswith("Training")]
+    assert training and training[-1] > 0.85  # the last one shown (throttled), from step 28 of 32 on

@@ -149,3 +149,14 @@ def test_masked_losses_ignore_padding() -> None:
     a, b = torch.rand(2, 2, 5, 5, generator=g), torch.rand(2, 2, 5, 5, generator=g)
     ref_att = torch.cat([(a[0, :, :3, :3] - b[0, :, :3, :3]).pow(2).reshape(-1), (a[1] - b[1]).pow(2).reshape(-1)]).mean()
     assert attention_mse(a, b, mask).item() == pytest.approx(ref_att.item())
+
+
+def test_the_work_estimate_counts_both_stages_steps(tmp_path: Path) -> None:
+    """``training_work`` (the runner's progress plan) counts the optimizer steps both stages run."""
+    teacher = tiny_state(tmp_path, layers=4, seed=1)
+    step = STEP(_cfg(intermediate_epochs=2, prediction_epochs=3, max_steps=5))
+    info = step.apply(teacher, make_ctx(tmp_path, tiny_task())).info["distill"]
+    steps = info["stage1"]["steps"] + info["stage2"]["steps"]
+    assert steps == 4 + 5  # 16 rows in batches of 8: 2 epochs = 4 steps; 3 epochs = 6, capped at 5
+    assert step.training_work(16) == 2.5 * steps * 8
+    assert STEP(_cfg(intermediate_epochs=0, prediction_epochs=1, train_size=None)).training_work(80) == 2.5 * 10 * 8

@@ -292,3 +292,22 @@ def test_head_first_trains_only_the_new_head_then_everything(tmp_path: Path) -> 
     assert any(parts[k] != HEAD and not torch.equal(before[k], changed[k]) for k in before if before[k].is_floating_point())
     with pytest.raises(ConfigError, match="head_first"):
         config_cls(head_first=float("nan"))
+
+
+def test_the_finetune_work_estimate_counts_the_steps_and_held_out_scorings_it_runs(tmp_path: Path) -> None:
+    """The runner sizes a not-yet-timed step's share of the progress bar from ``training_work``: it must
+    count the optimizer steps and held-out scorings the step really runs (a distillation guessed at a
+    fifth of the measuring sat at 6-16 % of its bar for an hour)."""
+    from core.steps.training import EarlyStopping
+
+    step = get_step("finetune")(get_step("finetune").config_cls(lr=1e-3, epochs=2, batch_size=8, train_size=None))
+    out = step.apply(tiny_state(tmp_path), make_ctx(tmp_path, tiny_task(n=40)))
+    stats = out.info["finetune"]
+    assert not stats["stopped_early"]
+    scorings = EarlyStopping().evals + 1
+    assert stats["holdout_examples"] == 4 and stats["steps"] == 2 * 5  # 36 rows in batches of 8, twice
+    assert step.training_work(40) == 3 * stats["steps"] * 8 + stats["holdout_examples"] * scorings
+    capped = get_step("finetune")(get_step("finetune").config_cls(batch_size=8, max_steps=3, early_stopping=False))
+    assert capped.training_work(40) == 3 * 3 * 8
+    assert capped.training_work(10_000) == capped.training_work(40)  # the step budget binds
+
