@@ -20,13 +20,16 @@ from core.steps.base import TRAINING_RESOURCES, Step, register
 TRAINED_HEADS = frozenset({"classification", "regression", "qa"})
 
 
+AUTO, TUNED, ARGMAX = "auto", "tuned", "argmax"
+
+
 @dataclass(frozen=True)
 class FinetuneConfig(StepConfig):
     """Defaults chosen by measurement on 2 CPU cores (benchmarks/bench_finetune.py): the packaged
     MiniLM reaches its SST-2 target within the 1,000-step budget; small data sets (RTE, CoLA) stop at
     the epoch cap or earlier on the held-out slice."""
 
-    version = 3
+    version = 4
     lr: float = param(1e-4, label="Learning rate", help="Peak AdamW learning rate; 1e-4 suits MiniLM-sized encoders (384 wide), 2e-5 to 5e-5 BERT-base", min=0.0, max=1.0, min_exclusive=True)
     max_steps: int | None = param(1000, label="Step budget", help="Optimizer steps at most (the epochs below cap it on small data); empty = epochs only", min=1)
     epochs: float = param(3.0, label="Epochs", help="Passes over the training subset at most (fractions allowed)", min=0.0, max=100.0, min_exclusive=True)
@@ -40,7 +43,13 @@ class FinetuneConfig(StepConfig):
     pooling: str = param(MEAN, label="Pooling", help="What a new classification or regression head reads: mean = the average of the sentence's token vectors (how sentence encoders such as the packaged MiniLM were trained; better on its small tasks, see benchmarks/RESULTS.md), first_token = [CLS] as in Hugging Face's heads. A head trained before keeps the pooling it learned with", choices=POOLINGS)
     layer_lr_decay: float = param(1.0, label="Layer-wise LR decay", help="Each block below the head learns at this factor of the one above (ELECTRA's layer-wise decay); 1 = one rate for all", min=0.0, max=1.0, min_exclusive=True)
     head_first: float = param(0.0, label="Head first", help="Before fine-tuning, train a new task head alone, the encoder frozen, for this fraction of the step budget at 10x the rate (LP-FT, Kumar et al. 2022): the encoder's first updates then come from a head that reads it, not from random weights; 0 = off", min=0.0, max=1.0)
+    decision_threshold: str = param(AUTO, label="Decision threshold", help="Two-class tasks: tuned = predict class 1 above the logit margin that scores best on the early-stopping held-out slice, stored in the head's bias so the artifact carries it; argmax = the larger logit; auto = tuned when the task's metric is MCC or F1, which depend on how predictions split between the classes (see benchmarks/RESULTS.md), else argmax", choices=(AUTO, TUNED, ARGMAX), sweepable=False)
     seed_offset: int = param(0, label="Seed offset", help="Added to the run seed, e.g. to repeat training with other shuffles", min=0, max=1_000_000, sweepable=True)
+
+    def validate(self) -> None:
+        if self.decision_threshold == TUNED and not self.early_stopping:
+            raise ConfigError("Decision threshold (decision_threshold) tuned needs the held-out slice of early "
+                              "stopping: turn early_stopping on, or choose argmax", field="decision_threshold")
 
 
 @register
@@ -58,12 +67,14 @@ class Finetune(Step):
     @classmethod
     def migrate(cls, config: dict[str, Any], from_version: int) -> dict[str, Any]:
         """Version 1 recipes ran every epoch at a fixed 128 tokens, without early stopping; versions 1 and 2
-        read the first token: keep that."""
+        read the first token; versions 1 to 3 predicted the larger logit: keep that."""
         if from_version < 2:
             config = {"max_steps": None, "max_length": 128, "early_stopping": False, "group_by_length": False,
                       "lr": 5e-5, **config}
         if from_version < 3:
             config = {"pooling": FIRST_TOKEN, **config}
+        if from_version < 4:
+            config = {"decision_threshold": ARGMAX, **config}
         return config
 
     def training_work(self, train_rows: int) -> float | None:
@@ -111,11 +122,25 @@ class Finetune(Step):
             group_by_length=cfg.group_by_length,
             layer_lr_decay=cfg.layer_lr_decay,
             head_first=cfg.head_first,
+            tune_threshold=self._tunes_threshold(state, ctx),
         )
         new.info[self.id] = {**stats, "pooling": pooling}
         ctx.log(f"finetune: {stats['steps']} steps at {stats['max_length']} tokens, final loss {stats['final_loss']:.4f}, "
                 f"{stats['seconds']:.1f} s" + (", stopped early" if stats.get("stopped_early") else ""))
         return new
+
+    def _tunes_threshold(self, state: ModelState, ctx: StepContext) -> bool:
+        from core.steps.training import THRESHOLD_METRICS
+
+        cfg: FinetuneConfig = self.config  # type: ignore[assignment]
+        binary = state.head == "classification" and ctx.task.num_labels == 2
+        if cfg.decision_threshold == TUNED and not binary:
+            raise ConfigError(f"Decision threshold (decision_threshold) tuned needs a two-class task; {ctx.task.title} "
+                              f"has {'a ' + state.head + ' head' if state.head != 'classification' else str(ctx.task.num_labels) + ' classes'}: "
+                              "choose argmax or auto", field="decision_threshold", step=self.id)
+        if cfg.decision_threshold == AUTO:
+            return binary and cfg.early_stopping and ctx.task.primary_metric in THRESHOLD_METRICS
+        return cfg.decision_threshold == TUNED
 
     def _pool(self, model: Any, state: ModelState, ctx: StepContext) -> str | None:
         """Set the configured pooling on a head that has not learned yet; a trained head keeps its own."""
