@@ -162,6 +162,9 @@ def run_task(study: Study, args: argparse.Namespace, task_id: str, pairs: tuple[
         "recipe_cpu_seconds": done.cpu_seconds,
         "load": None if row.cached else done.load,  # a reused run's times are the stored ones; this load is not theirs
         "versus_trivial": study.versus_trivial(row, task, seed),
+        # the decision threshold tuned on the held-out slice (MCC/F1 tasks), against the argmax, paired on dev
+        "decision_threshold": (study.threshold_change(row, task, seed, stats["decision_threshold"])
+                               if stats.get("decision_threshold") else None),
     }
 
 
@@ -206,6 +209,36 @@ def write(result: dict[str, Any], out: Path) -> str:
     return write_section("finetune", result, out.with_suffix(".json"))
 
 
+def rescore(out: Path) -> dict[str, Any]:
+    """Recompute the fields an existing PREFIX.json derives from its database's stored dev predictions (the
+    margin over the majority class, what the decision threshold bought), without training anything: for a
+    file measured before such a field existed, or to check the stored one."""
+    from core.recipe import Recipe, recipe_task
+    from core.store import open_store, result_rows
+
+    result = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
+    study = Study(out.with_suffix(".sqlite"), reuse=True)
+    if not study.db.exists():
+        raise SystemExit(f"--rescore: {study.db} does not exist; it holds the runs {out.with_suffix('.json')} measured")
+    with open_store(study.db) as store:
+        rows = {r.variant: r for r in result_rows(store)}
+    args = argparse.Namespace(config=result["settings"].get("config_overrides") or {}, model=result["settings"]["model"],
+                              threads=result["settings"]["threads"])
+    pairs = write_pairs(Path(f"{out}-data")) if "pairs" in result["settings"]["tasks"] else None
+    for entry in result["tasks"]:
+        for run in entry.get("per_seed") or [entry]:
+            task = recipe_task(Recipe.from_dict(recipe(args, entry["task"], pairs, run["seed"])))
+            row = rows[run["variant_id"]]
+            stats = study.step_info(row).get("finetune") or {}
+            run["versus_trivial"] = study.versus_trivial(row, task, run["seed"])
+            run["decision_threshold"] = (study.threshold_change(row, task, run["seed"], stats["decision_threshold"])
+                                         if stats.get("decision_threshold") else None)
+        if entry.get("per_seed"):
+            entry.update({k: v for k, v in entry["per_seed"][0].items() if k in ("versus_trivial", "decision_threshold")})
+    write(result, out)
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated, from {', '.join(TASKS)}")
@@ -222,7 +255,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reuse", action="store_true", help="keep an existing database and reuse its variants")
     parser.add_argument("--merge", action="store_true",
                         help="keep the tasks of an existing PREFIX.json that this run does not redo")
+    parser.add_argument("--rescore", action="store_true",
+                        help="train nothing: recompute what PREFIX.json derives from PREFIX.sqlite's stored predictions")
     args = parser.parse_args(argv)
+    if args.rescore:
+        quiet_libraries()
+        rescore(Path(args.out))
+        log(f"rescored {Path(args.out).with_suffix('.json')} from its database")
+        return 0
     try:
         args.config = parse_config(args.config)
     except ValueError as exc:

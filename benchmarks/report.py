@@ -1136,7 +1136,7 @@ def _finetune(r: Report, d: dict[str, Any]) -> None:
           f"{cfg.get('max_steps')} steps capped by {cfg.get('epochs')} epochs, batch {cfg.get('batch_size')}, warm-up "
           f"{cfg.get('warmup_ratio')}, batches grouped by length: {cfg.get('group_by_length')}, sequence length "
           f"{cfg.get('max_length') or 'from the data'}, early stopping: {cfg.get('early_stopping')}, pooling: "
-          f"{cfg.get('pooling', 'first_token')}). Model "
+          f"{cfg.get('pooling', 'first_token')}, decision threshold: {cfg.get('decision_threshold', 'argmax')}). Model "
           f"{s.get('model')}, {_finetune_seeds(d)}, {s.get('threads')} threads; whole training splits and whole dev "
           "sets. 'pairs' is a custom data file: a seeded subset of the bundled QNLI file written as CSV "
           f"({(s.get('pairs') or {}).get('train_rows')} training rows; dev = our QNLI dev part), used through a "
@@ -1173,6 +1173,25 @@ def _finetune(r: Report, d: dict[str, Any]) -> None:
         for run in t.get("per_seed") or [t]:
             seed = f" (seed {run['seed']})" if t.get("per_seed") else ""
             r.add(f"- {t['task']}{seed}: {(run.get('learned') or {}).get('summary', '—')}")
+    tuned = [(t, run) for t in d["tasks"] for run in t.get("per_seed") or [t] if run.get("decision_threshold")]
+    if tuned:
+        r.add("", "The decision threshold (`decision_threshold: auto` tunes it where the metric is MCC or F1): the logit "
+              "margin above which class 1 is predicted, chosen on the held-out slice, against the argmax (margin 0) "
+              "of the same weights on the same dev rows. The held-out gain is optimistic (those rows chose the "
+              "threshold); the dev change is paired, with its 95 % interval.", "",
+              "| task (seed) | margin | held-out before -> after | dev, argmax -> tuned | dev change [95 % CI] | "
+              "predicted class 1, argmax -> tuned (true) |", "|---|---:|---|---|---|---|")
+        for t, run in tuned:
+            th = run["decision_threshold"]
+            change = th["dev_change"]
+            r.add(f"| {t['task']} ({run['seed']}) | {th['margin']:+.2f} | {th['held_out_before']:.3f} -> "
+                  f"{th['held_out_after']:.3f} ({th['held_out_examples']} rows) | {th['dev_argmax']:.3f} -> "
+                  f"{run['metric']:.3f} | {change['value']:+.3f} [{change['low']:+.3f}, {change['high']:+.3f}] "
+                  f"({'within noise' if change['low'] <= 0 <= change['high'] else 'beyond noise'}) | "
+                  f"{th['dev_argmax_predicted_1']:.1%} -> {th['dev_predicted_1']:.1%} ({th['dev_true_1']:.1%}) |")
+        if len(tuned) > 1:
+            gains = [run["decision_threshold"]["dev_change"]["value"] for _, run in tuned]
+            r.add("", f"Mean dev change over these {len(tuned)} runs: {sum(gains) / len(gains):+.3f}.")
     r.add("", "Wall time = the finetune step (tokenizing, training, held-out scoring). The machine is shared, so its "
           "wall time grows with the load; the CPU time (every thread of the process, OpenMP threads sleeping rather "
           "than spinning while they wait) grows much less. On a quiet machine the step's wall time lies between the "

@@ -203,6 +203,30 @@ class Study:
                                       task.resample, seed=seed)
         return {"value": delta.value, "low": delta.low, "high": delta.high, "examples": len(references)}
 
+    def threshold_change(self, row: Any, task: Any, seed: int, tuned: dict[str, Any]) -> dict[str, Any]:
+        """What a fine-tune's tuned decision threshold (``tuned``: the step's report) bought on dev, paired:
+        the stored predictions against the argmax's on the same weights, which the stored confidences
+        give back (the tuned margin z - m > 0 is the argmax's z > 0 shifted by m)."""
+        import numpy as np
+
+        from core.measure.intervals import paired_delta_interval
+
+        stored = self._stored_predictions(row)
+        predicted = np.asarray(stored["predictions"])
+        p1 = np.clip(np.where(predicted == 1, stored["confidences"], 1.0 - np.asarray(stored["confidences"])),
+                     1e-7, 1 - 1e-7)
+        margins = np.log(p1) - np.log1p(-p1)
+        argmax = (margins + tuned["margin"] > 0).astype(int).tolist()
+        predictions, references = self.dev_predictions(row, task)
+        delta = paired_delta_interval(task.primary_metric, predictions, argmax, references, task.score,
+                                      task.resample, seed=seed)
+        return {"margin": tuned["margin"], "held_out_before": tuned["held_out_before"],
+                "held_out_after": tuned["held_out_after"], "held_out_examples": tuned["examples"],
+                "dev_argmax": float(task.score(argmax, references)[task.primary_metric]),
+                "dev_change": {"value": delta.value, "low": delta.low, "high": delta.high},
+                "dev_predicted_1": float(np.mean(predictions)), "dev_argmax_predicted_1": float(np.mean(argmax)),
+                "dev_true_1": float(np.mean(references))}
+
     @staticmethod
     def latency(row: Any) -> dict[str, float | None]:
         """p50 / p90 of one variant: the one place tables read latency from.

@@ -989,3 +989,22 @@ def test_the_early_stopping_column_says_which_weights_were_kept(fields: dict[str
                                                                                           300.0, 500.0), **fields}]})
     row = next(line for line in md.splitlines() if line.startswith("| sst2 |"))
     assert f"| {expected} |" in row
+
+
+def test_the_decision_threshold_table_says_what_the_tuned_threshold_bought_and_whether_it_is_noise() -> None:
+    def threshold(change: float, low: float, high: float) -> dict[str, Any]:
+        return {"margin": 1.53, "held_out_before": 0.376, "held_out_after": 0.435, "held_out_examples": 500,
+                "dev_argmax": 0.321, "dev_change": {"value": change, "low": low, "high": high},
+                "dev_predicted_1": 0.643, "dev_argmax_predicted_1": 0.814, "dev_true_1": 0.691}
+
+    runs = [{**finetune_task("cola", 0.352, 0.29, 0.41, 500.0, 900.0), "seed": 1,
+             "decision_threshold": threshold(0.031, -0.019, 0.087)},
+            {**finetune_task("cola", 0.40, 0.33, 0.46, 500.0, 900.0), "seed": 2,
+             "decision_threshold": threshold(0.079, 0.012, 0.140)}]
+    task = {**runs[0], "metric": 0.376, "per_seed": runs}
+    md = report.section_markdown("finetune", {"settings": {}, "tasks": [task, finetune_task("sst2", 0.88, 0.86, 0.9,
+                                                                                             500.0, 900.0)]})
+    assert "| cola (1) | +1.53 | 0.376 -> 0.435 (500 rows) | 0.321 -> 0.352 | +0.031 [-0.019, +0.087] (within noise) |" in md
+    assert "| cola (2) |" in md and "+0.079 [+0.012, +0.140] (beyond noise)" in md
+    assert "81.4% -> 64.3% (69.1%)" in md and "Mean dev change over these 2 runs: +0.055." in md
+    assert "| sst2 (" not in md  # a task whose threshold was not tuned has no row

@@ -188,3 +188,43 @@ def test_a_bad_squad_setting_is_named() -> None:
     with pytest.raises(ValueError, match="'many' is not a int value"):
         bench_squad.override(bench_squad.Settings(), ["squad_train=many"])
     assert bench_squad.override(bench_squad.Settings(), ["bits=8,4"]).bits == (8, 4)
+
+
+def test_bench_finetune_reports_what_the_tuned_threshold_bought_and_rescore_gives_it_back(
+        tiny6: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CoLA (MCC) on the tiny model: the run records the tuned threshold, its argmax counterpart rebuilt from the
+    stored confidences scores what scikit-learn gives for the shifted margins, and --rescore recomputes the
+    same fields from the database alone."""
+    import numpy as np
+    from sklearn.metrics import matthews_corrcoef
+
+    from benchmarks import bench_finetune
+    from core.store import open_store, variant_predictions
+    from core.tasks import get_task
+
+    shipped = bench_finetune.measure
+    monkeypatch.setattr(bench_finetune, "measure", lambda a: {**shipped(a), "max_length": 64})  # the tiny model's 128
+    args = argparse.Namespace(model=str(tiny6), config={"train_size": 200, "max_steps": 6, "lr": 1e-3}, threads=1,
+                              seed=0, seeds=[0], tasks=["cola"])
+    out = tmp_path / "ft"
+    study = Study(out.with_suffix(".sqlite"))
+    run = bench_finetune.run_task(study, args, "cola", None, 0)
+    tuned = run["decision_threshold"]
+    assert tuned is not None and tuned["held_out_after"] >= tuned["held_out_before"]
+    with open_store(study.db) as store:
+        stored = variant_predictions(store, run["variant_id"])
+    dev = get_task("cola").load("dev")
+    references = [dev[int(i)]["label"] for i in stored["indices"]]
+    predicted = np.asarray(stored["predictions"])
+    p1 = np.where(predicted == 1, stored["confidences"], 1 - np.asarray(stored["confidences"]))
+    argmax = (np.log(p1 / (1 - p1)) + tuned["margin"] > 0).astype(int)
+    assert tuned["dev_argmax"] == pytest.approx(matthews_corrcoef(references, argmax), abs=1e-6)
+    assert tuned["dev_change"]["value"] == pytest.approx(run["metric"] - tuned["dev_argmax"], abs=1e-9)
+    assert tuned["dev_change"]["low"] <= tuned["dev_change"]["value"] <= tuned["dev_change"]["high"]
+
+    result = {"benchmark": "finetune", "settings": bench_finetune.settings(args, ["cola"]), "tasks": [run]}
+    out.with_suffix(".json").write_text(json.dumps({**result, "tasks": [{**run, "decision_threshold": None}]}),
+                                        encoding="utf-8")
+    rescored = bench_finetune.rescore(out)
+    assert rescored["tasks"][0]["decision_threshold"] == tuned  # the same function on the same stored rows
+    assert "| cola (0) |" in out.with_suffix(".md").read_text(encoding="utf-8")
