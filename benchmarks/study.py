@@ -209,13 +209,11 @@ class Study:
         give back (the tuned margin z - m > 0 is the argmax's z > 0 shifted by m)."""
         import numpy as np
 
+        from core.measure.evaluation import binary_margins
         from core.measure.intervals import paired_delta_interval
 
         stored = self._stored_predictions(row)
-        predicted = np.asarray(stored["predictions"])
-        p1 = np.clip(np.where(predicted == 1, stored["confidences"], 1.0 - np.asarray(stored["confidences"])),
-                     1e-7, 1 - 1e-7)
-        margins = np.log(p1) - np.log1p(-p1)
+        margins = binary_margins(stored["predictions"], stored["confidences"])
         argmax = (margins + tuned["margin"] > 0).astype(int).tolist()
         predictions, references = self.dev_predictions(row, task)
         delta = paired_delta_interval(task.primary_metric, predictions, argmax, references, task.score,

@@ -189,6 +189,16 @@ def predict_with_confidences(model: Any, tokenizer: Any, task: Any, dataset: Any
         model.train(was_training)
 
 
+def binary_margins(predictions: Sequence[int], confidences: Sequence[float]) -> Any:
+    """Logit 1 - logit 0 of each two-class prediction, given back by its predicted class and confidence
+    (the top softmax probability, as :func:`predict_with_confidences` reports it)."""
+    import numpy as np
+
+    confidences = np.asarray(confidences, dtype=float)
+    p1 = np.clip(np.where(np.asarray(predictions) == 1, confidences, 1.0 - confidences), 1e-7, 1 - 1e-7)
+    return np.log(p1) - np.log1p(-p1)
+
+
 def _logits(output: Any) -> Any:
     return output.logits if hasattr(output, "logits") else output[0]
 

@@ -135,7 +135,7 @@ def train(
         kept = held_out.kept(stats) if held_out is not None else None
         stats["learned"] = learned_summary(state, ctx, data.holdout, data.max_length, scored=kept)
         ctx.log(stats["learned"]["summary"])
-        if tune_threshold and state.head == "classification" and ctx.task.num_labels == 2:
+        if tune_threshold:  # the caller decides: finetune tunes only two-class heads
             stats["decision_threshold"] = tune_decision_threshold(state, ctx, data.holdout, data.max_length)
             ctx.log(stats["decision_threshold"]["summary"])
     return stats
@@ -157,13 +157,12 @@ def tune_decision_threshold(state: ModelState, ctx: StepContext, holdout: Any, m
     import torch
 
     from core.layers import task_head
-    from core.measure.evaluation import predict_with_confidences
+    from core.measure.evaluation import binary_margins, predict_with_confidences
 
     task = ctx.task
     predictions, references, confidences = predict_with_confidences(
         state.model, state.tokenizer, task, holdout, batch_size=64, max_length=max_length, cancelled=ctx.cancelled)
-    p1 = np.clip(np.where(np.asarray(predictions) == 1, confidences, 1.0 - np.asarray(confidences)), 1e-7, 1 - 1e-7)
-    margins = np.log(p1) - np.log1p(-p1)  # logit 1 - logit 0, as softmax over two classes gives it
+    margins = binary_margins(predictions, confidences)
     cuts = np.unique(margins)
     candidates = sorted({0.0, *((cuts[:-1] + cuts[1:]) / 2).tolist()}, key=abs)  # nearest 0 first: wins ties
 
