@@ -21,6 +21,15 @@ TRAINED_HEADS = frozenset({"classification", "regression", "qa"})
 
 
 AUTO, TUNED, ARGMAX = "auto", "tuned", "argmax"
+NO_TASK = "none"
+
+
+def _bundled_tasks() -> tuple[str, ...]:
+    """The tasks whose data ships with the workbench, for ``first_on_task`` (a user's custom data
+    task is registered later, in the run, and its data is not part of this step's cache key)."""
+    from core.tasks import all_tasks
+
+    return tuple(t.id for t in all_tasks() if t.family != "custom")
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,7 @@ class FinetuneConfig(StepConfig):
     layer_lr_decay: float = param(1.0, label="Layer-wise LR decay", help="Each block below the head learns at this factor of the one above (ELECTRA's layer-wise decay); 1 = one rate for all", min=0.0, max=1.0, min_exclusive=True)
     head_first: float = param(0.0, label="Head first", help="Before fine-tuning, train a new task head alone, the encoder frozen, for this fraction of the step budget at 10x the rate (LP-FT, Kumar et al. 2022): the encoder's first updates then come from a head that reads it, not from random weights; 0 = off", min=0.0, max=1.0)
     decision_threshold: str = param(AUTO, label="Decision threshold", help="Two-class tasks: tuned = predict class 1 above the logit margin that scores best on the early-stopping held-out slice, stored in the head's bias so the artifact carries it; argmax = the larger logit; auto = tuned when the task's metric is MCC or F1, which depend on how predictions split between the classes (see benchmarks/RESULTS.md), else argmax", choices=(AUTO, TUNED, ARGMAX), sweepable=False)
+    first_on_task: str = param(NO_TASK, label="First on task", help="Intermediate-task transfer (Phang et al. 2018, STILTs): first fine-tune on this other bundled task, with these same settings, then on the run's task; it needs the same head and labels, e.g. QNLI before RTE (both entailment / not entailment: RTE 0.628 mean over three seeds instead of 0.590, see benchmarks/RESULTS.md); none = the run's task only", choices=(NO_TASK, *_bundled_tasks()), sweepable=False)
     seed_offset: int = param(0, label="Seed offset", help="Added to the run seed, e.g. to repeat training with other shuffles", min=0, max=1_000_000, sweepable=True)
 
     def validate(self) -> None:
@@ -79,7 +89,12 @@ class Finetune(Step):
 
     def training_work(self, train_rows: int) -> float | None:
         """Each optimizer step a forward and a backward pass (3 forwards) of a batch, and the held-out
-        slice predicted at each of its scorings; the head-only steps of ``head_first`` cost about a third."""
+        slice predicted at each of its scorings; the head-only steps of ``head_first`` cost about a third;
+        with ``first_on_task``, the same again for that task's rows."""
+        first = self._first_task_rows()
+        return self._work(train_rows) + (self._work(first) if first is not None else 0.0)
+
+    def _work(self, train_rows: int) -> float:
         import math
 
         from core.steps.training import EarlyStopping, step_budget
@@ -90,6 +105,33 @@ class Finetune(Step):
         held_out = stopping.holdout_rows(rows) if cfg.early_stopping else 0
         steps = step_budget(cfg.epochs, math.ceil((rows - held_out) / cfg.batch_size), cfg.max_steps)
         return 3.0 * steps * cfg.batch_size * (1 + cfg.head_first / 3) + held_out * (stopping.evals + 1)
+
+    def _first_task_rows(self) -> int | None:
+        from core.tasks import get_task
+
+        cfg: FinetuneConfig = self.config  # type: ignore[assignment]
+        return None if cfg.first_on_task == NO_TASK else len(get_task(cfg.first_on_task).load("train"))
+
+    def _first_task(self, state: ModelState, ctx: StepContext) -> Any:
+        """The task to train on first, checked against the run's: the same head, and for a classifier
+        the same labels in the same order (the head's outputs carry over)."""
+        from core.tasks import get_task
+
+        cfg: FinetuneConfig = self.config  # type: ignore[assignment]
+        if cfg.first_on_task == NO_TASK:
+            return None
+        first, task = get_task(cfg.first_on_task), ctx.task
+        problem = None
+        if first.id == task.id:
+            problem = f"it is the run's task itself; choose another task or {NO_TASK}"
+        elif first.head != state.head:
+            problem = f"{first.title} trains a {first.head} head and this model has a {state.head} head"
+        elif first.num_labels != task.num_labels or (state.head == "classification" and first.label_names != task.label_names):
+            problem = (f"its labels ({', '.join(first.label_names) or first.num_labels}) are not {task.title}'s "
+                       f"({', '.join(task.label_names) or task.num_labels}), so its trained head would answer another question")
+        if problem:
+            raise ConfigError(f"First on task (first_on_task) {first.id}: {problem}", field="first_on_task", step=self.id)
+        return first
 
     def apply(self, state: ModelState, ctx: StepContext) -> ModelState:
         from core.steps.training import EarlyStopping, train
@@ -107,23 +149,30 @@ class Finetune(Step):
         import dataclasses
 
         run_ctx = dataclasses.replace(ctx, seed=ctx.seed + cfg.seed_offset)
-        stats = train(
-            new,
-            run_ctx,
-            epochs=cfg.epochs,
-            lr=cfg.lr,
-            batch_size=cfg.batch_size,
-            max_length=cfg.max_length,
-            warmup_ratio=cfg.warmup_ratio,
-            train_size=cfg.train_size,
-            weight_decay=cfg.weight_decay,
-            max_steps=cfg.max_steps,
-            early_stopping=EarlyStopping() if cfg.early_stopping else None,
-            group_by_length=cfg.group_by_length,
-            layer_lr_decay=cfg.layer_lr_decay,
-            head_first=cfg.head_first,
-            tune_threshold=self._tunes_threshold(state, ctx),
-        )
+        settings = dict(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, max_length=cfg.max_length,
+                        warmup_ratio=cfg.warmup_ratio, train_size=cfg.train_size, weight_decay=cfg.weight_decay,
+                        max_steps=cfg.max_steps, group_by_length=cfg.group_by_length,
+                        layer_lr_decay=cfg.layer_lr_decay, head_first=cfg.head_first)
+        tune_threshold = self._tunes_threshold(state, ctx)
+        first = self._first_task(state, ctx)
+        first_stats = None
+        if first is not None:
+            # as a finetune on the first task whose saved variant a second finetune starts from (the
+            # decision threshold aside: it is tuned for the run's task only)
+            first_rows, rows = self._first_task_rows() or 0, len(new.data.get("train") or ctx.task.load("train"))
+            split = self._work(first_rows) / (self._work(first_rows) + self._work(rows))
+            first_state = new.derive(model, data={}, task=first.id)  # its own split, not rows prepared for the run's task
+            first_ctx = dataclasses.replace(run_ctx.scaled(0.0, split, f"First on {first.id}: "), task=first)
+            first_stats = train(first_state, first_ctx, early_stopping=EarlyStopping() if cfg.early_stopping else None,
+                                tune_threshold=False, **settings)
+            new.info["head_trained"] = True
+            ctx.log(f"finetune: first on {first.title}: {first_stats['steps']} steps, final loss "
+                    f"{first_stats['final_loss']:.4f}" + (f"; {first_stats['learned']['summary']}" if "learned" in first_stats else ""))
+            run_ctx = run_ctx.scaled(split, 1.0)
+        stats = train(new, run_ctx, early_stopping=EarlyStopping() if cfg.early_stopping else None,
+                      tune_threshold=tune_threshold, **settings)
+        if first_stats is not None:
+            stats["first_on_task"] = {"task": first.id, **first_stats}
         new.info[self.id] = {**stats, "pooling": pooling}
         ctx.log(f"finetune: {stats['steps']} steps at {stats['max_length']} tokens, final loss {stats['final_loss']:.4f}, "
                 f"{stats['seconds']:.1f} s" + (", stopped early" if stats.get("stopped_early") else ""))

@@ -378,3 +378,56 @@ def test_finetune_tunes_the_threshold_for_mcc_on_auto_and_not_for_accuracy(tmp_p
         tuned.apply(tiny_state(tmp_path, "regression"), make_ctx(tmp_path, tiny_task("regression")))
     # recipes saved before the field existed keep predicting the larger logit
     assert step.migrate({}, 3)["decision_threshold"] == "argmax"
+
+
+def _finetune(**changes: object) -> object:
+    cls = get_step("finetune")
+    settings = dict(lr=3e-3, epochs=1, batch_size=8, train_size=24, max_length=24, early_stopping=False)
+    return cls(cls.config_cls(**{**settings, **changes}))
+
+
+def test_first_on_task_equals_a_finetune_on_that_task_then_one_on_the_runs_task(tmp_path: Path) -> None:
+    """Intermediate-task transfer in one step is the two-recipe route it replaces (fine-tune on QNLI,
+    then start the RTE fine-tune from that variant), weight for weight, on the bundled data; and its
+    first stage reads QNLI's rows, not RTE's."""
+    one_step = _finetune(first_on_task="qnli").apply(tiny_state(tmp_path, task="rte"), make_ctx(tmp_path, "rte", seed=5))
+    on_qnli = _finetune().apply(tiny_state(tmp_path, task="rte"), make_ctx(tmp_path, "qnli", seed=5))
+    two_steps = _finetune().apply(on_qnli, make_ctx(tmp_path, "rte", seed=5))
+    assert all(torch.equal(v, two_steps.model.state_dict()[k]) for k, v in one_step.model.state_dict().items())
+    rte_only = _finetune().apply(tiny_state(tmp_path, task="rte"), make_ctx(tmp_path, "rte", seed=5))
+    assert any(not torch.equal(v, rte_only.model.state_dict()[k]) for k, v in one_step.model.state_dict().items())
+    stats = one_step.info["finetune"]
+    assert stats["first_on_task"]["task"] == "qnli" and stats["first_on_task"]["steps"] == 3  # 24 rows / 8
+    assert one_step.task == "rte" and stats["steps"] == 3
+
+
+def test_first_on_task_progress_runs_once_over_both_stages(tmp_path: Path) -> None:
+    seen: list[tuple[float, str]] = []
+    _finetune(first_on_task="qnli").apply(tiny_state(tmp_path, task="rte"),
+                                           make_ctx(tmp_path, "rte", progress=lambda f, m="": seen.append((f, m))))
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    first = [f for f, m in seen if m.startswith("First on qnli: ")]
+    assert first and max(first) < 0.6 < fractions[-1]  # QNLI's 24 rows take half the bar, RTE's the rest
+
+
+@pytest.mark.parametrize(("task", "first", "says"), [
+    ("sst2", "rte", "labels (entailment, not_entailment) are not SST-2"),
+    ("rte", "rte", "the run's task itself"),
+    ("rte", "stsb", "trains a regression head"),
+])
+def test_first_on_task_refuses_a_task_whose_head_would_answer_another_question(tmp_path: Path, task: str, first: str,
+                                                                               says: str) -> None:
+    import re
+
+    with pytest.raises(ConfigError, match=re.escape(says)) as caught:
+        _finetune(first_on_task=first).apply(tiny_state(tmp_path, task=task), make_ctx(tmp_path, task))
+    assert caught.value.field == "first_on_task"
+
+
+def test_first_on_task_counts_in_the_work_estimate() -> None:
+    from core.tasks import get_task
+
+    alone, first = _finetune(), _finetune(first_on_task="qnli")
+    qnli_rows = len(get_task("qnli").load("train"))
+    assert first.training_work(100) == alone.training_work(100) + alone.training_work(qnli_rows)
