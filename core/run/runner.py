@@ -279,7 +279,7 @@ class Runner:
             step_cls = get_step(step_id)
             trains = step_cls.needs_teacher or TRAINABLE in step_cls.requires
             if f"apply:{step_id}" not in self.seconds and self.train_rows() is not None:
-                work = step_cls(node.step.config).training_work(self.train_rows())
+                work = step_cls(node.step.config).training_work(self.train_rows(), self.task.id)
         plan = variant.shares(variant.expected_seconds(self.recipe.measure, self.seconds, step_id, trains=trains,
                                                        work=work, loads=node.step is None or loads))
         return variant.Job(

@@ -79,10 +79,10 @@ class Step:
         """Optional packages this config needs that are not installed (found without importing them)."""
         return []
 
-    def training_work(self, train_rows: int) -> float | None:
-        """Roughly how many one-row forward passes ``apply`` costs when the task has ``train_rows``
-        training rows (a backward pass counts as two), so the progress bar can give a step the run has
-        not timed yet its share of the node; None: the step does not train, or cannot tell."""
+    def training_work(self, train_rows: int, task_id: str = "") -> float | None:
+        """Roughly how many one-row forward passes ``apply`` costs when the task (``task_id``) has
+        ``train_rows`` training rows (a backward pass counts as two), so the progress bar can give a step
+        the run has not timed yet its share of the node; None: the step does not train, or cannot tell."""
         return None
 
     @classmethod

@@ -152,7 +152,7 @@ class Distill(Step):
             return facts(config["teacher_model"].strip())
         return incoming
 
-    def training_work(self, train_rows: int) -> float | None:
+    def training_work(self, train_rows: int, task_id: str = "") -> float | None:
         """Per optimizer step and row, a teacher forward and the student's forward and backward (3 of its
         forwards); a student about half the teacher's depth makes that about 2.5 teacher forwards. Rows an
         augmentation step added before this one are not known here."""

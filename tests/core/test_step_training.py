@@ -382,7 +382,8 @@ def test_finetune_tunes_the_threshold_for_mcc_on_auto_and_not_for_accuracy(tmp_p
 
 def _finetune(**changes: object) -> object:
     cls = get_step("finetune")
-    settings = dict(lr=3e-3, epochs=1, batch_size=8, train_size=24, max_length=24, early_stopping=False)
+    settings = dict(lr=3e-3, epochs=1, batch_size=8, train_size=24, max_length=24, early_stopping=False,
+                    first_on_task="none")
     return cls(cls.config_cls(**{**settings, **changes}))
 
 
@@ -431,3 +432,14 @@ def test_first_on_task_counts_in_the_work_estimate() -> None:
     alone, first = _finetune(), _finetune(first_on_task="qnli")
     qnli_rows = len(get_task("qnli").load("train"))
     assert first.training_work(100) == alone.training_work(100) + alone.training_work(qnli_rows)
+    auto = _finetune(first_on_task="auto")
+    assert auto.training_work(100, "rte") == first.training_work(100)  # auto: QNLI before RTE
+    assert auto.training_work(100, "sst2") == alone.training_work(100)  # and nothing before SST-2
+
+
+def test_first_on_task_auto_puts_qnli_before_rte_only(tmp_path: Path) -> None:
+    auto = _finetune(first_on_task="auto")
+    on_rte = auto.apply(tiny_state(tmp_path, task="rte"), make_ctx(tmp_path, "rte"))
+    assert on_rte.info["finetune"]["first_on_task"]["task"] == "qnli"
+    on_sst2 = auto.apply(tiny_state(tmp_path, task="sst2"), make_ctx(tmp_path, "sst2"))
+    assert "first_on_task" not in on_sst2.info["finetune"]
