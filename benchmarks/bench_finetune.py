@@ -205,6 +205,24 @@ def settings(args: argparse.Namespace, tasks: list[str]) -> dict[str, Any]:
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "nice": os.nice(0)}
 
 
+def task_config(config: dict[str, Any], task_id: str) -> dict[str, Any]:
+    """What the fine-tune of ``task_id`` ran with: ``first_on_task: auto`` resolved for the task, and a
+    config written before that field existed read as ``none`` (what its code did)."""
+    from core.steps.finetune import AUTO, FIRST_ON_TASK_AUTO, NO_TASK
+
+    resolved = {"first_on_task": NO_TASK, **config}
+    if resolved["first_on_task"] == AUTO:
+        resolved["first_on_task"] = FIRST_ON_TASK_AUTO.get(task_id, NO_TASK)
+    return resolved
+
+
+def merge_problem(old_config: dict[str, Any], new_config: dict[str, Any], kept: list[str]) -> str | None:
+    """Why the tasks ``kept`` from an earlier file cannot stand beside this run's, or None: each must
+    have run with what this config runs for it."""
+    differ = [t for t in kept if task_config(old_config, t) != task_config(new_config, t)]
+    return f"its {', '.join(differ)} ran with another finetune config; redo them too" if differ else None
+
+
 def write(result: dict[str, Any], out: Path) -> str:
     return write_section("finetune", result, out.with_suffix(".json"))
 
@@ -283,15 +301,23 @@ def main(argv: list[str] | None = None) -> int:
     study = Study(out.with_suffix(".sqlite"), reuse=args.reuse or args.merge)
     pairs = write_pairs(Path(f"{out}-data")) if "pairs" in tasks else None
     earlier: list[dict[str, Any]] = []
+    earlier_config = None  # the config the kept tasks were measured with, when it was written otherwise
     if args.merge and out.with_suffix(".json").exists():
         old = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
-        if old.get("settings", {}).get("finetune_config") != settings(args, tasks)["finetune_config"]:
-            parser.error(f"--merge: {out.with_suffix('.json')} was measured with another finetune config")
         earlier = [t for t in old.get("tasks", []) if t["task"] not in tasks]
+        problem = merge_problem(old.get("settings", {}).get("finetune_config", {}),
+                                settings(args, tasks)["finetune_config"], [t["task"] for t in earlier])
+        if problem:
+            parser.error(f"--merge: {out.with_suffix('.json')}: {problem}")
+        old_config = old.get("settings", {}).get("finetune_config")
+        if earlier and old_config != settings(args, tasks)["finetune_config"]:
+            earlier_config = old.get("settings", {}).get("earlier_tasks_config") or {
+                "tasks": [t["task"] for t in earlier], "finetune_config": old_config}
     results = []
     for task_id in tasks:
         results.append(over_seeds([run_task(study, args, task_id, pairs, seed) for seed in seeds_of(args, task_id)]))
-        result = {"benchmark": "finetune", "settings": settings(args, [t["task"] for t in earlier + results]),
+        result = {"benchmark": "finetune", "settings": {**settings(args, [t["task"] for t in earlier + results]),
+                                                        "earlier_tasks_config": earlier_config},
                   "environment": environment(), "study": study.summary(), "tasks": earlier + results,
                   "seconds": time.perf_counter() - started}
         write(result, out)  # after every task: a long run keeps what it measured

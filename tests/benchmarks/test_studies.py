@@ -228,3 +228,17 @@ def test_bench_finetune_reports_what_the_tuned_threshold_bought_and_rescore_give
     rescored = bench_finetune.rescore(out)
     assert rescored["tasks"][0]["decision_threshold"] == tuned  # the same function on the same stored rows
     assert "| cola (0) |" in out.with_suffix(".md").read_text(encoding="utf-8")
+
+
+def test_merging_keeps_only_tasks_this_config_would_run_the_same_way() -> None:
+    """A file written before ``first_on_task`` existed ran every task without one; under ``auto`` only RTE
+    changes (QNLI first), so redoing RTE may keep SST-2 and CoLA, but keeping RTE is refused."""
+    from benchmarks.bench_finetune import merge_problem
+    from core.steps.finetune import FinetuneConfig
+
+    new = FinetuneConfig().to_dict()
+    old = {k: v for k, v in new.items() if k != "first_on_task"}
+    assert merge_problem(old, new, ["sst2", "cola", "stsb", "pairs"]) is None
+    assert merge_problem(old, new, ["sst2", "rte"]) == "its rte ran with another finetune config; redo them too"
+    assert merge_problem(old, {**new, "lr": 5e-5}, ["sst2"]) is not None
+    assert merge_problem({**new, "first_on_task": "qnli"}, new, ["rte"]) is None  # auto is QNLI for RTE
