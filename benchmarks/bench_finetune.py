@@ -304,15 +304,14 @@ def main(argv: list[str] | None = None) -> int:
     earlier_config = None  # the config the kept tasks were measured with, when it was written otherwise
     if args.merge and out.with_suffix(".json").exists():
         old = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
+        old_settings, new_config = old.get("settings", {}), settings(args, tasks)["finetune_config"]
         earlier = [t for t in old.get("tasks", []) if t["task"] not in tasks]
-        problem = merge_problem(old.get("settings", {}).get("finetune_config", {}),
-                                settings(args, tasks)["finetune_config"], [t["task"] for t in earlier])
+        problem = merge_problem(old_settings.get("finetune_config", {}), new_config, [t["task"] for t in earlier])
         if problem:
             parser.error(f"--merge: {out.with_suffix('.json')}: {problem}")
-        old_config = old.get("settings", {}).get("finetune_config")
-        if earlier and old_config != settings(args, tasks)["finetune_config"]:
-            earlier_config = old.get("settings", {}).get("earlier_tasks_config") or {
-                "tasks": [t["task"] for t in earlier], "finetune_config": old_config}
+        if earlier and old_settings.get("finetune_config") != new_config:
+            earlier_config = old_settings.get("earlier_tasks_config") or {
+                "tasks": [t["task"] for t in earlier], "finetune_config": old_settings.get("finetune_config")}
     results = []
     for task_id in tasks:
         results.append(over_seeds([run_task(study, args, task_id, pairs, seed) for seed in seeds_of(args, task_id)]))

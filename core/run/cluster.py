@@ -419,8 +419,6 @@ class RayExecutor:
     # -- the walk ------------------------------------------------------------------------------
     def walk(self, runner: Any, tree: Any, key: str) -> None:
         """The shared prefix here (parents in memory), then every branch after it on the cluster."""
-        from core.run import keys
-
         self._warm_up(runner, tree)
         node, parent, state = tree, None, None
         while True:
@@ -431,7 +429,7 @@ class RayExecutor:
             if len(node.children) != 1:
                 break
             child = node.children[0]
-            node, parent, key = child, done, keys.child_key(key, child.step, runner.teacher_id)
+            node, parent, key = child, done, runner.child_key(key, child.step)
         del state  # the branches read it from its artifact
         if node.children:
             self.branches(runner, node, done, key)
@@ -459,10 +457,8 @@ class RayExecutor:
     def branches(self, runner: Any, top: Any, top_done: Any, top_key: str) -> None:
         import ray
 
-        from core.run import keys
-
         ready: deque[tuple[Any, Any, str]] = deque(
-            (child, top_done, keys.child_key(top_key, child.step, runner.teacher_id)) for child in top.children)
+            (child, top_done, runner.child_key(top_key, child.step)) for child in top.children)
         packed: dict[int, Any] = {}  # id(parent's _Done) -> ObjectRef of its zip
         in_flight: dict[Any, _Flight] = {}
         data_hash = runner.hasher.data(runner.task)
@@ -503,13 +499,11 @@ class RayExecutor:
         """What to make after ``node``: its children, or none when it broke the accuracy budget.
         (Siblings run side by side here, so a sweep's later values are not stopped by an earlier one
         over budget, as they are in a local run: the cluster makes them anyway.)"""
-        from core.run import keys
-
         if runner.over_budget(done):
             for child in node.children:
                 runner.skip(child, f"{runner.slot(node).label} is over the accuracy budget")
             return []
-        return [(c, done, keys.child_key(key, c.step, runner.teacher_id)) for c in node.children]
+        return [(c, done, runner.child_key(key, c.step)) for c in node.children]
 
     def _submit(self, runner: Any, slot: Any, parent: Any, key: str, packed: dict[int, Any], data_hash: str) -> _Flight:
         import ray

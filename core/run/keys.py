@@ -129,12 +129,13 @@ def root_key(recipe: Any, ref: Any, task: Any, hasher: Hasher) -> str:
     })
 
 
-def child_key(parent_key: str, step: Any, teacher: str | None) -> str:
-    """A step's key: its parent's key, id, full config and version, teacher and code."""
+def child_key(parent_key: str, step: Any, teacher: str | None, task_id: str, hasher: Hasher) -> str:
+    """A step's key: its parent's key, id, full config and version, teacher, code, and the content of
+    what it reads besides its parent (``Step.reads``: a model folder, another task's data)."""
     from core.steps.base import get_step
 
     step_cls = get_step(step.step)
-    return digest({
+    payload = {
         "parent": parent_key,
         "step": step.step,
         "config": step.config.to_dict(),
@@ -142,7 +143,25 @@ def child_key(parent_key: str, step: Any, teacher: str | None) -> str:
         "teacher": teacher if step_cls.needs_teacher else None,
         "code": code_hash(step_cls.__module__),
         "step_input": STEP_INPUT_VERSION,
-    })
+    }
+    reads = step_reads(step_cls(step.config), task_id, hasher)
+    if reads:  # only then: the keys of steps that read nothing else stay as they were
+        payload["reads"] = reads
+    return digest(payload)
+
+
+def step_reads(step: Any, task_id: str, hasher: Hasher) -> dict[str, str]:
+    """Content hash of each thing ``step.reads(task_id)`` names (a model: its files; a task: its data)."""
+    from core.errors import ModelLoadError
+    from core.models import ModelRef
+
+    out: dict[str, str] = {}
+    for name, item in step.reads(task_id).items():
+        try:
+            out[name] = hasher.model(item) if isinstance(item, ModelRef) else hasher.data(item)
+        except (OSError, ModelLoadError) as exc:  # missing or not installed: the step fails and says why
+            out[name] = f"unreadable: {item}: {type(exc).__name__}"
+    return out
 
 
 def teacher_identity(recipe: Any, hasher: Hasher) -> str:
@@ -167,7 +186,7 @@ def cache_keys(recipe: Any) -> list[str]:
     def walk(node: Any, key: str) -> None:
         keys.append(key)
         for child in node.children:
-            walk(child, child_key(key, child.step, teacher))
+            walk(child, child_key(key, child.step, teacher, task.id, hasher))
 
     walk(variant_tree(recipe), root_key(recipe, ref, task, hasher))
     return keys

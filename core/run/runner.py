@@ -207,7 +207,7 @@ class Runner:
             # A step may change its input in place: only the last child gets the model in memory,
             # its siblings read it from the artifact (else a sibling would start from a changed model).
             last = i == len(node.children) - 1
-            if self.visit(child, done, keys.child_key(key, child.step, self.teacher_id), new_state if last else None):
+            if self.visit(child, done, self.child_key(key, child.step), new_state if last else None):
                 over_at = child.step.label
         return False
 
@@ -245,6 +245,10 @@ class Runner:
                            predictions=cached.predictions, cached_from=cached.id, machine=cached.machine)
         self.log(f"{label}: reused from cache (variant {cached.id})")
         return done
+
+    def child_key(self, parent_key: str, step: Any) -> str:
+        """The cache key of ``step`` made from the variant keyed ``parent_key`` in this run."""
+        return keys.child_key(parent_key, step, self.teacher_id, self.task.id, self.hasher)
 
     @staticmethod
     def over_budget(done: _Done) -> bool:

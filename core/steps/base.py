@@ -79,6 +79,24 @@ class Step:
         """Optional packages this config needs that are not installed (found without importing them)."""
         return []
 
+    def reads(self, task_id: str) -> dict[str, Any]:
+        """What the step reads besides the model entering it and the run's own data, by config field:
+        a ``core.models.ModelRef`` or a ``core.tasks`` task. The cache key hashes their content, so a
+        retrained model in the same folder makes the variant again. By default the models that the
+        config's model fields name; ``task_id`` is the run's task."""
+        from core.errors import ModelLoadError
+        from core.models import ModelRef
+
+        out: dict[str, Any] = {}
+        for f, meta, _, _ in self.config.fields_meta():
+            value = getattr(self.config, f.name)
+            if meta.model_ref and isinstance(value, str) and value.strip():
+                try:
+                    out[f.name] = ModelRef.parse(value)
+                except ModelLoadError:  # validation names the field; the key keeps the text only
+                    continue
+        return out
+
     def training_work(self, train_rows: int, task_id: str = "") -> float | None:
         """Roughly how many one-row forward passes ``apply`` costs when the task (``task_id``) has
         ``train_rows`` training rows (a backward pass counts as two), so the progress bar can give a step

@@ -29,7 +29,7 @@ FIRST_ON_TASK_AUTO = {"rte": "qnli"}
 
 def _bundled_tasks() -> tuple[str, ...]:
     """The tasks whose data ships with the workbench, for ``first_on_task`` (a user's custom data
-    task is registered later, in the run, and its data is not part of this step's cache key)."""
+    task is registered later, in the run)."""
     from core.tasks import all_tasks
 
     return tuple(t.id for t in all_tasks() if t.family != "custom")
@@ -109,6 +109,13 @@ class Finetune(Step):
         steps = step_budget(cfg.epochs, math.ceil((rows - held_out) / cfg.batch_size), cfg.max_steps)
         return 3.0 * steps * cfg.batch_size * (1 + cfg.head_first / 3) + held_out * (stopping.evals + 1)
 
+    def reads(self, task_id: str) -> dict[str, Any]:
+        """The first task's data too: its rows train the model."""
+        from core.tasks import get_task
+
+        first = self._first_task_id(task_id)
+        return {**super().reads(task_id), **({"first_on_task": get_task(first)} if first is not None else {})}
+
     def _first_task_id(self, task_id: str) -> str | None:
         cfg: FinetuneConfig = self.config  # type: ignore[assignment]
         chosen = FIRST_ON_TASK_AUTO.get(task_id, NO_TASK) if cfg.first_on_task == AUTO else cfg.first_on_task
@@ -167,7 +174,7 @@ class Finetune(Step):
         if first is not None:
             # as a finetune on the first task whose saved variant a second finetune starts from (the
             # decision threshold aside: it is tuned for the run's task only)
-            first_rows, rows = self._first_task_rows(ctx.task.id) or 0, len(new.data.get("train") or ctx.task.load("train"))
+            first_rows, rows = len(first.load("train")), len(new.data.get("train") or ctx.task.load("train"))
             split = self._work(first_rows) / (self._work(first_rows) + self._work(rows))
             first_state = new.derive(model, data={}, task=first.id)  # its own split, not rows prepared for the run's task
             first_ctx = dataclasses.replace(run_ctx.scaled(0.0, split, f"First on {first.id}: "), task=first)

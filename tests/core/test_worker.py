@@ -160,7 +160,7 @@ def test_a_branch_cached_before_the_sweep_fix_is_made_again(tiny: Path, tmp_path
     def visit_before_the_fix(self: Any, node: Any, parent: Any, key: str, state: Any) -> bool:
         done, new_state = self.produce(node, parent, key, state)
         for child in node.children:
-            self.visit(child, done, keys.child_key(key, child.step, self.teacher_id), new_state)
+            self.visit(child, done, self.child_key(key, child.step), new_state)
         return False
 
     chain = [{"step": "test.scale", "config": {"factor": 0.5}}, {"step": "test.scale", "config": {"factor": [2.0, 3.0]}}]
@@ -281,6 +281,46 @@ def test_cache_keys_are_the_same_in_every_process(tiny: Path) -> None:
     assert len(set(here)) == len(here) == 5
     other = cache_keys(Recipe.from_dict({**recipe, "seed": 1}))
     assert not set(other) & set(here)
+
+
+def test_the_first_task_s_data_is_in_the_finetune_key(tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``first_on_task`` trains on another task's rows: a change to them makes the variant again."""
+    import dataclasses
+
+    from core.recipe import Recipe
+    from core.run.keys import cache_keys
+    from core.tasks import base, get_task
+
+    qnli_file = tmp_path / "qnli.tsv"
+    monkeypatch.setitem(base._TASKS, "qnli", dataclasses.replace(get_task("qnli"), data_files=(qnli_file,)))
+
+    def keys_for(task: str, config: dict[str, str]) -> list[str]:
+        return cache_keys(Recipe.from_dict({**tiny_recipe(tiny, [{"step": "finetune", "config": config}]), "task": task}))
+
+    qnli_file.write_text("one version of the rows")
+    before = {(t, c): keys_for(t, {"first_on_task": c}) for t in ("rte", "sst2") for c in ("auto", "none")}
+    qnli_file.write_text("another version of the rows")
+    after = {(t, c): keys_for(t, {"first_on_task": c}) for t in ("rte", "sst2") for c in ("auto", "none")}
+    assert after[("rte", "auto")][0] == before[("rte", "auto")][0]  # the baseline does not read QNLI
+    assert after[("rte", "auto")][1] != before[("rte", "auto")][1]  # auto: QNLI before RTE
+    assert after[("rte", "none")] == before[("rte", "none")]
+    assert after[("sst2", "auto")] == before[("sst2", "auto")]  # auto: nothing before SST-2
+
+
+def test_a_model_named_by_a_step_field_is_in_its_key_by_content(tiny: Path, tmp_path: Path) -> None:
+    """Retraining the masked-LM model into the same folder makes the augmented variant again."""
+    from core.recipe import Recipe
+    from core.run.keys import cache_keys
+
+    mlm = tmp_path / "mlm"
+    mlm.mkdir()
+    recipe = Recipe.from_dict(tiny_recipe(tiny, [{"step": "augment.tinybert", "config": {"mlm_model": str(mlm)}}]))
+    (mlm / "model.safetensors").write_bytes(b"weights, first training")
+    first = cache_keys(recipe)
+    assert cache_keys(recipe) == first
+    (mlm / "model.safetensors").write_bytes(b"weights, second training")
+    second = cache_keys(recipe)
+    assert second[0] == first[0] and second[1] != first[1]
 
 
 @pytest.mark.skipif(not hasattr(os, "getpriority"), reason="POSIX priorities")
