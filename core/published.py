@@ -27,7 +27,9 @@ LABEL = "published (not measured here)"
 
 TINYBERT_PAPER = 'the "further compression of TinyBERT" study (BERT-base teacher, TinyBERT student)'
 SQUAD_PAPER = '"Compressed SQuAD 2.0 model with BERT" (BERT-base start, CS224N dev split)'
-SOURCE_NOTE = "as quoted in /work/shared/DESIGN.md and issues 4 and 5"
+# The tasks each system reported on: its points are drawn only on a chart of one of them.
+SQUAD_TASKS = ("squad_v2",)
+TINYBERT_TASKS = ("sst2", "cola", "rte", "stsb", "qnli")
 
 # The TinyBERT study (issue 4). Sizes in decimal MB, as the study reports them.
 PUBLISHED_TINYBERT: dict[str, Any] = {
@@ -65,6 +67,7 @@ class PublishedPoint:
     metric: str  # the paper's metric
     start: str  # what both numbers are relative to
     source: str
+    tasks: tuple[str, ...]  # the tasks it was reported on: drawn only against a variant of one of them
     note: str = ""
 
     @property
@@ -76,7 +79,7 @@ def _squad_bits(bits: int) -> PublishedPoint:
     change = PUBLISHED_SQUAD["bits_f1_change"][bits]
     return PublishedPoint(
         system="Compressed SQuAD 2.0", label=f"{bits}-bit", size_ratio=bits / 32, metric_change=change, metric="F1",
-        start="the fine-tuned BERT-base (fp32)", source=SQUAD_PAPER,
+        start="the fine-tuned BERT-base (fp32)", source=SQUAD_PAPER, tasks=SQUAD_TASKS,
         note=f"{PUBLISHED_SQUAD['bits'][bits]}; size ratio {bits}/32: the scheme stores {bits} bits per 32-bit weight "
              "(the paper gives no MB per bit width)")
 
@@ -86,15 +89,15 @@ PUBLISHED_POINTS: tuple[PublishedPoint, ...] = (
     PublishedPoint(
         system="TinyBERT, further compressed", label="pruned 10-30 %", size_ratio=PUBLISHED_TINYBERT["pruned_mb"]
         / PUBLISHED_TINYBERT["tinybert_mb"], metric_change=0.0, metric="task metric", start="TinyBERT (58.39 MB)",
-        source=TINYBERT_PAPER, note="pruning 10-30 % costs nothing and sometimes helps; stored densely, so no smaller"),
+        source=TINYBERT_PAPER, tasks=TINYBERT_TASKS, note="pruning 10-30 % costs nothing and sometimes helps; stored densely, so no smaller"),
     PublishedPoint(
         system="TinyBERT, further compressed", label="int8", size_ratio=PUBLISHED_TINYBERT["int8_vs_fp32_artifact_ratio"],
         metric_change=None, metric="task metric", start="TinyBERT (58.39 MB)", source=TINYBERT_PAPER,
-        note="43.74 MB, about 10-15 % faster; its metric change is not among the recorded figures"),
+        tasks=TINYBERT_TASKS, note="43.74 MB, about 10-15 % faster; its metric change is not among the recorded figures"),
     PublishedPoint(
         system="TinyBERT, further compressed", label="TinyBERT (distilled)",
         size_ratio=PUBLISHED_TINYBERT["student_vs_teacher_artifact_ratio"], metric_change=None, metric="task metric",
-        start="BERT-base (437.98 MB)", source=TINYBERT_PAPER,
+        start="BERT-base (437.98 MB)", source=TINYBERT_PAPER, tasks=TINYBERT_TASKS,
         note="58.39 MB; its metric change is not among the recorded figures"),
 )
 
@@ -109,15 +112,16 @@ class OverlayPoint:
     def tip(self) -> str:
         p = self.point
         return (f"{LABEL}\n{p.system}: {p.label}\n{p.size_ratio:.3f}x the size of {p.start}, "
-                f"{p.metric_change:+.1f} {p.metric} points\n{p.note}\nsource: {p.source}, {SOURCE_NOTE}")
+                f"{p.metric_change:+.1f} {p.metric} points\n{p.note}\nsource: {p.source}")
 
 
-def overlay_points(reference_mb: float, reference_metric: float, *, points_per_unit: float = 100.0) -> list[OverlayPoint]:
-    """The drawable published points placed against one of the user's variants (usually a run's
-    reference): x = its MB x the size ratio, y = its metric + the change (``points_per_unit``: 100 for
-    a 0-1 metric such as accuracy, 1 for SQuAD F1)."""
-    return [OverlayPoint(reference_mb * p.size_ratio, reference_metric + p.metric_change / points_per_unit, p)  # type: ignore[operator]
-            for p in PUBLISHED_POINTS if p.drawable]
+def overlay_points(reference_mb: float, reference_metric: float, task: str) -> list[OverlayPoint]:
+    """The drawable published points reported on ``task``, placed against one of the user's variants
+    of it (usually a run's reference): x = its MB x the size ratio, y = its metric + the change (in
+    points: SQuAD's F1 is in points already, the GLUE metrics run from 0 to 1)."""
+    per_unit = 1.0 if task in SQUAD_TASKS else 100.0
+    return [OverlayPoint(reference_mb * p.size_ratio, reference_metric + p.metric_change / per_unit, p)  # type: ignore[operator]
+            for p in PUBLISHED_POINTS if p.drawable and task in p.tasks]
 
 
 def not_drawn() -> list[PublishedPoint]:

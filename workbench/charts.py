@@ -94,7 +94,7 @@ def row_tip(row: dict[str, Any]) -> str:
 
     lines = [f"{row.get('label')} — run {row.get('run')}, variant #{row.get('variant')}"]
     if row.get("metric") is not None:
-        pct = f" ({row['pct_baseline']:.1f} % of baseline)" if row.get("pct_baseline") is not None else ""
+        pct = f" ({row['pct_baseline']:.1f} % of reference)" if row.get("pct_baseline") is not None else ""
         lines.append(f"{row.get('task')}: {row.get('metric_name') or 'metric'} {metric_text(row)}{pct}")
     if row.get("delta_vs_parent") is not None:
         noise = " ≈ within noise" if within_noise(row) else ""

@@ -26,8 +26,8 @@ The Run panel shows each step's progress and time left, the log, and training cu
 fine-tuning, distillation and layer sharing. Esc cancels; finished steps are kept, and an
 interrupted run can be resumed. Steps already computed with the same settings are reused.</li>
 <li><b>Results</b>. One row per variant; the charts show exactly the rows the table shows, and
-every filter (run, task, text) applies to both. Set <i>Best: keep ≥ 99 % of baseline</i> and the
-smallest variant that keeps that much of its baseline's metric is starred (★; sizes within 1 %
+every filter (run, task, text) applies to both. Set <i>Best: keep ≥ 99 % of reference</i> and the
+smallest variant that keeps that much of its run's reference metric (the baseline, or the first trained variant when the baseline's head is untrained) is starred (★; sizes within 1 %
 count as equal, and then the higher metric wins). Hover any point or
 bar for its numbers; click it to select its row. Select two or more rows to compare them. Right-
 click a row to open its folder or load its run's recipe; <i>Runs…</i> names, tags and deletes runs

@@ -1,7 +1,8 @@
 """The published systems' reported results on the metric-vs-size chart: a layer the user can switch
 off, labelled "published (not measured here)". Data and sources: core.published.
 
-The papers give a size ratio against their start and a metric change; each point is placed against
+The papers give a size ratio against their start and a metric change; only the points reported on
+the run's task are drawn (SQuAD 2.0's on SQuAD, the TinyBERT study's on its GLUE tasks), each placed against
 the reference variant of the run shown (the latest run when all are shown): x = its MB x the ratio,
 y = its metric + the change. Results the papers give without a metric change are listed in the
 check box's tooltip, not drawn.
@@ -37,8 +38,7 @@ def overlay_for(rows: list[dict[str, Any]], run_id: int | None = None) -> list[O
     row = anchor(rows, run_id)
     if row is None:
         return []
-    points = 1.0 if row.get("task") == "squad_v2" else 100.0  # SQuAD F1 is already in points
-    return overlay_points(float(row["size_mb"]), float(row["metric"]), points_per_unit=points)
+    return overlay_points(float(row["size_mb"]), float(row["metric"]), str(row.get("task")))
 
 
 class PublishedLayer:

@@ -72,8 +72,9 @@ COLUMNS: tuple[Column, ...] = (
                                                   "noise: not a difference these dev examples can tell)"),
     Column("flags", "Flags", tip="Warnings about the numbers: untrained head, did not learn, within noise, "
                                  "not smaller on disk (hover for the reasons)"),
-    Column("pct_baseline", "% of baseline", ".1f", "Metric as a percentage of the run's reference: its baseline, or "
-                                               "its first trained variant when the baseline's head is untrained"),
+    Column("pct_baseline", "% of reference", ".1f", "Metric as a percentage of the run's reference variant: its "
+                                                "baseline, or its first trained variant when the baseline's head is "
+                                                "untrained (then the baseline itself reads below 100)"),
     Column("size_mb", "MB on disk", ".2f", "Bytes of the reloadable artifact folder, in MB (10^6)"),
     Column("pct_smaller", "% smaller", ".1f", "Size saved against the run's baseline"),
     Column("latency_p50_ms", "p50 ms", ".2f", "Median latency of one batch"),

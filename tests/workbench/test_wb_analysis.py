@@ -322,27 +322,29 @@ def test_the_analysis_menu_asks_for_the_right_selection(window, monkeypatch) -> 
 
 
 def test_published_points_are_drawn_against_the_reference_and_can_be_switched_off(window, qtbot) -> None:
-    from core.published import LABEL, PUBLISHED_POINTS
+    from core.published import LABEL
     from workbench.published_overlay import overlay_for
 
-    rows = [{"run": 1, "variant": 1, "parent": None, "step": 0, "step_id": "baseline", "label": "baseline",
+    glue = [{"run": 1, "variant": 1, "parent": None, "step": 0, "step_id": "baseline", "label": "baseline",
              "task": "sst2", "size_mb": 90.0, "metric": 0.85, "reference": 1, "swept": {}, "flags": []},
             {"run": 1, "variant": 2, "parent": 1, "step": 1, "step_id": "quantize.dynamic_int8", "label": "int8",
              "task": "sst2", "size_mb": 23.0, "metric": 0.84, "reference": 1, "swept": {}, "flags": []}]
+    # Only what was reported on the run's task: the TinyBERT study's pruning on SST-2, never SQuAD's F1 points.
+    assert [p.point.label for p in overlay_for(glue)] == ["pruned 10-30 %"]
+    assert overlay_for([{**r, "task": "mrpc"} for r in glue]) == []  # a task neither system reported on
+    rows = [{**r, "task": "squad_v2", "metric": 60.0 - r["step"]} for r in glue]
     points = overlay_for(rows)
+    assert sorted(p.point.label for p in points) == ["10-bit", "16-bit", "6-bit", "8-bit"]
     eight = next(p for p in points if p.point.label == "8-bit")
-    assert eight.x_mb == pytest.approx(90.0 * 8 / 32) and eight.y_metric == pytest.approx(0.85 - 0.008)
-    assert len(points) == sum(1 for p in PUBLISHED_POINTS if p.metric_change is not None) == 5
-    assert all(LABEL in p.tip for p in points) and "source:" in eight.tip
-    squad = overlay_for([{**r, "task": "squad_v2", "metric": 60.0} for r in rows])
-    assert next(p for p in squad if p.point.label == "6-bit").y_metric == pytest.approx(44.0)  # F1 points as is
+    assert eight.x_mb == pytest.approx(90.0 * 8 / 32) and eight.y_metric == pytest.approx(60.0 - 0.8)  # F1 points as is
+    assert all(LABEL in p.tip for p in points) and "source:" in eight.tip and "/work" not in eight.tip
     results = window.results
     window.tabs.setCurrentWidget(results)
     results.wait_loaded()  # the window's own first load of its (empty) database comes first
     results.set_rows(rows)
     scatter = results.charts.scatter
     layer = scatter.published
-    assert len(layer.item.data) == 5 and layer.item.isVisible()
+    assert len(layer.item.data) == 4 and layer.item.isVisible()
     assert LABEL in [label.text for _sample, label in scatter.legend.items]
     # Its tip answers at a published point: system, result, what it is relative to, the source.
     sixteen = next(p for p in points if p.point.label == "16-bit")  # no variant of ours near it
