@@ -24,9 +24,19 @@ def export_button(parent: QWidget, text: str, entries: Iterable[tuple[str, Calla
     return button
 
 
+_last_folder: Path | None = None  # where this session's last export went
+
+
 def ask_save_path(parent: QWidget, title: str, default_stem: str, name: str, ext: str) -> Path | None:
-    path, _ = QFileDialog.getSaveFileName(parent, title, f"{default_stem}.{ext}", f"{name} (*.{ext})")
-    return Path(path) if path else None
+    """The file to export to; the dialog starts in the last export's folder, else the home folder (a bare
+    file name would start in the working directory, which for a checkout is the source tree)."""
+    global _last_folder
+    start = _last_folder if _last_folder is not None and _last_folder.is_dir() else Path.home()
+    path, _ = QFileDialog.getSaveFileName(parent, title, str(start / f"{default_stem}.{ext}"), f"{name} (*.{ext})")
+    if not path:
+        return None
+    _last_folder = Path(path).parent
+    return Path(path)
 
 
 def write_text(parent: QWidget, path: Path, text: str) -> bool:

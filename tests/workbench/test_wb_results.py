@@ -344,3 +344,26 @@ def test_a_running_run_cannot_be_deleted_from_the_window(window, qtbot, monkeypa
     assert shown and "is running" in shown[0]
     assert dialog.wait_idle() and len(dialog.runs) == 1
 
+
+
+def test_the_export_dialog_starts_at_home_then_where_the_last_export_went(results, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """It started in the working directory, which for a checkout is the source tree."""
+    from PySide6.QtWidgets import QFileDialog
+
+    from workbench import exports
+
+    monkeypatch.setattr(exports, "_last_folder", None)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    (tmp_path / "out").mkdir()
+    starts: list[str] = []
+
+    def dialog(_parent: object, _title: str, start: str, _filter: str) -> tuple[str, str]:
+        starts.append(start)
+        return str(tmp_path / "out" / "mine.csv"), ""
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", dialog)
+    assert exports.ask_save_path(results, "Export", "variants", "CSV", "csv") == tmp_path / "out" / "mine.csv"
+    assert exports.ask_save_path(results, "Export", "variants", "Markdown", "md") == tmp_path / "out" / "mine.csv"
+    assert starts == [str(tmp_path / "home" / "variants.csv"), str(tmp_path / "out" / "variants.md")]
