@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from core.errors import ConfigError
@@ -25,6 +26,8 @@ DEFAULT_VALUE = 1.0
 
 
 class BudgetEditor(QWidget):
+    refused_changed = Signal()  # a refused value appeared or went away: the window re-validates
+
     def __init__(self, document: Document, edit: Callable[[Recipe, str], None], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.document, self._edit = document, edit
@@ -109,10 +112,12 @@ class BudgetEditor(QWidget):
                        "Change the accuracy budget" if budget is not None else "Remove the accuracy budget")
 
     def _refuse(self, message: str) -> None:
-        self.pending = message
+        changed, self.pending = message != self.pending, message
         if message:
             current = self.document.recipe.budget
             keeps = current.describe() if current is not None else "no budget"
             self.error.setText(f"{message}. The recipe keeps {keeps} until this is fixed; nothing runs meanwhile.")
         self.error.setVisible(bool(message))
+        if changed:
+            self.refused_changed.emit()
 

@@ -60,6 +60,7 @@ def default_recipe_path() -> Path:
 class MainWindow(QMainWindow):
     def __init__(self, settings: Settings | None = None, *, load_initial: bool = True) -> None:
         super().__init__()
+        self._run_refused = False  # the Run panel says why Run was refused: kept true to the chain
         from workbench import gc_on_gui_thread
 
         gc_on_gui_thread.install()  # before any background query can collect widgets on a pool thread
@@ -82,6 +83,7 @@ class MainWindow(QMainWindow):
         self.editor.setObjectName("stepEditor")
         self.recipe_panel = RecipePanel(self.document, self.edit)
         self.recipe_panel.setObjectName("recipePanel")
+        self.recipe_panel.inputs_changed.connect(self.validate)
         self.data_panel = DataPreviewPanel()
         self.data_panel.setObjectName("dataPanel")
         self.model_picker = ModelPicker(self.settings.recent("models"))
@@ -549,8 +551,22 @@ class MainWindow(QMainWindow):
             n = sum(e.enabled for e in self.document.recipe.chain)
             self.chain_status.setText(f"{n} step{'s' if n != 1 else ''} ready to run" if n else "Empty chain")
             self.chain_status.setStyleSheet("")
+        if self._run_refused and not self.run_panel.is_running() and problems:  # Run's refusal follows the chain
+            self._refuse_run(problems[0].message)
+        elif self._run_refused and not self.run_panel.is_running():
+            self._clear_refusal()
         self._update_title()
         return problems
+
+    def _refuse_run(self, problem: str) -> None:
+        self._run_refused = True
+        self.run_panel.status.setText("Fix the chain first: " + problem)
+        self.run_panel.status.setStyleSheet(ERROR_STYLE)
+
+    def _clear_refusal(self) -> None:
+        self._run_refused = False
+        self.run_panel.status.setText("The chain is ready: press Run (Ctrl+R)")
+        self.run_panel.status.setStyleSheet("")
 
     def _model_chosen(self, ref: str) -> None:
         self.settings.add_recent("models", ref)
@@ -598,8 +614,7 @@ class MainWindow(QMainWindow):
         problems = self.validate()
         if problems:
             self.run_dock.show()
-            self.run_panel.status.setText("Fix the chain first: " + problems[0].message)
-            self.run_panel.status.setStyleSheet(ERROR_STYLE)
+            self._refuse_run(problems[0].message)
             if problems[0].index is not None:
                 self.tabs.setCurrentIndex(0)
                 self._select(problems[0].index)
@@ -607,6 +622,7 @@ class MainWindow(QMainWindow):
                 self.tabs.setCurrentIndex(0)
                 self.side_tabs.setCurrentWidget(self.recipe_panel)
             return
+        self._run_refused = False
         if not self.confirm_run_size():
             self.run_dock.show()
             self.run_panel.status.setText("Run not started: the run is larger than the limits; sweep fewer "

@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject
+from PySide6.QtCore import QEvent, QObject, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -68,6 +68,8 @@ class _FocusOut(QObject):
 
 
 class RecipePanel(QScrollArea):
+    inputs_changed = Signal()  # a refused value appeared or went away: the window re-validates
+
     def __init__(self, document: Document, edit: EditFn, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.document = document
@@ -114,6 +116,7 @@ class RecipePanel(QScrollArea):
         budget = QGroupBox("Accuracy budget: where a chain stops")
         budget.setToolTip("budget: in the recipe; the results mark a variant over it 'over budget'")
         self.budget_editor = BudgetEditor(document, edit)
+        self.budget_editor.refused_changed.connect(self.inputs_changed)
         QVBoxLayout(budget).addWidget(self.budget_editor)
         layout.addWidget(budget)
 
@@ -291,10 +294,13 @@ class RecipePanel(QScrollArea):
         return format_number(value) if value is not None else MEASURE_FIELDS[name][2]
 
     def _show(self, label: QLabel, message: str) -> None:
+        changed = message != label.text()
         label.setText(message)
         label.setVisible(bool(message))
         if message:
             label.setMinimumHeight(label.heightForWidth(max(1, label.width() or 200)))
+        if changed:
+            self.inputs_changed.emit()
 
 
 def secondary(label: QLabel) -> QLabel:

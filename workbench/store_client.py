@@ -75,9 +75,11 @@ def mark_interrupted(db: Path) -> list[int]:
 
 
 def interrupted_run(db: Path) -> int | None:
-    """The newest run that can be resumed from its last finished step, if any."""
+    """The newest run that was stopped before its end (cancelled, or interrupted by a closed window or a
+    dead worker): it can be resumed from its last finished step. A failed run is not offered: its
+    error dialog says what to fix first."""
     for run in list_runs(db):  # newest first
-        if run["status"] == "interrupted":
+        if run["status"] in ("interrupted", "cancelled"):
             return int(run["id"])
     return None
 

@@ -68,6 +68,7 @@ def test_measurement_settings_are_edited_and_a_refused_value_blocks_the_run(wind
     assert repeats.text() == "0" and window.document.recipe.measure.latency_repeats == 20
     assert not panel.errors["latency_repeats"].isHidden()
     assert "must be >= 1" in panel.errors["latency_repeats"].text() and "keeps 20" in panel.errors["latency_repeats"].text()
+    assert "Timed repeats" in window.chain_status.text()  # at once, not only when Run is pressed
     window.chain.add_step("quantize.dynamic_int8")
     window.run()
     assert not window.run_panel.is_running() and "Timed repeats" in window.run_panel.status.text()
@@ -78,6 +79,9 @@ def test_measurement_settings_are_edited_and_a_refused_value_blocks_the_run(wind
     qtbot.keyClick(repeats.lineEdit(), Qt.Key.Key_Return)
     assert window.document.recipe.measure.latency_repeats == 5 and panel.errors["latency_repeats"].isHidden()
     assert window.validate() == []
+    # Run's refusal went with its cause: the Run panel no longer asks to fix a chain that is fine.
+    assert "Fix the chain first" not in window.run_panel.status.text() and "ready" in window.run_panel.status.text()
+    assert "Timed repeats" not in window.chain_status.text()
     # The seed too.
     panel.seed_box.setFocus()
     panel.seed_box.lineEdit().selectAll()

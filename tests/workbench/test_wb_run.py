@@ -142,6 +142,10 @@ def test_cancel_stops_the_run_and_keeps_the_window_usable(window, qtbot, tiny, w
 
     (run,) = store_client.list_runs(window.settings.db_path())
     assert run["status"] == "cancelled"
+    # "the run can be resumed", and the window offers it (it was offered only after a restart)
+    assert "can be resumed" in panel.status.text()
+    qtbot.waitUntil(lambda: not panel.resume_button.isHidden(), timeout=30_000)
+    assert panel.resume_button.property("run_id") == outcome.run_id
     window.chain.add_step("quantize.dynamic_int8")  # still editable
     assert window.chain.rowCount() == 3
 
