@@ -343,17 +343,19 @@ def print_rows(rows: list[Any]) -> None:
         table.append([r.variant, r.label, metric, delta, _num(r.pct_baseline, ".1f"), _num(r.size_mb, ".2f"),
                       _num(r.pct_smaller, ".1f"), _interval(r.latency_p50_ms, r.latency_p50_ci_low, r.latency_p50_ci_high, ".1f"),
                       *on_backends, *([r.fastest_backend or ""] if backends else []),
-                      _num(r.speedup, ".2f"), ", ".join(flag_title(f["code"]) for f in r.flags)])
+                      _interval(r.speedup, r.speedup_ci_low, r.speedup_ci_high, ".2f"),
+                      ", ".join(flag_title(f["code"]) for f in r.flags)])
     name = rows[0].metric_name or "metric"
     unit = "" if scale == 1.0 else " (x100)"
     _print_table(["variant", "label", f"{name}{unit} [95% CI]", "vs parent [95% CI]", "% of ref", "MB", "% smaller",
                   "p50 ms [95% CI]", *(f"{b} p50 ms [95% CI]" for b in backends), *(["fastest"] if backends else []),
-                  "speed-up", "flags"], table)
+                  "speed-up [95% bounds]", "flags"], table)
     first = rows[0]
     print()
     print(f"measured on {first.eval_examples} dev examples; latency batch {first.latency_batch} x seq "
           f"{first.latency_seq_len}, {first.latency_threads} thread(s), {first.latency_repeats} repeats; "
-          "intervals: 95 % seeded bootstrap over examples (paired for 'vs parent'), over repeats for p50"
+          "intervals: 95 % seeded bootstrap over examples (paired for 'vs parent'), over repeats for p50; "
+          "speed-up bounds from both p50 intervals (a speed-up whose bounds include 1 is within the timing noise)"
           + ("; backends timed side by side in interleaved rounds, same threads and inputs" if backends else ""))
     for r in rows:
         for f in r.flags:

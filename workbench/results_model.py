@@ -78,7 +78,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("size_mb", "MB on disk", ".2f", "Bytes of the reloadable artifact folder, in MB (10^6)"),
     Column("pct_smaller", "% smaller", ".1f", "Size saved against the run's baseline"),
     Column("latency_p50_ms", "p50 ms", ".2f", "Median latency of one batch"),
-    Column("speedup", "Speed-up", ".2f", "Reference p50 / this p50, measured in the same run"),
+    Column("speedup", "Speed-up", ".2f", "Reference p50 / this p50, measured in the same run; '≈' and grey when "
+                                         "the bounds from both p50 intervals include 1 (within the timing noise)"),
     Column("settings", "Measured with", tip="Dev examples the metric used · latency batch × sequence · threads · "
                                             "timed repeats (hover for the machine's load)"),
     Column("latency_p90_ms", "p90 ms", ".2f", "90th-percentile latency of one batch"),
@@ -127,6 +128,19 @@ def within_noise(row: dict[str, Any]) -> bool:
         return True
     low, high = row.get("delta_ci_low"), row.get("delta_ci_high")
     return low is not None and high is not None and low <= 0.0 <= high
+
+
+def speedup_within_noise(row: dict[str, Any]) -> bool:
+    """Whether the speed-up is not one: its bounds from the two p50 intervals include 1."""
+    low, high = row.get("speedup_ci_low"), row.get("speedup_ci_high")
+    return low is not None and high is not None and low <= 1.0 <= high
+
+
+def speedup_text(row: dict[str, Any]) -> str:
+    speedup = row.get("speedup")
+    if speedup is None:
+        return "—"
+    return ("≈ " if speedup_within_noise(row) else "") + f"{speedup:.2f}"
 
 
 def delta_text(row: dict[str, Any]) -> str:
@@ -207,6 +221,10 @@ def latency_tip(row: dict[str, Any]) -> str:
     low, high = row.get("latency_p50_ci_low"), row.get("latency_p50_ci_high")
     if low is not None and high is not None:
         text += f"\n95 % interval {low:.2f} – {high:.2f} ms over the timed repeats"
+    slow, shigh = row.get("speedup_ci_low"), row.get("speedup_ci_high")
+    if row.get("speedup") is not None and slow is not None and shigh is not None:
+        text += (f"\nSpeed-up {row['speedup']:.2f}×, between {slow:.2f}× and {shigh:.2f}× by the two p50 intervals"
+                 + (": within the timing noise, not a speed-up these repeats can tell" if speedup_within_noise(row) else ""))
     return text + "\n" + settings_tip(row)
 
 
@@ -245,6 +263,8 @@ def display_text(col: Column, row: dict[str, Any]) -> str:
         return flags_text(row)
     if col.key == "settings":
         return settings_text(row)
+    if col.key == "speedup":
+        return speedup_text(row)
     value = col.value(row)
     if value is None:
         return "—"
@@ -446,14 +466,15 @@ class ResultsModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole and over_budget(row):
             return QColor("#5a1a12")  # dark on the light red, whatever the theme
         if role == Qt.ItemDataRole.FontRole:
-            noise = col.key == "delta_vs_parent" and within_noise(row)
+            noise = (col.key == "delta_vs_parent" and within_noise(row)) or (col.key == "speedup" and speedup_within_noise(row))
             if noise or row.get("step") == 0 or row.get("variant") in self.best_ids:
                 font = QFont()
                 font.setBold(not noise)
                 font.setItalic(noise)
                 return font
         if role == Qt.ItemDataRole.ForegroundRole:
-            if row.get("cached") or (col.key == "delta_vs_parent" and within_noise(row)):
+            if row.get("cached") or (col.key == "delta_vs_parent" and within_noise(row)) or (
+                    col.key == "speedup" and speedup_within_noise(row)):
                 return QColor(NOISE_COLOR)
             if col.key in ("metric", "pct_baseline") and UNTRUSTED & {f.get("code") for f in row.get("flags") or ()}:
                 return QColor(NOISE_COLOR)  # not a result: a head at chance, or a model that did not learn

@@ -309,10 +309,10 @@ _LEADING = ["run", "variant", "parent", "step", "label", "cached"]
 _TRAILING = ["metric_name", "metric", "metric_ci_low", "metric_ci_high", "metric_sd", "seeds", "delta_vs_parent",
              "delta_ci_low", "delta_ci_high", "reference", "pct_baseline", "params", "nonzero_params", "size_mb",
              "size_ratio", "pct_smaller", "latency_p50_ms", "latency_p50_ci_low", "latency_p50_ci_high",
-             "latency_p90_ms", "speedup", "flags", "flag_reasons", "seed", "eval_examples", "latency_batch",
+             "latency_p90_ms", "speedup", "speedup_ci_low", "speedup_ci_high", "flags", "flag_reasons", "seed", "eval_examples", "latency_batch",
              "latency_seq_len", "latency_threads", "latency_repeats", "load_avg_1m"]
 UNITS = {"size_mb": "MB", "latency_p50_ms": "ms", "latency_p50_ci_low": "ms", "latency_p50_ci_high": "ms",
-         "latency_p90_ms": "ms", "size_ratio": "x", "speedup": "x", "pct_baseline": "%", "pct_smaller": "%",
+         "latency_p90_ms": "ms", "size_ratio": "x", "speedup": "x", "speedup_ci_low": "x", "speedup_ci_high": "x", "pct_baseline": "%", "pct_smaller": "%",
          "load_avg_1m": "runnable tasks"}
 
 

@@ -187,6 +187,10 @@ class ResultRow:
     # measure.backends: backend -> [p50 ms, 95 % low, 95 % high], timed side by side in the same rounds
     backend_latency: dict[str, list[float | None]] = field(default_factory=dict)
     fastest_backend: str | None = None  # the backend with the lowest p50 of those
+    # 95 % bounds of the speed-up from both p50 intervals (reference low / this high, reference high /
+    # this low): a speed-up whose bounds include 1 is within the timing noise
+    speedup_ci_low: float | None = None
+    speedup_ci_high: float | None = None
 
     @property
     def is_baseline(self) -> bool:
@@ -259,6 +263,7 @@ def build_row(v: VariantInfo, run: RunMeta, reference: VariantInfo | None,
         latency_p50_ms=p50, latency_p50_ci_low=m.get("latency_p50" + CI_LOW),
         latency_p50_ci_high=m.get("latency_p50" + CI_HIGH), latency_p90_ms=m.get("latency_p90"),
         speedup=ref_p50 / p50 if ref_p50 and p50 else None,
+        **speedup_bounds(m, yardstick.metrics if yardstick is not None and yardstick.id != v.id else {}),
         flags=list(v.flags) + timed_elsewhere(v, yardstick), eval_examples=_int(m.get("eval_examples")), latency_batch=_int(m.get("latency_batch")),
         latency_seq_len=_int(m.get("latency_seq_len")), latency_threads=_int(m.get("latency_threads")),
         latency_repeats=_int(m.get("latency_repeats")), load_avg_1m=m.get("load_avg_1m"),
@@ -319,12 +324,22 @@ def merge_seeds(rows: list[ResultRow], nodes: list[int | None]) -> list[ResultRo
             delta_ci_low=None, delta_ci_high=None, pct_baseline=mean("pct_baseline"), size_mb=mean("size_mb"),
             size_ratio=mean("size_ratio"), pct_smaller=mean("pct_smaller"), latency_p50_ms=mean("latency_p50_ms"),
             latency_p50_ci_low=None, latency_p50_ci_high=None, latency_p90_ms=mean("latency_p90_ms"),
-            speedup=mean("speedup"), flags=list(flags.values()), seed=None,
+            speedup=mean("speedup"), speedup_ci_low=None, speedup_ci_high=None, flags=list(flags.values()), seed=None,
             task_metrics={k: statistics.fmean(v for r in group if (v := r.task_metrics.get(k)) is not None)
                           for k in group[0].task_metrics if any(r.task_metrics.get(k) is not None for r in group)},
             task_intervals={}, backend_latency=on_backends, fastest_backend=fastest_of(on_backends),
         ))
     return out
+
+
+def speedup_bounds(mine: dict[str, float | None], reference: dict[str, float | None]) -> dict[str, float | None]:
+    """``speedup_ci_low`` / ``_high`` from the two p50 intervals (conservative: both hold, so the ratio
+    lies between); None where an interval is missing (the reference itself, a retimed or averaged row)."""
+    low, high = mine.get("latency_p50" + CI_LOW), mine.get("latency_p50" + CI_HIGH)
+    ref_low, ref_high = reference.get("latency_p50" + CI_LOW), reference.get("latency_p50" + CI_HIGH)
+    if not (low and high and ref_low and ref_high) or min(low, high, ref_low, ref_high) <= 0:
+        return {"speedup_ci_low": None, "speedup_ci_high": None}
+    return {"speedup_ci_low": ref_low / high, "speedup_ci_high": ref_high / low}
 
 
 def _int(value: float | None) -> int | None:

@@ -632,3 +632,29 @@ def test_a_schema_3_database_gains_the_sensitivity_tables(tmp_path: Path) -> Non
     (m,) = sensitivity_maps(store, ids[0])
     assert m.status == "running" and m.cells[0].delta == pytest.approx(-0.1)  # this process is alive
     store.close()
+
+
+def test_a_speed_up_carries_bounds_from_both_p50_intervals_and_says_when_it_is_noise(tmp_path: Path) -> None:
+    """A newcomer saw one model at 1.43x in one run and 7.22x in another, both bare numbers."""
+    store = open_store(tmp_path / "w.sqlite")
+    ctx = create_run(store, _ident(), tmp_path / "artifacts")
+
+    def timed(p50: float, low: float, high: float) -> list[MetricValue]:
+        return [*_metrics(0.9, 1000, p50), MetricValue("latency_p50_ci95_low", low, "ms"),
+                MetricValue("latency_p50_ci95_high", high, "ms")]
+
+    base = add_variant(store, run_id=ctx.run_id, parent_id=None, step_index=0, step_id="baseline", label="baseline",
+                       config={}, cache_key="k0", metrics=timed(10.0, 9.0, 12.0), artifact_path=tmp_path / "a0",
+                       artifact_bytes=1000, seconds=1.0)
+    for i, (p50, low, high) in enumerate([(5.0, 4.5, 5.5), (9.0, 8.0, 11.0)], start=1):
+        add_variant(store, run_id=ctx.run_id, parent_id=base, step_index=1, step_id="s", label=f"s{i}", config={},
+                    cache_key=f"k{i}", metrics=timed(p50, low, high), artifact_path=tmp_path / f"a{i}",
+                    artifact_bytes=1000, seconds=1.0)
+    rows = result_rows(store, run_ids=[ctx.run_id])
+    assert (rows[0].speedup_ci_low, rows[0].speedup_ci_high) == (None, None)  # the reference itself
+    assert rows[1].speedup == pytest.approx(2.0)
+    assert (rows[1].speedup_ci_low, rows[1].speedup_ci_high) == (pytest.approx(9.0 / 5.5), pytest.approx(12.0 / 4.5))
+    assert rows[2].speedup_ci_low == pytest.approx(9.0 / 11.0) and rows[2].speedup_ci_low < 1.0 < rows[2].speedup_ci_high  # noise
+    table = results_table(store, run_ids=[ctx.run_id])
+    assert table.columns.index("speedup_ci_low") == table.columns.index("speedup") + 1
+    assert table.rows[1]["speedup_ci_high"] == pytest.approx(12.0 / 4.5) and table.units["speedup_ci_low"] == "x"

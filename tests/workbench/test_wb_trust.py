@@ -53,6 +53,19 @@ def test_the_metric_carries_its_interval_and_a_change_within_noise_looks_like_on
     assert texts == {"≈ +0.0000", "-0.0600"}
 
 
+def test_a_speed_up_inside_the_timing_noise_looks_like_one(results) -> None:
+    """prune 0.1 (160 ms +- 5 %) against the baseline (170 ms +- 5 %): 1.06x, bounds 0.96-1.17, not a speed-up."""
+    view = results
+    base, prune_01, int8 = view.ids[1][0], view.ids[1][1], view.ids[1][3]
+    assert _cell(view, prune_01, "speedup") == "≈ 1.06"
+    assert _cell(view, prune_01, "speedup", Qt.ItemDataRole.ForegroundRole) == QColor(NOISE_COLOR)
+    assert _cell(view, prune_01, "speedup", Qt.ItemDataRole.FontRole).italic()
+    assert "within the timing noise" in _cell(view, prune_01, "speedup", Qt.ItemDataRole.ToolTipRole)
+    assert _cell(view, int8, "speedup") == f"{170 / 94:.2f}"  # bounds 1.64-2.00: a speed-up
+    assert "between 1.64× and 2.00×" in _cell(view, int8, "speedup", Qt.ItemDataRole.ToolTipRole)
+    assert _cell(view, base, "speedup") == "1.00"  # the reference itself
+
+
 def test_flags_are_badges_with_their_reasons_and_no_result_is_best_or_on_a_front(results, qtbot) -> None:
     view = results
     base2 = view.ids[2][0]
