@@ -463,7 +463,12 @@ class LatencyChart(Chart):
             self._draw_p50_p90(xs)
         axis = self.plot.getAxis("bottom")
         if len(self.rows) <= 12:  # the table's names while they fit, else its ID column
-            axis.setTicks([[(i, _short(variant_name(r), 14)) for i, r in enumerate(self.rows)]])
+            from workbench.results_model import branch_points
+
+            branches = branch_points(self.rows)
+            axis.setTicks([[(i, _short(f"{variant_name(branches[r['variant']])} › {variant_name(r)}", 26)
+                                if r.get("variant") in branches else _short(variant_name(r), 14))
+                            for i, r in enumerate(self.rows)]])
             self.plot.setLabel("bottom", "variant")
         else:
             axis.setTicks([[(i, f"#{r['variant']}") for i, r in enumerate(self.rows)]])

@@ -143,6 +143,25 @@ def speedup_text(row: dict[str, Any]) -> str:
     return ("≈ " if speedup_within_noise(row) else "") + f"{speedup:.2f}"
 
 
+def branch_points(rows: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """variant -> the ancestor that tells it apart, for each variant whose label another variant of its
+    run shares (an int8 step after each of two pruning amounts): its nearest ancestor with swept
+    values, else its parent."""
+    by_id = {r.get("variant"): r for r in rows}
+    count: dict[tuple[Any, Any], int] = {}
+    for r in rows:
+        count[(r.get("run"), r.get("label"))] = count.get((r.get("run"), r.get("label")), 0) + 1
+    out: dict[int, dict[str, Any]] = {}
+    for r in rows:
+        if count[(r.get("run"), r.get("label"))] < 2 or (parent := by_id.get(r.get("parent"))) is None:
+            continue
+        ancestor = parent
+        while not ancestor.get("swept") and (up := by_id.get(ancestor.get("parent"))) is not None:
+            ancestor = up
+        out[r["variant"]] = ancestor if ancestor.get("swept") else parent
+    return out
+
+
 def delta_text(row: dict[str, Any]) -> str:
     delta = row.get("delta_vs_parent")
     if delta is None:
@@ -372,11 +391,13 @@ class ResultsModel(QAbstractTableModel):
         self.rows: list[dict[str, Any]] = []
         self.columns: list[Column] = list(COLUMNS)
         self.best_ids: set[int] = set()
+        self.branches: dict[int, dict[str, Any]] = {}  # variant -> the ancestor that tells it apart
 
     def set_rows(self, rows: list[dict[str, Any]]) -> None:
         self.beginResetModel()
         self.rows = list(rows)  # its own list: the view appends live rows to its list separately
         self.columns = columns_for(rows)
+        self.branches = branch_points(self.rows)
         self.endResetModel()
 
     def add_row(self, row: dict[str, Any]) -> None:
@@ -388,6 +409,11 @@ class ResultsModel(QAbstractTableModel):
         self.beginInsertRows(QModelIndex(), len(self.rows), len(self.rows))
         self.rows.append(row)
         self.endInsertRows()
+        branches = branch_points(self.rows)
+        changed = branches.keys() != self.branches.keys()  # an earlier row's name may need telling apart now
+        self.branches = branches
+        if changed:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self.rows) - 1, len(self.columns) - 1))
 
     def set_best(self, ids: set[int]) -> None:
         if ids != self.best_ids:
@@ -413,7 +439,9 @@ class ResultsModel(QAbstractTableModel):
         marks = "".join(m for m, on in (("★ ", row.get("variant") in self.best_ids),) if on)
         tail = "".join(m for m, on in ((" ⚑", bool(row.get("flags"))), (" over budget", over_budget(row)),
                                        (" ↺", bool(row.get("cached")))) if on)
-        return f"{marks}{value}{tail}"
+        branch = self.branches.get(row.get("variant"))
+        after = f"  (after {branch.get('label')})" if branch is not None else ""
+        return f"{marks}{value}{after}{tail}"
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():

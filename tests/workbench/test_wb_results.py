@@ -368,3 +368,29 @@ def test_the_export_dialog_starts_at_home_then_where_the_last_export_went(result
     assert exports.ask_save_path(results, "Export", "variants", "CSV", "csv") == tmp_path / "out" / "mine.csv"
     assert exports.ask_save_path(results, "Export", "variants", "Markdown", "md") == tmp_path / "out" / "mine.csv"
     assert starts == [str(tmp_path / "home" / "variants.csv"), str(tmp_path / "out" / "variants.md")]
+
+
+def test_variants_with_the_same_step_are_told_apart_by_their_branch(qtbot) -> None:
+    """Two int8 variants after two pruning amounts both read 'quantize.dynamic_int8' (newcomer test)."""
+    from workbench.charts import LatencyChart
+    from workbench.results_model import ResultsModel
+
+    def row(variant: int, parent: int | None, label: str, swept: dict | None = None) -> dict:
+        return {"run": 1, "variant": variant, "parent": parent, "step": 0 if parent is None else 1, "label": label,
+                "step_id": label.split("(")[0], "swept": swept or {}, "flags": [], "latency_p50_ms": 10.0 + variant}
+
+    rows = [row(1, None, "baseline"), row(2, 1, "prune.global_magnitude(amount=0.3)", {"amount": 0.3}),
+            row(3, 1, "prune.global_magnitude(amount=0.6)", {"amount": 0.6}), row(4, 2, "quantize.dynamic_int8"),
+            row(5, 3, "quantize.dynamic_int8")]
+    model = ResultsModel()
+    model.set_rows(rows[:4])
+    column = [c.key for c in model.columns].index("label")
+    assert model.index(3, column).data() == "quantize.dynamic_int8"  # alone in its run: nothing to tell apart
+    model.add_row(rows[4])
+    assert [model.index(i, column).data() for i in (3, 4)] == [
+        "quantize.dynamic_int8  (after prune.global_magnitude(amount=0.3))",
+        "quantize.dynamic_int8  (after prune.global_magnitude(amount=0.6))"]
+    chart = LatencyChart()
+    chart.update_rows(rows, [])
+    ticks = [text for _x, text in chart.plot.getAxis("bottom")._tickLevels[0]]
+    assert ticks[3:] == ["prune 0.3 › dynamic int8", "prune 0.6 › dynamic int8"] and ticks[0] == "baseline"
