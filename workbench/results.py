@@ -542,7 +542,9 @@ class ResultsView(QWidget):
         cols = [c for c in self.model.columns if c.key not in ("label", "run", "variant")]
         self.compare.setRowCount(len(cols))
         self.compare.setColumnCount(len(rows))
-        self.compare.setHorizontalHeaderLabels([f"#{r['variant']} {r.get('label')} (run {r.get('run')})" for r in rows])
+        after = {v: f" after {a.get('label')}" for v, a in self.model.branches.items()}
+        self.compare.setHorizontalHeaderLabels([f"#{r['variant']} {r.get('label')}{after.get(r['variant'], '')} "
+                                                f"(run {r.get('run')})" for r in rows])
         self.compare.setVerticalHeaderLabels([c.title for c in cols])
         for j, r in enumerate(rows):
             for i, c in enumerate(cols):
