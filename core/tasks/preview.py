@@ -76,9 +76,13 @@ class DataPreview:
         """A sentence for the user when the dev set is too small to tell variants apart, else ''."""
         if self.noise is None or not self.noise.too_small:
             return ""
+        half = self.noise.half_width
+        width = "" if math.isinf(half) else (f"{100 * half:.1f} points" if self.head != "regression" else f"{half:.3f}")
         limit = f"{100 * NOISE_LIMIT:.0f} points" if self.head != "regression" else f"{NOISE_LIMIT}"
+        if not width:
+            return f"Each variant is measured on {self.evaluated:,} dev examples: too few to tell variants apart ({self.noise.rule})."
         return (f"Each variant is measured on {self.evaluated:,} dev examples: variants closer than about "
-                f"{limit} cannot be told apart ({self.noise.rule}).")
+                f"{width} cannot be told apart, more than the {limit} this warning allows ({self.noise.rule}).")
 
 
 def _label_text(task: Task, value: Any) -> str:

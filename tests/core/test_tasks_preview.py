@@ -66,6 +66,8 @@ def test_sst2_preview_reads_the_bundled_files() -> None:
     small = preview("sst2", rows=1, eval_limit=100)
     assert small.evaluated == 100 and small.noise is not None and small.noise.too_small
     assert "100 dev examples" in small.warning and "±9.8 points" in small.warning
+    # one threshold, the measured one: not "about 5 points" beside "±9.8 points"
+    assert "closer than about 9.8 points cannot be told apart" in small.warning
 
 
 def test_previewed_rows_are_the_rows_the_loader_gives() -> None:
