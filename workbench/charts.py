@@ -661,13 +661,13 @@ class CurvesChart(Chart):
     events, or from the curves stored with the variant."""
 
     def __init__(self) -> None:
-        super().__init__(CHARTS["curves"], "optimizer step", "loss", legend_columns=4)
+        super().__init__(CHARTS["curves"], "optimizer step", "loss; held-out score dashed", legend_columns=4)
         self.lr_view = pg.ViewBox()
         self.plot.showAxis("right")
         self.plot.scene().addItem(self.lr_view)
         right = self.plot.getAxis("right")
         right.linkToView(self.lr_view)
-        right.setLabel("learning rate")
+        right.setLabel("lr")  # short: the SI prefix ("x1e-05") is appended and a long label was cut off
         right.enableAutoSIPrefix(True)
         self.lr_view.setXLink(self.plot)
         self.plot.vb.sigResized.connect(self._sync_views)
