@@ -166,10 +166,11 @@ class FieldEditor(QWidget):
 
     def _sweep_edited(self) -> None:
         assert self.sweep_edit is not None
-        text = self.sweep_edit.text()
-        value = typed_value(text, self.spec["type"])
+        # Each value on its own, a piece that is not a number kept as typed: the check then names every
+        # bad value at once (a value out of range and one that is text), not the whole text as one.
         # A sweep keeps the list form even for one value typed here, so the field stays a sweep.
-        self._commit([] if value is None else value if isinstance(value, (list, str)) else [value])
+        self._commit([typed_value(piece, self.spec["type"]) for piece in self.sweep_edit.text().replace(";", ",").split(",")
+                      if piece.strip()])
 
     def _sweep_toggled(self, on: bool) -> None:
         assert self.sweep_edit is not None
@@ -225,12 +226,17 @@ class FieldEditor(QWidget):
             w.blockSignals(blockers[0])
 
     def explain(self, value: Any, message: str) -> str:
-        """The message for a refused value: for text in a number field, what is not a number."""
-        if self.spec["type"] in ("int", "float") and isinstance(value, str):
+        """The message for a refused value: for text in a number field (or among a sweep's values),
+        what is not a number."""
+        if self.spec["type"] not in ("int", "float"):
+            return message
+        pieces = [value] if isinstance(value, str) else [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+        for piece in pieces:
             try:
-                parse_values(value, self.spec["type"])
+                parse_values(piece, self.spec["type"])
             except ConfigError as exc:
-                return f"{self.spec['label']}: {exc}"
+                if isinstance(value, str) or f"'{piece}'" in message:
+                    return f"{self.spec['label']}: {exc}"
         return message
 
     def resizeEvent(self, event: Any) -> None:
@@ -362,10 +368,10 @@ class StepEditor(QScrollArea):
         general = [p.message for p in problems if p.field not in self.fields]
         shown: dict[str, str] = {}
         for p in problems:
-            if p.field in self.fields and p.field not in shown:
-                editor = self.fields[p.field]
-                text = editor.explain(config.get(p.field), p.message).rstrip(".")
-                shown[p.field] = f"{text}. Fix: {p.fix}." if p.fix else f"{text}."
+            if p.field in self.fields:  # every problem of the field, one per line
+                text = self.fields[p.field].explain(config.get(p.field), p.message).rstrip(".")
+                line = f"{text}. Fix: {p.fix}." if p.fix else f"{text}."
+                shown[p.field] = f"{shown[p.field]}\n{line}" if p.field in shown else line
         for name, editor in self.fields.items():
             editor.show_error(shown.get(name, ""))
         self.chain_problems.setText("\n".join(general))

@@ -318,6 +318,7 @@ def entry_problems(entry: ChainEntry, index: int) -> list[Problem]:
     for name, value in entry.config.items() if defaults is not None else ():
         is_list = meta_by_name[name][2]
         values = value if isinstance(value, (list, tuple)) and not is_list else [value]
+        named = 0  # every bad value of a sweep at once (a few), not one per attempt to run
         for v in values:
             try:
                 defaults._check_field(fields[name], tuple(v) if isinstance(v, list) else v)
@@ -327,7 +328,9 @@ def entry_problems(entry: ChainEntry, index: int) -> list[Problem]:
                     seen.add(message)
                     problems.append(Problem(message, _fix_for(step_cls, name), index=index, step=step_cls.id,
                                             field=name))
-                break
+                    named += 1
+                if named >= _MAX_PROBLEMS_PER_ENTRY:
+                    break
     failing = len(problems)  # the per-field ones count towards the listed maximum
     for values in _configs_to_check(entry):
         try:

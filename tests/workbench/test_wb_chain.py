@@ -181,6 +181,13 @@ def test_an_invalid_sweep_marks_its_step_and_blocks_ctrl_r(window, qtbot) -> Non
     qtbot.keyClicks(edit, "0.1, lots")
     qtbot.keyClick(edit, Qt.Key.Key_Return)
     assert "'lots' is not a number" in amount.error.text() and window.chain.problems(0)
+    # Every bad value at once: one out of range and one that is text (only 'abc' was named, then 1.5).
+    edit.selectAll()
+    qtbot.keyClicks(edit, "0.3, 1.5, abc")
+    qtbot.keyClick(edit, Qt.Key.Key_Return)
+    assert window.chain.entry(0).config["amount"] == [0.3, 1.5, "abc"]
+    assert "must be <= 1.0" in amount.error.text() and "'abc' is not a number" in amount.error.text()
+    assert "0.3, 1.5, abc" not in window.chain_status.text()  # never the whole text as one bad value
     # A valid sweep is accepted and stored as a list.
     edit.selectAll()
     qtbot.keyClicks(edit, "0.1, 0.2, 0.3")
