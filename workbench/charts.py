@@ -27,6 +27,7 @@ from core.store.pareto import best_within_budget, group_rows, pareto_front, trus
 from core.store.rows import flag_title
 from workbench._refcount_guard import guard_none_refcount
 from workbench.chart_names import CHARTS
+from workbench.results_model import variant_name
 
 # pyqtgraph items lose references to True on PySide6 6.12 + CPython 3.11 (see _refcount_guard):
 # whoever builds the charts (the app, a script, a test) gets the guard.
@@ -57,15 +58,11 @@ def _fmt(value: Any, spec: str, unit: str = "") -> str:
         return str(value)
 
 
-def variant_name(row: dict[str, Any]) -> str:
-    """A short name for ticks: 'baseline', 'prune 0.1' for a swept pruning step (the step's
-    family and its swept values), else the step id's last part ('dynamic int8')."""
-    if row.get("step") == 0:
-        return "baseline"
-    parts = str(row.get("step_id") or row.get("label") or "").split(".")
-    values = " ".join(str(v) for v in (row.get("swept") or {}).values())
-    name = parts[0] if values or len(parts) == 1 else parts[-1]
-    return f"{name.replace('_', ' ')} {values}".strip()
+def branch_tick(row: dict[str, Any], branch: dict[str, Any]) -> str:
+    """A tick that tells apart variants of the same step on different branches, short enough for a bar:
+    'int8 (0.3)' after the pruning amount 0.3, else 'int8 (finetune)' after the parent named."""
+    values = " ".join(str(v) for v in (branch.get("swept") or {}).values())
+    return f"{variant_name(row).split()[-1]} ({values or variant_name(branch).split()[-1]})"
 
 
 def metric_error(row: dict[str, Any]) -> tuple[float, float] | None:
@@ -466,9 +463,8 @@ class LatencyChart(Chart):
             from workbench.results_model import branch_points
 
             branches = branch_points(self.rows)
-            axis.setTicks([[(i, _short(f"{variant_name(branches[r['variant']])} › {variant_name(r)}", 26)
-                                if r.get("variant") in branches else _short(variant_name(r), 14))
-                            for i, r in enumerate(self.rows)]])
+            axis.setTicks([[(i, _short(branch_tick(r, branches[r["variant"]]) if r.get("variant") in branches
+                                       else variant_name(r), 14)) for i, r in enumerate(self.rows)]])
             self.plot.setLabel("bottom", "variant")
         else:
             axis.setTicks([[(i, f"#{r['variant']}") for i, r in enumerate(self.rows)]])

@@ -51,7 +51,14 @@ from workbench import store_client
 from workbench.background import run_in_background
 from workbench.exports import ask_save_path, export_button, write_text
 from workbench.number_box import NumberBox
-from workbench.results_model import FlagsDelegate, ResultsFilter, ResultsModel, display_text, mixed_settings
+from workbench.results_model import (
+    FlagsDelegate,
+    ResultsFilter,
+    ResultsModel,
+    display_text,
+    mixed_settings,
+    variant_name,
+)
 from workbench.settings import Settings
 
 TABLE_FORMATS = {"csv": ("CSV", "csv"), "markdown": ("Markdown", "md"), "latex": ("LaTeX", "tex")}
@@ -542,7 +549,7 @@ class ResultsView(QWidget):
         cols = [c for c in self.model.columns if c.key not in ("label", "run", "variant")]
         self.compare.setRowCount(len(cols))
         self.compare.setColumnCount(len(rows))
-        after = {v: f" after {a.get('label')}" for v, a in self.model.branches.items()}
+        after = {v: f" after {variant_name(a)}" for v, a in self.model.branches.items()}
         self.compare.setHorizontalHeaderLabels([f"#{r['variant']} {r.get('label')}{after.get(r['variant'], '')} "
                                                 f"(run {r.get('run')})" for r in rows])
         self.compare.setVerticalHeaderLabels([c.title for c in cols])

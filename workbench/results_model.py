@@ -143,6 +143,17 @@ def speedup_text(row: dict[str, Any]) -> str:
     return ("≈ " if speedup_within_noise(row) else "") + f"{speedup:.2f}"
 
 
+def variant_name(row: dict[str, Any]) -> str:
+    """A short name for ticks: 'baseline', 'prune 0.1' for a swept pruning step (the step's
+    family and its swept values), else the step id's last part ('dynamic int8')."""
+    if row.get("step") == 0:
+        return "baseline"
+    parts = str(row.get("step_id") or row.get("label") or "").split(".")
+    values = " ".join(str(v) for v in (row.get("swept") or {}).values())
+    name = parts[0] if values or len(parts) == 1 else parts[-1]
+    return f"{name.replace('_', ' ')} {values}".strip()
+
+
 def branch_points(rows: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
     """variant -> the ancestor that tells it apart, for each variant whose label another variant of its
     run shares (an int8 step after each of two pruning amounts): its nearest ancestor with swept
@@ -440,7 +451,7 @@ class ResultsModel(QAbstractTableModel):
         tail = "".join(m for m, on in ((" ⚑", bool(row.get("flags"))), (" over budget", over_budget(row)),
                                        (" ↺", bool(row.get("cached")))) if on)
         branch = self.branches.get(row.get("variant"))
-        after = f"  (after {branch.get('label')})" if branch is not None else ""
+        after = f"  (after {variant_name(branch)})" if branch is not None else ""
         return f"{marks}{value}{after}{tail}"
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:

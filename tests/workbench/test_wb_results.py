@@ -388,9 +388,8 @@ def test_variants_with_the_same_step_are_told_apart_by_their_branch(qtbot) -> No
     assert model.index(3, column).data() == "quantize.dynamic_int8"  # alone in its run: nothing to tell apart
     model.add_row(rows[4])
     assert [model.index(i, column).data() for i in (3, 4)] == [
-        "quantize.dynamic_int8  (after prune.global_magnitude(amount=0.3))",
-        "quantize.dynamic_int8  (after prune.global_magnitude(amount=0.6))"]
+        "quantize.dynamic_int8  (after prune 0.3)", "quantize.dynamic_int8  (after prune 0.6)"]
     chart = LatencyChart()
     chart.update_rows(rows, [])
     ticks = [text for _x, text in chart.plot.getAxis("bottom")._tickLevels[0]]
-    assert ticks[3:] == ["prune 0.3 › dynamic int8", "prune 0.6 › dynamic int8"] and ticks[0] == "baseline"
+    assert ticks[3:] == ["int8 (0.3)", "int8 (0.6)"] and ticks[0] == "baseline"
