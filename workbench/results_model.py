@@ -136,11 +136,13 @@ def speedup_within_noise(row: dict[str, Any]) -> bool:
     return low is not None and high is not None and low <= 1.0 <= high
 
 
+def noise_marked(value: float | None, in_noise: bool, fmt: str) -> str:
+    """A compared number as shown: '—' when missing, '≈ ' before it when the difference is inside the noise."""
+    return "—" if value is None else ("≈ " if in_noise else "") + format(value, fmt)
+
+
 def speedup_text(row: dict[str, Any]) -> str:
-    speedup = row.get("speedup")
-    if speedup is None:
-        return "—"
-    return ("≈ " if speedup_within_noise(row) else "") + f"{speedup:.2f}"
+    return noise_marked(row.get("speedup"), speedup_within_noise(row), ".2f")
 
 
 def variant_name(row: dict[str, Any]) -> str:
@@ -174,10 +176,7 @@ def branch_points(rows: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
 
 
 def delta_text(row: dict[str, Any]) -> str:
-    delta = row.get("delta_vs_parent")
-    if delta is None:
-        return "—"
-    return ("≈ " if within_noise(row) else "") + f"{delta:+.4f}"
+    return noise_marked(row.get("delta_vs_parent"), within_noise(row), "+.4f")
 
 
 def delta_tip(row: dict[str, Any]) -> str:
