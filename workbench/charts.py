@@ -27,7 +27,7 @@ from core.store.pareto import best_within_budget, group_rows, pareto_front, trus
 from core.store.rows import flag_title
 from workbench._refcount_guard import guard_none_refcount
 from workbench.chart_names import CHARTS
-from workbench.results_model import variant_name
+from workbench.results_model import branch_points, variant_name
 
 # pyqtgraph items lose references to True on PySide6 6.12 + CPython 3.11 (see _refcount_guard):
 # whoever builds the charts (the app, a script, a test) gets the guard.
@@ -460,8 +460,6 @@ class LatencyChart(Chart):
             self._draw_p50_p90(xs)
         axis = self.plot.getAxis("bottom")
         if len(self.rows) <= 12:  # the table's names while they fit, else its ID column
-            from workbench.results_model import branch_points
-
             branches = branch_points(self.rows)
             axis.setTicks([[(i, _short(branch_tick(r, branches[r["variant"]]) if r.get("variant") in branches
                                        else variant_name(r), 14)) for i, r in enumerate(self.rows)]])

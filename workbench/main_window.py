@@ -551,10 +551,11 @@ class MainWindow(QMainWindow):
             n = sum(e.enabled for e in self.document.recipe.chain)
             self.chain_status.setText(f"{n} step{'s' if n != 1 else ''} ready to run" if n else "Empty chain")
             self.chain_status.setStyleSheet("")
-        if self._run_refused and not self.run_panel.is_running() and problems:  # Run's refusal follows the chain
-            self._refuse_run(problems[0].message)
-        elif self._run_refused and not self.run_panel.is_running():
-            self._clear_refusal()
+        if self._run_refused and not self.run_panel.is_running():  # Run's refusal follows the chain
+            if problems:
+                self._refuse_run(problems[0].message)
+            else:
+                self._clear_refusal()
         self._update_title()
         return problems
 

@@ -13,6 +13,7 @@ its paired interval includes 0, flags as badges with their reasons, and the meas
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,9 +162,7 @@ def branch_points(rows: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
     run shares (an int8 step after each of two pruning amounts): its nearest ancestor with swept
     values, else its parent."""
     by_id = {r.get("variant"): r for r in rows}
-    count: dict[tuple[Any, Any], int] = {}
-    for r in rows:
-        count[(r.get("run"), r.get("label"))] = count.get((r.get("run"), r.get("label")), 0) + 1
+    count = Counter((r.get("run"), r.get("label")) for r in rows)
     out: dict[int, dict[str, Any]] = {}
     for r in rows:
         if count[(r.get("run"), r.get("label"))] < 2 or (parent := by_id.get(r.get("parent"))) is None:

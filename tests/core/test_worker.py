@@ -283,24 +283,26 @@ def test_cache_keys_are_the_same_in_every_process(tiny: Path) -> None:
     assert not set(other) & set(here)
 
 
-def test_the_first_task_s_data_is_in_the_finetune_key(tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_first_task_s_data_is_in_the_finetune_key(tiny: Path, tmp_path: Path) -> None:
     """``first_on_task`` trains on another task's rows: a change to them makes the variant again."""
     import dataclasses
 
     from core.recipe import Recipe
     from core.run.keys import cache_keys
-    from core.tasks import base, get_task
-
-    qnli_file = tmp_path / "qnli.tsv"
-    monkeypatch.setitem(base._TASKS, "qnli", dataclasses.replace(get_task("qnli"), data_files=(qnli_file,)))
+    from core.tasks import get_task, register_task
 
     def keys_for(task: str, config: dict[str, str]) -> list[str]:
         return cache_keys(Recipe.from_dict({**tiny_recipe(tiny, [{"step": "finetune", "config": config}]), "task": task}))
 
-    qnli_file.write_text("one version of the rows")
-    before = {(t, c): keys_for(t, {"first_on_task": c}) for t in ("rte", "sst2") for c in ("auto", "none")}
-    qnli_file.write_text("another version of the rows")
-    after = {(t, c): keys_for(t, {"first_on_task": c}) for t in ("rte", "sst2") for c in ("auto", "none")}
+    qnli, qnli_file = get_task("qnli"), tmp_path / "qnli.tsv"
+    register_task(dataclasses.replace(qnli, data_files=(qnli_file,)), replace=True)  # QNLI's rows read from this file
+    try:
+        qnli_file.write_text("one version of the rows")
+        before = {(t, c): keys_for(t, {"first_on_task": c}) for t in ("rte", "sst2") for c in ("auto", "none")}
+        qnli_file.write_text("another version of the rows")
+        after = {(t, c): keys_for(t, {"first_on_task": c}) for t in ("rte", "sst2") for c in ("auto", "none")}
+    finally:
+        register_task(qnli, replace=True)
     assert after[("rte", "auto")][0] == before[("rte", "auto")][0]  # the baseline does not read QNLI
     assert after[("rte", "auto")][1] != before[("rte", "auto")][1]  # auto: QNLI before RTE
     assert after[("rte", "none")] == before[("rte", "none")]

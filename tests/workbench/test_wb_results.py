@@ -346,7 +346,6 @@ def test_a_running_run_cannot_be_deleted_from_the_window(window, qtbot, monkeypa
     assert dialog.wait_idle() and len(dialog.runs) == 1
 
 
-
 def test_the_export_dialog_starts_at_home_then_where_the_last_export_went(results, tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """It started in the working directory, which for a checkout is the source tree."""
