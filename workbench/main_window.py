@@ -167,10 +167,10 @@ class MainWindow(QMainWindow):
         # A bound method, not a lambda: the connection dies with this window.
         QGuiApplication.styleHints().colorSchemeChanged.connect(self._follow_system)
 
-        geometry, state = self.settings.window_state()
-        if geometry is not None:
+        geometry, state, size = self.settings.window_state()
+        if geometry is not None and self._fits_screen(size):
             self.restoreGeometry(geometry)
-        else:
+        else:  # Qt would shrink a window saved on a larger screen to 2/3 of this one
             self._first_size()
         if state is not None:
             self.restoreState(state)
@@ -181,6 +181,13 @@ class MainWindow(QMainWindow):
         QTimer.singleShot(0, self.results.refresh)
         # After each (threaded) results query, so core.store is already imported off the GUI thread.
         self.results.refreshed.connect(self._check_interrupted)
+
+    def _fits_screen(self, size: Any) -> bool:
+        """Whether a window of the saved ``size`` fits this screen (an unknown size is trusted)."""
+        screen = self.screen().availableGeometry() if self.screen() is not None else None
+        if size is None or screen is None:
+            return True
+        return size.width() <= screen.width() and size.height() <= screen.height()
 
     def _first_size(self) -> None:
         """1360x860 where it fits, else the screen's available area: nothing starts cut off."""
@@ -849,7 +856,7 @@ class MainWindow(QMainWindow):
             self._mark_stopped_run()
         for dialog in list(self._analysis_dialogs):
             dialog.done(0)  # stops any analysis process
-        self.settings.set_window_state(self.saveGeometry(), self.saveState())
+        self.settings.set_window_state(self.saveGeometry(), self.saveState(), self.normalGeometry().size())
         self.settings.sync()
         event.accept()
 

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings
+from PySide6.QtCore import QByteArray, QSettings, QSize
 
 MAX_RECENT = 8
 
@@ -69,15 +69,19 @@ class Settings:
 
         return default_artifacts(self.db_path())
 
-    def window_state(self) -> tuple[QByteArray | None, QByteArray | None]:
+    def window_state(self) -> tuple[QByteArray | None, QByteArray | None, QSize | None]:
+        """The saved geometry, dock layout and the window's own (unmaximised) size; None where unsaved."""
         geometry = self.qs.value("window/geometry")
         state = self.qs.value("window/state")
+        size = self.qs.value("window/size")
         return (geometry if isinstance(geometry, QByteArray) else None,
-                state if isinstance(state, QByteArray) else None)
+                state if isinstance(state, QByteArray) else None,
+                size if isinstance(size, QSize) and size.isValid() else None)
 
-    def set_window_state(self, geometry: QByteArray, state: QByteArray) -> None:
+    def set_window_state(self, geometry: QByteArray, state: QByteArray, size: QSize) -> None:
         self.qs.setValue("window/geometry", geometry)
         self.qs.setValue("window/state", state)
+        self.qs.setValue("window/size", size)
 
     def value(self, key: str, default: Any = None) -> Any:
         return self.qs.value(key, default)

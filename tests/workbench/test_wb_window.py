@@ -233,3 +233,40 @@ def test_run_where_to_run_sends_the_next_run_to_a_ray_cluster(window, qtbot) -> 
     assert (request.ray, request.shared_artifacts, request.artifacts) == (
         "127.0.0.1:6379", False, str(window.settings.artifacts_dir()))
     assert window.statusBar().currentMessage() == "Runs: sweep branches on the Ray cluster 127.0.0.1:6379"
+
+
+def test_a_window_saved_on_a_larger_screen_opens_filling_this_one(qtbot) -> None:
+    """Qt shrinks a restored window that does not fit to 2/3 of the screen (776x466 at 1024x700); the
+    workbench fills the screen instead, and restores a saved size that fits exactly."""
+    from PySide6.QtCore import QSize
+
+    from workbench.main_window import MainWindow
+
+    first = MainWindow(load_initial=False)
+    qtbot.addWidget(first, before_close_func=lambda w: w.undo.setClean())
+    screen = first.screen().availableGeometry()
+    big = QSize(screen.width() + 400, screen.height() + 300)
+    first.resize(big)  # a window never shown is not clamped to the screen
+    saved = first.saveGeometry()
+    first.settings.set_window_state(saved, first.saveState(), big)
+    w = MainWindow(load_initial=False)
+    qtbot.addWidget(w, before_close_func=lambda w: w.undo.setClean())
+    assert (w.width(), w.height()) == (min(1360, screen.width()), min(860, screen.height()))
+
+    small = QSize(screen.width() * 2 // 3 - 50, screen.height() * 2 // 3 - 40)
+    first.resize(small)
+    first.settings.set_window_state(first.saveGeometry(), first.saveState(), small)
+    again = MainWindow(load_initial=False)
+    qtbot.addWidget(again, before_close_func=lambda w: w.undo.setClean())
+    assert again.size() == small
+
+
+def test_closing_saves_the_window_size(qtbot) -> None:
+    from workbench.main_window import MainWindow
+
+    w = MainWindow(load_initial=False)
+    qtbot.addWidget(w)
+    w.resize(700, 500)
+    w.undo.setClean()
+    w.close()
+    assert w.settings.window_state()[2] == w.normalGeometry().size()
