@@ -56,6 +56,19 @@ ETA_SLACK = 1.25
 MIN_ELAPSED_FOR_ETA = 2.0  # seconds: before that, a rate says nothing
 
 
+class ElidingProgressBar(QProgressBar):
+    """A bar whose text ends in "…" where the bar is too narrow (Qt clips it at both ends, so a narrow
+    Run panel showed "ining: step 59/49"); the whole text is its tooltip."""
+
+    def text(self) -> str:
+        full = super().text()
+        return self.fontMetrics().elidedText(full, Qt.TextElideMode.ElideRight, max(0, self.width() - 8))
+
+    def setFormat(self, text: str) -> None:
+        super().setFormat(text)
+        self.setToolTip(text)
+
+
 class StepProgress:
     """One row: title, bar, and 'elapsed · ~left'.
 
@@ -70,7 +83,7 @@ class StepProgress:
     def __init__(self, grid: QGridLayout, row: int, title: str, clock: Any = time.monotonic) -> None:
         self.clock = clock
         self.label = QLabel(title)
-        self.bar = QProgressBar()
+        self.bar = ElidingProgressBar()
         self.bar.setRange(0, 1000)
         self.bar.setValue(0)
         self.bar.setFormat("waiting")

@@ -186,3 +186,18 @@ def test_training_curves_are_drawn_live(qtbot) -> None:
     panel.on_event(p.StepStarted(node=2, index=2, step="distill", label="distill", title="Knowledge distillation"))
     panel.on_event(p.Curve(node=2, index=2, phase="Stage 1", series="loss", step=1, value=2.0))
     assert list(curves.data) == ["Stage 1"]
+
+
+def test_a_narrow_bar_ends_its_text_in_an_ellipsis_and_keeps_it_whole_in_the_tooltip(qtbot) -> None:
+    panel, _ = _panel(qtbot)
+    panel.on_event(p.StepStarted(node=0, index=0, step="baseline", label="baseline", title="Baseline"))
+    message = "Training: step 59/495, loss 2.7032"
+    panel.on_event(p.Progress(node=0, index=0, fraction=0.115, message=message))
+    bar = panel.rows[0].bar
+    bar.setFixedWidth(120)
+    shown = bar.text()
+    assert shown.endswith("…") and shown.startswith("12%")
+    assert bar.fontMetrics().horizontalAdvance(shown) <= 120
+    assert bar.toolTip() == f"12% · {message}"
+    bar.setFixedWidth(1000)
+    assert bar.text() == f"12% · {message}"
