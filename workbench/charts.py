@@ -177,6 +177,8 @@ class Chart(pg.GraphicsLayoutWidget):
 
     variantClicked = Signal(int)
 
+    x_axis_class: type[pg.AxisItem] | None = None  # None: pyqtgraph's own
+
     def __init__(self, title: str, x: str, y: str, legend_columns: int = 3, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.title = title
@@ -193,7 +195,8 @@ class Chart(pg.GraphicsLayoutWidget):
         self.restyle()
 
     def new_plot(self, row: int, x: str, y: str) -> pg.PlotItem:
-        plot = self.addPlot(row=row, col=0)
+        axes = {"bottom": self.x_axis_class(orientation="bottom")} if self.x_axis_class is not None else None
+        plot = self.addPlot(row=row, col=0, axisItems=axes)
         plot.setLabel("bottom", x)
         plot.setLabel("left", y)
         plot.showGrid(x=True, y=True, alpha=0.2)
@@ -649,10 +652,20 @@ class SweepChart(Chart):
         self.set_title(self.title if curves else f"{self.title} (no sweep among these variants)")
 
 
+class CountAxis(pg.AxisItem):
+    """An axis of counts (optimizer steps): ticks only at whole numbers, however far it is zoomed in."""
+
+    def tickSpacing(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, float]]:
+        whole = [(spacing, offset) for spacing, offset in super().tickSpacing(minVal, maxVal, size) if spacing >= 1]
+        return whole or [(1.0, 0.0)]
+
+
 class CurvesChart(Chart):
     """Training curves of one variant in one compact plot: loss (and any evaluation, dashed) on the
     left axis, the learning rate on the right; one colour per training phase. Fed live from Curve
     events, or from the curves stored with the variant."""
+
+    x_axis_class = CountAxis
 
     def __init__(self) -> None:
         super().__init__(CHARTS["curves"], "optimizer step", "loss; held-out score dashed", legend_columns=4)

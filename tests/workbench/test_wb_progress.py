@@ -182,6 +182,10 @@ def test_training_curves_are_drawn_live(qtbot) -> None:
     assert "Fine-tune" in curves.subject
     _xs, ys = curves._items[("Training", "loss")].getData()
     assert list(ys) == [0.7, 0.6, 0.4]
+    # Three steps: pyqtgraph alone ticks 0.5, 1.0, 1.5, ...; optimizer steps are whole.
+    axis = curves.plot.getAxis("bottom")
+    ticks = [v for _spacing, values in axis.tickValues(1.0, 3.0, 400) for v in values]
+    assert ticks and all(float(v).is_integer() for v in ticks)
     # The next training step starts its own curves.
     panel.on_event(p.StepStarted(node=2, index=2, step="distill", label="distill", title="Knowledge distillation"))
     panel.on_event(p.Curve(node=2, index=2, phase="Stage 1", series="loss", step=1, value=2.0))
