@@ -178,15 +178,31 @@ def delta_text(row: dict[str, Any]) -> str:
     return noise_marked(row.get("delta_vs_parent"), within_noise(row), "+.4f")
 
 
+def _points_per_unit(task_id: Any) -> float | None:
+    """The task's points per metric unit, as the flags speak (None for a task this window does not know)."""
+    from core.errors import DataError
+    from core.tasks import get_task
+
+    try:
+        return get_task(str(task_id)).points
+    except DataError:
+        return None
+
+
 def delta_tip(row: dict[str, Any]) -> str:
     delta = row.get("delta_vs_parent")
     if delta is None:
         return "No parent to compare with (the baseline), or no paired measurement"
     parent = f" #{row['parent']}" if row.get("parent") is not None else ""
+    points = _points_per_unit(row.get("task"))
     text = f"Change against the parent{parent}: {delta:+.4f}"
+    if points is not None:
+        text += f" ({delta * points:+.1f} points)"
     low, high = row.get("delta_ci_low"), row.get("delta_ci_high")
     if low is not None and high is not None:
         text += f"\npaired 95 % interval [{low:+.4f}, {high:+.4f}]"
+        if points is not None:
+            text += f", [{low * points:+.1f}, {high * points:+.1f}] points"
         text += ("\n≈ within noise: the interval includes 0, so these dev examples cannot tell the two apart"
                  if within_noise(row) else "\na real difference: the interval excludes 0")
     return text

@@ -254,7 +254,7 @@ def run_sensitivity(store: Store, variant_id: int, transforms: list[Transform], 
     max_length = settings.max_length or measure.max_length
     threads = settings.threads or measure.threads
     metric = task.primary_metric
-    points = 1.0 if task.head == "qa" else 100.0
+    points = task.points
     cells = [(p, t) for p in parts for t in transforms]
 
     def measure_model(model: Any, share: tuple[float, float], what: str) -> Any:

@@ -80,8 +80,7 @@ def versus_parent(task: Any, predictions: list[Any], parent: list[Any], referenc
 
 def _points(task: Any, value: float) -> str:
     """A metric difference in the unit users read: points for 0-1 metrics, as is for 0-100 ones."""
-    scale = 1.0 if task.head == "qa" else 100.0
-    return f"{value * scale:+.1f}"
+    return f"{value * task.points:+.1f}"
 
 
 def flags(task: Any, *, head_trained: bool, learned_margin: Interval | None, delta: Interval | None,
@@ -108,7 +107,7 @@ def over_budget(task: Any, value: float | None, reference: float | None, referen
     (``budget``: a core.recipe.Budget); None within budget or when either metric is missing."""
     if budget is None or value is None or reference is None:
         return None
-    points = 1.0 if task.head == "qa" else 100.0
+    points = task.points
     allowed = budget.allowed(reference, points)
     drop = reference - value
     if drop <= allowed + 1e-12:

@@ -52,6 +52,12 @@ class Task:
     # (predictions, references, index matrix) -> metric -> its value on each resample, for fast bootstraps
     resample: Callable[[Any, Any, Any], dict[str, Any]] | None = field(default=None, repr=False, compare=False)
 
+    @property
+    def points(self) -> float:
+        """Points per metric unit, the unit users read differences in: 100 for 0-1 metrics (accuracy,
+        MCC, Pearson), 1 for metrics already on 0-100 (SQuAD's EM and F1)."""
+        return 1.0 if self.head == "qa" else 100.0
+
     def load(self, split: str) -> Any:
         if split not in self.splits:
             raise DataError(f"Task {self.title} has no '{split}' split; it has {', '.join(self.splits)}")

@@ -40,7 +40,9 @@ def test_the_metric_carries_its_interval_and_a_change_within_noise_looks_like_on
     # prune 0.3 lost 6 points, well outside its interval: a fact, shown as one.
     assert _cell(view, prune_03, "delta_vs_parent") == "-0.0600"
     assert _cell(view, prune_03, "delta_vs_parent", Qt.ItemDataRole.ForegroundRole) is None
-    assert "excludes 0" in _cell(view, prune_03, "delta_vs_parent", Qt.ItemDataRole.ToolTipRole)
+    tip = _cell(view, prune_03, "delta_vs_parent", Qt.ItemDataRole.ToolTipRole)
+    assert "excludes 0" in tip
+    assert "-0.0600 (-6.0 points)" in tip  # in the unit the flags' reasons speak
     assert _cell(view, ids[1][0], "delta_vs_parent") == "—"  # the baseline has no parent
     # The comparison pane shows the same text and greys the same cells.
     from workbench.results import ResultsView
