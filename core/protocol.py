@@ -116,12 +116,18 @@ class RunStarted(Message):
 
 @dataclass(frozen=True)
 class StepStarted(Message):
+    """A variant starts. ``measure_seconds``: what loading, saving and measuring it should take, and
+    ``later_seconds``: what every variant planned after it should take, whole (the runner's estimates from
+    this run's measured phases; None before any variant was measured, and in a Ray run, whose variants overlap)."""
+
     type: ClassVar[str] = "step_started"
     node: int
     index: int
     step: str
     label: str
     title: str
+    measure_seconds: float | None = None
+    later_seconds: float | None = None
 
 
 @dataclass(frozen=True)

@@ -241,6 +241,7 @@ class RunPanel(QWidget):
         self.last_outcome: Outcome | None = None
         self._current: int | None = None
         self._current_title = ""
+        self._later: float | None = None  # the runner's estimate of the variants after the one in flight
         self._started = 0.0
         self._ticker = QTimer(self)
         self._ticker.setInterval(500)
@@ -270,7 +271,7 @@ class RunPanel(QWidget):
         self._clear_rows()
         self.run_id = None
         self.planned = 0
-        self._current = None
+        self._current, self._later = None, None
         self.last_outcome = None
         self.log.clear()
         if self._curves is not None:
@@ -321,7 +322,10 @@ class RunPanel(QWidget):
         elif isinstance(event, p.StepStarted):
             title = _title(event.step, event.label)
             row = self._row(event.node, title)
-            row.prior = self._expected_seconds(row.step, floor_only=True)
+            row.prior = event.measure_seconds
+            if row.prior is None:
+                row.prior = self._expected_seconds(row.step, floor_only=True)
+            self._later = event.later_seconds
             row.start(title)
             self._current, self._current_title = event.node, title
             self._show_status()
@@ -355,12 +359,15 @@ class RunPanel(QWidget):
             self.log_line("✔ Run finished", "info")
 
     def run_left(self) -> float | None:
-        """Seconds left in the whole run: the step in flight's estimate, plus each step still to
-        come at what the same step took earlier in this run, else at the least any computed
-        variant took (every variant is measured). None until both are known."""
+        """Seconds left in the whole run: the step in flight's estimate, plus the runner's estimate of
+        every variant after it (from this run's measured phases and each step's training work); without
+        one (a Ray run), each step still to come at what the same step took earlier in this run, else at
+        the least any computed variant took (every variant is measured). None until both are known."""
         if self._current is None or self._current not in self.rows:
             return None
         current = self.rows[self._current].left()
+        if current is not None and self._later is not None:
+            return max(current, 0.0) + self._later
         waiting = [self._expected_seconds(r.step) for r in self.rows.values() if r.started is None and not r.skipped]
         if current is None or None in waiting:
             return None

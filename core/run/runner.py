@@ -23,6 +23,7 @@ import json
 import sys
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,9 +100,9 @@ class Slot:
     label: str
     started: float = 0.0
 
-    def started_event(self) -> StepStarted:
+    def started_event(self, measure_seconds: float | None = None, later_seconds: float | None = None) -> StepStarted:
         return StepStarted(node=self.seq, index=self.index, step=self.step_id, label=self.label,
-                           title=_title(self.step_id))
+                           title=_title(self.step_id), measure_seconds=measure_seconds, later_seconds=later_seconds)
 
 
 class LocalExecutor:
@@ -152,6 +153,9 @@ class Runner:
         self.seconds: dict[str, float] = {}  # phase (or "apply:<step id>") -> its last measured wall time
         self._machine: dict[str, Any] | None = None
         self._train_rows: int | None = -1  # -1: not read yet; None: the task's training rows cannot be read
+        # (step, reads its parent from disk) -> how many such variants are still to come in this run
+        self.to_come: Counter[tuple[Any, bool]] = Counter()
+        self.loads_parent: dict[int, bool] = {}  # id(node) -> it is not its parent's last child
 
     @property
     def machine(self) -> dict[str, Any]:
@@ -176,6 +180,8 @@ class Runner:
     # -- the walk ------------------------------------------------------------------------
     def walk(self, tree: VariantNode) -> None:
         self.places = {id(n): i for i, n in enumerate(tree.walk())}
+        self.loads_parent = {id(c): c is not n.children[-1] for n in tree.walk() for c in n.children}
+        self.to_come = Counter(self._kind(n) for n in tree.walk() for _ in self.recipe.run_seeds)
         for i, seed in enumerate(self.recipe.run_seeds):
             self.seed_index, self.reference, self.baseline = i, None, None
             self.walk_recipe = dataclasses.replace(self.recipe, seed=seed, seeds=())
@@ -217,7 +223,7 @@ class Runner:
         self.check_cancelled()
         slot = self.slot(node)
         self.current_index = slot.index
-        self.emit(slot.started_event())
+        self.emit(slot.started_event(*self.outlook(node, loads=state is None)))
         new_state = None
         done = self.reuse(slot, parent, key)
         if done is None:
@@ -257,6 +263,7 @@ class Runner:
     def skip(self, node: VariantNode, reason: str) -> None:
         """Account for a subtree that will not run: its planned nodes are reported skipped."""
         for n in node.walk():
+            self.to_come[self._kind(n)] -= 1
             slot = self.slot(n)
             self.emit(StepSkipped(node=slot.seq, index=slot.index, label=slot.label, reason=reason))
         self.log(f"{node.step.label if node.step else 'baseline'} and what follows it not run: {reason}")
@@ -271,21 +278,43 @@ class Runner:
         return verdicts.over_budget(self.task, metrics.get(name), self.reference.metrics.get(name), self.reference.id,
                                     self.recipe.budget)
 
-    def job(self, slot: Slot, parent: _Done | None, key: str, *, loads: bool) -> variant.Job:
-        """What to compute for ``slot`` (``loads``: its parent's model must be read from its artifact)."""
+    def expected_seconds(self, step: Any, *, loads: bool) -> dict[str, float]:
+        """Each phase's expected seconds for a variant made by ``step`` (a ResolvedStep; None: the baseline),
+        from this run's measurements so far (core.run.variant.expected_seconds; ``loads``: its parent's
+        model must be read from its artifact)."""
         from core.state import TRAINABLE
         from core.steps import get_step
 
-        node = slot.node
-        step_id = node.step.step if node.step else None
+        step_id = step.step if step else None
         trains, work = False, None
-        if step_id is not None:
-            step_cls = get_step(step_id)
+        if step is not None:
+            step_cls = get_step(step.step)
             trains = step_cls.needs_teacher or TRAINABLE in step_cls.requires
             if f"apply:{step_id}" not in self.seconds and self.train_rows() is not None:
-                work = step_cls(node.step.config).training_work(self.train_rows(), self.task.id)
-        plan = variant.shares(variant.expected_seconds(self.recipe.measure, self.seconds, step_id, trains=trains,
-                                                       work=work, loads=node.step is None or loads))
+                work = step_cls(step.config).training_work(self.train_rows(), self.task.id)
+        return variant.expected_seconds(self.recipe.measure, self.seconds, step_id, trains=trains, work=work,
+                                        loads=step is None or loads)
+
+    def _kind(self, node: VariantNode) -> tuple[Any, bool]:
+        """What a variant's expected time depends on: its step and whether it reads its parent from disk."""
+        return node.step, node.step is None or self.loads_parent[id(node)]
+
+    def outlook(self, node: VariantNode, *, loads: bool) -> tuple[float | None, float | None]:
+        """(``node``'s load, save and measuring seconds, every later planned variant's seconds), expected from
+        this run's measured phases; (None, None) before any was measured. Counts ``node`` as begun."""
+        self.to_come[self._kind(node)] -= 1
+        if not self.seconds:
+            return None, None
+        mine = self.expected_seconds(node.step, loads=loads)
+        later = sum(count * sum(self.expected_seconds(step, loads=reads).values())
+                    for (step, reads), count in self.to_come.items() if count > 0)
+        return sum(v for k, v in mine.items() if k != "apply"), later
+
+    def job(self, slot: Slot, parent: _Done | None, key: str, *, loads: bool) -> variant.Job:
+        """What to compute for ``slot`` (``loads``: its parent's model must be read from its artifact)."""
+        node = slot.node
+        step_id = node.step.step if node.step else None
+        plan = variant.shares(self.expected_seconds(node.step, loads=loads))
         return variant.Job(
             recipe=self.walk_recipe, step=node.step, key=key, node=slot.seq, index=slot.index, shares=plan,
             folder=self.artifacts / f"{slot.seq:03d}-{step_id or 'baseline'}-{key[:8]}",

@@ -124,3 +124,23 @@ def test_a_training_step_not_timed_yet_gets_the_bar_its_step_budget_needs(tiny: 
                 if isinstance(e, p.Progress) and e.node == 1 and e.message.startswith("Training")}
     # training's slice, where its last step ends, is most of the bar (the fixed guess gave it 3/4)
     assert training["Training: step 32/32"] > 0.85, training
+
+
+def test_each_started_variant_carries_the_runner_s_estimate_of_what_is_left(tiny: Path, tmp_path: Path) -> None:
+    """Nothing before a variant was measured; then the variant's measuring and every later planned variant,
+    the second seed's included; nothing after the last."""
+    recipe = tiny_recipe(tiny, [{"step": "test.slow", "config": {"seconds": [0.2, 0.3], "chatter": False}}],
+                         seeds=[1, 2])
+    events: list[Any] = []
+    terminal = run_recipe(recipe, db_url_or_path=tmp_path / "w.sqlite", artifacts_dir=tmp_path / "artifacts",
+                          emit=events.append)
+    assert isinstance(terminal, p.RunFinished)
+    started = [e for e in events if isinstance(e, p.StepStarted)]
+    assert [e.node for e in started] == [0, 1, 2, 3, 4, 5]
+    assert (started[0].measure_seconds, started[0].later_seconds) == (None, None)
+    for e in started[1:]:
+        assert e.measure_seconds is not None and e.measure_seconds > 0, e
+    later = [e.later_seconds for e in started[1:]]
+    assert all(x is not None for x in later) and later[-1] == 0.0
+    # At the first seed's last variant, the second seed's three are still to come.
+    assert all(x > 0.0 for x in later[:-1]), later

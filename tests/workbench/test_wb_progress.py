@@ -205,3 +205,21 @@ def test_a_narrow_bar_ends_its_text_in_an_ellipsis_and_keeps_it_whole_in_the_too
     assert bar.toolTip() == f"12% · {message}"
     bar.setFixedWidth(1000)
     assert bar.text() == f"12% · {message}"
+
+
+def test_the_runner_s_estimates_drive_the_floor_and_the_run_s_time_left(qtbot) -> None:
+    """When the runner says what the variant's measuring and every later variant should take (from its
+    measured phases), those replace the panel's own guesses: the newcomer test's run showed about twice
+    its real time left, the fp32 baseline's whole time standing in for each faster int8 variant."""
+    panel, clock = _panel(qtbot)
+    panel.on_event(p.StepStarted(node=0, index=0, step="baseline", label="baseline", title="Baseline"))
+    clock.now += 60
+    panel.on_event(p.StepFinished(node=0, index=0, variant_id=1, cached=False, seconds=60.0, row={}))
+    panel.on_event(p.StepStarted(node=1, index=1, step="prune.global_magnitude", label="prune(0.1)", title="prune",
+                                 measure_seconds=12.0, later_seconds=25.0))
+    assert panel.rows[1].prior == 12.0  # not the baseline's 60 s
+    clock.now += 4
+    panel.on_event(p.Progress(node=1, index=1, fraction=0.5))
+    assert panel.rows[1].left() == 8.0  # the floor: 12 s of measuring, 4 s gone
+    assert panel.run_left() == 8.0 + 25.0
+    assert "about 35 s left in the run" in panel.status.text()  # 33 s shown in 5 s steps
