@@ -150,7 +150,8 @@ class Runner:
         self.reference: VariantInfo | None = None  # what "% of reference" compares with (core.store.rows)
         self.baseline: VariantInfo | None = None
         self._teacher: Any = None  # the recipe's teacher model, loaded once
-        self.seconds: dict[str, float] = {}  # phase (or "apply:<step id>") -> its last measured wall time
+        # phase, "<phase>:<step id>" (the step's own last) or "apply:<step id>" -> its last measured wall time
+        self.seconds: dict[str, float] = {}
         self._machine: dict[str, Any] | None = None
         self._train_rows: int | None = -1  # -1: not read yet; None: the task's training rows cannot be read
         # (step, reads its parent from disk) -> how many such variants are still to come in this run
@@ -331,7 +332,10 @@ class Runner:
     def made(self, slot: Slot, parent: _Done | None, key: str, made: variant.Made, seconds: float,
              machine: dict[str, Any]) -> _Done:
         """Record a computed variant (made here or on a Ray node, timed on ``machine``)."""
-        self.seconds.update({k: v for k, v in made.timings.items() if k not in ("apply", "apply_cpu")})
+        measured = {k: v for k, v in made.timings.items() if k not in ("apply", "apply_cpu")}
+        self.seconds.update(measured)
+        # and per step: an int8 variant measures about twice as fast as its fp32 parent
+        self.seconds.update({f"{k}:{slot.step_id}": v for k, v in measured.items()})
         evaluated = len(made.predictions.get("indices") or ())
         if evaluated and made.timings.get("evaluate"):
             self.seconds["evaluate_per_row"] = made.timings["evaluate"] / evaluated

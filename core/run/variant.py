@@ -350,8 +350,8 @@ def expected_seconds(measure: Any, history: dict[str, float], step_id: str | Non
                      work: float | None = None, loads: bool = True) -> dict[str, float]:
     """How long each phase of the next node should take, so its 0..1 progress runs with the clock.
 
-    From the run's last measured node (``history``: phase, "evaluate_per_row", or "apply:<step id>",
-    -> seconds); before the first one, from the measurement settings (forward-pass tokens at an assumed
+    From the run's last measured node of the same step, else its last measured node (``history``: phase,
+    "<phase>:<step id>", "evaluate_per_row", or "apply:<step id>", -> seconds); before the first one, from the measurement settings (forward-pass tokens at an assumed
     2.5 ms each: only the ratios matter). A step not yet seen costs its ``work`` (one-row forward
     passes, ``Step.training_work``) at the evaluation's pace per row; without it, 3x the measuring when
     it trains, else 0.2x.
@@ -364,7 +364,7 @@ def expected_seconds(measure: Any, history: dict[str, float], step_id: str | Non
         "latency": per_token * (measure.latency_warmup + measure.latency_repeats) * measure.latency_batch_size
         * measure.latency_seq_len,
     }
-    out = {k: history.get(k, v) for k, v in guess.items()}
+    out = {k: history.get(f"{k}:{step_id or 'baseline'}", history.get(k, v)) for k, v in guess.items()}
     measuring = out["evaluate"] + out["size"] + out["latency"]
     out["load"] = out["load"] if loads else 0.0
     if step_id is None:
