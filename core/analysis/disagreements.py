@@ -72,6 +72,8 @@ class DisagreementReport:
     rows: list[Disagreement] = field(default_factory=list)
     tolerance: float | None = None  # regression only
     confidences: bool = True  # False: one of the variants was stored before confidences existed
+    # B's primary metric minus A's on these examples, with its paired 95 % bootstrap interval: [value, low, high]
+    difference: list[float] | None = None
 
     def filtered(self, which: str) -> list[Disagreement]:
         if which not in FILTERS:
@@ -117,6 +119,7 @@ def compare_variants(store: Store, a: int, b: int, *, tolerance: float | None = 
     from sklearn.metrics import confusion_matrix
 
     from core.analysis.source import variant_source
+    from core.measure.intervals import paired_delta_interval
     from core.store.rows import flag_title
 
     if a == b:
@@ -187,6 +190,8 @@ def compare_variants(store: Store, a: int, b: int, *, tolerance: float | None = 
             for i in range(len(indices)) if differs[i]]
     va, vb = source_a.variant, source_b.variant
     metric = task.primary_metric
+    difference = paired_delta_interval(metric, preds_b, preds_a, list(dev["answers"] if task.head == "qa" else refs),
+                                       task.score, task.resample, seed=0)
 
     def label(v: Any) -> str:
         flags = ", ".join(flag_title(f["code"]) for f in v.flags)
@@ -198,6 +203,7 @@ def compare_variants(store: Store, a: int, b: int, *, tolerance: float | None = 
         confusion_a=np.asarray(cm_a).tolist(), confusion_b=np.asarray(cm_b).tolist(), rows=rows,
         tolerance=tolerance if task.head == "regression" else None,
         confidences=stored[a].get("confidences") is not None and stored[b].get("confidences") is not None,
+        difference=[difference.value, difference.low, difference.high],
     )
 
 
@@ -219,6 +225,12 @@ def summary(report: DisagreementReport) -> list[str]:
         lines.append(", ".join(f"{k}: {v}" for k, v in counts.items()))
     else:
         lines.append(f"regression: values differing by more than {report.tolerance:.3g}")
+    if report.difference is not None:
+        value, low, high = report.difference
+        verdict = ("within noise: the interval includes 0, so these examples cannot tell A and B apart"
+                   if low <= 0.0 <= high else "a real difference: the interval excludes 0")
+        lines.append(f"B - A: {report.metric} {value:+.4f}, paired 95 % interval [{low:+.4f}, {high:+.4f}] "
+                     f"over the {report.examples} examples; {verdict}")
     if not report.confidences:
         lines.append("confidences: not stored for one of the variants (measured by an older workbench)")
     return lines

@@ -79,6 +79,15 @@ def test_rows_are_the_examples_that_differ_with_text_gold_and_confidences(sst2_d
     assert report.confusion_b == hand
     assert sum(report.confusion_a[i][i] for i in (0, 1)) == 6  # A is right on every example
     assert len(report.filtered("a-right")) == 4 and report.filtered("b-right") == []
+    # B - A on these six examples, paired: scikit-learn's accuracies, and an interval that excludes 0
+    # (a resample reaches 0 only by drawing the two agreeing examples six times: p = (2/6)^6 < 2.5 %).
+    from sklearn.metrics import accuracy_score
+
+    value, low, high = report.difference
+    assert value == pytest.approx(accuracy_score(gold, b_preds) - accuracy_score(gold, gold))
+    assert low <= value <= high < 0.0
+    assert (f"B - A: accuracy {value:+.4f}, paired 95 % interval [{low:+.4f}, {high:+.4f}] over the 6 examples; "
+            "a real difference") in export_disagreements(report, "text")
 
 
 def test_older_predictions_without_confidences_still_compare(sst2_db: tuple[Path, list[int]]) -> None:
@@ -130,6 +139,10 @@ def test_regression_uses_a_tolerance_and_qa_an_answered_matrix(tmp_path: Path) -
     answered_a = [1, 0, 0, 1]
     assert report.confusion_a == [[sum(1 for h, x in zip(has, answered_a, strict=True) if h == hr and x == xr)
                                    for xr in (1, 0)] for hr in (1, 0)]
+    from core.tasks.squad import score
+
+    answers = [squad[i]["answers"] for i in range(4)]
+    assert report.difference[0] == pytest.approx(score(qa_b, answers)["f1"] - score(qa_a, answers)["f1"])
 
 
 @pytest.mark.parametrize("fmt", ["text", "csv", "markdown", "json"])
