@@ -25,7 +25,7 @@ from PySide6.QtCore import (
     QUrl,
     Signal,
 )
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtGui import QAction, QDesktopServices
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -243,6 +243,9 @@ class ResultsView(QWidget):
         self.compare = QTableWidget()
         self.compare.setObjectName("compareTable")
         self.compare.hide()
+        self.compared: list[dict[str, Any]] = []  # the variants side by side in the comparison
+        self.compare.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.compare.customContextMenuRequested.connect(self._compare_menu)
         self.empty = QLabel("No results yet. Build a chain and press Run (Ctrl+R); "
                             "every step's variant appears here as it is measured.")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -542,9 +545,12 @@ class ResultsView(QWidget):
         """Two or more selected (and shown) variants, side by side: one column per variant."""
         shown = {r["variant"] for r in self.visible_rows()} if rows else set()
         rows = [r for r in rows if r["variant"] in shown]
+        self.compared = rows if len(rows) >= 2 else []
         if len(rows) < 2:
             self.compare.hide()
             return
+        self.compare.setToolTip("Right-click: the two variants' difference with its paired 95 % interval, and the "
+                                "examples they predict differently" if len(rows) == 2 else "")
         self.compare.clear()
         cols = [c for c in self.model.columns if c.key not in ("label", "run", "variant")]
         self.compare.setRowCount(len(cols))
@@ -565,6 +571,23 @@ class ResultsView(QWidget):
                 self.compare.setItem(i, j, item)
         self.compare.resizeColumnsToContents()
         self.compare.show()
+
+    def compare_action(self) -> QAction | None:
+        """'B - A and disagreements' of the two variants compared (None unless exactly two)."""
+        if len(self.compared) != 2:
+            return None
+        a, b = self.compared
+        action = QAction(f"B - A with its interval, and disagreements of #{a['variant']} and #{b['variant']}…", self)
+        action.triggered.connect(lambda: self.disagreementsRequested.emit(list(self.compared)))
+        return action
+
+    def _compare_menu(self, pos: Any) -> None:
+        action = self.compare_action()
+        if action is None:
+            return
+        menu = QMenu(self)
+        menu.addAction(action)
+        menu.exec(self.compare.viewport().mapToGlobal(pos))
 
     # --- training curves ------------------------------------------------------------------------
     def _show_curves_tab(self) -> None:

@@ -241,3 +241,18 @@ def test_several_seeds_are_set_in_the_recipe_tab_and_refused_ones_block_the_run(
     assert window.document.recipe.seeds == (1, 2, 3) and edit.text() == "1, 2, 3"
     window.run()
     assert len(started) == 1 and started[0].recipe["seeds"] == [1, 2, 3]
+
+
+def test_two_compared_variants_offer_their_difference_with_its_interval(results, qtbot) -> None:
+    """The comparison pane leads to B - A with its paired interval (the disagreement report): its
+    right-click action asks for exactly the two variants side by side; with three there is none."""
+    view = results
+    ids = view.ids
+    view.select_variants({ids[1][1], ids[1][2]})
+    action = view.compare_action()
+    assert action is not None and "interval" in view.compare.toolTip()
+    with qtbot.waitSignal(view.disagreementsRequested) as signal:
+        action.trigger()
+    assert {r["variant"] for r in signal.args[0]} == {ids[1][1], ids[1][2]}
+    view.select_variants({ids[1][0], ids[1][1], ids[1][2]})
+    assert view.compare_action() is None and view.compare.toolTip() == ""
