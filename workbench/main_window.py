@@ -103,6 +103,10 @@ class MainWindow(QMainWindow):
         hint.setWordWrap(True)
         self.chain_status = QLabel()
         self.chain_status.setObjectName("chainStatus")
+        self._duration_timer = QTimer(self)  # edits come in bursts: estimate once they settle
+        self._duration_timer.setSingleShot(True)
+        self._duration_timer.setInterval(300)
+        self._duration_timer.timeout.connect(self._estimate_duration)
         self.chain_status.setWordWrap(True)
         self.chain_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         chain_layout.addWidget(hint)
@@ -557,7 +561,9 @@ class MainWindow(QMainWindow):
         else:
             n = sum(e.enabled for e in self.document.recipe.chain)
             self.chain_status.setText(f"{n} step{'s' if n != 1 else ''} ready to run" if n else "Empty chain")
+            self.chain_status.setToolTip("")
             self.chain_status.setStyleSheet("")
+            self._duration_timer.start()
         if self._run_refused and not self.run_panel.is_running():  # Run's refusal follows the chain
             if problems:
                 self._refuse_run(problems[0].message)
@@ -565,6 +571,26 @@ class MainWindow(QMainWindow):
                 self._clear_refusal()
         self._update_title()
         return problems
+
+    def _estimate_duration(self) -> None:
+        """Append to a ready chain's status how long its run should take, by what the same work took in
+        earlier runs in this database (core.recipe.run_duration), read off the GUI thread."""
+        from workbench import store_client
+        from workbench.background import run_in_background
+
+        recipe, db = self.document.recipe, self.settings.db_path()
+
+        def show(estimate: Any) -> None:
+            text = estimate.summary() if estimate is not None else ""
+            if not text or recipe is not self.document.recipe or not self.chain_status.text().endswith("ready to run"):
+                return  # nothing timed before, or the chain changed meanwhile
+            self.chain_status.setText(f"{self.chain_status.text()} · {text}")
+            self.chain_status.setToolTip(
+                f"{estimate.timed} of {estimate.variants} variants were computed before with this model, task, data "
+                "and measurement settings; each is counted at the median of its past times. Variants reused from "
+                "the cache take seconds, so a repeated run is counted high.")
+
+        run_in_background(self, lambda: store_client.run_duration(db, recipe), show, lambda _error: None)
 
     def _refuse_run(self, problem: str) -> None:
         self._run_refused = True
@@ -682,6 +708,7 @@ class MainWindow(QMainWindow):
 
     def _run_finished(self, outcome: Any) -> None:
         self.results.refresh(select_run=outcome.run_id)
+        self.validate()  # the run's timings change the chain's duration estimate
         if outcome.ok:
             self.statusBar().showMessage("Run finished — see the Results tab", 10000)
         elif outcome.status not in ("cancelled",):

@@ -84,6 +84,18 @@ def interrupted_run(db: Path) -> int | None:
     return None
 
 
+def run_duration(db: Path, recipe: Any) -> Any:
+    """How long ``recipe`` (a core.recipe.Recipe) should run, by what the same work took in this database
+    (a core.recipe.DurationEstimate; None without a database)."""
+    store = _store(db)
+    if store is None:
+        return None
+    from core.recipe.estimate import run_duration as estimate
+    from core.store import past_step_seconds
+
+    return estimate(recipe, past_step_seconds(store, recipe.to_dict()))
+
+
 def results(db: Path) -> list[dict[str, Any]]:
     """Every run's result rows (as dicts), oldest run first."""
     store = _store(db)

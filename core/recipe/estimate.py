@@ -179,3 +179,51 @@ def estimate_bytes(recipe: Recipe) -> int | None:
     exported = sum(1 for backend in recipe.measure.backends if backend != "torch")
     total += exported * per_export * nodes
     return int(total) * len(recipe.run_seeds)  # each seed makes its own artifacts
+
+
+@dataclass(frozen=True)
+class DurationEstimate:
+    """How long a run should take, from what the same work took before with the same model, task, data and
+    measurement settings (``core.store.past_step_seconds``): ``seconds`` sums the median past time of each
+    variant timed before (every seed's); ``untimed`` names the steps never timed so (not counted)."""
+
+    seconds: float
+    timed: int
+    variants: int
+    untimed: tuple[str, ...]
+
+    def summary(self) -> str:
+        """'about 12 min by earlier runs here', '... + fine-tune, not timed here yet', or '' when nothing was timed."""
+        if not self.timed:
+            return ""
+        minutes = self.seconds / 60
+        text = f"about {max(1, round(minutes))} min" if minutes >= 1 else f"about {max(5, 5 * round(self.seconds / 5))} s"
+        text += " by earlier runs here"
+        if self.untimed:
+            text += f", plus {', '.join(self.untimed)} (not timed here yet)"
+        return text
+
+
+def run_duration(recipe: Recipe, past: dict[tuple[str, str], list[float]]) -> DurationEstimate:
+    """The run's duration from ``past`` ((step id, config JSON) -> seconds, newest first). Variants that will
+    be reused from the cache take seconds, so a repeated run is counted high."""
+    import json
+    import statistics
+
+    from core.recipe.sweep import variant_tree
+
+    baseline = [t for (step_id, _config), times in past.items() if step_id == "baseline" for t in times]
+    seconds, timed, variants, untimed = 0.0, 0, 0, []
+    for node in variant_tree(recipe).walk():
+        variants += 1
+        if node.step is None:
+            times = baseline
+        else:
+            times = past.get((node.step.step, json.dumps(node.step.config.to_dict(), sort_keys=True)), [])
+        if times:
+            seconds += statistics.median(times)
+            timed += 1
+        elif node.step is not None and node.step.step not in untimed:
+            untimed.append(node.step.step)
+    seeds = len(recipe.run_seeds)
+    return DurationEstimate(seconds * seeds, timed * seeds, variants * seeds, tuple(untimed))

@@ -195,6 +195,29 @@ def run_variants(store: Store, run_id: int) -> list[VariantInfo]:
     return _variants(store, "v.run_id = ?", (int(run_id),))
 
 
+def past_step_seconds(store: Store, recipe_body: dict[str, Any], *, per_step: int = 20) -> dict[tuple[str, str], list[float]]:
+    """Wall seconds of the variants earlier runs computed (not reused) with this recipe's model, task, data
+    and measurement settings (``recipe_body``: a recipe's dict), by (step id, the step's config as stored),
+    newest first, at most ``per_step`` each: what the same work took on this database's machine."""
+    wanted = {k: recipe_body.get(k) for k in ("model", "task", "data", "measure")}
+    with store.read() as session:
+        runs = session.execute(select(s.Run.id, s.Recipe.body).join(s.Recipe, s.Recipe.id == s.Run.recipe_id)
+                               .where(s.Run.task == recipe_body.get("task"))).all()
+        matching = [rid for rid, body in runs
+                    if {k: json.loads(body).get(k) for k in wanted} == wanted]
+        if not matching:
+            return {}
+        rows = session.execute(
+            select(s.Variant.step_id, s.Variant.config, s.Variant.seconds)
+            .where(s.Variant.run_id.in_(matching), s.Variant.cached.is_(False), s.Variant.seconds > 0)
+            .order_by(s.Variant.id.desc())).all()
+    out: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for step_id, config, seconds in rows:
+        if len(out[(step_id, config)]) < per_step:
+            out[(step_id, config)].append(float(seconds))
+    return dict(out)
+
+
 def variants_of_model(store: Store, model: str) -> list[VariantInfo]:
     """Every variant produced from one model reference (str(ModelRef)) across all runs."""
     where = "v.run_id IN (SELECT r.id FROM runs r JOIN models mo ON mo.id = r.model_id WHERE mo.ref = ?)"

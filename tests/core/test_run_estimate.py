@@ -136,3 +136,34 @@ def test_each_seed_makes_the_whole_tree_again(tiny: Path, tmp_path: Path) -> Non
     three = run_estimate(Recipe.from_dict({**tiny_recipe(tiny, chain), "seeds": [1, 2, 3]}), tmp_path)
     assert (one.variants, three.variants) == (3, 9)
     assert three.bytes == 3 * one.bytes  # type: ignore[operator]
+
+
+def test_a_run_s_duration_comes_from_what_the_same_work_took_before(tiny: Path, tmp_path: Path) -> None:
+    """Each variant at the median of its past times with the same model, task, data and measurement
+    settings; a step config never timed so is named, not guessed; other measurement settings count nothing."""
+    from core.recipe.estimate import run_duration
+    from core.run.runner import run_recipe
+    from core.store import open_store, past_step_seconds, run_variants
+
+    chain = [{"step": "test.slow", "config": {"seconds": [0.3, 0.6], "chatter": False}}]
+    db = tmp_path / "w.sqlite"
+    store = open_store(db)
+    recipe = _recipe(tiny, chain)
+    assert run_duration(recipe, past_step_seconds(store, recipe.to_dict())).timed == 0
+    for _ in range(2):  # the second run reuses every variant from the cache: its times are not the work's
+        run_recipe(tiny_recipe(tiny, chain), db_url_or_path=db, artifacts_dir=tmp_path / "artifacts", emit=lambda e: None)
+    computed = [v for v in run_variants(store, 1) if not v.cached]
+    assert len(computed) == 3
+    estimate = run_duration(recipe, past_step_seconds(store, recipe.to_dict()))
+    assert (estimate.timed, estimate.variants, estimate.untimed) == (3, 3, ())
+    assert estimate.seconds == pytest.approx(sum(v.seconds for v in computed))  # one past time each
+    assert estimate.seconds > 0.9  # the two sleeps alone
+    # A third sweep value was never timed: named, and the other two still counted.
+    wider = _recipe(tiny, [{"step": "test.slow", "config": {"seconds": [0.3, 0.6, 0.9], "chatter": False}}])
+    partial = run_duration(wider, past_step_seconds(store, wider.to_dict()))
+    assert (partial.timed, partial.variants, partial.untimed) == (3, 4, ("test.slow",))
+    assert "not timed here yet" in partial.summary()
+    # Measured differently: nothing before is comparable.
+    other = tiny_recipe(tiny, chain)
+    other["measure"] = {**other["measure"], "latency_repeats": 7}
+    assert run_duration(Recipe.from_dict(other), past_step_seconds(store, Recipe.from_dict(other).to_dict())).timed == 0

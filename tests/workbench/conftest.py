@@ -86,12 +86,17 @@ def window(qtbot):  # type: ignore[no-untyped-def]
     from workbench.main_window import MainWindow
 
     w = MainWindow(load_initial=False)
-    # pytest-qt closes widgets before fixture finalizers run: mark clean first so closeEvent
-    # never opens the modal "discard changes?" question.
-    qtbot.addWidget(w, before_close_func=lambda w: w.undo.setClean())
+    # pytest-qt closes widgets before fixture finalizers run: mark clean and stop any run first, so
+    # closeEvent never opens its modal question (a test that failed mid-run hung there, waiting for a click).
+    qtbot.addWidget(w, before_close_func=_quietly_closable)
     w.show()
     qtbot.waitExposed(w)
     yield w
+    w.run_panel.client.kill()
+
+
+def _quietly_closable(w) -> None:  # type: ignore[no-untyped-def]
+    w.undo.setClean()
     w.run_panel.client.kill()
 
 

@@ -119,6 +119,10 @@ def test_two_step_chain_runs_in_the_worker_and_fills_table_and_charts(window, qt
         charts.export("scatter", out / f"scatter.{ext}")
         assert (out / f"scatter.{ext}").stat().st_size > 1000
     assert (out / "scatter.svg").read_text().lstrip().startswith("<?xml")
+    # The same chain now says how long a run of it takes, by this run's own times.
+    qtbot.waitUntil(lambda: "by earlier runs here" in window.chain_status.text(), timeout=10_000)
+    assert window.chain_status.text().startswith("2 steps ready to run · about ")
+    assert "3 of 3 variants" in window.chain_status.toolTip()
 
 
 def test_cancel_stops_the_run_and_keeps_the_window_usable(window, qtbot, tiny, warnings) -> None:
