@@ -105,6 +105,11 @@ class Slot:
                            title=_title(self.step_id), measure_seconds=measure_seconds, later_seconds=later_seconds)
 
 
+# Above this many distinct configs still to come, the time left is estimated per step, not per config,
+# so that estimating stays quick beside each variant of a very large sweep.
+OUTLOOK_KINDS = 1000
+
+
 class LocalExecutor:
     """Every variant in this process, depth first; a parent's model goes to its children in memory."""
 
@@ -307,8 +312,14 @@ class Runner:
         if not self.seconds:
             return None, None
         mine = self.expected_seconds(node.step, loads=loads)
-        later = sum(count * sum(self.expected_seconds(step, loads=reads).values())
-                    for (step, reads), count in self.to_come.items() if count > 0)
+        kinds = [(kind, count) for kind, count in self.to_come.items() if count > 0]
+        if len(kinds) > OUTLOOK_KINDS:  # a huge sweep: one config stands for all of its step's
+            grouped: dict[tuple[Any, bool], tuple[Any, int]] = {}
+            for (step, reads), count in kinds:
+                first, total = grouped.get((step.step if step else None, reads), (step, 0))
+                grouped[(step.step if step else None, reads)] = (first, total + count)
+            kinds = [((first, reads), total) for (_step_id, reads), (first, total) in grouped.items()]
+        later = sum(count * sum(self.expected_seconds(step, loads=reads).values()) for (step, reads), count in kinds)
         return sum(v for k, v in mine.items() if k != "apply"), later
 
     def job(self, slot: Slot, parent: _Done | None, key: str, *, loads: bool) -> variant.Job:

@@ -156,3 +156,32 @@ def test_a_step_s_own_last_measuring_is_preferred_to_the_last_variant_s() -> Non
     prune = expected_seconds(measure, history, "prune.global_magnitude", loads=False)
     assert (int8["evaluate"], int8["latency"]) == (4.0, 8.0)
     assert (prune["evaluate"], prune["latency"]) == (10.0, 20.0)
+
+
+def test_a_huge_sweep_s_time_left_is_estimated_per_step(tiny: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beyond OUTLOOK_KINDS distinct configs to come, one config stands for all of its step's: the same
+    time left when every variant costs the same, from far fewer estimates."""
+    import core.run.runner as runner_module
+
+    recipe = tiny_recipe(tiny, [{"step": "test.slow", "config": {"seconds": [0.01, 0.02, 0.03, 0.04], "chatter": False}}])
+    real = runner_module.Runner.expected_seconds
+    later: dict[int, list[float | None]] = {}
+    calls: dict[int, int] = {}
+    for kinds in (1000, 2):
+        calls[kinds] = 0
+
+        def counted(self: Any, step: Any, *, loads: bool, kinds: int = kinds) -> dict[str, float]:
+            calls[kinds] += 1
+            real(self, step, loads=loads)  # the job still needs its phases' shares
+            return {"load": 0.0, "apply": 0.0, "save": 0.25, "evaluate": 0.25, "size": 0.25, "latency": 0.25}
+
+        monkeypatch.setattr(runner_module, "OUTLOOK_KINDS", kinds)
+        monkeypatch.setattr(runner_module.Runner, "expected_seconds", counted)
+        events: list[Any] = []
+        run_recipe(recipe, db_url_or_path=tmp_path / f"{kinds}.sqlite", artifacts_dir=tmp_path / f"a{kinds}",
+                   emit=events.append)
+        later[kinds] = [e.later_seconds for e in events if isinstance(e, p.StepStarted)]
+    # one second per variant: what is left is the count of variants still to come
+    assert later[1000] == later[2] == [None, 3.0, 2.0, 1.0, 0.0]
+    assert calls[2] < calls[1000]
