@@ -159,8 +159,9 @@ class Runner:
         self.seconds: dict[str, float] = {}
         self._machine: dict[str, Any] | None = None
         self._train_rows: int | None = -1  # -1: not read yet; None: the task's training rows cannot be read
-        # (step, reads its parent from disk) -> how many such variants are still to come in this run
-        self.to_come: Counter[tuple[Any, bool]] = Counter()
+        # (step and config, reads its parent from disk) -> how many such variants are still to come in this run
+        self.to_come: Counter[tuple[str, bool]] = Counter()
+        self.kind_steps: dict[str, Any] = {}  # step and config -> the step (a ResolvedStep; None: baseline)
         self.loads_parent: dict[int, bool] = {}  # id(node) -> it is not its parent's last child
 
     @property
@@ -301,9 +302,13 @@ class Runner:
         return variant.expected_seconds(self.recipe.measure, self.seconds, step_id, trains=trains, work=work,
                                         loads=step is None or loads)
 
-    def _kind(self, node: VariantNode) -> tuple[Any, bool]:
-        """What a variant's expected time depends on: its step and whether it reads its parent from disk."""
-        return node.step, node.step is None or self.loads_parent[id(node)]
+    def _kind(self, node: VariantNode) -> tuple[str, bool]:
+        """What a variant's expected time depends on: its step and config (as text: a config need not be
+        hashable) and whether it reads its parent from disk; ``self.kind_steps`` keeps each kind's step."""
+        step = node.step
+        name = "baseline" if step is None else f"{step.step} {json.dumps(step.config.to_dict(), sort_keys=True)}"
+        self.kind_steps.setdefault(name, step)
+        return name, step is None or self.loads_parent[id(node)]
 
     def outlook(self, node: VariantNode, *, loads: bool) -> tuple[float | None, float | None]:
         """(``node``'s load, save and measuring seconds, every later planned variant's seconds), expected from
@@ -312,14 +317,14 @@ class Runner:
         if not self.seconds:
             return None, None
         mine = self.expected_seconds(node.step, loads=loads)
-        kinds = [(kind, count) for kind, count in self.to_come.items() if count > 0]
+        kinds = [(self.kind_steps[name], reads, count) for (name, reads), count in self.to_come.items() if count > 0]
         if len(kinds) > OUTLOOK_KINDS:  # a huge sweep: one config stands for all of its step's
-            grouped: dict[tuple[Any, bool], tuple[Any, int]] = {}
-            for (step, reads), count in kinds:
+            grouped: dict[tuple[str | None, bool], tuple[Any, int]] = {}
+            for step, reads, count in kinds:
                 first, total = grouped.get((step.step if step else None, reads), (step, 0))
                 grouped[(step.step if step else None, reads)] = (first, total + count)
-            kinds = [((first, reads), total) for (_step_id, reads), (first, total) in grouped.items()]
-        later = sum(count * sum(self.expected_seconds(step, loads=reads).values()) for (step, reads), count in kinds)
+            kinds = [(first, reads, total) for (_step_id, reads), (first, total) in grouped.items()]
+        later = sum(count * sum(self.expected_seconds(step, loads=reads).values()) for step, reads, count in kinds)
         return sum(v for k, v in mine.items() if k != "apply"), later
 
     def job(self, slot: Slot, parent: _Done | None, key: str, *, loads: bool) -> variant.Job:
