@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from core.errors import WorkbenchError
 from core.protocol import RunRequest
-from core.recipe import DataSpec, Problem, Recipe, load_recipe, validate_recipe
+from core.recipe import DataSpec, Problem, Recipe, count_variants, load_recipe, validate_recipe
 from workbench.chain_model import ChainModel
 from workbench.chain_view import ChainView
 from workbench.data_preview import DataPreviewPanel
@@ -560,7 +560,9 @@ class MainWindow(QMainWindow):
             self.chain_status.setStyleSheet(ERROR_STYLE)
         else:
             n = sum(e.enabled for e in self.document.recipe.chain)
-            self.chain_status.setText(f"{n} step{'s' if n != 1 else ''} ready to run" if n else "Empty chain")
+            variants = count_variants(self.document.recipe)
+            self.chain_status.setText(f"{n} step{'s' if n != 1 else ''} ready to run · {variants} variants"
+                                      if n else "Empty chain")
             self.chain_status.setToolTip("")
             self.chain_status.setStyleSheet("")
             self._duration_timer.start()
@@ -578,12 +580,12 @@ class MainWindow(QMainWindow):
         from workbench import store_client
         from workbench.background import run_in_background
 
-        recipe, db = self.document.recipe, self.settings.db_path()
+        recipe, db, ready = self.document.recipe, self.settings.db_path(), self.chain_status.text()
 
         def show(estimate: Any) -> None:
             text = estimate.summary() if estimate is not None else ""
-            if not text or recipe is not self.document.recipe or not self.chain_status.text().endswith("ready to run"):
-                return  # nothing timed before, or the chain changed meanwhile
+            if not text or recipe is not self.document.recipe or self.chain_status.text() != ready:
+                return  # nothing timed before, or the chain or its status changed meanwhile
             self.chain_status.setText(f"{self.chain_status.text()} · {text}")
             self.chain_status.setToolTip(
                 f"{estimate.timed} of {estimate.variants} variants were computed before with this model, task, data "

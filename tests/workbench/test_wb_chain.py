@@ -195,6 +195,7 @@ def test_an_invalid_sweep_marks_its_step_and_blocks_ctrl_r(window, qtbot) -> Non
     assert amount.error.isHidden() and window.chain.problems(0) == []
     assert window.chain.entry(0).config["amount"] == [0.1, 0.2, 0.3]
     assert "amount: 0.1, 0.2, 0.3" in window.chain.data(window.chain.index(0))
+    assert window.chain_status.text() == "1 step ready to run · 4 variants"  # the baseline and three values
 
 
 def test_list_of_choices_is_a_checkable_list(window) -> None:

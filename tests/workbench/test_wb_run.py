@@ -121,7 +121,7 @@ def test_two_step_chain_runs_in_the_worker_and_fills_table_and_charts(window, qt
     assert (out / "scatter.svg").read_text().lstrip().startswith("<?xml")
     # The same chain now says how long a run of it takes, by this run's own times.
     qtbot.waitUntil(lambda: "by earlier runs here" in window.chain_status.text(), timeout=10_000)
-    assert window.chain_status.text().startswith("2 steps ready to run · about ")
+    assert window.chain_status.text().startswith("2 steps ready to run · 3 variants · about ")
     assert "3 of 3 variants" in window.chain_status.toolTip()
 
 
