@@ -107,6 +107,8 @@ class MainWindow(QMainWindow):
         self._duration_timer.setSingleShot(True)
         self._duration_timer.setInterval(300)
         self._duration_timer.timeout.connect(self._estimate_duration)
+        self._status_version = 0  # raised by every validate(): which chain status a duration was read for
+        self._chain_ready = False  # the chain status says the chain is ready to run
         self.chain_status.setWordWrap(True)
         self.chain_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         chain_layout.addWidget(hint)
@@ -172,9 +174,7 @@ class MainWindow(QMainWindow):
         QGuiApplication.styleHints().colorSchemeChanged.connect(self._follow_system)
 
         geometry, state, size = self.settings.window_state()
-        if geometry is not None and self._fits_screen(size):
-            self.restoreGeometry(geometry)
-        else:  # Qt would shrink a window saved on a larger screen to 2/3 of this one
+        if geometry is None or not self.restoreGeometry(geometry) or self._shrunk(size):
             self._first_size()
         if state is not None:
             self.restoreState(state)
@@ -186,12 +186,13 @@ class MainWindow(QMainWindow):
         # After each (threaded) results query, so core.store is already imported off the GUI thread.
         self.results.refreshed.connect(self._check_interrupted)
 
-    def _fits_screen(self, size: Any) -> bool:
-        """Whether a window of the saved ``size`` fits this screen (an unknown size is trusted)."""
-        screen = self.screen().availableGeometry() if self.screen() is not None else None
-        if size is None or screen is None:
-            return True
-        return size.width() <= screen.width() and size.height() <= screen.height()
+    def _shrunk(self, saved: Any) -> bool:
+        """Whether Qt shrank the restored window below its ``saved`` size: it makes a window saved on a
+        larger screen 2/3 of this one (776x466 at 1024x700), where filling the screen serves better."""
+        if saved is None:
+            return False
+        restored = self.normalGeometry().size() if self.normalGeometry().isValid() else self.size()
+        return restored.width() < 0.9 * saved.width() or restored.height() < 0.9 * saved.height()
 
     def _first_size(self) -> None:
         """1360x860 where it fits, else the screen's available area: nothing starts cut off."""
@@ -551,6 +552,10 @@ class MainWindow(QMainWindow):
             mine = [p for p in problems if p.index is None and p.field in fields]
             picker.setStyleSheet("QComboBox { border: 1px solid #c0392b; }" if mine else "")
             picker.setToolTip(mine[0].message if mine else picker.property("tip") or "")
+        self._status_version += 1  # a duration read for an earlier status is not shown on this one
+        self._duration_timer.stop()
+        self._chain_ready = False
+        self.chain_status.setToolTip("")
         if problems:
             first = problems[0]
             more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -563,9 +568,10 @@ class MainWindow(QMainWindow):
             variants = count_variants(self.document.recipe)
             self.chain_status.setText(f"{n} step{'s' if n != 1 else ''} ready to run · {variants} variants"
                                       if n else "Empty chain")
-            self.chain_status.setToolTip("")
             self.chain_status.setStyleSheet("")
-            self._duration_timer.start()
+            self._chain_ready = n > 0
+            if n:
+                self._duration_timer.start()
         if self._run_refused and not self.run_panel.is_running():  # Run's refusal follows the chain
             if problems:
                 self._refuse_run(problems[0].message)
@@ -580,17 +586,20 @@ class MainWindow(QMainWindow):
         from workbench import store_client
         from workbench.background import run_in_background
 
-        recipe, db, ready = self.document.recipe, self.settings.db_path(), self.chain_status.text()
+        if not self._chain_ready:
+            return
+        recipe, db, version = self.document.recipe, self.settings.db_path(), self._status_version
 
         def show(estimate: Any) -> None:
             text = estimate.summary() if estimate is not None else ""
-            if not text or recipe is not self.document.recipe or self.chain_status.text() != ready:
-                return  # nothing timed before, or the chain or its status changed meanwhile
+            if not text or version != self._status_version:
+                return  # nothing timed before, or the chain, its status or the database changed meanwhile
             self.chain_status.setText(f"{self.chain_status.text()} · {text}")
             self.chain_status.setToolTip(
-                f"{estimate.timed} of {estimate.variants} variants were computed before with this model, task, data "
-                "and measurement settings; each is counted at the median of its past times. Variants reused from "
-                "the cache take seconds, so a repeated run is counted high.")
+                f"{estimate.timed} of {estimate.variants} variants were computed here before with this model, task, "
+                "data and measurement settings; each is counted at the median of its past times"
+                + (f", and {', '.join(estimate.untimed)} never was, so the run takes longer" if estimate.untimed else "")
+                + ". Variants reused from the cache take seconds, so a run of work already done is much shorter.")
 
         run_in_background(self, lambda: store_client.run_duration(db, recipe), show, lambda _error: None)
 
@@ -820,6 +829,7 @@ class MainWindow(QMainWindow):
         if path:
             self.settings.set_db_path(path)
             self.results.refresh()
+            self.validate()  # the chain's duration comes from the database
 
     # --- analyses (issue 18) ---------------------------------------------------------------------
     def _selected_variants(self, count: int, what: str) -> list[dict[str, Any]] | None:
@@ -885,7 +895,9 @@ class MainWindow(QMainWindow):
             self._mark_stopped_run()
         for dialog in list(self._analysis_dialogs):
             dialog.done(0)  # stops any analysis process
-        self.settings.set_window_state(self.saveGeometry(), self.saveState(), self.normalGeometry().size())
+        maximized = self.isMaximized() or self.isFullScreen()
+        self.settings.set_window_state(self.saveGeometry(), self.saveState(),
+                                       self.normalGeometry().size() if maximized else self.size())
         self.settings.sync()
         event.accept()
 

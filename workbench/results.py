@@ -25,7 +25,7 @@ from PySide6.QtCore import (
     QUrl,
     Signal,
 )
-from PySide6.QtGui import QAction, QDesktopServices
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -106,6 +106,10 @@ def run_title(run_id: int, info: dict[str, Any] | None, row: dict[str, Any] | No
     task = info.get("task") or (row or {}).get("task") or ""
     tags = f" [{', '.join(info['tags'])}]" if info.get("tags") else ""
     return f"Run {run_id}: " + " · ".join(p for p in (name, task) if p) + tags
+
+
+def _difference_text(rows: list[dict[str, Any]]) -> str:
+    return f"Difference and disagreements of #{rows[0]['variant']} and #{rows[1]['variant']}…"
 
 
 class ResultsView(QWidget):
@@ -549,8 +553,6 @@ class ResultsView(QWidget):
         if len(rows) < 2:
             self.compare.hide()
             return
-        self.compare.setToolTip("Right-click: the two variants' difference with its paired 95 % interval, and the "
-                                "examples they predict differently" if len(rows) == 2 else "")
         self.compare.clear()
         cols = [c for c in self.model.columns if c.key not in ("label", "run", "variant")]
         self.compare.setRowCount(len(cols))
@@ -572,21 +574,20 @@ class ResultsView(QWidget):
         self.compare.resizeColumnsToContents()
         self.compare.show()
 
-    def compare_action(self) -> QAction | None:
-        """'B - A and disagreements' of the two variants compared (None unless exactly two)."""
+    def compare_entry(self) -> tuple[str, Any] | None:
+        """The comparison's menu entry, (text, slot): B - A with its interval and the disagreements of the
+        two variants side by side (None unless exactly two)."""
         if len(self.compared) != 2:
             return None
-        a, b = self.compared
-        action = QAction(f"B - A with its interval, and disagreements of #{a['variant']} and #{b['variant']}…", self)
-        action.triggered.connect(lambda: self.disagreementsRequested.emit(list(self.compared)))
-        return action
+        rows = list(self.compared)
+        return (_difference_text(rows), lambda: self.disagreementsRequested.emit(rows))
 
     def _compare_menu(self, pos: Any) -> None:
-        action = self.compare_action()
-        if action is None:
+        entry = self.compare_entry()
+        if entry is None:
             return
         menu = QMenu(self)
-        menu.addAction(action)
+        menu.addAction(*entry)
         menu.exec(self.compare.viewport().mapToGlobal(pos))
 
     # --- training curves ------------------------------------------------------------------------
@@ -634,8 +635,7 @@ class ResultsView(QWidget):
         menu.addAction("Sensitivity of this variant…", lambda: self.sensitivityRequested.emit(row))
         selected = self.selected_rows()
         if len(selected) == 2 and row in selected:
-            menu.addAction(f"Disagreements of #{selected[0]['variant']} and #{selected[1]['variant']}…",
-                           lambda: self.disagreementsRequested.emit(selected))
+            menu.addAction(_difference_text(selected), lambda: self.disagreementsRequested.emit(selected))
         menu.addSeparator()
         menu.addAction(f"Load run {run}'s recipe into the editor", lambda: self.loadRecipeRequested.emit(run))
         menu.addAction(f"Show only run {run}", lambda: self.run_combo.setCurrentIndex(self.run_combo.findData(run)))

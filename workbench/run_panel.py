@@ -74,8 +74,7 @@ class StepProgress:
 
     The bar never goes back. Time left is estimated at each progress event from the elapsed time
     and the fraction done (the runner weights a step's phases by their expected time), and never
-    below the least an earlier variant of the run took (a fast step still has its measuring to
-    come); it then counts down with the clock until the next event, so it never sits still while
+    below ``prior`` less the time gone (a fast step still has its measuring to come); it then counts down with the clock until the next event, so it never sits still while
     nothing reports; it is raised only when the step is clearly slower than estimated, and when it runs
     out the row says so instead of showing a stale "~0:02 left".
     """
@@ -99,7 +98,8 @@ class StepProgress:
         self.estimate: tuple[float, float] | None = None  # (when, seconds left then)
         self.seconds: float | None = None  # when finished
         self.cached = False
-        self.prior: float | None = None  # the least time an earlier computed variant took
+        # its measuring's expected time (the runner's), else the least an earlier computed variant took
+        self.prior: float | None = None
         self.step = ""  # its step id (from the run's plan)
         self.skipped = False  # not run: the accuracy budget stopped its branch
 

@@ -193,37 +193,39 @@ class DurationEstimate:
     untimed: tuple[str, ...]
 
     def summary(self) -> str:
-        """'about 12 min by earlier runs here', '... + fine-tune, not timed here yet', or '' when nothing was timed."""
+        """'about 12 min by earlier runs here, less where variants are reused', 'over 12 min: Fine-tune not
+        timed here yet' when some variants were never timed, or '' when none was."""
         if not self.timed:
             return ""
         minutes = self.seconds / 60
-        text = f"about {max(1, round(minutes))} min" if minutes >= 1 else f"about {max(5, 5 * round(self.seconds / 5))} s"
-        text += " by earlier runs here"
+        time = f"{max(1, round(minutes))} min" if minutes >= 1 else f"{max(5, 5 * round(self.seconds / 5))} s"
         if self.untimed:
-            text += f", plus {', '.join(self.untimed)} (not timed here yet)"
-        return text
+            return f"over {time}: {', '.join(self.untimed)} not timed here yet"
+        return f"about {time} by earlier runs here, less where variants are reused"
 
 
 def run_duration(recipe: Recipe, past: dict[tuple[str, str], list[float]]) -> DurationEstimate:
     """The run's duration from ``past`` ((step id, config JSON) -> seconds, newest first). Variants that will
-    be reused from the cache take seconds, so a repeated run is counted high."""
+    be reused from the cache take seconds, so a run of work already done is counted high."""
     import json
     import statistics
 
     from core.recipe.sweep import variant_tree
+    from core.steps import get_step
 
     baseline = [t for (step_id, _config), times in past.items() if step_id == "baseline" for t in times]
     seconds, timed, variants, untimed = 0.0, 0, 0, []
     for node in variant_tree(recipe).walk():
         variants += 1
         if node.step is None:
-            times = baseline
+            times, name = baseline, "the baseline"
         else:
             times = past.get((node.step.step, json.dumps(node.step.config.to_dict(), sort_keys=True)), [])
+            name = get_step(node.step.step).title
         if times:
             seconds += statistics.median(times)
             timed += 1
-        elif node.step is not None and node.step.step not in untimed:
-            untimed.append(node.step.step)
+        elif name not in untimed:
+            untimed.append(name)
     seeds = len(recipe.run_seeds)
     return DurationEstimate(seconds * seeds, timed * seeds, variants * seeds, tuple(untimed))

@@ -113,6 +113,8 @@ OUTLOOK_KINDS = 1000
 class LocalExecutor:
     """Every variant in this process, depth first; a parent's model goes to its children in memory."""
 
+    overlaps = False  # one variant at a time: the time left is the sum of what is still to come
+
     def walk(self, runner: Runner, tree: VariantNode, key: str) -> None:
         runner.visit(tree, None, key, None)
 
@@ -317,6 +319,9 @@ class Runner:
         if not self.seconds:
             return None, None
         mine = self.expected_seconds(node.step, loads=loads)
+        measuring = sum(v for k, v in mine.items() if k != "apply")
+        if self.executor.overlaps:
+            return measuring, None
         kinds = [(self.kind_steps[name], reads, count) for (name, reads), count in self.to_come.items() if count > 0]
         if len(kinds) > OUTLOOK_KINDS:  # a huge sweep: one config stands for all of its step's
             grouped: dict[tuple[str | None, bool], tuple[Any, int]] = {}
@@ -325,7 +330,7 @@ class Runner:
                 grouped[(step.step if step else None, reads)] = (first, total + count)
             kinds = [(first, reads, total) for (_step_id, reads), (first, total) in grouped.items()]
         later = sum(count * sum(self.expected_seconds(step, loads=reads).values()) for step, reads, count in kinds)
-        return sum(v for k, v in mine.items() if k != "apply"), later
+        return measuring, later
 
     def job(self, slot: Slot, parent: _Done | None, key: str, *, loads: bool) -> variant.Job:
         """What to compute for ``slot`` (``loads``: its parent's model must be read from its artifact)."""

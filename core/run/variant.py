@@ -189,10 +189,10 @@ def make_variant(job: Job, task: Any, *, emit: Callable[[Event], None], cancelle
         state = load_start(job.recipe, task)
         timings["load"] = time.perf_counter() - clock
     else:
-        if state_in is None:
+        if state_in is None:  # a parent still in memory costs no load: its ~0 s must not stand for one
             progress(0.0, "loading the parent variant")
             state_in = load_state(job.parent_artifact)
-        timings["load"] = time.perf_counter() - clock
+            timings["load"] = time.perf_counter() - clock
         step_cls = get_step(job.step.step)
         teacher_state = None
         if step_cls.needs_teacher:

@@ -196,26 +196,31 @@ def run_variants(store: Store, run_id: int) -> list[VariantInfo]:
 
 
 def past_step_seconds(store: Store, recipe_body: dict[str, Any], *, per_step: int = 20) -> dict[tuple[str, str], list[float]]:
-    """Wall seconds of the variants earlier runs computed (not reused) with this recipe's model, task, data
-    and measurement settings (``recipe_body``: a recipe's dict), by (step id, the step's config as stored),
-    newest first, at most ``per_step`` each: what the same work took on this database's machine."""
-    wanted = {k: recipe_body.get(k) for k in ("model", "task", "data", "measure")}
+    """Wall seconds of the variants earlier runs computed (not reused) here, not on a Ray cluster, with this
+    recipe's model, task, data and measurement settings (``recipe_body``: a recipe's dict), by (step id, the
+    step's config as stored), newest first, at most ``per_step`` each: what the same work took before."""
+    keys = ("model", "task", "data", "measure")
+    wanted = {k: recipe_body.get(k) for k in keys}
     with store.read() as session:
         runs = session.execute(select(s.Run.id, s.Recipe.body).join(s.Recipe, s.Recipe.id == s.Run.recipe_id)
                                .where(s.Run.task == recipe_body.get("task"))).all()
-        matching = [rid for rid, body in runs
-                    if {k: json.loads(body).get(k) for k in wanted} == wanted]
+        matching = [rid for rid, body in runs if _same(json.loads(body), wanted)]
         if not matching:
             return {}
         rows = session.execute(
             select(s.Variant.step_id, s.Variant.config, s.Variant.seconds)
-            .where(s.Variant.run_id.in_(matching), s.Variant.cached.is_(False), s.Variant.seconds > 0)
+            .where(s.Variant.run_id.in_(matching), s.Variant.cached.is_(False), s.Variant.seconds > 0,
+                   s.Variant.info.not_like('%"ray":%'))  # a Ray task's time includes shipping its artifact
             .order_by(s.Variant.id.desc())).all()
     out: dict[tuple[str, str], list[float]] = defaultdict(list)
     for step_id, config, seconds in rows:
         if len(out[(step_id, config)]) < per_step:
             out[(step_id, config)].append(float(seconds))
     return dict(out)
+
+
+def _same(body: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    return all(body.get(k) == v for k, v in wanted.items())
 
 
 def variants_of_model(store: Store, model: str) -> list[VariantInfo]:

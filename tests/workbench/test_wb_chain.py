@@ -285,3 +285,22 @@ def test_changing_model_task_or_data_is_undoable_and_marks_the_window_unsaved(wi
     assert (window.document.recipe.model, window.task_picker.current()) == ("all-MiniLM-L6-v2", "sst2")
     assert window.model_picker.current() == "all-MiniLM-L6-v2"
     assert "*" not in window.windowTitle()  # back where it was saved
+
+
+def test_a_duration_is_added_to_a_ready_chain_only(window, qtbot, monkeypatch) -> None:
+    """The duration read off the GUI thread extends the ready status it was read for, never a status that
+    has since become an error (a value typed wrong within the 300 ms the estimate waits)."""
+    from core.recipe.estimate import DurationEstimate
+    from workbench import store_client
+
+    monkeypatch.setattr(store_client, "run_duration", lambda db, recipe: DurationEstimate(600.0, 2, 2, ()))
+    window.chain.add_step("wbtest.scale")
+    qtbot.waitUntil(lambda: "about 10 min by earlier runs here" in window.chain_status.text(), timeout=3000)
+    assert window.chain_status.text().startswith("1 step ready to run · 2 variants · ")
+    assert "2 of 2 variants were computed here before" in window.chain_status.toolTip()
+    window.chain.edit_field(0, "amount", 0.5)  # ready: a duration is due in 300 ms...
+    window.chain.edit_field(0, "amount", 1.5)  # ...but the value is out of range first
+    window._estimate_duration()  # even asked for, nothing extends an error
+    qtbot.wait(600)
+    assert window.chain_status.text().startswith("⚠") and "earlier runs" not in window.chain_status.text()
+    assert window.chain_status.toolTip() == ""

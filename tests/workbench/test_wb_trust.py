@@ -245,14 +245,14 @@ def test_several_seeds_are_set_in_the_recipe_tab_and_refused_ones_block_the_run(
 
 def test_two_compared_variants_offer_their_difference_with_its_interval(results, qtbot) -> None:
     """The comparison pane leads to B - A with its paired interval (the disagreement report): its
-    right-click action asks for exactly the two variants side by side; with three there is none."""
+    right-click entry asks for exactly the two variants side by side; with three there is none."""
     view = results
     ids = view.ids
     view.select_variants({ids[1][1], ids[1][2]})
-    action = view.compare_action()
-    assert action is not None and "interval" in view.compare.toolTip()
+    entry = view.compare_entry()
+    assert entry is not None and entry[0].startswith("Difference and disagreements of #")
     with qtbot.waitSignal(view.disagreementsRequested) as signal:
-        action.trigger()
+        entry[1]()
     assert {r["variant"] for r in signal.args[0]} == {ids[1][1], ids[1][2]}
     view.select_variants({ids[1][0], ids[1][1], ids[1][2]})
-    assert view.compare_action() is None and view.compare.toolTip() == ""
+    assert view.compare_entry() is None

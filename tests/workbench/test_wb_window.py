@@ -269,4 +269,6 @@ def test_closing_saves_the_window_size(qtbot) -> None:
     w.resize(700, 500)
     w.undo.setClean()
     w.close()
-    assert w.settings.window_state()[2] == w.normalGeometry().size()
+    from PySide6.QtCore import QSize
+
+    assert w.settings.window_state()[2] == QSize(700, 500)
