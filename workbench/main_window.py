@@ -57,6 +57,10 @@ def default_recipe_path() -> Path:
     return recipes_dir() / DEFAULT_RECIPE
 
 
+# A ready chain's duration walks its variant tree; beyond this many variants it is not estimated, so
+# editing a huge sweep never waits on it.
+DURATION_MAX_VARIANTS = 10_000
+
 class MainWindow(QMainWindow):
     def __init__(self, settings: Settings | None = None, *, load_initial: bool = True) -> None:
         super().__init__()
@@ -569,8 +573,8 @@ class MainWindow(QMainWindow):
             self.chain_status.setText(f"{n} step{'s' if n != 1 else ''} ready to run · {variants} variants"
                                       if n else "Empty chain")
             self.chain_status.setStyleSheet("")
-            self._chain_ready = n > 0
-            if n:
+            self._chain_ready = n > 0 and variants <= DURATION_MAX_VARIANTS
+            if self._chain_ready:
                 self._duration_timer.start()
         if self._run_refused and not self.run_panel.is_running():  # Run's refusal follows the chain
             if problems:

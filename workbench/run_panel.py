@@ -74,7 +74,8 @@ class StepProgress:
 
     The bar never goes back. Time left is estimated at each progress event from the elapsed time
     and the fraction done (the runner weights a step's phases by their expected time), and never
-    below ``prior`` less the time gone (a fast step still has its measuring to come); it then counts down with the clock until the next event, so it never sits still while
+    below ``prior`` less the time gone (a fast step still has its measuring to come); it then counts
+    down with the clock until the next event, so it never sits still while
     nothing reports; it is raised only when the step is clearly slower than estimated, and when it runs
     out the row says so instead of showing a stale "~0:02 left".
     """

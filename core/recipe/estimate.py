@@ -207,7 +207,6 @@ class DurationEstimate:
 def run_duration(recipe: Recipe, past: dict[tuple[str, str], list[float]]) -> DurationEstimate:
     """The run's duration from ``past`` ((step id, config JSON) -> seconds, newest first). Variants that will
     be reused from the cache take seconds, so a run of work already done is counted high."""
-    import json
     import statistics
 
     from core.recipe.sweep import variant_tree
@@ -220,7 +219,7 @@ def run_duration(recipe: Recipe, past: dict[tuple[str, str], list[float]]) -> Du
         if node.step is None:
             times, name = baseline, "the baseline"
         else:
-            times = past.get((node.step.step, json.dumps(node.step.config.to_dict(), sort_keys=True)), [])
+            times = past.get((node.step.step, node.step.config_text), [])
             name = get_step(node.step.step).title
         if times:
             seconds += statistics.median(times)

@@ -4,6 +4,7 @@ kept as a prefix tree so a shared prefix runs once."""
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,12 @@ class ResolvedStep:
         """The value this variant takes in each swept field."""
         values = self.config.to_dict()
         return {k: values[k] for k in self.swept}
+
+    @property
+    def config_text(self) -> str:
+        """The full config as the results database stores it (sorted JSON): what tells two variants'
+        work apart."""
+        return json.dumps(self.config.to_dict(), sort_keys=True)
 
     @property
     def label(self) -> str:

@@ -308,7 +308,7 @@ class Runner:
         """What a variant's expected time depends on: its step and config (as text: a config need not be
         hashable) and whether it reads its parent from disk; ``self.kind_steps`` keeps each kind's step."""
         step = node.step
-        name = "baseline" if step is None else f"{step.step} {json.dumps(step.config.to_dict(), sort_keys=True)}"
+        name = "baseline" if step is None else f"{step.step} {step.config_text}"
         self.kind_steps.setdefault(name, step)
         return name, step is None or self.loads_parent[id(node)]
 

@@ -304,3 +304,16 @@ def test_a_duration_is_added_to_a_ready_chain_only(window, qtbot, monkeypatch) -
     qtbot.wait(600)
     assert window.chain_status.text().startswith("⚠") and "earlier runs" not in window.chain_status.text()
     assert window.chain_status.toolTip() == ""
+
+
+def test_a_huge_sweep_is_not_timed_before_run(window, qtbot, monkeypatch) -> None:
+    """Beyond DURATION_MAX_VARIANTS the chain's duration is not estimated: walking the tree would hold up editing."""
+    from core.recipe.estimate import DurationEstimate
+    from workbench import main_window, store_client
+
+    asked: list[object] = []
+    monkeypatch.setattr(store_client, "run_duration", lambda db, recipe: asked.append(recipe) or DurationEstimate(60.0, 1, 1, ()))
+    monkeypatch.setattr(main_window, "DURATION_MAX_VARIANTS", 1)
+    window.chain.add_step("wbtest.scale")
+    qtbot.wait(600)
+    assert window.chain_status.text() == "1 step ready to run · 2 variants" and asked == []
