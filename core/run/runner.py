@@ -157,8 +157,10 @@ class Runner:
         self.reference: VariantInfo | None = None  # what "% of reference" compares with (core.store.rows)
         self.baseline: VariantInfo | None = None
         self._teacher: Any = None  # the recipe's teacher model, loaded once
-        # phase, "<phase>:<step id>" (the step's own last) or "apply:<step id>" -> its last measured wall time
+        # phase, "<phase>:<step id>" (the step's own last), "apply:<step id>" or "apply:<step id> <config>"
+        # -> its last measured wall time; seeded with earlier runs' medians of the same work (walk)
         self.seconds: dict[str, float] = {}
+        self.measured = False  # whether this run has measured a variant yet
         self._machine: dict[str, Any] | None = None
         self._train_rows: int | None = -1  # -1: not read yet; None: the task's training rows cannot be read
         # (step and config, reads its parent from disk) -> how many such variants are still to come in this run
@@ -188,6 +190,14 @@ class Runner:
 
     # -- the walk ------------------------------------------------------------------------
     def walk(self, tree: VariantNode) -> None:
+        from core.store import past_phase_seconds
+
+        # A step this run has not measured yet is expected at its pace in earlier runs of the same work, and
+        # before this run measures anything, any variant like the baseline measured then.
+        past = past_phase_seconds(self.store, self.recipe.to_dict())
+        self.seconds.update({k: past[f"{k}:baseline"] for k in variant.PHASES if f"{k}:baseline" in past})
+        self.seconds.update(past)
+        self.measured = self.measured or bool(past)
         self.places = {id(n): i for i, n in enumerate(tree.walk())}
         self.loads_parent = {id(c): c is not n.children[-1] for n in tree.walk() for c in n.children}
         self.to_come = Counter(self._kind(n) for n in tree.walk() for _ in self.recipe.run_seeds)
@@ -289,19 +299,24 @@ class Runner:
 
     def expected_seconds(self, step: Any, *, loads: bool) -> dict[str, float]:
         """Each phase's expected seconds for a variant made by ``step`` (a ResolvedStep; None: the baseline),
-        from this run's measurements so far (core.run.variant.expected_seconds; ``loads``: its parent's
-        model must be read from its artifact)."""
+        from this run's measurements so far and earlier runs' of the same work (core.run.variant.expected_seconds;
+        ``loads``: its parent's model must be read from its artifact). The step's work is its config's own
+        when timed before, else the step's last, else ``Step.training_work``."""
         from core.state import TRAINABLE
         from core.steps import get_step
 
         step_id = step.step if step else None
         trains, work = False, None
+        history = self.seconds
         if step is not None:
             step_cls = get_step(step.step)
             trains = step_cls.needs_teacher or TRAINABLE in step_cls.requires
-            if f"apply:{step_id}" not in self.seconds and self.train_rows() is not None:
+            same_config = f"apply:{step_id} {step.config_text}"
+            if same_config in history:  # this config's work, timed in this run or an earlier one
+                history = {**history, f"apply:{step_id}": history[same_config]}
+            elif f"apply:{step_id}" not in history and self.train_rows() is not None:
                 work = step_cls(step.config).training_work(self.train_rows(), self.task.id)
-        return variant.expected_seconds(self.recipe.measure, self.seconds, step_id, trains=trains, work=work,
+        return variant.expected_seconds(self.recipe.measure, history, step_id, trains=trains, work=work,
                                         loads=step is None or loads)
 
     def _kind(self, node: VariantNode) -> tuple[str, bool]:
@@ -316,7 +331,7 @@ class Runner:
         """(``node``'s load, save and measuring seconds, every later planned variant's seconds), expected from
         this run's measured phases; (None, None) before any was measured. Counts ``node`` as begun."""
         self.to_come[self._kind(node)] -= 1
-        if not self.seconds:
+        if not self.measured:
             return None, None
         mine = self.expected_seconds(node.step, loads=loads)
         measuring = sum(v for k, v in mine.items() if k != "apply")
@@ -362,6 +377,8 @@ class Runner:
             self.seconds["evaluate_per_row"] = made.timings["evaluate"] / evaluated
         if slot.node.step is not None:
             self.seconds[f"apply:{slot.step_id}"] = made.timings["apply"]
+            self.seconds[f"apply:{slot.step_id} {slot.node.step.config_text}"] = made.timings["apply"]
+        self.measured = True
         over = self.budget_flag({v.name: v.value for v in made.values})
         return self.record(slot.node, parent, key, made.values, made.folder, seconds, made.info,
                            flags=made.flags + ([over.to_dict()] if over is not None else []),

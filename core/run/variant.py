@@ -350,8 +350,9 @@ def expected_seconds(measure: Any, history: dict[str, float], step_id: str | Non
                      work: float | None = None, loads: bool = True) -> dict[str, float]:
     """How long each phase of the next node should take, so its 0..1 progress runs with the clock.
 
-    From the run's last measured node of the same step, else its last measured node (``history``:
-    phase, "<phase>:<step id>", "evaluate_per_row", or "apply:<step id>", -> seconds); before the first
+    From the run's last measured node of the same step (or earlier runs' median of it), else its last
+    measured node (``history``: phase, "<phase>:<step id>", "evaluate_per_row", or "apply:<step id>",
+    -> seconds); before the first
     one, from the measurement settings (forward-pass tokens at an assumed 2.5 ms each: only the ratios
     matter). A step not yet seen costs its ``work`` (one-row forward
     passes, ``Step.training_work``) at the evaluation's pace per row; without it, 3x the measuring when

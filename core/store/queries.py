@@ -195,28 +195,63 @@ def run_variants(store: Store, run_id: int) -> list[VariantInfo]:
     return _variants(store, "v.run_id = ?", (int(run_id),))
 
 
+def _runs_like(session: Any, recipe_body: dict[str, Any]) -> list[int]:
+    """Runs whose recipe has ``recipe_body``'s model, task, data and measurement settings: the same work."""
+    wanted = {k: recipe_body.get(k) for k in ("model", "task", "data", "measure")}
+    runs = session.execute(select(s.Run.id, s.Recipe.body).join(s.Recipe, s.Recipe.id == s.Run.recipe_id)
+                           .where(s.Run.task == recipe_body.get("task"))).all()
+    return [rid for rid, body in runs if _same(json.loads(body), wanted)]
+
+
+def _computed_here(run_ids: list[int]) -> Any:
+    """Variants of these runs that were computed (not reused) and not on a Ray cluster, whose time includes
+    shipping the artifact."""
+    return (s.Variant.run_id.in_(run_ids), s.Variant.cached.is_(False), s.Variant.seconds > 0,
+            s.Variant.info.not_like('%"ray":%'))
+
+
 def past_step_seconds(store: Store, recipe_body: dict[str, Any], *, per_step: int = 20) -> dict[tuple[str, str], list[float]]:
     """Wall seconds of the variants earlier runs computed (not reused) here, not on a Ray cluster, with this
     recipe's model, task, data and measurement settings (``recipe_body``: a recipe's dict), by (step id, the
     step's config as stored), newest first, at most ``per_step`` each: what the same work took before."""
-    keys = ("model", "task", "data", "measure")
-    wanted = {k: recipe_body.get(k) for k in keys}
     with store.read() as session:
-        runs = session.execute(select(s.Run.id, s.Recipe.body).join(s.Recipe, s.Recipe.id == s.Run.recipe_id)
-                               .where(s.Run.task == recipe_body.get("task"))).all()
-        matching = [rid for rid, body in runs if _same(json.loads(body), wanted)]
+        matching = _runs_like(session, recipe_body)
         if not matching:
             return {}
         rows = session.execute(
             select(s.Variant.step_id, s.Variant.config, s.Variant.seconds)
-            .where(s.Variant.run_id.in_(matching), s.Variant.cached.is_(False), s.Variant.seconds > 0,
-                   s.Variant.info.not_like('%"ray":%'))  # a Ray task's time includes shipping its artifact
-            .order_by(s.Variant.id.desc())).all()
+            .where(*_computed_here(matching)).order_by(s.Variant.id.desc())).all()
     out: dict[tuple[str, str], list[float]] = defaultdict(list)
     for step_id, config, seconds in rows:
         if len(out[(step_id, config)]) < per_step:
             out[(step_id, config)].append(float(seconds))
     return dict(out)
+
+
+def past_phase_seconds(store: Store, recipe_body: dict[str, Any], *, per_step: int = 20) -> dict[str, float]:
+    """The median seconds of each phase of the variants earlier runs computed here (as
+    :func:`past_step_seconds` selects them), keyed as the runner's time-left estimate reads them
+    (core.run.variant.expected_seconds): ``"<phase>:<step id>"`` for loading, saving and measuring,
+    ``"apply:<step id> <config as stored>"`` for the step's own work, which depends on its config. From the
+    ``per_step`` newest variants of each step (of each step and config for the work)."""
+    import statistics
+
+    with store.read() as session:
+        matching = _runs_like(session, recipe_body)
+        if not matching:
+            return {}
+        rows = session.execute(
+            select(s.Variant.step_id, s.Variant.config, func.json_extract(s.Variant.info, "$.timings"))
+            .where(*_computed_here(matching)).order_by(s.Variant.id.desc())).all()
+    times: dict[str, list[float]] = defaultdict(list)
+    for step_id, config, timings in rows:
+        for phase, seconds in (json.loads(timings) if timings else {}).items():
+            if phase == "apply_cpu" or not isinstance(seconds, int | float):
+                continue
+            key = f"apply:{step_id} {config}" if phase == "apply" else f"{phase}:{step_id}"
+            if len(times[key]) < per_step:
+                times[key].append(float(seconds))
+    return {key: statistics.median(values) for key, values in times.items()}
 
 
 def _same(body: dict[str, Any], wanted: dict[str, Any]) -> bool:

@@ -185,3 +185,35 @@ def test_a_huge_sweep_s_time_left_is_estimated_per_step(tiny: Path, tmp_path: Pa
     # one second per variant: what is left is the count of variants still to come
     assert later[1000] == later[2] == [None, 3.0, 2.0, 1.0, 0.0]
     assert calls[2] < calls[1000]
+
+
+def test_a_step_timed_in_an_earlier_run_is_expected_at_that_pace(tiny: Path, tmp_path: Path) -> None:
+    """A step this run has not measured yet, but an earlier run of the same work did, is expected at that
+    run's pace, its own config's work included, instead of the last variant's (an int8 variant measures
+    about twice as fast as its fp32 parent): the estimate of a second run is right from its first variant."""
+    from core.recipe import Recipe
+    from core.recipe.sweep import variant_tree
+    from core.store import open_store, past_phase_seconds
+
+    db = tmp_path / "runs.sqlite"
+    slow = {"step": "test.slow", "config": {"seconds": 0.6, "chatter": False}}
+    first = tiny_recipe(tiny, [slow])
+    run_recipe(first, db_url_or_path=db, artifacts_dir=tmp_path / "a1", emit=lambda e: None)
+    body = Recipe.from_dict(first).to_dict()
+    with open_store(db) as store:
+        past = past_phase_seconds(store, body)
+        elsewhere = past_phase_seconds(store, {**body, "measure": {**body["measure"], "latency_repeats": 3}})
+    config = variant_tree(Recipe.from_dict(first)).children[0].step.config_text
+    assert past[f"apply:test.slow {config}"] >= 0.6
+    assert {"evaluate:baseline", "latency:baseline", "evaluate:test.slow", "latency:test.slow"} <= set(past)
+    assert elsewhere == {}  # other measurement settings: not the same work
+
+    # The same 0.6 s step after a new quick one: the quick one's start already expects the slow one's 0.6 s;
+    # without the earlier run it would be guessed from the measuring alone (a few hundredths of a second).
+    second = tiny_recipe(tiny, [{"step": "test.slow", "config": {"seconds": 0.01, "chatter": False}}, slow])
+    events: list[Any] = []
+    run_recipe(second, db_url_or_path=db, artifacts_dir=tmp_path / "a2", emit=events.append)
+    started = [e for e in events if isinstance(e, p.StepStarted)]
+    assert [e.title for e in started][1:] == ["Sleep (test)", "Sleep (test)"]
+    assert started[1].later_seconds is not None and started[1].later_seconds >= 0.6
+    assert started[2].later_seconds == 0.0
