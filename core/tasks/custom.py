@@ -1,7 +1,8 @@
 """Custom tasks from the user's own files: CSV, TSV, JSON, JSONL or parquet with a column mapping.
 
 ``custom_task(path, text="review", label="stars")`` reads the file once (so a wrong column is
-reported immediately, with the columns found), maps string labels to ids in sorted order, and
+reported immediately, with the columns found, and so are empty cells in the mapped columns, with
+their rows), maps string labels to ids in sorted order, and
 registers the task as ``custom:<name>``. Train/dev come from two files, or from a seeded split of
 one. Binary classification is scored MRPC-style (accuracy + F1), multi-class with accuracy and
 macro-F1, regression with Pearson/Spearman.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -140,13 +141,48 @@ def _column(table: dict[str, list[Any]], name: str, role: str, path: Path) -> li
     return table[name]
 
 
-def _texts(values: list[Any], column: str, path: Path) -> list[str]:
-    out = []
-    for i, v in enumerate(values):
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            raise DataError(f"{path}: row {i + 1} has no value in column '{column}'")
-        out.append(str(v))
-    return out
+# Row numbers an empty-cell message lists; the rest are counted, so a long list stays readable.
+SHOWN_ROWS = 5
+
+# What to put in an empty cell, by the column's role (the roles _column names).
+_FILL = {"text": "the text", "second text": "the text", "label": "a label", "score": "a number"}
+
+
+def _is_empty(v: Any) -> bool:
+    """No value (None, NaN, pandas' NA) or only whitespace: a CSV's empty cell is '' (read with
+    keep_default_na=False), JSON's null or missing key is None or NaN, parquet's null NaN or NA."""
+    if v is None:
+        return True
+    if isinstance(v, str):
+        return not v.strip()
+    if isinstance(v, float):
+        return math.isnan(v)
+    return type(v).__name__ in ("NAType", "NaTType")  # pandas.NA / NaT, without importing pandas here
+
+
+def _refuse_empty(values: list[Any], column: str, role: str, path: Path,
+                  empty: Callable[[Any], bool] = _is_empty) -> None:
+    """Refuse a column with empty cells, saying how many and the first few rows: kept, an empty label
+    would silently be a class of its own, an empty text a sentence of nothing."""
+    rows = [i + 1 for i, v in enumerate(values) if empty(v)]
+    if not rows:
+        return
+    where = f"{path}: row {rows[0]} has no value in column '{column}' (the {role}"
+    if len(rows) == 1:
+        where += "; row 1 is the first row of data)"
+        what = "that row"
+    else:
+        more = rows[1:SHOWN_ROWS]
+        rest = len(rows) - 1 - len(more)
+        others = ", ".join(map(str, more)) + (f" and {rest} more" if rest else "")
+        where += f"), nor do rows {others} ({len(rows)} of {len(values)} rows; row 1 is the first row of data)"
+        what = "those rows"
+    raise DataError(f"{where}. Fill in {_FILL.get(role, 'a value')} or remove {what}")
+
+
+def _texts(values: list[Any], column: str, path: Path, role: str = "text") -> list[str]:
+    _refuse_empty(values, column, role, path)
+    return [str(v) for v in values]
 
 
 def _is_int(v: Any) -> bool:
@@ -176,15 +212,27 @@ def _label_key(v: Any) -> str:
     return str(int(float(str(v)))) if _is_int(v) else str(v)
 
 
+def _no_score(v: Any) -> bool:
+    """An empty cell, or one that reads as NaN ('nan', 'NaN'): a target that is not there."""
+    if _is_empty(v):
+        return True
+    try:
+        return math.isnan(float(v))
+    except (TypeError, ValueError):
+        return False  # not a number at all: _scores names it
+
+
 def _scores(values: list[Any], column: str, path: Path) -> list[float]:
+    _refuse_empty(values, column, "score", path, empty=_no_score)
     out = []
     for i, v in enumerate(values):
         try:
             x = float(v)
         except (TypeError, ValueError):
             raise DataError(f"{path}: row {i + 1} of column '{column}' is not a number: {v!r}") from None
-        if math.isnan(x):
-            raise DataError(f"{path}: row {i + 1} has no value in column '{column}'")
+        if math.isinf(x):  # no regression target is infinite: a typo or an overflow upstream
+            raise DataError(f"{path}: row {i + 1} of column '{column}' is not a finite number: {v!r}. Correct it "
+                            "or remove that row")
         out.append(x)
     return out
 
@@ -221,12 +269,13 @@ def custom_task(
         table = read_table(file)
         cols: dict[str, list[Any]] = {"text": _texts(_column(table, text, "text", file), text, file)}
         if text_pair is not None:
-            cols["text_pair"] = _texts(_column(table, text_pair, "second text", file), text_pair, file)
+            cols["text_pair"] = _texts(_column(table, text_pair, "second text", file), text_pair, file,
+                                       role="second text")
         values = _column(table, label, "label" if kind == "classification" else "score", file)
         if kind == "regression":
             cols["label"] = _scores(values, label, file)
         else:
-            _texts(values, label, file)  # rejects empty cells, naming the row
+            _refuse_empty(values, label, "label", file)  # else '' would be a class of its own
             cols["label"] = [_label_key(v) for v in values]
         raw[split] = cols
     if dev_path is None:

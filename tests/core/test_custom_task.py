@@ -276,3 +276,94 @@ def test_a_latin1_file_gets_a_hint_to_save_it_as_utf8(tmp_path: Path, suffix: st
     message = str(info.value)
     assert str(path) in message and "not UTF-8" in message and "0xE8" in message and "Save it as UTF-8" in message
     assert "codec can't decode" not in message
+
+
+# --- empty cells: refused with the file, the column and the rows, never a class or a sentence of nothing ---
+
+def _stars(n: int = 48, blank: object = "") -> list[dict]:
+    """A newcomer's reviews: the label 'stars' is good/bad, left empty in every 7th row (7, 14, ... counted from 1)."""
+    return [{"review": f"review {i}", "stars": blank if i % 7 == 0 else ("good" if i % 2 else "bad"),
+             "score": blank if i % 7 == 0 else i / 10} for i in range(1, n + 1)]
+
+
+@pytest.mark.parametrize(("suffix", "blank"), [(".csv", ""), (".csv", "   "), (".tsv", ""), (".jsonl", ""),
+                                               (".jsonl", None), (".json", None), (".parquet", None)])
+def test_a_label_column_with_empty_cells_is_refused_naming_the_column_and_rows(
+        tmp_path: Path, suffix: str, blank: object) -> None:
+    path = _write(tmp_path / f"reviews{suffix}", _stars(blank=blank))
+    with pytest.raises(DataError) as info:
+        custom_task(path, text="review", label="stars", register=False)
+    message = str(info.value)
+    assert str(path) in message and "column 'stars' (the label)" in message
+    assert "row 7 has no value" in message and "rows 14, 21, 28, 35 and 1 more (6 of 48 rows" in message
+    assert "Fill in a label or remove those rows" in message
+
+
+def test_a_single_empty_label_is_named_by_its_row(tmp_path: Path) -> None:
+    rows = _labelled(20)
+    rows[9]["y"] = ""
+    with pytest.raises(DataError, match=r"row 10 has no value in column 'y' \(the label; .*remove that row$"):
+        custom_task(_write(tmp_path / "d.csv", rows), text="s1", label="y", register=False)
+
+
+@pytest.mark.parametrize(("suffix", "blank"), [(".csv", ""), (".csv", "nan"), (".csv", " "), (".jsonl", None),
+                                               (".parquet", float("nan"))])
+def test_a_regression_target_that_is_empty_or_nan_is_refused(tmp_path: Path, suffix: str, blank: object) -> None:
+    path = _write(tmp_path / f"scores{suffix}", _stars(blank=blank))
+    with pytest.raises(DataError) as info:
+        custom_task(path, text="review", label="score", kind="regression", register=False)
+    message = str(info.value)
+    assert str(path) in message and "column 'score' (the score)" in message
+    assert "row 7 has no value" in message and "rows 14, 21, 28, 35 and 1 more" in message
+    assert "Fill in a number" in message and "is not a number" not in message
+
+
+@pytest.mark.parametrize("infinite", ["inf", "-Infinity"])
+def test_an_infinite_regression_target_is_refused(tmp_path: Path, infinite: str) -> None:
+    path = _write(tmp_path / "scores.csv", _stars(blank=infinite))
+    with pytest.raises(DataError, match=r"row 7 of column 'score' is not a finite number: '.*'\. Correct it"):
+        custom_task(path, text="review", label="score", kind="regression", register=False)
+
+
+@pytest.mark.parametrize("blank", ["", "  ", None])
+def test_an_empty_text_cell_is_refused_like_an_empty_label(tmp_path: Path, blank: object) -> None:
+    rows = [dict(r, stars="good" if i % 2 else "bad") for i, r in enumerate(_stars())]
+    rows[2]["review"] = blank
+    path = _write(tmp_path / "reviews.jsonl", rows)
+    with pytest.raises(DataError, match=r"row 3 has no value in column 'review' \(the text.*Fill in the text"):
+        custom_task(path, text="review", label="stars", register=False)
+    pair = [dict(r, other="x" if i != 4 else "") for i, r in enumerate(rows)]
+    pair[2]["review"] = "filled"
+    with pytest.raises(DataError, match=r"row 5 has no value in column 'other' \(the second text"):
+        custom_task(_write(tmp_path / "pair.csv", pair), text="review", text_pair="other", label="stars",
+                    register=False)
+
+
+def test_empty_cells_in_the_dev_file_name_that_file(tmp_path: Path) -> None:
+    train = _write(tmp_path / "train.csv", _labelled(20))
+    dev_rows = _labelled(8)
+    dev_rows[1]["y"] = ""
+    dev = _write(tmp_path / "dev.csv", dev_rows)
+    with pytest.raises(DataError, match=r"dev\.csv: row 2 has no value in column 'y'"):
+        custom_task(train, dev_path=dev, text="s1", label="y", register=False)
+
+
+def test_the_same_file_filled_in_still_loads(tmp_path: Path) -> None:
+    rows = [dict(r, stars="good" if i % 2 else "bad") for i, r in enumerate(_stars())]
+    task = custom_task(_write(tmp_path / "reviews.csv", rows), text="review", label="stars", register=False)
+    assert task.label_names == ("bad", "good") and len(task.load("train")) + len(task.load("dev")) == 48
+    scores = custom_task(_write(tmp_path / "s.csv", _stars(blank=0.0)), text="review", label="score",
+                         kind="regression", register=False)
+    assert scores.head == "regression" and len(scores.load("train")) + len(scores.load("dev")) == 48
+
+
+def test_empty_labels_are_a_data_problem_so_the_chain_is_not_ready(tmp_path: Path) -> None:
+    from core.recipe import DataSpec, Recipe, validate_recipe
+    from core.tasks.preview import preview
+
+    path = _write(tmp_path / "reviews.csv", _stars())
+    recipe = Recipe.from_dict({"model": "all-MiniLM-L6-v2", "data": {"path": str(path), "text": "review", "label": "stars"}})
+    (problem,) = [p for p in validate_recipe(recipe, check_files=False) if p.field == "data"]
+    assert "column 'stars'" in problem.message and "row 7 has no value" in problem.message
+    with pytest.raises(DataError, match="row 7 has no value"):  # the Data tab reads it the same way
+        preview(DataSpec(path=str(path), text="review", label="stars"))
