@@ -254,12 +254,18 @@ def _model_problems(step_cls: Any, entry: ChainEntry, index: int, incoming: Any,
     for name, message in step_cls.vocabulary_problems(config, incoming, _facts_or_none):
         out.append(Problem(message, "use models that share one tokenizer (the same vocabulary file)",
                            index=index, step=step_cls.id, field=name))
+    if incoming is not None and incoming.layers is not None:
+        out.extend(Problem(message, f"name layers 0-{incoming.layers - 1}, or none", index=index, step=step_cls.id,
+                           field=name) for name, message in step_cls.depth_problems(config, incoming.layers))
     if step_cls.needs_teacher and teacher is not None and incoming is not None:
         why = vocabulary_mismatch(f"the teacher {brief(teacher_ref)}", teacher, "the student", incoming)
         if why:
             out.append(Problem(why, "use a teacher fine-tuned from a model with the student's tokenizer",
                                index=index, step=step_cls.id, field="teacher"))
-    return out, step_cls.vocabulary_after(config, incoming, _facts_or_none)
+    leaving = step_cls.vocabulary_after(config, incoming, _facts_or_none)
+    if leaving is not None and not step_cls.keeps_depth:
+        leaving = dataclasses.replace(leaving, layers=None)  # only running tells how deep the model leaving is
+    return out, leaving
 
 
 def entry_problems(entry: ChainEntry, index: int) -> list[Problem]:

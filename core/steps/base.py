@@ -45,6 +45,7 @@ class Step:
     heads: ClassVar[frozenset[str] | None] = None  # task heads the step supports; None = any
     needs_teacher: ClassVar[bool] = False
     compresses: ClassVar[bool] = True  # False for steps that only train: no "not smaller on disk" flag
+    keeps_depth: ClassVar[bool] = True  # False when the model leaving may have other transformer layers
     replaces: ClassVar[tuple[str, ...]] = ()  # former ids of this step
     resources: ClassVar[Resources] = Resources()  # what one variant asks of a Ray node (core.run.cluster)
 
@@ -73,6 +74,12 @@ class Step:
         """The ModelFacts of the model leaving this step as far as validation cares (its vocabulary and
         positions); None when only running tells."""
         return incoming
+
+    @classmethod
+    def depth_problems(cls, config: dict[str, Any], layers: int) -> list[tuple[str, str]]:
+        """Before anything runs: (field, message) for each value that names a transformer layer the model
+        entering this step (``layers`` deep) does not have. ``config`` holds every field."""
+        return []
 
     @classmethod
     def missing_packages(cls, config: dict[str, Any]) -> list[str]:

@@ -126,6 +126,7 @@ class Distill(Step):
     requires = frozenset({FLOAT})
     resources = TRAINING_RESOURCES
     heads = frozenset({"classification", "regression", "qa"})
+    keeps_depth = False  # the student may keep fewer of the teacher's layers
 
     @classmethod
     def vocabulary_problems(cls, config: dict[str, Any], incoming: Any, facts: Any) -> list[tuple[str, str]]:

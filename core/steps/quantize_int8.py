@@ -112,6 +112,11 @@ class DynamicInt8(Step):
     config_cls = DynamicInt8Config
 
     @classmethod
+    def depth_problems(cls, config: dict[str, Any], layers: int) -> list[tuple[str, str]]:
+        why = missing_layers(config.get("keep_float_layers"), layers)
+        return [("keep_float_layers", why)] if why else []
+
+    @classmethod
     def size_ratio(cls, config: dict[str, Any]) -> tuple[float, float]:
         """int8 weights are a quarter of fp32 (scales and biases add little); embeddings too if chosen."""
         return (0.25 if config.get("embeddings_int8", True) else 1.0), 0.25
@@ -212,11 +217,20 @@ def float_layer_prefixes(model: Any, layers: Any, *, step: str) -> tuple[str, ..
     from core.layers import encoder_layout
 
     blocks = encoder_layout(model, step=step).blocks
-    wrong = [i for i in layers if not 0 <= i < len(blocks)]
+    wrong = missing_layers(layers, len(blocks))
     if wrong:
-        raise ConfigError(f"Layers kept in float (keep_float_layers) names layer(s) {', '.join(map(str, wrong))}, but "
-                          f"the model's layers are 0-{len(blocks) - 1}", step=step, field="keep_float_layers")
+        raise ConfigError(wrong, step=step, field="keep_float_layers")
     return tuple(f"{blocks[i].name}." for i in layers)
+
+
+def missing_layers(layers: Any, depth: int) -> str | None:
+    """Why ``keep_float_layers`` names a layer that a model ``depth`` layers deep does not have (None: it
+    does not): one message for validation before a run and the check while it runs."""
+    wrong = [i for i in layers or () if not 0 <= i < depth]
+    if not wrong:
+        return None
+    return (f"Layers kept in float (keep_float_layers) names layer(s) {', '.join(map(str, wrong))}, but the "
+            f"model's layers are 0-{depth - 1}")
 
 
 def _narrow(t: Any, dtype: Any) -> Any:

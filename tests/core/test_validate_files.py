@@ -140,3 +140,18 @@ def test_validation_reads_each_model_file_once_per_version(models: dict[str, Pat
     for _ in range(3):
         assert _problems(models["tiny"], [{"step": "test.distil"}], teacher=str(models["small"])) == []
     assert calls == []
+
+
+def test_a_layer_the_model_does_not_have_is_a_problem_before_the_run(models: dict[str, Path]) -> None:
+    """Layers kept in float naming layer 99 of a 2-layer model passed validation and failed only when the run
+    reached int8, after the fine-tune had run. A distillation before it may change the depth: only running
+    tells then."""
+    int8 = {"step": "quantize.dynamic_int8", "config": {"keep_float_layers": [1, 99]}}
+    problems = _problems(models["tiny"], [{"step": "finetune"}, int8])
+    assert [(p.index, p.field) for p in problems] == [(1, "keep_float_layers")]
+    assert "names layer(s) 99, but the model's layers are 0-1" in problems[0].message
+    assert problems[0].fix == "name layers 0-1, or none"
+    assert _problems(models["tiny"], [{"step": "finetune"}, {**int8, "config": {"keep_float_layers": [0, 1]}}]) == []
+    assert "0-0" in _problems(models["small"], [int8])[0].message
+    distilled = _problems(models["tiny"], [{"step": "finetune"}, {"step": "distill"}, int8])
+    assert "keep_float_layers" not in [p.field for p in distilled]
