@@ -443,3 +443,22 @@ def test_first_on_task_auto_puts_qnli_before_rte_only(tmp_path: Path) -> None:
     assert on_rte.info["finetune"]["first_on_task"]["task"] == "qnli"
     on_sst2 = auto.apply(tiny_state(tmp_path, task="sst2"), make_ctx(tmp_path, "sst2"))
     assert "first_on_task" not in on_sst2.info["finetune"]
+
+
+def test_a_margin_within_noise_on_a_few_held_out_rows_is_not_called_did_not_learn() -> None:
+    """14 of 20 held-out rows right is no proof of learning, nor of not learning: the log said "did not
+    learn" beside a variant whose dev score showed it had. The summary says what the rows can tell."""
+    from types import SimpleNamespace
+
+    from core.steps.training import HeldOutScore, learned_summary
+    from core.tasks import get_task
+
+    references = [0, 1] * 10
+    predictions = [r if i < 14 else 1 - r for i, r in enumerate(references)]
+    ctx = SimpleNamespace(task=get_task("sst2"), seed=0)
+    few = learned_summary(None, ctx, None, 16, scored=HeldOutScore(0.7, predictions, references))
+    assert few["learned"] is False and few["margin_low"] <= 0 < few["margin"]
+    assert few["summary"].startswith("no sign of learning beyond noise: held-out accuracy 0.7000 on 20 rows")
+    assert "did not learn" not in few["summary"] and "the dev set's measurement says" in few["summary"]
+    many = learned_summary(None, ctx, None, 16, scored=HeldOutScore(0.7, predictions * 10, references * 10))
+    assert many["learned"] is True and many["summary"].startswith("learned: held-out accuracy 0.7000 on 200 rows")
