@@ -12,17 +12,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSize,
+    QSortFilterProxyModel,
+    Qt,
+)
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
+    QAbstractScrollArea,
     QComboBox,
     QDialog,
+    QDialogButtonBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
     QMessageBox,
-    QSplitter,
+    QSizePolicy,
     QTableView,
     QTableWidget,
     QTableWidgetItem,
@@ -39,6 +48,16 @@ COLUMNS = [("index", "Row"), ("outcome", "Outcome"), ("gold", "Gold"), ("a", "A 
 OUTCOMES = [("all", "All disagreements"), ("A right", "A right, B wrong"), ("B right", "B right, A wrong"),
             ("both wrong", "Both wrong")]
 _Index = QModelIndex | QPersistentModelIndex
+
+PREFERRED_SIZE = QSize(1000, 720)
+SCREEN_SHARE = 0.9  # of the screen's available area, at most: the window frame and the taskbar need the rest
+MATRIX_ROWS_SHOWN = 8  # a custom task's larger matrix scrolls instead of pushing the examples off the dialog
+
+
+def fitting_size(available: QSize, preferred: QSize = PREFERRED_SIZE) -> QSize:
+    """The preferred size where it fits, else 90 % of the available area (1000x720 was off a 1024x700 screen)."""
+    return QSize(min(preferred.width(), int(available.width() * SCREEN_SHARE)),
+                 min(preferred.height(), int(available.height() * SCREEN_SHARE)))
 
 
 class DisagreementModel(QAbstractTableModel):
@@ -109,11 +128,14 @@ class DisagreementFilter(QSortFilterProxyModel):
         return True
 
 
-def _matrix(title: str, labels: list[str], matrix: list[list[int]]) -> QWidget:
+def _matrix(title: str, tip: str, labels: list[str], matrix: list[list[int]]) -> QWidget:
+    """A confusion matrix as large as its cells, not stretched over half the dialog."""
     box = QWidget()
     layout = QVBoxLayout(box)
     layout.setContentsMargins(0, 0, 0, 0)
-    layout.addWidget(QLabel(title))
+    caption = QLabel(title)
+    caption.setToolTip(tip)
+    layout.addWidget(caption)
     table = QTableWidget(len(labels), len(labels))
     table.setObjectName("confusionMatrix")
     table.setHorizontalHeaderLabels([f"→ {x}" for x in labels])
@@ -125,11 +147,20 @@ def _matrix(title: str, labels: list[str], matrix: list[list[int]]) -> QWidget:
             if i == j:
                 item.setBackground(QColor(220, 240, 220))
             table.setItem(i, j, item)
-    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+    table.resizeColumnsToContents()
     table.resizeRowsToContents()
-    # Every row shown without a scroll bar (a 2 x 2 matrix was cut to one and a half rows).
+    # Equal columns read as a matrix; each as wide as the widest count or label.
+    width = max((table.columnWidth(j) for j in range(len(labels))), default=0)
+    for j in range(len(labels)):
+        table.setColumnWidth(j, width)
+    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+    # Its size hint is its content, so the layout gives it no more and no less where there is room.
+    table.setSizeAdjustPolicy(QAbstractScrollArea.SizeAdjustPolicy.AdjustToContents)
+    table.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
+    # Every row shown without a scroll bar (a 2 x 2 matrix was cut to one and a half rows), up to a limit.
+    shown = min(len(labels), MATRIX_ROWS_SHOWN)
     table.setFixedHeight(table.horizontalHeader().sizeHint().height() + 2 * table.frameWidth()
-                         + sum(table.rowHeight(i) for i in range(len(labels))))
+                         + sum(table.rowHeight(i) for i in range(shown)))
     table.setToolTip("Rows: gold label; columns: predicted")
     layout.addWidget(table)
     return box
@@ -148,7 +179,15 @@ class DisagreementsDialog(QDialog):
         self.report: DisagreementReport | None = None
         self.summary = QLabel(f"Comparing variants {a} and {b} on their dev examples…")
         self.summary.setObjectName("disagreementSummary")
+        self.summary.setTextFormat(Qt.TextFormat.PlainText)  # a variant's label is never markup
         self.summary.setWordWrap(True)
+        self.summary.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # Never shorter than its wrapped text (in a splitter it was cut at the top and bottom); setWordWrap
+        # made the policy height-for-width, so change only its vertical part.
+        policy = self.summary.sizePolicy()
+        policy.setVerticalPolicy(QSizePolicy.Policy.Minimum)
+        self.summary.setSizePolicy(policy)
         self.matrices = QHBoxLayout()
         self.filter_edit = QLineEdit()
         self.filter_edit.setObjectName("disagreementFilter")
@@ -177,22 +216,20 @@ class DisagreementsDialog(QDialog):
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
-        top = QWidget()
-        top_layout = QVBoxLayout(top)
-        top_layout.setContentsMargins(0, 0, 0, 0)
-        top_layout.addWidget(self.summary)
-        top_layout.addLayout(self.matrices)
-        bottom = QWidget()
-        bottom_layout = QVBoxLayout(bottom)
-        bottom_layout.setContentsMargins(0, 0, 0, 0)
-        bottom_layout.addLayout(bar)
-        bottom_layout.addWidget(self.table)
-        split = QSplitter(Qt.Orientation.Vertical)
-        split.addWidget(top)
-        split.addWidget(bottom)
-        split.setStretchFactor(1, 1)
-        QVBoxLayout(self).addWidget(split)
-        self.resize(1000, 720)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        self.buttons.rejected.connect(self.reject)
+        # Enter in the filter field must not close the dialog.
+        self.buttons.button(QDialogButtonBox.StandardButton.Close).setAutoDefault(False)
+        # One column, no splitter: a splitter kept the header at the height it had before the report
+        # arrived; here the header and matrices take what they need and the examples the rest.
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.summary)
+        layout.addLayout(self.matrices)
+        layout.addLayout(bar)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.buttons)
+        screen = (parent or self).screen()
+        self.resize(fitting_size(screen.availableGeometry().size()) if screen is not None else PREFERRED_SIZE)
 
         self.filter_edit.textChanged.connect(lambda t: self._filter(text=t))
         self.outcome_combo.currentIndexChanged.connect(lambda _i: self._filter(outcome=self.outcome_combo.currentData()))
@@ -215,8 +252,12 @@ class DisagreementsDialog(QDialog):
             if item.widget() is not None:
                 item.widget().deleteLater()
         if report.labels:
-            self.matrices.addWidget(_matrix(f"A: {report.a_label}", report.labels, report.confusion_a))
-            self.matrices.addWidget(_matrix(f"B: {report.b_label}", report.labels, report.confusion_b))
+            # Short captions: the header above names A and B in full (long labels widened the dialog off-screen).
+            self.matrices.addWidget(_matrix(f"Confusion matrix of A (variant {report.a})", report.a_label,
+                                            report.labels, report.confusion_a))
+            self.matrices.addWidget(_matrix(f"Confusion matrix of B (variant {report.b})", report.b_label,
+                                            report.labels, report.confusion_b))
+            self.matrices.addStretch(1)
         self.model.set_rows([r.to_dict() for r in report.rows])
         self.table.resizeColumnsToContents()
         self._update_count()

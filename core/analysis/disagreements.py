@@ -215,6 +215,17 @@ def table(report: DisagreementReport, rows: list[Disagreement] | None = None) ->
     return Table(columns=list(COLUMNS), rows=[{c: r.to_dict()[c] for c in COLUMNS} for r in rows])
 
 
+# Which variant is A and which B, on every CSV row: a spreadsheet has no summary above its rows. Last, so
+# the columns before keep their places for readers that go by position.
+CSV_COLUMNS = [*COLUMNS, "variant_a", "variant_b"]
+
+
+def csv_table(report: DisagreementReport, rows: list[Disagreement] | None = None) -> Table:
+    examples = table(report, rows)
+    return Table(columns=list(CSV_COLUMNS),
+                 rows=[{**row, "variant_a": report.a, "variant_b": report.b} for row in examples.rows])
+
+
 def summary(report: DisagreementReport) -> list[str]:
     n = len(report.rows)
     share = f"{100 * n / report.examples:.1f} %" if report.examples else "-"
@@ -249,17 +260,19 @@ EXPORT_FORMATS = ("text", "csv", "markdown", "json")
 
 
 def export_disagreements(report: DisagreementReport, fmt: str) -> str:
-    """text (what the CLI prints), csv (one row per example), markdown (summary, confusion matrices
-    and the examples) or json (everything)."""
+    """text (what the CLI prints), csv (one row per example, with the ids of A and B), markdown (summary,
+    confusion matrices and the examples) or json (everything)."""
     if fmt == "csv":
-        return export_table(table(report), "csv")
+        return export_table(csv_table(report), "csv")
     if fmt == "json":
         return json.dumps(report.to_dict(), indent=2) + "\n"
     if fmt == "markdown":
-        lines = [*(f"- {line}" for line in summary(report)), ""]
+        # A blank line between blocks: a renderer reads the "|" lines right after a table as more of its rows.
+        blocks = ["\n".join(f"- {line}" for line in summary(report))]
         if report.labels:
-            lines += [*_matrix_lines(report, "A"), "", *_matrix_lines(report, "B"), ""]
-        return "\n".join(lines) + export_table(table(report), "markdown")
+            blocks += ["\n".join(_matrix_lines(report, "A")), "\n".join(_matrix_lines(report, "B"))]
+        blocks += ["Examples where A and B disagree", export_table(table(report), "markdown").rstrip("\n")]
+        return "\n\n".join(blocks) + "\n"
     if fmt == "text":
         lines = summary(report)
         for which, matrix in (("A", report.confusion_a), ("B", report.confusion_b)):

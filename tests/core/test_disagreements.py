@@ -7,13 +7,19 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from core.analysis.disagreements import DisagreementReport, compare_variants, export_disagreements
+from core.analysis.disagreements import (
+    Disagreement,
+    DisagreementReport,
+    compare_variants,
+    export_disagreements,
+)
 from core.cli import main
 from core.errors import WorkbenchError
 from core.store import open_store
@@ -115,6 +121,66 @@ def test_variants_that_cannot_be_compared_are_refused_naming_why(sst2_db: tuple[
         compare_variants(store, a, bare)
 
 
+def hand_report(labels: tuple[str, ...] = ("negative", "positive")) -> DisagreementReport:
+    """A report as compare_variants makes one, by hand (no database, no dev split): long labels with flags,
+    and B - A within noise, as the newcomer saw it."""
+    n, regression = len(labels), not labels
+    first, last = ("0.500", "2.000") if regression else (labels[0], labels[-1])
+    rows = [Disagreement(index=i, text=f"sentence {i}, long enough to wrap in a narrow column " * 2, gold=first,
+                         a=first, b=last, a_confidence=0.9, b_confidence=0.6 if i else None,
+                         a_correct=None if regression else True, b_correct=None if regression else False)
+            for i in range(4)]
+    return DisagreementReport(
+        a=3, b=7, a_label="variant 3: fine-tune(epochs=3) → prune(amount=0.5, scope=global) (timed elsewhere)",
+        b_label="variant 7: fine-tune(epochs=3) → prune(amount=0.5) → int8 (over budget, few examples)",
+        task="stsb" if regression else "sst2", head="regression" if regression else "classification",
+        metric="pearson" if regression else "accuracy", a_metric=0.9, b_metric=0.88, examples=872, labels=list(labels),
+        confusion_a=[[400 if i == j else 14 for j in range(n)] for i in range(n)],
+        confusion_b=[[390 if i == j else 19 for j in range(n)] for i in range(n)],
+        rows=rows, tolerance=0.25 if regression else None, difference=[-0.0046, -0.0161, 0.0069])
+
+
+def _markdown_tables(text: str) -> list[list[list[str]]]:
+    """The pipe tables of a Markdown text as a renderer splits them (a table runs until a line not starting
+    with "|"), each a list of rows of cells; asserts a blank line before and after each."""
+    lines = text.split("\n")
+    tables: list[list[list[str]]] = []
+    for i, line in enumerate(lines):
+        if not line.startswith("|"):
+            continue
+        if i == 0 or not lines[i - 1].startswith("|"):
+            assert i == 0 or lines[i - 1] == "", f"no blank line before the table at line {i + 1}: {lines[i - 1]!r}"
+            tables.append([])
+        if i + 1 < len(lines) and not lines[i + 1].startswith("|"):
+            assert lines[i + 1] == "", f"no blank line after the table at line {i + 1}: {lines[i + 1]!r}"
+        tables[-1].append([cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip()[1:-1])])  # an escaped "\|" stays in its cell
+    return tables
+
+
+@pytest.mark.parametrize("labels", [("negative", "positive"), ("entailment", "neutral", "contradiction"), ()])
+def test_markdown_tables_are_apart_so_renderers_do_not_merge_them(labels: tuple[str, ...]) -> None:
+    """B's confusion matrix ran straight into the examples table: a renderer drew one broken table."""
+    tables = _markdown_tables(export_disagreements(hand_report(labels), "markdown"))
+    assert len(tables) == (3 if labels else 1)  # the matrices of A and B, then the examples
+    for table in tables:
+        assert len({len(row) for row in table}) == 1, table  # every row as wide as its header
+    *matrices, examples = tables
+    for matrix in matrices:
+        assert matrix[0] == ["gold \\ predicted", *labels] and len(matrix) == 2 + len(labels)
+    assert examples[0][:2] == ["index", "outcome"] and len(examples) == 2 + 4
+
+
+def test_the_csv_names_variants_a_and_b_on_every_row() -> None:
+    report = hand_report()
+    reader = csv.DictReader(io.StringIO(export_disagreements(report, "csv")))
+    rows = list(reader)
+    # The earlier columns keep their places; the ids come last.
+    assert reader.fieldnames == ["index", "outcome", "gold", "a", "a_confidence", "b", "b_confidence", "text",
+                                 "variant_a", "variant_b"]
+    assert len(rows) == 4 and all((r["variant_a"], r["variant_b"]) == ("3", "7") for r in rows)
+    assert rows[0]["b_confidence"] == "" and rows[1]["text"] == report.rows[1].text
+
+
 def test_regression_uses_a_tolerance_and_qa_an_answered_matrix(tmp_path: Path) -> None:
     store = open_store(tmp_path / "w.sqlite")
     stsb = get_task("stsb").load("dev")
@@ -157,10 +223,12 @@ def test_cli_prints_and_exports_the_same_report(sst2_db: tuple[Path, list[int]],
     if fmt == "csv":
         rows = list(csv.DictReader(io.StringIO(printed)))
         assert [int(r["index"]) for r in rows] == [0, 3, 5, 21] and rows[0]["outcome"] == "A right"
+        assert {(r["variant_a"], r["variant_b"]) for r in rows} == {(str(a), str(b))}
     elif fmt == "json":
         assert DisagreementReport.from_dict(json.loads(printed)).to_dict() == report.to_dict()
     elif fmt == "markdown":
         assert "| gold \\ predicted | negative | positive |" in printed and printed.count("| A right |") == 4
+        assert len(_markdown_tables(printed)) == 3
     else:
         assert "4 of 6 sst2 dev examples get different predictions (66.7 %)" in printed
         assert "confusion matrix of B" in printed

@@ -234,6 +234,106 @@ def test_disagreements_of_incomparable_variants_say_why(window, qtbot, disagreei
     dialog.done(0)
 
 
+@pytest.fixture
+def serve_report(monkeypatch, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Makes the dialog's child process print a given report at once (the real one imports datasets: minutes)."""
+    import sys
+
+    import workbench.disagreements as explorer
+
+    def serve(report):  # type: ignore[no-untyped-def]
+        printed = tmp_path / "report.json"
+        printed.write_text(json.dumps(report.to_dict()))
+        monkeypatch.setattr(explorer, "disagreements_command", lambda db, a, b: [
+            sys.executable, "-c", "import sys; print(open(sys.argv[1]).read())", str(printed)])
+        return report
+
+    return serve
+
+
+def _open_served(window, qtbot, report):  # type: ignore[no-untyped-def]
+    dialog = window.open_disagreements([{"variant": report.a}, {"variant": report.b}])
+    qtbot.waitExposed(dialog)
+    return dialog
+
+
+def _inside(widget, dialog) -> bool:  # type: ignore[no-untyped-def]
+    from PySide6.QtCore import QPoint, QRect
+
+    return dialog.rect().contains(QRect(widget.mapTo(dialog, QPoint(0, 0)), widget.size()))
+
+
+@pytest.mark.parametrize("names", ["long", "short"])
+@pytest.mark.parametrize("screen", [(1024, 700), (1600, 1000)])
+def test_the_disagreements_dialog_fits_the_screen_and_cuts_nothing(window, qtbot, serve_report, screen, names) -> None:
+    """The newcomer's dialog was 1000x720 on any screen (wider still with long variant names), its header cut
+    at the top and bottom (a splitter kept the height it had before the report arrived), its matrices
+    stretched over half the width, and it had no Close button."""
+    from dataclasses import replace
+
+    from PySide6.QtCore import QSize
+    from PySide6.QtWidgets import QDialogButtonBox, QTableWidget
+
+    from tests.core.test_disagreements import hand_report
+    from workbench.disagreements import fitting_size
+
+    report = hand_report()
+    if names == "short":
+        report = replace(report, a_label="variant 3: v0", b_label="variant 7: v1")
+    dialog = _open_served(window, qtbot, serve_report(report))
+    available = dialog.screen().availableGeometry()
+    assert dialog.width() <= 0.9 * available.width() and dialog.height() <= 0.9 * available.height()
+    size = fitting_size(QSize(*screen))
+    assert size == (QSize(1000, 720) if screen == (1600, 1000) else QSize(921, 630))  # as large as it was, where it fits
+    dialog.resize(size)
+    qtbot.waitUntil(lambda: dialog.report is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: len(dialog.findChildren(QTableWidget, "confusionMatrix")) == 2)
+    qtbot.wait(50)
+    assert dialog.size() == size  # the report's long names did not widen it off the screen
+    # The header shows all its wrapped lines, the last ("cannot tell A and B apart") included.
+    header = dialog.summary
+    assert "cannot tell A and B apart" in header.text() and "A = variant 3: " in header.text()
+    assert header.wordWrap() and header.hasHeightForWidth()
+    assert header.height() >= header.heightForWidth(header.width()) and _inside(header, dialog)
+    # Each confusion matrix as large as its cells (equal columns, each as wide as its widest cell or label):
+    # every row shown, no scroll bar, not stretched.
+    for matrix in dialog.findChildren(QTableWidget, "confusionMatrix"):
+        columns, frames = matrix.horizontalHeader(), 2 * matrix.frameWidth()
+        cell = max(max(matrix.sizeHintForColumn(j), columns.sectionSizeHint(j)) for j in range(matrix.columnCount()))
+        cells_w = matrix.verticalHeader().width() + matrix.columnCount() * cell + frames
+        cells_h = columns.height() + sum(matrix.rowHeight(i) for i in range(matrix.rowCount())) + frames
+        assert (matrix.width(), matrix.height()) == (cells_w, cells_h)
+        assert not matrix.verticalScrollBar().isVisible() and not matrix.horizontalScrollBar().isVisible()
+        assert _inside(matrix, dialog)
+    # The examples table takes the spare height; the header and matrices keep theirs.
+    table_height, header_height = dialog.table.height(), header.height()
+    dialog.resize(size.width(), size.height() + 80)
+    qtbot.waitUntil(lambda: dialog.table.height() == table_height + 80)
+    assert header.height() == header_height
+    # A standard Close button, inside the dialog, beside the export button; a click closes the dialog.
+    buttons = dialog.findChild(QDialogButtonBox)
+    assert buttons is not None
+    close = buttons.button(QDialogButtonBox.StandardButton.Close)
+    assert close.isVisible() and _inside(close, dialog) and _inside(dialog.export_button, dialog)
+    qtbot.mouseClick(close, Qt.MouseButton.LeftButton)
+    assert not dialog.isVisible() and dialog.result() == dialog.DialogCode.Rejected
+    assert not dialog.process.is_running()
+
+
+def test_escape_closes_the_disagreements_dialog_and_enter_in_the_filter_does_not(window, qtbot, serve_report) -> None:
+    from tests.core.test_disagreements import hand_report
+
+    dialog = _open_served(window, qtbot, serve_report(hand_report()))
+    qtbot.waitUntil(lambda: dialog.report is not None, timeout=60_000)
+    dialog.activateWindow()
+    dialog.filter_edit.setFocus()
+    qtbot.keyClicks(dialog.filter_edit, "sentence 2")
+    qtbot.keyClick(dialog.filter_edit, Qt.Key.Key_Return)  # the Close button is not the default button
+    assert dialog.isVisible() and dialog.count.text() == "1 of 4 shown"
+    qtbot.keyClick(dialog.filter_edit, Qt.Key.Key_Escape)
+    assert not dialog.isVisible() and dialog.result() == dialog.DialogCode.Rejected
+
+
 def _type(qtbot, box, text: str) -> None:  # type: ignore[no-untyped-def]
     box.setFocus()
     box.lineEdit().selectAll()
