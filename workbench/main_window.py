@@ -64,7 +64,8 @@ DURATION_MAX_VARIANTS = 10_000
 class MainWindow(QMainWindow):
     def __init__(self, settings: Settings | None = None, *, load_initial: bool = True) -> None:
         super().__init__()
-        self._run_refused = False  # the Run panel says why Run was refused: kept true to the chain
+        # the Run panel says why Run was refused, or that the chain is ready since: kept true to the chain
+        self._run_status_follows_chain = False
         from workbench import gc_on_gui_thread
 
         gc_on_gui_thread.install()  # before any background query can collect widgets on a pool thread
@@ -178,10 +179,13 @@ class MainWindow(QMainWindow):
         QGuiApplication.styleHints().colorSchemeChanged.connect(self._follow_system)
 
         geometry, state, size = self.settings.window_state()
-        if geometry is None or not self.restoreGeometry(geometry) or self._shrunk(size):
+        refit = geometry is None or not self.restoreGeometry(geometry) or self._shrunk(size)
+        if refit:
             self._first_size()
         if state is not None:
             self.restoreState(state)
+            if refit:  # the docks' saved heights were for a larger screen: the Run dock took 40 % of this one
+                self._fit_run_dock()
         if load_initial:
             self.load_initial()
         else:
@@ -205,7 +209,11 @@ class MainWindow(QMainWindow):
         if screen is not None:
             width, height = min(width, screen.width()), min(height, screen.height())
         self.resize(width, height)
-        self.resizeDocks([self.run_dock], [max(150, height // 4)], Qt.Orientation.Vertical)
+        self._fit_run_dock()
+
+    def _fit_run_dock(self) -> None:
+        """The Run dock a quarter of the window's height (at least 150 px): the results keep the rest."""
+        self.resizeDocks([self.run_dock], [max(150, self.height() // 4)], Qt.Orientation.Vertical)
 
     # --- actions ---------------------------------------------------------------------------------
     def _action(self, text: str, slot: Any, shortcut: Any = None, tip: str = "") -> QAction:
@@ -576,7 +584,7 @@ class MainWindow(QMainWindow):
             self._chain_ready = n > 0 and variants <= DURATION_MAX_VARIANTS
             if self._chain_ready:
                 self._duration_timer.start()
-        if self._run_refused and not self.run_panel.is_running():  # Run's refusal follows the chain
+        if self._run_status_follows_chain and not self.run_panel.is_running():
             if problems:
                 self._refuse_run(problems[0].message)
             else:
@@ -608,12 +616,12 @@ class MainWindow(QMainWindow):
         run_in_background(self, lambda: store_client.run_duration(db, recipe), show, lambda _error: None)
 
     def _refuse_run(self, problem: str) -> None:
-        self._run_refused = True
+        self._run_status_follows_chain = True
         self.run_panel.status.setText("Fix the chain first: " + problem)
         self.run_panel.status.setStyleSheet(ERROR_STYLE)
 
     def _clear_refusal(self) -> None:
-        self._run_refused = False
+        self._run_status_follows_chain = True  # an error typed later takes "ready" back
         self.run_panel.status.setText("The chain is ready: press Run (Ctrl+R)")
         self.run_panel.status.setStyleSheet("")
 
@@ -671,7 +679,7 @@ class MainWindow(QMainWindow):
                 self.tabs.setCurrentIndex(0)
                 self.side_tabs.setCurrentWidget(self.recipe_panel)
             return
-        self._run_refused = False
+        self._run_status_follows_chain = False
         if not self.confirm_run_size():
             self.run_dock.show()
             self.run_panel.status.setText("Run not started: the run is larger than the limits; sweep fewer "
@@ -711,9 +719,11 @@ class MainWindow(QMainWindow):
         return box
 
     def _busy_changed(self, running: bool) -> None:
-        """Run and Cancel in the toolbar and menu say what can be done now."""
+        """Run, Cancel and Resume say what can be done now: one run at a time."""
         self.act_run.setEnabled(not running)
         self.act_cancel.setEnabled(running)
+        if running:
+            self.run_panel.resume_button.hide()  # offered again when the run ends, if still interrupted
 
     def resume(self) -> None:
         run_id = self.run_panel.resume_button.property("run_id")
@@ -737,6 +747,8 @@ class MainWindow(QMainWindow):
         button.setProperty("run_id", run_id)
         if run_id is not None:
             button.setText(f"Resume run {run_id}")
+            button.setToolTip(f"Continue run {run_id} where it stopped, with the recipe it was started with (not "
+                              "the one in the editor); its finished variants are kept")
 
     def open_model_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Choose a Hugging Face model folder",

@@ -500,19 +500,24 @@ class ResultsView(QWidget):
             self.best_label.setText("no variant with a metric in view" if not self.rows else
                                     f"no trained variant keeps {self.budget():g} % of its reference")
             return
-        parts = []
+        parts, untrained = [], []
         for (task, metric), r in list(self.best.items())[:3]:
-            smaller = f", {r['pct_smaller']:.0f} % smaller" if r.get("pct_smaller") else ""
+            smaller = f" ({r['pct_smaller']:.0f} % smaller)" if r.get("pct_smaller") else ""
             ref = next((x for x in self.rows if x["variant"] == r.get("reference")), None)
-            yardstick = ("the baseline's" if ref is None or ref.get("step") == 0 else
-                         f"#{ref['variant']}'s (the baseline's head is untrained)")
-            parts.append(f"★ {task}: #{r['variant']} {r['label']} (run {r['run']}) — {r['size_mb']:.1f} MB{smaller}, "
+            yardstick = "the baseline's" if ref is None or ref.get("step") == 0 else f"#{ref['variant']}'s"
+            if ref is not None and ref.get("step") != 0:
+                untrained.append(f"{task}: the baseline's head is untrained, so #{ref['variant']}, the first "
+                                 "trained variant, is the reference")
+            # one short line per task: a long one wrapped to six lines and squeezed the chart at 1024x700
+            parts.append(f"★ {task}: #{r['variant']} {r['label']} (run {r['run']}), {r['size_mb']:.1f} MB{smaller}, "
                          f"{r['pct_baseline']:.1f} % of {yardstick} {metric}")
         self.best_label.setText("\n".join(parts))
-        self.best_label.setToolTip("The smallest variant in view that keeps the chosen share of its run's "
-                                   "reference metric (variants within 1 % of its size count as the same size: "
-                                   "the higher metric wins); it is on its task's Pareto front. Variants "
-                                   "flagged 'untrained head' or 'did not learn' are never best")
+        self.best_label.setToolTip(
+            "The smallest variant in view that keeps the chosen share of its run's reference metric, by point "
+            "estimates (variants within 1 % of its size count as the same size: the higher metric wins); it is on "
+            "its task's Pareto front. A variant just below the share may be within noise of it: the table's ≈ "
+            "marks say so. Variants flagged 'untrained head' or 'did not learn' are never best"
+            + "".join(f".\n{u}" for u in untrained))
 
     def _selection_changed(self) -> None:
         selected = self.selected_rows()

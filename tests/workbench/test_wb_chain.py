@@ -267,6 +267,20 @@ def test_run_refuses_an_invalid_chain_and_points_at_the_step(window) -> None:
     assert window.chain_view.current_row() == 1
 
 
+def test_the_run_panel_s_ready_follows_the_chain_both_ways(window) -> None:
+    """After a refusal the Run panel says "ready" once the chain is fixed, and takes it back when an error
+    comes again: it never says ready beside a chain with errors."""
+    window.chain.add_step("wbtest.freeze")
+    window.chain.add_step("wbtest.train")
+    window.run()
+    assert "Fix the chain first" in window.run_panel.status.text()
+    window.chain.remove(1)
+    assert window.run_panel.status.text().startswith("The chain is ready")
+    window.chain.add_step("wbtest.train")
+    assert window.chain_status.text().startswith("⚠")
+    assert "Fix the chain first" in window.run_panel.status.text()
+
+
 def test_changing_model_task_or_data_is_undoable_and_marks_the_window_unsaved(window, tmp_path) -> None:
     assert "*" not in window.windowTitle()
     window._model_chosen("/tmp/some-model")

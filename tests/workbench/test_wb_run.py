@@ -182,6 +182,17 @@ def test_killed_worker_is_reported_and_the_run_resumes(window, qtbot, tiny, warn
     assert "already finished in this run" in panel.log.toPlainText()  # the baseline is reused, not redone
 
 
+def test_resume_is_not_offered_while_another_run_runs(window, monkeypatch) -> None:
+    """One run at a time: a Resume button left visible during a new run did nothing when clicked; it is
+    hidden while a run runs, and its tip says it resumes the run's own recipe, not the editor's."""
+    monkeypatch.setattr(window.results, "interrupted_run", lambda: 2)
+    window._check_interrupted()
+    button = window.run_panel.resume_button
+    assert not button.isHidden() and "with the recipe it was started with" in button.toolTip()
+    window.run_panel.busyChanged.emit(True)
+    assert button.isHidden()
+
+
 def test_a_custom_data_file_runs_from_the_window(window, qtbot, tiny, warnings, tmp_path) -> None:
     path = tmp_path / "reviews.csv"
     path.write_text("review,stars\n" + "".join(f"{'a good film' if i % 2 else 'a bad movie'},{i % 2}\n"

@@ -261,6 +261,29 @@ def test_a_window_saved_on_a_larger_screen_opens_filling_this_one(qtbot) -> None
     assert again.size() == small
 
 
+def test_a_run_dock_saved_on_a_larger_screen_is_refitted_to_this_one(qtbot) -> None:
+    """A Run dock saved 400 px tall on a larger screen took 40 % of a 1024x700 one and squeezed the results
+    chart to its axis: a window refitted to this screen gets its dock a quarter of its height again."""
+    from PySide6.QtCore import QSize, Qt
+
+    from workbench.main_window import MainWindow
+
+    first = MainWindow(load_initial=False)
+    qtbot.addWidget(first, before_close_func=lambda w: w.undo.setClean())
+    screen = first.screen().availableGeometry()
+    big = QSize(screen.width() + 400, screen.height() + 300)
+    first.resize(big)
+    first.show()
+    first.resizeDocks([first.run_dock], [400], Qt.Orientation.Vertical)
+    qtbot.waitUntil(lambda: first.run_dock.height() >= 390, timeout=3000)
+    first.settings.set_window_state(first.saveGeometry(), first.saveState(), big)
+    w = MainWindow(load_initial=False)
+    qtbot.addWidget(w, before_close_func=lambda w: w.undo.setClean())
+    w.show()
+    qtbot.waitExposed(w)
+    qtbot.waitUntil(lambda: w.run_dock.height() <= max(150, w.height() // 4) + 10, timeout=3000)
+
+
 def test_closing_saves_the_window_size(qtbot) -> None:
     from workbench.main_window import MainWindow
 
