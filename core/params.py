@@ -170,7 +170,8 @@ class StepConfig:
             raise ConfigError(f"{label} ({f.name}) needs a value", field=f.name)
         values = value if is_list else (value,)
         if is_list and not isinstance(value, tuple):
-            raise ConfigError(f"{label} ({f.name}) must be a list, got {brief(value)}", field=f.name)
+            raise ConfigError(f"{label} ({f.name}) must be a list of {_PLURAL.get(elem, 'values')}, got {brief(value)}",
+                              field=f.name)
         for v in values:
             _check_value(f.name, label, elem, meta, v)
 
@@ -187,9 +188,17 @@ def _anything(_value: Any) -> bool:
     return True
 
 
+# What a value must be, in words a user reads (not Python's type names).
+_WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
+_PLURAL = {bool: "true or false values", int: "whole numbers", float: "numbers", str: "texts"}
+
+
 def _check_value(name: str, label: str, elem: type, meta: ParamMeta | None, v: Any) -> None:
     if not _TYPE_CHECKS.get(elem, _anything)(v):
-        raise ConfigError(f"{label} ({name}) must be {elem.__name__}, got {brief(v)}", field=name)
+        what = _WORDS.get(elem, elem.__name__)
+        if elem is float and isinstance(v, str) and _reads_as_non_finite(v):
+            what = "a finite number"  # 'nan' typed or read as text: say what is wrong with it
+        raise ConfigError(f"{label} ({name}) must be {what}, got {brief(v)}", field=name)
     if elem is float and not _finite(v):  # NaN fails every range check below, so it must be refused here
         raise ConfigError(f"{label} ({name}) must be a finite number, got {brief(v)}", field=name)
     if meta is None:
@@ -205,6 +214,13 @@ def _check_value(name: str, label: str, elem: type, meta: ParamMeta | None, v: A
             raise ConfigError(f"{label} ({name}) must be {op} {meta.min}{unit}; got {brief(v)}", field=name)
         if meta.max is not None and v > meta.max:
             raise ConfigError(f"{label} ({name}) must be <= {meta.max}{unit}; got {brief(v)}", field=name)
+
+
+def _reads_as_non_finite(text: str) -> bool:
+    try:
+        return not _finite(float(text))
+    except ValueError:
+        return False
 
 
 def _finite(v: float) -> bool:

@@ -427,7 +427,7 @@ class MainWindow(QMainWindow):
         """Before the document is replaced: save, discard or keep editing."""
         if self.undo.isClean():
             return True
-        choice = self.ask_close(False, True)
+        choice = self.ask_close(False, True, title="Unsaved recipe")
         return choice == "discard" or (choice == "save" and self.save())
 
     def new(self) -> None:
@@ -927,12 +927,12 @@ class MainWindow(QMainWindow):
         with contextlib.suppress(WorkbenchError):  # a locked or damaged database: the next start marks it
             store_client.mark_interrupted(self.settings.db_path())
 
-    def ask_close(self, running: bool, dirty: bool) -> str:
-        """'save', 'discard' (or 'close'), or 'cancel'."""
+    def ask_close(self, running: bool, dirty: bool, title: str = "Close Compression Workbench") -> str:
+        """'save', 'discard' (or 'close'), or 'cancel'; ``title``: what the question is asked before."""
         B = QMessageBox.StandardButton
         box = QMessageBox(self)
         box.setIcon(QMessageBox.Icon.Question)
-        box.setWindowTitle("Close Compression Workbench")
+        box.setWindowTitle(title)
         run = f"Run {self.run_panel.run_id}" if self.run_panel.run_id is not None else "A run"
         stop = (f"{run} is in progress. Closing stops it; its finished steps are kept and it can be "
                 "resumed when you open the workbench again.")

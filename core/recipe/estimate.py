@@ -200,7 +200,7 @@ class DurationEstimate:
         minutes = self.seconds / 60
         time = f"{max(1, round(minutes))} min" if minutes >= 1 else f"{max(5, 5 * round(self.seconds / 5))} s"
         if self.untimed:
-            return f"over {time}: {', '.join(self.untimed)} not timed here yet"
+            return f"over {time}: {', '.join(self.untimed)} not timed here with these settings yet"
         return f"about {time} by earlier runs here, less where variants are reused"
 
 

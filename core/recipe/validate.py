@@ -382,7 +382,8 @@ def _fix_for(step_cls: Any, name: str) -> str:
         if meta.max is not None:
             bits.append(f"<= {meta.max}")
         default = f.default if f.default is not dataclasses.MISSING else None
-        hint = f" (default {default})" if default is not None else ""
+        shown = "none" if default == () else ", ".join(map(str, default)) if isinstance(default, tuple) else default
+        hint = f" (default {shown})" if default is not None else ""
         return f"set {name} to a value " + (" and ".join(bits) if bits else "of the right type") + hint
     return "correct the value"
 

@@ -33,7 +33,7 @@ def test_defaults_are_valid_and_round_trip() -> None:
         ("temperature", 0.0, "temperature.*> 0.0"),
         ("mode", "c", "mode.*one of a, b"),
         ("groups", ["query", "nope"], "groups.*one of"),
-        ("amount", "x", "amount.*float"),
+        ("amount", "x", "amount.*a number"),
         ("layers", 0, "layers.*>= 1"),
     ],
 )

@@ -110,7 +110,7 @@ def test_every_problem_is_listed_with_step_field_and_fix(tiny: Path) -> None:
     problems = validate_recipe(recipe)
     assert [(p.index, p.field) for p in problems] == [(0, "factor"), (1, "step"), (2, "factr"), (3, "factor")]
     assert all(p.fix for p in problems)
-    assert "must be float" in problems[0].message and "'lots'" in problems[0].message
+    assert "must be a number" in problems[0].message and "'lots'" in problems[0].message
     assert "test.scale" in problems[1].fix  # the fix lists the known ids
     assert "factor" in problems[2].fix
     assert "<= 10.0" in problems[3].message
@@ -372,3 +372,14 @@ def test_recipe_files_that_are_not_recipes(tmp_path: Path) -> None:
         fh.truncate(50 * 2**20)  # sparse: 50 MB that are never read
     with pytest.raises(RecipeError, match="a recipe is at most"):
         load_recipe(big)
+
+
+def test_type_problems_are_worded_for_a_user_not_in_python_s_type_names(tiny: Path) -> None:
+    """The chain's footer said "must be float, got 'nan'" while the field said "not a finite number", and
+    "must be a list, got 'foo, layer.99'" with the fix "(default ())"."""
+    recipe = _recipe(tiny, [{"step": "test.scale", "config": {"factor": "nan"}},
+                            {"step": "quantize.dynamic_int8", "config": {"keep_float_layers": "foo, layer.99"}}])
+    nan, listed = validate_recipe(recipe)
+    assert "Factor (factor) must be a finite number, got 'nan'" in nan.message
+    assert "Layers kept in float (keep_float_layers) must be a list of whole numbers, got 'foo, layer.99'" in listed.message
+    assert listed.fix.endswith("(default none)") and "()" not in listed.fix

@@ -162,7 +162,7 @@ def test_a_run_s_duration_comes_from_what_the_same_work_took_before(tiny: Path, 
     wider = _recipe(tiny, [{"step": "test.slow", "config": {"seconds": [0.3, 0.6, 0.9], "chatter": False}}])
     partial = run_duration(wider, past_step_seconds(store, wider.to_dict()))
     assert (partial.timed, partial.variants, partial.untimed) == (3, 4, ("Sleep (test)",))
-    assert partial.summary().startswith("over ") and "Sleep (test) not timed here yet" in partial.summary()
+    assert partial.summary().startswith("over ") and "Sleep (test) not timed here with these settings yet" in partial.summary()
     assert estimate.summary().startswith("about ") and "less where variants are reused" in estimate.summary()
     # Measured differently: nothing before is comparable.
     other = tiny_recipe(tiny, chain)

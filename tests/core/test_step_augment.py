@@ -221,7 +221,7 @@ def test_distillation_trains_on_the_augmented_rows(tmp_path: Path) -> None:
 # --- bad input --------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("field", "value", "says"), [
     ("per_sentence", 0, "per_sentence"), ("replace_prob", 0.0, "> 0"), ("replace_prob", 1.5, "<= 1"),
-    ("candidates", 0, "candidates"), ("train_size", 0, "train_size"), ("per_sentence", 2.5, "must be int"),
+    ("candidates", 0, "candidates"), ("train_size", 0, "train_size"), ("per_sentence", 2.5, "must be a whole number"),
 ])
 def test_bad_values_are_refused_with_the_field_named(field: str, value: object, says: str) -> None:
     with pytest.raises(ConfigError, match=says) as err:

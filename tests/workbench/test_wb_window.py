@@ -295,3 +295,19 @@ def test_closing_saves_the_window_size(qtbot) -> None:
     from PySide6.QtCore import QSize
 
     assert w.settings.window_state()[2] == QSize(700, 500)
+
+
+def test_opening_a_recipe_over_unsaved_changes_asks_under_its_own_title(window, monkeypatch) -> None:
+    """The save question before New or Open was titled "Close Compression Workbench"."""
+    from PySide6.QtWidgets import QMessageBox
+
+    asked: list[str] = []
+
+    def answer(box: QMessageBox) -> int:
+        asked.append(box.windowTitle())
+        return QMessageBox.StandardButton.Cancel  # nothing clicked: the question is cancelled
+
+    monkeypatch.setattr(QMessageBox, "exec", answer)
+    window.chain.add_step("wbtest.scale")
+    assert window._confirm_discard() is False
+    assert asked == ["Unsaved recipe"]
