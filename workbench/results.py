@@ -100,12 +100,28 @@ def _interrupted_run(db: Path) -> int | None:
 
 
 def run_title(run_id: int, info: dict[str, Any] | None, row: dict[str, Any] | None = None) -> str:
-    """'Run 3: my try · sst2' (the user's name, else the recipe's, then the task)."""
+    """'Run 3: my try · sst2 · Dec 05 14:02 · cancelled' (the user's name, else the recipe's, then the task,
+    when it started in local time, and how it ended unless it finished): runs of one recipe told apart."""
     info = info or {}
     name = info.get("name") or info.get("recipe_name") or (row or {}).get("model") or ""
     task = info.get("task") or (row or {}).get("task") or ""
+    when = _local_time(info.get("created_at"))
+    status = info.get("status") if info.get("status") not in (None, "finished") else ""
     tags = f" [{', '.join(info['tags'])}]" if info.get("tags") else ""
-    return f"Run {run_id}: " + " · ".join(p for p in (name, task) if p) + tags
+    return f"Run {run_id}: " + " · ".join(p for p in (name, task, when, status) if p) + tags
+
+
+def _local_time(iso_utc: str | None) -> str:
+    """An ISO 8601 UTC time as 'Dec 05 14:02' in this machine's time zone ('' when absent or unreadable)."""
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(iso_utc) if iso_utc else None
+    except ValueError:
+        return ""
+    if moment is None:
+        return ""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone().strftime("%b %d %H:%M")
 
 
 def _difference_text(rows: list[dict[str, Any]]) -> str:
