@@ -23,10 +23,16 @@ from PySide6.QtWidgets import (
 from core.errors import DataError
 
 _NONE = "(none)"
+_FILE_FILTER = "Data (*.csv *.tsv *.tab *.jsonl *.ndjson *.json *.parquet *.pq);;All files (*)"
 
 
 def file_columns(path: Path) -> list[str]:
-    """Column names of a CSV/TSV (header row) or JSON-lines file (keys of the first record)."""
+    """Column names of a CSV/TSV (header row), JSON-lines file (keys of the first record) or parquet file
+    (read whole by the engine's reader: its schema is binary)."""
+    if path.suffix.lower() in (".parquet", ".pq"):
+        from core.tasks.custom import read_table
+
+        return list(read_table(path))
     try:
         with path.open(encoding="utf-8", newline="") as fh:
             if path.suffix.lower() in (".jsonl", ".json"):
@@ -48,13 +54,24 @@ class CustomTaskDialog(QDialog):
         self.setWindowTitle("Custom data file")
         self.setMinimumWidth(560)
         self.path_edit = QLineEdit()
-        self.path_edit.setPlaceholderText("a CSV or TSV file with a header row, or JSON lines")
+        self.path_edit.setPlaceholderText("a CSV or TSV file with a header row, JSON lines or parquet")
         browse = QPushButton("Browse…")
         browse.setAutoDefault(False)  # Return in the form means OK, not Browse
         browse.clicked.connect(self._browse)
         row = QHBoxLayout()
         row.addWidget(self.path_edit, 1)
         row.addWidget(browse)
+        self.dev_edit = QLineEdit()
+        self.dev_edit.setObjectName("devFile")
+        self.dev_edit.setPlaceholderText("optional: the dev rows, with the same columns")
+        self.dev_edit.setToolTip("A file of dev rows to score every variant on; empty = a seeded 20 % of the "
+                                 "file above, which is then not trained on")
+        dev_browse = QPushButton("Browse…")
+        dev_browse.setAutoDefault(False)
+        dev_browse.clicked.connect(self._browse_dev)
+        dev_row = QHBoxLayout()
+        dev_row.addWidget(self.dev_edit, 1)
+        dev_row.addWidget(dev_browse)
         self.name_edit = QLineEdit()
         self.text_combo = QComboBox()
         self.pair_combo = QComboBox()
@@ -69,6 +86,7 @@ class CustomTaskDialog(QDialog):
         intro.setWordWrap(True)
         form.addRow(intro)
         form.addRow("File", row)
+        form.addRow("Dev file", dev_row)
         form.addRow("Task name", self.name_edit)
         form.addRow("Text column", self.text_combo)
         form.addRow("Second text column", self.pair_combo)
@@ -83,11 +101,15 @@ class CustomTaskDialog(QDialog):
         self.path_edit.editingFinished.connect(lambda: self.load_columns(Path(self.path_edit.text())))
 
     def _browse(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Data file", "",
-                                              "Data (*.csv *.tsv *.jsonl *.json)")
+        path, _ = QFileDialog.getOpenFileName(self, "Data file", "", _FILE_FILTER)
         if path:
             self.path_edit.setText(path)
             self.load_columns(Path(path))
+
+    def _browse_dev(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Dev file", str(Path(self.path_edit.text()).parent), _FILE_FILTER)
+        if path:
+            self.dev_edit.setText(path)
 
     def load_columns(self, path: Path) -> bool:
         try:
@@ -125,12 +147,15 @@ class CustomTaskDialog(QDialog):
             "text_pair": None if pair in ("", _NONE) else pair,
             "label": self.label_combo.currentText(),
             "kind": self.kind_combo.currentText(),
+            "dev_path": self.dev_edit.text().strip() or None,
         }
 
     def _accept(self) -> None:
         spec = self.spec()
         if not Path(spec["path"]).is_file():
             self.error.setText("Choose an existing data file")
+        elif spec["dev_path"] is not None and not Path(spec["dev_path"]).is_file():
+            self.error.setText(f"The dev file {spec['dev_path']} does not exist: choose one, or leave it empty")
         elif not spec["text"] or not spec["label"]:
             self.error.setText("Map the text and label columns")
         elif spec["text"] == spec["label"]:

@@ -142,9 +142,36 @@ def test_custom_data_file_columns_are_offered_for_mapping(window, tmp_path: Path
     assert dialog.load_columns(path)
     dialog.path_edit.setText(str(path))
     assert dialog.spec() == {"name": "reviews", "path": str(path), "text": "review", "text_pair": "sentence2",
-                             "label": "label", "kind": "classification"}
+                             "label": "label", "kind": "classification", "dev_path": None}
     assert not dialog.load_columns(tmp_path / "missing.csv")
     assert "Cannot read columns" in dialog.error.text()
+
+
+def test_a_custom_data_dialog_takes_a_dev_file_and_a_parquet_file(window, tmp_path: Path) -> None:
+    """The dialog said "without a separate dev file" but had no field for one, and could not read a parquet
+    file's columns although the engine reads parquet."""
+    import pandas as pd
+
+    from workbench.custom_task import CustomTaskDialog
+
+    rows = {"review": [f"text {i}" for i in range(20)], "label": ["pos" if i % 2 else "neg" for i in range(20)]}
+    train, dev = tmp_path / "train.parquet", tmp_path / "dev.csv"
+    pd.DataFrame(rows).to_parquet(train)
+    pd.DataFrame(rows).head(8).to_csv(dev, index=False)
+    dialog = CustomTaskDialog(window)
+    dialog.path_edit.setText(str(train))
+    assert dialog.load_columns(train) and dialog.label_combo.currentText() == "label"
+    dialog.dev_edit.setText(str(tmp_path / "nowhere.csv"))
+    dialog._accept()
+    assert dialog.result() == 0 and "nowhere.csv does not exist" in dialog.error.text()
+    dialog.dev_edit.setText(str(dev))
+    dialog._accept()
+    assert dialog.result() == 1, dialog.error.text()
+    window.set_custom_data(dialog.spec())
+    assert window.document.recipe.data.dev_path == str(dev)
+    from core.tasks import get_task
+
+    assert len(get_task(window.document.recipe.task).load("dev")) == 8
 
 
 def _mine_dialog(window, folder: Path):  # type: ignore[no-untyped-def]
