@@ -1,28 +1,34 @@
 """pyqtgraph charts of the variants: metric vs size with one Pareto front per task and metric,
 latency bars, a per-step chart for one run's path, sweep curves, and training curves.
 
-Each chart is its own widget with its legend in a row beneath the plot (never over the data);
-every point and bar has a tooltip, and clicking one emits ``variantClicked(id)`` so the results
-table selects its row. Charts draw exactly the rows they are given (the results view gives the
-rows its filters leave), read fields by name and skip rows lacking them, so a ResultRow that
-gains fields keeps working. Items are created once per series and fed with ``setData``.
+Each chart is its own widget with its legend in a row beneath the plot (never over the data), whose
+marks are drawn from the plotted items themselves; every point and bar has a tooltip (every layer's
+element under the pointer), and clicking one emits ``variantClicked(id)`` so the results table
+selects its row. Charts draw exactly the rows they are given (the results view gives the rows its
+filters leave), read fields by name and skip rows lacking them, so a ResultRow that gains fields
+keeps working. Items are created once per series and fed with ``setData``. A PNG export has one
+size whatever the pane's; an empty chart is not exported.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QPoint, QPointF, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QHelpEvent, QPalette
-from PySide6.QtWidgets import QApplication, QTabWidget, QToolTip, QWidget
+from pyqtgraph.graphicsItems.ScatterPlotItem import drawSymbol
+from PySide6.QtCore import QEvent, QPoint, QPointF, QRect, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QFontMetricsF, QHelpEvent, QPainter, QPalette
+from PySide6.QtWidgets import QApplication, QComboBox, QHBoxLayout, QLabel, QTabWidget, QToolTip, QWidget
 
+from core.errors import ConfigError
 from core.store.pareto import best_within_budget, group_rows, pareto_front, trusted
 from core.store.rows import flag_title
 from workbench._refcount_guard import guard_none_refcount
@@ -172,6 +178,118 @@ def _ink() -> str:
     return QApplication.palette().color(QPalette.ColorRole.Text).name()
 
 
+class LegendSample(pg.ItemSample):
+    """A legend mark drawn with the plotted item's own symbol, size, pen and brush. pyqtgraph's read a
+    line's symbol style from its scatter, which keeps the defaults (7 px, grey) until it has data, so
+    unplotted samples all came out as the same small grey glyph; error bars it did not draw at all."""
+
+    def paint(self, p: QPainter, *args: Any) -> None:
+        item = self.item
+        if not item.isVisible():
+            super().paint(p, *args)  # pyqtgraph's "hidden" eye
+            return
+        p.save()
+        try:
+            self._paint_mark(p, item)
+        finally:
+            p.restore()
+
+    def _paint_mark(self, p: QPainter, item: Any) -> None:
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)  # as the plot's symbols (pre-rendered smooth)
+        opts = item.opts
+        if isinstance(item, pg.ErrorBarItem):
+            p.setPen(pg.mkPen(opts.get("pen") or pg.getConfigOption("foreground")))
+            p.drawLine(QPointF(10, 3), QPointF(10, 17))
+            if opts.get("beam"):
+                p.drawLine(QPointF(6, 3), QPointF(14, 3))
+                p.drawLine(QPointF(6, 17), QPointF(14, 17))
+        elif isinstance(item, pg.BarGraphItem):
+            p.setPen(pg.mkPen(opts.get("pen")))
+            p.setBrush(pg.mkBrush(opts.get("brush")))
+            p.drawRect(QRectF(3, 3, 14, 14))
+        elif isinstance(item, pg.PlotDataItem):
+            if opts.get("pen") is not None:
+                p.setPen(pg.mkPen(opts["pen"]))
+                p.drawLine(QPointF(0, 10), QPointF(20, 10))
+            if opts.get("symbol") is not None:
+                p.translate(10, 10)
+                drawSymbol(p, opts["symbol"], opts["symbolSize"], pg.mkPen(opts["symbolPen"]),
+                           pg.mkBrush(opts["symbolBrush"]))
+        elif isinstance(item, pg.ScatterPlotItem):
+            p.translate(10, 10)
+            drawSymbol(p, opts["symbol"], opts["size"], pg.mkPen(opts["pen"]), pg.mkBrush(opts["brush"]))
+        else:
+            super().paint(p)
+
+
+class CategoryAxis(pg.AxisItem):
+    """A bottom axis of names at 0, 1, 2, …: each name whole where it fits its slot, else on two lines,
+    else cut with '…'; only when even that is unreadable every k-th name (the tips name them all).
+    pyqtgraph's own ticks ran neighbours together ("finetune 300prune 0.6") and dropped the last name
+    where it overhung the axis's end."""
+
+    GAP = 6  # pixels between neighbouring names
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.names: list[str] = []
+        self._names_height = 0
+        self.shown: list[tuple[int, QRectF, str]] = []  # (index, where, text as drawn) at the last paint
+
+    def set_names(self, names: list[str]) -> None:
+        """Names at 0..n-1; none: pyqtgraph's numeric ticks."""
+        self.names = list(names)
+        self.setTicks([[(i, n) for i, n in enumerate(self.names)]] if self.names else None)
+
+    def _fitted(self, name: str, width: float, fm: QFontMetricsF) -> list[str]:
+        if fm.horizontalAdvance(name) <= width:
+            return [name]
+        words = name.split(" ")
+        if len(words) > 1:  # two lines, broken at the space nearest the middle
+            cut = min(range(1, len(words)), key=lambda k: abs(len(" ".join(words[:k])) - len(name) / 2))
+            lines = [" ".join(words[:cut]), " ".join(words[cut:])]
+            return [fm.elidedText(line, Qt.TextElideMode.ElideRight, width) for line in lines]
+        return [fm.elidedText(name, Qt.TextElideMode.ElideRight, width)]
+
+    def _name_specs(self, p: QPainter) -> list[tuple[QRectF, Any, str]]:
+        bounds = self.mapRectFromParent(self.geometry())
+        low, high = self.range
+        if high == low or bounds.width() <= 0:
+            return []
+        fm = QFontMetricsF(p.font())
+        per = bounds.width() / (high - low)  # pixels from one name to the next
+        readable = fm.horizontalAdvance("abcd…") + self.GAP
+        every = max(1, math.ceil(readable / per))
+        width = every * per - self.GAP
+        top = bounds.top() + max(0, self.style["tickLength"]) + self.style["tickTextOffset"][1]
+        flags = Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop | Qt.TextFlag.TextDontClip
+        specs, self.shown = [], []
+        for i, name in enumerate(self.names):
+            x = (i - low) * per
+            if i % every or not bounds.left() <= x <= bounds.right():  # zoomed or panned off the axis
+                continue
+            lines = self._fitted(name, width, fm)
+            left = min(max(bounds.left(), x - width / 2), bounds.right() - width)  # the ends stay on the axis
+            rect = QRectF(left, top, width, fm.lineSpacing() * len(lines))
+            specs.append((rect, flags, "\n".join(lines)))
+            self.shown.append((i, rect, "\n".join(lines)))
+        self._names_height = math.ceil(max((r.height() for r, _f, _t in specs), default=0))
+        return specs
+
+    def generateDrawSpecs(self, p: QPainter) -> Any:
+        if not self.names:
+            return super().generateDrawSpecs(p)
+        if self.style["tickFont"] is not None:
+            p.setFont(self.style["tickFont"])
+        names = self._name_specs(p)
+        specs = super().generateDrawSpecs(p)  # the axis line and the ticks
+        return None if specs is None else (specs[0], specs[1], names)
+
+    def _updateMaxTextSize(self, x: int) -> None:
+        # Room for the names as laid out here (two lines where needed), not pyqtgraph's one line.
+        super()._updateMaxTextSize(self._names_height if self.names else x)
+
+
 class Chart(pg.GraphicsLayoutWidget):
     """One plot (or a few stacked) with a legend row beneath; hover tips and click-to-select."""
 
@@ -187,7 +305,7 @@ class Chart(pg.GraphicsLayoutWidget):
         self.plot.setTitle(title, size="10pt")
         self.tips = HoverTips(self.plot)
         self._tips = [self.tips]
-        self.legend = pg.LegendItem(colCount=legend_columns)
+        self.legend = pg.LegendItem(colCount=legend_columns, sampleType=LegendSample)
         self.legend_row = 1
         self.addItem(self.legend, row=self.legend_row, col=0)
         self.setMinimumSize(220, 180)
@@ -218,11 +336,22 @@ class Chart(pg.GraphicsLayoutWidget):
         self._tips.append(tips)
 
     def hit(self, scene_pos: QPointF) -> tuple[str, int | None] | None:
-        for tips in self._tips:
-            found = tips.hit(scene_pos)
-            if found is not None:
-                return found
-        return None
+        """Every layer's element under the pointer in one tip: a published point on top of a variant
+        hid the variant's tip (or the other way round). A click selects the first variant named."""
+        found = [f for tips in self._tips if (f := tips.hit(scene_pos)) is not None]
+        if not found:
+            return None
+        return "\n\n".join(dict.fromkeys(text for text, _vid in found)), next(
+            (vid for _text, vid in found if vid is not None), None)
+
+    empty_hint = "no variant among the rows shown has what it plots"
+
+    def empty_reason(self) -> str:
+        """Why there is nothing to export ('' when the chart draws something): a chart with no element
+        to hover draws no data."""
+        if any(len(t.xs) or t.bars for t in self._tips):
+            return ""
+        return f"the {self.title} chart is empty ({self.empty_hint})"
 
     def viewportEvent(self, event: QEvent) -> bool:
         # Qt's own tooltip event (after the hover delay): the scene would hide any tip it did not
@@ -274,19 +403,18 @@ class Chart(pg.GraphicsLayoutWidget):
         self.restyle()
 
 
-def _sample(**opts: Any) -> pg.PlotDataItem:
-    """A legend sample that is not drawn in the plot."""
-    return pg.PlotDataItem([], [], **opts)
-
-
 class ScatterChart(Chart):
-    """Metric vs MB on disk; one colour, one Pareto front per (task, metric) group."""
+    """Metric vs MB on disk; one colour, one Pareto front per (task, metric) group. The best variant is
+    the gold star, as the table's ★; the baseline a red square. Every legend mark is the plotted item."""
+
+    empty_hint = "no variant among the rows shown has a size and a metric"
 
     def __init__(self) -> None:
         super().__init__(CHARTS["scatter"], "MB on disk", "metric")
         self._groups: dict[tuple[str, str], tuple[pg.ScatterPlotItem, pg.PlotDataItem]] = {}
-        self.baseline = pg.ScatterPlotItem(size=16, symbol="star", pen=pg.mkPen("#222"), brush=pg.mkBrush(_RED))
-        self.best = pg.ScatterPlotItem(size=18, symbol="d", pen=pg.mkPen("#222", width=1.5), brush=pg.mkBrush(_GOLD))
+        self.baseline = pg.ScatterPlotItem(size=13, symbol="s", pen=pg.mkPen("#222"), brush=pg.mkBrush(_RED))
+        self.best = pg.ScatterPlotItem(size=18, symbol="star", pen=pg.mkPen("#222", width=1.5),
+                                       brush=pg.mkBrush(_GOLD))
         self.selected = pg.ScatterPlotItem(size=15, symbol="o", pen=pg.mkPen(_GREEN, width=2.5), brush=pg.mkBrush(None))
         # Variants whose metric is no result (untrained head, did not learn): crossed out, off the front.
         self.untrusted = pg.ScatterPlotItem(size=13, symbol="x")  # coloured by restyle: the text colour
@@ -311,12 +439,8 @@ class ScatterChart(Chart):
         ink = _ink()
         self.untrusted.setPen(pg.mkPen(ink, width=1.5))
         self.untrusted.setBrush(pg.mkBrush(ink))
-        for sample, _label in self.legend.items:
-            item = getattr(sample, "item", None)  # the legend's ItemSample wraps the PlotDataItem it draws
-            if isinstance(item, pg.PlotDataItem) and item.opts.get("symbol") == "x":
-                item.setSymbolPen(ink)
-                item.setSymbolBrush(ink)
-                sample.update()
+        for sample, _label in self.legend.items:  # each draws its plotted item's style as it is now
+            sample.update()
 
     def set_published_visible(self, visible: bool) -> None:
         """Show or hide the published points (and their legend entry)."""
@@ -385,17 +509,19 @@ class ScatterChart(Chart):
         self.best.setData(x=[float(r["size_mb"]) for r in shown_best], y=[float(r["metric"]) for r in shown_best])
         self.tips.set_points(tips)
         self.mark_selected(selected)
-        legend += [(_sample(pen=pg.mkPen("#888", width=2)), "Pareto front (per task)"),
-                   (_sample(pen=pg.mkPen("#888", width=1)), "95 % interval"),
-                   (_sample(pen=None, symbol="star", symbolSize=12, symbolBrush=_RED, symbolPen="#222"), "baseline"),
-                   (_sample(pen=None, symbol="d", symbolSize=12, symbolBrush=_GOLD, symbolPen="#222"),
-                    "best within budget"),
-                   (_sample(pen=None, symbol="o", symbolSize=11, symbolBrush=None, symbolPen=pg.mkPen(_GREEN, width=2)),
-                    "selected")]
+        # The marks are the plotted items themselves, so each looks exactly as drawn; the front and the
+        # interval are the first group's (the others' differ only in colour, which the label says).
+        each = " (in its task's colour)" if len(groups) > 1 else ""
+        if groups:
+            first = next(iter(groups))
+            legend += [(self._groups[first][1], f"Pareto front{each}"), (self.errors[first], f"95 % interval{each}")]
+        if base:
+            legend.append((self.baseline, "baseline (square)"))
+        if shown_best:
+            legend.append((self.best, "★ best within the budget"))
+        legend.append((self.selected, "selected"))
         if bad:
-            ink = _ink()
-            legend.append((_sample(pen=None, symbol="x", symbolSize=11, symbolBrush=ink, symbolPen=ink),
-                           "untrained head / did not learn"))
+            legend.append((self.untrusted, "untrained head / did not learn"))
         published = self.published.legend_entry()
         if published is not None:
             legend.append(published)
@@ -426,6 +552,8 @@ class LatencyChart(Chart):
     the 95 % interval and the fastest backend named in the tip."""
 
     MAX_BARS = 60
+    x_axis_class = CategoryAxis
+    empty_hint = "no variant among the rows shown was timed"
 
     def __init__(self) -> None:
         super().__init__(CHARTS["latency"], "variant", "ms per batch")
@@ -464,11 +592,11 @@ class LatencyChart(Chart):
         axis = self.plot.getAxis("bottom")
         if len(self.rows) <= 12:  # the table's names while they fit, else its ID column
             branches = branch_points(self.rows)
-            axis.setTicks([[(i, _short(branch_tick(r, branches[r["variant"]]) if r.get("variant") in branches
-                                       else variant_name(r), 14)) for i, r in enumerate(self.rows)]])
+            axis.set_names([_short(branch_tick(r, branches[r["variant"]]) if r.get("variant") in branches
+                                   else variant_name(r), 14) for r in self.rows])
             self.plot.setLabel("bottom", "variant")
         else:
-            axis.setTicks([[(i, f"#{r['variant']}") for i, r in enumerate(self.rows)]])
+            axis.set_names([f"#{r['variant']}" for r in self.rows])
             self.plot.setLabel("bottom", "variant ID (the table's ID column)")
         more = f" (first {self.MAX_BARS} of {len(timed)})" if len(timed) > self.MAX_BARS else ""
         from workbench.results_model import latency_settings
@@ -499,8 +627,7 @@ class LatencyChart(Chart):
         self.whiskers.setData(x=np.zeros(0), y=np.zeros(0), top=np.zeros(0), bottom=np.zeros(0))
         self.grouped = []
         self.set_legend([(self.p50_bars, "p50 (median)"), (self.p90_bars, "p90"),
-                         (_sample(pen=pg.mkPen(text, width=1.5)), "p50 95 % interval"),
-                         (_sample(pen=pg.mkPen(_GREEN, width=2.5)), "selected")])
+                         (self.errors, "p50 95 % interval"), (self.selected_bars, "selected")])
         self.tips.set_bars((i - 0.3, i + 0.3, 0.0, max(a, b), row_tip(r), r["variant"])
                            for i, (r, a, b) in enumerate(zip(self.rows, p50, p90, strict=True)))
 
@@ -539,7 +666,7 @@ class LatencyChart(Chart):
         self.whiskers.setData(x=np.array(wx), y=np.array(wy), top=np.array(top), bottom=np.array(bottom))
         self.tips.set_bars(tips)
         self.set_legend([*((self.backend_bars[b], f"{b} p50") for b in self.backends),
-                         (_sample(pen=pg.mkPen(_GREEN, width=2.5)), "selected")])
+                         *([(self.whiskers, "95 % interval")] if wx else []), (self.selected_bars, "selected")])
 
     def mark_selected(self, selected: list[dict[str, Any]]) -> None:
         ids = {r.get("variant") for r in selected}
@@ -574,6 +701,8 @@ class StepsChart(Chart):
 
     SERIES = (("metric", "pct_baseline", _BLUE, "o"), ("size", "size_mb", _GREEN, "s"),
               ("latency p50", "latency_p50_ms", _PURPLE, "t"))
+    x_axis_class = CategoryAxis
+    empty_hint = "no run among the rows shown"
 
     def __init__(self) -> None:
         super().__init__(CHARTS["steps"], "step", "% of baseline")
@@ -608,33 +737,160 @@ class StepsChart(Chart):
             self.items[name].setData(xs, ys)
         self.tips.set_points(tips)
         axis = self.plot.getAxis("bottom")
-        axis.setTicks([[(i, _short(variant_name(r), 12)) for i, r in enumerate(path)]] if len(path) <= 12 else None)
+        axis.set_names([_short(variant_name(r), 16) for r in path] if len(path) <= 12 else [])
         if path:  # half a step of room at each end, so the first and last names are shown
             self.plot.setXRange(-0.5, len(path) - 0.5, padding=0)
         self.set_title(f"{self.title}, run {path[0].get('run')} (% of baseline)" if path else self.title)
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def field_label(step_id: str, name: str) -> str:
+    """A config field as the step editor names it ('Training subset' for finetune's train_size), with
+    its unit when the label does not say it; an unknown step or field is shown as its name."""
+    from core.steps import get_step
+
+    try:
+        metas = {f.name: meta for f, meta, _elem, _is_list in get_step(step_id).config_cls.fields_meta()}
+    except ConfigError:
+        metas = {}
+    meta = metas.get(name)
+    if meta is None:
+        return name.replace("_", " ")
+    return meta.label + (f" in {meta.unit}" if meta.unit and meta.unit.lower() not in meta.label.lower() else "")
+
+
+def step_title(step_id: str) -> str:
+    from core.steps import get_step
+
+    try:
+        return get_step(step_id).title
+    except ConfigError:
+        return step_id
+
+
+@dataclass
+class SweptParameter:
+    """One step's config field that took two or more values among the rows: one x axis."""
+
+    step_id: str
+    name: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return f"{self.step_id}:{self.name}"
+
+    @property
+    def values(self) -> set[float]:
+        return {float(r["swept"][self.name]) for r in self.rows}
+
+    @property
+    def label(self) -> str:
+        return f"{field_label(self.step_id, self.name)} ({step_title(self.step_id)})"
+
+
+def swept_parameters(rows: list[dict[str, Any]]) -> list[SweptParameter]:
+    """The numeric fields the rows were swept over, most distinct values first (then in the rows'
+    order). A field with one value (a one-value list in the recipe) is no sweep: nothing to plot."""
+    found: dict[tuple[str, str], SweptParameter] = {}
+    for r in rows:
+        sweep = r.get("swept")
+        if not isinstance(sweep, dict) or r.get("metric") is None:
+            continue
+        for name, value in sweep.items():
+            if _number(value):
+                step_id = str(r.get("step_id") or "")
+                found.setdefault((step_id, name), SweptParameter(step_id, name)).rows.append(r)
+    swept = [p for p in found.values() if len(p.values) > 1]
+    return sorted(swept, key=lambda p: -len(p.values))  # stable: ties keep the rows' order
+
+
 class SweepChart(Chart):
-    """Metric against each swept numeric value, one curve per step and field."""
+    """The metric against one swept parameter at a time: one x axis never holds two parameters (a
+    train size of 300 and pruning amounts of 0.3 and 0.6 made the pruning sweep a vertical line at 0).
+    When several were swept a chooser above the plot picks the one on x, at first the one with the
+    most values; one curve per task (and run, and the values the variant's other swept fields and its
+    ancestors' took), so each curve varies only the parameter on x."""
+
+    empty_hint = "no step's setting took two or more values among the rows shown"
 
     def __init__(self) -> None:
         super().__init__(CHARTS["sweeps"], "swept value", "metric")
         self._items: dict[str, pg.PlotDataItem] = {}
+        self.parameters: list[SweptParameter] = []
+        self.parameter: SweptParameter | None = None
+        self._chosen_key: str | None = None  # the user's choice, kept while it is among the sweeps
+        self._rows: list[dict[str, Any]] = []
+        # The chooser sits in a strip above the scene (the view's top margin): never over the data,
+        # and not in an export, whose x axis names the parameter anyway.
+        self.chooser_bar = QWidget(self)
+        bar = QHBoxLayout(self.chooser_bar)
+        bar.setContentsMargins(6, 3, 6, 0)
+        bar.addWidget(QLabel("x axis:"))
+        self.chooser = QComboBox()
+        self.chooser.setObjectName("sweepParameter")
+        # As wide as its longest entry, narrower (cut) in a narrow pane rather than wider than the chart.
+        self.chooser.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.chooser.setMinimumContentsLength(12)
+        self.chooser.setToolTip("Which swept setting to plot on x: the chart plots one at a time, "
+                                "so values of different settings never share an axis")
+        bar.addWidget(self.chooser, 1)
+        bar.addStretch(0)
+        self.chooser.currentIndexChanged.connect(self._chosen)
+        self.chooser_bar.hide()
+
+    def _chosen(self, index: int) -> None:
+        if 0 <= index < len(self.parameters):
+            self._chosen_key = self.parameters[index].key
+            self._draw(self.parameters[index])
 
     def update_rows(self, rows: list[dict[str, Any]]) -> None:
+        self._rows = rows
+        self.parameters = swept_parameters(rows)
+        keys = [p.key for p in self.parameters]
+        index = keys.index(self._chosen_key) if self._chosen_key in keys else 0
+        self.chooser.blockSignals(True)
+        self.chooser.clear()
+        entries = [f"{p.label} — {len(p.values)} values" for p in self.parameters]
+        self.chooser.addItems(entries)
+        fm = self.chooser.fontMetrics()
+        self.chooser.setMaximumWidth(max((fm.horizontalAdvance(e) for e in entries), default=0) + 48)
+        self.chooser.setCurrentIndex(index if self.parameters else -1)
+        self.chooser.blockSignals(False)
+        self.chooser_bar.setVisible(len(self.parameters) > 1)
+        self._fit_view()
+        self._draw(self.parameters[index] if self.parameters else None)
+
+    def _context(self, row: dict[str, Any], parameter: SweptParameter, by_id: dict[Any, dict[str, Any]],
+                 runs: int) -> str:
+        """What else sets this variant apart: its task (and run), its step's other swept values and those
+        of the variants it was made from."""
+        parts = [" · ".join(str(v) for v in (row.get("task"), row.get("metric_name")) if v)]
+        parts += [f"run {row.get('run')}"] if runs > 1 else []
+        own = [(row, k, v) for k, v in (row.get("swept") or {}).items() if k != parameter.name]
+        up, seen = by_id.get(row.get("parent")), 0
+        while up is not None and seen <= len(by_id):
+            own += [(up, k, v) for k, v in (up.get("swept") or {}).items()]
+            up, seen = by_id.get(up.get("parent")), seen + 1
+        parts += [f"{field_label(str(r.get('step_id') or ''), k)} {v}" for r, k, v in own]
+        return " · ".join(parts)
+
+    def _draw(self, parameter: SweptParameter | None) -> None:
+        self.parameter = parameter
         curves: dict[str, list[tuple[float, float, dict[str, Any]]]] = defaultdict(list)
-        fields: dict[str, str] = {}
-        for r in rows:
-            sweep = r.get("swept")
-            if isinstance(sweep, dict) and r.get("metric") is not None:
-                for name, value in sweep.items():
-                    if isinstance(value, (int, float)) and not isinstance(value, bool):
-                        key = f"{r.get('step_id') or ''} {name} · {r.get('task')}".strip()
-                        curves[key].append((float(value), float(r["metric"]), r))
-                        fields[key] = name
+        if parameter is not None:
+            by_id = {r.get("variant"): r for r in self._rows}
+            runs = len({r.get("run") for r in parameter.rows})
+            for r in parameter.rows:
+                curves[self._context(r, parameter, by_id, runs)].append(
+                    (float(r["swept"][parameter.name]), float(r["metric"]), r))
         for name in [n for n in self._items if n not in curves]:  # drop curves that vanished
             self.plot.removeItem(self._items.pop(name))
         tips: list[tuple[float, float, str, int | None]] = []
+        label = field_label(parameter.step_id, parameter.name) if parameter is not None else ""
         for k, (name, pts) in enumerate(sorted(curves.items())):
             pts.sort(key=lambda p: p[0])
             item = self._items.get(name)
@@ -645,11 +901,31 @@ class SweepChart(Chart):
                 self.plot.addItem(item)
                 self._items[name] = item
             item.setData([p[0] for p in pts], [p[1] for p in pts])
-            tips += [(x, y, f"{fields[name]} = {x:g}: {r.get('metric_name') or 'metric'} {y:.4f}\n{row_tip(r)}",
+            tips += [(x, y, f"{label} = {x:g}: {r.get('metric_name') or 'metric'} {y:.4f}\n{row_tip(r)}",
                       r["variant"]) for x, y, r in pts]
         self.tips.set_points(tips)
         self.set_legend([(self._items[n], n) for n in sorted(self._items)])
+        self.plot.setLabel("bottom", parameter.label if parameter is not None else "swept value")
+        names = {r.get("metric_name") for r in parameter.rows} if parameter is not None else set()
+        self.plot.setLabel("left", str(next(iter(names))) if len(names) == 1 and None not in names else "metric")
+        self.plot.enableAutoRange()
         self.set_title(self.title if curves else f"{self.title} (no sweep among these variants)")
+
+    def _fit_view(self) -> None:
+        """The scene below the chooser's strip: pyqtgraph sizes it to the whole widget."""
+        top = self.chooser_bar.sizeHint().height() if self.chooser_bar.isVisibleTo(self) else 0
+        if self.viewportMargins().top() != top:
+            self.setViewportMargins(0, top, 0, 0)
+        self.chooser_bar.setGeometry(0, 0, self.width(), top)
+        viewport = self.viewport().size()
+        if self.range.size().toSize() != viewport:
+            pg.GraphicsView.setRange(self, QRectF(0, 0, viewport.width(), viewport.height()), padding=0,
+                                     disableAutoPixel=False)
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        if hasattr(self, "chooser_bar"):  # pyqtgraph resizes once before __init__ is done
+            self._fit_view()
 
 
 class CountAxis(pg.AxisItem):
@@ -683,6 +959,7 @@ class CurvesChart(Chart):
         self.data: dict[str, dict[str, list[list[float]]]] = {}
         self._items: dict[tuple[str, str], pg.PlotDataItem] = {}
         self.subject = ""
+        self.why = ""  # why nothing is shown, as the title says
         self.reset("select one variant of a training step")
 
     def _sync_views(self) -> None:
@@ -700,8 +977,12 @@ class CurvesChart(Chart):
         for tips in (self.tips, self.lr_tips):
             tips.set_points([])
         self.set_legend([])
-        self.subject = why
+        self.subject = self.why = why
         self.set_title(f"{self.title}: {why}" if why else self.title)
+
+    @property
+    def empty_hint(self) -> str:  # type: ignore[override]
+        return self.why or "the variant shown has no training curves"
 
     def set_curves(self, curves: dict[str, dict[str, list[list[float]]]], subject: str) -> None:
         """Show stored curves ({phase: {series: [[step, value], ...]}}) of ``subject``."""
@@ -818,16 +1099,63 @@ class Charts(QTabWidget):
 
     # --- export -------------------------------------------------------------------------------
     def export(self, name: str, path: Path) -> None:
-        """PNG or SVG by the file suffix: the chart with its legend, as shown."""
-        from pyqtgraph import exporters
-
+        """PNG or SVG by the file suffix: the chart with its legend; a PNG at a fixed size (see
+        :func:`export_png`), an SVG as shown. An empty chart is refused (:class:`EmptyChartError`):
+        a file of axes and no data reads as a result."""
         chart = self.charts()[name]
+        reason = chart.empty_reason()
+        if reason:
+            raise EmptyChartError(f"{reason}, so nothing was written")
         if path.suffix.lower() == ".svg":
             export_svg(chart, path)
         else:
-            exporter = exporters.ImageExporter(chart.scene())
-            exporter.parameters()["width"] = max(1000, int(chart.width()))
-            exporter.export(str(path))
+            export_png(chart, path)
+
+
+class EmptyChartError(OSError):
+    """An export refused because the chart draws no data. An OSError, so the window's export (which
+    warns "Cannot write <file>: <reason>" on any OSError) says why and writes nothing."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(0, reason)
+
+
+# A PNG is laid out at this size whatever the pane's, then drawn at EXPORT_PIXELS: a narrow pane made
+# a 1000x1532 image of huge axis text, a small legend and a blank band. 4:3 drawing scale: text and
+# marks as on a 1200-pixel screen, sharp on a 1600-pixel page.
+EXPORT_LAYOUT = QSize(1200, 750)
+EXPORT_PIXELS = QSize(1600, 1000)
+
+
+@contextmanager
+def laid_out_at(chart: Chart, size: QSize) -> Iterator[None]:
+    """The chart's scene laid out at ``size`` for the length of an export, then as it was. Only the
+    scene's items are resized (synchronously, with no event loop in between), so the widget on screen
+    never changes."""
+    ci = chart.ci
+    geometry = ci.geometry()
+    columns = chart.legend.columnCount
+    chart.legend.setColumnCount(max(1, min(chart.legend_columns, size.width() // 200)))
+    ci.setGeometry(QRectF(0, 0, size.width(), size.height()))
+    try:
+        yield
+    finally:
+        chart.legend.setColumnCount(columns)
+        ci.setGeometry(geometry)
+
+
+def export_png(chart: Chart, path: Path) -> None:
+    """The chart (plot, axes, legend) as an EXPORT_PIXELS PNG laid out at EXPORT_LAYOUT, on the chart's
+    background."""
+    from pyqtgraph import exporters
+
+    with laid_out_at(chart, EXPORT_LAYOUT):
+        exporter = exporters.ImageExporter(chart.ci)
+        exporter.parameters()["width"] = EXPORT_PIXELS.width()
+        exporter.parameters()["height"] = EXPORT_PIXELS.height()
+        image = exporter.export(toBytes=True)
+    if not image.save(str(path)):
+        raise OSError(0, "the image could not be saved there (folder missing or read-only?)")
 
 
 _SVG_TOKEN = re.compile(r"[A-Za-z]|[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?,[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")

@@ -44,14 +44,16 @@ def overlay_for(rows: list[dict[str, Any]], run_id: int | None = None) -> list[O
 class PublishedLayer:
     """Hollow diamonds on the metric-vs-size plot, with hover tips (through the chart's ``HoverTips``)
     naming the system, the result, what it is relative to and the source; ``set_visible`` switches
-    the layer (points, tips and legend entry) off and on."""
+    the layer (points, tips and legend entry) off and on. The diamonds are drawn over the variants
+    and wide enough to frame one: hollow, they hide no variant they land on (the chart's tip then
+    names both)."""
 
     def __init__(self, plot: pg.PlotItem, tips: Any) -> None:
         self.points: list[OverlayPoint] = []
         self.visible = True
         self.tips = tips
-        self.item = pg.ScatterPlotItem(size=12, symbol="d", pen=pg.mkPen(_COLOUR, width=2), brush=pg.mkBrush(None))
-        self.item.setZValue(5)
+        self.item = pg.ScatterPlotItem(size=18, symbol="d", pen=pg.mkPen(_COLOUR, width=2), brush=pg.mkBrush(None))
+        self.item.setZValue(11)  # over every variant mark (10 and below), outline only
         self.plot = plot  # the item is in the plot only while it shows: an empty one upsets auto-range
 
     def update(self, rows: list[dict[str, Any]], run_id: int | None = None) -> None:
@@ -79,8 +81,8 @@ class PublishedLayer:
         self.tips.set_points([(p.x_mb, p.y_metric, p.tip, None) for p in self.points] if self.shown else [])
 
     def legend_entry(self) -> tuple[Any, str] | None:
-        """The legend's sample and label while the layer shows; what is not drawn is said in its tip."""
+        """The legend's sample (the plotted item: the same mark) and label while the layer shows; what
+        is not drawn is said in its tip."""
         if not self.shown:
             return None
-        return (pg.PlotDataItem([], [], pen=None, symbol="d", symbolSize=12, symbolBrush=None,
-                                symbolPen=pg.mkPen(_COLOUR, width=2)), LABEL)
+        return self.item, LABEL

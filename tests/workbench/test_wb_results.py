@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QItemSelectionModel, Qt
+from PySide6.QtCore import QItemSelectionModel, QRect, Qt
 from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtWidgets import QMessageBox
 
@@ -50,7 +50,8 @@ def test_every_filter_applies_to_every_chart_and_each_task_has_its_own_front(res
     assert view.count_label.text() == "4 of 9 variants"
     assert list(_scatter_points(view)) == [("sst2", "accuracy")] and len(_scatter_points(view)[("sst2", "accuracy")]) == 4
     assert [r["variant"] for r in view.charts.latency.rows] == [r["variant"] for r in view.visible_rows()]
-    assert list(view.charts.sweeps._items) == ["prune.global_magnitude amount · sst2"]
+    assert list(view.charts.sweeps._items) == ["sst2 · accuracy"]
+    assert view.charts.sweeps.parameter.key == "prune.global_magnitude:amount"
     assert {r["run"] for r in view.charts.steps.rows} == {1}
     # The task filter.
     view.run_combo.setCurrentIndex(0)
@@ -144,7 +145,7 @@ def test_every_chart_element_has_a_tooltip(results, qtbot) -> None:
     (item,) = charts.sweeps._items.values()
     xs, ys = item.getData()
     text, _vid = charts.sweeps.hit(charts.sweeps.tips.scene_pos(xs[0], ys[0]))
-    assert "amount = 0.1" in text
+    assert "Amount = 0.1" in text
     # Hovering shows the tip: Qt's tooltip event on the chart's viewport, answered by the chart.
     from PySide6.QtCore import QEvent
     from PySide6.QtGui import QHelpEvent
@@ -163,10 +164,12 @@ def test_every_chart_element_has_a_tooltip(results, qtbot) -> None:
     assert view.model.headerData(1, Qt.Orientation.Horizontal) == "ID"
 
 
-def _centroid(image: QImage, color: QColor, tolerance: int = 40) -> tuple[float, float]:
+def _centroid(image: QImage, color: QColor, tolerance: int = 40, within: QRect | None = None) -> tuple[float, float]:
+    """The mean position of ``color``'s pixels (only those ``within`` a rectangle, when given)."""
+    area = within if within is not None else image.rect()
     xs, ys = [], []
-    for y in range(image.height()):
-        for x in range(image.width()):
+    for y in range(max(0, area.top()), min(image.height(), area.bottom() + 1)):
+        for x in range(max(0, area.left()), min(image.width(), area.right() + 1)):
             c = image.pixelColor(x, y)
             if abs(c.red() - color.red()) + abs(c.green() - color.green()) + abs(c.blue() - color.blue()) < tolerance:
                 xs.append(x)
@@ -195,9 +198,11 @@ def test_svg_export_lines_up_with_the_chart_on_screen(results, qtbot, tmp_path: 
     painter = QPainter(drawn)
     renderer.render(painter)
     painter.end()
-    star = QColor("#c0392b")  # the baseline star; its place is set by the axes
-    sx, sy = _centroid(screen, star)
-    dx, dy = _centroid(drawn, star)
+    # In the plot only: the legend's marks are the plotted items' (same colours) and sit elsewhere.
+    plot = chart.mapFromScene(chart.plot.vb.sceneBoundingRect()).boundingRect()
+    square = QColor("#c0392b")  # the baseline's square; its place is set by the axes
+    sx, sy = _centroid(screen, square, within=plot)
+    dx, dy = _centroid(drawn, square, within=plot)
     assert abs(sx - dx) < 3 and abs(sy - dy) < 3, ((sx, sy), (dx, dy))
     # Readers without SVG Tiny's 'non-scaling-stroke' (ImageMagick, librsvg) draw a line kept in
     # data coordinates with its width times the axis scale: a band over the whole chart. Every
@@ -208,8 +213,8 @@ def test_svg_export_lines_up_with_the_chart_on_screen(results, qtbot, tmp_path: 
     scales = [max(abs(float(a)), abs(float(d))) for a, _b, _c, d, _e, _f in
               re.findall(r'transform="matrix\(([^,]+),([^,]+),([^,]+),([^,]+),([^,]+),([^)]+)\)"', text)]
     assert scales and max(scales) < 20, max(scales)
-    sel_x, sel_y = _centroid(screen, QColor("#e6b800"))  # the best variant's gold diamond
-    dsel_x, dsel_y = _centroid(drawn, QColor("#e6b800"))
+    sel_x, sel_y = _centroid(screen, QColor("#e6b800"), within=plot)  # the best variant's gold star
+    dsel_x, dsel_y = _centroid(drawn, QColor("#e6b800"), within=plot)
     assert abs(sel_x - dsel_x) < 3 and abs(sel_y - dsel_y) < 3
 
 
