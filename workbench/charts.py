@@ -937,9 +937,9 @@ class CountAxis(pg.AxisItem):
 
 
 class CurvesChart(Chart):
-    """Training curves of one variant in one compact plot: loss (and any evaluation, dashed) on the
-    left axis, the learning rate on the right; one colour per training phase. Fed live from Curve
-    events, or from the curves stored with the variant."""
+    """Training curves of one variant in one compact plot: loss (and any evaluation, dashed with dots) on
+    the left axis, the learning rate (dotted) on the right; a colour for each series of each phase. Fed
+    live from Curve events, or from the curves stored with the variant."""
 
     x_axis_class = CountAxis
 
@@ -1013,9 +1013,13 @@ class CurvesChart(Chart):
             points = self.data[phase][series]
             item = self._items.get((phase, series))
             if item is None:
-                color = SERIES_COLORS[phases.index(phase) % len(SERIES_COLORS)]
+                # A colour for each series of each phase (one colour for a phase's three series read as one
+                # line), a line style for each series, and dots on the few held-out scorings.
+                rank = {"loss": 0, "lr": 2}.get(series, 1)
+                color = SERIES_COLORS[(3 * phases.index(phase) + rank) % len(SERIES_COLORS)]
                 style = {"loss": Qt.PenStyle.SolidLine, "lr": Qt.PenStyle.DotLine}.get(series, Qt.PenStyle.DashLine)
-                item = pg.PlotDataItem(pen=pg.mkPen(color, width=2, style=style))
+                marks = {} if rank != 1 else {"symbol": "o", "symbolSize": 6, "symbolBrush": color, "symbolPen": color}
+                item = pg.PlotDataItem(pen=pg.mkPen(color, width=2, style=style), **marks)
                 self._view_for(series)[0].addItem(item)
                 self._items[(phase, series)] = item
                 new_item = True

@@ -270,3 +270,18 @@ def test_the_tip_of_two_layers_at_one_point_names_both(qtbot) -> None:
     chart.plot.setRange(xRange=(0, 2), yRange=(0, 2), padding=0)
     assert chart.hit(chart.tips.scene_pos(1.0, 1.0)) == ("variant\n\npublished", 7)
     assert chart.hit(chart.tips.scene_pos(QPointF(0.1, 0.1).x(), 0.1)) is None
+
+
+def test_a_phase_s_training_curves_are_told_apart_by_colour_and_marks(qtbot) -> None:
+    """A fine-tune's loss, learning rate and held-out score were drawn in one colour, the lr and held-out
+    lines both broken: each series of each phase now has its own colour, and the held-out scorings dots."""
+    from workbench.charts import CurvesChart
+
+    chart = CurvesChart()
+    qtbot.addWidget(chart)
+    stage = {"loss": [[1, 0.69], [2, 0.5]], "lr": [[1, 1e-4], [2, 5e-5]], "held_out": [[2, 0.8]]}
+    chart.set_curves({"Stage 1": stage, "Stage 2": stage}, "distill")
+    colours = {key: item.opts["pen"].color().name() for key, item in chart._items.items()}
+    assert len(set(colours.values())) == 6, colours
+    assert chart._items[("Stage 1", "held_out")].opts["symbol"] == "o"
+    assert chart._items[("Stage 1", "loss")].opts["symbol"] is None
