@@ -701,6 +701,12 @@ class ResultsView(QWidget):
         from workbench.chart_names import CHARTS
 
         title = CHARTS[name]
+        if self._dirty:
+            self.redraw()
+        empty = self.charts.charts()[name].empty_reason()
+        if empty:  # said before a file is chosen, not as a failure to write it
+            QMessageBox.information(self, "Export", f"Nothing to export: {empty}.")
+            return
         path = ask_save_path(self, f"Export the {title} chart", title.lower().replace(" ", "-"), ext.upper(), ext)
         if path is not None:
             self.export_chart_to(name, path)

@@ -374,6 +374,21 @@ def test_the_export_dialog_starts_at_home_then_where_the_last_export_went(result
     assert starts == [str(tmp_path / "home" / "variants.csv"), str(tmp_path / "out" / "variants.md")]
 
 
+def test_an_empty_chart_s_export_says_so_before_asking_for_a_file(results, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exporting the training curves with no variant selected asked for a file, then warned "Cannot write
+    <file>: ...": nothing is asked, and the message says what to select."""
+    from PySide6.QtWidgets import QFileDialog
+
+    asked: list[str] = []
+    told: list[str] = []
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a: asked.append("file") or ("", ""))
+    monkeypatch.setattr(QMessageBox, "information", lambda _parent, _title, text: told.append(text))
+    results.table.clearSelection()
+    results.export_chart_dialog("curves", "png")
+    assert asked == [] and len(told) == 1
+    assert told[0].startswith("Nothing to export: the Training curves chart is empty (select one variant")
+
+
 def test_variants_with_the_same_step_are_told_apart_by_their_branch(qtbot) -> None:
     """Two int8 variants after two pruning amounts both read 'quantize.dynamic_int8' (newcomer test)."""
     from workbench.charts import LatencyChart
