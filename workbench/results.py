@@ -266,6 +266,19 @@ class ResultsView(QWidget):
         self.compared: list[dict[str, Any]] = []  # the variants side by side in the comparison
         self.compare.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.compare.customContextMenuRequested.connect(self._compare_menu)
+        # Two side by side do not say whether they differ beyond noise: the button leads to B - A with its
+        # paired interval (it was only in the comparison's right-click menu, which no one found).
+        self.difference_button = QToolButton()
+        self.difference_button.setObjectName("differenceButton")
+        self.difference_button.setToolTip("B - A on the task's metric with its paired 95 % interval, and the dev "
+                                          "examples the two variants predict differently")
+        self.difference_button.clicked.connect(self._open_difference)
+        self.compare_box = QWidget()
+        box = QVBoxLayout(self.compare_box)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.addWidget(self.compare, 1)
+        box.addWidget(self.difference_button, 0, Qt.AlignmentFlag.AlignLeft)
+        self.compare_box.hide()
         self.empty = QLabel("No results yet. Build a chain and press Run (Ctrl+R); "
                             "every step's variant appears here as it is measured.")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -274,7 +287,7 @@ class ResultsView(QWidget):
 
         left = QSplitter(Qt.Orientation.Vertical)
         left.addWidget(self.table)
-        left.addWidget(self.compare)
+        left.addWidget(self.compare_box)
         left.setSizes([500, 200])
         self.split = QSplitter(Qt.Orientation.Horizontal)
         self.split.setObjectName("resultsSplit")
@@ -573,7 +586,11 @@ class ResultsView(QWidget):
         self.compared = rows if len(rows) >= 2 else []
         if len(rows) < 2:
             self.compare.hide()
+            self.compare_box.hide()
             return
+        self.difference_button.setVisible(len(rows) == 2)
+        if len(rows) == 2:
+            self.difference_button.setText(_difference_text(rows))
         self.compare.clear()
         cols = [c for c in self.model.columns if c.key not in ("label", "run", "variant")]
         self.compare.setRowCount(len(cols))
@@ -594,6 +611,7 @@ class ResultsView(QWidget):
                 self.compare.setItem(i, j, item)
         self.compare.resizeColumnsToContents()
         self.compare.show()
+        self.compare_box.show()
 
     def compare_entry(self) -> tuple[str, Any] | None:
         """The comparison's menu entry, (text, slot): B - A with its interval and the disagreements of the
@@ -602,6 +620,11 @@ class ResultsView(QWidget):
             return None
         rows = list(self.compared)
         return (_difference_text(rows), lambda: self.disagreementsRequested.emit(rows))
+
+    def _open_difference(self) -> None:
+        entry = self.compare_entry()
+        if entry is not None:
+            entry[1]()
 
     def _compare_menu(self, pos: Any) -> None:
         entry = self.compare_entry()

@@ -256,5 +256,11 @@ def test_two_compared_variants_offer_their_difference_with_its_interval(results,
     with qtbot.waitSignal(view.disagreementsRequested) as signal:
         entry[1]()
     assert {r["variant"] for r in signal.args[0]} == {ids[1][1], ids[1][2]}
+    # and a button under the comparison, which a user finds without right-clicking
+    button = view.difference_button
+    assert button.isVisibleTo(view) and button.text() == entry[0]
+    with qtbot.waitSignal(view.disagreementsRequested) as clicked:
+        button.click()
+    assert {r["variant"] for r in clicked.args[0]} == {ids[1][1], ids[1][2]}
     view.select_variants({ids[1][0], ids[1][1], ids[1][2]})
-    assert view.compare_entry() is None
+    assert view.compare_entry() is None and not button.isVisibleTo(view)
