@@ -118,7 +118,8 @@ class RunStarted(Message):
 class StepStarted(Message):
     """A variant starts. ``measure_seconds``: what loading, saving and measuring it should take, and
     ``later_seconds``: what every variant planned after it should take, whole (the runner's estimates from
-    this run's measured phases; None before any variant was measured, and in a Ray run, whose variants overlap)."""
+    this run's measured phases and earlier runs' of the same work; None before this run measured a variant
+    unless earlier runs timed every variant it plans, and in a Ray run, whose variants overlap)."""
 
     type: ClassVar[str] = "step_started"
     node: int

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 import core
 from core.errors import ArtifactError, StepCancelled, WorkbenchError
 from core.protocol import (
@@ -192,15 +194,22 @@ class Runner:
     def walk(self, tree: VariantNode) -> None:
         from core.store import past_phase_seconds
 
-        # A step this run has not measured yet is expected at its pace in earlier runs of the same work, and
-        # before this run measures anything, any variant like the baseline measured then.
-        past = past_phase_seconds(self.store, self.recipe.to_dict())
-        self.seconds.update({k: past[f"{k}:baseline"] for k in variant.PHASES if f"{k}:baseline" in past})
-        self.seconds.update(past)
-        self.measured = self.measured or bool(past)
         self.places = {id(n): i for i, n in enumerate(tree.walk())}
         self.loads_parent = {id(c): c is not n.children[-1] for n in tree.walk() for c in n.children}
         self.to_come = Counter(self._kind(n) for n in tree.walk() for _ in self.recipe.run_seeds)
+        # A step this run has not measured yet is expected at its pace in earlier runs of the same work.
+        try:
+            past = past_phase_seconds(self.store, self.recipe.to_dict())
+        except (WorkbenchError, SQLAlchemyError) as exc:  # an estimate never fails a run
+            self.log(f"Earlier runs' timings could not be read ({exc}); the time left starts after the first "
+                     "variant", "debug")
+            past = {}
+        self.seconds.update({k: past[f"{k}:baseline"] for k in variant.PHASES if f"{k}:baseline" in past})
+        self.seconds.update(past)
+        # Before this run measures anything, estimate only when every variant to come was timed before: a
+        # step never timed would be priced at a guessed pace (hours for a fine-tune).
+        self.measured = self.measured or (bool(past) and all(self._timed_before(self.kind_steps[name])
+                                                             for name, _reads in self.to_come))
         for i, seed in enumerate(self.recipe.run_seeds):
             self.seed_index, self.reference, self.baseline = i, None, None
             self.walk_recipe = dataclasses.replace(self.recipe, seed=seed, seeds=())
@@ -319,6 +328,13 @@ class Runner:
         return variant.expected_seconds(self.recipe.measure, history, step_id, trains=trains, work=work,
                                         loads=step is None or loads)
 
+    def _timed_before(self, step: Any) -> bool:
+        """Whether this step's variants (None: the baseline) have measured phases and, for a step, this
+        config's own work in ``self.seconds``."""
+        step_id = step.step if step else "baseline"
+        return f"evaluate:{step_id}" in self.seconds and (
+            step is None or f"apply:{step_id} {step.config_text}" in self.seconds)
+
     def _kind(self, node: VariantNode) -> tuple[str, bool]:
         """What a variant's expected time depends on: its step and config (as text: a config need not be
         hashable) and whether it reads its parent from disk; ``self.kind_steps`` keeps each kind's step."""
@@ -329,7 +345,8 @@ class Runner:
 
     def outlook(self, node: VariantNode, *, loads: bool) -> tuple[float | None, float | None]:
         """(``node``'s load, save and measuring seconds, every later planned variant's seconds), expected from
-        this run's measured phases; (None, None) before any was measured. Counts ``node`` as begun."""
+        this run's measured phases and earlier runs'; (None, None) before this run measured anything, unless
+        earlier runs timed every variant it plans. Counts ``node`` as begun."""
         self.to_come[self._kind(node)] -= 1
         if not self.measured:
             return None, None

@@ -228,6 +228,10 @@ def past_step_seconds(store: Store, recipe_body: dict[str, Any], *, per_step: in
     return dict(out)
 
 
+# The newest variants read for past timings: enough for every step of a large sweep, bounded at run start.
+_PAST_VARIANTS = 2000
+
+
 def past_phase_seconds(store: Store, recipe_body: dict[str, Any], *, per_step: int = 20) -> dict[str, float]:
     """The median seconds of each phase of the variants earlier runs computed here (as
     :func:`past_step_seconds` selects them), keyed as the runner's time-left estimate reads them
@@ -241,11 +245,15 @@ def past_phase_seconds(store: Store, recipe_body: dict[str, Any], *, per_step: i
         if not matching:
             return {}
         rows = session.execute(
-            select(s.Variant.step_id, s.Variant.config, func.json_extract(s.Variant.info, "$.timings"))
-            .where(*_computed_here(matching)).order_by(s.Variant.id.desc())).all()
+            select(s.Variant.step_id, s.Variant.config, s.Variant.info)
+            .where(*_computed_here(matching)).order_by(s.Variant.id.desc()).limit(_PAST_VARIANTS)).all()
     times: dict[str, list[float]] = defaultdict(list)
-    for step_id, config, timings in rows:
-        for phase, seconds in (json.loads(timings) if timings else {}).items():
+    for step_id, config, info in rows:
+        try:  # parsed here, not by SQLite's json_extract: before 3.42 it refuses the NaN a diverged loss writes
+            timings = json.loads(info).get("timings") or {}
+        except (ValueError, AttributeError):
+            continue
+        for phase, seconds in timings.items():
             if phase == "apply_cpu" or not isinstance(seconds, int | float):
                 continue
             key = f"apply:{step_id} {config}" if phase == "apply" else f"{phase}:{step_id}"

@@ -190,30 +190,46 @@ def test_a_huge_sweep_s_time_left_is_estimated_per_step(tiny: Path, tmp_path: Pa
 def test_a_step_timed_in_an_earlier_run_is_expected_at_that_pace(tiny: Path, tmp_path: Path) -> None:
     """A step this run has not measured yet, but an earlier run of the same work did, is expected at that
     run's pace, its own config's work included, instead of the last variant's (an int8 variant measures
-    about twice as fast as its fp32 parent): the estimate of a second run is right from its first variant."""
+    about twice as fast as its fp32 parent): when earlier runs timed every variant a run plans, its estimate
+    is there from its first variant, even when the baseline is reused; a config never timed gets none
+    before this run measures something, rather than a guessed pace."""
+    import sqlite3
+
     from core.recipe import Recipe
     from core.recipe.sweep import variant_tree
     from core.store import open_store, past_phase_seconds
 
     db = tmp_path / "runs.sqlite"
+    quick = {"step": "test.slow", "config": {"seconds": 0.01, "chatter": False}}
     slow = {"step": "test.slow", "config": {"seconds": 0.6, "chatter": False}}
-    first = tiny_recipe(tiny, [slow])
+    first = tiny_recipe(tiny, [quick, slow])
     run_recipe(first, db_url_or_path=db, artifacts_dir=tmp_path / "a1", emit=lambda e: None)
+    # A diverged training writes NaN into a variant's report: SQLite before 3.42 refuses it as JSON.
+    with sqlite3.connect(db) as con:
+        con.execute("""UPDATE variants SET info = '{"final_loss": NaN, ' || substr(info, 2) WHERE id = 1""")
     body = Recipe.from_dict(first).to_dict()
     with open_store(db) as store:
         past = past_phase_seconds(store, body)
         elsewhere = past_phase_seconds(store, {**body, "measure": {**body["measure"], "latency_repeats": 3}})
-    config = variant_tree(Recipe.from_dict(first)).children[0].step.config_text
+    config = variant_tree(Recipe.from_dict(first)).children[0].children[0].step.config_text
     assert past[f"apply:test.slow {config}"] >= 0.6
     assert {"evaluate:baseline", "latency:baseline", "evaluate:test.slow", "latency:test.slow"} <= set(past)
     assert elsewhere == {}  # other measurement settings: not the same work
 
-    # The same 0.6 s step after a new quick one: the quick one's start already expects the slow one's 0.6 s;
-    # without the earlier run it would be guessed from the measuring alone (a few hundredths of a second).
-    second = tiny_recipe(tiny, [{"step": "test.slow", "config": {"seconds": 0.01, "chatter": False}}, slow])
+    # The same two steps the other way round: nothing is reused but the baseline, and everything was timed.
     events: list[Any] = []
-    run_recipe(second, db_url_or_path=db, artifacts_dir=tmp_path / "a2", emit=events.append)
+    run_recipe(tiny_recipe(tiny, [slow, quick]), db_url_or_path=db, artifacts_dir=tmp_path / "a2",
+               emit=events.append)
+    assert isinstance(events[-1], p.RunFinished)
     started = [e for e in events if isinstance(e, p.StepStarted)]
-    assert [e.title for e in started][1:] == ["Sleep (test)", "Sleep (test)"]
-    assert started[1].later_seconds is not None and started[1].later_seconds >= 0.6
+    assert [e.title for e in started] == ["Baseline", "Sleep (test)", "Sleep (test)"]
+    assert started[0].later_seconds is not None and started[0].later_seconds >= 0.6
+    assert started[1].later_seconds is not None and started[1].later_seconds < 0.6
     assert started[2].later_seconds == 0.0
+
+    # A config never timed: no estimate until this run measures something (a guess priced a fine-tune in hours).
+    events = []
+    run_recipe(tiny_recipe(tiny, [{"step": "test.slow", "config": {"seconds": 0.3, "chatter": False}}]),
+               db_url_or_path=db, artifacts_dir=tmp_path / "a3", emit=events.append)
+    started = [e for e in events if isinstance(e, p.StepStarted)]
+    assert [e.later_seconds for e in started] == [None, None]
