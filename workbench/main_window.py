@@ -724,6 +724,7 @@ class MainWindow(QMainWindow):
         self.act_cancel.setEnabled(running)
         if running:
             self.run_panel.resume_button.hide()  # offered again when the run ends, if still interrupted
+            self._run_status_follows_chain = False  # the run's own status until the chain is edited again
 
     def resume(self) -> None:
         run_id = self.run_panel.resume_button.property("run_id")

@@ -279,6 +279,11 @@ def test_the_run_panel_s_ready_follows_the_chain_both_ways(window) -> None:
     window.chain.add_step("wbtest.train")
     assert window.chain_status.text().startswith("⚠")
     assert "Fix the chain first" in window.run_panel.status.text()
+    # Once a run (or a resumed one) starts, the panel is the run's: its outcome is not replaced.
+    window.run_panel.busyChanged.emit(True)
+    window.run_panel.status.setText("Run 7 finished.")
+    window.validate()
+    assert window.run_panel.status.text() == "Run 7 finished."
 
 
 def test_changing_model_task_or_data_is_undoable_and_marks_the_window_unsaved(window, tmp_path) -> None:
