@@ -100,7 +100,7 @@ def _interrupted_run(db: Path) -> int | None:
 
 
 def run_title(run_id: int, info: dict[str, Any] | None, row: dict[str, Any] | None = None) -> str:
-    """'Run 3: my try · sst2 · Dec 05 14:02 · cancelled' (the user's name, else the recipe's, then the task,
+    """'Run 3: my try · sst2 · 2026-12-05 14:02 · cancelled' (the user's name, else the recipe's, then the task,
     when it started in local time, and how it ended unless it finished): runs of one recipe told apart."""
     info = info or {}
     name = info.get("name") or info.get("recipe_name") or (row or {}).get("model") or ""
@@ -112,8 +112,9 @@ def run_title(run_id: int, info: dict[str, Any] | None, row: dict[str, Any] | No
 
 
 def _local_time(iso_utc: str | None) -> str:
-    """An ISO 8601 UTC time as 'Dec 05 14:02' in this machine's time zone ('' when absent or unreadable)."""
-    from datetime import UTC, datetime
+    """An ISO 8601 UTC time as '2026-12-05 14:02' in this machine's time zone ('' when absent or
+    unreadable): the year kept and no month names, which a locale would translate."""
+    from datetime import datetime, timezone
 
     try:
         moment = datetime.fromisoformat(iso_utc) if iso_utc else None
@@ -121,7 +122,8 @@ def _local_time(iso_utc: str | None) -> str:
         return ""
     if moment is None:
         return ""
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone().strftime("%b %d %H:%M")
+    utc = timezone.utc  # not datetime.UTC: Python 3.10 has none
+    return (moment if moment.tzinfo else moment.replace(tzinfo=utc)).astimezone().strftime("%Y-%m-%d %H:%M")
 
 
 def _difference_text(rows: list[dict[str, Any]]) -> str:
@@ -544,8 +546,9 @@ class ResultsView(QWidget):
         self.best_label.setToolTip(
             "The smallest variant in view that keeps the chosen share of its run's reference metric, by point "
             "estimates (variants within 1 % of its size count as the same size: the higher metric wins); it is on "
-            "its task's Pareto front. A variant just below the share may be within noise of it: the table's ≈ "
-            "marks say so. Variants flagged 'untrained head' or 'did not learn' are never best"
+            "its task's Pareto front. A smaller variant just below the share may be within noise of the best: "
+            "select both and compare them (B - A with its interval). Variants flagged 'untrained head' or "
+            "'did not learn' are never best"
             + "".join(f".\n{u}" for u in untrained))
 
     def _selection_changed(self) -> None:

@@ -135,8 +135,8 @@ def test_a_run_s_title_tells_runs_of_one_recipe_apart() -> None:
 
     cancelled = run_title(2, {"recipe_name": "SST-2 quick", "task": "sst2", "created_at": "2026-12-05T00:21:07",
                               "status": "cancelled", "tags": ["try"]})
-    assert re.fullmatch(r"Run 2: SST-2 quick · sst2 · [A-Z][a-z]{2} \d\d \d\d:\d\d · cancelled \[try\]", cancelled)
+    assert re.fullmatch(r"Run 2: SST-2 quick · sst2 · 2026-12-0[45] \d\d:\d\d · cancelled \[try\]", cancelled)
     finished = run_title(3, {"name": "mine", "task": "sst2", "created_at": "2026-12-05T00:30:00", "status": "finished"})
-    assert re.fullmatch(r"Run 3: mine · sst2 · [A-Z][a-z]{2} \d\d \d\d:\d\d", finished)
+    assert re.fullmatch(r"Run 3: mine · sst2 · 2026-12-0[45] \d\d:\d\d", finished)
     assert run_title(4, None, {"model": "m", "task": "t"}) == "Run 4: m · t"
     assert run_title(5, {"task": "t", "created_at": "not a time"}) == "Run 5: t"
