@@ -198,7 +198,8 @@ def _check_value(name: str, label: str, elem: type, meta: ParamMeta | None, v: A
         what = _WORDS.get(elem, elem.__name__)
         if elem is float and isinstance(v, str) and _reads_as_non_finite(v):
             what = "a finite number"  # 'nan' typed or read as text: say what is wrong with it
-        raise ConfigError(f"{label} ({name}) must be {what}, got {brief(v)}", field=name)
+        got = f"the text {brief(v)}" if isinstance(v, str) and elem is not str else brief(v)  # '5' quoted in YAML
+        raise ConfigError(f"{label} ({name}) must be {what}, got {got}", field=name)
     if elem is float and not _finite(v):  # NaN fails every range check below, so it must be refused here
         raise ConfigError(f"{label} ({name}) must be a finite number, got {brief(v)}", field=name)
     if meta is None:

@@ -175,7 +175,8 @@ def _refuse_empty(values: list[Any], column: str, role: str, path: Path,
         more = rows[1:SHOWN_ROWS]
         rest = len(rows) - 1 - len(more)
         others = ", ".join(map(str, more)) + (f" and {rest} more" if rest else "")
-        where += f"), nor do rows {others} ({len(rows)} of {len(values)} rows; row 1 is the first row of data)"
+        others = ("does row " if len(more) == 1 and not rest else "do rows ") + others
+        where += f"), nor {others} ({len(rows)} of {len(values)} rows; row 1 is the first row of data)"
         what = "those rows"
     raise DataError(f"{where}. Fill in {_FILL.get(role, 'a value')} or remove {what}")
 

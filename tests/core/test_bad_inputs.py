@@ -259,7 +259,7 @@ CASES = [
     Case("amount overflowing", _validate(_chain("prune.global_magnitude", "{amount: 1.0e+400}")),
          "must be a finite number", "set amount to a value"),
     Case("amount is text", _validate(_chain("prune.global_magnitude", "{amount: lots}")),
-         "Amount (amount) must be a number, got 'lots'", "set amount to a value"),
+         "Amount (amount) must be a number, got the text 'lots'", "set amount to a value"),
     Case("bits out of range", _validate(_chain("quantize.linear_nbit", "{bits: 64}")), "Bits (bits) must be <= 16",
          "set bits to a value >= 1 and <= 16"),
     Case("bits fractional", _validate(_chain("quantize.linear_nbit", "{bits: 8.5}")), "Bits (bits) must be a whole number",

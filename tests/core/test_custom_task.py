@@ -299,6 +299,13 @@ def test_a_label_column_with_empty_cells_is_refused_naming_the_column_and_rows(
     assert "Fill in a label or remove those rows" in message
 
 
+def test_two_empty_labels_read_as_english(tmp_path: Path) -> None:
+    rows = _labelled(20)
+    rows[3]["y"] = rows[9]["y"] = ""
+    with pytest.raises(DataError, match=r"row 4 has no value in column 'y' \(the label\), nor does row 10 \(2 of 20"):
+        custom_task(_write(tmp_path / "d.csv", rows), text="s1", label="y", register=False)
+
+
 def test_a_single_empty_label_is_named_by_its_row(tmp_path: Path) -> None:
     rows = _labelled(20)
     rows[9]["y"] = ""

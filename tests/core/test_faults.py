@@ -148,7 +148,7 @@ def test_unwritable_artifact_folder_fails_the_run_clearly(tiny: Path, tmp_path: 
     [
         ("model: {model}\ntask: sst2\nchain:\n  - step: no.such.step\n", "unknown step 'no.such.step'"),
         ("model: {model}\ntask: sst2\nchain:\n  - step: test.scale\n    config: {{factor: lots}}\n",
-         "step 1 (test.scale), field 'factor': Factor (factor) must be a number, got 'lots'"),
+         "step 1 (test.scale), field 'factor': Factor (factor) must be a number, got the text 'lots'"),
         ("model: {model}\ntask: sst2\nchain:\n  - step: test.scale\n   config: [\n", "YAML syntax error"),
     ],
 )

@@ -380,6 +380,6 @@ def test_type_problems_are_worded_for_a_user_not_in_python_s_type_names(tiny: Pa
     recipe = _recipe(tiny, [{"step": "test.scale", "config": {"factor": "nan"}},
                             {"step": "quantize.dynamic_int8", "config": {"keep_float_layers": "foo, layer.99"}}])
     nan, listed = validate_recipe(recipe)
-    assert "Factor (factor) must be a finite number, got 'nan'" in nan.message
+    assert "Factor (factor) must be a finite number, got the text 'nan'" in nan.message
     assert "Layers kept in float (keep_float_layers) must be a list of whole numbers, got 'foo, layer.99'" in listed.message
     assert listed.fix.endswith("(default none)") and "()" not in listed.fix
