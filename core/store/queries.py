@@ -203,26 +203,26 @@ def _runs_like(session: Any, recipe_body: dict[str, Any]) -> list[int]:
     return [rid for rid, body in runs if _same(json.loads(body), wanted)]
 
 
-def _computed_here(run_ids: list[int]) -> Any:
-    """Variants of these runs that were computed (not reused) and not on a Ray cluster, whose time includes
-    shipping the artifact."""
-    return (s.Variant.run_id.in_(run_ids), s.Variant.cached.is_(False), s.Variant.seconds > 0,
-            s.Variant.info.not_like('%"ray":%'))
+def _past_variants(store: Store, recipe_body: dict[str, Any], column: Any, *, limit: int | None = None) -> list[Any]:
+    """(step id, config as stored, ``column``) of the variants that runs of the same work computed (not reused)
+    here and not on a Ray cluster, whose time includes shipping the artifact; newest first."""
+    with store.read() as session:
+        matching = _runs_like(session, recipe_body)
+        if not matching:
+            return []
+        query = (select(s.Variant.step_id, s.Variant.config, column)
+                 .where(s.Variant.run_id.in_(matching), s.Variant.cached.is_(False), s.Variant.seconds > 0,
+                        s.Variant.info.not_like('%"ray":%'))
+                 .order_by(s.Variant.id.desc()))
+        return list(session.execute(query if limit is None else query.limit(limit)).all())
 
 
 def past_step_seconds(store: Store, recipe_body: dict[str, Any], *, per_step: int = 20) -> dict[tuple[str, str], list[float]]:
     """Wall seconds of the variants earlier runs computed (not reused) here, not on a Ray cluster, with this
     recipe's model, task, data and measurement settings (``recipe_body``: a recipe's dict), by (step id, the
     step's config as stored), newest first, at most ``per_step`` each: what the same work took before."""
-    with store.read() as session:
-        matching = _runs_like(session, recipe_body)
-        if not matching:
-            return {}
-        rows = session.execute(
-            select(s.Variant.step_id, s.Variant.config, s.Variant.seconds)
-            .where(*_computed_here(matching)).order_by(s.Variant.id.desc())).all()
     out: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for step_id, config, seconds in rows:
+    for step_id, config, seconds in _past_variants(store, recipe_body, s.Variant.seconds):
         if len(out[(step_id, config)]) < per_step:
             out[(step_id, config)].append(float(seconds))
     return dict(out)
@@ -240,15 +240,8 @@ def past_phase_seconds(store: Store, recipe_body: dict[str, Any], *, per_step: i
     ``per_step`` newest variants of each step (of each step and config for the work)."""
     import statistics
 
-    with store.read() as session:
-        matching = _runs_like(session, recipe_body)
-        if not matching:
-            return {}
-        rows = session.execute(
-            select(s.Variant.step_id, s.Variant.config, s.Variant.info)
-            .where(*_computed_here(matching)).order_by(s.Variant.id.desc()).limit(_PAST_VARIANTS)).all()
     times: dict[str, list[float]] = defaultdict(list)
-    for step_id, config, info in rows:
+    for step_id, config, info in _past_variants(store, recipe_body, s.Variant.info, limit=_PAST_VARIANTS):
         try:  # parsed here, not by SQLite's json_extract: before 3.42 it refuses the NaN a diverged loss writes
             timings = json.loads(info).get("timings") or {}
         except (ValueError, AttributeError):
