@@ -243,6 +243,7 @@ class RunPanel(QWidget):
         self._current: int | None = None
         self._current_title = ""
         self._later: float | None = None  # the runner's estimate of the variants after the one in flight
+        self._run_estimate: tuple[float, float] | None = None  # (when, the run's seconds left then)
         self._started = 0.0
         self._ticker = QTimer(self)
         self._ticker.setInterval(500)
@@ -272,7 +273,7 @@ class RunPanel(QWidget):
         self._clear_rows()
         self.run_id = None
         self.planned = 0
-        self._current, self._later = None, None
+        self._current, self._later, self._run_estimate = None, None, None
         self.last_outcome = None
         self.log.clear()
         if self._curves is not None:
@@ -366,7 +367,20 @@ class RunPanel(QWidget):
         the least any computed variant took (every variant is measured). None until both are known."""
         if self._current is None or self._current not in self.rows:
             return None
-        current = self.rows[self._current].left()
+        fresh = self._fresh_run_left()
+        if fresh is not None:
+            self._run_estimate = (self.clock(), fresh)
+            return fresh
+        if self._run_estimate is None:
+            return None
+        # A variant just started has no estimate of its own yet (nothing to go on before its progress moves):
+        # the last estimate of the run, counted down, holds until it has, so the figure does not come and go.
+        when, seconds = self._run_estimate
+        held = seconds - (self.clock() - when)
+        return held if held > 0 else None
+
+    def _fresh_run_left(self) -> float | None:
+        current = self.rows[self._current].left()  # type: ignore[index]
         if current is not None and self._later is not None:
             return max(current, 0.0) + self._later
         waiting = [self._expected_seconds(r.step) for r in self.rows.values() if r.started is None and not r.skipped]

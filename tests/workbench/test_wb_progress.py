@@ -223,3 +223,26 @@ def test_the_runner_s_estimates_drive_the_floor_and_the_run_s_time_left(qtbot) -
     assert panel.rows[1].left() == 8.0  # the floor: 12 s of measuring, 4 s gone
     assert panel.run_left() == 8.0 + 25.0
     assert "about 35 s left in the run" in panel.status.text()  # 33 s shown in 5 s steps
+
+
+def test_the_run_s_time_left_holds_while_a_new_variant_has_no_estimate_yet(qtbot) -> None:
+    """The newcomer test saw the run's time left vanish mid-run: each new variant has no estimate of its own
+    until its progress moves, and the run's figure went with it. The last one now counts down meanwhile."""
+    panel, clock = _panel(qtbot)
+    panel.on_event(p.StepStarted(node=0, index=0, step="baseline", label="baseline", title="Baseline"))
+    clock.now += 60
+    panel.on_event(p.StepFinished(node=0, index=0, variant_id=1, cached=False, seconds=60.0, row={}))
+    panel.on_event(p.StepStarted(node=1, index=1, step="finetune", label="finetune", title="Fine-tune",
+                                 measure_seconds=12.0, later_seconds=40.0))
+    clock.now += 10
+    panel.on_event(p.Progress(node=1, index=1, fraction=0.5))
+    assert panel.run_left() == 10.0 + 40.0
+    clock.now += 10
+    panel.on_event(p.StepFinished(node=1, index=1, variant_id=2, cached=False, seconds=20.0, row={}))
+    panel.on_event(p.StepStarted(node=2, index=2, step="prune.global_magnitude", label="prune", title="Prune",
+                                 measure_seconds=12.0, later_seconds=20.0))
+    assert panel.rows[2].left() is None  # nothing to go on yet
+    assert panel.run_left() == 50.0 - 10.0  # the last estimate, 10 s later
+    assert "left in the run" in panel.status.text()
+    clock.now += 100
+    assert panel.run_left() is None  # run out: no figure rather than a negative one
