@@ -207,14 +207,20 @@ def test_a_narrow_bar_ends_its_text_in_an_ellipsis_and_keeps_it_whole_in_the_too
     assert bar.text() == f"12% · {message}"
 
 
-def test_the_runner_s_estimates_drive_the_floor_and_the_run_s_time_left(qtbot) -> None:
-    """When the runner says what the variant's measuring and every later variant should take (from its
-    measured phases), those replace the panel's own guesses: the newcomer test's run showed about twice
-    its real time left, the fp32 baseline's whole time standing in for each faster int8 variant."""
+def _after_a_60_s_baseline(qtbot) -> tuple[RunPanel, Clock]:  # type: ignore[no-untyped-def]
+    """A panel (and its clock) whose run has measured its baseline in 60 s."""
     panel, clock = _panel(qtbot)
     panel.on_event(p.StepStarted(node=0, index=0, step="baseline", label="baseline", title="Baseline"))
     clock.now += 60
     panel.on_event(p.StepFinished(node=0, index=0, variant_id=1, cached=False, seconds=60.0, row={}))
+    return panel, clock
+
+
+def test_the_runner_s_estimates_drive_the_floor_and_the_run_s_time_left(qtbot) -> None:
+    """When the runner says what the variant's measuring and every later variant should take (from its
+    measured phases), those replace the panel's own guesses: the newcomer test's run showed about twice
+    its real time left, the fp32 baseline's whole time standing in for each faster int8 variant."""
+    panel, clock = _after_a_60_s_baseline(qtbot)
     panel.on_event(p.StepStarted(node=1, index=1, step="prune.global_magnitude", label="prune(0.1)", title="prune",
                                  measure_seconds=12.0, later_seconds=25.0))
     assert panel.rows[1].prior == 12.0  # not the baseline's 60 s
@@ -228,10 +234,7 @@ def test_the_runner_s_estimates_drive_the_floor_and_the_run_s_time_left(qtbot) -
 def test_the_run_s_time_left_holds_while_a_new_variant_has_no_estimate_yet(qtbot) -> None:
     """The newcomer test saw the run's time left vanish mid-run: each new variant has no estimate of its own
     until its progress moves, and the run's figure went with it. The last one now counts down meanwhile."""
-    panel, clock = _panel(qtbot)
-    panel.on_event(p.StepStarted(node=0, index=0, step="baseline", label="baseline", title="Baseline"))
-    clock.now += 60
-    panel.on_event(p.StepFinished(node=0, index=0, variant_id=1, cached=False, seconds=60.0, row={}))
+    panel, clock = _after_a_60_s_baseline(qtbot)
     panel.on_event(p.StepStarted(node=1, index=1, step="finetune", label="finetune", title="Fine-tune",
                                  measure_seconds=12.0, later_seconds=40.0))
     clock.now += 10
