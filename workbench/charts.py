@@ -32,6 +32,7 @@ from core.errors import ConfigError
 from core.store.pareto import best_within_budget, group_rows, pareto_front, trusted
 from core.store.rows import flag_title
 from workbench._refcount_guard import guard_none_refcount
+from workbench.chain_model import step_title
 from workbench.chart_names import CHARTS
 from workbench.results_model import branch_points, variant_name
 
@@ -327,10 +328,13 @@ class Chart(pg.GraphicsLayoutWidget):
         # Fewer legend columns in a narrow chart: the legend's width would otherwise widen the
         # scene beyond the view and cut the plot's right side off.
         legend = getattr(self, "legend", None)  # pyqtgraph resizes once before __init__ is done
-        columns = max(1, min(getattr(self, "legend_columns", 1), int(self.width() / 200)))
-        if legend is not None and columns != legend.columnCount:
-            legend.setColumnCount(columns)
+        if legend is not None and self.legend_columns_for(self.width()) != legend.columnCount:
+            legend.setColumnCount(self.legend_columns_for(self.width()))
         super().resizeEvent(event)
+
+    def legend_columns_for(self, width: float) -> int:
+        """Legend columns for a chart ``width`` pixels wide: one per 200 px, at most ``legend_columns``."""
+        return max(1, min(self.legend_columns, int(width // 200)))
 
     def add_tips(self, tips: HoverTips) -> None:
         self._tips.append(tips)
@@ -762,15 +766,6 @@ def field_label(step_id: str, name: str) -> str:
     return meta.label + (f" in {meta.unit}" if meta.unit and meta.unit.lower() not in meta.label.lower() else "")
 
 
-def step_title(step_id: str) -> str:
-    from core.steps import get_step
-
-    try:
-        return get_step(step_id).title
-    except ConfigError:
-        return step_id
-
-
 @dataclass
 class SweptParameter:
     """One step's config field that took two or more values among the rows: one x axis."""
@@ -789,7 +784,7 @@ class SweptParameter:
 
     @property
     def label(self) -> str:
-        return f"{field_label(self.step_id, self.name)} ({step_title(self.step_id)})"
+        return f"{field_label(self.step_id, self.name)} ({step_title(self.step_id)[0]})"
 
 
 def swept_parameters(rows: list[dict[str, Any]]) -> list[SweptParameter]:
@@ -1139,7 +1134,7 @@ def laid_out_at(chart: Chart, size: QSize) -> Iterator[None]:
     ci = chart.ci
     geometry = ci.geometry()
     columns = chart.legend.columnCount
-    chart.legend.setColumnCount(max(1, min(chart.legend_columns, size.width() // 200)))
+    chart.legend.setColumnCount(chart.legend_columns_for(size.width()))
     ci.setGeometry(QRectF(0, 0, size.width(), size.height()))
     try:
         yield

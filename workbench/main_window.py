@@ -61,6 +61,7 @@ def default_recipe_path() -> Path:
 # editing a huge sweep never waits on it.
 DURATION_MAX_VARIANTS = 10_000
 
+
 class MainWindow(QMainWindow):
     def __init__(self, settings: Settings | None = None, *, load_initial: bool = True) -> None:
         super().__init__()

@@ -364,7 +364,8 @@ class RunPanel(QWidget):
         """Seconds left in the whole run: the step in flight's estimate, plus the runner's estimate of
         every variant after it (from this run's measured phases and each step's training work); without
         one (a Ray run), each step still to come at what the same step took earlier in this run, else at
-        the least any computed variant took (every variant is measured). None until both are known."""
+        the least any computed variant took (every variant is measured). While a variant just started has
+        no estimate yet, the run's last one counted down; None before any, or once that has run out."""
         if self._current is None or self._current not in self.rows:
             return None
         fresh = self._fresh_run_left()

@@ -316,24 +316,21 @@ class Runner:
 
         step_id = step.step if step else None
         trains, work = False, None
-        history = self.seconds
         if step is not None:
             step_cls = get_step(step.step)
             trains = step_cls.needs_teacher or TRAINABLE in step_cls.requires
-            same_config = f"apply:{step_id} {step.config_text}"
-            if same_config in history:  # this config's work, timed in this run or an earlier one
-                history = {**history, f"apply:{step_id}": history[same_config]}
-            elif f"apply:{step_id}" not in history and self.train_rows() is not None:
+            timed = variant.work_key(step.step, step.config_text) in self.seconds or f"apply:{step_id}" in self.seconds
+            if not timed and self.train_rows() is not None:
                 work = step_cls(step.config).training_work(self.train_rows(), self.task.id)
-        return variant.expected_seconds(self.recipe.measure, history, step_id, trains=trains, work=work,
-                                        loads=step is None or loads)
+        return variant.expected_seconds(self.recipe.measure, self.seconds, step_id, trains=trains, work=work,
+                                        loads=step is None or loads, config_text=step.config_text if step else None)
 
     def _timed_before(self, step: Any) -> bool:
         """Whether this step's variants (None: the baseline) have measured phases and, for a step, this
         config's own work in ``self.seconds``."""
         step_id = step.step if step else "baseline"
         return f"evaluate:{step_id}" in self.seconds and (
-            step is None or f"apply:{step_id} {step.config_text}" in self.seconds)
+            step is None or variant.work_key(step_id, step.config_text) in self.seconds)
 
     def _kind(self, node: VariantNode) -> tuple[str, bool]:
         """What a variant's expected time depends on: its step and config (as text: a config need not be
@@ -394,7 +391,7 @@ class Runner:
             self.seconds["evaluate_per_row"] = made.timings["evaluate"] / evaluated
         if slot.node.step is not None:
             self.seconds[f"apply:{slot.step_id}"] = made.timings["apply"]
-            self.seconds[f"apply:{slot.step_id} {slot.node.step.config_text}"] = made.timings["apply"]
+            self.seconds[variant.work_key(slot.step_id, slot.node.step.config_text)] = made.timings["apply"]
         self.measured = True
         over = self.budget_flag({v.name: v.value for v in made.values})
         return self.record(slot.node, parent, key, made.values, made.folder, seconds, made.info,

@@ -346,17 +346,22 @@ def max_output_difference(a: Any, b: Any) -> float:
     return max(float((getattr(out_a, k).float() - getattr(out_b, k).float()).abs().max()) for k in names)
 
 
+def work_key(step_id: str, config_text: str) -> str:
+    """The history key of one config's own work (``ResolvedStep.config_text``): it depends on the config."""
+    return f"apply:{step_id} {config_text}"
+
+
 def expected_seconds(measure: Any, history: dict[str, float], step_id: str | None, *, trains: bool = False,
-                     work: float | None = None, loads: bool = True) -> dict[str, float]:
+                     work: float | None = None, loads: bool = True, config_text: str | None = None) -> dict[str, float]:
     """How long each phase of the next node should take, so its 0..1 progress runs with the clock.
 
     From the run's last measured node of the same step (or earlier runs' median of it), else its last
-    measured node (``history``: phase, "<phase>:<step id>", "evaluate_per_row", or "apply:<step id>",
-    -> seconds); before the first
-    one, from the measurement settings (forward-pass tokens at an assumed 2.5 ms each: only the ratios
-    matter). A step not yet seen costs its ``work`` (one-row forward
-    passes, ``Step.training_work``) at the evaluation's pace per row; without it, 3x the measuring when
-    it trains, else 0.2x.
+    measured node (``history``: phase, "<phase>:<step id>", "evaluate_per_row", "apply:<step id>" or
+    :func:`work_key` -> seconds); before the first one, from the measurement settings (forward-pass tokens
+    at an assumed 2.5 ms each: only the ratios matter). The step's work is its config's own
+    (``config_text``) when timed, else the step's last; a step not yet seen costs its ``work`` (one-row
+    forward passes, ``Step.training_work``) at the evaluation's pace per row; without it, 3x the measuring
+    when it trains, else 0.2x.
     """
     per_token = 0.0025
     eval_rows = measure.eval_limit or 1000
@@ -371,6 +376,8 @@ def expected_seconds(measure: Any, history: dict[str, float], step_id: str | Non
     out["load"] = out["load"] if loads else 0.0
     if step_id is None:
         out["apply"] = 0.0
+    elif config_text is not None and work_key(step_id, config_text) in history:
+        out["apply"] = history[work_key(step_id, config_text)]
     elif f"apply:{step_id}" in history:
         out["apply"] = history[f"apply:{step_id}"]
     elif work is not None:

@@ -249,6 +249,7 @@ def past_phase_seconds(store: Store, recipe_body: dict[str, Any], *, per_step: i
         for phase, seconds in timings.items():
             if phase == "apply_cpu" or not isinstance(seconds, int | float):
                 continue
+            # the same keys as core.run.variant.work_key (the store does not import the runner above it)
             key = f"apply:{step_id} {config}" if phase == "apply" else f"{phase}:{step_id}"
             if len(times[key]) < per_step:
                 times[key].append(float(seconds))
