@@ -3,6 +3,7 @@ charts update, cancel stops the run, a killed worker is reported and the run can
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 from pathlib import Path
@@ -227,7 +228,9 @@ def test_closing_during_a_run_asks_once_and_cancel_keeps_run_and_window(window, 
 
     monkeypatch.setattr(QMessageBox, "exec", exec_box)
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(str(a[2])) or answer["button"])
-    window.set_document(_doc(tiny, [0.1, 0.2, 0.3, 0.4]))
+    # Long enough to be still running at the second close: on an idle machine the tiny run finished first.
+    doc = _doc(tiny, [0.1, 0.2, 0.3, 0.4])
+    window.set_document(dataclasses.replace(doc, measure=dataclasses.replace(doc.measure, latency_repeats=3000)))
     panel = window.run_panel
     with qtbot.waitSignal(panel.client.event, timeout=TIMEOUT_MS,
                           check_params_cb=lambda m: isinstance(m, p.StepStarted)):
