@@ -25,7 +25,7 @@ import numpy as np
 import pyqtgraph as pg
 from pyqtgraph.graphicsItems.ScatterPlotItem import drawSymbol
 from PySide6.QtCore import QEvent, QPoint, QPointF, QRect, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QFontMetricsF, QHelpEvent, QPainter, QPalette
+from PySide6.QtGui import QFontMetricsF, QHelpEvent, QPainter, QPalette, QTextDocument
 from PySide6.QtWidgets import QApplication, QComboBox, QHBoxLayout, QLabel, QTabWidget, QToolTip, QWidget
 
 from core.errors import ConfigError
@@ -291,6 +291,25 @@ class CategoryAxis(pg.AxisItem):
         super()._updateMaxTextSize(self._names_height if self.names else x)
 
 
+# A legend mark's width (pyqtgraph's ItemSample draws in 20 x 20).
+LEGEND_MARK = 20.0
+
+
+def _packed(widths: list[float], columns: int) -> tuple[list[int], list[list[int]]]:
+    """Entries in ``columns`` columns with the widest together, so the columns' widths add up to the
+    least: the order to add them in (pyqtgraph fills rows left to right) and each column's entries,
+    each column in the entries' own order."""
+    rows = -(-len(widths) // columns)
+    short = rows * columns - len(widths)  # the last columns hold one entry fewer
+    by_width = sorted(range(len(widths)), key=lambda i: -widths[i])
+    cells, start = [], 0
+    for column in range(columns):
+        take = rows - (1 if column >= columns - short else 0)
+        cells.append(sorted(by_width[start:start + take]))
+        start += take
+    return [cells[c][r] for r in range(rows) for c in range(columns) if r < len(cells[c])], cells
+
+
 class Chart(pg.GraphicsLayoutWidget):
     """One plot (or a few stacked) with a legend row beneath; hover tips and click-to-select."""
 
@@ -306,6 +325,8 @@ class Chart(pg.GraphicsLayoutWidget):
         self.plot.setTitle(title, size="10pt")
         self.tips = HoverTips(self.plot)
         self._tips = [self.tips]
+        self._legend_entries: list[tuple[Any, str]] = []
+        self._legend_optional: frozenset[str] = frozenset()
         self.legend = pg.LegendItem(colCount=legend_columns, sampleType=LegendSample)
         self.legend_row = 1
         self.addItem(self.legend, row=self.legend_row, col=0)
@@ -325,16 +346,68 @@ class Chart(pg.GraphicsLayoutWidget):
         return plot
 
     def resizeEvent(self, event: Any) -> None:
-        # Fewer legend columns in a narrow chart: the legend's width would otherwise widen the
-        # scene beyond the view and cut the plot's right side off.
-        legend = getattr(self, "legend", None)  # pyqtgraph resizes once before __init__ is done
-        if legend is not None and self.legend_columns_for(self.width()) != legend.columnCount:
-            legend.setColumnCount(self.legend_columns_for(self.width()))
+        # Fewer legend columns in a narrow chart (the legend's width would otherwise widen the scene
+        # beyond the view and cut the plot's right side off), fewer entries in a short one.
+        # pyqtgraph resizes once before __init__ is done, and again from close() after deleting every
+        # item (its new viewport's resize): a legend touched then crashed the process.
+        if getattr(self, "legend", None) is not None and not getattr(self, "closed", True):
+            self.fit_legend(event.size().width(), event.size().height())
         super().resizeEvent(event)
 
-    def legend_columns_for(self, width: float) -> int:
-        """Legend columns for a chart ``width`` pixels wide: one per 200 px, at most ``legend_columns``."""
-        return max(1, min(self.legend_columns, int(width // 200)))
+    # The height share above which the legend leaves out its optional entries (their marks' hover tips
+    # still say what they are): at 1024x700 eight entries in four rows had left the plot 60 px.
+    LEGEND_SHARE = 0.3
+
+    def set_legend(self, entries: list[tuple[Any, str]], optional: Iterable[str] = ()) -> None:
+        """The legend's entries (plotted item, label); labels in ``optional`` are left out when the
+        whole legend would take more than LEGEND_SHARE of the chart's height."""
+        self._legend_entries = list(entries)
+        self._legend_optional = frozenset(optional)
+        self.fit_legend(self.width(), self.height(), rebuild=True)
+
+    def fit_legend(self, width: float, height: float, rebuild: bool = False) -> None:
+        """Columns, entries and their order for a chart ``width`` x ``height``: every label whole, the
+        plot most of the height."""
+        entries = self._legend_entries
+        order, columns, legend_height = self._legend_layout([n for _, n in entries], width)
+        if self._legend_optional and legend_height > self.LEGEND_SHARE * height:
+            entries = [(item, name) for item, name in entries if name not in self._legend_optional]
+            order, columns, _ = self._legend_layout([n for _, n in entries], width)
+        wanted = [entries[i][1] for i in order]
+        if rebuild or columns != self.legend.columnCount or wanted != [label.text for _, label in self.legend.items]:
+            self.legend.clear()
+            self.legend.setColumnCount(columns)  # while empty: the entries below are laid out once
+            for i in order:
+                self.legend.addItem(*entries[i])
+            self.restyle()
+
+    def _label_size(self, name: str) -> tuple[float, float]:
+        """A legend label's size before it is in the legend: the document pyqtgraph's LabelItem lays
+        out, without a graphics item to create and throw away."""
+        doc = QTextDocument()
+        doc.setDefaultFont(self.font())
+        doc.setHtml(f"<span style='font-size: {self.legend.opts['labelTextSize']}'>{name}</span>")
+        size = doc.size()
+        return size.width(), size.height()
+
+    def _legend_layout(self, names: list[str], width: float) -> tuple[list[int], int, float]:
+        """The entries' order, the columns and the height of a legend of ``names`` in ``width`` pixels:
+        the most columns, up to ``legend_columns``, that fit side by side, each as wide as its widest
+        entry. One column per 200 px had cut a long last label at 1024x700."""
+        if not names:
+            return [], max(1, min(self.legend_columns, int(width // 200))), 0.0
+        sizes = [self._label_size(n) for n in names]
+        layout = self.legend.layout
+        left, _top, right, _bottom = layout.getContentsMargins()
+        gap = max(0.0, layout.horizontalSpacing())
+        for columns in range(min(self.legend_columns, len(names)), 0, -1):
+            order, cells = _packed([w for w, _h in sizes], columns)
+            needed = left + right + 12  # the view's frame and the scene's margin around the legend
+            needed += sum(LEGEND_MARK + max(sizes[i][0] for i in column) + 2 * gap for column in cells)
+            if needed <= width or columns == 1:
+                rows = -(-len(names) // columns)
+                return order, columns, rows * (max(h for _w, h in sizes) + max(0.0, layout.verticalSpacing()))
+        raise AssertionError("unreachable: one column always returns")
 
     def add_tips(self, tips: HoverTips) -> None:
         self._tips.append(tips)
@@ -399,12 +472,6 @@ class Chart(pg.GraphicsLayoutWidget):
 
     def set_title(self, text: str) -> None:
         self.plot.setTitle(text, size="10pt", color=_ink())
-
-    def set_legend(self, entries: list[tuple[Any, str]]) -> None:
-        self.legend.clear()
-        for item, name in entries:
-            self.legend.addItem(item, name)
-        self.restyle()
 
 
 class ScatterChart(Chart):
@@ -516,9 +583,10 @@ class ScatterChart(Chart):
         # The marks are the plotted items themselves, so each looks exactly as drawn; the front and the
         # interval are the first group's (the others' differ only in colour, which the label says).
         each = " (in its task's colour)" if len(groups) > 1 else ""
+        optional = [f"Pareto front{each}", f"95 % interval{each}", "selected"]  # their tips say what they are
         if groups:
             first = next(iter(groups))
-            legend += [(self._groups[first][1], f"Pareto front{each}"), (self.errors[first], f"95 % interval{each}")]
+            legend += [(self._groups[first][1], optional[0]), (self.errors[first], optional[1])]
         if base:
             legend.append((self.baseline, "baseline (square)"))
         if shown_best:
@@ -529,7 +597,7 @@ class ScatterChart(Chart):
         published = self.published.legend_entry()
         if published is not None:
             legend.append(published)
-        self.set_legend(legend)
+        self.set_legend(legend, optional=optional)
         names = {key[1] for key in groups}
         self.plot.setLabel("left", next(iter(names)) if len(names) == 1 else
                            "metric (a front per task)" if names else "metric")
@@ -1133,13 +1201,12 @@ def laid_out_at(chart: Chart, size: QSize) -> Iterator[None]:
     never changes."""
     ci = chart.ci
     geometry = ci.geometry()
-    columns = chart.legend.columnCount
-    chart.legend.setColumnCount(chart.legend_columns_for(size.width()))
+    chart.fit_legend(size.width(), size.height())
     ci.setGeometry(QRectF(0, 0, size.width(), size.height()))
     try:
         yield
     finally:
-        chart.legend.setColumnCount(columns)
+        chart.fit_legend(chart.width(), chart.height())
         ci.setGeometry(geometry)
 
 

@@ -285,3 +285,67 @@ def test_a_phase_s_training_curves_are_told_apart_by_colour_and_marks(qtbot) -> 
     assert len(set(colours.values())) == 6, colours
     assert chart._items[("Stage 1", "held_out")].opts["symbol"] == "o"
     assert chart._items[("Stage 1", "loss")].opts["symbol"] is None
+
+
+@pytest.mark.parametrize("width", [300, 360, 420, 480, 560, 700, 900, 1300])
+def test_every_legend_label_is_whole_at_any_width(qtbot, width: int) -> None:
+    """Defect (newcomer test, 1024x700): the legend's last label was cut to 'published (not measured
+    her': its columns came from the chart's width alone, not from the labels' widths."""
+    from core.published import LABEL
+
+    rows = [_row(1, None, "baseline", 0.86, 90.9),
+            _row(2, 1, "prune.global_magnitude", 0.80, 45.0, {"amount": 0.5}),
+            _row(3, 1, "prune.global_magnitude", 0.50, 30.0, {"amount": 0.9},
+                 flags=[{"code": "did_not_learn", "text": "x"}])]
+    chart = _shown_scatter(qtbot, rows, [rows[1]], {("sst2", "accuracy"): rows[1]})
+    chart.resize(width, 500)
+    qtbot.wait(100)
+    labels = {label.text: label for _sample, label in chart.legend.items}
+    assert LABEL in labels and "untrained head / did not learn" in labels
+    assert len(labels) == (8 if width >= 420 else 5), sorted(labels)  # a narrow chart: its rows would take the height
+    view = chart.viewport().rect()
+    for text, label in labels.items():
+        drawn = chart.mapFromScene(label.item.sceneBoundingRect()).boundingRect()  # the text itself
+        assert view.contains(drawn), (text, drawn, view)
+    # And the plot keeps most of the height: the legend takes the rows its columns need, no more.
+    assert chart.plot.sceneBoundingRect().height() > 0.5 * chart.height()
+
+
+def test_a_short_chart_leaves_out_the_optional_legend_entries(qtbot, tmp_path: Path) -> None:
+    """Defect (1024x700, a short results pane): eight entries in four rows pushed the last label below
+    the view and left the plot 60 px. A short chart names only what its tips do not explain; an
+    export, laid out at its own size, names everything."""
+    from workbench.charts import EXPORT_LAYOUT, laid_out_at
+
+    rows = [_row(1, None, "baseline", 0.86, 90.9),
+            _row(2, 1, "prune.global_magnitude", 0.80, 45.0, {"amount": 0.5}),
+            _row(3, 1, "prune.global_magnitude", 0.50, 30.0, {"amount": 0.9},
+                 flags=[{"code": "did_not_learn", "text": "x"}])]
+    chart = _shown_scatter(qtbot, rows, [rows[1]], {("sst2", "accuracy"): rows[1]})
+    every = [label.text for _sample, label in chart.legend.items]
+    assert len(every) == 8
+    chart.resize(440, 240)
+    qtbot.wait(100)
+    shown = [label.text for _sample, label in chart.legend.items]
+    assert set(shown) == set(every) - {"Pareto front", "95 % interval", "selected"}
+    for _sample, label in chart.legend.items:
+        assert chart.viewport().rect().contains(chart.mapFromScene(label.item.sceneBoundingRect()).boundingRect())
+    assert chart.plot.vb.sceneBoundingRect().height() > 0.25 * chart.height()  # title and axes take the rest
+    with laid_out_at(chart, EXPORT_LAYOUT):
+        assert sorted(label.text for _sample, label in chart.legend.items) == sorted(every)
+    assert [label.text for _sample, label in chart.legend.items] == shown
+    chart.resize(900, 650)  # room again: every entry back
+    qtbot.wait(100)
+    assert sorted(label.text for _sample, label in chart.legend.items) == sorted(every)
+
+
+def test_a_chart_closes_after_its_legend_was_refitted(qtbot) -> None:
+    """Defect: pyqtgraph's close() deletes every item, then resizes a new viewport; refitting the
+    deleted legend on that resize crashed the process (a segmentation fault)."""
+    rows = [_row(1, None, "baseline", 0.86, 90.9), _row(2, 1, "prune.global_magnitude", 0.80, 45.0, {"amount": 0.5})]
+    chart = _shown_scatter(qtbot, rows, [rows[1]], {("sst2", "accuracy"): rows[1]})
+    for size in ((300, 200), (900, 650)):
+        chart.resize(*size)
+        qtbot.wait(50)
+    chart.close()
+    assert chart.closed

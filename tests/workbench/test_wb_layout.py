@@ -48,6 +48,9 @@ def _check_window(window, qtbot) -> None:  # type: ignore[no-untyped-def]
         plot_rect = chart.plot.vb.sceneBoundingRect()
         legend_rect = chart.legend.sceneBoundingRect()
         assert not plot_rect.intersects(legend_rect), chart.title
+        for _sample, label in chart.legend.items:  # every label whole (one was cut to "published (not measured her")
+            drawn = chart.mapFromScene(label.item.sceneBoundingRect()).boundingRect()
+            assert chart.viewport().rect().contains(drawn), (chart.title, label.text, drawn, chart.viewport().rect())
 
 
 @pytest.mark.parametrize("size", [(1024, 700), (1360, 860), (1600, 1000)])
