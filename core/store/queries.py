@@ -428,8 +428,13 @@ def _latex(text: str) -> str:
     return "".join(_LATEX_ESCAPES.get(c, c) for c in text)
 
 
+def _numeric(table: Table, column: str) -> bool:
+    values = [r.get(column) for r in table.rows if r.get(column) is not None]
+    return bool(values) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+
+
 def export_table(table: Table, fmt: str) -> str:
-    """The table as CSV, Markdown (pipe table), LaTeX (booktabs tabular) or JSON text."""
+    """The table as CSV, Markdown (pipe table), LaTeX (a booktabs tabular scaled to the line width) or JSON text."""
     cols = table.columns
     if fmt == "csv":
         buf = io.StringIO()
@@ -447,14 +452,18 @@ def export_table(table: Table, fmt: str) -> str:
             lines.append("| " + " | ".join(_fmt(row.get(c)).replace("|", "\\|") for c in cols) + " |")
         return "\n".join(lines) + "\n"
     if fmt == "latex":
+        # Scaled to the text width: a comparison has 20-30 columns and ran off the page; numbers right-aligned.
+        align = "".join("r" if _numeric(table, c) else "l" for c in cols)
         lines = [
-            r"\begin{tabular}{" + "l" * len(cols) + "}",
+            r"% needs \usepackage{booktabs,graphicx}",
+            r"\resizebox{\linewidth}{!}{%",
+            r"\begin{tabular}{" + align + "}",
             r"\toprule",
             " & ".join(_latex(c) for c in cols) + r" \\",
             r"\midrule",
         ]
         for row in table.rows:
             lines.append(" & ".join(_latex(_fmt(row.get(c))) for c in cols) + r" \\")
-        lines += [r"\bottomrule", r"\end{tabular}"]
+        lines += [r"\bottomrule", r"\end{tabular}%", "}"]
         return "\n".join(lines) + "\n"
     raise StoreError(f"Unknown export format '{fmt}'; use one of {', '.join(EXPORT_FORMATS)}")

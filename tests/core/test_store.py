@@ -404,7 +404,12 @@ def test_results_table_ratios_and_all_export_formats(tmp_path: Path) -> None:
     md = export_table(table, "markdown").splitlines()
     assert len(md) == 2 + 3 and md[0].startswith("| run | variant |") and "0.85" in md[4]
     tex = export_table(table, "latex")
-    assert tex.startswith("\\begin{tabular}") and tex.rstrip().endswith("\\end{tabular}")
+    # Scaled to the page (a comparison has 20-30 columns), numbers right-aligned, packages named.
+    assert tex.splitlines()[:2] == ["% needs \\usepackage{booktabs,graphicx}", "\\resizebox{\\linewidth}{!}{%"]
+    assert tex.rstrip().endswith("\\end{tabular}%\n}")
+    align = tex.splitlines()[2].removeprefix("\\begin{tabular}{").removesuffix("}")
+    assert len(align) == len(table.columns)
+    assert align[table.columns.index("speedup")] == "r" and align[table.columns.index("label")] == "l"
     assert "size\\_ratio" in tex and "size_ratio" not in tex.replace("size\\_ratio", "")
     assert tex.count("\\\\") == 1 + 3
     with pytest.raises(StoreError, match="Unknown export format"):
