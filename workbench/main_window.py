@@ -4,6 +4,7 @@ results tab, the run panel, menus and toolbar."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from PySide6.QtWidgets import (
 from core.errors import WorkbenchError
 from core.protocol import RunRequest
 from core.recipe import DataSpec, Problem, Recipe, count_variants, load_recipe, validate_recipe
+from core.tasks.base import get_task, is_task_registered
 from workbench.chain_model import ChainModel
 from workbench.chain_view import ChainView
 from workbench.data_preview import DataPreviewPanel
@@ -632,7 +634,9 @@ class MainWindow(QMainWindow):
 
     def _task_chosen(self, task_id: str) -> None:
         # A bundled task replaces a custom data file.
-        self.edit(dataclasses.replace(self.document.recipe, task=task_id, data=None), "Change task")
+        recipe = self.document.recipe
+        self.edit(dataclasses.replace(recipe, task=task_id, data=None,
+                                      name=renamed_for_task(recipe.name, recipe.task, task_id)), "Change task")
 
     def _custom_task(self) -> None:
         from workbench.custom_task import CustomTaskDialog
@@ -645,7 +649,9 @@ class MainWindow(QMainWindow):
         """Make the user's data file the task: the recipe carries the file and its column mapping
         (``data:``), so the worker, a saved recipe and the CLI all run the same task."""
         data = DataSpec.from_dict({k: v for k, v in spec.items() if v is not None})
-        self.edit(dataclasses.replace(self.document.recipe, task=data.task_id, data=data), "Use custom data")
+        recipe = self.document.recipe
+        self.edit(dataclasses.replace(recipe, task=data.task_id, data=data,
+                                      name=renamed_for_task(recipe.name, recipe.task, data.task_id)), "Use custom data")
 
     # --- running ---------------------------------------------------------------------------------
     def run_request(self, resume_run: int | None = None) -> RunRequest:
@@ -950,3 +956,21 @@ class MainWindow(QMainWindow):
         box.exec()
         clicked = box.standardButton(box.clickedButton()) if box.clickedButton() is not None else B.Cancel
         return {B.Save: "save", B.Discard: "discard", B.Close: "close"}.get(clicked, "cancel")
+
+
+def _task_names(task_id: str) -> tuple[str, str]:
+    """A task's id as a recipe name would write it, and its short title ("sst2", "SST-2"); a custom
+    data task ("custom:reviews") is known by its data's name."""
+    if is_task_registered(task_id):
+        return task_id, get_task(task_id).title.split(" (")[0]
+    short = task_id.split(":", 1)[-1]
+    return short, short
+
+
+def renamed_for_task(name: str, old_task: str, new_task: str) -> str:
+    """``name`` with the old task's id or short title, as a whole word, replaced by the new task's:
+    "TinyBERT, further compressed (SST-2)" named the wrong task once the task was CoLA (newcomer test)."""
+    (old_id, old_title), (new_id, new_title) = _task_names(old_task), _task_names(new_task)
+    for old, new in ((old_title, new_title), (old_id, new_id)):
+        name = re.sub(rf"(?<![\w-]){re.escape(old)}(?![\w-])", lambda _m, new=new: new, name, flags=re.IGNORECASE)
+    return name

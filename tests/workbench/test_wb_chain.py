@@ -336,3 +336,24 @@ def test_a_huge_sweep_is_not_timed_before_run(window, qtbot, monkeypatch) -> Non
     window.chain.add_step("wbtest.scale")
     qtbot.wait(600)
     assert window.chain_status.text() == "1 step ready to run · 2 variants" and asked == []
+
+
+def test_a_name_that_says_the_task_follows_it_in_the_same_undo_step(window, tmp_path) -> None:
+    """Newcomer test: "TinyBERT, further compressed (SST-2)" kept naming SST-2 after the task became CoLA."""
+    import dataclasses
+
+    window.edit(dataclasses.replace(window.document.recipe, name="TinyBERT, further compressed (SST-2)"), "Rename recipe")
+    window._task_chosen("cola")
+    assert window.document.recipe.name == "TinyBERT, further compressed (CoLA)"
+    assert window.recipe_panel.name_edit.text() == "TinyBERT, further compressed (CoLA)"
+    path = tmp_path / "reviews.csv"
+    path.write_text("a,b\n" + "".join(f"text {i},{i % 2}\n" for i in range(20)))
+    window.set_custom_data({"name": "reviews", "path": str(path), "text": "a", "label": "b", "kind": "classification"})
+    assert window.document.recipe.name == "TinyBERT, further compressed (reviews)"
+    window.undo.undo()
+    window.undo.undo()  # one step each: the task and its name together
+    assert (window.document.recipe.task, window.document.recipe.name) == ("sst2", "TinyBERT, further compressed (SST-2)")
+    # A name that does not say the task is left alone, as is a task id inside a longer word.
+    window.edit(dataclasses.replace(window.document.recipe, name="my sst2x sweep"), "Rename recipe")
+    window._task_chosen("rte")
+    assert window.document.recipe.name == "my sst2x sweep"
