@@ -327,6 +327,7 @@ class Chart(pg.GraphicsLayoutWidget):
         self._tips = [self.tips]
         self._legend_entries: list[tuple[Any, str]] = []
         self._legend_optional: frozenset[str] = frozenset()
+        self._label_sizes: dict[tuple[str, str], tuple[float, float]] = {}
         self.legend = pg.LegendItem(colCount=legend_columns, sampleType=LegendSample)
         self.legend_row = 1
         self.addItem(self.legend, row=self.legend_row, col=0)
@@ -383,30 +384,37 @@ class Chart(pg.GraphicsLayoutWidget):
 
     def _label_size(self, name: str) -> tuple[float, float]:
         """A legend label's size before it is in the legend: the document pyqtgraph's LabelItem lays
-        out, without a graphics item to create and throw away."""
-        doc = QTextDocument()
-        doc.setDefaultFont(self.font())
-        doc.setHtml(f"<span style='font-size: {self.legend.opts['labelTextSize']}'>{name}</span>")
-        size = doc.size()
-        return size.width(), size.height()
+        out in the scene's font, without a graphics item to create and throw away. Cached: every
+        resize asks again."""
+        font = self.scene().font()
+        key = (name, font.key())
+        if key not in self._label_sizes:
+            doc = QTextDocument()
+            doc.setDefaultFont(font)
+            doc.setHtml(f"<span style='font-size: {self.legend.opts['labelTextSize']}'>{name}</span>")
+            self._label_sizes[key] = (doc.size().width(), doc.size().height())
+        return self._label_sizes[key]
 
     def _legend_layout(self, names: list[str], width: float) -> tuple[list[int], int, float]:
         """The entries' order, the columns and the height of a legend of ``names`` in ``width`` pixels:
         the most columns, up to ``legend_columns``, that fit side by side, each as wide as its widest
         entry. One column per 200 px had cut a long last label at 1024x700."""
         if not names:
-            return [], max(1, min(self.legend_columns, int(width // 200))), 0.0
+            return [], self.legend.columnCount, 0.0
         sizes = [self._label_size(n) for n in names]
         layout = self.legend.layout
         left, _top, right, _bottom = layout.getContentsMargins()
         gap = max(0.0, layout.horizontalSpacing())
+        widths = [w for w, _h in sizes]
+        row = max(h for _w, h in sizes) + max(0.0, layout.verticalSpacing())
         for columns in range(min(self.legend_columns, len(names)), 0, -1):
-            order, cells = _packed([w for w, _h in sizes], columns)
-            needed = left + right + 12  # the view's frame and the scene's margin around the legend
-            needed += sum(LEGEND_MARK + max(sizes[i][0] for i in column) + 2 * gap for column in cells)
-            if needed <= width or columns == 1:
-                rows = -(-len(names) // columns)
-                return order, columns, rows * (max(h for _w, h in sizes) + max(0.0, layout.verticalSpacing()))
+            # The entries' own order when it fits, else the widest packed together.
+            in_order = (list(range(len(names))), [list(range(c, len(names), columns)) for c in range(columns)])
+            for order, cells in (in_order, _packed(widths, columns)):
+                needed = left + right + 12  # the view's frame and the scene's margin around the legend
+                needed += sum(LEGEND_MARK + max(widths[i] for i in column) + 2 * gap for column in cells)
+                if needed <= width or columns == 1:
+                    return order, columns, -(-len(names) // columns) * row
         raise AssertionError("unreachable: one column always returns")
 
     def add_tips(self, tips: HoverTips) -> None:
@@ -583,7 +591,9 @@ class ScatterChart(Chart):
         # The marks are the plotted items themselves, so each looks exactly as drawn; the front and the
         # interval are the first group's (the others' differ only in colour, which the label says).
         each = " (in its task's colour)" if len(groups) > 1 else ""
-        optional = [f"Pareto front{each}", f"95 % interval{each}", "selected"]  # their tips say what they are
+        # Left out of a short chart's legend: the front and the bars are read off the plot (and named in
+        # the tips), the selection is the table's.
+        optional = [f"Pareto front{each}", f"95 % interval{each}", "selected"]
         if groups:
             first = next(iter(groups))
             legend += [(self._groups[first][1], optional[0]), (self.errors[first], optional[1])]

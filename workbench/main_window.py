@@ -961,16 +961,22 @@ class MainWindow(QMainWindow):
 def _task_names(task_id: str) -> tuple[str, str]:
     """A task's id as a recipe name would write it, and its short title ("sst2", "SST-2"); a custom
     data task ("custom:reviews") is known by its data's name."""
-    if is_task_registered(task_id):
+    if is_task_registered(task_id) and not task_id.startswith("custom:"):
         return task_id, get_task(task_id).title.split(" (")[0]
     short = task_id.split(":", 1)[-1]
     return short, short
 
 
 def renamed_for_task(name: str, old_task: str, new_task: str) -> str:
-    """``name`` with the old task's id or short title, as a whole word, replaced by the new task's:
-    "TinyBERT, further compressed (SST-2)" named the wrong task once the task was CoLA (newcomer test)."""
+    """``name`` with the old task's id or short title replaced by the new task's where the name says
+    which task it is for: in parentheses or as its last word. "TinyBERT, further compressed (SST-2)"
+    named the wrong task once the task was CoLA (newcomer test); "prune the train split" is left
+    alone when the old task is custom data called "train"."""
     (old_id, old_title), (new_id, new_title) = _task_names(old_task), _task_names(new_task)
-    for old, new in ((old_title, new_title), (old_id, new_id)):
-        name = re.sub(rf"(?<![\w-]){re.escape(old)}(?![\w-])", lambda _m, new=new: new, name, flags=re.IGNORECASE)
-    return name
+    words = "|".join(re.escape(w) for w in dict.fromkeys((old_title, old_id)) if w)
+    if not words:
+        return name
+    pattern = rf"(?<=\()(?:{words})(?=\))|(?<![\w:-])(?:{words})$"
+    said_id = old_id != old_title  # a custom task's id is its title: name the new task by its title
+    return re.sub(pattern, lambda m: new_id if said_id and m.group(0).lower() == old_id.lower() else new_title,
+                  name, flags=re.IGNORECASE)

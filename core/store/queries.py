@@ -452,11 +452,12 @@ def export_table(table: Table, fmt: str) -> str:
             lines.append("| " + " | ".join(_fmt(row.get(c)).replace("|", "\\|") for c in cols) + " |")
         return "\n".join(lines) + "\n"
     if fmt == "latex":
-        # Scaled to the text width: a comparison has 20-30 columns and ran off the page; numbers right-aligned.
+        # Shrunk to the line width when wider (a comparison has some 40 columns and ran off the page),
+        # never enlarged; numbers right-aligned. Landscape pages keep the text larger.
         align = "".join("r" if _numeric(table, c) else "l" for c in cols)
         lines = [
-            r"% needs \usepackage{booktabs,graphicx}",
-            r"\resizebox{\linewidth}{!}{%",
+            r"% needs \usepackage{booktabs,graphicx}; a landscape page (\usepackage{pdflscape}) keeps the text larger",
+            r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",
             r"\begin{tabular}{" + align + "}",
             r"\toprule",
             " & ".join(_latex(c) for c in cols) + r" \\",

@@ -353,7 +353,14 @@ def test_a_name_that_says_the_task_follows_it_in_the_same_undo_step(window, tmp_
     window.undo.undo()
     window.undo.undo()  # one step each: the task and its name together
     assert (window.document.recipe.task, window.document.recipe.name) == ("sst2", "TinyBERT, further compressed (SST-2)")
-    # A name that does not say the task is left alone, as is a task id inside a longer word.
-    window.edit(dataclasses.replace(window.document.recipe, name="my sst2x sweep"), "Rename recipe")
+    # Only where the name says its task (in parentheses, or last): not inside a longer word, and not
+    # a custom data name that is a common word elsewhere in the name.
+    window.edit(dataclasses.replace(window.document.recipe, name="my sst2x sweep of sst2"), "Rename recipe")
     window._task_chosen("rte")
-    assert window.document.recipe.name == "my sst2x sweep"
+    assert window.document.recipe.name == "my sst2x sweep of rte"
+    train = tmp_path / "train.csv"
+    train.write_text(path.read_text())
+    window.set_custom_data({"name": "train", "path": str(train), "text": "a", "label": "b", "kind": "classification"})
+    window.edit(dataclasses.replace(window.document.recipe, name="prune the train split"), "Rename recipe")
+    window._task_chosen("cola")
+    assert window.document.recipe.name == "prune the train split"
