@@ -457,7 +457,7 @@ def export_table(table: Table, fmt: str) -> str:
         align = "".join("r" if _numeric(table, c) else "l" for c in cols)
         lines = [
             r"% needs \usepackage{booktabs,graphicx}; a landscape page (\usepackage{pdflscape}) keeps the text larger",
-            r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",
+            r"\noindent\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",
             r"\begin{tabular}{" + align + "}",
             r"\toprule",
             " & ".join(_latex(c) for c in cols) + r" \\",

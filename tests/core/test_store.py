@@ -406,7 +406,7 @@ def test_results_table_ratios_and_all_export_formats(tmp_path: Path) -> None:
     tex = export_table(table, "latex")
     # Shrunk to the page when wider (a comparison has some 40 columns), numbers right-aligned, packages named.
     assert tex.splitlines()[0].startswith("% needs \\usepackage{booktabs,graphicx}")
-    assert tex.splitlines()[1] == "\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}{%"  # shrink only
+    assert tex.splitlines()[1] == "\\noindent\\resizebox{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}{!}{%"  # shrink only
     assert tex.rstrip().endswith("\\end{tabular}%\n}")
     align = tex.splitlines()[2].removeprefix("\\begin{tabular}{").removesuffix("}")
     assert len(align) == len(table.columns)
@@ -664,3 +664,21 @@ def test_a_speed_up_carries_bounds_from_both_p50_intervals_and_says_when_it_is_n
     table = results_table(store, run_ids=[ctx.run_id])
     assert table.columns.index("speedup_ci_low") == table.columns.index("speedup") + 1
     assert table.rows[1]["speedup_ci_high"] == pytest.approx(12.0 / 4.5) and table.units["speedup_ci_low"] == "x"
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed (Debian: texlive-latex-recommended)")
+def test_the_latex_export_compiles_and_a_wide_table_fits_the_line(tmp_path: Path) -> None:
+    """The exported tabular, pasted into a document with the packages its comment names: no error,
+    and a 40-column table shrunk to the line (no overfull box), a small one left at its size."""
+    from core.store.queries import Table
+
+    small = Table(columns=["label", "accuracy", "flag"], rows=[{"label": "a_b & c %", "accuracy": 0.85, "flag": True}])
+    wide = Table(columns=[f"col_{i}" for i in range(40)], rows=[{f"col_{i}": 123456.789 for i in range(40)}])
+    body = export_table(small, "latex") + "\n" + export_table(wide, "latex")
+    (tmp_path / "t.tex").write_text("\\documentclass{article}\n\\usepackage{booktabs,graphicx}\n\\begin{document}\n"
+                                    + body + "\\end{document}\n", encoding="utf-8")
+    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "t.tex"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    log = (tmp_path / "t.log").read_text(encoding="latin-1")
+    assert done.returncode == 0, log[-2000:]
+    assert "Overfull \\hbox" not in log
