@@ -198,8 +198,11 @@ def teachers_and_students(study: Study, task: Any, seed: int, teacher: Any, stud
 
 
 def settings(args: argparse.Namespace, tasks: list[str]) -> dict[str, Any]:
+    from core.steps.finetune import FinetuneConfig
+
     return {"model": args.model, "tasks": tasks, "reduced": args.reduced, "train_size": args.train_size,
             "teacher": teacher_config(args) or "shipped finetune defaults", "teacher_epochs": args.teacher_epochs,
+            "teacher_defaults": {"version": FinetuneConfig.version, "lr": FinetuneConfig().lr},
             "teacher_lr": args.teacher_lr, "stage1_epochs": args.stage1_epochs, "stage2_epochs": args.stage2_epochs,
             "distill_steps": args.distill_steps, "distill_lr": args.distill_lr, "augment": args.augment, "prune_amounts": args.prune_amounts,
             "eval_limit": args.eval_limit, "threads": args.threads, "latency_repeats": args.latency_repeats,

@@ -420,7 +420,10 @@ def _tinybert_settings(s: dict[str, Any]) -> str:
     timing = (f"{s.get('latency_rounds')} rounds x {s.get('latency_repeats')} repeats" if "latency_rounds" in s
               else f"{s.get('latency_repeats')} repeats per variant")
     if s.get("teacher") == "shipped finetune defaults":
-        teacher = "teacher fine-tuned with the shipped finetune defaults on the whole training split"
+        # The defaults of the code that ran: every run before finetune config version 5 trained at 1e-4.
+        shipped = s.get("teacher_defaults") or {"version": "4 or earlier", "lr": 1e-4}
+        teacher = (f"teacher fine-tuned with the finetune defaults shipped when it ran (config version "
+                   f"{shipped['version']}, lr {shipped['lr']:g}) on the whole training split")
     else:  # overridden (a reduced run), or a file from before the teacher used the shipped defaults
         teacher = (f"training subset {s.get('train_size') or 'all'} examples; teacher "
                    f"{s.get('teacher_epochs') or 'default'} epochs, learning rate {s.get('teacher_lr') or 'default'}")
@@ -1136,7 +1139,8 @@ def _finetune(r: Report, d: dict[str, Any]) -> None:
           f"{cfg.get('max_steps')} steps capped by {cfg.get('epochs')} epochs, batch {cfg.get('batch_size')}, warm-up "
           f"{cfg.get('warmup_ratio')}, batches grouped by length: {cfg.get('group_by_length')}, sequence length "
           f"{cfg.get('max_length') or 'from the data'}, early stopping: {cfg.get('early_stopping')}, pooling: "
-          f"{cfg.get('pooling', 'first_token')}, decision threshold: {cfg.get('decision_threshold', 'argmax')}). Model "
+          f"{cfg.get('pooling', 'first_token')}, decision threshold: {cfg.get('decision_threshold', 'argmax')})"
+          + (f", measured as {s['measured_as']}" if s.get("measured_as") else "") + ". Model "
           f"{s.get('model')}, {_finetune_seeds(d)}, {s.get('threads')} threads; whole training splits and whole dev "
           "sets. 'pairs' is a custom data file: a seeded subset of the bundled QNLI file written as CSV "
           f"({(s.get('pairs') or {}).get('train_rows')} training rows; dev = our QNLI dev part), used through a "

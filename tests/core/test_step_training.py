@@ -380,6 +380,17 @@ def test_finetune_tunes_the_threshold_for_mcc_on_auto_and_not_for_accuracy(tmp_p
     assert step.migrate({}, 3)["decision_threshold"] == "argmax"
 
 
+def test_recipes_saved_before_the_lr_default_changed_keep_their_rate() -> None:
+    """Version 5 trains at 5e-5 by default; a recipe saved at versions 2 to 4 (1e-4 then) keeps 1e-4,
+    version 1's own 5e-5 stays, and a rate the recipe set is never changed."""
+    step = get_step("finetune")
+    assert step.config_cls().lr == 5e-5 and step.config_cls.version == 5
+    assert step.migrate({}, 4)["lr"] == 1e-4 and step.migrate({}, 2)["lr"] == 1e-4
+    assert step.migrate({}, 1)["lr"] == 5e-5
+    assert step.migrate({"lr": 3e-5}, 4)["lr"] == 3e-5
+    assert "lr" not in step.migrate({}, 5)
+
+
 def _finetune(**changes: object) -> object:
     cls = get_step("finetune")
     settings = dict(lr=3e-3, epochs=1, batch_size=8, train_size=24, max_length=24, early_stopping=False,

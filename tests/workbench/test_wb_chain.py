@@ -142,16 +142,16 @@ def test_a_small_learning_rate_is_shown_and_kept_exactly(window, qtbot) -> None:
     """A spin box with 4 decimals showed 5e-05 as 0.0001 (and stored that after an edit)."""
     window.chain.add_step("finetune")
     lr = window.editor.fields["lr"].widget
-    assert lr.text() == "0.0001"  # the default
+    assert lr.text() == "5e-05"  # the default
     lr.setFocus()
     lr.lineEdit().selectAll()
-    qtbot.keyClicks(lr.lineEdit(), "5e-05")
+    qtbot.keyClicks(lr.lineEdit(), "2e-05")
     qtbot.keyClick(lr.lineEdit(), Qt.Key.Key_Return)
-    assert window.chain.entry(0).config["lr"] == 5e-05 and lr.text() == "5e-05"
+    assert window.chain.entry(0).config["lr"] == 2e-05 and lr.text() == "2e-05"
     qtbot.keyClick(lr.lineEdit(), Qt.Key.Key_Up)
-    assert window.chain.entry(0).config["lr"] == 6e-05
+    assert window.chain.entry(0).config["lr"] == 3e-05
     qtbot.keyClick(lr.lineEdit(), Qt.Key.Key_Tab)
-    assert window.chain.entry(0).config["lr"] == 6e-05
+    assert window.chain.entry(0).config["lr"] == 3e-05
 
 
 def test_an_invalid_sweep_marks_its_step_and_blocks_ctrl_r(window, qtbot) -> None:
