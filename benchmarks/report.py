@@ -420,8 +420,9 @@ def _tinybert_settings(s: dict[str, Any]) -> str:
     timing = (f"{s.get('latency_rounds')} rounds x {s.get('latency_repeats')} repeats" if "latency_rounds" in s
               else f"{s.get('latency_repeats')} repeats per variant")
     if s.get("teacher") == "shipped finetune defaults":
-        # The defaults of the code that ran: every run before finetune config version 5 trained at 1e-4.
-        shipped = s.get("teacher_defaults") or {"version": "4 or earlier", "lr": 1e-4}
+        # The defaults of the code that ran. Files without them predate version 5: teachers have used the
+        # shipped defaults since 2026-12-02 22:54 (commit 52d0896), under versions 3 and 4, both at 1e-4.
+        shipped = s.get("teacher_defaults") or {"version": "3 or 4", "lr": 1e-4}
         teacher = (f"teacher fine-tuned with the finetune defaults shipped when it ran (config version "
                    f"{shipped['version']}, lr {shipped['lr']:g}) on the whole training split")
     else:  # overridden (a reduced run), or a file from before the teacher used the shipped defaults

@@ -674,7 +674,12 @@ def test_the_latex_export_compiles_and_a_wide_table_fits_the_line(tmp_path: Path
 
     small = Table(columns=["label", "accuracy", "flag"], rows=[{"label": "a_b & c %", "accuracy": 0.85, "flag": True}])
     wide = Table(columns=[f"col_{i}" for i in range(40)], rows=[{f"col_{i}": 123456.789 for i in range(40)}])
-    body = export_table(small, "latex") + "\n" + export_table(wide, "latex")
+    exported = export_table(small, "latex")
+    tabular = "\n".join(line for line in exported.splitlines() if "tabular" in line or "rule" in line or "&" in line)
+    # The small table in a box as exported and bare: the same width (never enlarged).
+    measured = (f"\\setbox0\\hbox{{{exported.rstrip()}}}\\setbox1\\hbox{{{tabular.replace('tabular}%', 'tabular}')}}}"
+                "\\typeout{WIDTHS \\the\\wd0 \\space\\the\\wd1}\n")
+    body = measured + exported + "\n" + export_table(wide, "latex")
     (tmp_path / "t.tex").write_text("\\documentclass{article}\n\\usepackage{booktabs,graphicx}\n\\begin{document}\n"
                                     + body + "\\end{document}\n", encoding="utf-8")
     done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "t.tex"], cwd=tmp_path,
@@ -682,3 +687,5 @@ def test_the_latex_export_compiles_and_a_wide_table_fits_the_line(tmp_path: Path
     log = (tmp_path / "t.log").read_text(encoding="latin-1")
     assert done.returncode == 0, log[-2000:]
     assert "Overfull \\hbox" not in log
+    boxed, bare = (float(w.removesuffix("pt")) for w in log.split("WIDTHS ", 1)[1].split()[:2])
+    assert abs(boxed - bare) < 0.05 and bare > 50, (boxed, bare)  # graphicx's scale factor rounds at 1e-5

@@ -313,7 +313,7 @@ def test_every_legend_label_is_whole_at_any_width(qtbot, width: int) -> None:
     assert chart.plot.sceneBoundingRect().height() > 0.5 * chart.height()
 
 
-def test_a_short_chart_leaves_out_the_optional_legend_entries(qtbot, tmp_path: Path) -> None:
+def test_a_short_chart_leaves_out_the_optional_legend_entries(qtbot) -> None:
     """Defect (1024x700, a short results pane): eight entries in four rows pushed the last label below
     the view and left the plot 60 px. A short chart names only what its tips do not explain; an
     export, laid out at its own size, names everything."""
