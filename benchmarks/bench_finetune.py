@@ -153,6 +153,7 @@ def run_task(study: Study, args: argparse.Namespace, task_id: str, pairs: tuple[
         "kept_step": stats.get("kept_step"),
         "held_out_scores": stats.get("held_out_scores"),
         "learned": stats.get("learned"),
+        "convergence": stats.get("convergence"),  # core.steps.training.convergence: did the budget suffice
         "train_seconds": stats.get("seconds"),
         "train_cpu_seconds": stats.get("cpu_seconds"),
         "finetune_seconds": timings.get("apply"),

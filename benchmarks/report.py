@@ -315,6 +315,8 @@ def _tinybert(r: Report, d: dict[str, Any]) -> None:
                      "met" if ok else "**not met**")
     if any(t.get("teacher_and_students") for t in tasks):
         _teachers_and_students(r, tasks)
+    if any((t.get("training") or {}).get("teacher_finetune") for t in tasks):
+        _teacher_training(r, tasks)
     # Table 1
     variants: list[str] = []
     for t in tasks:
@@ -511,6 +513,44 @@ def _teachers_and_students(r: Report, tasks: list[dict[str, Any]]) -> None:
                          "—" if kept is None else f"{kept[0]:.1%} [{kept[1]:.1%}, {kept[2]:.1%}]",
                          "n/a (the teacher did not learn)" if not apart else
                          "n/a" if kept is None else interval_verdict(*kept, STUDENT_RETENTION))
+    r.add("")
+
+
+def _teacher_training(r: Report, tasks: list[dict[str, Any]]) -> None:
+    """Each teacher's budget and whether it had converged: its held-out scores through training and the
+    paired change over the second half (core.steps.training.convergence), where the run recorded it."""
+    r.add("### Teachers' training: budget and convergence", "",
+          "The fine-tune scores its held-out slice (10 % of the training split, at most 500 rows) 8 times and at "
+          "the end. Converged = the final weights are within noise of the half-way scoring (the paired 95 % "
+          "interval of their difference on the held-out rows includes 0); still improving = above it beyond noise. "
+          "Runs from before that check was recorded show their held-out scores only.", "",
+          "| task | steps (epochs seen) | wall / CPU min | held-out scores, step: value | second half of training "
+          "[95 % CI] | converged |",
+          "|---|---:|---:|---|---|---|")
+    for t in tasks:
+        tf = (t.get("training") or {}).get("teacher_finetune")
+        if not tf:
+            continue
+        scores = ", ".join(f"{int(step)}: {value:.3f}" for step, value in tf.get("held_out_scores") or [])
+        trend = tf.get("convergence")
+        if trend:
+            change = (f"{trend['from_value']:.3f} -> {trend['to_value']:.3f} (steps {trend['from_step']} -> "
+                      f"{trend['to_step']}), {_interval(trend['change'], trend['change_low'], trend['change_high'], '+.3f')}")
+            verdict = {"improving": "**no**, still improving", "plateau": "yes, within noise",
+                       "declining": "yes, past its best"}[trend["verdict"]]
+        else:
+            change, verdict = "not recorded", "not checked (run predates the check)"
+        first = tf.get("first_on_task")
+        budget = f"{tf['steps']:,} ({tf.get('epochs_seen', 0):.2f})" + (
+            f" after {first['steps']:,} on {first['task']}" if first else "")
+        wall, cpu = (tf["seconds"] + (first or {}).get("seconds", 0.0), tf["cpu_seconds"] + (first or {}).get("cpu_seconds", 0.0))
+        r.add(f"| {t['task']} | {budget} | {wall / 60:.1f} / {cpu / 60:.1f} | "
+              f"{scores or '—'} | {change} | {verdict} |")
+        if trend:
+            r.target(f"TinyBERT {t['task']}", "teacher trained to convergence within its budget (issue 20)",
+                     f"{tf['steps']:,} steps, {cpu / 60:.1f} CPU min; second half "
+                     f"{trend['change']:+.3f} [{trend['change_low']:+.3f}, {trend['change_high']:+.3f}]",
+                     "**not met** (still improving)" if trend["verdict"] == "improving" else "met")
     r.add("")
 
 
@@ -1173,11 +1213,14 @@ def _finetune(r: Report, d: dict[str, Any]) -> None:
         r.target("Fine-tuning (issue 14)", f"{t['task']}: within {minutes:g} minutes (2 cores)",
                  f"{_f(None if t.get('finetune_seconds') is None else t['finetune_seconds'] / 60, '.1f')} min wall, "
                  f"{_quiet(t.get('finetune_cpu_seconds'))} min quiet", v["time"])
-    r.add("", "The step's own summary on its held-out slice (10 % of the training split, at most 500 rows):", "")
+    r.add("", "The step's own summary on its held-out slice (10 % of the training split, at most 500 rows), and, "
+          "where the run recorded it, whether training had converged (the final weights against the half-way "
+          "scoring, paired on those rows):", "")
     for t in d["tasks"]:
         for run in t.get("per_seed") or [t]:
             seed = f" (seed {run['seed']})" if t.get("per_seed") else ""
-            r.add(f"- {t['task']}{seed}: {(run.get('learned') or {}).get('summary', '—')}")
+            trend = (run.get("convergence") or {}).get("summary")
+            r.add(f"- {t['task']}{seed}: {(run.get('learned') or {}).get('summary', '—')}" + (f"; {trend}" if trend else ""))
     tuned = [(t, run) for t in d["tasks"] for run in t.get("per_seed") or [t] if run.get("decision_threshold")]
     if tuned:
         r.add("", "The decision threshold (`decision_threshold: auto` tunes it where the metric is MCC or F1): the logit "

@@ -30,12 +30,20 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from core.store.pareto import UNTRUSTED
-from core.store.rows import DID_NOT_LEARN, NOT_SMALLER, OVER_BUDGET, UNTRAINED_HEAD, WITHIN_NOISE, flag_title
+from core.store.rows import (
+    DID_NOT_LEARN,
+    NOT_SMALLER,
+    OVER_BUDGET,
+    STILL_IMPROVING,
+    UNTRAINED_HEAD,
+    WITHIN_NOISE,
+    flag_title,
+)
 
 # Badge colours by what a flag means: the numbers are not results (red), a difference is not one
-# (grey), the step did not pay off (orange).
+# (grey), the step did not pay off (orange), more training may pay (blue).
 FLAG_COLORS = {UNTRAINED_HEAD: "#c0392b", DID_NOT_LEARN: "#c0392b", WITHIN_NOISE: "#7f8790", NOT_SMALLER: "#d9822b",
-               OVER_BUDGET: "#c0392b"}
+               OVER_BUDGET: "#c0392b", STILL_IMPROVING: "#2e6da4"}
 NOISE_COLOR = "#8a8f98"
 
 
@@ -72,7 +80,8 @@ COLUMNS: tuple[Column, ...] = (
                                                   "'≈' and grey when its paired 95 % interval includes 0 (within "
                                                   "noise: not a difference these dev examples can tell)"),
     Column("flags", "Flags", tip="Warnings about the numbers: untrained head, did not learn, within noise, "
-                                 "not smaller on disk (hover for the reasons)"),
+                                 "not smaller on disk, still improving when training's budget ran out "
+                                 "(hover for the reasons)"),
     Column("pct_baseline", "% of reference", ".1f", "Metric as a percentage of the run's reference variant: its "
                                                 "baseline, or its first trained variant when the baseline's head is "
                                                 "untrained (then the baseline itself reads below 100)"),

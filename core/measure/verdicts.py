@@ -7,6 +7,8 @@ not miss.
   class, its mean score, or "no answer" everywhere) beyond the paired 95 % interval.
 - ``within noise``: the change against the parent lies inside the paired 95 % interval.
 - ``not smaller on disk``: a compression step whose artifact did not shrink (core.measure.size).
+- ``still improving``: a training step's held-out score still rose beyond noise over the second half
+  of its budget (core.steps.training.convergence): a larger budget may buy more.
 - ``over budget``: the primary metric fell further below the reference than the recipe's accuracy
   budget allows (the point estimate decides; the text gives the numbers).
 """
@@ -19,7 +21,15 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from core.measure.intervals import Interval, metric_interval, paired_delta_interval
-from core.store.rows import DID_NOT_LEARN, NOT_SMALLER, OVER_BUDGET, UNTRAINED_HEAD, WITHIN_NOISE, flag_title
+from core.store.rows import (
+    DID_NOT_LEARN,
+    NOT_SMALLER,
+    OVER_BUDGET,
+    STILL_IMPROVING,
+    UNTRAINED_HEAD,
+    WITHIN_NOISE,
+    flag_title,
+)
 
 
 @dataclass(frozen=True)
@@ -84,7 +94,8 @@ def _points(task: Any, value: float) -> str:
 
 
 def flags(task: Any, *, head_trained: bool, learned_margin: Interval | None, delta: Interval | None,
-          size_reason: str | None) -> list[Flag]:
+          size_reason: str | None, convergence: dict[str, Any] | None = None) -> list[Flag]:
+    """``convergence``: the training step's record (core.steps.training.convergence), if it trained."""
     out = []
     if not head_trained:
         out.append(Flag(UNTRAINED_HEAD, "the task head was never trained (a fresh head predicts at chance); "
@@ -97,6 +108,12 @@ def flags(task: Any, *, head_trained: bool, learned_margin: Interval | None, del
     if delta is not None and delta.contains(0.0):
         out.append(Flag(WITHIN_NOISE, f"{task.primary_metric} change vs parent {_points(task, delta.value)} points, "
                         f"95 % interval [{_points(task, delta.low)}, {_points(task, delta.high)}] includes 0"))
+    if convergence is not None and convergence.get("verdict") == "improving":
+        out.append(Flag(STILL_IMPROVING, f"held-out {convergence['metric']} still rose "
+                        f"{_points(task, convergence['change'])} [{_points(task, convergence['change_low'])}, "
+                        f"{_points(task, convergence['change_high'])}] points (95 %) from step "
+                        f"{convergence['from_step']} to {convergence['to_step']}, the second half of training: "
+                        "the budget ran out before it converged; raise the step budget or epochs"))
     if size_reason:
         out.append(Flag(NOT_SMALLER, size_reason.removeprefix("not smaller on disk: ")))
     return out

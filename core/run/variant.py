@@ -323,8 +323,10 @@ def assess(job: Job, task: Any, state: Any, measured: Any) -> tuple[list[MetricV
         parent_report = SizeReport(params=int(p["params"]), nonzero_params=int(p.get("nonzero_params") or 0),
                                    artifact_bytes=p.get("artifact_bytes"))
         size_reason = size_flag(parent_report, measured.size)
+    trained = state.info.get(job.step.step) if job.step is not None else None  # this step's own training record
+    convergence = trained.get("convergence") if isinstance(trained, dict) else None
     return values, verdicts.flags(task, head_trained=head_trained, learned_margin=margin, delta=delta,
-                                  size_reason=size_reason)
+                                  size_reason=size_reason, convergence=convergence)
 
 
 def interval_values(name: str, interval: Any) -> list[MetricValue]:

@@ -135,6 +135,10 @@ def train(
         kept = held_out.kept(stats) if held_out is not None else None
         stats["learned"] = learned_summary(state, ctx, data.holdout, data.max_length, scored=kept)
         ctx.log(stats["learned"]["summary"])
+        trend = convergence(ctx, stats.get("held_out_scores", []), held_out.history) if held_out is not None else None
+        if trend is not None:
+            stats["convergence"] = trend
+            ctx.log(trend["summary"])
         if tune_threshold:  # the caller decides: finetune tunes only two-class heads
             stats["decision_threshold"] = tune_decision_threshold(state, ctx, data.holdout, data.max_length)
             ctx.log(stats["decision_threshold"]["summary"])
@@ -449,6 +453,35 @@ def learned_summary(state: ModelState, ctx: StepContext, holdout: Any, max_lengt
                + ("" if learned else "; the dev set's measurement says whether it learned"))
     return {"learned": learned, "metric": task.primary_metric, "value": value, "examples": len(references),
             "margin": margin.value, "margin_low": margin.low, "margin_high": margin.high, "summary": summary}
+
+
+IMPROVING, PLATEAU, DECLINING = "improving", "plateau", "declining"
+
+
+def convergence(ctx: StepContext, scores: list[list[float]], history: list[HeldOutScore]) -> dict[str, Any] | None:
+    """Whether training had converged when its budget ran out: the held-out score of the final weights
+    against the scoring nearest half-way, paired on the same rows. ``improving`` (the second half gained
+    beyond noise) says a larger budget may still help; ``plateau`` and ``declining`` say it would not.
+    None when fewer than two scorings were taken (or ``scores`` and ``history`` disagree)."""
+    from core.measure import verdicts
+
+    steps = [int(step) for step, _ in scores]
+    if len(steps) < 2 or len(steps) != len(history):
+        return None
+    end, final = steps[-1], history[-1]
+    half = min(range(len(steps) - 1), key=lambda i: (abs(steps[i] - end / 2), -steps[i]))
+    delta = verdicts.versus_parent(ctx.task, final.predictions, history[half].predictions, final.references,
+                                   seed=ctx.seed)
+    verdict = IMPROVING if delta.low > 0 else DECLINING if delta.high < 0 else PLATEAU
+    metric = ctx.task.primary_metric
+    change = (f"held-out {metric} {history[half].value:.4f} -> {final.value:.4f} from step {steps[half]} to {end}, "
+              f"{delta.value:+.4f} [{delta.low:+.4f}, {delta.high:+.4f}] (95 %, paired on {len(final.references)} rows)")
+    summary = {IMPROVING: f"still improving when the budget ran out: {change}; more steps or epochs may help",
+               PLATEAU: f"converged within the budget: {change}, within noise",
+               DECLINING: f"past its best: {change}; fewer steps would do"}[verdict]
+    return {"verdict": verdict, "metric": metric, "from_step": steps[half], "to_step": end,
+            "from_value": history[half].value, "to_value": final.value, "change": delta.value,
+            "change_low": delta.low, "change_high": delta.high, "examples": len(final.references), "summary": summary}
 
 
 def soft_loss(head: str, student_out: Any, teacher_out: Any, temperature: float) -> Any:

@@ -40,9 +40,11 @@ EXPORT_DISAGREES = "export_disagrees"  # an exported file predicts differently: 
 NOT_ON_BACKEND = "not_on_backend"  # a backend could not take the variant (package, operator, variant type)
 OVER_BUDGET = "over_budget"  # the recipe's accuracy budget (core.recipe.Budget) is broken: its branch stops
 TIMED_ELSEWHERE = "timed_elsewhere"  # computed per row: its latency and its yardstick's come from two machines
+STILL_IMPROVING = "still_improving"  # training's held-out score still rose beyond noise when its budget ran out
 FLAG_TITLES = {UNTRAINED_HEAD: "untrained head", DID_NOT_LEARN: "did not learn", WITHIN_NOISE: "within noise",
                NOT_SMALLER: "not smaller on disk", OVER_BUDGET: "over budget", EXPORT_DISAGREES: "export disagrees",
-               NOT_ON_BACKEND: "not timed on a backend", TIMED_ELSEWHERE: "timed elsewhere"}
+               NOT_ON_BACKEND: "not timed on a backend", TIMED_ELSEWHERE: "timed elsewhere",
+               STILL_IMPROVING: "still improving"}
 
 
 def flag_title(code: str) -> str:

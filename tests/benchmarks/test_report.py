@@ -1008,3 +1008,29 @@ def test_the_decision_threshold_table_says_what_the_tuned_threshold_bought_and_w
     assert "| cola (2) |" in md and "+0.079 [+0.012, +0.140] (beyond noise)" in md
     assert "81.4% -> 64.3% (69.1%)" in md and "Mean dev change over these 2 runs: +0.055." in md
     assert "| sst2 (" not in md  # a task whose threshold was not tuned has no row
+
+
+def test_each_teachers_training_says_its_budget_and_whether_it_converged(tmp_path: Path) -> None:
+    def teacher(convergence: dict[str, Any] | None, first: dict[str, Any] | None = None) -> dict[str, Any]:
+        out = {"steps": 1000, "epochs_seen": 0.48, "seconds": 600.0, "cpu_seconds": 480.0,
+               "held_out_scores": [[500, 0.88], [1000, 0.92]]}
+        return {**out, **({"convergence": convergence} if convergence else {}),
+                **({"first_on_task": first} if first else {})}
+
+    improving = {"verdict": "improving", "from_step": 500, "to_step": 1000, "from_value": 0.88, "to_value": 0.92,
+                 "change": 0.04, "change_low": 0.01, "change_high": 0.07}
+    data = tinybert()
+    data["tasks"][0]["training"] = {"teacher_finetune": teacher(improving, first={"task": "qnli", "steps": 400,
+                                                                                  "seconds": 300.0, "cpu_seconds": 240.0})}
+    md = report.render(write(tmp_path, tinybert=data), manifest())
+    table = section(md, "TinyBERT study").split("### Teachers' training", 1)[1].split("###", 1)[0]
+    assert "| 1,000 (0.48) after 400 on qnli | 15.0 / 12.0 | 500: 0.880, 1000: 0.920 |" in table  # both stages' time
+    assert "0.880 -> 0.920 (steps 500 -> 1000), +0.040 [+0.010, +0.070] | **no**, still improving |" in table
+    assert verdict_of(summary(md), "teacher trained to convergence") == "**not met** (still improving)"
+    data["tasks"][0]["training"]["teacher_finetune"] = teacher({**improving, "verdict": "plateau", "change_low": -0.01})
+    md = report.render(write(tmp_path, tinybert=data), manifest())
+    assert verdict_of(summary(md), "teacher trained to convergence") == "met" and "yes, within noise" in md
+    data["tasks"][0]["training"]["teacher_finetune"] = teacher(None)  # recorded before the check existed
+    md = report.render(write(tmp_path, tinybert=data), manifest())
+    assert "| not recorded | not checked (run predates the check) |" in md
+    assert not any("teacher trained to convergence" in target for target in summary(md))

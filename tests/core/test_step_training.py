@@ -473,3 +473,61 @@ def test_a_margin_within_noise_on_a_few_held_out_rows_is_not_called_did_not_lear
     assert "did not learn" not in few["summary"] and "the dev set's measurement says" in few["summary"]
     many = learned_summary(None, ctx, None, 16, scored=HeldOutScore(0.7, predictions * 10, references * 10))
     assert many["learned"] is True and many["summary"].startswith("learned: held-out accuracy 0.7000 on 200 rows")
+
+
+def _history(right: list[int]) -> list[object]:
+    """Held-out scorings of a fixed 200-row slice: the i-th gets ``right[i]`` rows right, other rows each time."""
+    from core.steps.training import HeldOutScore
+
+    references = [i % 2 for i in range(200)]
+    out = []
+    for i, r in enumerate(right):
+        wrong = {(37 * i + k) % 200 for k in range(200 - r)}
+        out.append(HeldOutScore(r / 200, [1 - x if k in wrong else x for k, x in enumerate(references)], references))
+    return out
+
+
+@pytest.mark.parametrize(("right", "verdict"), [
+    ([110, 120, 130, 150, 170, 180], "improving"),  # the second half gains 0.75 -> 0.90 on 200 rows
+    ([110, 150, 170, 172, 171, 173], "plateau"),  # learned in the first half; the second moves within noise
+    ([110, 150, 180, 160, 130, 120], "declining"),  # past its best: 0.90 -> 0.60
+])
+def test_convergence_compares_the_final_weights_with_the_half_way_scoring_paired(
+        tmp_path: Path, right: list[int], verdict: str) -> None:
+    from core.measure import verdicts
+    from core.steps.training import convergence
+
+    ctx = make_ctx(tmp_path, tiny_task())
+    history = _history(right)
+    scores = [[10 * (i + 1), h.value] for i, h in enumerate(history)]  # scored at steps 10, 20, ..., 60
+    out = convergence(ctx, scores, history)
+    assert out is not None and out["verdict"] == verdict
+    assert (out["from_step"], out["to_step"]) == (30, 60)  # half of 60: the scoring at step 30
+    delta = verdicts.versus_parent(ctx.task, history[-1].predictions, history[2].predictions,
+                                   history[-1].references, seed=ctx.seed)
+    assert (out["change"], out["change_low"], out["change_high"]) == (delta.value, delta.low, delta.high)
+    assert out["change"] == pytest.approx((right[-1] - right[2]) / 200)
+    assert {"improving": "still improving", "plateau": "converged", "declining": "past its best"}[verdict] \
+        in out["summary"]
+    assert "step 30 to 60" in out["summary"] and "200 rows" in out["summary"]
+
+
+def test_convergence_needs_two_scorings_that_match_their_history(tmp_path: Path) -> None:
+    from core.steps.training import convergence
+
+    ctx = make_ctx(tmp_path, tiny_task())
+    one = _history([150])
+    assert convergence(ctx, [[10, 0.75]], one) is None
+    assert convergence(ctx, [[10, 0.75], [20, 0.8]], one) is None
+
+
+def test_training_with_a_held_out_slice_records_whether_it_converged(tmp_path: Path) -> None:
+    from core.steps.training import EarlyStopping
+
+    stats = train(tiny_state(tmp_path), make_ctx(tmp_path, tiny_task(n=40)), **{**KW, "epochs": 4, "lr": 3e-3,
+                  "train_size": None}, early_stopping=EarlyStopping(holdout=0.25, evals=4, patience=2))
+    trend = stats["convergence"]
+    assert trend["to_step"] == stats["steps"] and trend["to_value"] == stats["held_out_scores"][-1][1]
+    assert [trend["from_step"], trend["from_value"]] in stats["held_out_scores"][:-1]
+    assert trend["examples"] == stats["holdout_examples"]
+    assert "convergence" not in train(tiny_state(tmp_path), make_ctx(tmp_path, tiny_task(n=40)), **KW)

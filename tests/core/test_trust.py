@@ -233,3 +233,36 @@ def test_several_seeds_give_one_row_per_variant_with_mean_and_sd(tiny: Path, tmp
     tuned = [r.metric for r in per_seed[1::2]]
     assert merged[1].metric == pytest.approx(np.mean(tuned))
     assert merged[1].metric_sd == pytest.approx(np.std(tuned, ddof=1))
+
+
+def test_a_training_step_still_improving_when_its_budget_ran_out_is_flagged(tiny: Path, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fine-tuned variant carries the flag, with the numbers; its pruned child, which did not train, does not."""
+    import core.steps.training as training
+
+    def improving(ctx: Any, scores: list[list[float]], history: list[Any]) -> dict[str, Any]:
+        return {"verdict": training.IMPROVING, "metric": ctx.task.primary_metric, "from_step": 4, "to_step": 8,
+                "from_value": 0.6, "to_value": 0.8, "change": 0.2, "change_low": 0.05, "change_high": 0.35,
+                "examples": 10, "summary": "still improving"}
+
+    monkeypatch.setattr(training, "convergence", improving)
+    terminal, _ = _run(tiny, tmp_path, [{"step": "finetune", "config": {"epochs": 1.0, "batch_size": 8,
+                                                                         "max_length": 16, "train_size": 64}},
+                                        {"step": "prune.global_magnitude", "config": {"amount": 0.01}}],
+                       measure={**tiny_recipe(tiny, [])["measure"], "eval_limit": 32})
+    base, tuned, pruned = _rows(tmp_path, terminal.run_id)
+    flag = next(f for f in tuned.flags if f["code"] == "still_improving")
+    assert "+20.0 [+5.0, +35.0] points" in flag["text"] and "from step 4 to 8" in flag["text"]
+    assert "raise the step budget" in flag["text"]
+    assert "still_improving" not in pruned.flag_codes and "still_improving" not in base.flag_codes
+
+
+@pytest.mark.parametrize("verdict", ["plateau", "declining"])
+def test_a_converged_training_step_is_not_flagged(verdict: str) -> None:
+    from core.measure.verdicts import flags
+
+    task = get_task("sst2")
+    record = {"verdict": verdict, "metric": "accuracy", "from_step": 4, "to_step": 8, "change": 0.0,
+              "change_low": -0.1, "change_high": 0.1}
+    assert flags(task, head_trained=True, learned_margin=None, delta=None, size_reason=None,
+                 convergence=record) == []
