@@ -154,6 +154,9 @@ def run_task(study: Study, args: argparse.Namespace, task_id: str, pairs: tuple[
         "held_out_scores": stats.get("held_out_scores"),
         "learned": stats.get("learned"),
         "convergence": stats.get("convergence"),  # core.steps.training.convergence: did the budget suffice
+        "first_on_task": ({k: stats["first_on_task"].get(k) for k in ("task", "steps", "seconds", "cpu_seconds",
+                                                                      "learned", "convergence")}
+                          if stats.get("first_on_task") else None),  # the intermediate task's own training
         "train_seconds": stats.get("seconds"),
         "train_cpu_seconds": stats.get("cpu_seconds"),
         "finetune_seconds": timings.get("apply"),

@@ -1220,7 +1220,11 @@ def _finetune(r: Report, d: dict[str, Any]) -> None:
         for run in t.get("per_seed") or [t]:
             seed = f" (seed {run['seed']})" if t.get("per_seed") else ""
             trend = (run.get("convergence") or {}).get("summary")
-            r.add(f"- {t['task']}{seed}: {(run.get('learned') or {}).get('summary', '—')}" + (f"; {trend}" if trend else ""))
+            first = run.get("first_on_task") or {}
+            before = "; ".join(x for x in ((first.get("learned") or {}).get("summary"),
+                                           (first.get("convergence") or {}).get("summary")) if x)
+            r.add(f"- {t['task']}{seed}: {(run.get('learned') or {}).get('summary', '—')}" + (f"; {trend}" if trend else "")
+                  + (f" (first on {first.get('task')}, {first.get('steps')} steps: {before})" if before else ""))
     tuned = [(t, run) for t in d["tasks"] for run in t.get("per_seed") or [t] if run.get("decision_threshold")]
     if tuned:
         r.add("", "The decision threshold (`decision_threshold: auto` tunes it where the metric is MCC or F1): the logit "

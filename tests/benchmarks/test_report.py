@@ -1034,3 +1034,17 @@ def test_each_teachers_training_says_its_budget_and_whether_it_converged(tmp_pat
     md = report.render(write(tmp_path, tinybert=data), manifest())
     assert "| not recorded | not checked (run predates the check) |" in md
     assert not any("teacher trained to convergence" in target for target in summary(md))
+
+
+def test_the_finetune_summary_says_whether_each_run_and_its_first_task_converged() -> None:
+    run = {**finetune_task("rte", 0.64, 0.59, 0.70, 600.0, 700.0),
+           "learned": {"summary": "learned: held-out accuracy 0.6"},
+           "convergence": {"summary": "converged within the budget: held-out accuracy 0.58 -> 0.60"},
+           "first_on_task": {"task": "qnli", "steps": 411, "learned": {"summary": "learned: held-out accuracy 0.8"},
+                             "convergence": {"summary": "still improving when the budget ran out"}}}
+    md = report.section_markdown("finetune", {"settings": {}, "tasks": [run]})
+    assert ("- rte: learned: held-out accuracy 0.6; converged within the budget: held-out accuracy 0.58 -> 0.60 "
+            "(first on qnli, 411 steps: learned: held-out accuracy 0.8; still improving when the budget ran out)") in md
+    plain = report.section_markdown("finetune", {"settings": {}, "tasks": [
+        {**finetune_task("sst2", 0.88, 0.86, 0.9, 300.0, 500.0), "learned": {"summary": "learned: x"}}]})
+    assert "- sst2: learned: x\n" in plain  # a run from before the check: its summary only
