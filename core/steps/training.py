@@ -135,7 +135,7 @@ def train(
         kept = held_out.kept(stats) if held_out is not None else None
         stats["learned"] = learned_summary(state, ctx, data.holdout, data.max_length, scored=kept)
         ctx.log(stats["learned"]["summary"])
-        trend = convergence(ctx, stats.get("held_out_scores", []), held_out.history) if held_out is not None else None
+        trend = convergence(ctx, stats, held_out.history) if held_out is not None else None
         if trend is not None:
             stats["convergence"] = trend
             ctx.log(trend["summary"])
@@ -458,30 +458,44 @@ def learned_summary(state: ModelState, ctx: StepContext, holdout: Any, max_lengt
 IMPROVING, PLATEAU, DECLINING = "improving", "plateau", "declining"
 
 
-def convergence(ctx: StepContext, scores: list[list[float]], history: list[HeldOutScore]) -> dict[str, Any] | None:
-    """Whether training had converged when its budget ran out: the held-out score of the final weights
-    against the scoring nearest half-way, paired on the same rows. ``improving`` (the second half gained
-    beyond noise) says a larger budget may still help; ``plateau`` and ``declining`` say it would not.
-    None when fewer than two scorings were taken (or ``scores`` and ``history`` disagree)."""
+def convergence(ctx: StepContext, stats: dict[str, Any], history: list[HeldOutScore]) -> dict[str, Any] | None:
+    """Whether training was still gaining when its budget ran out, from the loop's ``stats`` (its
+    ``held_out_scores`` and what early stopping did) and the held-out predictions of each scoring.
+
+    Run to the end with its final weights kept: the final scoring against the one nearest half-way,
+    paired on the same rows. ``improving`` = the second half gained beyond noise (more steps may help);
+    ``plateau`` = no gain beyond noise, which on a small slice is no proof that nothing was left to gain.
+    Stopped early or rolled back: ``declining``, from the kept (best) scoring to the final one, since
+    the budget did not run out. None with fewer than two scorings (or ``stats`` and ``history`` disagree)."""
     from core.measure import verdicts
 
-    steps = [int(step) for step, _ in scores]
+    steps = [int(step) for step, _ in stats.get("held_out_scores", [])]
     if len(steps) < 2 or len(steps) != len(history):
         return None
     end, final = steps[-1], history[-1]
-    half = min(range(len(steps) - 1), key=lambda i: (abs(steps[i] - end / 2), -steps[i]))
-    delta = verdicts.versus_parent(ctx.task, final.predictions, history[half].predictions, final.references,
+    past_best = stats.get("stopped_early") or stats.get("kept") == "best"
+    if past_best and stats.get("kept_step") in steps[:-1]:
+        start = steps.index(stats["kept_step"])
+    else:
+        past_best = False
+        start = min(range(len(steps) - 1), key=lambda i: (abs(steps[i] - end / 2), -steps[i]))
+    delta = verdicts.versus_parent(ctx.task, final.predictions, history[start].predictions, final.references,
                                    seed=ctx.seed)
-    verdict = IMPROVING if delta.low > 0 else DECLINING if delta.high < 0 else PLATEAU
+    verdict = DECLINING if past_best or delta.high < 0 else IMPROVING if delta.low > 0 else PLATEAU
     metric = ctx.task.primary_metric
-    change = (f"held-out {metric} {history[half].value:.4f} -> {final.value:.4f} from step {steps[half]} to {end}, "
+    change = (f"held-out {metric} {history[start].value:.4f} -> {final.value:.4f} from step {steps[start]} to {end}, "
               f"{delta.value:+.4f} [{delta.low:+.4f}, {delta.high:+.4f}] (95 %, paired on {len(final.references)} rows)")
-    summary = {IMPROVING: f"still improving when the budget ran out: {change}; more steps or epochs may help",
-               PLATEAU: f"converged within the budget: {change}, within noise",
-               DECLINING: f"past its best: {change}; fewer steps would do"}[verdict]
-    return {"verdict": verdict, "metric": metric, "from_step": steps[half], "to_step": end,
-            "from_value": history[half].value, "to_value": final.value, "change": delta.value,
-            "change_low": delta.low, "change_high": delta.high, "examples": len(final.references), "summary": summary}
+    if past_best:
+        summary = (f"past its best: {change}; early stopping kept the weights of step {steps[start]}, so more steps "
+                   "would not help")
+    else:
+        summary = {IMPROVING: f"still improving when the budget ran out: {change}; more steps or epochs may help",
+                   PLATEAU: f"no gain beyond noise over the second half of training: {change}",
+                   DECLINING: f"lost ground over the second half of training: {change}; fewer steps would do"}[verdict]
+    return {"verdict": verdict, "metric": metric, "from_step": steps[start], "to_step": end,
+            "from_value": history[start].value, "to_value": final.value, "change": delta.value,
+            "change_low": delta.low, "change_high": delta.high, "examples": len(final.references),
+            "rolled_back": bool(past_best), "summary": summary}
 
 
 def soft_loss(head: str, student_out: Any, teacher_out: Any, temperature: float) -> Any:

@@ -3,7 +3,7 @@ export), computed in one place from what the database holds.
 
 A row carries the variant's swept values (from the stored JSON, never parsed back from a label),
 its task's primary metric with its 95 % interval, the change against its parent with the paired
-interval, the flags (untrained head, did not learn, within noise, not smaller on disk), the
+interval, the flags (FLAG_TITLES: untrained head, did not learn, within noise, still improving and the rest), the
 measurement settings, and "% of reference", size and latency ratios. The *reference* is the run's
 baseline, unless the baseline's head was never trained: then it is the run's first trained variant
 (a fresh head's chance-level metric is no yardstick). Sizes and latencies do not depend on training:

@@ -1019,21 +1019,29 @@ def test_each_teachers_training_says_its_budget_and_whether_it_converged(tmp_pat
 
     improving = {"verdict": "improving", "from_step": 500, "to_step": 1000, "from_value": 0.88, "to_value": 0.92,
                  "change": 0.04, "change_low": 0.01, "change_high": 0.07}
+    flat = {**improving, "verdict": "plateau", "change_low": -0.01}
     data = tinybert()
-    data["tasks"][0]["training"] = {"teacher_finetune": teacher(improving, first={"task": "qnli", "steps": 400,
-                                                                                  "seconds": 300.0, "cpu_seconds": 240.0})}
-    md = report.render(write(tmp_path, tinybert=data), manifest())
+
+    def render(tf: dict[str, Any]) -> str:
+        data["tasks"][0]["training"] = {"teacher_finetune": tf}
+        return report.render(write(tmp_path, tinybert=data), manifest())
+
+    target = "teacher no longer gaining beyond noise"
+    md = render(teacher(flat, first={"task": "qnli", "steps": 400, "seconds": 300.0, "cpu_seconds": 240.0,
+                                     "convergence": improving}))
     table = section(md, "TinyBERT study").split("### Teachers' training", 1)[1].split("###", 1)[0]
     assert "| 1,000 (0.48) after 400 on qnli | 15.0 / 12.0 | 500: 0.880, 1000: 0.920 |" in table  # both stages' time
-    assert "0.880 -> 0.920 (steps 500 -> 1000), +0.040 [+0.010, +0.070] | **no**, still improving |" in table
-    assert verdict_of(summary(md), "teacher trained to convergence") == "**not met** (still improving)"
-    data["tasks"][0]["training"]["teacher_finetune"] = teacher({**improving, "verdict": "plateau", "change_low": -0.01})
-    md = report.render(write(tmp_path, tinybert=data), manifest())
-    assert verdict_of(summary(md), "teacher trained to convergence") == "met" and "yes, within noise" in md
-    data["tasks"][0]["training"]["teacher_finetune"] = teacher(None)  # recorded before the check existed
-    md = report.render(write(tmp_path, tinybert=data), manifest())
-    assert "| not recorded | not checked (run predates the check) |" in md
-    assert not any("teacher trained to convergence" in target for target in summary(md))
+    assert ("0.880 -> 0.920 (steps 500 -> 1000), +0.040 [-0.010, +0.070]; first on qnli: 0.880 -> 0.920 (steps "
+            "500 -> 1000), +0.040 [+0.010, +0.070] | no gain beyond noise; first on qnli: **yes**, still improving |") in table
+    assert verdict_of(summary(md), target) == "**not met** (still improving)"  # the first stage was still rising
+    md = render(teacher(flat))
+    assert verdict_of(summary(md), target) == "met" and "| no gain beyond noise |" in md
+    md = render(teacher({**improving, "verdict": "declining", "rolled_back": True, "from_step": 750,
+                         "change": -0.05, "change_low": -0.09, "change_high": -0.01}))
+    assert "| no: past its best, rolled back to step 750 |" in md and verdict_of(summary(md), target) == "met"
+    md = render({**teacher(None), "epochs_seen": None})  # recorded before the check existed
+    assert "| 1,000 | 10.0 / 8.0 |" in md and "| not recorded | not checked (run predates the check) |" in md
+    assert not any(target in key for key in summary(md))
 
 
 def test_the_finetune_summary_says_whether_each_run_and_its_first_task_converged() -> None:

@@ -487,29 +487,49 @@ def _history(right: list[int]) -> list[object]:
     return out
 
 
-@pytest.mark.parametrize(("right", "verdict"), [
-    ([110, 120, 130, 150, 170, 180], "improving"),  # the second half gains 0.75 -> 0.90 on 200 rows
-    ([110, 150, 170, 172, 171, 173], "plateau"),  # learned in the first half; the second moves within noise
-    ([110, 150, 180, 160, 130, 120], "declining"),  # past its best: 0.90 -> 0.60
+def _ran_to_the_end(history: list[object], every: int = 10) -> dict[str, object]:
+    """The loop's stats for scorings at steps 10, 20, ...: run to the end, the final weights kept."""
+    steps = [every * (i + 1) for i in range(len(history))]
+    return {"held_out_scores": [[s, h.value] for s, h in zip(steps, history, strict=True)],  # type: ignore[attr-defined]
+            "stopped_early": False, "kept": "final", "kept_step": steps[-1]}
+
+
+@pytest.mark.parametrize(("right", "verdict", "words"), [
+    ([110, 120, 130, 150, 170, 180], "improving", "still improving when the budget ran out"),  # 0.75 -> 0.90
+    ([110, 150, 170, 172, 171, 173], "plateau", "no gain beyond noise over the second half"),
+    ([110, 150, 180, 160, 130, 120], "declining", "lost ground over the second half"),  # 0.90 -> 0.60
 ])
 def test_convergence_compares_the_final_weights_with_the_half_way_scoring_paired(
-        tmp_path: Path, right: list[int], verdict: str) -> None:
+        tmp_path: Path, right: list[int], verdict: str, words: str) -> None:
     from core.measure import verdicts
     from core.steps.training import convergence
 
     ctx = make_ctx(tmp_path, tiny_task())
     history = _history(right)
-    scores = [[10 * (i + 1), h.value] for i, h in enumerate(history)]  # scored at steps 10, 20, ..., 60
-    out = convergence(ctx, scores, history)
-    assert out is not None and out["verdict"] == verdict
+    out = convergence(ctx, _ran_to_the_end(history), history)  # scored at steps 10, 20, ..., 60
+    assert out is not None and out["verdict"] == verdict and not out["rolled_back"]
     assert (out["from_step"], out["to_step"]) == (30, 60)  # half of 60: the scoring at step 30
     delta = verdicts.versus_parent(ctx.task, history[-1].predictions, history[2].predictions,
                                    history[-1].references, seed=ctx.seed)
     assert (out["change"], out["change_low"], out["change_high"]) == (delta.value, delta.low, delta.high)
     assert out["change"] == pytest.approx((right[-1] - right[2]) / 200)
-    assert {"improving": "still improving", "plateau": "converged", "declining": "past its best"}[verdict] \
-        in out["summary"]
-    assert "step 30 to 60" in out["summary"] and "200 rows" in out["summary"]
+    assert words in out["summary"] and "step 30 to 60" in out["summary"] and "200 rows" in out["summary"]
+
+
+def test_a_run_early_stopping_rolled_back_is_past_its_best_not_still_improving(tmp_path: Path) -> None:
+    """Scores that jump late and then fall: the final weights are well above the half-way ones, but early
+    stopping kept step 50's, so the budget did not run out and more steps would not help."""
+    from core.steps.training import DECLINING, convergence
+
+    ctx = make_ctx(tmp_path, tiny_task())
+    history = _history([100, 105, 108, 110, 190, 150, 150, 150])
+    stats = {**_ran_to_the_end(history), "stopped_early": True, "kept": "best", "kept_step": 50}
+    out = convergence(ctx, stats, history)
+    assert out is not None and out["verdict"] == DECLINING and out["rolled_back"]
+    assert (out["from_step"], out["to_step"]) == (50, 80) and out["from_value"] == pytest.approx(0.95)
+    assert "past its best" in out["summary"] and "kept the weights of step 50" in out["summary"]
+    half_way = convergence(ctx, _ran_to_the_end(history), history)  # the same scores run to the end: improving
+    assert half_way is not None and half_way["verdict"] == "improving"
 
 
 def test_convergence_needs_two_scorings_that_match_their_history(tmp_path: Path) -> None:
@@ -517,8 +537,8 @@ def test_convergence_needs_two_scorings_that_match_their_history(tmp_path: Path)
 
     ctx = make_ctx(tmp_path, tiny_task())
     one = _history([150])
-    assert convergence(ctx, [[10, 0.75]], one) is None
-    assert convergence(ctx, [[10, 0.75], [20, 0.8]], one) is None
+    assert convergence(ctx, _ran_to_the_end(one), one) is None
+    assert convergence(ctx, {"held_out_scores": [[10, 0.75], [20, 0.8]]}, one) is None
 
 
 def test_training_with_a_held_out_slice_records_whether_it_converged(tmp_path: Path) -> None:
