@@ -81,6 +81,7 @@ class RecipePanel(QScrollArea):
 
         about = QGroupBox("Recipe")
         form = QFormLayout(about)
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)  # a narrow pane: labels above, no side scroll
         self.name_edit = QLineEdit()
         self.name_edit.setObjectName("recipeName")
         self.name_edit.setPlaceholderText("a name for this recipe (shown in the results' run list)")
@@ -88,7 +89,9 @@ class RecipePanel(QScrollArea):
         self.description_edit = QPlainTextEdit()
         self.description_edit.setObjectName("recipeDescription")
         self.description_edit.setPlaceholderText("what this chain is for")
-        self.description_edit.setMaximumHeight(110)
+        # Five lines, fixed: an expanding box grew and shrank as error lines below came and went.
+        margin = 2 * (self.description_edit.frameWidth() + self.description_edit.document().documentMargin())
+        self.description_edit.setFixedHeight(int(self.description_edit.fontMetrics().lineSpacing() * 5 + margin))
         self.description_edit.installEventFilter(_FocusOut(self._description_edited, self))
         self.seed_box = NumberBox("int", 0, 2**31 - 1)
         self.seed_box.setObjectName("recipeSeed")
@@ -123,6 +126,7 @@ class RecipePanel(QScrollArea):
         measure = QGroupBox("Measurement: how every variant is measured")
         measure.setToolTip("Recorded with each run; variants compare only when measured the same way")
         mform = QFormLayout(measure)
+        mform.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         self.boxes: dict[str, NumberBox] = {}
         self.errors: dict[str, QLabel] = {}
         self.pending: dict[str, str] = {}  # field -> message of a refused value still shown

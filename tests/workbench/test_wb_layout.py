@@ -32,6 +32,10 @@ def _check_window(window, qtbot) -> None:  # type: ignore[no-untyped-def]
             text = fm.horizontalAdvance(group.child(j).text(0))
             assert rect.left() + palette.iconSize().width() + text <= palette.viewport().width(), group.child(j).text(0)
     assert window.side_tabs.width() >= 280 and _inside(window.side_tabs, window)
+    # The Recipe tab fits its pane's width: no sideways scrolling to reach a field (labels wrap above instead).
+    window.side_tabs.setCurrentWidget(window.recipe_panel)
+    qtbot.wait(50)
+    assert window.recipe_panel.horizontalScrollBar().maximum() == 0, window.recipe_panel.widget().minimumSizeHint()
     # The results: the charts' pane inside the window, each chart inside its view, legends off the data.
     window.tabs.setCurrentWidget(window.results)
     qtbot.waitUntil(lambda: window.results._charts is not None and window.results.charts.isVisible(), timeout=5000)
@@ -102,3 +106,23 @@ def test_the_toolbar_does_not_move_as_the_undo_text_grows(window, qtbot) -> None
     after = {a.text(): bar.widgetForAction(a).geometry() for a in (window.act_save, window.act_run)}
     assert after == before
     assert window.act_undo.toolTip() == "Undo Change model (Ctrl+Z)"
+
+
+def test_the_recipe_tab_does_not_jump_when_a_refused_value_is_explained(window, qtbot) -> None:
+    """Newcomer test: an error line appearing in the Recipe tab resized the description box above it."""
+    from PySide6.QtCore import Qt
+
+    window.resize(1024, 700)
+    window.side_tabs.setCurrentWidget(window.recipe_panel)
+    panel = window.recipe_panel
+    qtbot.wait(50)
+    before = panel.description_edit.geometry(), panel.seed_box.geometry()
+    repeats = panel.boxes["latency_repeats"]
+    repeats.setFocus()
+    repeats.lineEdit().selectAll()
+    qtbot.keyClicks(repeats.lineEdit(), "0")
+    qtbot.keyClick(repeats.lineEdit(), Qt.Key.Key_Return)
+    qtbot.wait(50)
+    assert not panel.errors["latency_repeats"].isHidden()
+    assert (panel.description_edit.geometry(), panel.seed_box.geometry()) == before
+    assert panel.horizontalScrollBar().maximum() == 0
