@@ -39,7 +39,8 @@ if str(ROOT) not in sys.path:
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 WORD = re.compile(r"\w+")
 # Words every question shares with many sentences: they would rank sentences by chance.
-FUNCTION_WORDS = frozenset(["the", "a", "an", "of", "in", "to", "is", "was", "what", "which", "who", "and", "how", "did", "does", "for", "on", "by", "as", "with"])
+FUNCTION_WORDS = frozenset(["the", "a", "an", "of", "in", "to", "is", "was", "what", "which", "who", "and", "how",
+                            "did", "does", "for", "on", "by", "as", "with"])
 POSITIVE, NEGATIVE = "entailment", "not_entailment"
 SEED = 1  # the negatives' draw; the rows' order is shuffled with seed 0
 
