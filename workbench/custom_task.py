@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -78,11 +79,20 @@ class CustomTaskDialog(QDialog):
         self.label_combo = QComboBox()
         self.kind_combo = QComboBox()
         self.kind_combo.addItems(["classification", "regression"])
+        self.stratify_check = QCheckBox("Keep each label's share in the dev split")
+        self.stratify_check.setObjectName("stratify")
+        self.stratify_check.setChecked(True)
+        self.stratify_check.setToolTip("The seeded 20 % dev split takes that share of every label, so a rare class "
+                                       "is neither missing from dev nor over-represented there (recipe: "
+                                       "data.stratify). Only for classification without a separate dev file")
+        self.kind_combo.currentTextChanged.connect(self._update_stratify)
+        self.dev_edit.textChanged.connect(self._update_stratify)
         self.error = QLabel()
         self.error.setStyleSheet("color: #c0392b;")
         form = QFormLayout(self)
         intro = QLabel("Your own labelled text becomes the task: the workbench trains and scores every variant "
-                       "on it. Without a separate dev file, a seeded 20 % of the rows is the dev set.")
+                       "on it. Without a separate dev file, a seeded 20 % of the rows is the dev set; for "
+                       "classification, each label keeps its share there.")
         intro.setWordWrap(True)
         form.addRow(intro)
         form.addRow("File", row)
@@ -92,6 +102,7 @@ class CustomTaskDialog(QDialog):
         form.addRow("Second text column", self.pair_combo)
         form.addRow("Label column", self.label_combo)
         form.addRow("Kind", self.kind_combo)
+        form.addRow("Dev split", self.stratify_check)
         form.addRow(self.error)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.button(QDialogButtonBox.StandardButton.Ok).setDefault(True)
@@ -99,6 +110,11 @@ class CustomTaskDialog(QDialog):
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
         self.path_edit.editingFinished.connect(lambda: self.load_columns(Path(self.path_edit.text())))
+
+    def _update_stratify(self) -> None:
+        """Stratifying needs class labels and the seeded split: off limits otherwise, the choice kept."""
+        self.stratify_check.setEnabled(self.kind_combo.currentText() == "classification"
+                                       and not self.dev_edit.text().strip())
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Data file", "", _FILE_FILTER)
@@ -148,6 +164,7 @@ class CustomTaskDialog(QDialog):
             "label": self.label_combo.currentText(),
             "kind": self.kind_combo.currentText(),
             "dev_path": self.dev_edit.text().strip() or None,
+            "stratify": True if self.stratify_check.isEnabled() and self.stratify_check.isChecked() else None,
         }
 
     def _accept(self) -> None:

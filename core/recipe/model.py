@@ -221,6 +221,7 @@ class DataSpec:
     kind: str = "classification"  # or "regression"
     dev_path: str | None = None  # None: a seeded split of ``path``
     dev_fraction: float = 0.2
+    stratify: bool = False  # each label keeps its share in the seeded dev split (false: the split of earlier files)
     name: str = ""  # default: the file's stem
 
     @property
@@ -229,7 +230,8 @@ class DataSpec:
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
-        return {k: v for k, v in out.items() if v is not None and (k != "name" or v)}
+        # stratify written only when on: files and cache keys from before it existed stay as they were
+        return {k: v for k, v in out.items() if v is not None and (k not in ("name", "stratify") or v)}
 
     def resolved(self, base: Path) -> DataSpec:
         """Paths made absolute against ``base`` (the recipe file's folder)."""
@@ -243,7 +245,7 @@ class DataSpec:
     def from_dict(cls, data: Any) -> DataSpec:
         if not isinstance(data, dict):
             raise ConfigError("data must be a mapping: path, text, label (and optionally text_pair, kind, "
-                              "dev_path, dev_fraction, name)", field="data")
+                              "dev_path, dev_fraction, stratify, name)", field="data")
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(data) - set(names), key=str)
         if unknown:
@@ -262,6 +264,14 @@ class DataSpec:
         if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
             raise ConfigError(f"data.dev_fraction must be a number between 0 and 1, got {brief(fraction)}",
                               field="data.dev_fraction")
+        if not isinstance(data.get("stratify", False), bool):
+            raise ConfigError(f"data.stratify must be true or false, not {brief(data['stratify'])}", field="data.stratify")
+        if data.get("stratify") and data.get("dev_path") is not None:
+            raise ConfigError("data.stratify applies to the seeded split of one file, and data.dev_path gives a dev "
+                              "file: remove one of them", field="data.stratify")
+        if data.get("stratify") and data.get("kind") == "regression":
+            raise ConfigError("data.stratify keeps each label's share in dev: it needs classification labels, not "
+                              "kind: regression; remove it", field="data.stratify")
         return cls(**{**data, "dev_fraction": float(fraction), "name": (data.get("name") or "").strip()})
 
 
@@ -434,7 +444,7 @@ class Recipe:
                 spec = DataSpec.from_dict(data["data"])
             except ConfigError as exc:
                 raise structure_error(str(exc), field=exc.field, fix="data holds path, text and label (the file and "
-                                      "its columns), optionally text_pair, kind, dev_path, dev_fraction and name"
+                                      "its columns), optionally text_pair, kind, dev_path, dev_fraction, stratify and name"
                                       ) from None
             task_id = data.get("task") or spec.task_id
             if task_id != spec.task_id:

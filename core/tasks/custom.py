@@ -255,6 +255,7 @@ def custom_task(
     kind: Literal["classification", "regression"] = "classification",
     dev_path: str | Path | None = None,
     dev_fraction: float = 0.2,
+    stratify: bool = False,
     seed: int = 0,
     name: str | None = None,
     primary_metric: str | None = None,
@@ -263,6 +264,11 @@ def custom_task(
     """Build (and register as ``custom:<name>``) a task from local files with a column mapping."""
     if kind not in ("classification", "regression"):
         raise DataError(f"kind must be 'classification' or 'regression', not '{kind}'")
+    if stratify and kind != "classification":
+        raise DataError("stratify keeps each label's share of the rows in dev: it needs classification labels, "
+                        "and this task is a regression; remove stratify")
+    if stratify and dev_path is not None:
+        raise DataError("stratify applies to the seeded split of one file, and a dev file is given: remove one of them")
     path = Path(path).expanduser()
     files = {"train": path} if dev_path is None else {"train": path, "dev": Path(dev_path).expanduser()}
     raw: dict[str, dict[str, list[Any]]] = {}
@@ -280,7 +286,7 @@ def custom_task(
             cols["label"] = [_label_key(v) for v in values]
         raw[split] = cols
     if dev_path is None:
-        raw = _split(raw["train"], dev_fraction, seed, path)
+        raw = _split(raw["train"], dev_fraction, seed, path, stratify=stratify)
 
     label_names: tuple[str, ...] = ()
     if kind == "classification":
@@ -316,7 +322,7 @@ def custom_task(
         raise DataError(f"primary metric '{primary}' is not one of {', '.join(metric_names)}")
     name = name or path.stem
     if dev_path is None:
-        origin = f"{path.name}: seeded split (seed {seed}, {dev_fraction:.0%} dev)"
+        origin = f"{path.name}: seeded split (seed {seed}, {dev_fraction:.0%} dev{', each label in that share' if stratify else ''})"
     else:
         origin = f"train = {path.name}, dev = {Path(dev_path).name}"
     task = Task(
@@ -339,21 +345,46 @@ def custom_task(
     return register_task(task, replace=True) if register else task
 
 
-def _split(cols: dict[str, list[Any]], dev_fraction: float, seed: int, path: Path) -> dict[str, dict[str, list[Any]]]:
+def _split(cols: dict[str, list[Any]], dev_fraction: float, seed: int, path: Path,
+           stratify: bool = False) -> dict[str, dict[str, list[Any]]]:
+    """Seeded train/dev rows; ``stratify``: each label keeps its share of the rows in dev (scikit-learn's
+    stratified split), so a rare class is neither missing from dev nor over-represented in it."""
     n = len(cols["text"])
     if not 0.0 < dev_fraction < 1.0:
         raise DataError(f"dev_fraction must be between 0 and 1, got {dev_fraction}")
     if n < 2:
         raise DataError(f"{path} has {n} row; at least {rows_needed(dev_fraction)} are needed to train and evaluate "
                         "(or give a separate dev file)")
-    order = list(range(n))
-    random.Random(seed).shuffle(order)
     n_dev = _dev_rows(n, dev_fraction)
-    dev_rows, train_rows = sorted(order[:n_dev]), sorted(order[n_dev:])
+    if stratify:
+        dev_rows, train_rows = _stratified_rows(cols["label"], n_dev, seed, path)
+    else:
+        order = list(range(n))
+        random.Random(seed).shuffle(order)
+        dev_rows, train_rows = sorted(order[:n_dev]), sorted(order[n_dev:])
     return {
         "train": {k: [v[i] for i in train_rows] for k, v in cols.items()},
         "dev": {k: [v[i] for i in dev_rows] for k, v in cols.items()},
     }
+
+
+def _stratified_rows(labels: list[Any], n_dev: int, seed: int, path: Path) -> tuple[list[int], list[int]]:
+    from collections import Counter
+
+    from sklearn.model_selection import train_test_split
+
+    counts = Counter(labels)
+    single = sorted(str(label) for label, count in counts.items() if count < 2)
+    if single:
+        raise DataError(f"{path}: a stratified split needs at least 2 rows of each label, and "
+                        f"{', '.join(repr(s) for s in single[:5])} {'has' if len(single) == 1 else 'have'} one; "
+                        "add rows, give a separate dev file, or remove stratify")
+    if not len(counts) <= n_dev <= len(labels) - len(counts):
+        raise DataError(f"{path}: a stratified split of {len(labels)} rows into {n_dev} dev rows cannot hold each of "
+                        f"the {len(counts)} labels on both sides; add rows, change dev_fraction, or remove stratify")
+    train_rows, dev_rows = train_test_split(list(range(len(labels))), test_size=n_dev, random_state=seed,
+                                            stratify=labels)
+    return sorted(dev_rows), sorted(train_rows)
 
 
 def _dev_rows(n: int, dev_fraction: float) -> int:
@@ -401,7 +432,7 @@ def task_from_spec(spec: Any) -> Task:
     task = _FROM_SPEC.get(key)
     if task is None:
         task = custom_task(spec.path, text=spec.text, text_pair=spec.text_pair, label=spec.label, kind=spec.kind,
-                           dev_path=spec.dev_path, dev_fraction=spec.dev_fraction,
+                           dev_path=spec.dev_path, dev_fraction=spec.dev_fraction, stratify=spec.stratify,
                            name=spec.name or Path(spec.path).stem, register=False)
         _FROM_SPEC[key] = task
     return register_task(task, replace=True)

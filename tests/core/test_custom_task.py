@@ -57,6 +57,34 @@ def test_split_is_seeded_and_reproducible(tmp_path: Path) -> None:
     assert list(a.load("dev")["text"]) != list(c.load("dev")["text"])
 
 
+def test_a_stratified_split_keeps_each_labels_share_in_dev(tmp_path: Path) -> None:
+    # 90 rows of one label, 10 of another: a plain 20 % split of seed 1 puts half the rare rows in dev
+    rows = [{"s1": f"sentence {i}", "y": "rare" if i % 10 == 0 else "common"} for i in range(100)]
+    path = _write(tmp_path / "skewed.csv", rows)
+    plain = custom_task(path, text="s1", label="y", seed=1, register=False)
+    rare = plain.label_names.index("rare")
+    assert list(plain.load("dev")["label"]).count(rare) == 5  # what stratifying fixes
+    for seed in (0, 1, 2, 3):
+        task = custom_task(path, text="s1", label="y", seed=seed, stratify=True, register=False)
+        dev, train = list(task.load("dev")["label"]), list(task.load("train")["label"])
+        assert len(dev) == 20 and dev.count(rare) == 2 and train.count(rare) == 8
+        assert set(task.load("dev")["text"]).isdisjoint(task.load("train")["text"])
+    again = custom_task(path, text="s1", label="y", seed=3, stratify=True, register=False)
+    assert list(again.load("dev")["text"]) == list(task.load("dev")["text"])  # seeded
+    assert "each label in that share" in task.note
+
+
+def test_a_stratified_split_it_cannot_make_is_refused_naming_the_fix(tmp_path: Path) -> None:
+    rows = [{"s1": f"s {i}", "y": "lone" if i == 0 else "many"} for i in range(20)]
+    path = _write(tmp_path / "lone.csv", rows)
+    with pytest.raises(DataError, match=r"at least 2 rows of each label.*'lone' has one.*remove stratify"):
+        custom_task(path, text="s1", label="y", stratify=True, register=False)
+    with pytest.raises(DataError, match="needs classification labels"):
+        custom_task(_write(tmp_path / "d.csv", ROWS), text="s1", label="score", kind="regression", stratify=True)
+    with pytest.raises(DataError, match="a dev file is given"):
+        custom_task(path, text="s1", label="y", dev_path=path, stratify=True)
+
+
 def test_missing_column_lists_the_columns_found(tmp_path: Path) -> None:
     path = _write(tmp_path / "d.csv", ROWS)
     with pytest.raises(DataError, match=r"no column 'sentence'.*columns found: s1, s2, y, score"):
@@ -123,6 +151,9 @@ def test_recipe_data_round_trips_and_reads_relative_paths_from_the_recipe_folder
     assert recipe.task == "custom:reviews"  # derived from the file name
     assert recipe.data == DataSpec(path="reviews.csv", text="review", label="stars", dev_fraction=0.25)
     assert loads_recipe(dumps_recipe(recipe)) == recipe
+    assert "stratify" not in dumps_recipe(recipe)  # written only when on: older files and their keys unchanged
+    stratified = loads_recipe(text.replace("dev_fraction: 0.25", "dev_fraction: 0.25, stratify: true"))
+    assert stratified.data.stratify and loads_recipe(dumps_recipe(stratified)) == stratified
     (tmp_path / "r.yaml").write_text(text)
     loaded = load_recipe(tmp_path / "r.yaml")
     assert loaded.data is not None and Path(loaded.data.path) == tmp_path / "reviews.csv"
@@ -137,6 +168,11 @@ def test_recipe_data_round_trips_and_reads_relative_paths_from_the_recipe_folder
     ({"path": "r.csv", "text": "review", "label": "stars", "colour": "red"}, "data.colour", "unknown data key"),
     ({"path": "r.csv", "text": "review", "label": "stars", "kind": "ranking"}, "data.kind", "classification"),
     ({"path": "r.csv", "text": "review", "label": "stars", "dev_fraction": 1.5}, "data.dev_fraction", "between 0 and 1"),
+    ({"path": "r.csv", "text": "review", "label": "stars", "stratify": "yes"}, "data.stratify", "true or false"),
+    ({"path": "r.csv", "text": "review", "label": "stars", "stratify": True, "dev_path": "d.csv"}, "data.stratify",
+     "remove one of them"),
+    ({"path": "r.csv", "text": "review", "label": "stars", "stratify": True, "kind": "regression"}, "data.stratify",
+     "classification labels"),
     ("r.csv", "data", "mapping"),
 ])
 def test_a_malformed_data_mapping_is_refused_naming_the_field(data: object, field: str, words: str) -> None:

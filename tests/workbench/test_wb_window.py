@@ -142,7 +142,7 @@ def test_custom_data_file_columns_are_offered_for_mapping(window, tmp_path: Path
     assert dialog.load_columns(path)
     dialog.path_edit.setText(str(path))
     assert dialog.spec() == {"name": "reviews", "path": str(path), "text": "review", "text_pair": "sentence2",
-                             "label": "label", "kind": "classification", "dev_path": None}
+                             "label": "label", "kind": "classification", "dev_path": None, "stratify": True}
     assert not dialog.load_columns(tmp_path / "missing.csv")
     assert "Cannot read columns" in dialog.error.text()
 
@@ -172,6 +172,36 @@ def test_a_custom_data_dialog_takes_a_dev_file_and_a_parquet_file(window, tmp_pa
     from core.tasks import get_task
 
     assert len(get_task(window.document.recipe.task).load("dev")) == 8
+
+
+def test_the_dialogs_dev_split_keeps_each_labels_share_where_it_can(window, tmp_path: Path) -> None:
+    """A newcomer's 1-in-10 class landed in dev at twice or half its share: the dialog now stratifies, and
+    says when it cannot (regression, a separate dev file), without losing the choice."""
+    from core.tasks import get_task
+    from workbench.custom_task import CustomTaskDialog
+
+    path = tmp_path / "skewed.csv"
+    path.write_text("review,label\n" + "".join(f"text {i},{'rare' if i % 10 == 0 else 'common'}\n" for i in range(100)))
+    dialog = CustomTaskDialog(window)
+    dialog.path_edit.setText(str(path))
+    assert dialog.load_columns(path)
+    assert dialog.stratify_check.isEnabled() and dialog.stratify_check.isChecked()
+    dialog.kind_combo.setCurrentText("regression")
+    assert not dialog.stratify_check.isEnabled() and dialog.spec()["stratify"] is None
+    dialog.kind_combo.setCurrentText("classification")
+    dialog.dev_edit.setText(str(path))
+    assert not dialog.stratify_check.isEnabled() and dialog.spec()["stratify"] is None
+    dialog.dev_edit.clear()
+    assert dialog.stratify_check.isEnabled() and dialog.stratify_check.isChecked()
+    dialog._accept()
+    assert dialog.result() == 1, dialog.error.text()
+    window.set_custom_data(dialog.spec())
+    assert window.document.recipe.data.stratify
+    assert window.document.recipe.to_dict()["data"]["stratify"] is True
+    task = get_task(window.document.recipe.task)
+    assert list(task.load("dev")["label"]).count(task.label_names.index("rare")) == 2
+    dialog.stratify_check.setChecked(False)
+    assert dialog.spec()["stratify"] is None
 
 
 def _mine_dialog(window, folder: Path):  # type: ignore[no-untyped-def]
@@ -215,7 +245,7 @@ def test_a_custom_data_file_becomes_the_recipe_task_and_survives_save_and_open(w
     recipe = window.document.recipe.to_dict()
     assert recipe["task"] == "custom:mine"
     assert recipe["data"] == {"name": "mine", "path": str(path), "text": "review", "label": "label",
-                              "kind": "classification", "dev_fraction": 0.2}
+                              "kind": "classification", "dev_fraction": 0.2, "stratify": True}
     saved = tmp_path / "mine.yaml"
     assert window.save_path(saved)
     assert "review" in saved.read_text()
