@@ -264,6 +264,8 @@ class DataSpec:
         if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
             raise ConfigError(f"data.dev_fraction must be a number between 0 and 1, got {brief(fraction)}",
                               field="data.dev_fraction")
+        if data.get("stratify", False) is None:  # YAML's null: not set, as for dev_path
+            data = {k: v for k, v in data.items() if k != "stratify"}
         if not isinstance(data.get("stratify", False), bool):
             raise ConfigError(f"data.stratify must be true or false, not {brief(data['stratify'])}", field="data.stratify")
         if data.get("stratify") and data.get("dev_path") is not None:

@@ -21,6 +21,8 @@ from core.errors import DataError
 from core.tasks import metrics
 from core.tasks.base import Task, register_task
 
+_STRATIFY_OFF = "(recipe: data.stratify; window: the custom-data dialog's \"Keep each label's share\" box)"
+
 FORMATS = {
     ".csv": "csv",
     ".tsv": "tsv",
@@ -266,7 +268,7 @@ def custom_task(
         raise DataError(f"kind must be 'classification' or 'regression', not '{kind}'")
     if stratify and kind != "classification":
         raise DataError("stratify keeps each label's share of the rows in dev: it needs classification labels, "
-                        "and this task is a regression; remove stratify")
+                        f"and this task is a regression; turn stratify off {_STRATIFY_OFF}")
     if stratify and dev_path is not None:
         raise DataError("stratify applies to the seeded split of one file, and a dev file is given: remove one of them")
     path = Path(path).expanduser()
@@ -347,20 +349,22 @@ def custom_task(
 
 def _split(cols: dict[str, list[Any]], dev_fraction: float, seed: int, path: Path,
            stratify: bool = False) -> dict[str, dict[str, list[Any]]]:
-    """Seeded train/dev rows; ``stratify``: each label keeps its share of the rows in dev (scikit-learn's
-    stratified split), so a rare class is neither missing from dev nor over-represented in it."""
+    """Seeded train/dev rows; ``stratify``: each label keeps its share of the rows in dev, and has at least one
+    row on each side, so a rare class is neither missing from dev nor over-represented in it."""
     n = len(cols["text"])
     if not 0.0 < dev_fraction < 1.0:
         raise DataError(f"dev_fraction must be between 0 and 1, got {dev_fraction}")
     if n < 2:
         raise DataError(f"{path} has {n} row; at least {rows_needed(dev_fraction)} are needed to train and evaluate "
                         "(or give a separate dev file)")
-    n_dev = _dev_rows(n, dev_fraction)
     if stratify:
-        dev_rows, train_rows = _stratified_rows(cols["label"], n_dev, seed, path)
+        if n < rows_needed(dev_fraction):  # the general message first: it names what every split needs
+            return _split(cols, dev_fraction, seed, path)
+        dev_rows, train_rows = _stratified_rows(cols["label"], dev_fraction, seed, path)
     else:
         order = list(range(n))
         random.Random(seed).shuffle(order)
+        n_dev = _dev_rows(n, dev_fraction)
         dev_rows, train_rows = sorted(order[:n_dev]), sorted(order[n_dev:])
     return {
         "train": {k: [v[i] for i in train_rows] for k, v in cols.items()},
@@ -368,23 +372,26 @@ def _split(cols: dict[str, list[Any]], dev_fraction: float, seed: int, path: Pat
     }
 
 
-def _stratified_rows(labels: list[Any], n_dev: int, seed: int, path: Path) -> tuple[list[int], list[int]]:
-    from collections import Counter
-
-    from sklearn.model_selection import train_test_split
-
-    counts = Counter(labels)
-    single = sorted(str(label) for label, count in counts.items() if count < 2)
+def _stratified_rows(labels: list[Any], dev_fraction: float, seed: int, path: Path) -> tuple[list[int], list[int]]:
+    """Each label's rows shuffled (seeded) and ``dev_fraction`` of them, rounded, to dev, but at least one and
+    never all: scikit-learn's stratified split rounds a rare label's share down to no dev row at all (2 rows
+    of 62 at 20 %), which would leave its class unscored."""
+    rows_of: dict[Any, list[int]] = {}
+    for i, label in enumerate(labels):
+        rows_of.setdefault(label, []).append(i)
+    single = sorted(str(label) for label, rows in rows_of.items() if len(rows) < 2)
     if single:
-        raise DataError(f"{path}: a stratified split needs at least 2 rows of each label, and "
+        raise DataError(f"{path}: a stratified split needs at least 2 rows of each label, one for each side, and "
                         f"{', '.join(repr(s) for s in single[:5])} {'has' if len(single) == 1 else 'have'} one; "
-                        "add rows, give a separate dev file, or remove stratify")
-    if not len(counts) <= n_dev <= len(labels) - len(counts):
-        raise DataError(f"{path}: a stratified split of {len(labels)} rows into {n_dev} dev rows cannot hold each of "
-                        f"the {len(counts)} labels on both sides; add rows, change dev_fraction, or remove stratify")
-    train_rows, dev_rows = train_test_split(list(range(len(labels))), test_size=n_dev, random_state=seed,
-                                            stratify=labels)
-    return sorted(dev_rows), sorted(train_rows)
+                        f"add rows, give a separate dev file, or turn stratify off {_STRATIFY_OFF}")
+    rng = random.Random(seed)
+    dev: list[int] = []
+    for label in sorted(rows_of, key=str):
+        rows = rows_of[label]
+        rng.shuffle(rows)
+        dev += rows[: min(len(rows) - 1, max(1, round(len(rows) * dev_fraction)))]
+    chosen = set(dev)
+    return sorted(dev), [i for i in range(len(labels)) if i not in chosen]
 
 
 def _dev_rows(n: int, dev_fraction: float) -> int:

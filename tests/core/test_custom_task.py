@@ -74,11 +74,29 @@ def test_a_stratified_split_keeps_each_labels_share_in_dev(tmp_path: Path) -> No
     assert "each label in that share" in task.note
 
 
+@pytest.mark.parametrize(("common", "rare", "fraction"), [(60, 2, 0.2), (80, 3, 0.05), (50, 2, 0.8), (16, 2, 0.2)])
+def test_a_rare_label_lands_on_both_sides_of_a_stratified_split(tmp_path: Path, common: int, rare: int,
+                                                                 fraction: float) -> None:
+    """Rounding each label's share, as scikit-learn's stratified split does, gave a 2-row label no dev row
+    (60 + 2 rows at 20 %) or no training row (50 + 2 at 80 %), for every seed."""
+    rows = [{"s1": f"s {i}", "y": "b" if i < rare else "a"} for i in range(common + rare)]
+    path = _write(tmp_path / "few.csv", rows)
+    for seed in range(4):
+        task = custom_task(path, text="s1", label="y", seed=seed, dev_fraction=fraction, stratify=True, register=False)
+        b = task.label_names.index("b")
+        assert 1 <= list(task.load("dev")["label"]).count(b) < rare
+        assert list(task.load("dev")["label"]).count(b) + list(task.load("train")["label"]).count(b) == rare
+
+
 def test_a_stratified_split_it_cannot_make_is_refused_naming_the_fix(tmp_path: Path) -> None:
     rows = [{"s1": f"s {i}", "y": "lone" if i == 0 else "many"} for i in range(20)]
     path = _write(tmp_path / "lone.csv", rows)
-    with pytest.raises(DataError, match=r"at least 2 rows of each label.*'lone' has one.*remove stratify"):
+    with pytest.raises(DataError, match=r"at least 2 rows of each label.*'lone' has one.*turn stratify off.*dialog"):
         custom_task(path, text="s1", label="y", stratify=True, register=False)
+    # too few rows for any split: that message first, not the label's
+    small = _write(tmp_path / "small.csv", rows[:5])
+    with pytest.raises(DataError, match=r"has 5 rows.*at least \d+ rows in this file"):
+        custom_task(small, text="s1", label="y", stratify=True, register=False)
     with pytest.raises(DataError, match="needs classification labels"):
         custom_task(_write(tmp_path / "d.csv", ROWS), text="s1", label="score", kind="regression", stratify=True)
     with pytest.raises(DataError, match="a dev file is given"):
@@ -154,6 +172,7 @@ def test_recipe_data_round_trips_and_reads_relative_paths_from_the_recipe_folder
     assert "stratify" not in dumps_recipe(recipe)  # written only when on: older files and their keys unchanged
     stratified = loads_recipe(text.replace("dev_fraction: 0.25", "dev_fraction: 0.25, stratify: true"))
     assert stratified.data.stratify and loads_recipe(dumps_recipe(stratified)) == stratified
+    assert loads_recipe(text.replace("dev_fraction: 0.25", "dev_fraction: 0.25, stratify: null")) == recipe
     (tmp_path / "r.yaml").write_text(text)
     loaded = load_recipe(tmp_path / "r.yaml")
     assert loaded.data is not None and Path(loaded.data.path) == tmp_path / "reviews.csv"
