@@ -437,7 +437,9 @@ def _tinybert_settings(s: dict[str, Any]) -> str:
               f"{s.get('stage1_epochs')} + {s.get('stage2_epochs')} epochs")
     augment = (f"; augmented student: {s['augment']} rewrites per training sentence (augment.tinybert), the same "
                "step budget" if s.get("augment") else "")
+    tokens = (s.get("measure") or {}).get("max_length", 128)
     return (f"{teacher}; distillation {budget}{augment}; dev evaluation {f'{limit} rows' if limit else 'full'}; "
+            f"rows of at most {tokens} tokens in distillation and evaluation; "
             f"latency batch 8 x seq 128 on {s.get('threads')} thread(s), {timing}"
             + (" (a reduced run)" if s.get("reduced") else ""))
 
