@@ -357,9 +357,8 @@ def _split(cols: dict[str, list[Any]], dev_fraction: float, seed: int, path: Pat
     if n < 2:
         raise DataError(f"{path} has {n} row; at least {rows_needed(dev_fraction)} are needed to train and evaluate "
                         "(or give a separate dev file)")
-    if stratify:
-        if n < rows_needed(dev_fraction):  # the general message first: it names what every split needs
-            return _split(cols, dev_fraction, seed, path)
+    # too few rows for any split: the plain one, whose row-count message (_check_row_counts) names the fix
+    if stratify and n >= rows_needed(dev_fraction):
         dev_rows, train_rows = _stratified_rows(cols["label"], dev_fraction, seed, path)
     else:
         order = list(range(n))
