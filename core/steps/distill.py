@@ -231,7 +231,8 @@ class Distill(Step):
     def _student(self, teacher: ModelState, cfg: DistillConfig, ctx: StepContext) -> tuple[ModelState, list[int]]:
         import torch
 
-        from core.models import ModelRef, load_model, load_tokenizer, model_class_for
+        from core.models import ModelRef, load_task_model, load_tokenizer, model_class_for
+        from core.pooling import pooling_of, set_pooling
 
         t_dims = _dims(teacher.model.config)
         tokenizer = teacher.tokenizer
@@ -260,7 +261,9 @@ class Distill(Step):
             model.config.num_hidden_layers = len(keep)
         elif cfg.student == "model":
             ref = ModelRef.parse(cfg.student_model)
-            model = load_model(ref, teacher.head, num_labels=teacher.model.config.num_labels)
+            model, head_trained = load_task_model(ref, teacher.head, num_labels=teacher.model.config.num_labels)
+            if not head_trained:  # a new head learns from the teacher's logits, so it reads what the teacher's reads
+                set_pooling(model, pooling_of(teacher.model.config))
             tokenizer = load_tokenizer(ref)
             if tokenizer.get_vocab() != teacher.tokenizer.get_vocab():
                 raise ConfigError(

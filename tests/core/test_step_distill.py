@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from core.errors import ConfigError, ModelLoadError
+from core.pooling import FIRST_TOKEN, MEAN, pooling_of, set_pooling
 from core.state import INITIAL_TRAITS
 from core.steps.base import get_step
 from core.steps.distill import attention_mse, masked_mse, parse_layers, uniform_mapping
@@ -96,13 +97,17 @@ def test_distillation_is_deterministic_given_the_seed(tmp_path: Path) -> None:
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_another_model_as_student(tmp_path: Path) -> None:
+@pytest.mark.parametrize("teacher_pooling", [MEAN, FIRST_TOKEN])
+def test_another_model_as_student(tmp_path: Path, teacher_pooling: str) -> None:
     teacher = tiny_state(tmp_path, layers=2, hidden=32)
+    set_pooling(teacher.model, teacher_pooling)
     other = tiny_state(tmp_path, layers=1, hidden=16, seed=3, name="other")
-    folder = tmp_path / "other_1_16_3"
+    folder = tmp_path / "other_1_16_3"  # a headless encoder, like the packaged model
     out = STEP(_cfg(student="model", student_model=str(folder), intermediate_epochs=1, prediction_epochs=1)).apply(
         teacher, make_ctx(tmp_path, tiny_task()))
     assert out.model.config.hidden_size == 16
+    # the student's new head learned from the teacher's logits, reading the sentence the same way
+    assert pooling_of(out.model.config) == teacher_pooling
     assert out.tokenizer.get_vocab() == other.tokenizer.get_vocab()
     with pytest.raises(ModelLoadError, match="hub"):
         STEP(_cfg(student="model", student_model="someone/not-here")).apply(teacher, make_ctx(tmp_path, tiny_task()))
