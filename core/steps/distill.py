@@ -23,6 +23,7 @@ from typing import Any
 
 from core.errors import ConfigError
 from core.params import StepConfig, param
+from core.pooling import POOLED_HEADS, install_pooling, pooling_of, set_pooling
 from core.state import FLOAT, INITIAL_TRAITS, ModelState, StepContext
 from core.steps.base import TRAINING_RESOURCES, Step, register
 
@@ -174,7 +175,7 @@ class Distill(Step):
         ctx.check_cancelled()
         ctx.progress(0.0, "Preparing teacher and student")
         teacher = self._teacher(state, cfg)
-        student, mapping = self._student(teacher, cfg, ctx)
+        student, mapping, head_trained = self._student(teacher, cfg, ctx)
         student.data = dict(state.data)  # rows a step prepared (augmentation) train the student, and stay with it
         t_dims, s_dims = _dims(teacher.model.config), _dims(student.model.config)
         info: dict[str, Any] = {
@@ -186,6 +187,8 @@ class Distill(Step):
             "layer_mapping": mapping,
             "training_data": _data_summary(state),
         }
+        if student.head in POOLED_HEADS:
+            info["pooling"] = pooling_of(student.model.config)
         stage1 = cfg.intermediate_epochs > 0
         stage2 = cfg.prediction_epochs > 0
         split = 0.5 if stage1 and stage2 else (1.0 if stage1 else 0.0)
@@ -210,7 +213,8 @@ class Distill(Step):
                 max_steps=cfg.max_steps,
             )
         student.model.eval()
-        student.info = {**state.info, self.id: info}
+        # stage 1 leaves the head as it was built; stage 2 trains it on the teacher's logits
+        student.info = {**state.info, self.id: info, "head_trained": head_trained or stage2}
         ctx.log(
             f"distilled {info['teacher_params']:,} -> {info['student_params']:,} parameters "
             f"({s_dims['layers']} layers, width {s_dims['hidden']})"
@@ -222,17 +226,18 @@ class Distill(Step):
     def _teacher(self, state: ModelState, cfg: DistillConfig) -> ModelState:
         if not cfg.teacher_model.strip():
             return state
-        from core.models import ModelRef, load_model, load_tokenizer
+        from core.models import ModelRef, load_task_model, load_tokenizer
 
         ref = ModelRef.parse(cfg.teacher_model)
-        model = load_model(ref, state.head, num_labels=state.model.config.num_labels).eval()
-        return ModelState(model=model, tokenizer=load_tokenizer(ref), task=state.task, head=state.head)
+        model, head_trained = load_task_model(ref, state.head, num_labels=state.model.config.num_labels)
+        return ModelState(model=model.eval(), tokenizer=load_tokenizer(ref), task=state.task, head=state.head,
+                          info={"head_trained": head_trained})
 
-    def _student(self, teacher: ModelState, cfg: DistillConfig, ctx: StepContext) -> tuple[ModelState, list[int]]:
+    def _student(self, teacher: ModelState, cfg: DistillConfig, ctx: StepContext) -> tuple[ModelState, list[int], bool]:
+        """(student, layer mapping, whether the student's head has been trained already)."""
         import torch
 
         from core.models import ModelRef, load_task_model, load_tokenizer, model_class_for
-        from core.pooling import pooling_of, set_pooling
 
         t_dims = _dims(teacher.model.config)
         tokenizer = teacher.tokenizer
@@ -259,11 +264,16 @@ class Distill(Step):
             layers = getattr(owner, attr)
             setattr(owner, attr, torch.nn.ModuleList([layers[k - 1] for k in keep]))
             model.config.num_hidden_layers = len(keep)
+            head_trained = bool(teacher.info.get("head_trained"))  # the teacher's head, copied
         elif cfg.student == "model":
             ref = ModelRef.parse(cfg.student_model)
             model, head_trained = load_task_model(ref, teacher.head, num_labels=teacher.model.config.num_labels)
-            if not head_trained:  # a new head learns from the teacher's logits, so it reads what the teacher's reads
+            if not head_trained and teacher.head in POOLED_HEADS:
+                # a new head learns from the teacher's logits, so it reads the sentence as the teacher's does
                 set_pooling(model, pooling_of(teacher.model.config))
+            elif head_trained and pooling_of(model.config) != pooling_of(teacher.model.config):
+                ctx.log(f"the student's trained head keeps its pooling ({pooling_of(model.config)}); "
+                        f"the teacher's is {pooling_of(teacher.model.config)}")
             tokenizer = load_tokenizer(ref)
             if tokenizer.get_vocab() != teacher.tokenizer.get_vocab():
                 raise ConfigError(
@@ -274,6 +284,7 @@ class Distill(Step):
                 )
         else:
             model = self._fresh(teacher, cfg, ctx, model_class_for)
+            head_trained = False
         s_dims = _dims(model.config)
         for key, field in (("layers", "student_layers"), ("hidden", "hidden_size"), ("heads", "num_heads"), ("ffn", "ffn_size")):
             if s_dims[key] > t_dims[key]:
@@ -295,12 +306,10 @@ class Distill(Step):
             transforms=[],
             traits=INITIAL_TRAITS,
         )
-        return student, mapping
+        return student, mapping, head_trained
 
     def _fresh(self, teacher: ModelState, cfg: DistillConfig, ctx: StepContext, model_class_for: Any) -> Any:
         import torch
-
-        from core.pooling import install_pooling
 
         t = _dims(teacher.model.config)
         config = copy.deepcopy(teacher.model.config)

@@ -163,7 +163,7 @@ def test_distill_layer_subset_keeps_the_chosen_blocks(family: str, tmp_path: Pat
     step = get_step("distill")
     cfg = step.config_cls(keep_layers="2")
     teacher = tiny(family, tmp_path)
-    student, mapping = step(cfg)._student(teacher, cfg, make_ctx(tmp_path, tiny_task()))
+    student, mapping, _ = step(cfg)._student(teacher, cfg, make_ctx(tmp_path, tiny_task()))
     assert mapping == [2] and student.model.config.num_hidden_layers == 1
     name = expected(family, "query")
     kept = dict(student.model.named_modules())[name[0]].weight

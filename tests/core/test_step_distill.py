@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
 
 from core.errors import ConfigError, ModelLoadError
-from core.pooling import FIRST_TOKEN, MEAN, pooling_of, set_pooling
+from core.pooling import FIRST_TOKEN, MEAN, POOLING_FIELD, _mean_into_first_token, pooling_of, set_pooling
 from core.state import INITIAL_TRAITS
 from core.steps.base import get_step
 from core.steps.distill import attention_mse, masked_mse, parse_layers, uniform_mapping
@@ -33,7 +34,7 @@ def test_uniform_mapping_is_tinybert_s() -> None:
 def test_layer_subset_student_copies_the_chosen_layers(tmp_path: Path) -> None:
     teacher = tiny_state(tmp_path, layers=4)
     cfg = _cfg(keep_layers="2,4")
-    student, mapping = STEP(cfg)._student(teacher, cfg, make_ctx(tmp_path, tiny_task()))
+    student, mapping, _ = STEP(cfg)._student(teacher, cfg, make_ctx(tmp_path, tiny_task()))
     assert student.model.config.num_hidden_layers == 2 and mapping == [2, 4]
     t_sd, s_sd = teacher.model.state_dict(), student.model.state_dict()
     for s_idx, t_idx in ((0, 1), (1, 3)):
@@ -68,7 +69,7 @@ def test_stage2_pulls_predictions_towards_the_teacher(tmp_path: Path, head: str)
     cfg = _cfg(student="fresh", student_layers=1, hidden_size=16, intermediate_epochs=0, prediction_epochs=10,
                temperature=2.0)
     ctx = make_ctx(tmp_path, tiny_task(head))
-    init, _ = STEP(cfg)._student(teacher, cfg, ctx)  # the same seeded initialisation apply() starts from
+    init, _, _ = STEP(cfg)._student(teacher, cfg, ctx)  # the same seeded initialisation apply() starts from
     gap0 = (outputs(init.model, batch) - outputs(teacher.model, batch)).abs().mean()
     out = STEP(cfg).apply(teacher, ctx)
     gap = (outputs(out.model, batch) - outputs(teacher.model, batch)).abs().mean()
@@ -97,20 +98,72 @@ def test_distillation_is_deterministic_given_the_seed(tmp_path: Path) -> None:
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def _record_pooling(folder: Path, pooling: str) -> None:
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, POOLING_FIELD: pooling}))
+
+
+def _mean_hooked(model: torch.nn.Module) -> bool:
+    return _mean_into_first_token in model.base_model._forward_hooks.values()
+
+
 @pytest.mark.parametrize("teacher_pooling", [MEAN, FIRST_TOKEN])
 def test_another_model_as_student(tmp_path: Path, teacher_pooling: str) -> None:
     teacher = tiny_state(tmp_path, layers=2, hidden=32)
     set_pooling(teacher.model, teacher_pooling)
     other = tiny_state(tmp_path, layers=1, hidden=16, seed=3, name="other")
     folder = tmp_path / "other_1_16_3"  # a headless encoder, like the packaged model
+    _record_pooling(folder, FIRST_TOKEN if teacher_pooling == MEAN else MEAN)  # the student's own says otherwise
     out = STEP(_cfg(student="model", student_model=str(folder), intermediate_epochs=1, prediction_epochs=1)).apply(
         teacher, make_ctx(tmp_path, tiny_task()))
     assert out.model.config.hidden_size == 16
     # the student's new head learned from the teacher's logits, reading the sentence the same way
-    assert pooling_of(out.model.config) == teacher_pooling
+    assert pooling_of(out.model.config) == teacher_pooling == out.info["distill"]["pooling"]
+    assert _mean_hooked(out.model) == (teacher_pooling == MEAN)
     assert out.tokenizer.get_vocab() == other.tokenizer.get_vocab()
     with pytest.raises(ModelLoadError, match="hub"):
         STEP(_cfg(student="model", student_model="someone/not-here")).apply(teacher, make_ctx(tmp_path, tiny_task()))
+
+
+def test_a_student_model_with_a_trained_head_keeps_its_pooling(tmp_path: Path) -> None:
+    teacher = tiny_state(tmp_path, layers=2, hidden=32)
+    set_pooling(teacher.model, MEAN)
+    trained = tiny_state(tmp_path, layers=1, hidden=16, seed=3, name="other")  # its classification head saved below
+    folder = tmp_path / "other_1_16_3"
+    trained.model.save_pretrained(folder)
+    _record_pooling(folder, FIRST_TOKEN)
+    logs: list[str] = []
+    cfg = _cfg(student="model", student_model=str(folder), intermediate_epochs=1, prediction_epochs=0)
+    out = STEP(cfg).apply(teacher, make_ctx(tmp_path, tiny_task(), log=logs.append))
+    assert pooling_of(out.model.config) == FIRST_TOKEN and not _mean_hooked(out.model)
+    assert any("keeps its pooling (first_token)" in line for line in logs)
+    assert out.info["head_trained"]  # it came trained from the checkpoint; stage 1 left it alone
+
+
+def test_a_qa_student_does_not_take_a_pooling(tmp_path: Path) -> None:
+    teacher = tiny_state(tmp_path, "qa", layers=2, hidden=32)
+    setattr(teacher.model.config, POOLING_FIELD, MEAN)  # recorded, e.g. by a classification step before
+    tiny_state(tmp_path, layers=1, hidden=16, seed=3, name="other")
+    cfg = _cfg(student="model", student_model=str(tmp_path / "other_1_16_3"), intermediate_epochs=1,
+               prediction_epochs=1)
+    out = STEP(cfg).apply(teacher, make_ctx(tmp_path, tiny_task("qa")))
+    assert not _mean_hooked(out.model)  # the mean would overwrite [CLS], SQuAD 2.0's no-answer position
+    assert "pooling" not in out.info["distill"]
+
+
+@pytest.mark.parametrize(("student", "teacher_trained", "prediction_epochs", "expected"), [
+    ("fresh", True, 0, False),           # a new head that stage 2 never trained
+    ("fresh", True, 1, True),
+    ("teacher_layers", True, 0, True),   # the teacher's head, copied
+    ("teacher_layers", False, 0, False),
+])
+def test_the_student_s_head_is_called_trained_only_when_it_is(tmp_path: Path, student: str, teacher_trained: bool,
+                                                             prediction_epochs: int, expected: bool) -> None:
+    teacher = tiny_state(tmp_path, layers=2, hidden=32)
+    teacher.info["head_trained"] = teacher_trained
+    cfg = _cfg(student=student, student_layers=1, hidden_size=16, intermediate_epochs=1,
+               prediction_epochs=prediction_epochs)
+    assert STEP(cfg).apply(teacher, make_ctx(tmp_path, tiny_task())).info["head_trained"] is expected
 
 
 def test_wider_students_and_bad_configs_are_refused_naming_the_field(tmp_path: Path) -> None:
