@@ -318,7 +318,7 @@ def load_artifact(folder: Path) -> LoadedArtifact:
     except (OSError, ValueError, KeyError) as exc:
         raise ArtifactError(f"{folder / 'config.json'} is damaged or not a model configuration: {exc}") from exc
     try:
-        model = install_pooling(model_class_for(manifest["head"]).from_config(config))
+        model = install_pooling(model_class_for(manifest["head"]).from_config(config), manifest["head"])
     except ModelLoadError as exc:
         raise ArtifactError(f"{folder / 'config.json'}: {exc}") from None
     model.eval()

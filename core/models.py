@@ -510,7 +510,7 @@ def load_task_model(ref: ModelRef, head: Head = "none", num_labels: int = 2) -> 
         safe = {"weights_only": True} if pickle_weights_allowed() else {"use_safetensors": True}
         with quiet_loading():
             model, info = model_class_for(head).from_pretrained(source, config=config, output_loading_info=True, **safe)
-        install_pooling(model)
+        install_pooling(model, head)
         prefix = f"{model.base_model_prefix}."
         fresh = [k for k in info["missing_keys"] if not k.startswith(prefix) or ".pooler." in f".{k}"]
         return model, head == "none" or not fresh

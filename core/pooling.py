@@ -38,8 +38,12 @@ def pooling_of(config: Any) -> str:
     return value
 
 
-def install_pooling(model: Any) -> Any:
-    """Make ``model`` pool as its config says (idempotent); returns the model."""
+def install_pooling(model: Any, head: str | None = None) -> Any:
+    """Make ``model`` pool as its config says (idempotent); returns the model. Given a ``head`` that reads
+    every token (QA), a pooling its config recorded for an earlier sentence-level head is reset to the first
+    token: the mean would overwrite [CLS], SQuAD 2.0's no-answer position."""
+    if head is not None and head not in POOLED_HEADS and pooling_of(model.config) != FIRST_TOKEN:
+        setattr(model.config, POOLING_FIELD, FIRST_TOKEN)
     base = model.base_model
     wanted = pooling_of(model.config) == MEAN
     installed = _mean_into_first_token in base._forward_hooks.values()

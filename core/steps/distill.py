@@ -342,7 +342,7 @@ class Distill(Step):
             config.hidden_dim = want["ffn_size"]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(ctx.seed)
-            return install_pooling(model_class_for(teacher.head).from_config(config))  # the teacher's pooling
+            return install_pooling(model_class_for(teacher.head).from_config(config), teacher.head)  # the teacher's pooling
 
     # --- stage 1 ------------------------------------------------------------------------
     def _intermediate(

@@ -12,7 +12,9 @@ import torch
 
 from core.artifacts import load_artifact, save_artifact
 from core.errors import ArtifactError, ModelLoadError
-from core.pooling import FIRST_TOKEN, MEAN, POOLING_FIELD, pooling_of, set_pooling
+from core.models import ModelRef, load_model
+from core.pooling import FIRST_TOKEN, MEAN, POOLING_FIELD, _mean_into_first_token, pooling_of, set_pooling
+from core.state import ModelState
 from core.steps.base import get_step
 from tests.core.backends_support import FAMILIES, family_state
 from tests.core.steps_support import make_ctx, tiny_state, tiny_task
@@ -147,3 +149,19 @@ def test_recipes_written_before_pooling_keep_the_first_token() -> None:
     assert step.migrate({}, 2)["pooling"] == FIRST_TOKEN
     assert step.migrate({}, 1)["pooling"] == FIRST_TOKEN
     assert step.migrate({"pooling": MEAN}, 2)["pooling"] == MEAN
+
+
+def test_a_qa_head_reads_every_token_whatever_the_config_recorded(tmp_path: Path) -> None:
+    """A model fine-tuned for a sentence-level task (mean recorded), then loaded for SQuAD: no mean hook."""
+    state = tiny_state(tmp_path)
+    set_pooling(state.model, MEAN)
+    folder = tmp_path / "sentence_level"
+    state.model.save_pretrained(folder)
+    state.tokenizer.save_pretrained(folder)
+    model = load_model(ModelRef.parse(str(folder)), "qa")
+    assert pooling_of(model.config) == FIRST_TOKEN
+    assert _mean_into_first_token not in model.base_model._forward_hooks.values()
+    qa = ModelState(model=model, tokenizer=state.tokenizer, task="squad_v2", head="qa")
+    save_artifact(qa, tmp_path / "art")  # and its artifact records no mean either
+    assert json.loads((tmp_path / "art" / "config.json").read_text())[POOLING_FIELD] == FIRST_TOKEN
+    assert _mean_into_first_token not in load_artifact(tmp_path / "art").model.base_model._forward_hooks.values()
