@@ -58,6 +58,7 @@ class FinetuneConfig(StepConfig):
     head_first: float = param(0.0, label="Head first", help="Before fine-tuning, train a new task head alone, the encoder frozen, for this fraction of the step budget at 10x the rate (LP-FT, Kumar et al. 2022): the encoder's first updates then come from a head that reads it, not from random weights; 0 = off", min=0.0, max=1.0)
     decision_threshold: str = param(AUTO, label="Decision threshold", help="Two-class tasks: tuned = predict class 1 above the logit margin that scores best on the early-stopping held-out slice, stored in the head's bias so the artifact carries it; argmax = the larger logit; auto = tuned when the task's metric is MCC or F1, which depend on how predictions split between the classes (see benchmarks/RESULTS.md), else argmax", choices=(AUTO, TUNED, ARGMAX), sweepable=False)
     first_on_task: str = param(AUTO, label="First on task", help="Intermediate-task transfer (Phang et al. 2018, STILTs): first fine-tune on this other bundled task, with these same settings, then on the run's task; it needs the same head and labels. auto = QNLI before RTE (both entailment / not entailment; measured at lr 1e-4: RTE 0.626 mean over three seeds instead of 0.590, see benchmarks/RESULTS.md), no other task; none = the run's task only", choices=(AUTO, NO_TASK, *_bundled_tasks()), sweepable=False)
+    consistency: float = param(0.0, label="Consistency (R-Drop)", help="R-Drop (Liang et al. 2021): each batch passes twice with different dropout, and this weight times the two predictions' symmetric divergence is added to the loss (the paper used 0.1 to 1 on GLUE); it regularizes small data sets at about twice the cost per step; 0 = off", min=0.0, max=100.0)
     seed_offset: int = param(0, label="Seed offset", help="Added to the run seed, e.g. to repeat training with other shuffles", min=0, max=1_000_000, sweepable=True)
 
     def validate(self) -> None:
@@ -111,7 +112,8 @@ class Finetune(Step):
         stopping = EarlyStopping()
         held_out = stopping.holdout_rows(rows) if cfg.early_stopping else 0
         steps = step_budget(cfg.epochs, math.ceil((rows - held_out) / cfg.batch_size), cfg.max_steps)
-        return 3.0 * steps * cfg.batch_size * (1 + cfg.head_first / 3) + held_out * (stopping.evals + 1)
+        passes = 2 if cfg.consistency > 0 else 1  # R-Drop runs each batch twice
+        return 3.0 * steps * cfg.batch_size * passes * (1 + cfg.head_first / 3) + held_out * (stopping.evals + 1)
 
     def reads(self, task_id: str) -> dict[str, Any]:
         """The first task's data too: its rows train the model."""
@@ -171,7 +173,7 @@ class Finetune(Step):
         settings = dict(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, max_length=cfg.max_length,
                         warmup_ratio=cfg.warmup_ratio, train_size=cfg.train_size, weight_decay=cfg.weight_decay,
                         max_steps=cfg.max_steps, group_by_length=cfg.group_by_length,
-                        layer_lr_decay=cfg.layer_lr_decay, head_first=cfg.head_first)
+                        layer_lr_decay=cfg.layer_lr_decay, head_first=cfg.head_first, consistency=cfg.consistency)
         tune_threshold = self._tunes_threshold(state, ctx)
         first = self._first_task(state, ctx)
         first_stats = None

@@ -50,6 +50,7 @@ def train(
     layer_lr_decay: float = 1.0,
     head_first: float = 0.0,
     tune_threshold: bool = False,
+    consistency: float = 0.0,
 ) -> dict[str, Any]:
     """Train ``state.model`` in place on ``ctx.task``'s train split; return training statistics.
 
@@ -61,6 +62,9 @@ def train(
     trains a head that has not been trained yet alone, the encoder frozen (see :func:`train_head_first`).
     ``tune_threshold`` (binary classification, with early stopping's held-out slice) then moves the
     decision threshold to where the held-out slice scores best (see :func:`tune_decision_threshold`).
+    ``consistency`` > 0 (without a teacher) is R-Drop (Liang et al. 2021): each batch passes twice, with
+    different dropout, and the loss is the two passes' mean task loss plus ``consistency`` / 2 times
+    their symmetric divergence (:func:`dropout_divergence`): the paper's loss, halved.
     """
     import torch
 
@@ -70,6 +74,10 @@ def train(
         raise ConfigError(f"temperature must be > 0; got {temperature}", field="temperature")
     if not 0.0 <= distill_alpha <= 1.0:
         raise ConfigError(f"distill_alpha must be within 0..1; got {distill_alpha}", field="distill_alpha")
+    if not math.isfinite(consistency) or consistency < 0:
+        raise ConfigError(f"consistency must be a number >= 0; got {consistency}", field="consistency")
+    if consistency > 0 and teacher is not None:
+        raise ConfigError("consistency (R-Drop) trains on labels; with a teacher, distillation already regularizes", field="consistency")
     model = state.model
     data = train_data(state, ctx, train_size=train_size, max_length=max_length,
                       holdout=early_stopping.holdout_rows if early_stopping else None)
@@ -80,6 +88,8 @@ def train(
 
     def loss_fn(batch: dict[str, Any]) -> Any:
         inputs = {k: v for k, v in batch.items() if k in MODEL_INPUTS}
+        if consistency > 0:
+            return _rdrop_loss(model, head, batch, consistency)
         if teacher is None or distill_alpha < 1.0:
             out = model(**inputs, **{k: v for k, v in batch.items() if k in TARGETS})
             hard = out.loss
@@ -496,6 +506,37 @@ def convergence(ctx: StepContext, stats: dict[str, Any], history: list[HeldOutSc
             "from_value": history[start].value, "to_value": final.value, "change": delta.value,
             "change_low": delta.low, "change_high": delta.high, "examples": len(final.references),
             "rolled_back": bool(past_best), "summary": summary}
+
+
+def _rdrop_loss(model: Any, head: str, batch: dict[str, Any], weight: float) -> Any:
+    """R-Drop: the batch twice in one forward pass (dropout differs between the copies), their mean task
+    loss plus ``weight`` / 2 times their symmetric divergence."""
+    import torch
+
+    doubled = {k: torch.cat([v, v]) for k, v in batch.items() if k in MODEL_INPUTS or k in TARGETS}
+    out = model(**doubled)
+    n = next(iter(batch.values())).shape[0]
+    return out.loss + 0.5 * weight * dropout_divergence(head, out, n)
+
+
+def dropout_divergence(head: str, out: Any, n: int) -> Any:
+    """The symmetric divergence between the first ``n`` rows of ``out`` and the next ``n``: half of
+    KL(p1 || p2) + KL(p2 || p1) over the classes (start and end positions averaged for QA), the
+    squared difference for regression."""
+    import torch.nn.functional as F
+
+    def symmetric_kl(logits: Any) -> Any:
+        log_p = F.log_softmax(logits.float(), dim=-1)
+        first, second = log_p[:n], log_p[n:]
+        kl = (first.exp() * (first - second)).sum(-1) + (second.exp() * (second - first)).sum(-1)
+        return 0.5 * kl.mean()
+
+    if head == "regression":
+        values = out.logits.float().view(-1)
+        return F.mse_loss(values[:n], values[n:])
+    if head == "qa":
+        return 0.5 * (symmetric_kl(out.start_logits) + symmetric_kl(out.end_logits))
+    return symmetric_kl(out.logits)
 
 
 def soft_loss(head: str, student_out: Any, teacher_out: Any, temperature: float) -> Any:

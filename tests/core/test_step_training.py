@@ -551,3 +551,84 @@ def test_training_with_a_held_out_slice_records_whether_it_converged(tmp_path: P
     assert [trend["from_step"], trend["from_value"]] in stats["held_out_scores"][:-1]
     assert trend["examples"] == stats["holdout_examples"]
     assert "convergence" not in train(tiny_state(tmp_path), make_ctx(tmp_path, tiny_task(n=40)), **KW)
+
+
+def test_the_rdrop_divergence_is_the_symmetric_kl_of_scipy() -> None:
+    """R-Drop's term: half of KL(p1 || p2) + KL(p2 || p1) per row, averaged (scipy's rel_entr as the
+    reference); start and end averaged for QA; the squared difference for regression."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    from scipy.special import rel_entr, softmax
+
+    from core.steps.training import dropout_divergence
+
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(6, 3, generator=generator) * 2
+
+    def reference(x: torch.Tensor) -> float:
+        p = softmax(x.double().numpy(), axis=-1)
+        return float(np.mean(0.5 * (rel_entr(p[:3], p[3:]).sum(-1) + rel_entr(p[3:], p[:3]).sum(-1))))
+
+    got = dropout_divergence("classification", SimpleNamespace(logits=logits), 3)
+    assert got.item() == pytest.approx(reference(logits), rel=1e-5)
+    assert got.item() > 0.01
+    start, end = torch.randn(6, 9, generator=generator), torch.randn(6, 9, generator=generator)
+    qa = dropout_divergence("qa", SimpleNamespace(start_logits=start, end_logits=end), 3)
+    assert qa.item() == pytest.approx(0.5 * (reference(start) + reference(end)), rel=1e-5)
+    values = torch.tensor([[1.0], [2.0], [4.0], [1.5], [2.0], [1.0]])
+    assert dropout_divergence("regression", SimpleNamespace(logits=values), 3).item() == pytest.approx((0.25 + 0 + 9) / 3)
+
+
+def test_the_rdrop_loss_runs_the_batch_twice_with_different_dropout(tmp_path: Path) -> None:
+    """One forward pass over the doubled batch: the copies differ through dropout, and the loss is their mean
+    cross-entropy plus half the weight times their divergence."""
+    import torch.nn.functional as F
+
+    from core.steps.training import _rdrop_loss, dropout_divergence
+
+    state = tiny_state(tmp_path)
+    model = state.model.train()
+    batch = sample_batch(state.tokenizer)
+    rows = batch["input_ids"].shape[0]
+    batch["labels"] = torch.arange(rows) % 2
+    torch.manual_seed(3)
+    loss = _rdrop_loss(model, "classification", batch, 1000.0)  # large, so the divergence term shows
+    torch.manual_seed(3)
+    doubled = {k: torch.cat([v, v]) for k, v in batch.items() if k != "labels"}
+    logits = model(**doubled).logits
+    assert not torch.allclose(logits[:rows], logits[rows:])  # dropout differed between the copies
+    mean_ce = F.cross_entropy(logits, torch.cat([batch["labels"], batch["labels"]]))
+    expected = mean_ce + 500.0 * dropout_divergence("classification", type("Out", (), {"logits": logits}), rows)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def _without_dropout(state: object) -> object:
+    for module in state.model.modules():  # type: ignore[attr-defined]
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    return state
+
+
+def test_rdrop_without_dropout_trains_as_plain_fine_tuning(tmp_path: Path) -> None:
+    """Without dropout the two copies agree, the divergence is 0 and the doubled batch's mean loss is the
+    plain one (its labels paired with their rows), so the weights match plain training's."""
+    kw = {**KW, "epochs": 3}
+    plain = _without_dropout(tiny_state(tmp_path))
+    train(plain, make_ctx(tmp_path, tiny_task()), **kw)
+    rdrop = _without_dropout(tiny_state(tmp_path))
+    train(rdrop, make_ctx(tmp_path, tiny_task()), consistency=1.0, **kw)
+    for name, value in plain.model.state_dict().items():
+        assert torch.allclose(value, rdrop.model.state_dict()[name], atol=1e-5), name
+
+
+def test_rdrop_refuses_a_teacher_and_impossible_weights_and_doubles_the_work_estimate(tmp_path: Path) -> None:
+    config_cls = get_step("finetune").config_cls
+    for bad in (float("nan"), -0.5):
+        with pytest.raises(ConfigError, match="consistency"):
+            config_cls(consistency=bad)
+    with pytest.raises(ConfigError, match="consistency"):
+        train(tiny_state(tmp_path), make_ctx(tmp_path, tiny_task()), teacher=tiny_state(tmp_path), consistency=1.0, **KW)
+    plain = get_step("finetune")(config_cls(batch_size=8, max_steps=3, early_stopping=False))
+    rdrop = get_step("finetune")(config_cls(batch_size=8, max_steps=3, early_stopping=False, consistency=0.5))
+    assert rdrop.training_work(40) == 2 * plain.training_work(40)
