@@ -48,7 +48,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.report import write_section  # noqa: E402
-from benchmarks.study import Study, environment, log, quiet_libraries  # noqa: E402
+from benchmarks.study import Study, environment, log, parse_config, quiet_libraries  # noqa: E402
 
 MODEL = "all-MiniLM-L6-v2"
 TASKS = ("sst2", "stsb", "cola", "rte", "pairs")
@@ -82,20 +82,6 @@ def write_pairs(folder: Path) -> tuple[Path, Path]:
             writer.writerow(["question", "sentence", "label"])
             writer.writerows([rows[i]["question"], rows[i]["sentence"], rows[i]["label"]] for i in indices)
     return paths
-
-
-def parse_config(items: list[str]) -> dict[str, Any]:
-    """``lr=2e-4 epochs=5`` -> finetune config overrides (JSON values; bare words stay strings)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--config {item}: expected FIELD=VALUE")
-        try:
-            out[name] = json.loads(value)
-        except json.JSONDecodeError:
-            out[name] = value
-    return out
 
 
 def recipe(args: argparse.Namespace, task: str, pairs: tuple[Path, Path] | None, seed: int) -> dict[str, Any]:
@@ -288,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.config = parse_config(args.config)
     except ValueError as exc:
-        parser.error(str(exc))
+        parser.error(f"--config {exc}")
     try:
         args.seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else None
     except ValueError:

@@ -41,7 +41,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.report import tinybert_ratios, write_section  # noqa: E402
-from benchmarks.study import Study, environment, log, quiet_libraries  # noqa: E402
+from benchmarks.study import Study, environment, log, parse_config, quiet_libraries  # noqa: E402
 
 MODEL = "all-MiniLM-L6-v2"
 TEACHER = "teacher (MiniLM-L6)"
@@ -72,7 +72,7 @@ def teacher_config(args: argparse.Namespace) -> dict[str, Any]:
         config["epochs"] = args.teacher_epochs
     if args.teacher_lr is not None:
         config["lr"] = args.teacher_lr
-    return config
+    return {**config, **getattr(args, "teacher_config", {})}
 
 
 def distill_config(args: argparse.Namespace) -> dict[str, Any]:
@@ -238,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="seeded training subset per task for every training step (0 = the whole bundled split)")
     parser.add_argument("--teacher-epochs", type=float, default=None, help="override the shipped finetune default")
     parser.add_argument("--teacher-lr", type=float, default=None, help="override the shipped finetune default")
+    parser.add_argument("--teacher-config", nargs="*", default=[], metavar="FIELD=VALUE",
+                        help="other finetune fields for the teacher, e.g. consistency=1.0 (JSON values)")
     parser.add_argument("--stage1-epochs", type=float, default=20.0, help="cap on stage 1 (the step budget binds first)")
     parser.add_argument("--stage2-epochs", type=float, default=20.0, help="cap on stage 2 (the step budget binds first)")
     parser.add_argument("--distill-steps", type=int, default=300,
@@ -268,6 +270,10 @@ def main(argv: list[str] | None = None) -> int:
         combine(args.combine, out)
         print(out.with_suffix(".md").read_text(encoding="utf-8"))
         return 0
+    try:
+        args.teacher_config = parse_config(args.teacher_config)
+    except ValueError as exc:
+        parser.error(f"--teacher-config {exc}")
     args.prune_amounts = [float(a) for a in args.prune_amounts.split(",") if a]
     args.train_size = args.train_size or None
     tasks = [t for t in args.tasks.split(",") if t]

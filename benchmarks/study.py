@@ -9,6 +9,7 @@ plugs in there without touching the tables.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
@@ -247,6 +248,20 @@ class Study:
         """The database, and each recipe with its run id and which of its variants were reused."""
         return {"database": str(self.db), "artifacts": str(self.artifacts), "reused_database": self.reuse,
                 "recipes": [r.summary() for r in self.runs]}
+
+
+def parse_config(items: list[str]) -> dict[str, Any]:
+    """``lr=2e-4 epochs=5`` -> finetune config overrides (JSON values; bare words stay strings)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"{item}: expected FIELD=VALUE")
+        try:
+            out[name] = json.loads(value)
+        except json.JSONDecodeError:
+            out[name] = value
+    return out
 
 
 def environment() -> dict[str, Any]:

@@ -34,6 +34,17 @@ def tinybert_args(model: Path, **changes: object) -> argparse.Namespace:
     return argparse.Namespace(**(args | changes))
 
 
+def test_the_teachers_other_finetune_fields_reach_its_recipe(tiny6: Path) -> None:
+    """--teacher-config sets any finetune field of the teacher (R-Drop's weight here), besides epochs and lr."""
+    args = tinybert_args(tiny6, teacher_config=bench_tinybert.parse_config(["consistency=1.0", "first_on_task=none"]))
+    teachers = [step["config"] for r in bench_tinybert.recipes(args, "rte").values() for step in r["chain"]
+                if step["step"] == "finetune"]
+    assert teachers and all(c["consistency"] == 1.0 and c["first_on_task"] == "none" and c["epochs"] == 1.0
+                            for c in teachers)
+    with pytest.raises(SystemExit):
+        bench_tinybert.main(["--teacher-config", "consistency"])
+
+
 def test_tinybert_rows_length_reaches_evaluation_and_distillation(tiny6: Path) -> None:
     """The study measured and distilled RTE at 128 tokens while its teacher trained at about 200: 33 of RTE's
     277 dev pairs were cut. --max-length sets both, and every recipe of a task shares it (one cache prefix)."""
