@@ -274,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
         args.teacher_config = parse_config(args.teacher_config)
     except ValueError as exc:
         parser.error(f"--teacher-config {exc}")
+    for field, option in (("train_size", "--train-size"), ("epochs", "--teacher-epochs"), ("lr", "--teacher-lr")):
+        if field in args.teacher_config:
+            parser.error(f"--teacher-config {field}: use {option}, which the report reads")
     args.prune_amounts = [float(a) for a in args.prune_amounts.split(",") if a]
     args.train_size = args.train_size or None
     tasks = [t for t in args.tasks.split(",") if t]

@@ -430,11 +430,11 @@ def _tinybert_settings(s: dict[str, Any]) -> str:
         teacher = (f"teacher fine-tuned with the finetune defaults shipped when it ran (config version "
                    f"{shipped['version']}, lr {shipped['lr']:g}) on the whole training split")
     else:  # overridden (a reduced run), or a file from before the teacher used the shipped defaults
-        teacher = (f"training subset {s.get('train_size') or 'all'} examples; teacher "
-                   f"{s.get('teacher_epochs') or 'default'} epochs, learning rate {s.get('teacher_lr') or 'default'}")
-        others = {k: v for k, v in (s.get("teacher") or {}).items() if k not in ("train_size", "epochs", "lr")} \
-            if isinstance(s.get("teacher"), dict) else {}
-        teacher += "".join(f", {name} {value}" for name, value in others.items())
+        config = s["teacher"] if isinstance(s.get("teacher"), dict) else \
+            {"train_size": s.get("train_size"), "epochs": s.get("teacher_epochs"), "lr": s.get("teacher_lr")}
+        teacher = (f"training subset {config.get('train_size') or 'all'} examples; teacher "
+                   f"{config.get('epochs') or 'default'} epochs, learning rate {config.get('lr') or 'default'}")
+        teacher += "".join(f", {name} {value}" for name, value in config.items() if name not in ("train_size", "epochs", "lr"))
     budget = (f"at most {s['distill_steps']} steps per stage (epochs cap {s.get('stage1_epochs')} + "
               f"{s.get('stage2_epochs')})" if s.get("distill_steps") else
               f"{s.get('stage1_epochs')} + {s.get('stage2_epochs')} epochs")

@@ -64,7 +64,8 @@ def train(
     decision threshold to where the held-out slice scores best (see :func:`tune_decision_threshold`).
     ``consistency`` > 0 (without a teacher) is R-Drop (Liang et al. 2021): each batch passes twice, with
     different dropout, and the loss is the two passes' mean task loss plus ``consistency`` / 2 times
-    their symmetric divergence (:func:`dropout_divergence`): the paper's loss, halved.
+    their symmetric divergence (:func:`dropout_divergence`): the paper's per-example loss, halved (the
+    authors' code sums the divergence over the batch). The reported losses then include the divergence.
     """
     import torch
 

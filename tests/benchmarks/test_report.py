@@ -480,7 +480,7 @@ def test_combined_tinybert_file_with_settings_per_task(tmp_path: Path) -> None:
     a, b = tinybert(), tinybert(speedup_int8=1.2)
     b["tasks"][0]["task"], b["tasks"][0]["metric_name"] = "cola", "matthews"
     b["settings"]["train_size"] = 777
-    b["settings"]["teacher"] = {"train_size": 777, "consistency": 1.0}  # --teacher-config consistency=1.0
+    b["settings"]["teacher"] = {"train_size": 777, "epochs": 6.0, "consistency": 1.0}  # --teacher-config consistency=1.0
     b["settings"]["measure"] = {"max_length": 256}
     del b["tasks"][0]["rows"][2]  # cola without the 10 % pruned row
     combined = {"benchmark": "tinybert", "runs": [a["settings"], b["settings"]], "environment": ENV, "published": {},
@@ -493,6 +493,7 @@ def test_combined_tinybert_file_with_settings_per_task(tmp_path: Path) -> None:
     sst2_line, cola_line = (next(line for line in tb.splitlines() if line.startswith(f"- {t}:")) for t in ("sst2", "cola"))
     assert "rows of at most 128 tokens" in sst2_line and "rows of at most 256 tokens" in cola_line
     assert "consistency 1.0" in cola_line and "consistency" not in sst2_line
+    assert "teacher 6.0 epochs" in cola_line  # read from the config the teacher ran with
     assert "| student pruned 10% | 87.6 | — |" in tb
     rows = summary(md)
     assert rows["TinyBERT sst2 / int8 vs fp32 latency >= 1.7x (batch 8, seq 128)"] == "met"

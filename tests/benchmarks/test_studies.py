@@ -41,8 +41,9 @@ def test_the_teachers_other_finetune_fields_reach_its_recipe(tiny6: Path) -> Non
                 if step["step"] == "finetune"]
     assert teachers and all(c["consistency"] == 1.0 and c["first_on_task"] == "none" and c["epochs"] == 1.0
                             for c in teachers)
-    with pytest.raises(SystemExit):
-        bench_tinybert.main(["--teacher-config", "consistency"])
+    for bad in (["consistency"], ["epochs=6"]):  # not FIELD=VALUE; a field with its own option
+        with pytest.raises(SystemExit):
+            bench_tinybert.main(["--teacher-config", *bad])
 
 
 def test_tinybert_rows_length_reaches_evaluation_and_distillation(tiny6: Path) -> None:

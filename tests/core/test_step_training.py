@@ -632,3 +632,25 @@ def test_rdrop_refuses_a_teacher_and_impossible_weights_and_doubles_the_work_est
     plain = get_step("finetune")(config_cls(batch_size=8, max_steps=3, early_stopping=False))
     rdrop = get_step("finetune")(config_cls(batch_size=8, max_steps=3, early_stopping=False, consistency=0.5))
     assert rdrop.training_work(40) == 2 * plain.training_work(40)
+
+
+def test_finetune_runs_rdrop_in_both_stages_only_when_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The field reaches the loss: every training batch of both stages (first on QNLI, then RTE) goes through
+    R-Drop's doubled pass when consistency > 0, and none does at 0."""
+    import core.steps.training as training
+
+    calls: list[tuple[int, float]] = []
+    real = training._rdrop_loss
+
+    def spy(model: object, head: str, batch: dict, weight: float) -> object:
+        calls.append((batch["input_ids"].shape[0], weight))
+        return real(model, head, batch, weight)
+
+    monkeypatch.setattr(training, "_rdrop_loss", spy)
+    out = _finetune(first_on_task="qnli", consistency=0.5).apply(tiny_state(tmp_path, task="rte"), make_ctx(tmp_path, "rte"))
+    stats = out.info["finetune"]
+    assert len(calls) == stats["first_on_task"]["steps"] + stats["steps"] == 6  # 3 batches of 8 per stage
+    assert {weight for _, weight in calls} == {0.5} and {rows for rows, _ in calls} == {8}
+    calls.clear()
+    _finetune(first_on_task="qnli").apply(tiny_state(tmp_path, task="rte"), make_ctx(tmp_path, "rte"))
+    assert calls == []
