@@ -72,7 +72,7 @@ def teacher_config(args: argparse.Namespace) -> dict[str, Any]:
         config["epochs"] = args.teacher_epochs
     if args.teacher_lr is not None:
         config["lr"] = args.teacher_lr
-    return {**config, **getattr(args, "teacher_config", {})}
+    return {**config, **args.teacher_config}
 
 
 def distill_config(args: argparse.Namespace) -> dict[str, Any]:

@@ -88,9 +88,9 @@ def train(
         teacher.model.eval()
 
     def loss_fn(batch: dict[str, Any]) -> Any:
-        inputs = {k: v for k, v in batch.items() if k in MODEL_INPUTS}
         if consistency > 0:
             return _rdrop_loss(model, head, batch, consistency)
+        inputs = {k: v for k, v in batch.items() if k in MODEL_INPUTS}
         if teacher is None or distill_alpha < 1.0:
             out = model(**inputs, **{k: v for k, v in batch.items() if k in TARGETS})
             hard = out.loss

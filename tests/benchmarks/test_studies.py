@@ -30,7 +30,7 @@ def tinybert_args(model: Path, **changes: object) -> argparse.Namespace:
     args = dict(model=str(model), train_size=16, teacher_epochs=1.0, teacher_lr=1e-3, stage1_epochs=0.5,
                 stage2_epochs=0.5, distill_lr=1e-3, prune_amounts=[0.1, 0.4], eval_limit=16, threads=1,
                 latency_repeats=2, torchao=False, full_range=True, seed=0, reduced=True, distill_steps=None, augment=0,
-                max_length=128)
+                max_length=128, teacher_config={})
     return argparse.Namespace(**(args | changes))
 
 
