@@ -1,0 +1,104 @@
+"""A uniform model soup for RTE's teacher: the weights of several RTE fine-tunes averaged into one model.
+
+RTE's teacher (issue 20) lands between 171 and 179 of 277 dev pairs under every setting tried, and needs 181
+for its interval to clear its majority class's. Fine-tuned models that start from the same weights tend to
+lie in one basin, where their average scores at least as well as the members and often better (Wortsman et
+al. 2022, "Model soups"), at the inference cost of one model. Here every member starts from ONE shared QNLI
+fine-tune (the head carries over, QNLI and RTE both being entailment / not entailment), and the members
+differ only by seed (shuffles, dropout, held-out slice). The soup is uniform (every member, equal weights),
+decided before any dev score was seen, so dev selects nothing.
+
+The route is a user's: the QNLI fine-tune is a one-step recipe, each member is ``bench_finetune.py`` from
+its saved folder, and the soup is written as a model folder that a recipe scores like any other model:
+
+    workbench-cli run --db /tmp/soup/run.sqlite /tmp/soup/qnli.yaml      # task: qnli, finetune, first_on_task: none
+    python benchmarks/bench_finetune.py --tasks rte --threads 1 --seeds 0 --model <its finetune folder> \\
+        --config first_on_task=none --out /tmp/soup/rte_seed0            # and seeds 1, 2, 3
+    python benchmarks/probe_rte_soup.py --out /tmp/soup/uniform <member folder> ...   # writes model/ and recipe.yaml
+    workbench-cli run --db /tmp/soup/uniform/run.sqlite /tmp/soup/uniform/recipe.yaml
+
+Measured: ``benchmarks/results/candidates/README.md`` ("RTE's teacher as a model soup").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+WEIGHTS = "model.safetensors"
+COPIED = ("config.json", "tokenizer.json", "tokenizer_config.json")
+
+
+def average_state_dicts(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The uniform soup: floating tensors averaged (in float64, stored in their own dtype); any other tensor
+    (an integer buffer) must be equal in every member, and the members must hold the same names and shapes."""
+    if len(states) < 2:
+        raise ValueError("a soup needs at least two members")
+    names = set(states[0])
+    for i, state in enumerate(states[1:], start=1):
+        if set(state) != names:
+            raise ValueError(f"member {i} holds other tensors than member 0: {sorted(names ^ set(state))[:5]}")
+    soup = {}
+    for name, first in states[0].items():
+        tensors = [state[name] for state in states]
+        if any(t.shape != first.shape for t in tensors):
+            raise ValueError(f"{name}: the members' shapes differ: {[tuple(t.shape) for t in tensors]}")
+        if first.is_floating_point():
+            soup[name] = torch.stack([t.double() for t in tensors]).mean(dim=0).to(first.dtype)
+        elif all(torch.equal(t, first) for t in tensors):
+            soup[name] = first.clone()
+        else:
+            raise ValueError(f"{name}: a non-floating tensor differs between members and cannot be averaged")
+    return soup
+
+
+def write_soup(members: list[Path], out: Path) -> Path:
+    """The averaged model folder ``out/model`` (weights, config, tokenizer, a manifest naming the members)."""
+    model_dir = out / "model"
+    model_dir.mkdir(parents=True, exist_ok=True)
+    save_file(average_state_dicts([load_file(str(m / WEIGHTS)) for m in members]), str(model_dir / WEIGHTS))
+    for name in COPIED:
+        shutil.copy2(members[0] / name, model_dir / name)
+    manifest = json.loads((members[0] / "manifest.json").read_text())
+    manifest["info"] = {"head_trained": True, "soup": {"method": "uniform", "members": [str(m) for m in members]}}
+    (model_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return model_dir
+
+
+def write_recipe(model_dir: Path, out: Path, max_length: int) -> Path:
+    """A recipe with no steps: the run scores the soup as its baseline on RTE's whole dev set."""
+    recipe = out / "recipe.yaml"
+    recipe.write_text(
+        "format: 1\n"
+        f"name: RTE teacher as a uniform soup of {model_dir}\n"
+        f"model: {model_dir}\n"
+        "task: rte\n"
+        "seed: 0\n"
+        "measure:\n"
+        "  eval_limit: null\n"
+        f"  max_length: {max_length}\n"
+        "  eval_batch_size: 64\n"
+        "  latency_repeats: 1\n"
+        "chain: []\n")
+    return recipe
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("members", nargs="+", type=Path, help="the fine-tuned model folders to average")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--max-length", type=int, default=256, help="the dev scoring's sequence length")
+    args = parser.parse_args(argv)
+    model_dir = write_soup(args.members, args.out)
+    print(write_recipe(model_dir, args.out, args.max_length))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
