@@ -87,8 +87,8 @@ def distill_config(args: argparse.Namespace) -> dict[str, Any]:
 def recipes(args: argparse.Namespace, task: str) -> dict[str, dict[str, Any]]:
     """The study's recipes for one task: one per branch after the shared teacher -> student prefix,
     and (``--augment N``) the teacher -> augmentation -> student branch."""
-    teacher = {"step": "finetune", "config": teacher_config(args)}
-    prefix = [teacher, {"step": "distill", "config": distill_config(args)}]
+    teacher = [] if args.teacher_ready else [{"step": "finetune", "config": teacher_config(args)}]
+    prefix = [*teacher, {"step": "distill", "config": distill_config(args)}]
 
     def recipe(name: str, chain: list[dict[str, Any]]) -> dict[str, Any]:
         return {"name": f"TinyBERT study, {task}: {name}", "model": args.model, "task": task, "seed": args.seed,
@@ -101,8 +101,13 @@ def recipes(args: argparse.Namespace, task: str) -> dict[str, dict[str, Any]]:
             out[key] = recipe(name, [*prefix, {"step": "quantize.dynamic_int8", "config": extra}])
     if args.augment:
         augment = {"step": "augment.tinybert", "config": {"per_sentence": args.augment, "train_size": args.train_size}}
-        out["augmented"] = recipe(AUGMENTED, [teacher, augment, prefix[1]])
+        out["augmented"] = recipe(AUGMENTED, [*teacher, augment, prefix[-1]])
     return out
+
+
+def teacher_step_id(args: argparse.Namespace) -> str:
+    """The step whose variant is the teacher: the fine-tune, or (``--teacher-ready``) the model as loaded."""
+    return "baseline" if args.teacher_ready else "finetune"
 
 
 def table_row(study: Study, row: Any, name: str) -> dict[str, Any]:
@@ -122,7 +127,8 @@ def run_task(study: Study, args: argparse.Namespace, task_id: str) -> dict[str, 
     runs = {key: study.run(f"{task_id} {key}", recipe) for key, recipe in recipes(args, task_id).items()}
     first = runs["prune"]
     by_step = {r.step_id: r for r in first.rows}
-    teacher, student = by_step["finetune"], by_step["distill"]
+    teacher_step = teacher_step_id(args)
+    teacher, student = by_step[teacher_step], by_step["distill"]
     rows = [table_row(study, teacher, TEACHER), table_row(study, student, STUDENT)]
     for r in first.rows:
         if r.step_id == "prune.global_magnitude":
@@ -138,12 +144,12 @@ def run_task(study: Study, args: argparse.Namespace, task_id: str) -> dict[str, 
     # the prefix cache: every later recipe must reuse the teacher and the student, not train them again
     # (the augmented branch reuses the teacher only: its student learns from other rows)
     reuse = {key: {"run": run.run_id, "cached": [r.label for r in run.rows if r.cached],
-                   "teacher_and_student_reused": all(r.cached for r in run.rows if r.step_id in ("finetune", "distill"))}
+                   "teacher_and_student_reused": all(r.cached for r in run.rows if r.step_id in (teacher_step, "distill"))}
              for key, run in runs.items() if key not in ("prune", "augmented")}
     if "augmented" in runs:
         reuse["augmented"] = {"run": runs["augmented"].run_id,
                               "cached": [r.label for r in runs["augmented"].rows if r.cached],
-                              "teacher_reused": all(r.cached for r in runs["augmented"].rows if r.step_id == "finetune")}
+                              "teacher_reused": all(r.cached for r in runs["augmented"].rows if r.step_id == teacher_step)}
     teacher_info, student_info = study.step_info(teacher), study.step_info(student)
     result = {
         "task": task_id,
@@ -152,6 +158,7 @@ def run_task(study: Study, args: argparse.Namespace, task_id: str) -> dict[str, 
         "rows": rows,
         "prefix_cache": reuse,
         "training": {"teacher_finetune": teacher_info.get("finetune"),
+                     **({"teacher_ready": {"model": args.model, "info": teacher_info}} if args.teacher_ready else {}),
                      "distill": _distill_summary(student_info),
                      **({"augment": _augment_summary(study, runs["augmented"]),
                          "distill_augmented": _distill_summary(study.step_info(augmented))} if augmented else {})},
@@ -197,11 +204,19 @@ def teachers_and_students(study: Study, task: Any, seed: int, teacher: Any, stud
     return out
 
 
+def ready_teacher(model: str) -> dict[str, Any]:
+    """A --teacher-ready teacher for the settings: its folder, and its soup's members when it is one."""
+    manifest = Path(model) / "manifest.json"
+    info = json.loads(manifest.read_text(encoding="utf-8")).get("info", {}) if manifest.is_file() else {}
+    return {"ready": model, "soup": info.get("soup")}
+
+
 def settings(args: argparse.Namespace, tasks: list[str]) -> dict[str, Any]:
     from core.steps.finetune import FinetuneConfig
 
     return {"model": args.model, "tasks": tasks, "reduced": args.reduced, "train_size": args.train_size,
-            "teacher": teacher_config(args) or "shipped finetune defaults", "teacher_epochs": args.teacher_epochs,
+            "teacher": (ready_teacher(args.model) if args.teacher_ready else teacher_config(args) or "shipped finetune defaults"),
+            "teacher_epochs": args.teacher_epochs,
             "teacher_defaults": {"version": FinetuneConfig.version, "lr": FinetuneConfig().lr},
             "teacher_lr": args.teacher_lr, "stage1_epochs": args.stage1_epochs, "stage2_epochs": args.stage2_epochs,
             "distill_steps": args.distill_steps, "distill_lr": args.distill_lr, "augment": args.augment, "prune_amounts": args.prune_amounts,
@@ -238,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="seeded training subset per task for every training step (0 = the whole bundled split)")
     parser.add_argument("--teacher-epochs", type=float, default=None, help="override the shipped finetune default")
     parser.add_argument("--teacher-lr", type=float, default=None, help="override the shipped finetune default")
+    parser.add_argument("--teacher-ready", action="store_true",
+                        help="--model is already fine-tuned on the task (e.g. a model soup): no finetune step, the teacher "
+                             "is the model as loaded")
     parser.add_argument("--teacher-config", nargs="*", default=[], metavar="FIELD=VALUE",
                         help="other finetune fields for the teacher, e.g. consistency=1.0 (JSON values)")
     parser.add_argument("--stage1-epochs", type=float, default=20.0, help="cap on stage 1 (the step budget binds first)")
@@ -277,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     for field, option in (("train_size", "--train-size"), ("epochs", "--teacher-epochs"), ("lr", "--teacher-lr")):
         if field in args.teacher_config:
             parser.error(f"--teacher-config {field}: use {option}, which the report reads")
+    if args.teacher_ready and (args.teacher_config or args.teacher_epochs is not None or args.teacher_lr is not None):
+        parser.error("--teacher-ready trains no teacher: drop --teacher-config, --teacher-epochs and --teacher-lr")
     args.prune_amounts = [float(a) for a in args.prune_amounts.split(",") if a]
     args.train_size = args.train_size or None
     tasks = [t for t in args.tasks.split(",") if t]

@@ -429,6 +429,11 @@ def _tinybert_settings(s: dict[str, Any]) -> str:
         shipped = s.get("teacher_defaults") or {"version": "3 or 4", "lr": 1e-4}
         teacher = (f"teacher fine-tuned with the finetune defaults shipped when it ran (config version "
                    f"{shipped['version']}, lr {shipped['lr']:g}) on the whole training split")
+    elif isinstance(s.get("teacher"), dict) and "ready" in s["teacher"]:  # --teacher-ready: trained before the study
+        soup = s["teacher"].get("soup")
+        teacher = ("teacher given ready-made, no fine-tune in the study: "
+                   + (f"a {soup['method']} model soup of {len(soup['members'])} fine-tunes" if soup
+                      else f"the model folder {s['teacher']['ready']}"))
     else:  # overridden (a reduced run), or a file from before the teacher used the shipped defaults
         config = s["teacher"] if isinstance(s.get("teacher"), dict) else \
             {"train_size": s.get("train_size"), "epochs": s.get("teacher_epochs"), "lr": s.get("teacher_lr")}

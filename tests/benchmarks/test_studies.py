@@ -30,7 +30,7 @@ def tinybert_args(model: Path, **changes: object) -> argparse.Namespace:
     args = dict(model=str(model), train_size=16, teacher_epochs=1.0, teacher_lr=1e-3, stage1_epochs=0.5,
                 stage2_epochs=0.5, distill_lr=1e-3, prune_amounts=[0.1, 0.4], eval_limit=16, threads=1,
                 latency_repeats=2, torchao=False, full_range=True, seed=0, reduced=True, distill_steps=None, augment=0,
-                max_length=128, teacher_config={})
+                max_length=128, teacher_config={}, teacher_ready=False)
     return argparse.Namespace(**(args | changes))
 
 
@@ -44,6 +44,41 @@ def test_the_teachers_other_finetune_fields_reach_its_recipe(tiny6: Path) -> Non
     for bad in (["consistency"], ["epochs=6"]):  # not FIELD=VALUE; a field with its own option
         with pytest.raises(SystemExit):
             bench_tinybert.main(["--teacher-config", *bad])
+
+
+def test_a_ready_teacher_is_the_model_as_loaded_and_the_report_says_so(tiny6: Path, tmp_path: Path) -> None:
+    """--teacher-ready (RTE's soup): no finetune step; the teacher row is the loaded model, which every recipe
+    reuses, and the settings name the soup the report describes."""
+    args = tinybert_args(tiny6, teacher_ready=True, teacher_epochs=None, teacher_lr=None, full_range=False,
+                         prune_amounts=[0.2], augment=2, distill_steps=1)
+    made = bench_tinybert.recipes(args, "sst2")
+    assert all(step["step"] != "finetune" for r in made.values() for step in r["chain"])
+    study = Study(tmp_path / "ready.sqlite")
+    task = bench_tinybert.run_task(study, args, "sst2")
+    teacher = next(row for row in task["rows"] if row["variant"] == bench_tinybert.TEACHER)
+    assert teacher["step_id"] == "baseline"
+    assert task["teacher_and_students"]["teacher"]["value"] == teacher["metric"]
+    assert task["prefix_cache"]["int8"]["teacher_and_student_reused"] is True
+    assert task["prefix_cache"]["augmented"]["teacher_reused"] is True
+    assert [(r.step_id, r.cached) for r in study.runs[-1].rows] == [
+        ("baseline", True), ("augment.tinybert", False), ("distill", False)]
+    settings = bench_tinybert.settings(args, ["sst2"])
+    assert settings["teacher"] == {"ready": str(tiny6), "soup": None}
+    md = report.section_markdown("tinybert", {"benchmark": "tinybert", "settings": settings, "environment": {},
+                                              "tasks": [task], "seconds": 1})
+    assert f"teacher given ready-made, no fine-tune in the study: the model folder {tiny6}" in md
+    # a soup's folder (probe_rte_soup.py) names its members in its manifest; the report counts them
+    soup = tmp_path / "soup"
+    soup.mkdir()
+    (soup / "manifest.json").write_text(json.dumps({"format": 1, "info": {"soup": {
+        "method": "uniform", "members": ["a", "b", "c"]}}}))
+    settings["teacher"] = bench_tinybert.ready_teacher(str(soup))
+    assert settings["teacher"]["soup"] == {"method": "uniform", "members": ["a", "b", "c"]}
+    md = report.section_markdown("tinybert", {"benchmark": "tinybert", "settings": settings, "environment": {},
+                                              "tasks": [task], "seconds": 1})
+    assert "teacher given ready-made, no fine-tune in the study: a uniform model soup of 3 fine-tunes" in md
+    with pytest.raises(SystemExit):  # a ready teacher is not trained: its training options are refused
+        bench_tinybert.main(["--teacher-ready", "--teacher-lr", "1e-4"])
 
 
 def test_tinybert_rows_length_reaches_evaluation_and_distillation(tiny6: Path) -> None:
