@@ -140,6 +140,12 @@ def load_start(recipe: Any, task: Any) -> Any:
         state = load_state(folder)
         if state.head != task.head:
             raise ArtifactError(f"{folder} has a {state.head} head; task {task.id} needs {task.head}")
+        if state.task != task.id:  # a variant of another task (QNLI's before RTE): the chain now runs on this one
+            labels = getattr(state.model.config, "num_labels", None) if task.head == "classification" else None
+            if labels is not None and labels != task.num_labels:
+                raise ArtifactError(f"{folder} was made for task {state.task} with {labels} labels; task {task.id} "
+                                    f"has {task.num_labels}: choose a variant with {task.num_labels} labels")
+            state.task = task.id  # else its variants' manifests would name the task it was made for
         return state
     model, head_trained = load_task_model(ref, head=task.head, num_labels=task.num_labels)  # type: ignore[arg-type]
     model.eval()

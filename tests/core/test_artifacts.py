@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,23 @@ def test_a_full_disk_says_what_to_free_and_leaves_no_partial_folder(
     assert sorted(p.name for p in (out / "001-baseline").iterdir()) == before
     monkeypatch.undo()
     load_artifact(out / "001-baseline")
+
+
+def test_a_variant_of_another_task_continues_under_the_recipes_task(tmp_path: Path) -> None:
+    """RTE fine-tuned from a stored QNLI variant: the chain's state, and so every manifest it writes, names
+    RTE (they said QNLI); a variant whose label count differs from the task's is refused by name."""
+    from types import SimpleNamespace
+
+    from core.run.variant import load_start
+    from core.tasks import get_task
+
+    state = _state(tmp_path)
+    state.task = "qnli"
+    save_artifact(state, tmp_path / "qnli")
+    loaded = load_start(SimpleNamespace(model=str(tmp_path / "qnli")), get_task("rte"))
+    assert loaded.task == "rte"
+    save_artifact(loaded, tmp_path / "rte")
+    assert json.loads((tmp_path / "rte" / "manifest.json").read_text())["task"] == "rte"
+    three = SimpleNamespace(id="nli3", head="classification", num_labels=3)
+    with pytest.raises(ArtifactError, match="made for task qnli with 2 labels; task nli3 has 3"):
+        load_start(SimpleNamespace(model=str(tmp_path / "qnli")), three)
