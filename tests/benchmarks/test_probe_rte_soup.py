@@ -19,6 +19,13 @@ def test_floats_are_averaged_in_their_dtype_and_integer_buffers_kept():
     assert torch.equal(out["ids"], torch.arange(3))
 
 
+def test_half_precision_members_are_averaged_without_half_precision_rounding():
+    eps = 2.0 ** -10  # fp16's spacing at 1: summed in fp16, 1 + 2 * (1 + eps) rounds to 3 and the mean to 1
+    members = [{"w": torch.tensor([v], dtype=torch.float16)} for v in (1.0, 1.0 + eps, 1.0 + eps)]
+    assert (members[0]["w"] + members[1]["w"] + members[2]["w"]).item() == 3.0
+    assert soup.average_state_dicts(members)["w"].item() == 1.0 + eps  # the true mean 1 + 2 eps / 3, rounded once
+
+
 def test_the_soup_of_linear_models_predicts_the_mean_of_their_predictions():
     # For a linear layer the averaged weights give the averaged outputs: an independent check of the mean.
     torch.manual_seed(0)
@@ -46,20 +53,53 @@ def test_a_single_member_is_not_a_soup():
         soup.average_state_dicts([{"w": torch.zeros(1)}])
 
 
-def test_write_soup_makes_a_model_folder_naming_its_members(tmp_path):
-    members = []
-    for i in range(2):
-        folder = tmp_path / f"m{i}"
-        folder.mkdir()
-        save_file({"w": torch.full((2,), float(i))}, str(folder / soup.WEIGHTS))
-        for name in soup.COPIED:
-            (folder / name).write_text("{}")
-        (folder / "manifest.json").write_text(json.dumps({"format": 1, "info": {"finetune": {"steps": 3}}}))
-        members.append(folder)
+def _member(folder, value, *, start=None, **manifest_changes):
+    folder.mkdir(parents=True)
+    save_file({"w": torch.full((2,), float(value))}, str(folder / soup.WEIGHTS))
+    for name in soup.COPIED:
+        (folder / name).write_text("{}")
+    manifest = {"format": 1, "task": "rte", "head": "classification", "transforms": [], "aliases": {},
+                "traits": ["float"], "base_model": str(start or ""), "cache_key": f"key{value}",
+                "info": {"head_trained": True, "finetune": {"steps": value}}}
+    (folder / "manifest.json").write_text(json.dumps({**manifest, **manifest_changes}))
+    return folder
+
+
+def test_write_soup_makes_a_model_folder_with_its_members_records(tmp_path):
+    start = tmp_path / "qnli"
+    start.mkdir()
+    (start / "manifest.json").write_text(json.dumps({"task": "qnli", "info": {"finetune": {"steps": 372}}}))
+    members = [_member(tmp_path / f"m{i}", i, start=start) for i in range(2)]
     model_dir = soup.write_soup(members, tmp_path / "out")
     assert torch.allclose(load_file(str(model_dir / soup.WEIGHTS))["w"], torch.full((2,), 0.5))
     manifest = json.loads((model_dir / "manifest.json").read_text())
-    assert manifest["info"]["soup"] == {"method": "uniform", "members": [str(m) for m in members]}
+    assert manifest["task"] == "rte" and manifest["base_model"] == str(start)
+    assert "cache_key" not in manifest  # member 0's, not the soup's
+    record = manifest["info"]["soup"]
+    assert record["members"] == [str(m) for m in members]
+    assert record["member_training"] == [{"steps": 0}, {"steps": 1}]
+    assert record["start"] == {"path": str(start), "task": "qnli", "training": {"steps": 372}}
     assert "finetune" not in manifest["info"]  # the first member's training record is not the soup's
     recipe = soup.write_recipe(model_dir, tmp_path / "out", 256).read_text()
     assert f"model: {model_dir}" in recipe and "task: rte" in recipe and "chain: []" in recipe
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"task": "qnli"}, "differs from .* in task"),
+    ({"base_model": "/elsewhere"}, "in base_model"),
+    ({"transforms": [{"kind": "int8"}]}, "stored transformed \\(int8\\)"),
+    ({"data": "data"}, "training rows of its own"),
+    ({"info": {"head_trained": False}}, "never trained"),
+])
+def test_members_of_different_kinds_are_refused(tmp_path, change, message):
+    members = [_member(tmp_path / "a", 0), _member(tmp_path / "b", 1, **change)]
+    with pytest.raises(ValueError, match=message):
+        soup.write_soup(members, tmp_path / "out")
+    assert not (tmp_path / "out" / "model").exists()  # refused before anything is written
+
+
+def test_members_with_different_configs_are_refused(tmp_path):
+    members = [_member(tmp_path / "a", 0), _member(tmp_path / "b", 1)]
+    (members[1] / "config.json").write_text('{"num_labels": 3}')
+    with pytest.raises(ValueError, match="config.json differs"):
+        soup.write_soup(members, tmp_path / "out")
