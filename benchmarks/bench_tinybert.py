@@ -9,7 +9,9 @@ For each task, recipes that share a prefix run with core.run.runner into one res
     augmented (--augment N): finetune (teacher) -> augment.tinybert (N rewrites per sentence) -> distill
 
 The teacher is the packaged model fine-tuned with the shipped finetune defaults on the whole bundled
-training split (issue 20: teachers that learned). Both distillation stages stop at ``--distill-steps``
+training split (issue 20: teachers that learned), or with ``--teacher-ready`` a model folder already
+fine-tuned on the one task given (RTE's model soup, benchmarks/probe_rte_soup.py): the chains then start
+at the student, and the teacher row is that model as loaded (the runs' baseline). Both distillation stages stop at ``--distill-steps``
 optimizer steps, so the students with and without augmented rows get the same training budget and
 the difference between them is what augmentation adds. The runner's prefix cache trains the teacher
 and the student once; the later recipes reuse them (their rows say ``cached``, and the JSON records
@@ -158,7 +160,7 @@ def run_task(study: Study, args: argparse.Namespace, task_id: str) -> dict[str, 
         "rows": rows,
         "prefix_cache": reuse,
         "training": {"teacher_finetune": teacher_info.get("finetune"),
-                     **({"teacher_ready": {"model": args.model, "info": teacher_info}} if args.teacher_ready else {}),
+                     **({"teacher_ready": ready_teacher(args.model)} if args.teacher_ready else {}),
                      "distill": _distill_summary(student_info),
                      **({"augment": _augment_summary(study, runs["augmented"]),
                          "distill_augmented": _distill_summary(study.step_info(augmented))} if augmented else {})},
@@ -205,17 +207,24 @@ def teachers_and_students(study: Study, task: Any, seed: int, teacher: Any, stud
 
 
 def ready_teacher(model: str) -> dict[str, Any]:
-    """A --teacher-ready teacher for the settings: its folder, and its soup's members when it is one."""
+    """A --teacher-ready teacher: its folder and, when it is a soup (probe_rte_soup.py), the soup's record
+    (members, their training, their shared start)."""
     manifest = Path(model) / "manifest.json"
     info = json.loads(manifest.read_text(encoding="utf-8")).get("info", {}) if manifest.is_file() else {}
-    return {"ready": model, "soup": info.get("soup")}
+    return {"ready": model, "head_trained": bool(info.get("head_trained")), "soup": info.get("soup")}
+
+
+def ready_summary(model: str) -> dict[str, Any]:
+    """The settings' line for a ready teacher: its folder, and its soup's method and members."""
+    soup = ready_teacher(model)["soup"]
+    return {"ready": model, "soup": {"method": soup["method"], "members": soup["members"]} if soup else None}
 
 
 def settings(args: argparse.Namespace, tasks: list[str]) -> dict[str, Any]:
     from core.steps.finetune import FinetuneConfig
 
     return {"model": args.model, "tasks": tasks, "reduced": args.reduced, "train_size": args.train_size,
-            "teacher": (ready_teacher(args.model) if args.teacher_ready else teacher_config(args) or "shipped finetune defaults"),
+            "teacher": (ready_summary(args.model) if args.teacher_ready else teacher_config(args) or "shipped finetune defaults"),
             "teacher_epochs": args.teacher_epochs,
             "teacher_defaults": {"version": FinetuneConfig.version, "lr": FinetuneConfig().lr},
             "teacher_lr": args.teacher_lr, "stage1_epochs": args.stage1_epochs, "stage2_epochs": args.stage2_epochs,
@@ -295,8 +304,14 @@ def main(argv: list[str] | None = None) -> int:
     for field, option in (("train_size", "--train-size"), ("epochs", "--teacher-epochs"), ("lr", "--teacher-lr")):
         if field in args.teacher_config:
             parser.error(f"--teacher-config {field}: use {option}, which the report reads")
-    if args.teacher_ready and (args.teacher_config or args.teacher_epochs is not None or args.teacher_lr is not None):
-        parser.error("--teacher-ready trains no teacher: drop --teacher-config, --teacher-epochs and --teacher-lr")
+    if args.teacher_ready:
+        if args.teacher_config or args.teacher_epochs is not None or args.teacher_lr is not None:
+            parser.error("--teacher-ready trains no teacher: drop --teacher-config, --teacher-epochs and --teacher-lr")
+        if len([t for t in args.tasks.split(",") if t]) != 1:
+            parser.error("--teacher-ready: a ready teacher is fine-tuned for one task; give exactly one in --tasks")
+        if not ready_teacher(args.model)["head_trained"]:
+            parser.error(f"--teacher-ready: {args.model} is not a model folder whose task head was trained (a stored "
+                         "fine-tune or a soup of them, with its manifest.json)")
     args.prune_amounts = [float(a) for a in args.prune_amounts.split(",") if a]
     args.train_size = args.train_size or None
     tasks = [t for t in args.tasks.split(",") if t]

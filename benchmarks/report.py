@@ -317,7 +317,8 @@ def _tinybert(r: Report, d: dict[str, Any]) -> None:
                      "met" if ok else "**not met**")
     if any(t.get("teacher_and_students") for t in tasks):
         _teachers_and_students(r, tasks)
-    if any((t.get("training") or {}).get("teacher_finetune") for t in tasks):
+    if any((t.get("training") or {}).get("teacher_finetune") or (t.get("training") or {}).get("teacher_ready")
+           for t in tasks):
         _teacher_training(r, tasks)
     # Table 1
     variants: list[str] = []
@@ -540,6 +541,36 @@ def _trend_words(trend: dict[str, Any] | None) -> tuple[str, str]:
                     "declining": "no: lost ground"}[trend["verdict"]]
 
 
+def _ready_teacher_row(r: Report, task: str, ready: dict[str, Any]) -> None:
+    """A teacher trained before the study (--teacher-ready): a soup's members and their shared start, each
+    with its budget and second-half trend, judged together; any other ready folder is named, not judged."""
+    soup = ready.get("soup")
+    if not soup:
+        r.add(f"| {task} | given ready-made ({ready['ready']}) | — | — | not recorded | not recorded |")
+        return
+    start = soup.get("start") or {}
+    named = ([(f"first on {start.get('task')}", start["training"])] if start.get("training") else []) + \
+        [(f"member {i}", x) for i, x in enumerate(soup.get("member_training", [])) if x]
+    runs = [x for _, x in named]
+    trends = [x.get("convergence") for x in runs]
+    words = [(who, *_trend_words(x)) for (who, _), x in zip(named, trends, strict=True)]
+    steps = sorted({x["steps"] for x in soup.get("member_training", []) if x})
+    budget = (f"{len(soup['members'])} x {'/'.join(f'{n:,}' for n in steps)}, a {soup['method']} soup"
+              + (f", all after {start['training']['steps']:,} on {start.get('task')}" if start.get("training") else ""))
+    wall, cpu = sum(x["seconds"] for x in runs), sum(x["cpu_seconds"] for x in runs)
+    r.add(f"| {task} | {budget} | {wall / 60:.1f} / {cpu / 60:.1f} | — | "
+          + "; ".join(f"{who}: {change}" for who, change, _ in words) + " | "
+          + "; ".join(f"{who}: {verdict}" for who, _, verdict in words) + " |")
+    if runs and all(trends):
+        rising = [x for x in trends if x["verdict"] == "improving"]
+        r.target(f"TinyBERT {task}", "teacher no longer gaining beyond noise when its budget ran out "
+                 "(issue 20: trained to convergence)",
+                 f"a soup of {len(soup['members'])} fine-tunes from one start, {cpu / 60:.1f} CPU min in all; second "
+                 "halves " + "; ".join(f"{x['change']:+.3f} [{x['change_low']:+.3f}, {x['change_high']:+.3f}]"
+                                       for x in trends),
+                 "**not met** (still improving)" if rising else "met")
+
+
 def _teacher_training(r: Report, tasks: list[dict[str, Any]]) -> None:
     """Each teacher's budget and whether it was still gaining when the budget ran out: its held-out scores
     through training and the paired change over the second half (core.steps.training.convergence)."""
@@ -556,6 +587,10 @@ def _teacher_training(r: Report, tasks: list[dict[str, Any]]) -> None:
           "[95 % CI] | still improving at the end? |",
           "|---|---:|---:|---|---|---|")
     for t in tasks:
+        ready = (t.get("training") or {}).get("teacher_ready")
+        if ready:
+            _ready_teacher_row(r, t["task"], ready)
+            continue
         tf = (t.get("training") or {}).get("teacher_finetune")
         if not tf:
             continue

@@ -64,21 +64,44 @@ def test_a_ready_teacher_is_the_model_as_loaded_and_the_report_says_so(tiny6: Pa
         ("baseline", True), ("augment.tinybert", False), ("distill", False)]
     settings = bench_tinybert.settings(args, ["sst2"])
     assert settings["teacher"] == {"ready": str(tiny6), "soup": None}
+    assert task["training"]["teacher_ready"] == {"ready": str(tiny6), "head_trained": False, "soup": None}
     md = report.section_markdown("tinybert", {"benchmark": "tinybert", "settings": settings, "environment": {},
                                               "tasks": [task], "seconds": 1})
     assert f"teacher given ready-made, no fine-tune in the study: the model folder {tiny6}" in md
-    # a soup's folder (probe_rte_soup.py) names its members in its manifest; the report counts them
+    assert f"| sst2 | given ready-made ({tiny6}) |" in md  # its training is not recorded, and not judged
+    # a soup's folder (probe_rte_soup.py) carries its members' and their start's training records
+    trend = {"verdict": "plateau", "from_value": 0.5, "to_value": 0.51, "from_step": 100, "to_step": 200,
+             "change": 0.01, "change_low": -0.02, "change_high": 0.04}
+    record = {"steps": 200, "seconds": 60.0, "cpu_seconds": 120.0, "convergence": trend}
     soup = tmp_path / "soup"
     soup.mkdir()
-    (soup / "manifest.json").write_text(json.dumps({"format": 1, "info": {"soup": {
-        "method": "uniform", "members": ["a", "b", "c"]}}}))
-    settings["teacher"] = bench_tinybert.ready_teacher(str(soup))
+    (soup / "manifest.json").write_text(json.dumps({"format": 1, "info": {"head_trained": True, "soup": {
+        "method": "uniform", "members": ["a", "b", "c"], "member_training": [record, record, None],
+        "start": {"path": "q", "task": "qnli", "training": {**record, "convergence": {**trend, "verdict": "improving"}}}}}}))
+    settings["teacher"] = bench_tinybert.ready_summary(str(soup))
     assert settings["teacher"]["soup"] == {"method": "uniform", "members": ["a", "b", "c"]}
+    task["training"]["teacher_ready"] = bench_tinybert.ready_teacher(str(soup))
     md = report.section_markdown("tinybert", {"benchmark": "tinybert", "settings": settings, "environment": {},
                                               "tasks": [task], "seconds": 1})
     assert "teacher given ready-made, no fine-tune in the study: a uniform model soup of 3 fine-tunes" in md
-    with pytest.raises(SystemExit):  # a ready teacher is not trained: its training options are refused
-        bench_tinybert.main(["--teacher-ready", "--teacher-lr", "1e-4"])
+    row = next(line for line in md.splitlines() if line.startswith("| sst2 | 3 x 200, a uniform soup"))
+    assert "all after 200 on qnli" in row and "| 3.0 / 6.0 |" in row  # the start and the two recorded members
+    assert "first on qnli: **yes**, still improving; member 0: no gain beyond noise" in row
+    assert "teacher no longer gaining beyond noise" in md and "**not met** (still improving)" in md
+
+
+def test_a_ready_teacher_is_refused_unless_it_is_one_trained_model_for_one_task(tiny6: Path, tmp_path: Path,
+                                                                               capsys: pytest.CaptureFixture) -> None:
+    out = ["--out", str(tmp_path / "never")]  # a broken refusal must not overwrite the committed results
+    for argv, message in (
+            (["--teacher-lr", "1e-4", "--tasks", "rte"], "trains no teacher"),
+            (["--teacher-config", "consistency=1", "--tasks", "rte"], "trains no teacher"),
+            (["--tasks", "rte,sst2", "--model", str(tiny6)], "exactly one in --tasks"),
+            (["--tasks", "rte", "--model", str(tiny6)], "whose task head was trained")):
+        with pytest.raises(SystemExit):
+            bench_tinybert.main(["--teacher-ready", *argv, *out])
+        assert message in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
 
 
 def test_tinybert_rows_length_reaches_evaluation_and_distillation(tiny6: Path) -> None:
