@@ -185,11 +185,17 @@ def test_a_variant_of_another_task_continues_under_the_recipes_task(tmp_path: Pa
 
     state = _state(tmp_path)
     state.task = "qnli"
+    state.data = {"train": [{"question": "Who?", "sentence": "Him.", "label": 0}]}  # rows prepared for QNLI
     save_artifact(state, tmp_path / "qnli")
+    assert load_artifact(tmp_path / "qnli").data  # stored with the variant...
     loaded = load_start(SimpleNamespace(model=str(tmp_path / "qnli")), get_task("rte"))
-    assert loaded.task == "rte"
+    assert loaded.task == "rte" and loaded.data == {}  # ...but not RTE's training rows
     save_artifact(loaded, tmp_path / "rte")
     assert json.loads((tmp_path / "rte" / "manifest.json").read_text())["task"] == "rte"
-    three = SimpleNamespace(id="nli3", head="classification", num_labels=3)
+    three = SimpleNamespace(id="nli3", head="classification", num_labels=3, label_names=("a", "b", "c"))
     with pytest.raises(ArtifactError, match="made for task qnli with 2 labels; task nli3 has 3"):
         load_start(SimpleNamespace(model=str(tmp_path / "qnli")), three)
+    # two labels, but sentiment's: an SST-2 head would answer another question than RTE's
+    save_artifact(_state(tmp_path / "s"), tmp_path / "sst2")
+    with pytest.raises(ArtifactError, match=r"labels \(negative, positive\) are not task rte's"):
+        load_start(SimpleNamespace(model=str(tmp_path / "sst2")), get_task("rte"))
