@@ -59,7 +59,7 @@ def average_state_dicts(states: list[dict[str, torch.Tensor]]) -> dict[str, torc
 
 
 # Manifest fields every member must share: a soup averages weights, not models of different kinds.
-SHARED_FIELDS = ("format", "task", "head", "architecture", "transforms", "aliases", "base_model")
+SHARED_FIELDS = ("format", "task", "head", "architecture", "transforms", "aliases", "base_model", "traits")
 
 
 def read_members(members: list[Path]) -> list[dict]:
@@ -67,7 +67,7 @@ def read_members(members: list[Path]) -> list[dict]:
     manifest fields (an encoded transform, e.g. int8, is not averageable), the same config.json, no data of
     their own, trained heads."""
     manifests = [json.loads((m / "manifest.json").read_text(encoding="utf-8")) for m in members]
-    first, config = manifests[0], (members[0] / "config.json").read_text(encoding="utf-8")
+    first = manifests[0]
     for member, manifest in zip(members, manifests, strict=True):
         if manifest.get("transforms"):
             raise ValueError(f"{member}: its weights are stored transformed ({manifest['transforms'][0].get('kind')}); "
@@ -79,25 +79,44 @@ def read_members(members: list[Path]) -> list[dict]:
         differs = [f for f in SHARED_FIELDS if manifest.get(f) != first.get(f)]
         if differs:
             raise ValueError(f"{member} differs from {members[0]} in {', '.join(differs)}")
-        if (member / "config.json").read_text(encoding="utf-8") != config:
-            raise ValueError(f"{member}: its config.json differs from {members[0]}'s")
+        for name in COPIED:  # config.json and the tokenizer: the soup keeps member 0's
+            if (member / name).read_bytes() != (members[0] / name).read_bytes():
+                raise ValueError(f"{member}: its {name} differs from {members[0]}'s")
     return manifests
 
 
-def write_soup(members: list[Path], out: Path) -> Path:
+def soup_task(manifests: list[dict], task_id: str) -> str | None:
+    """The task the soup is for, and the task the members' manifests name when it differs. Variants continued
+    from another task's variant named that task before a6fe4d2 (RTE's members say qnli); that is accepted only
+    when the two tasks share their labels, so a soup never relabels a head that answers another question."""
+    from core.tasks import get_task
+
+    stated = manifests[0]["task"]
+    if stated == task_id:
+        return None
+    wanted, named = get_task(task_id), get_task(stated)
+    if (wanted.head, wanted.label_names) != (named.head, named.label_names):
+        raise ValueError(f"the members are {stated} models ({', '.join(named.label_names)}), not {task_id}'s "
+                         f"({', '.join(wanted.label_names)})")
+    return stated
+
+
+def write_soup(members: list[Path], out: Path, task_id: str = "rte") -> Path:
     """The averaged model folder ``out/model``: weights, config and tokenizer, and a manifest naming the
     members with their training records (and their shared start's, when it is a stored variant)."""
     manifests = read_members(members)
+    stated_task = soup_task(manifests, task_id)
     model_dir = out / "model"
     model_dir.mkdir(parents=True, exist_ok=True)
     save_file(average_state_dicts([load_file(str(m / WEIGHTS)) for m in members]), str(model_dir / WEIGHTS))
     for name in COPIED:
         shutil.copy2(members[0] / name, model_dir / name)
-    manifest = {f: manifests[0][f] for f in (*SHARED_FIELDS, "traits") if f in manifests[0]}
+    manifest = {f: manifests[0][f] for f in SHARED_FIELDS if f in manifests[0]} | {"task": task_id}
     base = Path(manifest.get("base_model") or "") / "manifest.json"
     start = json.loads(base.read_text(encoding="utf-8")) if base.is_file() else None
     manifest["info"] = {"head_trained": True, "soup": {
         "method": "uniform", "members": [str(m) for m in members],
+        **({"members_manifest_task": stated_task} if stated_task else {}),
         "member_training": [(m.get("info") or {}).get("finetune") for m in manifests],
         "start": {"path": manifest["base_model"], "task": start["task"],
                   "training": (start.get("info") or {}).get("finetune")} if start else None}}
@@ -105,14 +124,14 @@ def write_soup(members: list[Path], out: Path) -> Path:
     return model_dir
 
 
-def write_recipe(model_dir: Path, out: Path, max_length: int) -> Path:
+def write_recipe(model_dir: Path, out: Path, max_length: int, task_id: str = "rte") -> Path:
     """A recipe with no steps: the run scores the soup as its baseline on RTE's whole dev set."""
     recipe = out / "recipe.yaml"
     recipe.write_text(
         "format: 1\n"
         f"name: RTE teacher as a uniform soup of {model_dir}\n"
         f"model: {model_dir}\n"
-        "task: rte\n"
+        f"task: {task_id}\n"
         "seed: 0\n"
         "measure:\n"
         "  eval_limit: null\n"
@@ -128,9 +147,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("members", nargs="+", type=Path, help="the fine-tuned model folders to average")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--max-length", type=int, default=256, help="the dev scoring's sequence length")
+    parser.add_argument("--task", default="rte", help="the task the members were fine-tuned on")
     args = parser.parse_args(argv)
-    model_dir = write_soup(args.members, args.out)
-    print(write_recipe(model_dir, args.out, args.max_length))
+    try:
+        model_dir = write_soup(args.members, args.out, args.task)
+    except ValueError as exc:
+        parser.error(str(exc))
+    print(write_recipe(model_dir, args.out, args.max_length, args.task))
     return 0
 
 

@@ -90,6 +90,7 @@ def test_write_soup_makes_a_model_folder_with_its_members_records(tmp_path):
     ({"transforms": [{"kind": "int8"}]}, "stored transformed \\(int8\\)"),
     ({"data": "data"}, "training rows of its own"),
     ({"info": {"head_trained": False}}, "never trained"),
+    ({"traits": ["float", "int8"]}, "in traits"),
 ])
 def test_members_of_different_kinds_are_refused(tmp_path, change, message):
     members = [_member(tmp_path / "a", 0), _member(tmp_path / "b", 1, **change)]
@@ -98,8 +99,19 @@ def test_members_of_different_kinds_are_refused(tmp_path, change, message):
     assert not (tmp_path / "out" / "model").exists()  # refused before anything is written
 
 
-def test_members_with_different_configs_are_refused(tmp_path):
+@pytest.mark.parametrize("name", soup.COPIED)
+def test_members_with_different_configs_or_tokenizers_are_refused(tmp_path, name):
     members = [_member(tmp_path / "a", 0), _member(tmp_path / "b", 1)]
-    (members[1] / "config.json").write_text('{"num_labels": 3}')
-    with pytest.raises(ValueError, match="config.json differs"):
+    (members[1] / name).write_text('{"num_labels": 3}')
+    with pytest.raises(ValueError, match=f"its {name} differs"):
         soup.write_soup(members, tmp_path / "out")
+
+
+def test_members_named_for_a_task_with_the_same_labels_make_a_soup_for_the_given_task(tmp_path):
+    # RTE fine-tunes continued from a QNLI variant named QNLI before a6fe4d2; both are entailment / not entailment
+    members = [_member(tmp_path / f"m{i}", i, task="qnli") for i in range(2)]
+    manifest = json.loads((soup.write_soup(members, tmp_path / "out", "rte") / "manifest.json").read_text())
+    assert manifest["task"] == "rte" and manifest["info"]["soup"]["members_manifest_task"] == "qnli"
+    sentiment = [_member(tmp_path / f"s{i}", i, task="sst2") for i in range(2)]
+    with pytest.raises(ValueError, match="the members are sst2 models \\(negative, positive\\), not rte's"):
+        soup.write_soup(sentiment, tmp_path / "out2", "rte")
