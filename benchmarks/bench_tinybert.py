@@ -211,7 +211,8 @@ def ready_teacher(model: str) -> dict[str, Any]:
     (members, their training, their shared start)."""
     manifest = Path(model) / "manifest.json"
     info = json.loads(manifest.read_text(encoding="utf-8")).get("info", {}) if manifest.is_file() else {}
-    return {"ready": model, "head_trained": bool(info.get("head_trained")), "soup": info.get("soup")}
+    task = json.loads(manifest.read_text(encoding="utf-8")).get("task") if manifest.is_file() else None
+    return {"ready": model, "task": task, "head_trained": bool(info.get("head_trained")), "soup": info.get("soup")}
 
 
 def ready_summary(model: str) -> dict[str, Any]:
@@ -309,9 +310,12 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--teacher-ready trains no teacher: drop --teacher-config, --teacher-epochs and --teacher-lr")
         if len([t for t in args.tasks.split(",") if t]) != 1:
             parser.error("--teacher-ready: a ready teacher is fine-tuned for one task; give exactly one in --tasks")
-        if not ready_teacher(args.model)["head_trained"]:
+        ready = ready_teacher(args.model)
+        if not ready["head_trained"]:
             parser.error(f"--teacher-ready: {args.model} is not a model folder whose task head was trained (a stored "
                          "fine-tune or a soup of them, with its manifest.json)")
+        if ready["task"] != args.tasks.strip(","):
+            parser.error(f"--teacher-ready: {args.model} was fine-tuned for {ready['task']}, not {args.tasks}")
     args.prune_amounts = [float(a) for a in args.prune_amounts.split(",") if a]
     args.train_size = args.train_size or None
     tasks = [t for t in args.tasks.split(",") if t]

@@ -549,16 +549,21 @@ def _ready_teacher_row(r: Report, task: str, ready: dict[str, Any]) -> None:
         r.add(f"| {task} | given ready-made ({ready['ready']}) | — | — | not recorded | not recorded |")
         return
     start = soup.get("start") or {}
+    records = soup.get("member_training") or []
+    if len(records) != len(soup["members"]) or not all(records):
+        r.add(f"| {task} | a {soup['method']} soup of {len(soup['members'])} | — | — | "
+              f"{sum(1 for x in records if x)} of {len(soup['members'])} members' training recorded | not judged |")
+        return
     named = ([(f"first on {start.get('task')}", start["training"])] if start.get("training") else []) + \
-        [(f"member {i}", x) for i, x in enumerate(soup.get("member_training", [])) if x]
+        [(f"member {i}", x) for i, x in enumerate(records)]
     runs = [x for _, x in named]
     trends = [x.get("convergence") for x in runs]
     words = [(who, *_trend_words(x)) for (who, _), x in zip(named, trends, strict=True)]
-    steps = sorted({x["steps"] for x in soup.get("member_training", []) if x})
+    steps = sorted({x["steps"] for x in records})
     budget = (f"{len(soup['members'])} x {'/'.join(f'{n:,}' for n in steps)}, a {soup['method']} soup"
               + (f", all after {start['training']['steps']:,} on {start.get('task')}" if start.get("training") else ""))
     wall, cpu = sum(x["seconds"] for x in runs), sum(x["cpu_seconds"] for x in runs)
-    r.add(f"| {task} | {budget} | {wall / 60:.1f} / {cpu / 60:.1f} | — | "
+    r.add(f"| {task} | {budget} | {wall / 60:.1f} / {cpu / 60:.1f} (summed over its runs) | — | "
           + "; ".join(f"{who}: {change}" for who, change, _ in words) + " | "
           + "; ".join(f"{who}: {verdict}" for who, _, verdict in words) + " |")
     if runs and all(trends):

@@ -64,7 +64,7 @@ def test_a_ready_teacher_is_the_model_as_loaded_and_the_report_says_so(tiny6: Pa
         ("baseline", True), ("augment.tinybert", False), ("distill", False)]
     settings = bench_tinybert.settings(args, ["sst2"])
     assert settings["teacher"] == {"ready": str(tiny6), "soup": None}
-    assert task["training"]["teacher_ready"] == {"ready": str(tiny6), "head_trained": False, "soup": None}
+    assert task["training"]["teacher_ready"] == {"ready": str(tiny6), "task": None, "head_trained": False, "soup": None}
     md = report.section_markdown("tinybert", {"benchmark": "tinybert", "settings": settings, "environment": {},
                                               "tasks": [task], "seconds": 1})
     assert f"teacher given ready-made, no fine-tune in the study: the model folder {tiny6}" in md
@@ -75,17 +75,27 @@ def test_a_ready_teacher_is_the_model_as_loaded_and_the_report_says_so(tiny6: Pa
     record = {"steps": 200, "seconds": 60.0, "cpu_seconds": 120.0, "convergence": trend}
     soup = tmp_path / "soup"
     soup.mkdir()
-    (soup / "manifest.json").write_text(json.dumps({"format": 1, "info": {"head_trained": True, "soup": {
-        "method": "uniform", "members": ["a", "b", "c"], "member_training": [record, record, None],
+    (soup / "manifest.json").write_text(json.dumps({"format": 1, "task": "sst2", "info": {"head_trained": True, "soup": {
+        "method": "uniform", "members": ["a", "b"], "member_training": [record, None],
         "start": {"path": "q", "task": "qnli", "training": {**record, "convergence": {**trend, "verdict": "improving"}}}}}}))
     settings["teacher"] = bench_tinybert.ready_summary(str(soup))
-    assert settings["teacher"]["soup"] == {"method": "uniform", "members": ["a", "b", "c"]}
-    task["training"]["teacher_ready"] = bench_tinybert.ready_teacher(str(soup))
-    md = report.section_markdown("tinybert", {"benchmark": "tinybert", "settings": settings, "environment": {},
-                                              "tasks": [task], "seconds": 1})
-    assert "teacher given ready-made, no fine-tune in the study: a uniform model soup of 3 fine-tunes" in md
-    row = next(line for line in md.splitlines() if line.startswith("| sst2 | 3 x 200, a uniform soup"))
-    assert "all after 200 on qnli" in row and "| 3.0 / 6.0 |" in row  # the start and the two recorded members
+    assert settings["teacher"]["soup"] == {"method": "uniform", "members": ["a", "b"]}
+
+    def rendered() -> str:
+        task["training"]["teacher_ready"] = bench_tinybert.ready_teacher(str(soup))
+        return report.section_markdown("tinybert", {"benchmark": "tinybert", "settings": settings, "environment": {},
+                                                    "tasks": [task], "seconds": 1})
+
+    md = rendered()  # a member's record missing: said, and not judged on the others
+    assert "teacher given ready-made, no fine-tune in the study: a uniform model soup of 2 fine-tunes" in md
+    assert "| sst2 | a uniform soup of 2 | — | — | 1 of 2 members' training recorded | not judged |" in md
+    assert "teacher no longer gaining beyond noise" not in md
+    manifest = json.loads((soup / "manifest.json").read_text())
+    manifest["info"]["soup"]["member_training"] = [record, record]
+    (soup / "manifest.json").write_text(json.dumps(manifest))
+    md = rendered()
+    row = next(line for line in md.splitlines() if line.startswith("| sst2 | 2 x 200, a uniform soup"))
+    assert "all after 200 on qnli" in row and "| 3.0 / 6.0 (summed over its runs) |" in row  # start + 2 members
     assert "first on qnli: **yes**, still improving; member 0: no gain beyond noise" in row
     assert "teacher no longer gaining beyond noise" in md and "**not met** (still improving)" in md
 
@@ -93,15 +103,19 @@ def test_a_ready_teacher_is_the_model_as_loaded_and_the_report_says_so(tiny6: Pa
 def test_a_ready_teacher_is_refused_unless_it_is_one_trained_model_for_one_task(tiny6: Path, tmp_path: Path,
                                                                                capsys: pytest.CaptureFixture) -> None:
     out = ["--out", str(tmp_path / "never")]  # a broken refusal must not overwrite the committed results
+    trained = tmp_path / "trained"
+    trained.mkdir()
+    (trained / "manifest.json").write_text(json.dumps({"task": "sst2", "info": {"head_trained": True}}))
     for argv, message in (
             (["--teacher-lr", "1e-4", "--tasks", "rte"], "trains no teacher"),
             (["--teacher-config", "consistency=1", "--tasks", "rte"], "trains no teacher"),
             (["--tasks", "rte,sst2", "--model", str(tiny6)], "exactly one in --tasks"),
-            (["--tasks", "rte", "--model", str(tiny6)], "whose task head was trained")):
+            (["--tasks", "rte", "--model", str(tiny6)], "whose task head was trained"),
+            (["--tasks", "rte", "--model", str(trained)], "fine-tuned for sst2, not rte")):
         with pytest.raises(SystemExit):
             bench_tinybert.main(["--teacher-ready", *argv, *out])
         assert message in capsys.readouterr().err
-    assert not list(tmp_path.iterdir())
+    assert not (tmp_path / "never").exists() and not list(tmp_path.glob("never*"))
 
 
 def test_tinybert_rows_length_reaches_evaluation_and_distillation(tiny6: Path) -> None:
