@@ -5,6 +5,7 @@ them for the CLI."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError, WorkbenchError, brief
@@ -65,6 +66,11 @@ def validate_recipe(recipe: Recipe, *, check_files: bool = True) -> list[Problem
         problems.append(Problem(f"the model is a stored variant with a {manifest_head} head; task {task.id} needs "
                                 f"a {task.head} head", "choose a variant of this task, or the task it was made for",
                                 field="model"))
+    if task is not None and manifest_head == task.head and incoming is not None:
+        problem = _carry_over_problem(incoming.folder, task)
+        if problem:
+            problems.append(Problem(f"the model is a stored variant: {problem}", "choose a variant of this task, or the "
+                                    "task it was made for", field="model"))
     if incoming is not None:
         problems.extend(_length_problems(recipe, incoming))
     problems.extend(_backend_problems(recipe))
@@ -191,6 +197,22 @@ def model_facts(text: str) -> tuple[Any, str | None]:
         check_manifest(data, manifest)
         head = data["head"]
     return inspect_model_folder(folder), head
+
+
+def _carry_over_problem(folder: Path, task: Any) -> str | None:
+    """Whether a stored variant's head, made for another task, can answer this one (its labels), read from
+    its manifest and config.json without torch; load_start applies the same rule to the loaded model."""
+    import json
+
+    from core.tasks import head_carry_over_problem
+
+    try:
+        made_for = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))["task"]
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, KeyError):
+        return None  # a damaged folder is reported by the model check
+    labels = len(config["id2label"]) if isinstance(config.get("id2label"), dict) else config.get("num_labels")
+    return head_carry_over_problem(made_for, labels, task)
 
 
 def _facts_or_none(text: str) -> Any:

@@ -133,6 +133,7 @@ def load_start(recipe: Any, task: Any) -> Any:
     from core.models import ModelRef, load_task_model, load_tokenizer
     from core.state import ModelState
     from core.steps import load_state
+    from core.tasks import head_carry_over_problem
 
     ref = ModelRef.parse(recipe.model)
     folder = ref.local_folder()
@@ -141,7 +142,9 @@ def load_start(recipe: Any, task: Any) -> Any:
         if state.head != task.head:
             raise ArtifactError(f"{folder} has a {state.head} head; task {task.id} needs {task.head}")
         if state.task != task.id:  # a variant of another task (QNLI's before RTE): the chain now runs on this one
-            _check_labels_carry_over(folder, state, task)
+            problem = head_carry_over_problem(state.task, getattr(state.model.config, "num_labels", None), task)
+            if problem:
+                raise ArtifactError(f"{folder}: {problem}; choose a variant of this task")
             state.task = task.id  # else its variants' manifests would name the task it was made for
             state.data = {}  # rows prepared for the old task are not this task's training data
         return state
@@ -149,28 +152,6 @@ def load_start(recipe: Any, task: Any) -> Any:
     model.eval()
     return ModelState(model=model, tokenizer=load_tokenizer(ref), task=task.id, head=task.head,
                       info={"head_trained": head_trained})
-
-
-def _check_labels_carry_over(folder: Path, state: Any, task: Any) -> None:
-    """A classification head trained for another task answers this one only with the same labels: the
-    same count, and the same names when the old task is a registered one (an SST-2 head is not RTE's)."""
-    from core.errors import DataError
-    from core.tasks import get_task
-
-    if task.head != "classification":
-        return  # regression and QA heads have no labels to mismatch; the head check covers them
-    labels = getattr(state.model.config, "num_labels", None)
-    try:
-        old_names = get_task(state.task).label_names
-    except DataError:  # a custom task's variant: only its label count is known here
-        old_names = None
-    if labels is not None and labels != task.num_labels:
-        raise ArtifactError(f"{folder} was made for task {state.task} with {labels} labels; task {task.id} "
-                            f"has {task.num_labels}: choose a variant with {task.num_labels} labels")
-    if old_names is not None and list(old_names) != list(task.label_names):
-        raise ArtifactError(f"{folder} was made for task {state.task}, whose labels ({', '.join(old_names)}) are not "
-                            f"task {task.id}'s ({', '.join(task.label_names)}): its head would answer another question; "
-                            "choose a variant of this task")
 
 
 def load_teacher(recipe: Any, task: Any, parent_artifact: Path | None) -> Any:

@@ -107,3 +107,19 @@ def get_task(task_id: str) -> Task:
         return _TASKS[task_id]
     except KeyError:
         raise DataError(f"Unknown task '{task_id}'. Known tasks: {', '.join(_TASKS)}") from None
+
+
+def head_carry_over_problem(made_for: str, labels: int | None, task: Task) -> str | None:
+    """Why a classification head trained for task ``made_for`` (with ``labels`` outputs) cannot answer
+    ``task``, or None: the label count must match, and the label names too when ``made_for`` is a registered
+    task (an SST-2 head is not RTE's; QNLI's is). A custom task's variant is judged on its count alone."""
+    if made_for == task.id or task.head != "classification":
+        return None  # regression and QA heads have no labels to mismatch; the head check covers them
+    if labels is not None and labels != task.num_labels:
+        return f"it was made for task {made_for} with {labels} labels; task {task.id} has {task.num_labels}"
+    if is_task_registered(made_for):
+        names = get_task(made_for).label_names
+        if list(names) != list(task.label_names):
+            return (f"it was made for task {made_for}, whose labels ({', '.join(names)}) are not task {task.id}'s "
+                    f"({', '.join(task.label_names)}), so its head would answer another question")
+    return None

@@ -155,3 +155,22 @@ def test_a_layer_the_model_does_not_have_is_a_problem_before_the_run(models: dic
     assert "0-0" in _problems(models["small"], [int8])[0].message
     distilled = _problems(models["tiny"], [{"step": "finetune"}, {"step": "distill"}, int8])
     assert "keep_float_layers" not in [p.field for p in distilled]
+
+
+def test_a_stored_variant_of_another_task_is_checked_for_its_labels(models: dict[str, Path], tmp_path: Path) -> None:
+    """Validation applies load_start's rule without torch: QNLI's head carries over to RTE (the same labels);
+    an SST-2 head does not, nor a three-label one; the window shows this before a run starts."""
+    folder = _copy(models, tmp_path)
+    manifest = {"format": 1, "task": "qnli", "head": "classification", "transforms": [], "aliases": {}, "traits": []}
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    assert _problems(folder, task="rte") == []
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "task": "sst2"}), encoding="utf-8")
+    problems = _problems(folder, task="rte")
+    assert [p.field for p in problems] == ["model"]
+    assert "made for task sst2, whose labels (negative, positive) are not task rte's" in problems[0].message
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    config["id2label"] = {"0": "a", "1": "b", "2": "c"}
+    (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    problems = _problems(folder, task="rte")
+    assert [p.field for p in problems] == ["model"] and "with 3 labels; task rte has 2" in problems[0].message
