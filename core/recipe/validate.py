@@ -211,8 +211,10 @@ def _carry_over_problem(folder: Path, task: Any) -> str | None:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError, KeyError):
         return None  # a damaged folder is reported by the model check
-    labels = len(config["id2label"]) if isinstance(config.get("id2label"), dict) else config.get("num_labels")
-    return head_carry_over_problem(made_for, labels, task)
+    # transformers' default when config.json names neither, as load_start sees it
+    labels = len(config["id2label"]) if isinstance(config.get("id2label"), dict) else config.get("num_labels", 2)
+    problem = head_carry_over_problem(made_for, labels, task)
+    return f"made for task {made_for}: {problem}" if problem else None
 
 
 def _facts_or_none(text: str) -> Any:

@@ -141,10 +141,10 @@ def load_start(recipe: Any, task: Any) -> Any:
         state = load_state(folder)
         if state.head != task.head:
             raise ArtifactError(f"{folder} has a {state.head} head; task {task.id} needs {task.head}")
+        problem = head_carry_over_problem(state.task, getattr(state.model.config, "num_labels", None), task)
+        if problem:
+            raise ArtifactError(f"{folder} was made for task {state.task}: {problem}; choose a variant of this task")
         if state.task != task.id:  # a variant of another task (QNLI's before RTE): the chain now runs on this one
-            problem = head_carry_over_problem(state.task, getattr(state.model.config, "num_labels", None), task)
-            if problem:
-                raise ArtifactError(f"{folder}: {problem}; choose a variant of this task")
             state.task = task.id  # else its variants' manifests would name the task it was made for
             state.data = {}  # rows prepared for the old task are not this task's training data
         return state

@@ -136,7 +136,7 @@ class Finetune(Step):
     def _first_task(self, state: ModelState, ctx: StepContext) -> Any:
         """The task to train on first, checked against the run's: the same head, and for a classifier
         the same labels in the same order (the head's outputs carry over)."""
-        from core.tasks import get_task
+        from core.tasks import get_task, head_carry_over_problem
 
         chosen = self._first_task_id(ctx.task.id)
         if chosen is None:
@@ -147,9 +147,8 @@ class Finetune(Step):
             problem = f"it is the run's task itself; choose another task or {NO_TASK}"
         elif first.head != state.head:
             problem = f"{first.title} trains a {first.head} head and this model has a {state.head} head"
-        elif first.num_labels != task.num_labels or (state.head == "classification" and first.label_names != task.label_names):
-            problem = (f"its labels ({', '.join(first.label_names) or first.num_labels}) are not {task.title}'s "
-                       f"({', '.join(task.label_names) or task.num_labels}), so its trained head would answer another question")
+        else:
+            problem = head_carry_over_problem(first.id, first.num_labels, task)
         if problem:
             raise ConfigError(f"First on task (first_on_task) {first.id}: {problem}", field="first_on_task", step=self.id)
         return first

@@ -111,15 +111,17 @@ def get_task(task_id: str) -> Task:
 
 def head_carry_over_problem(made_for: str, labels: int | None, task: Task) -> str | None:
     """Why a classification head trained for task ``made_for`` (with ``labels`` outputs) cannot answer
-    ``task``, or None: the label count must match, and the label names too when ``made_for`` is a registered
-    task (an SST-2 head is not RTE's; QNLI's is). A custom task's variant is judged on its count alone."""
-    if made_for == task.id or task.head != "classification":
+    ``task``, or None. The label count must match (also for the same task id: a custom task's id is its
+    name, which another file may share). Label names are compared between bundled tasks only (an SST-2
+    head is not RTE's; QNLI's is): a custom file spells its own, so a custom side is judged on its count."""
+    if task.head != "classification":
         return None  # regression and QA heads have no labels to mismatch; the head check covers them
     if labels is not None and labels != task.num_labels:
-        return f"it was made for task {made_for} with {labels} labels; task {task.id} has {task.num_labels}"
-    if is_task_registered(made_for):
-        names = get_task(made_for).label_names
-        if list(names) != list(task.label_names):
-            return (f"it was made for task {made_for}, whose labels ({', '.join(names)}) are not task {task.id}'s "
-                    f"({', '.join(task.label_names)}), so its head would answer another question")
+        return f"a head for task {made_for} has {labels} labels; task {task.id} has {task.num_labels}"
+    if made_for == task.id or task.family == "custom" or not is_task_registered(made_for):
+        return None
+    made = get_task(made_for)
+    if made.family != "custom" and list(made.label_names) != list(task.label_names):
+        return (f"task {made_for}'s labels ({', '.join(made.label_names)}) are not task {task.id}'s "
+                f"({', '.join(task.label_names)}), so its head would answer another question")
     return None

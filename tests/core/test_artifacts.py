@@ -192,8 +192,8 @@ def test_a_variant_of_another_task_continues_under_the_recipes_task(tmp_path: Pa
     assert loaded.task == "rte" and loaded.data == {}  # ...but not RTE's training rows
     save_artifact(loaded, tmp_path / "rte")
     assert json.loads((tmp_path / "rte" / "manifest.json").read_text())["task"] == "rte"
-    three = SimpleNamespace(id="nli3", head="classification", num_labels=3, label_names=("a", "b", "c"))
-    with pytest.raises(ArtifactError, match="made for task qnli with 2 labels; task nli3 has 3"):
+    three = SimpleNamespace(id="nli3", head="classification", num_labels=3, label_names=("a", "b", "c"), family="glue")
+    with pytest.raises(ArtifactError, match="made for task qnli: a head for task qnli has 2 labels; task nli3 has 3"):
         load_start(SimpleNamespace(model=str(tmp_path / "qnli")), three)
     # two labels, but sentiment's: an SST-2 head would answer another question than RTE's
     save_artifact(_state(tmp_path / "s"), tmp_path / "sst2")

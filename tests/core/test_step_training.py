@@ -424,7 +424,7 @@ def test_first_on_task_progress_runs_once_over_both_stages(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize(("task", "first", "says"), [
-    ("sst2", "rte", "labels (entailment, not_entailment) are not SST-2"),
+    ("sst2", "rte", "task rte's labels (entailment, not_entailment) are not task sst2's"),
     ("rte", "rte", "the run's task itself"),
     ("rte", "stsb", "trains a regression head"),
 ])

@@ -140,3 +140,26 @@ def test_task_modules_import_without_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_a_head_carries_over_between_tasks_only_with_the_same_labels() -> None:
+    """core.tasks.head_carry_over_problem, the rule load_start, recipe validation and first_on_task share."""
+    from types import SimpleNamespace
+
+    from core.tasks import get_task, head_carry_over_problem
+
+    rte, stsb = get_task("rte"), get_task("stsb")
+    assert head_carry_over_problem("qnli", 2, rte) is None  # entailment / not_entailment on both sides
+    assert "task sst2's labels (negative, positive) are not task rte's" in head_carry_over_problem("sst2", 2, rte)
+    assert head_carry_over_problem("rte", 3, rte) == "a head for task rte has 3 labels; task rte has 2"
+    assert head_carry_over_problem("sst2", 1, stsb) is None  # regression: no labels (the head check applies)
+
+    def custom(labels: tuple[str, ...]) -> SimpleNamespace:
+        return SimpleNamespace(id="custom:reviews", head="classification", num_labels=len(labels),
+                               label_names=labels, family="custom")
+
+    # a user's file spells its own labels: a bundled head carries over on its count alone, both ways
+    assert head_carry_over_problem("sst2", 2, custom(("0", "1"))) is None
+    assert "has 2 labels; task custom:reviews has 3" in head_carry_over_problem("sst2", 2, custom(("a", "b", "c")))
+    # the same custom id from another file with another label count is not the same task
+    assert "has 2 labels" in head_carry_over_problem("custom:reviews", 2, custom(("a", "b", "c")))

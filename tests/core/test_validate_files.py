@@ -167,10 +167,10 @@ def test_a_stored_variant_of_another_task_is_checked_for_its_labels(models: dict
     (folder / "manifest.json").write_text(json.dumps({**manifest, "task": "sst2"}), encoding="utf-8")
     problems = _problems(folder, task="rte")
     assert [p.field for p in problems] == ["model"]
-    assert "made for task sst2, whose labels (negative, positive) are not task rte's" in problems[0].message
+    assert "made for task sst2: task sst2's labels (negative, positive) are not task rte's" in problems[0].message
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     config["id2label"] = {"0": "a", "1": "b", "2": "c"}
     (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
     (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     problems = _problems(folder, task="rte")
-    assert [p.field for p in problems] == ["model"] and "with 3 labels; task rte has 2" in problems[0].message
+    assert [p.field for p in problems] == ["model"] and "has 3 labels; task rte has 2" in problems[0].message
