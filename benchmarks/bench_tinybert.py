@@ -210,9 +210,10 @@ def ready_teacher(model: str) -> dict[str, Any]:
     """A --teacher-ready teacher: its folder and, when it is a soup (probe_rte_soup.py), the soup's record
     (members, their training, their shared start)."""
     manifest = Path(model) / "manifest.json"
-    info = json.loads(manifest.read_text(encoding="utf-8")).get("info", {}) if manifest.is_file() else {}
-    task = json.loads(manifest.read_text(encoding="utf-8")).get("task") if manifest.is_file() else None
-    return {"ready": model, "task": task, "head_trained": bool(info.get("head_trained")), "soup": info.get("soup")}
+    data = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else {}
+    info = data.get("info", {})
+    return {"ready": model, "task": data.get("task"), "head_trained": bool(info.get("head_trained")),
+            "soup": info.get("soup")}
 
 
 def ready_summary(model: str) -> dict[str, Any]:

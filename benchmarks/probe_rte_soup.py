@@ -89,13 +89,13 @@ def soup_task(manifests: list[dict], task_id: str) -> str | None:
     """The task the soup is for, and the task the members' manifests name when it differs. Variants continued
     from another task's variant named that task before a6fe4d2 (RTE's members say qnli); that is accepted only
     when the two tasks share their labels, so a soup never relabels a head that answers another question."""
-    from core.tasks import get_task
+    from core.tasks import get_task, head_carry_over_problem
 
     stated = manifests[0]["task"]
     if stated == task_id:
         return None
     wanted, named = get_task(task_id), get_task(stated)
-    if (wanted.head, wanted.label_names) != (named.head, named.label_names):
+    if wanted.head != named.head or head_carry_over_problem(stated, named.num_labels, wanted):
         raise ValueError(f"the members are {stated} models ({', '.join(named.label_names)}), not {task_id}'s "
                          f"({', '.join(wanted.label_names)})")
     return stated

@@ -218,6 +218,7 @@ class ModelFacts:
     weights_bytes: int  # bytes of the weight files
     embedding_bytes: int  # of which embedding tables (by tensor name; 0 when not known)
     tokenizer_bytes: int  # bytes of config and tokenizer files (saved with every variant too)
+    labels: int  # outputs of a classification head (config.json id2label or num_labels; transformers' default 2)
 
 
 def vocabulary_mismatch(first: str, a: ModelFacts, second: str, b: ModelFacts) -> str | None:
@@ -297,6 +298,8 @@ def _inspect(folder: Path) -> ModelFacts:
         weights_bytes=sum(w.stat().st_size for w in weights),
         embedding_bytes=sum(n for name, n in tensors.items() if "embeddings" in name),
         tokenizer_bytes=sum(p.stat().st_size for n in _TOKENIZER_FILES if (p := folder / n).is_file()),
+        labels=len(cfg["id2label"]) if isinstance(cfg.get("id2label"), dict)
+        else cfg["num_labels"] if isinstance(cfg.get("num_labels"), int) else 2,
     )
 
 

@@ -5,7 +5,6 @@ them for the CLI."""
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError, WorkbenchError, brief
@@ -33,16 +32,16 @@ def validate_recipe(recipe: Recipe, *, check_files: bool = True) -> list[Problem
     from core.models import ModelRef
     from core.state import INITIAL_TRAITS, TRAINABLE
     from core.steps.base import get_step
-    from core.tasks.base import datasets_dir
+    from core.tasks.base import datasets_dir, head_carry_over_problem
 
     problems: list[Problem] = []
     incoming: Any = None  # ModelFacts of the model entering the current step, when known
-    manifest_head: str | None = None
+    manifest: dict[str, Any] | None = None  # of a stored variant given as the model
 
     try:
         ModelRef.parse(recipe.model)
         if check_files:
-            incoming, manifest_head = model_facts(recipe.model)
+            incoming, manifest = model_facts(recipe.model)
     except WorkbenchError as exc:
         problems.append(Problem(str(exc), _MODEL_FIX, field="model"))
 
@@ -62,15 +61,16 @@ def validate_recipe(recipe: Recipe, *, check_files: bool = True) -> list[Problem
             )
     if task is not None and "dev" not in task.splits:
         problems.append(Problem(f"task {task.title} has no 'dev' split to evaluate on", field="task"))
-    if task is not None and manifest_head is not None and manifest_head != task.head:
-        problems.append(Problem(f"the model is a stored variant with a {manifest_head} head; task {task.id} needs "
+    if task is not None and manifest is not None and manifest["head"] != task.head:
+        problems.append(Problem(f"the model is a stored variant with a {manifest['head']} head; task {task.id} needs "
                                 f"a {task.head} head", "choose a variant of this task, or the task it was made for",
                                 field="model"))
-    if task is not None and manifest_head == task.head and incoming is not None:
-        problem = _carry_over_problem(incoming.folder, task)
+    if task is not None and manifest is not None and manifest["head"] == task.head and incoming is not None:
+        # load_start's rule, read without torch
+        problem = head_carry_over_problem(manifest["task"], incoming.labels, task)
         if problem:
-            problems.append(Problem(f"the model is a stored variant: {problem}", "choose a variant of this task, or the "
-                                    "task it was made for", field="model"))
+            problems.append(Problem(f"the model is a stored variant made for task {manifest['task']}: {problem}",
+                                    "choose a variant of this task, or the task it was made for", field="model"))
     if incoming is not None:
         problems.extend(_length_problems(recipe, incoming))
     problems.extend(_backend_problems(recipe))
@@ -170,8 +170,8 @@ def validate_recipe(recipe: Recipe, *, check_files: bool = True) -> list[Problem
     return problems
 
 
-def model_facts(text: str) -> tuple[Any, str | None]:
-    """(ModelFacts or None for a hub id, the head of a stored variant or None) of a model reference,
+def model_facts(text: str) -> tuple[Any, dict[str, Any] | None]:
+    """(ModelFacts or None for a hub id, the checked manifest of a stored variant or None) of a model reference,
     checked without torch; raises a WorkbenchError naming the file and what is wrong, or why a hub
     id cannot be fetched here. Cached per file version (core.models.inspect_model_folder)."""
     import json
@@ -187,7 +187,7 @@ def model_facts(text: str) -> tuple[Any, str | None]:
         if why:
             raise ModelLoadError(why)
         return None, None
-    head = None
+    data = None
     manifest = folder / MANIFEST
     if manifest.is_file():  # a stored variant as the model
         try:
@@ -195,26 +195,7 @@ def model_facts(text: str) -> tuple[Any, str | None]:
         except (OSError, ValueError) as exc:
             raise ArtifactError(f"{manifest} is not valid JSON: {exc}") from None
         check_manifest(data, manifest)
-        head = data["head"]
-    return inspect_model_folder(folder), head
-
-
-def _carry_over_problem(folder: Path, task: Any) -> str | None:
-    """Whether a stored variant's head, made for another task, can answer this one (its labels), read from
-    its manifest and config.json without torch; load_start applies the same rule to the loaded model."""
-    import json
-
-    from core.tasks import head_carry_over_problem
-
-    try:
-        made_for = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))["task"]
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError, KeyError):
-        return None  # a damaged folder is reported by the model check
-    # transformers' default when config.json names neither, as load_start sees it
-    labels = len(config["id2label"]) if isinstance(config.get("id2label"), dict) else config.get("num_labels", 2)
-    problem = head_carry_over_problem(made_for, labels, task)
-    return f"made for task {made_for}: {problem}" if problem else None
+    return inspect_model_folder(folder), data
 
 
 def _facts_or_none(text: str) -> Any:
